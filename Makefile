@@ -1,0 +1,42 @@
+# The front door: `make run`, `make test`, `make bench`, `make fmt`.
+# Each target installs missing Debian packages first (scripts/install-deps.sh),
+# so on a fresh Debian 12 machine these commands are the whole set-up.
+BUILD  ?= build
+ASAN   ?= build-asan
+JOBS   ?= $(shell nproc)
+CMAKE  ?= cmake
+DATA   ?= data
+
+.PHONY: all deps build build-asan run test bench fmt clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+build: deps
+	@$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DTD_BUILD_TESTS=OFF >/dev/null
+	@$(CMAKE) --build $(BUILD) -j $(JOBS)
+
+build-asan: deps
+	@$(CMAKE) -S . -B $(ASAN) -DCMAKE_BUILD_TYPE=Debug -DTD_SANITIZE=ON >/dev/null
+	@$(CMAKE) --build $(ASAN) -j $(JOBS)
+
+run: build
+	@bash scripts/run.sh $(BUILD) $(DATA)
+
+# The whole suite, once, under AddressSanitizer and UndefinedBehaviorSanitizer.
+# The release build is compiled too, so -Werror holds at -O2 as well.
+test: build build-asan
+	@cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --output-on-failure -j $(JOBS)
+
+bench: build
+	@$(BUILD)/bench/tidings-bench
+
+fmt:
+	@clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(ASAN)

@@ -1,0 +1,107 @@
+/*
+ * main.c: the `tidings` command: operate an event store from the shell.
+ *
+ *   tidings [--db URL] <command> [arguments]
+ *
+ * --db may stand anywhere on the line; without it TIDINGS_DB, then
+ * sqlite:data/tidings.db (the shop's default store) is used.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const cli_command commands[] = {
+    {"init", "", "create the store if it does not exist, or upgrade its schema", cmd_init},
+    {"append",
+     "STREAM TYPE DATA_JSON [--expected-version N|any|no-stream] [--schema-version N] "
+     "[--kind domain|integration] [--source S] [--metadata JSON] [--correlation-id ID] "
+     "[--causation-id ID]",
+     "append one event and print it as stored", cmd_append},
+    {"events",
+     "[--stream S] [--category C] [--type T] [--since ISO8601] [--after POS] [--limit N]",
+     "print stored events as JSON lines, oldest first", cmd_events},
+    {"tail", "[--stream S] [--category C] [--type T] [--after POS]",
+     "print new events as JSON lines as they are committed, until interrupted", cmd_tail},
+    {"export", "[--after POS] [--output FILE]", "write every event as JSON lines", cmd_export},
+    {"import", "FILE|-",
+     "append the events of a JSON lines export, keeping ids, versions and positions; "
+     "events already present are skipped, and a bad file writes nothing",
+     cmd_import},
+    {"stats", "", "count events, streams, types and documents; show the size on disk",
+     cmd_stats},
+    {"check", "", "verify the store's physical integrity", cmd_check},
+};
+
+#define COMMAND_COUNT (sizeof commands / sizeof commands[0])
+
+const cli_command *cli_find_command(const char *name)
+{
+    for (size_t i = 0; i < COMMAND_COUNT; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+static void help(FILE *out)
+{
+    fprintf(out, "usage: tidings [--db URL] <command> [arguments]\n\n"
+                 "Store URL: --db URL, or TIDINGS_DB, default " CLI_DEFAULT_DB "\n"
+                 "  sqlite:PATH or PATH   an SQLite store\n\ncommands:\n");
+    for (size_t i = 0; i < COMMAND_COUNT; i++)
+        fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\n'tidings <command> --help' shows a command's arguments.\n"
+                 "Exit codes: 0 ok, 1 failure, 2 usage, 3 version conflict, 4 invalid input.\n");
+}
+
+/* Removes --db URL / --db=URL from argv (it may stand anywhere); returns the
+ * new argc, or -1 if --db has no value. */
+static int take_db_flag(int argc, char **argv)
+{
+    int out = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0) {
+            while (i < argc)
+                argv[out++] = argv[i++];
+            break;
+        }
+        if (strcmp(argv[i], "--db") == 0) {
+            if (i + 1 >= argc)
+                return -1;
+            cli_set_db_url(argv[++i]);
+        } else if (strncmp(argv[i], "--db=", 5) == 0) {
+            cli_set_db_url(argv[i] + 5);
+        } else {
+            argv[out++] = argv[i];
+        }
+    }
+    return out;
+}
+
+int main(int argc, char **argv)
+{
+    argc = take_db_flag(argc - 1, argv + 1);
+    argv++;
+    if (argc < 0) {
+        fprintf(stderr, "tidings: option '--db' needs a value\n");
+        return EXIT_USAGE;
+    }
+    if (argc == 0) {
+        help(stderr);
+        return EXIT_USAGE;
+    }
+    if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "help") == 0) {
+        help(stdout);
+        return EXIT_OK;
+    }
+    if (strcmp(argv[0], "--version") == 0) {
+        printf("tidings %s\n", TD_VERSION_STRING);
+        return EXIT_OK;
+    }
+    const cli_command *cmd = cli_find_command(argv[0]);
+    if (cmd == NULL) {
+        fprintf(stderr, "tidings: unknown command '%s'; see 'tidings --help'\n", argv[0]);
+        return EXIT_USAGE;
+    }
+    return cmd->run(argc - 1, argv + 1);
+}

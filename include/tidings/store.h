@@ -1,0 +1,201 @@
+/*
+ * store.h: the event store and its units of work.
+ *
+ * A store holds events (append-only, per-stream versions, global positions)
+ * and JSON documents (collection, key → JSON object) that services use for
+ * snapshots and read models. It is opened from a URL:
+ *
+ *   sqlite:PATH  or a plain PATH    an embedded SQLite file (the default)
+ *   sqlite:file:PATH?vfs=NAME       SQLite URI form, e.g. to pick a VFS
+ *
+ * Writes happen in units of work: td_transact() runs a function with a
+ * transaction handle; everything the function appends or puts commits
+ * together, or nothing does. Units from many threads are group-committed: the
+ * store's writer thread runs them one after another inside one database
+ * transaction, each under its own savepoint (a failing unit rolls back alone
+ * and gets its own error), then makes them durable with one commit. A unit
+ * is acknowledged (td_transact returns 0) only after that commit is on disk.
+ *
+ * A failed commit or write is fail-stop: the units in that commit get
+ * TD_EIO and the store refuses every later write with TD_ECLOSED until it is
+ * reopened, so nothing is acknowledged that may not be on disk.
+ *
+ * Reads run on their own connections, concurrently with the writer, and see
+ * committed data only. Several processes may open one SQLite store; a writer
+ * waits for another process's write lock up to busy_timeout_ms (TD_EBUSY).
+ *
+ * Threads: a td_store may be shared by any number of threads; every function
+ * here is safe to call from any thread except where noted. A td_txn belongs
+ * to the unit it was passed to and is valid only during that call, on the
+ * writer thread. See docs/threading.md.
+ */
+#ifndef TIDINGS_STORE_H
+#define TIDINGS_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "event.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct td_store td_store;
+typedef struct td_txn td_txn;
+
+#define TD_STORE_OPTIONS_VERSION 1
+
+typedef struct td_store_options {
+    unsigned int version;   /* TD_STORE_OPTIONS_VERSION */
+    bool create;            /* create the store if it does not exist */
+    bool read_only;         /* refuse writes; start no writer */
+    size_t max_event_bytes; /* data + metadata of one event; 0: 1 MiB */
+    int busy_timeout_ms;    /* wait for another process's lock; 0: 5000 */
+    size_t max_batch;       /* most units in one group commit; 0: 1024 */
+    int poll_interval_ms;   /* td_store_wait's check for other processes; 0: 50 */
+} td_store_options;
+
+#define TD_STORE_OPTIONS_INIT {TD_STORE_OPTIONS_VERSION, true, false, 0, 0, 0, 0}
+
+#define TD_DEFAULT_MAX_EVENT_BYTES (1024 * 1024)
+
+/* Opens (and with opts->create, creates) the store at url; opts may be NULL
+ * for the defaults. Upgrades an older schema. Fails with TD_ENOTFOUND (no
+ * store and create is off), TD_ECORRUPT (not a tidings store), TD_EVERSION
+ * (written by a newer tidings), TD_EINVAL (bad URL), TD_EIO; on failure the
+ * file is left unchanged. Caller owns *out; free with td_store_free. */
+int td_store_open(td_store **out, const char *url, const td_store_options *opts);
+
+/* Waits for queued units, stops the writer, closes connections. Accepts NULL.
+ * Must not be called while other threads still use the store. */
+void td_store_free(td_store *store);
+
+/* ---- units of work ---------------------------------------------------- */
+
+/* A unit of work. Runs on the store's writer thread: keep it short, do no
+ * blocking I/O in it, and do not call td_transact from it (TD_EINVAL).
+ * Return 0 to commit, a negative code to roll back this unit alone; the code
+ * and the thread's error message are passed to td_transact's caller. */
+typedef int (*td_unit_fn)(td_txn *txn, void *payload);
+
+/* Runs fn in a unit of work and returns once it is durable (0) or rolled
+ * back (fn's code, TD_EIO, TD_EBUSY, TD_ECLOSED). */
+int td_transact(td_store *store, td_unit_fn fn, void *payload);
+
+#define TD_EXPECT_ANY (-1)     /* append whatever the stream's version */
+#define TD_EXPECT_NO_STREAM 0  /* the stream must have no events yet */
+/* any value N >= 1: the stream's current version must be exactly N */
+
+/* Appends count events to stream atomically, with consecutive versions and
+ * increasing positions. Checks the stream name, each event's type, source,
+ * ids, traceparent, data and metadata (JSON objects, within max_event_bytes)
+ * and the expected version; on any failure nothing of the call is written.
+ * Fills in each event's position, version and stream, and, where unset, id,
+ * occurred_at, schema_version and traceparent. The strings stay the caller's.
+ * TD_ECONFLICT if the stream's version differs from expected_version. */
+int td_txn_append(td_txn *txn, const char *stream, int64_t expected_version,
+                  td_event *events, size_t count);
+
+/* Writes one fully formed event as it is (id, version, position kept), as
+ * import and migration need. The position must be above the store's head and
+ * the version the stream's next (TD_ECONFLICT otherwise); an event whose id
+ * is stored already with the same stream, version and position is skipped
+ * (returns 1); with other values it is TD_EEXISTS. */
+int td_txn_import(td_txn *txn, const td_event *event);
+
+/* The stream's current version (0 when it has no events). */
+int td_txn_stream_version(td_txn *txn, const char *stream, int64_t *out);
+
+/* Events of a stream with version >= from_version, in order; limit 0 = all. */
+int td_txn_read_stream(td_txn *txn, const char *stream, int64_t from_version, size_t limit,
+                       td_event_fn fn, void *payload);
+
+/* Documents: JSON objects under (collection, key). Collections follow the
+ * category rule, keys are 1..200 bytes of printable ASCII. */
+typedef int (*td_doc_fn)(const char *key, const char *json, size_t len, void *payload);
+
+int td_txn_doc_put(td_txn *txn, const char *collection, const char *key, const char *json,
+                   size_t len);
+/* Caller owns *json; free with td_free. TD_ENOTFOUND if absent. */
+int td_txn_doc_get(td_txn *txn, const char *collection, const char *key, char **json,
+                   size_t *len);
+/* TD_ENOTFOUND if absent. */
+int td_txn_doc_delete(td_txn *txn, const char *collection, const char *key);
+/* Documents with key > after_key (NULL: from the first), in key order. */
+int td_txn_doc_list(td_txn *txn, const char *collection, const char *after_key, size_t limit,
+                    td_doc_fn fn, void *payload);
+
+/* Appends outside an explicit unit: one unit of its own. Data and metadata are
+ * checked on the calling thread, which keeps the writer's work short. */
+int td_store_append(td_store *store, const char *stream, int64_t expected_version,
+                    td_event *events, size_t count);
+
+/* ---- reads ------------------------------------------------------------ */
+
+typedef struct td_read_query {
+    int64_t after_position; /* events with position > this; 0: from the start */
+    const char *stream;     /* NULL: any */
+    const char *category;   /* NULL: any */
+    const char *type;       /* NULL: any */
+    td_time since;          /* occurred_at >= since; 0: any time */
+    size_t limit;           /* 0: no limit */
+} td_read_query;
+
+#define TD_READ_QUERY_INIT {0, NULL, NULL, NULL, 0, 0}
+
+/* Events matching the query in position order. */
+int td_store_read(td_store *store, const td_read_query *query, td_event_fn fn, void *payload);
+
+/* Events of one stream (the aggregate) with version >= from_version. */
+int td_store_read_stream(td_store *store, const char *stream, int64_t from_version, size_t limit,
+                         td_event_fn fn, void *payload);
+
+/* The event with this id, through fn. TD_ENOTFOUND if none. */
+int td_store_read_event(td_store *store, const td_uuid *id, td_event_fn fn, void *payload);
+
+int td_store_stream_version(td_store *store, const char *stream, int64_t *out);
+
+/* The highest committed position (0 for an empty store). */
+int td_store_head(td_store *store, int64_t *out);
+
+/* Waits until the head passes after_position or timeout_ms elapses (-1: no
+ * limit), then sets *head. Commits of this process wake it at once; those of
+ * other processes are seen within poll_interval_ms. */
+int td_store_wait(td_store *store, int64_t after_position, int timeout_ms, int64_t *head);
+
+int td_store_doc_get(td_store *store, const char *collection, const char *key, char **json,
+                     size_t *len);
+int td_store_doc_list(td_store *store, const char *collection, const char *after_key,
+                      size_t limit, td_doc_fn fn, void *payload);
+
+/* ---- operations --------------------------------------------------------- */
+
+typedef struct td_store_stats {
+    int64_t events;
+    int64_t streams;
+    int64_t types;
+    int64_t documents;
+    int64_t head;         /* highest position */
+    int64_t bytes;        /* size on disk, including the write-ahead log */
+    int schema_version;   /* of the store's own tables */
+} td_store_stats;
+
+int td_store_stats_get(td_store *store, td_store_stats *out);
+
+/* Calls fn(type, count, payload) for each event type, by type name. */
+typedef int (*td_type_count_fn)(const char *type, int64_t count, void *payload);
+int td_store_type_counts(td_store *store, td_type_count_fn fn, void *payload);
+
+/* Checks the store's physical integrity (TD_ECORRUPT with the first problem). */
+int td_store_check(td_store *store);
+
+/* The backend's name ("sqlite") and the URL it was opened with. Borrowed. */
+const char *td_store_backend(const td_store *store);
+const char *td_store_url(const td_store *store);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,22 @@
+/*
+ * internal.h: helpers shared by the core files and the rest of the library
+ * (internal; nothing here is public API).
+ */
+#ifndef TD_CORE_INTERNAL_H
+#define TD_CORE_INTERNAL_H
+
+#include <stddef.h>
+
+#include "tidings/event.h"
+
+/* Writes a new traceparent that starts a fresh, sampled trace. */
+int td_traceparent__new(char out[TD_TRACEPARENT_LEN + 1]);
+
+/* Checks that text[0..len) is a JSON object of at most max bytes;
+ * TD_EINVAL / TD_ETOOBIG naming `what` otherwise. */
+int td_json__check_object(const char *what, const char *text, size_t len, size_t max);
+
+/* Length of an optional JSON text field: len, or strlen when len is 0. */
+size_t td_json__length(const char *text, size_t len);
+
+#endif

@@ -1,0 +1,68 @@
+/*
+ * backend.h: the table of functions a storage backend provides (internal).
+ *
+ * store.c, writer.c and txn.c hold everything that is the same for every
+ * backend: URL parsing, group commit, savepoints, position assignment,
+ * expected-version checks, validation, the reader pool and change waiting.
+ * A backend only moves rows: it opens connections, runs transactions and
+ * stores and finds events and documents. All SQL lives in the backend files.
+ *
+ * A td_conn is used by one thread at a time. Writer connections may call
+ * every function; reader connections only the read group. Events handed to
+ * callbacks are borrowed for the call. Every function returns 0 or a TD_E…
+ * code with the thread's error message set.
+ */
+#ifndef TD_STORE_BACKEND_H
+#define TD_STORE_BACKEND_H
+
+#include <stdbool.h>
+
+#include "tidings/store.h"
+
+#define TD_BACKEND_VERSION 1
+
+typedef struct td_conn td_conn;
+
+typedef struct td_backend {
+    unsigned int version; /* TD_BACKEND_VERSION */
+    const char *name;
+
+    /* Opens a connection to target. A writer creates (opts->create) and
+     * migrates the schema; a reader only checks it. Nothing is written to a
+     * target that turns out not to be a store. */
+    int (*open)(td_conn **out, const char *target, const td_store_options *opts, bool writer);
+    void (*close)(td_conn *conn);
+
+    /* --- writer only --- */
+    int (*begin)(td_conn *conn); /* takes the write lock, waiting up to the busy timeout */
+    int (*commit)(td_conn *conn); /* durable when it returns 0 */
+    void (*rollback)(td_conn *conn);
+    bool (*in_transaction)(td_conn *conn);
+    int (*savepoint)(td_conn *conn);
+    int (*release)(td_conn *conn);
+    int (*rollback_to)(td_conn *conn); /* undoes and ends the innermost savepoint */
+    /* Stores a complete event: every field set, source resolved. */
+    int (*insert)(td_conn *conn, const td_event *event);
+    int (*doc_put)(td_conn *conn, const char *collection, const char *key, const char *json,
+                   size_t len, td_time now);
+    int (*doc_delete)(td_conn *conn, const char *collection, const char *key);
+
+    /* --- reads, on any connection --- */
+    int (*head)(td_conn *conn, int64_t *out);
+    int (*stream_version)(td_conn *conn, const char *stream, int64_t *out);
+    int (*read)(td_conn *conn, const td_read_query *query, td_event_fn fn, void *payload);
+    int (*read_stream)(td_conn *conn, const char *stream, int64_t from_version, size_t limit,
+                       td_event_fn fn, void *payload);
+    int (*read_event)(td_conn *conn, const td_uuid *id, td_event_fn fn, void *payload);
+    int (*doc_get)(td_conn *conn, const char *collection, const char *key, char **json,
+                   size_t *len);
+    int (*doc_list)(td_conn *conn, const char *collection, const char *after_key, size_t limit,
+                    td_doc_fn fn, void *payload);
+    int (*stats)(td_conn *conn, td_store_stats *out);
+    int (*type_counts)(td_conn *conn, td_type_count_fn fn, void *payload);
+    int (*check)(td_conn *conn);
+} td_backend;
+
+extern const td_backend td_sqlite_backend;
+
+#endif

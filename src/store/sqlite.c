@@ -1,0 +1,531 @@
+/*
+ * sqlite.c: the SQLite backend's operations (the table in backend.h).
+ *
+ * Every statement is prepared once per connection and kept (persistent
+ * preparation), since the writer runs the same few statements tens of
+ * thousands of times a second. Text and blobs are bound without copying:
+ * the caller's strings outlive the step. Rows are handed to callbacks as
+ * td_event views pointing into SQLite's own buffers, valid for that row.
+ *
+ * Durability comes from the connection setup in sqlite_schema.c: WAL with
+ * synchronous=FULL, so COMMIT returns after the log is fsync'd.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/alloc.h"
+#include "core/error.h"
+#include "store/sqlite_int.h"
+
+#define EVENT_COLUMNS                                                                          \
+    "position, id, stream, version, type, schema_version, kind, source, occurred_at, "         \
+    "correlation_id, causation_id, traceparent, metadata, data"
+
+static const char *const statement_sql[STMT_COUNT] = {
+    [STMT_BEGIN] = "BEGIN IMMEDIATE",
+    [STMT_COMMIT] = "COMMIT",
+    [STMT_ROLLBACK] = "ROLLBACK",
+    [STMT_SAVEPOINT] = "SAVEPOINT unit",
+    [STMT_RELEASE] = "RELEASE unit",
+    [STMT_ROLLBACK_TO] = "ROLLBACK TO unit",
+    [STMT_INSERT] = "INSERT INTO events (" EVENT_COLUMNS ") "
+                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    [STMT_HEAD] = "SELECT coalesce(max(position), 0) FROM events",
+    [STMT_STREAM_VERSION] = "SELECT coalesce(max(version), 0) FROM events WHERE stream = ?1",
+    [STMT_READ_STREAM] = "SELECT " EVENT_COLUMNS " FROM events WHERE stream = ?1 AND "
+                         "version >= ?2 ORDER BY version LIMIT ?3",
+    [STMT_READ_EVENT] = "SELECT " EVENT_COLUMNS " FROM events WHERE id = ?1",
+    [STMT_DOC_PUT] = "INSERT INTO documents (collection, key, body, updated_at) "
+                     "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (collection, key) DO UPDATE "
+                     "SET body = excluded.body, updated_at = excluded.updated_at",
+    [STMT_DOC_GET] = "SELECT body FROM documents WHERE collection = ?1 AND key = ?2",
+    [STMT_DOC_DELETE] = "DELETE FROM documents WHERE collection = ?1 AND key = ?2",
+    [STMT_DOC_LIST] = "SELECT key, body FROM documents WHERE collection = ?1 AND key > ?2 "
+                      "ORDER BY key LIMIT ?3",
+};
+
+int td_sqlite__error(td_conn *conn, int rc, const char *what)
+{
+    const char *why = conn && conn->db ? sqlite3_errmsg(conn->db) : sqlite3_errstr(rc);
+    int code;
+    switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED: code = TD_EBUSY; break;
+    case SQLITE_NOMEM: code = TD_ENOMEM; break;
+    case SQLITE_IOERR:
+    case SQLITE_FULL:
+    case SQLITE_CANTOPEN:
+    case SQLITE_PROTOCOL:
+    case SQLITE_READONLY: code = TD_EIO; break;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB: code = TD_ECORRUPT; break;
+    case SQLITE_CONSTRAINT:
+        code = rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY ? TD_EEXISTS
+                                                                                      : TD_EINVAL;
+        break;
+    case SQLITE_TOOBIG: code = TD_ETOOBIG; break;
+    default: code = TD_ERROR; break;
+    }
+    return td_error__set(code, "%s: %s", what, why);
+}
+
+int td_sqlite__exec(td_conn *conn, const char *sql, const char *what)
+{
+    int rc = sqlite3_exec(conn->db, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? 0 : td_sqlite__error(conn, rc, what);
+}
+
+int td_sqlite__int(td_conn *conn, const char *sql, int64_t *out)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = sqlite3_prepare_v2(conn->db, sql, -1, &stmt, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        *out = sqlite3_column_int64(stmt, 0);
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_OK ? 0 : td_sqlite__error(conn, rc, sql);
+}
+
+static int prepare(td_conn *conn, sqlite3_stmt **slot, const char *sql, sqlite3_stmt **out)
+{
+    if (*slot == NULL) {
+        int rc = sqlite3_prepare_v3(conn->db, sql, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL);
+        if (rc != SQLITE_OK)
+            return td_sqlite__error(conn, rc, "preparing statement");
+    }
+    *out = *slot;
+    return 0;
+}
+
+static int statement(td_conn *conn, int id, sqlite3_stmt **out)
+{
+    return prepare(conn, &conn->stmts[id], statement_sql[id], out);
+}
+
+/* Steps a statement that returns no rows, then resets it. */
+static int run(td_conn *conn, sqlite3_stmt *stmt, const char *what)
+{
+    int rc = sqlite3_step(stmt);
+    sqlite3_reset(stmt);
+    return rc == SQLITE_DONE ? 0 : td_sqlite__error(conn, rc, what);
+}
+
+static int run_simple(td_conn *conn, int id, const char *what)
+{
+    sqlite3_stmt *stmt = NULL;
+    int error = statement(conn, id, &stmt);
+    return error < 0 ? error : run(conn, stmt, what);
+}
+
+/* ---- transactions -------------------------------------------------------- */
+
+static int sq_begin(td_conn *conn)
+{
+    return run_simple(conn, STMT_BEGIN, "beginning write transaction");
+}
+
+static int sq_commit(td_conn *conn)
+{
+    return run_simple(conn, STMT_COMMIT, "commit failed");
+}
+
+static void sq_rollback(td_conn *conn)
+{
+    if (!sqlite3_get_autocommit(conn->db))
+        sqlite3_exec(conn->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static bool sq_in_transaction(td_conn *conn)
+{
+    return !sqlite3_get_autocommit(conn->db);
+}
+
+static int sq_savepoint(td_conn *conn)
+{
+    return run_simple(conn, STMT_SAVEPOINT, "savepoint");
+}
+
+static int sq_release(td_conn *conn)
+{
+    return run_simple(conn, STMT_RELEASE, "releasing savepoint");
+}
+
+static int sq_rollback_to(td_conn *conn)
+{
+    int error = run_simple(conn, STMT_ROLLBACK_TO, "rolling back unit");
+    return error < 0 ? error : sq_release(conn);
+}
+
+/* ---- events --------------------------------------------------------------- */
+
+static void bind_text(sqlite3_stmt *stmt, int i, const char *s, size_t len)
+{
+    if (s == NULL)
+        sqlite3_bind_null(stmt, i);
+    else
+        sqlite3_bind_text64(stmt, i, s, len, SQLITE_STATIC, SQLITE_UTF8);
+}
+
+static int sq_insert(td_conn *conn, const td_event *ev)
+{
+    sqlite3_stmt *stmt = NULL;
+    int error = statement(conn, STMT_INSERT, &stmt);
+    if (error < 0)
+        return error;
+    sqlite3_bind_int64(stmt, 1, ev->position);
+    sqlite3_bind_blob(stmt, 2, ev->id.bytes, sizeof ev->id.bytes, SQLITE_STATIC);
+    bind_text(stmt, 3, ev->stream, strlen(ev->stream));
+    sqlite3_bind_int64(stmt, 4, ev->version);
+    bind_text(stmt, 5, ev->type, strlen(ev->type));
+    sqlite3_bind_int(stmt, 6, ev->schema_version);
+    sqlite3_bind_int(stmt, 7, (int)ev->kind);
+    bind_text(stmt, 8, ev->source, strlen(ev->source));
+    sqlite3_bind_int64(stmt, 9, ev->occurred_at);
+    bind_text(stmt, 10, ev->correlation_id, ev->correlation_id ? strlen(ev->correlation_id) : 0);
+    bind_text(stmt, 11, ev->causation_id, ev->causation_id ? strlen(ev->causation_id) : 0);
+    bind_text(stmt, 12, ev->traceparent, strlen(ev->traceparent));
+    bind_text(stmt, 13, ev->metadata, ev->metadata_len);
+    bind_text(stmt, 14, ev->data, ev->data_len);
+    return run(conn, stmt, "appending event");
+}
+
+static const char *column_text(sqlite3_stmt *stmt, int i, size_t *len)
+{
+    const char *s = (const char *)sqlite3_column_text(stmt, i);
+    if (len)
+        *len = (size_t)sqlite3_column_bytes(stmt, i);
+    return s;
+}
+
+static void row_to_event(sqlite3_stmt *stmt, td_event *ev)
+{
+    size_t tp_len;
+    const void *id = sqlite3_column_blob(stmt, 1);
+    ev->position = sqlite3_column_int64(stmt, 0);
+    if (id && sqlite3_column_bytes(stmt, 1) == (int)sizeof ev->id.bytes)
+        memcpy(ev->id.bytes, id, sizeof ev->id.bytes);
+    else
+        memset(&ev->id, 0, sizeof ev->id);
+    ev->stream = column_text(stmt, 2, NULL);
+    ev->version = sqlite3_column_int64(stmt, 3);
+    ev->type = column_text(stmt, 4, NULL);
+    ev->schema_version = sqlite3_column_int(stmt, 5);
+    ev->kind = sqlite3_column_int(stmt, 6) == TD_KIND_INTEGRATION ? TD_KIND_INTEGRATION
+                                                                   : TD_KIND_DOMAIN;
+    ev->source = column_text(stmt, 7, NULL);
+    ev->occurred_at = sqlite3_column_int64(stmt, 8);
+    ev->correlation_id = column_text(stmt, 9, NULL);
+    ev->causation_id = column_text(stmt, 10, NULL);
+    const char *tp = column_text(stmt, 11, &tp_len);
+    if (tp == NULL || tp_len > TD_TRACEPARENT_LEN)
+        tp_len = 0;
+    if (tp_len > 0)
+        memcpy(ev->traceparent, tp, tp_len);
+    ev->traceparent[tp_len] = '\0';
+    ev->metadata = column_text(stmt, 12, &ev->metadata_len);
+    ev->data = column_text(stmt, 13, &ev->data_len);
+}
+
+/* Steps stmt to the end, handing each row to fn; resets stmt in all cases. */
+static int each_event(td_conn *conn, sqlite3_stmt *stmt, td_event_fn fn, void *payload)
+{
+    td_event ev;
+    int rc, error = 0;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        row_to_event(stmt, &ev);
+        if ((error = fn(&ev, payload)) != 0)
+            break;
+    }
+    if (error == 0 && rc != SQLITE_DONE)
+        error = td_sqlite__error(conn, rc, "reading events");
+    sqlite3_reset(stmt);
+    return error > 0 ? 0 : error;
+}
+
+static sqlite3_int64 limit_value(size_t limit)
+{
+    return limit == 0 || limit > INT64_MAX ? -1 : (sqlite3_int64)limit;
+}
+
+static int read_statement(td_conn *conn, int variant, sqlite3_stmt **out)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT " EVENT_COLUMNS " FROM events WHERE position > ?1%s%s%s%s "
+             "ORDER BY position LIMIT ?6",
+             variant & READ_STREAM ? " AND stream = ?2" : "",
+             variant & READ_CATEGORY ? " AND category = ?3" : "",
+             variant & READ_TYPE ? " AND type = ?4" : "",
+             variant & READ_SINCE ? " AND occurred_at >= ?5" : "");
+    return prepare(conn, &conn->reads[variant], sql, out);
+}
+
+static int sq_read(td_conn *conn, const td_read_query *q, td_event_fn fn, void *payload)
+{
+    sqlite3_stmt *stmt = NULL;
+    int variant = (q->stream ? READ_STREAM : 0) | (q->category ? READ_CATEGORY : 0) |
+                  (q->type ? READ_TYPE : 0) | (q->since ? READ_SINCE : 0);
+    int error = read_statement(conn, variant, &stmt);
+    if (error < 0)
+        return error;
+    sqlite3_bind_int64(stmt, 1, q->after_position);
+    if (q->stream)
+        bind_text(stmt, 2, q->stream, strlen(q->stream));
+    if (q->category)
+        bind_text(stmt, 3, q->category, strlen(q->category));
+    if (q->type)
+        bind_text(stmt, 4, q->type, strlen(q->type));
+    if (q->since)
+        sqlite3_bind_int64(stmt, 5, q->since);
+    sqlite3_bind_int64(stmt, 6, limit_value(q->limit));
+    return each_event(conn, stmt, fn, payload);
+}
+
+static int sq_read_stream(td_conn *conn, const char *stream, int64_t from_version, size_t limit,
+                          td_event_fn fn, void *payload)
+{
+    sqlite3_stmt *stmt = NULL;
+    int error = statement(conn, STMT_READ_STREAM, &stmt);
+    if (error < 0)
+        return error;
+    bind_text(stmt, 1, stream, strlen(stream));
+    sqlite3_bind_int64(stmt, 2, from_version);
+    sqlite3_bind_int64(stmt, 3, limit_value(limit));
+    return each_event(conn, stmt, fn, payload);
+}
+
+typedef struct find_ctx {
+    td_event_fn fn;
+    void *payload;
+    int found;
+} find_ctx;
+
+static int forward_found(const td_event *ev, void *payload)
+{
+    find_ctx *ctx = payload;
+    ctx->found = 1;
+    return ctx->fn(ev, ctx->payload);
+}
+
+static int sq_read_event(td_conn *conn, const td_uuid *id, td_event_fn fn, void *payload)
+{
+    sqlite3_stmt *stmt = NULL;
+    find_ctx ctx = {fn, payload, 0};
+    int error = statement(conn, STMT_READ_EVENT, &stmt);
+    if (error < 0)
+        return error;
+    sqlite3_bind_blob(stmt, 1, id->bytes, sizeof id->bytes, SQLITE_STATIC);
+    error = each_event(conn, stmt, forward_found, &ctx);
+    if (error == 0 && !ctx.found) {
+        char text[TD_UUID_STR_LEN + 1];
+        td_uuid_format(text, id);
+        error = td_error__set(TD_ENOTFOUND, "no event with id %s", text);
+    }
+    return error;
+}
+
+/* Steps a one-row integer query with the statement's bindings set. */
+static int single_int(td_conn *conn, sqlite3_stmt *stmt, int64_t *out, const char *what)
+{
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_int64(stmt, 0);
+    sqlite3_reset(stmt);
+    return rc == SQLITE_ROW ? 0 : td_sqlite__error(conn, rc, what);
+}
+
+static int sq_head(td_conn *conn, int64_t *out)
+{
+    sqlite3_stmt *stmt = NULL;
+    int error = statement(conn, STMT_HEAD, &stmt);
+    return error < 0 ? error : single_int(conn, stmt, out, "reading head position");
+}
+
+static int sq_stream_version(td_conn *conn, const char *stream, int64_t *out)
+{
+    sqlite3_stmt *stmt = NULL;
+    int error = statement(conn, STMT_STREAM_VERSION, &stmt);
+    if (error < 0)
+        return error;
+    bind_text(stmt, 1, stream, strlen(stream));
+    return single_int(conn, stmt, out, "reading stream version");
+}
+
+/* ---- documents ------------------------------------------------------------ */
+
+static void bind_doc_key(sqlite3_stmt *stmt, const char *collection, const char *key)
+{
+    bind_text(stmt, 1, collection, strlen(collection));
+    bind_text(stmt, 2, key, strlen(key));
+}
+
+static int sq_doc_put(td_conn *conn, const char *collection, const char *key, const char *json,
+                      size_t len, td_time now)
+{
+    sqlite3_stmt *stmt = NULL;
+    int error = statement(conn, STMT_DOC_PUT, &stmt);
+    if (error < 0)
+        return error;
+    bind_doc_key(stmt, collection, key);
+    bind_text(stmt, 3, json, len);
+    sqlite3_bind_int64(stmt, 4, now);
+    return run(conn, stmt, "writing document");
+}
+
+static int sq_doc_delete(td_conn *conn, const char *collection, const char *key)
+{
+    sqlite3_stmt *stmt = NULL;
+    int error = statement(conn, STMT_DOC_DELETE, &stmt);
+    if (error < 0)
+        return error;
+    bind_doc_key(stmt, collection, key);
+    if ((error = run(conn, stmt, "deleting document")) < 0)
+        return error;
+    if (sqlite3_changes(conn->db) == 0)
+        return td_error__set(TD_ENOTFOUND, "no document '%.200s' in '%s'", key, collection);
+    return 0;
+}
+
+static int sq_doc_get(td_conn *conn, const char *collection, const char *key, char **json,
+                      size_t *len)
+{
+    sqlite3_stmt *stmt = NULL;
+    int error = statement(conn, STMT_DOC_GET, &stmt);
+    if (error < 0)
+        return error;
+    bind_doc_key(stmt, collection, key);
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        size_t n;
+        const char *body = column_text(stmt, 0, &n);
+        *json = td_strndup(body ? body : "", body ? n : 0);
+        error = *json ? 0 : td_error__oom();
+        if (len)
+            *len = n;
+    } else if (rc == SQLITE_DONE) {
+        error = td_error__set(TD_ENOTFOUND, "no document '%.200s' in '%s'", key, collection);
+    } else {
+        error = td_sqlite__error(conn, rc, "reading document");
+    }
+    sqlite3_reset(stmt);
+    return error;
+}
+
+static int sq_doc_list(td_conn *conn, const char *collection, const char *after_key,
+                       size_t limit, td_doc_fn fn, void *payload)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc, error = statement(conn, STMT_DOC_LIST, &stmt);
+    if (error < 0)
+        return error;
+    bind_doc_key(stmt, collection, after_key ? after_key : "");
+    sqlite3_bind_int64(stmt, 3, limit_value(limit));
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        size_t n;
+        const char *body = column_text(stmt, 1, &n);
+        if ((error = fn(column_text(stmt, 0, NULL), body, n, payload)) != 0)
+            break;
+    }
+    if (error == 0 && rc != SQLITE_DONE)
+        error = td_sqlite__error(conn, rc, "listing documents");
+    sqlite3_reset(stmt);
+    return error > 0 ? 0 : error;
+}
+
+/* ---- operations ------------------------------------------------------------ */
+
+static int64_t file_size(const char *path, const char *suffix)
+{
+    char name[4096];
+    struct stat st;
+    snprintf(name, sizeof name, "%s%s", path, suffix);
+    return stat(name, &st) == 0 ? (int64_t)st.st_size : 0;
+}
+
+static int sq_stats(td_conn *conn, td_store_stats *out)
+{
+    int64_t schema = 0;
+    const char *file = sqlite3_db_filename(conn->db, "main");
+    memset(out, 0, sizeof *out);
+    int error = td_sqlite__int(conn, "SELECT count(*) FROM events", &out->events);
+    if (error == 0)
+        error = td_sqlite__int(conn, "SELECT count(*) FROM (SELECT DISTINCT stream FROM events)",
+                               &out->streams);
+    if (error == 0)
+        error = td_sqlite__int(conn, "SELECT count(*) FROM (SELECT DISTINCT type FROM events)",
+                               &out->types);
+    if (error == 0)
+        error = td_sqlite__int(conn, "SELECT count(*) FROM documents", &out->documents);
+    if (error == 0)
+        error = sq_head(conn, &out->head);
+    if (error == 0)
+        error = td_sqlite__int(conn, "PRAGMA user_version", &schema);
+    out->schema_version = (int)schema;
+    if (file && file[0])
+        out->bytes = file_size(file, "") + file_size(file, "-wal");
+    return error;
+}
+
+static int sq_type_counts(td_conn *conn, td_type_count_fn fn, void *payload)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = sqlite3_prepare_v2(conn->db,
+                                "SELECT type, count(*) FROM events GROUP BY type ORDER BY type",
+                                -1, &stmt, NULL);
+    int error = 0;
+    if (rc != SQLITE_OK)
+        return td_sqlite__error(conn, rc, "counting types");
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+        if ((error = fn((const char *)sqlite3_column_text(stmt, 0), sqlite3_column_int64(stmt, 1),
+                        payload)) != 0)
+            break;
+    if (error == 0 && rc != SQLITE_DONE)
+        error = td_sqlite__error(conn, rc, "counting types");
+    sqlite3_finalize(stmt);
+    return error > 0 ? 0 : error;
+}
+
+static int sq_check(td_conn *conn)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = sqlite3_prepare_v2(conn->db, "PRAGMA integrity_check(1)", -1, &stmt, NULL);
+    int error = 0;
+    if (rc != SQLITE_OK)
+        return td_sqlite__error(conn, rc, "integrity check");
+    rc = sqlite3_step(stmt);
+    if (rc != SQLITE_ROW)
+        error = td_sqlite__error(conn, rc, "integrity check");
+    else if (strcmp((const char *)sqlite3_column_text(stmt, 0), "ok") != 0)
+        error = td_error__set(TD_ECORRUPT, "integrity check: %s", sqlite3_column_text(stmt, 0));
+    sqlite3_finalize(stmt);
+    return error;
+}
+
+const td_backend td_sqlite_backend = {
+    .version = TD_BACKEND_VERSION,
+    .name = "sqlite",
+    .open = td_sqlite__open,
+    .close = td_sqlite__close,
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .in_transaction = sq_in_transaction,
+    .savepoint = sq_savepoint,
+    .release = sq_release,
+    .rollback_to = sq_rollback_to,
+    .insert = sq_insert,
+    .doc_put = sq_doc_put,
+    .doc_delete = sq_doc_delete,
+    .head = sq_head,
+    .stream_version = sq_stream_version,
+    .read = sq_read,
+    .read_stream = sq_read_stream,
+    .read_event = sq_read_event,
+    .doc_get = sq_doc_get,
+    .doc_list = sq_doc_list,
+    .stats = sq_stats,
+    .type_counts = sq_type_counts,
+    .check = sq_check,
+};

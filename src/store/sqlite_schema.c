@@ -1,0 +1,200 @@
+/*
+ * sqlite_schema.c: opening SQLite files, recognising tidings stores, and the
+ * numbered schema migrations.
+ *
+ * A tidings store is an SQLite file whose application_id is 'TDNG'; its
+ * user_version is the number of the last migration applied, and the table
+ * schema_migrations records when each was applied. Opening checks before it
+ * writes anything:
+ *
+ *   file missing ──create?──no──▶ TD_ENOTFOUND
+ *   not SQLite, or SQLite of another application ──▶ TD_ECORRUPT
+ *   user_version newer than this build ──▶ TD_EVERSION
+ *   empty or older ──writer──▶ WAL on, migrations applied in one transaction
+ *
+ * Migrations are append-only: never edit one that has shipped; add the next.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/error.h"
+#include "store/sqlite_int.h"
+
+typedef struct migration {
+    const char *name;
+    const char *sql;
+} migration;
+
+static const migration migrations[] = {
+    {"events and documents",
+     "CREATE TABLE schema_migrations ("
+     "  version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL);"
+     "CREATE TABLE events ("
+     "  position INTEGER PRIMARY KEY,"
+     "  id BLOB NOT NULL UNIQUE CHECK (length(id) = 16),"
+     "  stream TEXT NOT NULL,"
+     "  version INTEGER NOT NULL CHECK (version >= 1),"
+     "  category TEXT GENERATED ALWAYS AS (substr(stream, 1, instr(stream, '-') - 1)) VIRTUAL,"
+     "  type TEXT NOT NULL,"
+     "  schema_version INTEGER NOT NULL,"
+     "  kind INTEGER NOT NULL,"
+     "  source TEXT NOT NULL,"
+     "  occurred_at INTEGER NOT NULL,"
+     "  correlation_id TEXT,"
+     "  causation_id TEXT,"
+     "  traceparent TEXT NOT NULL,"
+     "  metadata TEXT NOT NULL,"
+     "  data TEXT NOT NULL,"
+     "  UNIQUE (stream, version));"
+     "CREATE INDEX events_by_type ON events (type, position);"
+     "CREATE INDEX events_by_category ON events (category, position);"
+     "CREATE INDEX events_by_time ON events (occurred_at);"
+     "CREATE TRIGGER events_no_update BEFORE UPDATE ON events"
+     "  BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;"
+     "CREATE TRIGGER events_no_delete BEFORE DELETE ON events"
+     "  BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;"
+     "CREATE TABLE documents ("
+     "  collection TEXT NOT NULL, key TEXT NOT NULL, body TEXT NOT NULL,"
+     "  updated_at INTEGER NOT NULL, PRIMARY KEY (collection, key)) WITHOUT ROWID;"},
+};
+
+#define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
+
+int td_sqlite__schema_latest(void)
+{
+    return MIGRATION_COUNT;
+}
+
+static int open_db(td_conn *conn, const char *target, const td_store_options *opts, bool create)
+{
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI;
+    if (create)
+        flags |= SQLITE_OPEN_CREATE;
+    int rc = sqlite3_open_v2(target, &conn->db, flags, NULL);
+    if (rc == SQLITE_CANTOPEN && !create)
+        return td_error__set(TD_ENOTFOUND, "no store at '%s' (create it with 'tidings init')",
+                             target);
+    if (rc != SQLITE_OK)
+        return td_sqlite__error(conn, rc, "cannot open store");
+    sqlite3_extended_result_codes(conn->db, 1);
+    sqlite3_busy_timeout(conn->db, opts->busy_timeout_ms);
+    return 0;
+}
+
+/* Reads the identity pragmas; TD_ECORRUPT / TD_EVERSION when not ours. */
+static int identify(td_conn *conn, int64_t *version, int64_t *tables)
+{
+    int64_t app_id = 0;
+    int error = td_sqlite__int(conn, "PRAGMA application_id", &app_id);
+    if (error == TD_ECORRUPT || error == TD_EIO)
+        return td_error__set(TD_ECORRUPT, "'%s' is not a tidings store (not an SQLite database)",
+                             conn->path);
+    if (error == 0)
+        error = td_sqlite__int(conn, "PRAGMA user_version", version);
+    if (error == 0)
+        error = td_sqlite__int(conn, "SELECT count(*) FROM sqlite_master", tables);
+    if (error < 0)
+        return error;
+    if (app_id != TD_SQLITE_APPLICATION_ID && (app_id != 0 || *tables > 0))
+        return td_error__set(TD_ECORRUPT, "'%s' is an SQLite database but not a tidings store",
+                             conn->path);
+    if (*version > MIGRATION_COUNT)
+        return td_error__set(TD_EVERSION,
+                             "store '%s' has schema version %lld; this tidings reads up to %d",
+                             conn->path, (long long)*version, MIGRATION_COUNT);
+    return 0;
+}
+
+static int apply(td_conn *conn, int version)
+{
+    char record[256];
+    const migration *m = &migrations[version - 1];
+    int error = td_sqlite__exec(conn, m->sql, m->name);
+    if (error < 0)
+        return error;
+    snprintf(record, sizeof record,
+             "INSERT INTO schema_migrations VALUES (%d, '%s', %lld);"
+             "PRAGMA user_version = %d;",
+             version, m->name, (long long)td_time_now(), version);
+    return td_sqlite__exec(conn, record, "recording migration");
+}
+
+static int migrate(td_conn *conn)
+{
+    int64_t version = 0, tables = 0;
+    int error = td_sqlite__exec(conn, "BEGIN IMMEDIATE", "locking store for migration");
+    if (error < 0)
+        return error;
+    /* Another process may have migrated while we waited for the lock. */
+    if ((error = identify(conn, &version, &tables)) < 0)
+        goto done;
+    if (version == 0)
+        error = td_sqlite__exec(conn, "PRAGMA application_id = 1413762631", "marking store");
+    for (int v = (int)version + 1; error == 0 && v <= MIGRATION_COUNT; v++)
+        error = apply(conn, v);
+done:
+    if (error == 0)
+        return td_sqlite__exec(conn, "COMMIT", "committing migration");
+    sqlite3_exec(conn->db, "ROLLBACK", NULL, NULL, NULL);
+    return error;
+}
+
+static int configure(td_conn *conn, bool writer)
+{
+    if (!writer)
+        return td_sqlite__exec(conn,
+                               "PRAGMA cache_size = -16384; PRAGMA mmap_size = 268435456;"
+                               "PRAGMA query_only = 1",
+                               "configuring reader");
+    return td_sqlite__exec(conn,
+                           "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+                           "PRAGMA cache_size = -16384",
+                           "configuring writer");
+}
+
+int td_sqlite__open(td_conn **out, const char *target, const td_store_options *opts,
+                    bool writer)
+{
+    int64_t version = 0, tables = 0;
+    td_conn *conn = td_calloc(1, sizeof *conn);
+    if (conn == NULL)
+        return td_error__oom();
+    conn->writer = writer;
+    conn->path = td_strdup(target);
+    int error = conn->path ? 0 : td_error__oom();
+    if (error == 0)
+        error = open_db(conn, target, opts, writer && opts->create);
+    if (error == 0)
+        error = identify(conn, &version, &tables);
+    if (error == 0 && !writer && version < MIGRATION_COUNT)
+        error = version == 0 ? td_error__set(TD_ENOTFOUND,
+                                             "'%s' is not an initialised tidings store", target)
+                             : td_error__set(TD_EVERSION,
+                                             "store '%s' has the older schema %lld; open it for "
+                                             "writing once to upgrade it",
+                                             target, (long long)version);
+    if (error == 0)
+        error = configure(conn, writer);
+    if (error == 0 && writer && version < MIGRATION_COUNT)
+        error = migrate(conn);
+    if (error < 0) {
+        td_sqlite__close(conn);
+        return error;
+    }
+    *out = conn;
+    return 0;
+}
+
+void td_sqlite__close(td_conn *conn)
+{
+    if (conn == NULL)
+        return;
+    for (int i = 0; i < STMT_COUNT; i++)
+        sqlite3_finalize(conn->stmts[i]);
+    for (int i = 0; i < READ_VARIANTS; i++)
+        sqlite3_finalize(conn->reads[i]);
+    sqlite3_close(conn->db);
+    td_free(conn->path);
+    td_free(conn);
+}

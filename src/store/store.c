@@ -1,0 +1,378 @@
+/*
+ * store.c: opening and closing stores, and the calls that need no unit of
+ * work: reads, waiting for new events, statistics.
+ *
+ * The URL picks the backend; everything else is the same for every backend.
+ * A store that may write has a writer (writer.c); all reads go through the
+ * reader pool (readers.c), so they never queue behind the writer.
+ *
+ * Change watching: the writer reports every durable commit here, which
+ * raises watch_head and wakes td_store_wait() callers at once. Commits by
+ * other processes are found by asking the backend for its head every
+ * poll_interval_ms while someone waits.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/alloc.h"
+#include "core/error.h"
+#include "store/store_int.h"
+
+/* ---- opening ----------------------------------------------------------- */
+
+static int parse_url(const td_backend **backend, const char **target, const char *url)
+{
+    if (url == NULL || url[0] == '\0')
+        return td_error__set(TD_EINVAL, "missing store URL");
+    if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0)
+        return td_error__set(TD_EINVAL, "this build has no PostgreSQL backend yet: '%s'", url);
+    *backend = &td_sqlite_backend;
+    *target = url;
+    if (strncmp(url, "sqlite:", 7) == 0) {
+        *target = url + 7;
+        if (strncmp(*target, "//", 2) == 0)
+            *target += 2;
+    }
+    if ((*target)[0] == '\0')
+        return td_error__set(TD_EINVAL, "store URL '%s' names no file", url);
+    return 0;
+}
+
+static int resolve_options(td_store_options *out, const td_store_options *in)
+{
+    static const td_store_options defaults = TD_STORE_OPTIONS_INIT;
+    *out = in ? *in : defaults;
+    if (out->version != TD_STORE_OPTIONS_VERSION)
+        return td_error__set(TD_EINVAL, "td_store_options version %u is not %u", out->version,
+                             TD_STORE_OPTIONS_VERSION);
+    if (out->max_event_bytes == 0)
+        out->max_event_bytes = TD_DEFAULT_MAX_EVENT_BYTES;
+    if (out->busy_timeout_ms <= 0)
+        out->busy_timeout_ms = 5000;
+    if (out->max_batch == 0)
+        out->max_batch = 1024;
+    if (out->poll_interval_ms <= 0)
+        out->poll_interval_ms = 50;
+    return 0;
+}
+
+static int start(td_store *store)
+{
+    td_conn *conn = NULL;
+    int error = td_readers__new(&store->readers, store->backend, store->target, &store->opts);
+    if (error == 0 && !store->opts.read_only) {
+        error = store->backend->open(&conn, store->target, &store->opts, true);
+        if (error == 0 && (error = td_writer__start(&store->writer, store, conn)) < 0)
+            store->backend->close(conn);
+    }
+    /* The first read both checks a read-only store and learns the head. */
+    if (error == 0)
+        error = td_store_head(store, &store->watch_head);
+    return error;
+}
+
+int td_store_open(td_store **out, const char *url, const td_store_options *opts)
+{
+    const td_backend *backend = NULL;
+    const char *target = NULL;
+    int error;
+
+    if (out == NULL)
+        return td_error__set(TD_EINVAL, "td_store_open: out is NULL");
+    if ((error = parse_url(&backend, &target, url)) < 0)
+        return error;
+    td_store *store = td_calloc(1, sizeof *store);
+    if (store == NULL)
+        return td_error__oom();
+    pthread_mutex_init(&store->watch_lock, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&store->watch_cond, &attr);
+    pthread_condattr_destroy(&attr);
+    store->backend = backend;
+    if ((error = resolve_options(&store->opts, opts)) == 0) {
+        store->url = td_strdup(url);
+        store->target = td_strdup(target);
+        error = store->url && store->target ? 0 : td_error__oom();
+    }
+    if (error == 0)
+        error = start(store);
+    if (error < 0) {
+        td_store_free(store);
+        return error;
+    }
+    *out = store;
+    return 0;
+}
+
+void td_store_free(td_store *store)
+{
+    if (store == NULL)
+        return;
+    td_writer__stop(store->writer);
+    td_readers__free(store->readers);
+    pthread_cond_destroy(&store->watch_cond);
+    pthread_mutex_destroy(&store->watch_lock);
+    td_free(store->url);
+    td_free(store->target);
+    td_free(store);
+}
+
+const char *td_store_backend(const td_store *store)
+{
+    return store->backend->name;
+}
+
+const char *td_store_url(const td_store *store)
+{
+    return store->url;
+}
+
+/* ---- writing -------------------------------------------------------------- */
+
+static int writable(const td_store *store)
+{
+    if (store == NULL)
+        return td_error__set(TD_EINVAL, "store is NULL");
+    if (store->writer == NULL)
+        return td_error__set(TD_EINVAL, "store was opened read-only");
+    return 0;
+}
+
+int td_transact(td_store *store, td_unit_fn fn, void *payload)
+{
+    int error = writable(store);
+    if (error == 0 && fn == NULL)
+        error = td_error__set(TD_EINVAL, "td_transact: fn is NULL");
+    return error < 0 ? error : td_writer__submit(store->writer, fn, payload, false);
+}
+
+typedef struct append_args {
+    const char *stream;
+    int64_t expected_version;
+    td_event *events;
+    size_t count;
+} append_args;
+
+static int append_unit(td_txn *txn, void *payload)
+{
+    append_args *a = payload;
+    return td_txn_append(txn, a->stream, a->expected_version, a->events, a->count);
+}
+
+int td_store_append(td_store *store, const char *stream, int64_t expected_version,
+                    td_event *events, size_t count)
+{
+    append_args args = {stream, expected_version, events, count};
+    int error = writable(store);
+    if (error == 0)
+        error = td_stream_check(stream);
+    if (error == 0 && (events == NULL || count == 0))
+        error = td_error__set(TD_EINVAL, "no events to append");
+    for (size_t i = 0; error == 0 && i < count; i++)
+        error = td_txn__check_event(store, &events[i], true);
+    return error < 0 ? error : td_writer__submit(store->writer, append_unit, &args, true);
+}
+
+/* ---- reads ------------------------------------------------------------------ */
+
+static int check_query(const td_read_query *q)
+{
+    char probe[TD_STREAM_MAX + 2];
+    if (q == NULL)
+        return td_error__set(TD_EINVAL, "missing read query");
+    if (q->after_position < 0)
+        return td_error__set(TD_EINVAL, "negative position");
+    if (q->stream && td_stream_check(q->stream) < 0)
+        return TD_EINVAL;
+    if (q->type && td_type_check(q->type) < 0)
+        return TD_EINVAL;
+    if (q->category) {
+        snprintf(probe, sizeof probe, "%.*s-x", TD_CATEGORY_MAX + 1, q->category);
+        if (td_stream_check(probe) < 0)
+            return td_error__set(TD_EINVAL, "invalid category '%.64s'", q->category);
+    }
+    return 0;
+}
+
+int td_store_read(td_store *store, const td_read_query *query, td_event_fn fn, void *payload)
+{
+    td_conn *conn;
+    int error = check_query(query);
+    if (error < 0 || (error = td_readers__acquire(store->readers, &conn)) < 0)
+        return error;
+    error = store->backend->read(conn, query, fn, payload);
+    td_readers__release(store->readers, conn);
+    return error;
+}
+
+int td_store_read_stream(td_store *store, const char *stream, int64_t from_version, size_t limit,
+                         td_event_fn fn, void *payload)
+{
+    td_conn *conn;
+    int error = td_stream_check(stream);
+    if (error < 0 || (error = td_readers__acquire(store->readers, &conn)) < 0)
+        return error;
+    error = store->backend->read_stream(conn, stream, from_version, limit, fn, payload);
+    td_readers__release(store->readers, conn);
+    return error;
+}
+
+int td_store_read_event(td_store *store, const td_uuid *id, td_event_fn fn, void *payload)
+{
+    td_conn *conn;
+    int error = td_readers__acquire(store->readers, &conn);
+    if (error < 0)
+        return error;
+    error = store->backend->read_event(conn, id, fn, payload);
+    td_readers__release(store->readers, conn);
+    return error;
+}
+
+int td_store_stream_version(td_store *store, const char *stream, int64_t *out)
+{
+    td_conn *conn;
+    int error = td_stream_check(stream);
+    if (error < 0 || (error = td_readers__acquire(store->readers, &conn)) < 0)
+        return error;
+    error = store->backend->stream_version(conn, stream, out);
+    td_readers__release(store->readers, conn);
+    return error;
+}
+
+int td_store_head(td_store *store, int64_t *out)
+{
+    td_conn *conn;
+    int error = td_readers__acquire(store->readers, &conn);
+    if (error < 0)
+        return error;
+    error = store->backend->head(conn, out);
+    td_readers__release(store->readers, conn);
+    return error;
+}
+
+int td_store_doc_get(td_store *store, const char *collection, const char *key, char **json,
+                     size_t *len)
+{
+    td_conn *conn;
+    int error = td_store__check_doc_key(collection, key);
+    if (error < 0 || (error = td_readers__acquire(store->readers, &conn)) < 0)
+        return error;
+    error = store->backend->doc_get(conn, collection, key, json, len);
+    td_readers__release(store->readers, conn);
+    return error;
+}
+
+int td_store_doc_list(td_store *store, const char *collection, const char *after_key,
+                      size_t limit, td_doc_fn fn, void *payload)
+{
+    td_conn *conn;
+    int error = td_store__check_doc_key(collection, NULL);
+    if (error < 0 || (error = td_readers__acquire(store->readers, &conn)) < 0)
+        return error;
+    error = store->backend->doc_list(conn, collection, after_key, limit, fn, payload);
+    td_readers__release(store->readers, conn);
+    return error;
+}
+
+int td_store_stats_get(td_store *store, td_store_stats *out)
+{
+    td_conn *conn;
+    int error = td_readers__acquire(store->readers, &conn);
+    if (error < 0)
+        return error;
+    error = store->backend->stats(conn, out);
+    td_readers__release(store->readers, conn);
+    return error;
+}
+
+int td_store_type_counts(td_store *store, td_type_count_fn fn, void *payload)
+{
+    td_conn *conn;
+    int error = td_readers__acquire(store->readers, &conn);
+    if (error < 0)
+        return error;
+    error = store->backend->type_counts(conn, fn, payload);
+    td_readers__release(store->readers, conn);
+    return error;
+}
+
+int td_store_check(td_store *store)
+{
+    td_conn *conn;
+    int error = td_readers__acquire(store->readers, &conn);
+    if (error < 0)
+        return error;
+    error = store->backend->check(conn);
+    td_readers__release(store->readers, conn);
+    return error;
+}
+
+/* ---- watching for commits ------------------------------------------------------ */
+
+void td_store__committed(td_store *store, int64_t head)
+{
+    pthread_mutex_lock(&store->watch_lock);
+    if (head > store->watch_head) {
+        store->watch_head = head;
+        pthread_cond_broadcast(&store->watch_cond);
+    }
+    pthread_mutex_unlock(&store->watch_lock);
+}
+
+static struct timespec after_ms(int ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
+static int64_t ms_until(const struct timespec *deadline)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)(deadline->tv_sec - now.tv_sec) * 1000 +
+           (deadline->tv_nsec - now.tv_nsec) / 1000000;
+}
+
+/* Asks the backend, which also sees other processes' commits. */
+static int poll_head(td_store *store)
+{
+    int64_t head = 0;
+    int error = td_store_head(store, &head);
+    if (error == 0)
+        td_store__committed(store, head);
+    return error;
+}
+
+int td_store_wait(td_store *store, int64_t after_position, int timeout_ms, int64_t *head)
+{
+    struct timespec deadline = after_ms(timeout_ms < 0 ? 0 : timeout_ms);
+    int error = poll_head(store);
+    pthread_mutex_lock(&store->watch_lock);
+    while (error == 0 && store->watch_head <= after_position) {
+        int64_t left = timeout_ms < 0 ? store->opts.poll_interval_ms : ms_until(&deadline);
+        if (left <= 0)
+            break;
+        if (left > store->opts.poll_interval_ms)
+            left = store->opts.poll_interval_ms;
+        struct timespec slice = after_ms((int)left);
+        if (pthread_cond_timedwait(&store->watch_cond, &store->watch_lock, &slice) == ETIMEDOUT) {
+            pthread_mutex_unlock(&store->watch_lock);
+            error = poll_head(store);
+            pthread_mutex_lock(&store->watch_lock);
+        }
+    }
+    *head = store->watch_head;
+    pthread_mutex_unlock(&store->watch_lock);
+    return error;
+}

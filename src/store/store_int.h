@@ -1,0 +1,64 @@
+/*
+ * store_int.h: the store's parts and how they meet (internal).
+ *
+ *   td_store ── backend table (backend.h)
+ *     ├── writer (writer.c): one thread, one connection, group commit
+ *     ├── readers (readers.c): a pool of read connections
+ *     └── watch: the highest position known committed, and a condition
+ *         variable that commits broadcast on (store.c)
+ */
+#ifndef TD_STORE_INT_H
+#define TD_STORE_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "store/backend.h"
+
+typedef struct td_writer td_writer;
+typedef struct td_readers td_readers;
+
+struct td_store {
+    const td_backend *backend;
+    char *url;
+    char *target; /* the backend's part of the URL */
+    td_store_options opts;
+    td_writer *writer; /* NULL when read-only */
+    td_readers *readers;
+
+    pthread_mutex_t watch_lock;
+    pthread_cond_t watch_cond;
+    int64_t watch_head; /* highest position known committed */
+};
+
+/* The handle a unit of work gets; lives on the writer thread's stack. */
+struct td_txn {
+    td_store *store;
+    td_conn *conn;
+    int64_t *head;  /* the writer's running head position, advanced by appends */
+    bool prechecked; /* payloads were checked on the caller's thread */
+    bool reading;    /* inside a read callback: writes and nested reads refused */
+};
+
+/* writer.c */
+int td_writer__start(td_writer **out, td_store *store, td_conn *conn);
+void td_writer__stop(td_writer *writer); /* drains the queue, joins, closes conn */
+int td_writer__submit(td_writer *writer, td_unit_fn fn, void *payload, bool prechecked);
+
+/* readers.c */
+int td_readers__new(td_readers **out, const td_backend *backend, const char *target,
+                    const td_store_options *opts);
+void td_readers__free(td_readers *readers);
+int td_readers__acquire(td_readers *readers, td_conn **out);
+void td_readers__release(td_readers *readers, td_conn *conn);
+
+/* store.c: called by the writer after each durable commit. */
+void td_store__committed(td_store *store, int64_t head);
+
+/* txn.c: checks a document's collection and key (key NULL: collection only). */
+int td_store__check_doc_key(const char *collection, const char *key);
+
+/* txn.c: checks an event's caller-supplied fields and payloads. */
+int td_txn__check_event(const td_store *store, const td_event *event, bool payloads);
+
+#endif

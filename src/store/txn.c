@@ -1,0 +1,309 @@
+/*
+ * txn.c: what a unit of work can do: append and import events, read a
+ * stream, and put, get, delete and list documents.
+ *
+ * Everything that is the same for every backend happens here: name and
+ * payload checks, expected-version checks, position and version assignment,
+ * and the defaults of unset envelope fields. All checks run before the first
+ * row is written; an append of several events also runs under a savepoint of
+ * its own, so a failing call leaves nothing behind even if the unit goes on.
+ *
+ * A td_txn is only valid during its unit, on the writer thread. While a read
+ * callback runs, the transaction refuses writes and nested reads: both would
+ * disturb the statement being stepped.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/error.h"
+#include "core/internal.h"
+#include "store/store_int.h"
+
+#define DOC_KEY_MAX 200
+#define DOC_MAX_BYTES (16 * 1024 * 1024)
+
+static int refuse_while_reading(const td_txn *txn)
+{
+    if (txn->reading)
+        return td_error__set(TD_EINVAL, "the unit of work is inside a read callback");
+    return 0;
+}
+
+int td_txn__check_event(const td_store *store, const td_event *ev, bool payloads)
+{
+    size_t data_len = td_json__length(ev->data, ev->data_len);
+    size_t meta_len = td_json__length(ev->metadata, ev->metadata_len);
+    size_t max = store->opts.max_event_bytes;
+    int error = td_type_check(ev->type);
+    if (error == 0 && ev->source)
+        error = td_source_check(ev->source);
+    if (error == 0 && ev->correlation_id)
+        error = td_ref_id_check(ev->correlation_id);
+    if (error == 0 && ev->causation_id)
+        error = td_ref_id_check(ev->causation_id);
+    if (error == 0 && ev->traceparent[0])
+        error = td_traceparent_check(ev->traceparent);
+    if (error == 0 && (ev->schema_version < 0 || (ev->kind != TD_KIND_DOMAIN &&
+                                                  ev->kind != TD_KIND_INTEGRATION)))
+        error = td_error__set(TD_EINVAL, "invalid schema version or kind");
+    if (error == 0 && ev->data == NULL)
+        error = td_error__set(TD_EINVAL, "event data is missing");
+    if (error == 0 && data_len + meta_len > max)
+        error = td_error__set(TD_ETOOBIG, "event of %zu bytes is over the limit of %zu bytes",
+                              data_len + meta_len, max);
+    if (error == 0 && payloads)
+        error = td_json__check_object("event data", ev->data, data_len, max);
+    if (error == 0 && payloads && ev->metadata)
+        error = td_json__check_object("event metadata", ev->metadata, meta_len, max);
+    return error;
+}
+
+static int check_expected(const char *stream, int64_t expected, int64_t current)
+{
+    if (expected < TD_EXPECT_ANY)
+        return td_error__set(TD_EINVAL, "invalid expected version %lld", (long long)expected);
+    if (expected != TD_EXPECT_ANY && expected != current)
+        return td_error__set(TD_ECONFLICT, "stream '%s' is at version %lld, expected %lld",
+                             stream, (long long)current, (long long)expected);
+    return 0;
+}
+
+/* Fills the store-assigned and defaulted fields of one event. */
+static int assign(td_event *ev, const char *stream, int64_t version, int64_t position)
+{
+    int error = 0;
+    ev->stream = stream;
+    ev->version = version;
+    ev->position = position;
+    if (td_uuid_is_nil(&ev->id))
+        error = td_uuid_v7(&ev->id);
+    if (ev->occurred_at == 0)
+        ev->occurred_at = td_time_now();
+    if (ev->schema_version == 0)
+        ev->schema_version = 1;
+    if (error == 0 && ev->traceparent[0] == '\0')
+        error = td_traceparent__new(ev->traceparent);
+    return error;
+}
+
+/* Inserts a copy of ev with its source and lengths resolved. */
+static int insert(td_txn *txn, const td_event *ev, const char *category)
+{
+    td_event row = *ev;
+    if (row.source == NULL)
+        row.source = category;
+    row.data_len = td_json__length(row.data, row.data_len);
+    row.metadata = row.metadata ? row.metadata : "{}";
+    row.metadata_len = td_json__length(row.metadata, ev->metadata ? ev->metadata_len : 0);
+    return txn->store->backend->insert(txn->conn, &row);
+}
+
+static int ignore_event(const td_event *ev, void *payload)
+{
+    (void)ev;
+    (void)payload;
+    return 0;
+}
+
+static int append_rows(td_txn *txn, const char *stream, int64_t current, td_event *events,
+                       size_t count, const char *category)
+{
+    int error = 0;
+    for (size_t i = 0; i < count && error == 0; i++) {
+        td_event *ev = &events[i];
+        if (!td_uuid_is_nil(&ev->id) &&
+            txn->store->backend->read_event(txn->conn, &ev->id, ignore_event, NULL) != TD_ENOTFOUND)
+            error = td_error__set(TD_EEXISTS, "an event with this id is stored already");
+        if (error == 0)
+            error = assign(ev, stream, current + 1 + (int64_t)i, *txn->head + 1 + (int64_t)i);
+        if (error == 0)
+            error = insert(txn, ev, category);
+    }
+    return error;
+}
+
+int td_txn_append(td_txn *txn, const char *stream, int64_t expected_version, td_event *events,
+                  size_t count)
+{
+    const td_backend *b = txn->store->backend;
+    char category[TD_CATEGORY_MAX + 1];
+    int64_t current = 0;
+    int error = refuse_while_reading(txn);
+    if (error == 0 && (events == NULL || count == 0))
+        error = td_error__set(TD_EINVAL, "no events to append");
+    if (error == 0)
+        error = td_stream_category(category, stream);
+    for (size_t i = 0; error == 0 && i < count; i++)
+        error = td_txn__check_event(txn->store, &events[i], !txn->prechecked);
+    if (error == 0)
+        error = b->stream_version(txn->conn, stream, &current);
+    if (error == 0)
+        error = check_expected(stream, expected_version, current);
+    if (error < 0)
+        return error;
+    if (count > 1 && (error = b->savepoint(txn->conn)) < 0)
+        return error;
+    error = append_rows(txn, stream, current, events, count, category);
+    if (count > 1)
+        error = error < 0 ? (b->rollback_to(txn->conn), error) : b->release(txn->conn);
+    if (error == 0)
+        *txn->head += (int64_t)count;
+    return error;
+}
+
+/* ---- import --------------------------------------------------------------- */
+
+typedef struct same_ctx {
+    const td_event *wanted;
+    bool same;
+} same_ctx;
+
+static int compare_stored(const td_event *stored, void *payload)
+{
+    same_ctx *ctx = payload;
+    ctx->same = stored->position == ctx->wanted->position &&
+                stored->version == ctx->wanted->version &&
+                strcmp(stored->stream, ctx->wanted->stream) == 0;
+    return 0;
+}
+
+static int check_import_fields(td_txn *txn, const td_event *ev)
+{
+    int error = td_stream_check(ev->stream);
+    if (error == 0)
+        error = td_txn__check_event(txn->store, ev, !txn->prechecked);
+    if (error == 0 && (ev->position < 1 || ev->version < 1 || ev->schema_version < 1 ||
+                       td_uuid_is_nil(&ev->id) || ev->traceparent[0] == '\0'))
+        error = td_error__set(TD_EINVAL, "an imported event needs its position, version, id, "
+                                         "schema version and traceparent");
+    return error;
+}
+
+int td_txn_import(td_txn *txn, const td_event *ev)
+{
+    const td_backend *b = txn->store->backend;
+    char category[TD_CATEGORY_MAX + 1];
+    same_ctx ctx = {ev, false};
+    int64_t current = 0;
+    int error = refuse_while_reading(txn);
+    if (error == 0)
+        error = check_import_fields(txn, ev);
+    if (error < 0)
+        return error;
+    error = b->read_event(txn->conn, &ev->id, compare_stored, &ctx);
+    if (error == 0)
+        return ctx.same ? 1
+                        : td_error__set(TD_EEXISTS, "event %lld: its id is stored already "
+                                                    "with another stream, version or position",
+                                        (long long)ev->position);
+    if (error != TD_ENOTFOUND)
+        return error;
+    if ((error = b->stream_version(txn->conn, ev->stream, &current)) < 0)
+        return error;
+    if (ev->version != current + 1)
+        return td_error__set(TD_ECONFLICT, "event %lld: stream '%s' is at version %lld, the "
+                                           "event has version %lld",
+                             (long long)ev->position, ev->stream, (long long)current,
+                             (long long)ev->version);
+    if (ev->position <= *txn->head)
+        return td_error__set(TD_ECONFLICT, "event position %lld is not above the store's head %lld",
+                             (long long)ev->position, (long long)*txn->head);
+    td_stream_category(category, ev->stream);
+    if ((error = insert(txn, ev, category)) == 0)
+        *txn->head = ev->position;
+    return error;
+}
+
+/* ---- reads ----------------------------------------------------------------- */
+
+int td_txn_stream_version(td_txn *txn, const char *stream, int64_t *out)
+{
+    int error = refuse_while_reading(txn);
+    if (error == 0)
+        error = td_stream_check(stream);
+    return error < 0 ? error : txn->store->backend->stream_version(txn->conn, stream, out);
+}
+
+int td_txn_read_stream(td_txn *txn, const char *stream, int64_t from_version, size_t limit,
+                       td_event_fn fn, void *payload)
+{
+    int error = refuse_while_reading(txn);
+    if (error == 0)
+        error = td_stream_check(stream);
+    if (error < 0)
+        return error;
+    txn->reading = true;
+    error = txn->store->backend->read_stream(txn->conn, stream, from_version, limit, fn, payload);
+    txn->reading = false;
+    return error;
+}
+
+/* ---- documents --------------------------------------------------------------- */
+
+int td_store__check_doc_key(const char *collection, const char *key)
+{
+    size_t n = 0;
+    char probe[TD_STREAM_MAX + 2];
+    if (collection == NULL || strlen(collection) > TD_CATEGORY_MAX)
+        return td_error__set(TD_EINVAL, "invalid collection name");
+    /* A collection follows the category rule: check it as "<collection>-x". */
+    snprintf(probe, sizeof probe, "%s-x", collection);
+    if (td_stream_check(probe) < 0)
+        return td_error__set(TD_EINVAL, "invalid collection name '%.64s'", collection);
+    if (key == NULL)
+        return 0;
+    for (; key[n]; n++)
+        if (key[n] < 0x20 || key[n] > 0x7e)
+            return td_error__set(TD_EINVAL, "document keys must be printable ASCII");
+    if (n == 0 || n > DOC_KEY_MAX)
+        return td_error__set(TD_EINVAL, "document keys must be 1..%d bytes", DOC_KEY_MAX);
+    return 0;
+}
+
+int td_txn_doc_put(td_txn *txn, const char *collection, const char *key, const char *json,
+                   size_t len)
+{
+    size_t n = td_json__length(json, len);
+    int error = refuse_while_reading(txn);
+    if (error == 0)
+        error = td_store__check_doc_key(collection, key);
+    if (error == 0 && json == NULL)
+        error = td_error__set(TD_EINVAL, "missing document");
+    if (error == 0)
+        error = td_json__check_object("document", json, n, DOC_MAX_BYTES);
+    return error < 0 ? error
+                     : txn->store->backend->doc_put(txn->conn, collection, key, json, n,
+                                                    td_time_now());
+}
+
+int td_txn_doc_get(td_txn *txn, const char *collection, const char *key, char **json,
+                   size_t *len)
+{
+    int error = refuse_while_reading(txn);
+    if (error == 0)
+        error = td_store__check_doc_key(collection, key);
+    return error < 0 ? error : txn->store->backend->doc_get(txn->conn, collection, key, json, len);
+}
+
+int td_txn_doc_delete(td_txn *txn, const char *collection, const char *key)
+{
+    int error = refuse_while_reading(txn);
+    if (error == 0)
+        error = td_store__check_doc_key(collection, key);
+    return error < 0 ? error : txn->store->backend->doc_delete(txn->conn, collection, key);
+}
+
+int td_txn_doc_list(td_txn *txn, const char *collection, const char *after_key, size_t limit,
+                    td_doc_fn fn, void *payload)
+{
+    int error = refuse_while_reading(txn);
+    if (error == 0)
+        error = td_store__check_doc_key(collection, NULL);
+    if (error < 0)
+        return error;
+    txn->reading = true;
+    error = txn->store->backend->doc_list(txn->conn, collection, after_key, limit, fn, payload);
+    txn->reading = false;
+    return error;
+}
