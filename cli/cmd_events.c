@@ -2,6 +2,7 @@
  * cmd_events.c: appending and reading events: append, events, tail, export.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -15,6 +16,31 @@ static int parse_expected(const char *text, int64_t *out)
     else
         return cli_int(text, 0, INT64_MAX, out);
     return 0;
+}
+
+/* All of standard input as a string; NULL on failure. Caller frees. */
+static char *read_stdin(void)
+{
+    size_t len = 0, cap = 1 << 16;
+    char *buf = malloc(cap);
+    size_t n;
+    while (buf && (n = fread(buf + len, 1, cap - len - 1, stdin)) > 0) {
+        len += n;
+        if (cap - len - 1 == 0) {
+            char *bigger = realloc(buf, cap * 2);
+            if (bigger == NULL)
+                free(buf);
+            buf = bigger;
+            cap *= 2;
+        }
+    }
+    if (buf && ferror(stdin)) {
+        free(buf);
+        return NULL;
+    }
+    if (buf)
+        buf[len] = '\0';
+    return buf;
 }
 
 typedef struct append_flags {
@@ -64,12 +90,16 @@ int cmd_append(int argc, char **argv)
     ev.data = pos[2];
     if ((rc = build_event(cmd, &f, &ev)) != 0)
         return rc;
+    char *stdin_data = NULL;
+    if (strcmp(pos[2], "-") == 0 && (ev.data = stdin_data = read_stdin()) == NULL)
+        return fprintf(stderr, "tidings: cannot read the data from standard input\n"), EXIT_FAIL;
     int error = cli_open(&store, false, false);
     if (error == 0)
         error = td_store_append(store, pos[0], expected, &ev, 1);
     if (error == 0)
         error = td_store_read_event(store, &ev.id, cli_print_event, NULL);
     td_store_free(store);
+    free(stdin_data);
     return error < 0 ? cli_fail(error) : EXIT_OK;
 }
 

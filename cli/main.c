@@ -14,7 +14,7 @@
 static const cli_command commands[] = {
     {"init", "", "create the store if it does not exist, or upgrade its schema", cmd_init},
     {"append",
-     "STREAM TYPE DATA_JSON [--expected-version N|any|no-stream] [--schema-version N] "
+     "STREAM TYPE DATA_JSON|- [--expected-version N|any|no-stream] [--schema-version N] "
      "[--kind domain|integration] [--source S] [--metadata JSON] [--correlation-id ID] "
      "[--causation-id ID]",
      "append one event and print it as stored", cmd_append},

@@ -1,0 +1,128 @@
+/*
+ * support.c: shared test helpers (see support.h).
+ */
+#define _XOPEN_SOURCE 700
+#include "support.h"
+
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+char *tt_tmpdir(void)
+{
+    const char *base = getenv("TMPDIR");
+    char *dir = malloc(4096);
+    assert_non_null(dir);
+    snprintf(dir, 4096, "%s/tidings-test-XXXXXX", base && base[0] ? base : "/tmp");
+    assert_non_null(mkdtemp(dir));
+    return dir;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void tt_rmdir(char *dir)
+{
+    if (dir) {
+        nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+        free(dir);
+    }
+}
+
+const char *tt_backend(void)
+{
+    const char *b = getenv("TD_TEST_STORE");
+    return b && b[0] ? b : "sqlite";
+}
+
+char *tt_store_url(const char *dir, const char *name)
+{
+    char *url = malloc(4096);
+    assert_non_null(url);
+    if (strcmp(tt_backend(), "sqlite") != 0)
+        fail_msg("backend '%s' is not supported by this build of the tests", tt_backend());
+    snprintf(url, 4096, "sqlite:%s/%s.db", dir, name);
+    return url;
+}
+
+td_store *tt_open(const char *url)
+{
+    td_store *store = NULL;
+    assert_td_ok(td_store_open(&store, url, NULL));
+    return store;
+}
+
+int64_t tt_append(td_store *store, const char *stream, const char *type, int n)
+{
+    char data[64];
+    td_event ev;
+    td_event_init(&ev);
+    snprintf(data, sizeof data, "{\"n\":%d}", n);
+    ev.type = type;
+    ev.data = data;
+    assert_td_ok(td_store_append(store, stream, TD_EXPECT_ANY, &ev, 1));
+    return ev.position;
+}
+
+static int count_one(const td_event *ev, void *payload)
+{
+    (void)ev;
+    (*(int64_t *)payload)++;
+    return 0;
+}
+
+int64_t tt_count(td_store *store, const td_read_query *q)
+{
+    int64_t n = 0;
+    assert_td_ok(td_store_read(store, q, count_one, &n));
+    return n;
+}
+
+/* ---- child processes ------------------------------------------------------ */
+
+#include <sys/wait.h>
+
+#include "child.h"
+
+pid_t tt_spawn(const char *argv0, const char *const *args, int *out_fd)
+{
+    int fds[2] = {-1, -1};
+    const char *argv[16] = {argv0, "--child"};
+    int n = 2;
+    for (; args[n - 2] && n < 15; n++)
+        argv[n] = args[n - 2];
+    argv[n] = NULL;
+    if (out_fd)
+        assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (out_fd) {
+            dup2(fds[1], 1);
+            close(fds[0]);
+            close(fds[1]);
+        }
+        execv("/proc/self/exe", (char *const *)argv);
+        _exit(127);
+    }
+    if (out_fd) {
+        close(fds[1]);
+        *out_fd = fds[0];
+    }
+    return pid;
+}
+
+int tt_wait(pid_t pid)
+{
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0)
+        ;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}

@@ -1,0 +1,57 @@
+/*
+ * support.h: what the tests share: temporary directories, a store URL for
+ * the backend under test (TD_TEST_STORE, default sqlite), and assertions on
+ * libtidings return codes that print the library's message.
+ */
+#ifndef TD_TEST_SUPPORT_H
+#define TD_TEST_SUPPORT_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "tidings/tidings.h"
+
+/* Asserts that a libtidings call returned 0, printing its message if not. */
+#define assert_td_ok(expr)                                                                     \
+    do {                                                                                       \
+        int td_rc_ = (expr);                                                                   \
+        if (td_rc_ != 0)                                                                       \
+            print_error("%s returned %d (%s): %s\n", #expr, td_rc_, td_error_name(td_rc_),     \
+                        td_error_last());                                                      \
+        assert_int_equal(td_rc_, 0);                                                           \
+    } while (0)
+
+/* Asserts that a call failed with exactly this code. */
+#define assert_td_code(expr, code)                                                             \
+    do {                                                                                       \
+        int td_rc_ = (expr);                                                                   \
+        if (td_rc_ != (code))                                                                  \
+            print_error("%s returned %d (%s), expected %s: %s\n", #expr, td_rc_,              \
+                        td_error_name(td_rc_), td_error_name(code), td_error_last());          \
+        assert_int_equal(td_rc_, (code));                                                      \
+    } while (0)
+
+/* A fresh temporary directory; removed with everything in it by tt_rmdir. */
+char *tt_tmpdir(void);
+void tt_rmdir(char *dir); /* frees dir */
+
+/* The URL of a new, empty store of the backend under test inside dir.
+ * Caller frees. */
+char *tt_store_url(const char *dir, const char *name);
+
+/* The backend under test: "sqlite" unless TD_TEST_STORE says otherwise. */
+const char *tt_backend(void);
+
+/* Opens a store at url with default options, failing the test on error. */
+td_store *tt_open(const char *url);
+
+/* Appends one event with data {"n": n} to stream; returns its position. */
+int64_t tt_append(td_store *store, const char *stream, const char *type, int n);
+
+/* Counts events matching the query. */
+int64_t tt_count(td_store *store, const td_read_query *q);
+
+#endif
