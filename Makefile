@@ -6,6 +6,7 @@ ASAN   ?= build-asan
 JOBS   ?= $(shell nproc)
 CMAKE  ?= cmake
 DATA   ?= data
+MAKEFLAGS += --no-print-directory
 
 .PHONY: all deps build build-asan run test bench fmt clean
 

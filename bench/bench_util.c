@@ -2,14 +2,13 @@
  * bench_util.c: timing, medians, temporary folders and output lines
  * ("name: value unit") for the benchmarks.
  */
-#define _XOPEN_SOURCE 700
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "bench.h"
+#include "tmpdir.h"
 
 double bench_now(void)
 {
@@ -32,32 +31,12 @@ double bench_median(double *values, size_t n)
 
 char *bench_tmpdir(void)
 {
-    const char *base = getenv("TIDINGS_BENCH_DIR");
-    char *dir = malloc(4096);
-    if (dir == NULL)
-        return NULL;
-    snprintf(dir, 4096, "%s/tidings-bench-XXXXXX", base && base[0] ? base : "/tmp");
-    if (mkdtemp(dir) == NULL) {
-        free(dir);
-        return NULL;
-    }
-    return dir;
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
+    return tmpdir_make(getenv("TIDINGS_BENCH_DIR"), "tidings-bench");
 }
 
 void bench_rmdir(char *dir)
 {
-    if (dir) {
-        nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-        free(dir);
-    }
+    tmpdir_remove(dir);
 }
 
 void bench_report(const char *name, double value, const char *unit)

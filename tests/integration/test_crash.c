@@ -34,10 +34,7 @@ static void *child_appender(void *arg)
     char stream[32];
     snprintf(stream, sizeof stream, "crash-%ld-%d", (long)getpid(), (int)(intptr_t)arg);
     for (int i = 0;; i++) {
-        td_event ev;
-        td_event_init(&ev);
-        ev.type = "Appended";
-        ev.data = "{\"payload\":\"some bytes to make the row a realistic size\"}";
+        td_event ev = tt_event("Appended", "{\"payload\":\"some bytes to make the row a realistic size\"}");
         if (td_store_append(child_store, stream, i, &ev, 1) < 0)
             _exit(3);
         ack a = {ev.position, ev.id};

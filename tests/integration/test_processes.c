@@ -24,10 +24,7 @@ static int child_main(const char *url, const char *stream, int count)
         return 2;
     }
     for (int i = 0; i < count; i++) {
-        td_event ev;
-        td_event_init(&ev);
-        ev.type = "FromChild";
-        ev.data = "{}";
+        td_event ev = tt_event("FromChild", "{}");
         if (td_store_append(store, stream, i, &ev, 1) < 0) {
             fprintf(stderr, "child append: %s\n", td_error_last());
             return 3;

@@ -3,8 +3,8 @@
  */
 #define _XOPEN_SOURCE 700
 #include "support.h"
+#include "tmpdir.h"
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,28 +12,14 @@
 
 char *tt_tmpdir(void)
 {
-    const char *base = getenv("TMPDIR");
-    char *dir = malloc(4096);
+    char *dir = tmpdir_make(getenv("TMPDIR"), "tidings-test");
     assert_non_null(dir);
-    snprintf(dir, 4096, "%s/tidings-test-XXXXXX", base && base[0] ? base : "/tmp");
-    assert_non_null(mkdtemp(dir));
     return dir;
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
 }
 
 void tt_rmdir(char *dir)
 {
-    if (dir) {
-        nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-        free(dir);
-    }
+    tmpdir_remove(dir);
 }
 
 const char *tt_backend(void)
@@ -59,14 +45,20 @@ td_store *tt_open(const char *url)
     return store;
 }
 
+td_event tt_event(const char *type, const char *data)
+{
+    td_event ev;
+    td_event_init(&ev);
+    ev.type = type;
+    ev.data = data;
+    return ev;
+}
+
 int64_t tt_append(td_store *store, const char *stream, const char *type, int n)
 {
     char data[64];
-    td_event ev;
-    td_event_init(&ev);
     snprintf(data, sizeof data, "{\"n\":%d}", n);
-    ev.type = type;
-    ev.data = data;
+    td_event ev = tt_event(type, data);
     assert_td_ok(td_store_append(store, stream, TD_EXPECT_ANY, &ev, 1));
     return ev.position;
 }

@@ -48,6 +48,9 @@ const char *tt_backend(void);
 /* Opens a store at url with default options, failing the test on error. */
 td_store *tt_open(const char *url);
 
+/* An event of this type and data, every other field unset. */
+td_event tt_event(const char *type, const char *data);
+
 /* Appends one event with data {"n": n} to stream; returns its position. */
 int64_t tt_append(td_store *store, const char *stream, const char *type, int n);
 

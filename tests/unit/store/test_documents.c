@@ -129,10 +129,7 @@ static void test_list_in_key_order_with_paging(void **state)
 static int unit_event_and_doc(td_txn *txn, void *payload)
 {
     int fail = *(int *)payload;
-    td_event ev;
-    td_event_init(&ev);
-    ev.type = "OrderCreated";
-    ev.data = "{}";
+    td_event ev = tt_event("OrderCreated", "{}");
     int rc = td_txn_append(txn, "order-1", TD_EXPECT_ANY, &ev, 1);
     if (rc == 0)
         rc = td_txn_doc_put(txn, "orders", "1", "{\"v\":1}", 0);

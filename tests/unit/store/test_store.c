@@ -96,10 +96,7 @@ static void test_expected_versions(void **state)
     fixture *f = *state;
     int64_t version = -1;
     tt_append(f->store, "order-2", "A", 1);
-    td_event ev;
-    td_event_init(&ev);
-    ev.type = "B";
-    ev.data = "{}";
+    td_event ev = tt_event("B", "{}");
     assert_td_code(td_store_append(f->store, "order-2", TD_EXPECT_NO_STREAM, &ev, 1),
                    TD_ECONFLICT);
     assert_non_null(strstr(td_error_last(), "version 1"));
@@ -139,10 +136,7 @@ static void test_batch_is_atomic(void **state)
 static void test_bad_input_writes_nothing(void **state)
 {
     fixture *f = *state;
-    td_event ev;
-    td_event_init(&ev);
-    ev.type = "T";
-    ev.data = "{}";
+    td_event ev = tt_event("T", "{}");
     assert_td_code(td_store_append(f->store, "nodash", TD_EXPECT_ANY, &ev, 1), TD_EINVAL);
     assert_td_code(td_store_append(f->store, "order-1", TD_EXPECT_ANY, &ev, 0), TD_EINVAL);
     assert_td_code(td_store_append(f->store, "order-1", TD_EXPECT_ANY, NULL, 1), TD_EINVAL);
@@ -183,10 +177,7 @@ static void test_event_size_limit(void **state)
     memset(data, 'x', sizeof data);
     memcpy(data, "{\"s\":\"", 6);
     memcpy(data + 100, "\"}", 3);
-    td_event ev;
-    td_event_init(&ev);
-    ev.type = "Big";
-    ev.data = data;
+    td_event ev = tt_event("Big", data);
     assert_td_code(td_store_append(small, "blob-1", TD_EXPECT_ANY, &ev, 1), TD_ETOOBIG);
     assert_int_equal(count_all(small), 0);
     ev.data = "{\"s\":\"small\"}";
@@ -274,10 +265,7 @@ static void test_read_callback_controls(void **state)
 static int unit_append_then_fail(td_txn *txn, void *payload)
 {
     (void)payload;
-    td_event ev;
-    td_event_init(&ev);
-    ev.type = "T";
-    ev.data = "{}";
+    td_event ev = tt_event("T", "{}");
     assert_td_ok(td_txn_append(txn, "order-9", TD_EXPECT_ANY, &ev, 1));
     assert_td_ok(td_txn_doc_put(txn, "orders", "9", "{\"x\":1}", 0));
     return TD_ECONFLICT;
@@ -324,20 +312,14 @@ static int unit_recovers_from_failed_append(td_txn *txn, void *payload)
     }
     evs[1].id = *dup; /* stored already: the second insert fails */
     assert_td_code(td_txn_append(txn, "order-5", TD_EXPECT_ANY, evs, 2), TD_EEXISTS);
-    td_event ok;
-    td_event_init(&ok);
-    ok.type = "Recovered";
-    ok.data = "{}";
+    td_event ok = tt_event("Recovered", "{}");
     return td_txn_append(txn, "order-5", TD_EXPECT_NO_STREAM, &ok, 1);
 }
 
 static void test_failed_append_leaves_nothing_in_unit(void **state)
 {
     fixture *f = *state;
-    td_event first;
-    td_event_init(&first);
-    first.type = "First";
-    first.data = "{}";
+    td_event first = tt_event("First", "{}");
     assert_td_ok(td_store_append(f->store, "order-4", TD_EXPECT_ANY, &first, 1));
     assert_td_ok(td_transact(f->store, unit_recovers_from_failed_append, &first.id));
     td_read_query q = TD_READ_QUERY_INIT;
@@ -386,10 +368,7 @@ static void test_reopen_and_read_only(void **state)
     opts.read_only = true;
     assert_td_ok(td_store_open(&f->store, f->url, &opts));
     assert_int_equal(count_all(f->store), 1);
-    td_event ev;
-    td_event_init(&ev);
-    ev.type = "T";
-    ev.data = "{}";
+    td_event ev = tt_event("T", "{}");
     assert_td_code(td_store_append(f->store, "order-1", TD_EXPECT_ANY, &ev, 1), TD_EINVAL);
 }
 
