@@ -74,6 +74,14 @@ void td_event_free(td_event *event)
     td_free(event);
 }
 
+void td_json__free(void *ptr)
+{
+    json_malloc_t ignored;
+    json_free_t release;
+    json_get_alloc_funcs(&ignored, &release);
+    release(ptr);
+}
+
 int td_json__check_object(const char *what, const char *text, size_t len, size_t max)
 {
     json_error_t err;

@@ -5,7 +5,6 @@
  * strict: every known field has one type, unknown fields are refused, so a
  * typo in an import file is an error instead of a silently dropped field.
  */
-#include <stdlib.h>
 #include <string.h>
 
 #include "core/alloc.h"
@@ -111,7 +110,7 @@ int td_event_to_text(char **out, size_t *len, const td_event *event)
     /* json_dumps allocates with jansson's allocator; hand out our own. */
     *len = strlen(text);
     *out = td_strndup(text, *len);
-    free(text);
+    td_json__free(text);
     return *out ? 0 : td_error__oom();
 }
 
@@ -119,7 +118,7 @@ int td_event_to_text(char **out, size_t *len, const td_event *event)
 
 typedef struct decoded {
     td_event ev;
-    char *metadata; /* jansson-allocated dumps */
+    char *metadata; /* from json_dumps: free with td_json__free */
     char *data;
 } decoded;
 
@@ -237,7 +236,7 @@ int td_event_from_json(td_event **out, const json_t *json)
     if ((error = check_decoded(&d.ev)) == 0)
         error = td_event_dup(out, &d.ev);
 done:
-    free(d.metadata);
-    free(d.data);
+    td_json__free(d.metadata);
+    td_json__free(d.data);
     return error;
 }

@@ -19,4 +19,7 @@ int td_json__check_object(const char *what, const char *text, size_t len, size_t
 /* Length of an optional JSON text field: len, or strlen when len is 0. */
 size_t td_json__length(const char *text, size_t len);
 
+/* Frees memory jansson handed out (json_dumps), with jansson's own free. */
+void td_json__free(void *ptr);
+
 #endif
