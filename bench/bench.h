@@ -14,7 +14,7 @@
 
 double bench_now(void); /* monotonic seconds */
 double bench_median(double *values, size_t n);
-char *bench_tmpdir(void);         /* caller frees with bench_rmdir */
+char *bench_tmpdir(void); /* caller frees with bench_rmdir */
 void bench_rmdir(char *dir);
 void bench_report(const char *name, double value, const char *unit);
 

@@ -21,13 +21,13 @@
 #include "bench.h"
 #include "tidings/tidings.h"
 
-#define DATA "{\"order_id\":\"0190c3a0-1234-7abc-8def-0123456789ab\",\"total_amount\":1999}"
+#define DATA           "{\"order_id\":\"0190c3a0-1234-7abc-8def-0123456789ab\",\"total_amount\":1999}"
 #define SINGLE_APPENDS 600
-#define PRODUCERS 64
-#define PER_PRODUCER 150
-#define BATCHES 20
-#define BATCH 1000
-#define READ_EVENTS 200000
+#define PRODUCERS      64
+#define PER_PRODUCER   150
+#define BATCHES        20
+#define BATCH          1000
+#define READ_EVENTS    200000
 
 static const char insert_sql[] =
     "INSERT INTO events (position, id, stream, version, type, schema_version, kind, source, "
@@ -56,8 +56,8 @@ static int raw_open(raw *r)
         return -1;
     td_store_free(store);
     if (sqlite3_open(path, &r->db) != SQLITE_OK ||
-        sqlite3_exec(r->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL", NULL, NULL,
-                     NULL) != SQLITE_OK ||
+        sqlite3_exec(r->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL", NULL, NULL, NULL) !=
+            SQLITE_OK ||
         sqlite3_prepare_v2(r->db, insert_sql, -1, &r->insert, NULL) != SQLITE_OK)
         return -1;
     return 0;
@@ -231,9 +231,8 @@ enum { RAW_1, APPEND_1, APPEND_64, RAW_BATCH, BATCH_1000, FIGURES };
 
 int bench_store(void)
 {
-    static const char *names[FIGURES] = {"raw_append_1_per_s", "append_1_per_s",
-                                         "append_64_per_s", "raw_batch_1000_per_s",
-                                         "batch_1000_per_s"};
+    static const char *names[FIGURES] = {"raw_append_1_per_s", "append_1_per_s", "append_64_per_s",
+                                         "raw_batch_1000_per_s", "batch_1000_per_s"};
     double runs[FIGURES][BENCH_RUNS], median[FIGURES], reads[BENCH_RUNS];
     for (int run = 0; run < BENCH_RUNS; run++) {
         runs[RAW_1][run] = raw_rate(SINGLE_APPENDS, 1);

@@ -53,8 +53,7 @@ static const cli_flag *find_flag(const cli_flag *flags, const char *name, size_t
 }
 
 /* Handles argv[*i], a word starting with "--"; may consume the next word. */
-static int parse_flag(const cli_command *cmd, int argc, char **argv, int *i,
-                      const cli_flag *flags)
+static int parse_flag(const cli_command *cmd, int argc, char **argv, int *i, const cli_flag *flags)
 {
     const char *word = argv[*i];
     const char *eq = strchr(word, '=');
@@ -116,11 +115,14 @@ int cli_fail(int code)
 int cli_exit_code(int code)
 {
     switch (code) {
-    case TD_ECONFLICT: return EXIT_CONFLICT;
+    case TD_ECONFLICT:
+        return EXIT_CONFLICT;
     case TD_EINVAL:
     case TD_ETOOBIG:
-    case TD_EEXISTS: return EXIT_INVALID;
-    default: return EXIT_FAIL;
+    case TD_EEXISTS:
+        return EXIT_INVALID;
+    default:
+        return EXIT_FAIL;
     }
 }
 

@@ -17,11 +17,11 @@
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_CONFLICT = 3, EXIT_INVALID = 4 };
 
-#define CLI_DEFAULT_DB "sqlite:data/tidings.db"
+#define CLI_DEFAULT_DB     "sqlite:data/tidings.db"
 #define CLI_MAX_POSITIONAL 8
 
 typedef struct cli_flag {
-    const char *name;   /* "--limit" */
+    const char *name; /* "--limit" */
     bool has_value;
     const char **value; /* set to the value, or to "" for a switch */
 } cli_flag;

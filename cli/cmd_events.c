@@ -129,17 +129,15 @@ static int build_query(const cli_command *cmd, const filter_flags *f, td_read_qu
     return 0;
 }
 
-static int parse_filters(const char *name, int argc, char **argv, filter_flags *f,
-                         td_read_query *q)
+static int parse_filters(const char *name, int argc, char **argv, filter_flags *f, td_read_query *q)
 {
     const cli_command *cmd = cli_find_command(name);
     const cli_flag flags[] = {{"--stream", true, &f->stream}, {"--category", true, &f->category},
                               {"--type", true, &f->type},     {"--since", true, &f->since},
                               {"--after", true, &f->after},   {"--limit", true, &f->limit},
                               {"--output", true, &f->output}, {NULL, false, NULL}};
-    const cli_flag export_flags[] = {{"--after", true, &f->after},
-                                     {"--output", true, &f->output},
-                                     {NULL, false, NULL}};
+    const cli_flag export_flags[] = {
+        {"--after", true, &f->after}, {"--output", true, &f->output}, {NULL, false, NULL}};
     const cli_flag tail_flags[] = {{"--stream", true, &f->stream},
                                    {"--category", true, &f->category},
                                    {"--type", true, &f->type},
@@ -195,7 +193,7 @@ int cmd_export(int argc, char **argv)
 #define TAIL_PAGE 1000
 
 typedef struct tail_state {
-    int64_t last;  /* the position everything up to has been printed or skipped */
+    int64_t last;   /* the position everything up to has been printed or skipped */
     size_t printed; /* in the current page */
 } tail_state;
 

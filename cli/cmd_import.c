@@ -140,8 +140,8 @@ int cmd_import(int argc, char **argv)
         if (error == 0 && b.count > 0)
             error = td_transact(store, import_unit, &b);
         if (error < 0 && b.failed_at < b.count) {
-            fprintf(stderr, "tidings: line %zu: %s; nothing was imported\n",
-                    b.lines[b.failed_at], td_error_last());
+            fprintf(stderr, "tidings: line %zu: %s; nothing was imported\n", b.lines[b.failed_at],
+                    td_error_last());
             rc = cli_exit_code(error);
         } else {
             rc = error < 0 ? cli_fail(error) : EXIT_OK;

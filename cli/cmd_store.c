@@ -52,9 +52,9 @@ int cmd_stats(int argc, char **argv)
     if (error == 0) {
         printf("backend: %s\nurl: %s\nschema_version: %d\nevents: %lld\nstreams: %lld\n"
                "types: %lld\ndocuments: %lld\nhead_position: %lld\nbytes: %lld\n",
-               td_store_backend(store), td_store_url(store), s.schema_version,
-               (long long)s.events, (long long)s.streams, (long long)s.types,
-               (long long)s.documents, (long long)s.head, (long long)s.bytes);
+               td_store_backend(store), td_store_url(store), s.schema_version, (long long)s.events,
+               (long long)s.streams, (long long)s.types, (long long)s.documents, (long long)s.head,
+               (long long)s.bytes);
         error = td_store_type_counts(store, print_type, NULL);
     }
     td_store_free(store);

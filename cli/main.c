@@ -18,8 +18,7 @@ static const cli_command commands[] = {
      "[--kind domain|integration] [--source S] [--metadata JSON] [--correlation-id ID] "
      "[--causation-id ID]",
      "append one event and print it as stored", cmd_append},
-    {"events",
-     "[--stream S] [--category C] [--type T] [--since ISO8601] [--after POS] [--limit N]",
+    {"events", "[--stream S] [--category C] [--type T] [--since ISO8601] [--after POS] [--limit N]",
      "print stored events as JSON lines, oldest first", cmd_events},
     {"tail", "[--stream S] [--category C] [--type T] [--after POS]",
      "print new events as JSON lines as they are committed, until interrupted", cmd_tail},
@@ -28,8 +27,7 @@ static const cli_command commands[] = {
      "append the events of a JSON lines export, keeping ids, versions and positions; "
      "events already present are skipped, and a bad file writes nothing",
      cmd_import},
-    {"stats", "", "count events, streams, types and documents; show the size on disk",
-     cmd_stats},
+    {"stats", "", "count events, streams, types and documents; show the size on disk", cmd_stats},
     {"check", "", "verify the store's physical integrity", cmd_check},
 };
 

@@ -39,30 +39,30 @@ typedef enum td_event_kind {
     TD_KIND_INTEGRATION = 1, /* message for other services */
 } td_event_kind;
 
-#define TD_TRACEPARENT_LEN 55 /* "00-" trace-id(32) "-" parent-id(16) "-" flags(2) */
-#define TD_STREAM_MAX 193     /* category(64) + '-' + id(128) */
-#define TD_CATEGORY_MAX 64
-#define TD_TYPE_MAX 128
-#define TD_SOURCE_MAX 64
-#define TD_REF_ID_MAX 128 /* correlation and causation ids */
+#define TD_TRACEPARENT_LEN 55  /* "00-" trace-id(32) "-" parent-id(16) "-" flags(2) */
+#define TD_STREAM_MAX      193 /* category(64) + '-' + id(128) */
+#define TD_CATEGORY_MAX    64
+#define TD_TYPE_MAX        128
+#define TD_SOURCE_MAX      64
+#define TD_REF_ID_MAX      128 /* correlation and causation ids */
 
 typedef struct td_event {
-    int64_t position;          /* global position; set by the store */
-    td_uuid id;                /* nil when appending: the store makes a UUIDv7 */
-    const char *stream;        /* set by the store from the append's stream */
-    int64_t version;           /* 1-based position in the stream; set by the store */
-    const char *type;          /* e.g. "OrderCreated"; required */
-    int32_t schema_version;    /* >= 1; 0 when appending means 1 */
-    td_event_kind kind;        /* domain or integration */
-    const char *source;        /* bounded context; NULL: the stream's category */
-    td_time occurred_at;       /* 0 when appending: now */
-    const char *correlation_id; /* NULL: none */
-    const char *causation_id;   /* NULL: none */
+    int64_t position;                         /* global position; set by the store */
+    td_uuid id;                               /* nil when appending: the store makes a UUIDv7 */
+    const char *stream;                       /* set by the store from the append's stream */
+    int64_t version;                          /* 1-based position in the stream; set by the store */
+    const char *type;                         /* e.g. "OrderCreated"; required */
+    int32_t schema_version;                   /* >= 1; 0 when appending means 1 */
+    td_event_kind kind;                       /* domain or integration */
+    const char *source;                       /* bounded context; NULL: the stream's category */
+    td_time occurred_at;                      /* 0 when appending: now */
+    const char *correlation_id;               /* NULL: none */
+    const char *causation_id;                 /* NULL: none */
     char traceparent[TD_TRACEPARENT_LEN + 1]; /* W3C; "" when appending: new trace */
-    const char *metadata;      /* JSON object text; NULL: {} */
-    size_t metadata_len;       /* 0: strlen(metadata) */
-    const char *data;          /* JSON object text; required */
-    size_t data_len;           /* 0: strlen(data) */
+    const char *metadata;                     /* JSON object text; NULL: {} */
+    size_t metadata_len;                      /* 0: strlen(metadata) */
+    const char *data;                         /* JSON object text; required */
+    size_t data_len;                          /* 0: strlen(data) */
 } td_event;
 
 /* Read and scan callbacks get each event borrowed for the call only. Return 0

@@ -57,7 +57,10 @@ typedef struct td_store_options {
     int poll_interval_ms;   /* td_store_wait's check for other processes; 0: 50 */
 } td_store_options;
 
-#define TD_STORE_OPTIONS_INIT {TD_STORE_OPTIONS_VERSION, true, false, 0, 0, 0, 0}
+#define TD_STORE_OPTIONS_INIT                                                                      \
+    {                                                                                              \
+        TD_STORE_OPTIONS_VERSION, true, false, 0, 0, 0, 0                                          \
+    }
 
 #define TD_DEFAULT_MAX_EVENT_BYTES (1024 * 1024)
 
@@ -84,8 +87,8 @@ typedef int (*td_unit_fn)(td_txn *txn, void *payload);
  * back (fn's code, TD_EIO, TD_EBUSY, TD_ECLOSED). */
 int td_transact(td_store *store, td_unit_fn fn, void *payload);
 
-#define TD_EXPECT_ANY (-1)     /* append whatever the stream's version */
-#define TD_EXPECT_NO_STREAM 0  /* the stream must have no events yet */
+#define TD_EXPECT_ANY       (-1) /* append whatever the stream's version */
+#define TD_EXPECT_NO_STREAM 0    /* the stream must have no events yet */
 /* any value N >= 1: the stream's current version must be exactly N */
 
 /* Appends count events to stream atomically, with consecutive versions and
@@ -95,8 +98,8 @@ int td_transact(td_store *store, td_unit_fn fn, void *payload);
  * Fills in each event's position, version and stream, and, where unset, id,
  * occurred_at, schema_version and traceparent. The strings stay the caller's.
  * TD_ECONFLICT if the stream's version differs from expected_version. */
-int td_txn_append(td_txn *txn, const char *stream, int64_t expected_version,
-                  td_event *events, size_t count);
+int td_txn_append(td_txn *txn, const char *stream, int64_t expected_version, td_event *events,
+                  size_t count);
 
 /* Writes one fully formed event as it is (id, version, position kept), as
  * import and migration need. The position must be above the store's head and
@@ -119,8 +122,7 @@ typedef int (*td_doc_fn)(const char *key, const char *json, size_t len, void *pa
 int td_txn_doc_put(td_txn *txn, const char *collection, const char *key, const char *json,
                    size_t len);
 /* Caller owns *json; free with td_free. TD_ENOTFOUND if absent. */
-int td_txn_doc_get(td_txn *txn, const char *collection, const char *key, char **json,
-                   size_t *len);
+int td_txn_doc_get(td_txn *txn, const char *collection, const char *key, char **json, size_t *len);
 /* TD_ENOTFOUND if absent. */
 int td_txn_doc_delete(td_txn *txn, const char *collection, const char *key);
 /* Documents with key > after_key (NULL: from the first), in key order. */
@@ -129,8 +131,8 @@ int td_txn_doc_list(td_txn *txn, const char *collection, const char *after_key, 
 
 /* Appends outside an explicit unit: one unit of its own. Data and metadata are
  * checked on the calling thread, which keeps the writer's work short. */
-int td_store_append(td_store *store, const char *stream, int64_t expected_version,
-                    td_event *events, size_t count);
+int td_store_append(td_store *store, const char *stream, int64_t expected_version, td_event *events,
+                    size_t count);
 
 /* ---- reads ------------------------------------------------------------ */
 
@@ -143,7 +145,10 @@ typedef struct td_read_query {
     size_t limit;           /* 0: no limit */
 } td_read_query;
 
-#define TD_READ_QUERY_INIT {0, NULL, NULL, NULL, 0, 0}
+#define TD_READ_QUERY_INIT                                                                         \
+    {                                                                                              \
+        0, NULL, NULL, NULL, 0, 0                                                                  \
+    }
 
 /* Events matching the query in position order. */
 int td_store_read(td_store *store, const td_read_query *query, td_event_fn fn, void *payload);
@@ -167,8 +172,8 @@ int td_store_wait(td_store *store, int64_t after_position, int timeout_ms, int64
 
 int td_store_doc_get(td_store *store, const char *collection, const char *key, char **json,
                      size_t *len);
-int td_store_doc_list(td_store *store, const char *collection, const char *after_key,
-                      size_t limit, td_doc_fn fn, void *payload);
+int td_store_doc_list(td_store *store, const char *collection, const char *after_key, size_t limit,
+                      td_doc_fn fn, void *payload);
 
 /* ---- operations --------------------------------------------------------- */
 
@@ -177,9 +182,9 @@ typedef struct td_store_stats {
     int64_t streams;
     int64_t types;
     int64_t documents;
-    int64_t head;         /* highest position */
-    int64_t bytes;        /* size on disk, including the write-ahead log */
-    int schema_version;   /* of the store's own tables */
+    int64_t head;       /* highest position */
+    int64_t bytes;      /* size on disk, including the write-ahead log */
+    int schema_version; /* of the store's own tables */
 } td_store_stats;
 
 int td_store_stats_get(td_store *store, td_store_stats *out);

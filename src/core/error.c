@@ -55,18 +55,31 @@ void td_error_clear(void)
 const char *td_error_name(int code)
 {
     switch (code) {
-    case TD_OK: return "ok";
-    case TD_EINVAL: return "invalid";
-    case TD_ENOTFOUND: return "not_found";
-    case TD_ECONFLICT: return "conflict";
-    case TD_EIO: return "io";
-    case TD_ECORRUPT: return "corrupt";
-    case TD_ETOOBIG: return "too_big";
-    case TD_EVERSION: return "unsupported_version";
-    case TD_ENOMEM: return "no_memory";
-    case TD_EBUSY: return "busy";
-    case TD_EEXISTS: return "exists";
-    case TD_ECLOSED: return "closed";
-    default: return "error";
+    case TD_OK:
+        return "ok";
+    case TD_EINVAL:
+        return "invalid";
+    case TD_ENOTFOUND:
+        return "not_found";
+    case TD_ECONFLICT:
+        return "conflict";
+    case TD_EIO:
+        return "io";
+    case TD_ECORRUPT:
+        return "corrupt";
+    case TD_ETOOBIG:
+        return "too_big";
+    case TD_EVERSION:
+        return "unsupported_version";
+    case TD_ENOMEM:
+        return "no_memory";
+    case TD_EBUSY:
+        return "busy";
+    case TD_EEXISTS:
+        return "exists";
+    case TD_ECLOSED:
+        return "closed";
+    default:
+        return "error";
     }
 }

@@ -86,8 +86,7 @@ int td_json__check_object(const char *what, const char *text, size_t len, size_t
 {
     json_error_t err;
     if (len > max)
-        return td_error__set(TD_ETOOBIG, "%s is %zu bytes, over the limit of %zu", what, len,
-                             max);
+        return td_error__set(TD_ETOOBIG, "%s is %zu bytes, over the limit of %zu", what, len, max);
     json_t *json = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
     if (json == NULL)
         return td_error__set(TD_EINVAL, "%s is not valid JSON: %s at offset %d", what, err.text,

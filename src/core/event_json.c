@@ -71,7 +71,8 @@ static int add_context(json_t *obj, const td_event *ev)
     if (error == 0)
         error = set_new(obj, "causation_id", string_or_null(ev->causation_id));
     if (error == 0)
-        error = set_new(obj, "traceparent", string_or_null(ev->traceparent[0] ? ev->traceparent : NULL));
+        error = set_new(obj, "traceparent",
+                        string_or_null(ev->traceparent[0] ? ev->traceparent : NULL));
     return error;
 }
 
@@ -84,8 +85,8 @@ int td_event_to_json(json_t **out, const td_event *event)
         error = add_ids(obj, event);
     if (error == 0)
         error = add_context(obj, event);
-    if (error == 0 && (error = parse_payload(&metadata, "metadata", event->metadata,
-                                             event->metadata_len)) == 0)
+    if (error == 0 &&
+        (error = parse_payload(&metadata, "metadata", event->metadata, event->metadata_len)) == 0)
         error = set_new(obj, "metadata", metadata);
     if (error == 0 && (error = parse_payload(&data, "data", event->data, event->data_len)) == 0)
         error = set_new(obj, "data", data);
@@ -227,7 +228,8 @@ int td_event_from_json(td_event **out, const json_t *json)
 
     if (!json_is_object(json))
         return td_error__set(TD_EINVAL, "an event must be a JSON object");
-    json_object_foreach((json_t *)json, key, value) {
+    json_object_foreach((json_t *)json, key, value)
+    {
         if ((error = decode_envelope(&d, key, value)) < 0)
             goto done;
     }

@@ -107,9 +107,8 @@ int td_ref_id_check(const char *id)
         return td_error__set(TD_EINVAL, "empty correlation or causation id");
     for (; id[n]; n++)
         if (id[n] < 0x21 || id[n] > 0x7e)
-            return td_error__set(TD_EINVAL,
-                                 "correlation and causation ids must be printable ASCII "
-                                 "without spaces");
+            return td_error__set(TD_EINVAL, "correlation and causation ids must be printable ASCII "
+                                            "without spaces");
     if (n > TD_REF_ID_MAX)
         return td_error__set(TD_EINVAL, "correlation or causation id longer than %d bytes",
                              TD_REF_ID_MAX);

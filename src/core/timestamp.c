@@ -14,7 +14,7 @@
 #include "tidings/timestamp.h"
 
 #define USEC_PER_SEC INT64_C(1000000)
-#define SEC_PER_DAY INT64_C(86400)
+#define SEC_PER_DAY  INT64_C(86400)
 
 static int64_t days_from_civil(int64_t y, int m, int d)
 {
@@ -143,8 +143,8 @@ int td_time_parse(td_time *out, const char *text)
     if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo))
         goto bad;
     if (*p != '\0') {
-        if ((*p != 'T' && *p != 't' && *p != ' ') || (p++, digits(&p, 2, &h)) < 0 ||
-            *p++ != ':' || digits(&p, 2, &mi) < 0 || *p++ != ':' || digits(&p, 2, &s) < 0)
+        if ((*p != 'T' && *p != 't' && *p != ' ') || (p++, digits(&p, 2, &h)) < 0 || *p++ != ':' ||
+            digits(&p, 2, &mi) < 0 || *p++ != ':' || digits(&p, 2, &s) < 0)
             goto bad;
         if (h > 23 || mi > 59 || s > 60 || parse_fraction(&p, &usec) < 0 ||
             parse_offset(&p, &offset) < 0 || *p != '\0')

@@ -34,7 +34,7 @@ typedef struct td_backend {
     void (*close)(td_conn *conn);
 
     /* --- writer only --- */
-    int (*begin)(td_conn *conn); /* takes the write lock, waiting up to the busy timeout */
+    int (*begin)(td_conn *conn);  /* takes the write lock, waiting up to the busy timeout */
     int (*commit)(td_conn *conn); /* durable when it returns 0 */
     void (*rollback)(td_conn *conn);
     bool (*in_transaction)(td_conn *conn);

@@ -15,8 +15,8 @@
 
 struct td_readers {
     const td_backend *backend;
-    const char *target;            /* borrowed from the store */
-    const td_store_options *opts;  /* borrowed from the store */
+    const char *target;           /* borrowed from the store */
+    const td_store_options *opts; /* borrowed from the store */
     pthread_mutex_t lock;
     td_conn *idle[POOL_IDLE_MAX];
     size_t idle_count;

@@ -18,8 +18,8 @@
 #include "core/error.h"
 #include "store/sqlite_int.h"
 
-#define EVENT_COLUMNS                                                                          \
-    "position, id, stream, version, type, schema_version, kind, source, occurred_at, "         \
+#define EVENT_COLUMNS                                                                              \
+    "position, id, stream, version, type, schema_version, kind, source, occurred_at, "             \
     "correlation_id, causation_id, traceparent, metadata, data"
 
 static const char *const statement_sql[STMT_COUNT] = {
@@ -51,21 +51,33 @@ int td_sqlite__error(td_conn *conn, int rc, const char *what)
     int code;
     switch (rc & 0xff) {
     case SQLITE_BUSY:
-    case SQLITE_LOCKED: code = TD_EBUSY; break;
-    case SQLITE_NOMEM: code = TD_ENOMEM; break;
+    case SQLITE_LOCKED:
+        code = TD_EBUSY;
+        break;
+    case SQLITE_NOMEM:
+        code = TD_ENOMEM;
+        break;
     case SQLITE_IOERR:
     case SQLITE_FULL:
     case SQLITE_CANTOPEN:
     case SQLITE_PROTOCOL:
-    case SQLITE_READONLY: code = TD_EIO; break;
+    case SQLITE_READONLY:
+        code = TD_EIO;
+        break;
     case SQLITE_CORRUPT:
-    case SQLITE_NOTADB: code = TD_ECORRUPT; break;
+    case SQLITE_NOTADB:
+        code = TD_ECORRUPT;
+        break;
     case SQLITE_CONSTRAINT:
         code = rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY ? TD_EEXISTS
-                                                                                      : TD_EINVAL;
+                                                                                    : TD_EINVAL;
         break;
-    case SQLITE_TOOBIG: code = TD_ETOOBIG; break;
-    default: code = TD_ERROR; break;
+    case SQLITE_TOOBIG:
+        code = TD_ETOOBIG;
+        break;
+    default:
+        code = TD_ERROR;
+        break;
     }
     return td_error__set(code, "%s: %s", what, why);
 }
@@ -212,8 +224,8 @@ static void row_to_event(sqlite3_stmt *stmt, td_event *ev)
     ev->version = sqlite3_column_int64(stmt, 3);
     ev->type = column_text(stmt, 4, NULL);
     ev->schema_version = sqlite3_column_int(stmt, 5);
-    ev->kind = sqlite3_column_int(stmt, 6) == TD_KIND_INTEGRATION ? TD_KIND_INTEGRATION
-                                                                   : TD_KIND_DOMAIN;
+    ev->kind =
+        sqlite3_column_int(stmt, 6) == TD_KIND_INTEGRATION ? TD_KIND_INTEGRATION : TD_KIND_DOMAIN;
     ev->source = column_text(stmt, 7, NULL);
     ev->occurred_at = sqlite3_column_int64(stmt, 8);
     ev->correlation_id = column_text(stmt, 9, NULL);
@@ -413,8 +425,8 @@ static int sq_doc_get(td_conn *conn, const char *collection, const char *key, ch
     return error;
 }
 
-static int sq_doc_list(td_conn *conn, const char *collection, const char *after_key,
-                       size_t limit, td_doc_fn fn, void *payload)
+static int sq_doc_list(td_conn *conn, const char *collection, const char *after_key, size_t limit,
+                       td_doc_fn fn, void *payload)
 {
     sqlite3_stmt *stmt = NULL;
     int rc, error = statement(conn, STMT_DOC_LIST, &stmt);
@@ -471,9 +483,8 @@ static int sq_stats(td_conn *conn, td_store_stats *out)
 static int sq_type_counts(td_conn *conn, td_type_count_fn fn, void *payload)
 {
     sqlite3_stmt *stmt = NULL;
-    int rc = sqlite3_prepare_v2(conn->db,
-                                "SELECT type, count(*) FROM events GROUP BY type ORDER BY type",
-                                -1, &stmt, NULL);
+    int rc = sqlite3_prepare_v2(
+        conn->db, "SELECT type, count(*) FROM events GROUP BY type ORDER BY type", -1, &stmt, NULL);
     int error = 0;
     if (rc != SQLITE_OK)
         return td_sqlite__error(conn, rc, "counting types");

@@ -53,8 +53,7 @@ int td_sqlite__exec(td_conn *conn, const char *sql, const char *what);
 int td_sqlite__int(td_conn *conn, const char *sql, int64_t *out);
 
 /* Opens, checks and (for a writer) creates or migrates; see backend.h. */
-int td_sqlite__open(td_conn **out, const char *target, const td_store_options *opts,
-                    bool writer);
+int td_sqlite__open(td_conn **out, const char *target, const td_store_options *opts, bool writer);
 void td_sqlite__close(td_conn *conn);
 
 /* The schema version this build writes. */

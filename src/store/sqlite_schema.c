@@ -153,8 +153,7 @@ static int configure(td_conn *conn, bool writer)
                            "configuring writer");
 }
 
-int td_sqlite__open(td_conn **out, const char *target, const td_store_options *opts,
-                    bool writer)
+int td_sqlite__open(td_conn **out, const char *target, const td_store_options *opts, bool writer)
 {
     int64_t version = 0, tables = 0;
     td_conn *conn = td_calloc(1, sizeof *conn);

@@ -163,8 +163,8 @@ static int append_unit(td_txn *txn, void *payload)
     return td_txn_append(txn, a->stream, a->expected_version, a->events, a->count);
 }
 
-int td_store_append(td_store *store, const char *stream, int64_t expected_version,
-                    td_event *events, size_t count)
+int td_store_append(td_store *store, const char *stream, int64_t expected_version, td_event *events,
+                    size_t count)
 {
     append_args args = {stream, expected_version, events, count};
     int error = writable(store);
@@ -266,8 +266,8 @@ int td_store_doc_get(td_store *store, const char *collection, const char *key, c
     return error;
 }
 
-int td_store_doc_list(td_store *store, const char *collection, const char *after_key,
-                      size_t limit, td_doc_fn fn, void *payload)
+int td_store_doc_list(td_store *store, const char *collection, const char *after_key, size_t limit,
+                      td_doc_fn fn, void *payload)
 {
     td_conn *conn;
     int error = td_store__check_doc_key(collection, NULL);

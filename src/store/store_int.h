@@ -35,7 +35,7 @@ struct td_store {
 struct td_txn {
     td_store *store;
     td_conn *conn;
-    int64_t *head;  /* the writer's running head position, advanced by appends */
+    int64_t *head;   /* the writer's running head position, advanced by appends */
     bool prechecked; /* payloads were checked on the caller's thread */
     bool reading;    /* inside a read callback: writes and nested reads refused */
 };

@@ -20,7 +20,7 @@
 #include "core/internal.h"
 #include "store/store_int.h"
 
-#define DOC_KEY_MAX 200
+#define DOC_KEY_MAX   200
 #define DOC_MAX_BYTES (16 * 1024 * 1024)
 
 static int refuse_while_reading(const td_txn *txn)
@@ -44,8 +44,8 @@ int td_txn__check_event(const td_store *store, const td_event *ev, bool payloads
         error = td_ref_id_check(ev->causation_id);
     if (error == 0 && ev->traceparent[0])
         error = td_traceparent_check(ev->traceparent);
-    if (error == 0 && (ev->schema_version < 0 || (ev->kind != TD_KIND_DOMAIN &&
-                                                  ev->kind != TD_KIND_INTEGRATION)))
+    if (error == 0 &&
+        (ev->schema_version < 0 || (ev->kind != TD_KIND_DOMAIN && ev->kind != TD_KIND_INTEGRATION)))
         error = td_error__set(TD_EINVAL, "invalid schema version or kind");
     if (error == 0 && ev->data == NULL)
         error = td_error__set(TD_EINVAL, "event data is missing");
@@ -64,8 +64,8 @@ static int check_expected(const char *stream, int64_t expected, int64_t current)
     if (expected < TD_EXPECT_ANY)
         return td_error__set(TD_EINVAL, "invalid expected version %lld", (long long)expected);
     if (expected != TD_EXPECT_ANY && expected != current)
-        return td_error__set(TD_ECONFLICT, "stream '%s' is at version %lld, expected %lld",
-                             stream, (long long)current, (long long)expected);
+        return td_error__set(TD_ECONFLICT, "stream '%s' is at version %lld, expected %lld", stream,
+                             (long long)current, (long long)expected);
     return 0;
 }
 
@@ -194,16 +194,18 @@ int td_txn_import(td_txn *txn, const td_event *ev)
     error = b->read_event(txn->conn, &ev->id, compare_stored, &ctx);
     if (error == 0)
         return ctx.same ? 1
-                        : td_error__set(TD_EEXISTS, "event %lld: its id is stored already "
-                                                    "with another stream, version or position",
+                        : td_error__set(TD_EEXISTS,
+                                        "event %lld: its id is stored already "
+                                        "with another stream, version or position",
                                         (long long)ev->position);
     if (error != TD_ENOTFOUND)
         return error;
     if ((error = b->stream_version(txn->conn, ev->stream, &current)) < 0)
         return error;
     if (ev->version != current + 1)
-        return td_error__set(TD_ECONFLICT, "event %lld: stream '%s' is at version %lld, the "
-                                           "event has version %lld",
+        return td_error__set(TD_ECONFLICT,
+                             "event %lld: stream '%s' is at version %lld, the "
+                             "event has version %lld",
                              (long long)ev->position, ev->stream, (long long)current,
                              (long long)ev->version);
     if (ev->position <= *txn->head)
@@ -272,13 +274,12 @@ int td_txn_doc_put(td_txn *txn, const char *collection, const char *key, const c
         error = td_error__set(TD_EINVAL, "missing document");
     if (error == 0)
         error = td_json__check_object("document", json, n, DOC_MAX_BYTES);
-    return error < 0 ? error
-                     : txn->store->backend->doc_put(txn->conn, collection, key, json, n,
-                                                    td_time_now());
+    return error < 0
+               ? error
+               : txn->store->backend->doc_put(txn->conn, collection, key, json, n, td_time_now());
 }
 
-int td_txn_doc_get(td_txn *txn, const char *collection, const char *key, char **json,
-                   size_t *len)
+int td_txn_doc_get(td_txn *txn, const char *collection, const char *key, char **json, size_t *len)
 {
     int error = refuse_while_reading(txn);
     if (error == 0)

@@ -131,7 +131,8 @@ static int run_unit(td_writer *w, unit *u)
 static void run_batch(td_writer *w, unit *batch)
 {
     int error;
-    if ((error = w->backend->begin(w->conn)) < 0 || (error = w->backend->head(w->conn, &w->head)) < 0) {
+    if ((error = w->backend->begin(w->conn)) < 0 ||
+        (error = w->backend->head(w->conn, &w->head)) < 0) {
         abort_batch(w, batch, error);
         return;
     }

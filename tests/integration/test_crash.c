@@ -18,9 +18,9 @@
 #include "child.h"
 #include "support.h"
 
-#define ROUNDS 20
+#define ROUNDS        20
 #define CHILD_THREADS 4
-#define MAX_ACKS 200000
+#define MAX_ACKS      200000
 
 typedef struct ack {
     int64_t position;
@@ -34,7 +34,8 @@ static void *child_appender(void *arg)
     char stream[32];
     snprintf(stream, sizeof stream, "crash-%ld-%d", (long)getpid(), (int)(intptr_t)arg);
     for (int i = 0;; i++) {
-        td_event ev = tt_event("Appended", "{\"payload\":\"some bytes to make the row a realistic size\"}");
+        td_event ev =
+            tt_event("Appended", "{\"payload\":\"some bytes to make the row a realistic size\"}");
         if (td_store_append(child_store, stream, i, &ev, 1) < 0)
             _exit(3);
         ack a = {ev.position, ev.id};

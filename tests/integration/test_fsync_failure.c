@@ -96,10 +96,9 @@ static int f_shm_unmap(sqlite3_file *f, int delete_flag)
 }
 
 static const sqlite3_io_methods faulty_methods = {
-    2,          f_close,   f_read,       f_write,      f_truncate,    f_sync,
-    f_size,     f_lock,    f_unlock,     f_check_lock, f_control,     f_sector,
-    f_device,   f_shm_map, f_shm_lock,   f_shm_barrier, f_shm_unmap,  NULL,
-    NULL,
+    2,          f_close,       f_read,       f_write,   f_truncate, f_sync,   f_size,
+    f_lock,     f_unlock,      f_check_lock, f_control, f_sector,   f_device, f_shm_map,
+    f_shm_lock, f_shm_barrier, f_shm_unmap,  NULL,      NULL,
 };
 
 static int faulty_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int flags,

@@ -11,7 +11,7 @@
 #include "child.h"
 #include "support.h"
 
-#define WRITERS 3
+#define WRITERS    3
 #define PER_WRITER 150
 
 static const char *self;

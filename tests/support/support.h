@@ -15,23 +15,23 @@
 #include "tidings/tidings.h"
 
 /* Asserts that a libtidings call returned 0, printing its message if not. */
-#define assert_td_ok(expr)                                                                     \
-    do {                                                                                       \
-        int td_rc_ = (expr);                                                                   \
-        if (td_rc_ != 0)                                                                       \
-            print_error("%s returned %d (%s): %s\n", #expr, td_rc_, td_error_name(td_rc_),     \
-                        td_error_last());                                                      \
-        assert_int_equal(td_rc_, 0);                                                           \
+#define assert_td_ok(expr)                                                                         \
+    do {                                                                                           \
+        int td_rc_ = (expr);                                                                       \
+        if (td_rc_ != 0)                                                                           \
+            print_error("%s returned %d (%s): %s\n", #expr, td_rc_, td_error_name(td_rc_),         \
+                        td_error_last());                                                          \
+        assert_int_equal(td_rc_, 0);                                                               \
     } while (0)
 
 /* Asserts that a call failed with exactly this code. */
-#define assert_td_code(expr, code)                                                             \
-    do {                                                                                       \
-        int td_rc_ = (expr);                                                                   \
-        if (td_rc_ != (code))                                                                  \
-            print_error("%s returned %d (%s), expected %s: %s\n", #expr, td_rc_,              \
-                        td_error_name(td_rc_), td_error_name(code), td_error_last());          \
-        assert_int_equal(td_rc_, (code));                                                      \
+#define assert_td_code(expr, code)                                                                 \
+    do {                                                                                           \
+        int td_rc_ = (expr);                                                                       \
+        if (td_rc_ != (code))                                                                      \
+            print_error("%s returned %d (%s), expected %s: %s\n", #expr, td_rc_,                   \
+                        td_error_name(td_rc_), td_error_name(code), td_error_last());              \
+        assert_int_equal(td_rc_, (code));                                                          \
     } while (0)
 
 /* A fresh temporary directory; removed with everything in it by tt_rmdir. */

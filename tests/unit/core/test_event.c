@@ -11,8 +11,8 @@ static void test_stream_names(void **state)
     char cat[TD_CATEGORY_MAX + 1];
     const char *good[] = {"order-1", "order-0190c3a0-1234-7abc-8def-0123456789ab", "a-b",
                           "Order_2-x.y:z", "inventory-sku_1"};
-    const char *bad[] = {"", "order", "-1", "order-", "1order-1", "or der-1", "order-a b",
-                         "order-ü", "order-1\n", "_order-1"};
+    const char *bad[] = {"",         "order",     "-1",      "order-",    "1order-1",
+                         "or der-1", "order-a b", "order-ü", "order-1\n", "_order-1"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
         assert_td_ok(td_stream_check(good[i]));
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
@@ -84,14 +84,14 @@ static void test_json_round_trip(void **state)
     json_error_t err;
 
     assert_td_ok(td_event_to_text(&text, &len, &ev));
-    assert_string_equal(text,
-                        "{\"position\":42,\"id\":\"0190c3a0-1234-7abc-8def-0123456789ab\","
-                        "\"stream\":\"order-7\",\"version\":3,\"type\":\"OrderCreated\","
-                        "\"schema_version\":2,\"kind\":\"integration\",\"source\":\"orders\","
-                        "\"occurred_at\":\"2026-11-26T13:00:00.123456Z\","
-                        "\"correlation_id\":\"corr-1\",\"causation_id\":null,"
-                        "\"traceparent\":\"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\","
-                        "\"metadata\":{\"user\":\"u1\"},\"data\":{\"total\":1999,\"items\":[1,2]}}");
+    assert_string_equal(
+        text, "{\"position\":42,\"id\":\"0190c3a0-1234-7abc-8def-0123456789ab\","
+              "\"stream\":\"order-7\",\"version\":3,\"type\":\"OrderCreated\","
+              "\"schema_version\":2,\"kind\":\"integration\",\"source\":\"orders\","
+              "\"occurred_at\":\"2026-11-26T13:00:00.123456Z\","
+              "\"correlation_id\":\"corr-1\",\"causation_id\":null,"
+              "\"traceparent\":\"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\","
+              "\"metadata\":{\"user\":\"u1\"},\"data\":{\"total\":1999,\"items\":[1,2]}}");
     json_t *json = json_loadb(text, len, 0, &err);
     assert_non_null(json);
     assert_td_ok(td_event_from_json(&back, json));

@@ -40,9 +40,17 @@ static void test_parse_rejects(void **state)
 {
     (void)state;
     td_time t = 42;
-    const char *bad[] = {"", "2026", "2026-13-01", "2026-02-30", "2026-11-26T25:00:00Z",
-                         "2026-11-26T13:00Z", "2026-11-26T13:00:00", "2026-11-26T13:00:00.Z",
-                         "2026-11-26T13:00:00Zjunk", "26-11-2026", "2026-11-26T13:00:00+0100"};
+    const char *bad[] = {"",
+                         "2026",
+                         "2026-13-01",
+                         "2026-02-30",
+                         "2026-11-26T25:00:00Z",
+                         "2026-11-26T13:00Z",
+                         "2026-11-26T13:00:00",
+                         "2026-11-26T13:00:00.Z",
+                         "2026-11-26T13:00:00Zjunk",
+                         "26-11-2026",
+                         "2026-11-26T13:00:00+0100"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_td_code(td_time_parse(&t, bad[i]), TD_EINVAL);
     assert_int_equal(t, 42); /* untouched on error */

@@ -14,8 +14,8 @@ static void test_layout(void **state)
     td_time before = td_time_now() / 1000;
     assert_td_ok(td_uuid_v7(&id));
     td_time after = td_time_now() / 1000;
-    assert_int_equal(id.bytes[6] >> 4, 7);      /* version 7 */
-    assert_int_equal(id.bytes[8] >> 6, 2);      /* variant 10 */
+    assert_int_equal(id.bytes[6] >> 4, 7); /* version 7 */
+    assert_int_equal(id.bytes[8] >> 6, 2); /* variant 10 */
     assert_in_range(td_uuid_v7_millis(&id), before, after);
     td_uuid_format(text, &id);
     assert_int_equal(strlen(text), 36);
@@ -39,9 +39,12 @@ static void test_parse_rejects(void **state)
 {
     (void)state;
     td_uuid id;
-    const char *bad[] = {"", "0190c3a0-1234-7abc-8def-0123456789a",
-                         "0190c3a0-1234-7abc-8def-0123456789abc", "0190c3a0x1234-7abc-8def-0123456789ab",
-                         "0190c3a0-1234-7abc-8def-0123456789ag", "{0190c3a0-1234-7abc-8def-0123456789ab}",
+    const char *bad[] = {"",
+                         "0190c3a0-1234-7abc-8def-0123456789a",
+                         "0190c3a0-1234-7abc-8def-0123456789abc",
+                         "0190c3a0x1234-7abc-8def-0123456789ab",
+                         "0190c3a0-1234-7abc-8def-0123456789ag",
+                         "{0190c3a0-1234-7abc-8def-0123456789ab}",
                          "0190c3a012347abc8def0123456789ab"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_td_code(td_uuid_parse(&id, bad[i]), TD_EINVAL);
@@ -61,7 +64,7 @@ static void test_monotonic_in_one_thread(void **state)
     }
 }
 
-#define THREADS 4
+#define THREADS    4
 #define PER_THREAD 20000
 
 static void *generate(void *arg)
@@ -92,7 +95,8 @@ static void test_unique_and_ordered_across_threads(void **state)
     }
     for (int t = 0; t < THREADS; t++)
         for (int i = 1; i < PER_THREAD; i++)
-            assert_true(td_uuid_compare(&ids[t * PER_THREAD + i - 1], &ids[t * PER_THREAD + i]) < 0);
+            assert_true(td_uuid_compare(&ids[t * PER_THREAD + i - 1], &ids[t * PER_THREAD + i]) <
+                        0);
     qsort(ids, THREADS * PER_THREAD, sizeof ids[0], compare_ids);
     for (int i = 1; i < THREADS * PER_THREAD; i++)
         assert_int_not_equal(td_uuid_compare(&ids[i - 1], &ids[i]), 0);

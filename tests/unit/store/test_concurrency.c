@@ -12,12 +12,12 @@
 #include "support.h"
 
 #define THREADS 16
-#define ROUNDS 60
+#define ROUNDS  60
 
 typedef struct worker {
     td_store *store;
     int index;
-    int wins;           /* acknowledged appends to the shared stream */
+    int wins;            /* acknowledged appends to the shared stream */
     int64_t won[ROUNDS]; /* the versions it won */
     int conflicts;
     int failures;
@@ -61,7 +61,7 @@ static void *work(void *arg)
 typedef struct audit {
     int64_t expected_position;
     int gaps;
-    char winners[ROUNDS * THREADS + 1];  /* version -> thread that wrote it, +1 */
+    char winners[ROUNDS * THREADS + 1]; /* version -> thread that wrote it, +1 */
     int shared;
     int private_per_thread[THREADS];
 } audit;

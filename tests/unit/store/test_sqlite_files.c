@@ -168,8 +168,8 @@ int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_garbage_file_is_not_a_store),  T(test_other_sqlite_database_is_not_a_store),
-        T(test_newer_schema_is_refused),      T(test_missing_file_without_create),
+        T(test_garbage_file_is_not_a_store), T(test_other_sqlite_database_is_not_a_store),
+        T(test_newer_schema_is_refused),     T(test_missing_file_without_create),
         T(test_schema_and_durability),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -97,8 +97,7 @@ static void test_expected_versions(void **state)
     int64_t version = -1;
     tt_append(f->store, "order-2", "A", 1);
     td_event ev = tt_event("B", "{}");
-    assert_td_code(td_store_append(f->store, "order-2", TD_EXPECT_NO_STREAM, &ev, 1),
-                   TD_ECONFLICT);
+    assert_td_code(td_store_append(f->store, "order-2", TD_EXPECT_NO_STREAM, &ev, 1), TD_ECONFLICT);
     assert_non_null(strstr(td_error_last(), "version 1"));
     assert_td_code(td_store_append(f->store, "order-2", 2, &ev, 1), TD_ECONFLICT);
     assert_td_code(td_store_append(f->store, "order-2", -7, &ev, 1), TD_EINVAL);
@@ -188,10 +187,10 @@ static void test_reads_and_filters(void **state)
 {
     fixture *f = *state;
     td_time t0 = td_time_now();
-    tt_append(f->store, "order-1", "OrderCreated", 1);  /* 1 */
-    tt_append(f->store, "user-1", "UserRegistered", 2); /* 2 */
-    tt_append(f->store, "order-1", "OrderShipped", 3);  /* 3 */
-    tt_append(f->store, "order-2", "OrderCreated", 4);  /* 4 */
+    tt_append(f->store, "order-1", "OrderCreated", 1);   /* 1 */
+    tt_append(f->store, "user-1", "UserRegistered", 2);  /* 2 */
+    tt_append(f->store, "order-1", "OrderShipped", 3);   /* 3 */
+    tt_append(f->store, "order-2", "OrderCreated", 4);   /* 4 */
     tt_append(f->store, "order-1", "OrderDelivered", 5); /* 5 */
     td_read_query q = TD_READ_QUERY_INIT;
     q.type = "OrderCreated";
