@@ -9,6 +9,7 @@ packages=(
   libsqlite3-dev sqlite3
   libjansson-dev
   libcmocka-dev
+  clang-format
 )
 
 missing=()
