@@ -97,6 +97,7 @@ int td_event_data(json_t **out, const td_event *event);
 
 /* Name and field checks; TD_EINVAL with a message naming the problem. */
 int td_stream_check(const char *stream);
+int td_category_check(const char *category); /* also the rule for document collections */
 int td_type_check(const char *type);
 int td_source_check(const char *source);
 int td_ref_id_check(const char *id);

@@ -116,7 +116,7 @@ int td_txn_read_stream(td_txn *txn, const char *stream, int64_t from_version, si
                        td_event_fn fn, void *payload);
 
 /* Documents: JSON objects under (collection, key). Collections follow the
- * category rule, keys are 1..200 bytes of printable ASCII. */
+ * category rule, keys are 1..512 bytes of printable ASCII. */
 typedef int (*td_doc_fn)(const char *key, const char *json, size_t len, void *payload);
 
 int td_txn_doc_put(td_txn *txn, const char *collection, const char *key, const char *json,
@@ -128,6 +128,26 @@ int td_txn_doc_delete(td_txn *txn, const char *collection, const char *key);
 /* Documents with key > after_key (NULL: from the first), in key order. */
 int td_txn_doc_list(td_txn *txn, const char *collection, const char *after_key, size_t limit,
                     td_doc_fn fn, void *payload);
+
+/* Names the event that caused this unit's work (a handler's input). Events
+ * appended afterwards that lack their own correlation id, causation id or
+ * traceparent get the cause's correlation id (or its id if it has none), the
+ * cause's id as causation id, and a new span in the cause's trace. Borrowed:
+ * cause must stay valid until the unit returns; NULL clears it. */
+void td_txn_set_cause(td_txn *txn, const td_event *cause);
+
+/* The store the unit of work belongs to. */
+td_store *td_txn_store(td_txn *txn);
+
+/* An observer of appends, run inside td_txn_append after the events are
+ * written (position, version and id filled in) and inside the append's own
+ * savepoint: a negative return rolls the append back and td_txn_append
+ * returns it. The bus uses this for inline handlers. It may append (nesting
+ * up to TD_APPEND_DEPTH_MAX) and write documents through txn. Set it before
+ * the first unit of work; one hook per store (NULL removes it). */
+typedef int (*td_append_hook)(td_txn *txn, const td_event *events, size_t count, void *payload);
+#define TD_APPEND_DEPTH_MAX 8
+void td_store_set_append_hook(td_store *store, td_append_hook hook, void *payload);
 
 /* Appends outside an explicit unit: one unit of its own. Data and metadata are
  * checked on the calling thread, which keeps the writer's work short. */

@@ -2,17 +2,22 @@
  * tidings.h: everything public in libtidings.
  *
  * libtidings is an event-driven backbone for C services: a durable event
- * store with group commit and JSON documents (store.h), the event envelope
+ * store with group commit and JSON documents (store.h), publishing and
+ * inline handlers (bus.h), durable subscriptions with retries (subscription.h)
+ * and their dead-letter queue (dlq.h), the event envelope
  * (event.h), UUIDv7 ids (uuid.h), timestamps (timestamp.h), and errors
  * (errors.h). Include this header, or the one header of the concept you use.
  */
 #ifndef TIDINGS_TIDINGS_H
 #define TIDINGS_TIDINGS_H
 
+#include "bus.h"
+#include "dlq.h"
 #include "errors.h"
 #include "event.h"
 #include "memory.h"
 #include "store.h"
+#include "subscription.h"
 #include "timestamp.h"
 #include "uuid.h"
 

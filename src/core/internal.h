@@ -12,6 +12,9 @@
 /* Writes a new traceparent that starts a fresh, sampled trace. */
 int td_traceparent__new(char out[TD_TRACEPARENT_LEN + 1]);
 
+/* Writes a traceparent for a new span (fresh parent id) in parent's trace. */
+int td_traceparent__child(char out[TD_TRACEPARENT_LEN + 1], const char *parent);
+
 /* Checks that text[0..len) is a JSON object of at most max bytes;
  * TD_EINVAL / TD_ETOOBIG naming `what` otherwise. */
 int td_json__check_object(const char *what, const char *text, size_t len, size_t max);

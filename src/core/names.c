@@ -61,6 +61,17 @@ int td_stream_check(const char *stream)
     return 0;
 }
 
+int td_category_check(const char *category)
+{
+    size_t n = category ? category_length(category) : 0;
+    if (n == 0 || category[n] != '\0' || n > TD_CATEGORY_MAX)
+        return td_error__set(TD_EINVAL,
+                             "invalid category or collection '%.80s': expected 1..64 of "
+                             "[A-Za-z0-9_] starting with a letter",
+                             category ? category : "");
+    return 0;
+}
+
 int td_stream_category(char buf[TD_CATEGORY_MAX + 1], const char *stream)
 {
     int error = td_stream_check(stream);

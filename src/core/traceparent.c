@@ -58,3 +58,17 @@ int td_traceparent__new(char out[TD_TRACEPARENT_LEN + 1])
     memcpy(out + 52, "-01", 4);
     return 0;
 }
+
+int td_traceparent__child(char out[TD_TRACEPARENT_LEN + 1], const char *parent)
+{
+    uint8_t span[8];
+    int error = td_traceparent_check(parent);
+    if (error < 0)
+        return error;
+    if (getrandom(span, sizeof span, 0) != (ssize_t)sizeof span)
+        return td_error__set(TD_EIO, "getrandom failed");
+    span[0] |= 0x01;
+    memcpy(out, parent, TD_TRACEPARENT_LEN + 1);
+    hex_into(out + 36, span, 8);
+    return 0;
+}

@@ -133,6 +133,12 @@ const char *td_store_url(const td_store *store)
 
 /* ---- writing -------------------------------------------------------------- */
 
+void td_store_set_append_hook(td_store *store, td_append_hook hook, void *payload)
+{
+    store->append_hook = hook;
+    store->append_hook_payload = payload;
+}
+
 static int writable(const td_store *store)
 {
     if (store == NULL)
@@ -181,7 +187,6 @@ int td_store_append(td_store *store, const char *stream, int64_t expected_versio
 
 static int check_query(const td_read_query *q)
 {
-    char probe[TD_STREAM_MAX + 2];
     if (q == NULL)
         return td_error__set(TD_EINVAL, "missing read query");
     if (q->after_position < 0)
@@ -190,11 +195,8 @@ static int check_query(const td_read_query *q)
         return TD_EINVAL;
     if (q->type && td_type_check(q->type) < 0)
         return TD_EINVAL;
-    if (q->category) {
-        snprintf(probe, sizeof probe, "%.*s-x", TD_CATEGORY_MAX + 1, q->category);
-        if (td_stream_check(probe) < 0)
-            return td_error__set(TD_EINVAL, "invalid category '%.64s'", q->category);
-    }
+    if (q->category && td_category_check(q->category) < 0)
+        return TD_EINVAL;
     return 0;
 }
 

@@ -26,6 +26,9 @@ struct td_store {
     td_writer *writer; /* NULL when read-only */
     td_readers *readers;
 
+    td_append_hook append_hook; /* set before the first unit; read by the writer */
+    void *append_hook_payload;
+
     pthread_mutex_t watch_lock;
     pthread_cond_t watch_cond;
     int64_t watch_head; /* highest position known committed */
@@ -38,6 +41,9 @@ struct td_txn {
     int64_t *head;   /* the writer's running head position, advanced by appends */
     bool prechecked; /* payloads were checked on the caller's thread */
     bool reading;    /* inside a read callback: writes and nested reads refused */
+    int depth;       /* nesting of appends made by append hooks */
+    const td_event *cause;
+    char cause_id[TD_UUID_STR_LEN + 1];
 };
 
 /* writer.c */

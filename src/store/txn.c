@@ -69,10 +69,38 @@ static int check_expected(const char *stream, int64_t expected, int64_t current)
     return 0;
 }
 
-/* Fills the store-assigned and defaulted fields of one event. */
-static int assign(td_event *ev, const char *stream, int64_t version, int64_t position)
+void td_txn_set_cause(td_txn *txn, const td_event *cause)
 {
-    int error = 0;
+    txn->cause = cause;
+    if (cause)
+        td_uuid_format(txn->cause_id, &cause->id);
+}
+
+td_store *td_txn_store(td_txn *txn)
+{
+    return txn->store;
+}
+
+/* Fills correlation, causation and trace context from the unit's cause. */
+static int inherit(const td_txn *txn, td_event *ev)
+{
+    const td_event *cause = txn->cause;
+    if (cause == NULL)
+        return 0;
+    if (ev->correlation_id == NULL)
+        ev->correlation_id = cause->correlation_id ? cause->correlation_id : txn->cause_id;
+    if (ev->causation_id == NULL)
+        ev->causation_id = txn->cause_id;
+    if (ev->traceparent[0] == '\0' && cause->traceparent[0] != '\0')
+        return td_traceparent__child(ev->traceparent, cause->traceparent);
+    return 0;
+}
+
+/* Fills the store-assigned and defaulted fields of one event. */
+static int assign(const td_txn *txn, td_event *ev, const char *stream, int64_t version,
+                  int64_t position)
+{
+    int error = inherit(txn, ev);
     ev->stream = stream;
     ev->version = version;
     ev->position = position;
@@ -116,10 +144,24 @@ static int append_rows(td_txn *txn, const char *stream, int64_t current, td_even
             txn->store->backend->read_event(txn->conn, &ev->id, ignore_event, NULL) != TD_ENOTFOUND)
             error = td_error__set(TD_EEXISTS, "an event with this id is stored already");
         if (error == 0)
-            error = assign(ev, stream, current + 1 + (int64_t)i, *txn->head + 1 + (int64_t)i);
+            error = assign(txn, ev, stream, current + 1 + (int64_t)i, *txn->head + 1 + (int64_t)i);
         if (error == 0)
             error = insert(txn, ev, category);
     }
+    return error;
+}
+
+static int run_hook(td_txn *txn, const td_event *events, size_t count)
+{
+    td_append_hook hook = txn->store->append_hook;
+    if (hook == NULL)
+        return 0;
+    if (txn->depth >= TD_APPEND_DEPTH_MAX)
+        return td_error__set(TD_EINVAL, "appends nested deeper than %d by append hooks",
+                             TD_APPEND_DEPTH_MAX);
+    txn->depth++;
+    int error = hook(txn, events, count, txn->store->append_hook_payload);
+    txn->depth--;
     return error;
 }
 
@@ -142,13 +184,21 @@ int td_txn_append(td_txn *txn, const char *stream, int64_t expected_version, td_
         error = check_expected(stream, expected_version, current);
     if (error < 0)
         return error;
-    if (count > 1 && (error = b->savepoint(txn->conn)) < 0)
+    /* A lone insert is atomic by itself; several, or a hook's work, need a
+     * savepoint so that a failure leaves nothing behind. */
+    bool guarded = count > 1 || txn->store->append_hook;
+    int64_t saved_head = *txn->head;
+    if (guarded && (error = b->savepoint(txn->conn)) < 0)
         return error;
     error = append_rows(txn, stream, current, events, count, category);
-    if (count > 1)
-        error = error < 0 ? (b->rollback_to(txn->conn), error) : b->release(txn->conn);
-    if (error == 0)
+    if (error == 0) {
         *txn->head += (int64_t)count;
+        error = run_hook(txn, events, count);
+    }
+    if (error < 0)
+        *txn->head = saved_head;
+    if (guarded)
+        error = error < 0 ? (b->rollback_to(txn->conn), error) : b->release(txn->conn);
     return error;
 }
 
@@ -246,13 +296,8 @@ int td_txn_read_stream(td_txn *txn, const char *stream, int64_t from_version, si
 int td_store__check_doc_key(const char *collection, const char *key)
 {
     size_t n = 0;
-    char probe[TD_STREAM_MAX + 2];
-    if (collection == NULL || strlen(collection) > TD_CATEGORY_MAX)
-        return td_error__set(TD_EINVAL, "invalid collection name");
-    /* A collection follows the category rule: check it as "<collection>-x". */
-    snprintf(probe, sizeof probe, "%s-x", collection);
-    if (td_stream_check(probe) < 0)
-        return td_error__set(TD_EINVAL, "invalid collection name '%.64s'", collection);
+    if (td_category_check(collection) < 0)
+        return TD_EINVAL;
     if (key == NULL)
         return 0;
     for (; key[n]; n++)

@@ -112,7 +112,8 @@ static int run_unit(td_writer *w, unit *u)
     int error = w->backend->savepoint(w->conn);
     if (error < 0)
         return error;
-    td_txn txn = {w->store, w->conn, &w->head, u->prechecked, false};
+    td_txn txn = {
+        .store = w->store, .conn = w->conn, .head = &w->head, .prechecked = u->prechecked};
     td_error_clear();
     int rc = u->fn(&txn, u->payload);
     if (rc >= 0 && (error = w->backend->release(w->conn)) == 0) {

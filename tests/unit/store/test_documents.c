@@ -85,9 +85,9 @@ static void test_bad_documents_are_refused(void **state)
     assert_td_code(put("orders", "", "{}"), TD_EINVAL);
     assert_td_code(put("orders", "line\nbreak", "{}"), TD_EINVAL);
     assert_td_code(put("orders", "o1", NULL), TD_EINVAL);
-    char key[202];
-    memset(key, 'k', 201);
-    key[201] = '\0';
+    char key[514];
+    memset(key, 'k', 513);
+    key[513] = '\0';
     assert_td_code(put("orders", key, "{}"), TD_EINVAL);
     char *got = NULL;
     assert_td_code(td_store_doc_get(store, "orders", "o1", &got, NULL), TD_ENOTFOUND);

@@ -1,0 +1,143 @@
+/*
+ * subscription.h: named, durable consumers of the event log.
+ *
+ * A subscription reads every event after its checkpoint that fits its match,
+ * and hands each to its handler on one of `lanes` threads. Events of one
+ * stream are handled strictly in order, one at a time; different streams in
+ * parallel. The checkpoint is durable and never passes an event that is not
+ * done, so after a crash nothing is skipped (an event may be handed over
+ * again: use transactional mode or the inbox to make effects happen once).
+ *
+ * A commit in this process wakes the subscription at once; commits of other
+ * processes are noticed within the store's poll interval.
+ *
+ * Failures: a handler returns 0 (done), TD_EPERMANENT (park it in the
+ * dead-letter queue now) or another negative code (transient: retry). A
+ * transient failure is retried `immediate_retries` times at once, then after
+ * exponential backoff with jitter, until `max_attempts`; the retry state is
+ * durable. While an event waits, later events of its stream wait too; other
+ * streams go on. After the last attempt the event is parked (dlq.h). In
+ * TD_DLQ_SEQUENCED mode later events of that stream are parked behind it, in
+ * order, until it is retried or dropped; in TD_DLQ_SKIP mode they go on.
+ *
+ * A handler that crashes the process counts too: events being handled when
+ * the process died are, after restart, handed over one at a time with a
+ * durable attempt count; one that has crashed the process max_attempts times
+ * is parked without being handed over again. In normal operation this costs
+ * one durable write per read batch, not per event.
+ *
+ * Transactional mode: the handler runs in a unit of work together with the
+ * subscription's progress mark for its stream, so its document writes and
+ * publishes happen exactly once.
+ *
+ * Threads: a td_subscription is controlled (start, stop, free) from one
+ * thread; handlers run on the subscription's lane threads. docs/threading.md.
+ */
+#ifndef TIDINGS_SUBSCRIPTION_H
+#define TIDINGS_SUBSCRIPTION_H
+
+#include "bus.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum td_dlq_mode {
+    TD_DLQ_SEQUENCED = 0, /* later events of a parked event's stream park behind it */
+    TD_DLQ_SKIP = 1,      /* later events of the stream go on */
+} td_dlq_mode;
+
+#define TD_SUBSCRIPTION_OPTIONS_VERSION 1
+#define TD_SUBSCRIPTION_NAME_MAX 64
+
+typedef struct td_subscription_options {
+    unsigned int version;        /* TD_SUBSCRIPTION_OPTIONS_VERSION */
+    const char *name;            /* 1..64 of [A-Za-z0-9_.-], starting with a letter */
+    td_match match;              /* which events; TD_MATCH_ALL: every event */
+    unsigned lanes;              /* handler threads; 0: 1 */
+    bool transactional;          /* handler runs in a unit with the progress mark */
+    unsigned immediate_retries;  /* retries right after a transient failure */
+    unsigned max_attempts;       /* attempts before parking; 0: 5 */
+    unsigned backoff_initial_ms; /* first delayed retry; 0: 100 */
+    unsigned backoff_max_ms;     /* longest delay; 0: 30000 */
+    td_dlq_mode dlq_mode;
+    bool start_at_end;           /* a new subscription starts at the head, not at 0 */
+    size_t batch_size;           /* events read at a time; 0: 512 */
+} td_subscription_options;
+
+#define TD_SUBSCRIPTION_OPTIONS_INIT                                                           \
+    {TD_SUBSCRIPTION_OPTIONS_VERSION, NULL, TD_MATCH_ALL, 1, false, 2, 5, 100, 30000,          \
+     TD_DLQ_SEQUENCED, false, 0}
+
+typedef struct td_subscription td_subscription;
+
+/* What a handler gets besides the event. Borrowed for the call. */
+typedef struct td_delivery td_delivery;
+
+/* The handler: 0 when done, TD_EPERMANENT to park the event at once, any
+ * other negative code to retry. Use td_delivery_fail to say why. */
+typedef int (*td_handler_fn)(td_delivery *delivery, const td_event *event, void *payload);
+
+/* The unit of work in transactional mode; NULL otherwise. */
+td_txn *td_delivery_txn(td_delivery *delivery);
+/* 1 for the first attempt. */
+unsigned td_delivery_attempt(const td_delivery *delivery);
+const char *td_delivery_subscription(const td_delivery *delivery);
+/* The event id as text: the key for an external system's idempotency. */
+const char *td_delivery_idempotency_key(const td_delivery *delivery);
+/* Publishes events caused by this one: in the handler's unit when
+ * transactional, else in a unit of its own. */
+int td_delivery_publish(td_delivery *delivery, const char *stream, int64_t expected_version,
+                        td_event *events, size_t count);
+/* Records why the handler failed and returns code, for `return
+ * td_delivery_fail(d, TD_EPERMANENT, "unknown version %d", v);`. */
+int td_delivery_fail(td_delivery *delivery, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Makes a subscription; it does nothing until started. The name, match and
+ * options are copied. Caller owns *out; free with td_subscription_free (before
+ * the store). */
+int td_subscription_new(td_subscription **out, td_store *store,
+                        const td_subscription_options *opts, td_handler_fn fn, void *payload);
+
+/* Starts the reader and lane threads. */
+int td_subscription_start(td_subscription *sub);
+
+/* Stops gracefully: no new events are handed over, handlers in flight finish,
+ * the checkpoint is persisted. Returns the first error the subscription met
+ * while running, if any. */
+int td_subscription_stop(td_subscription *sub);
+
+/* Stops if running, then frees. Accepts NULL. */
+void td_subscription_free(td_subscription *sub);
+
+/* Waits until every event up to position is done (handled, parked or not
+ * matching), or timeout_ms passes (TD_EBUSY). For tests and shutdown. */
+int td_subscription_wait_until(td_subscription *sub, int64_t position, int timeout_ms);
+
+typedef struct td_subscription_status {
+    int64_t position;     /* durable checkpoint */
+    int64_t head;         /* the store's head */
+    int64_t lag_events;   /* head - position */
+    int64_t in_retry;     /* events waiting for a delayed retry */
+    int64_t dead_letters; /* parked events, including those parked behind others */
+} td_subscription_status;
+
+/* The durable status of every subscription ever run on the store, by name. */
+typedef int (*td_subscription_status_fn)(const char *name, const td_subscription_status *status,
+                                         void *payload);
+int td_subscriptions_list(td_store *store, td_subscription_status_fn fn, void *payload);
+
+/* ---- the inbox: effects outside the store, once ----------------------- */
+
+/* Records that consumer has handled event_id. Returns 0 the first time,
+ * 1 if it was recorded before (skip the effect). In the caller's unit. */
+int td_inbox_claim(td_txn *txn, const char *consumer, const td_uuid *event_id);
+
+/* Whether consumer has recorded event_id (outside a unit of work). */
+int td_inbox_seen(td_store *store, const char *consumer, const td_uuid *event_id, bool *seen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

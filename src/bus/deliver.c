@@ -1,0 +1,252 @@
+/*
+ * deliver.c: handing one event to a subscription's handler on a lane.
+ *
+ *   item ─▶ stream blocked (sequenced DLQ)? ──yes──▶ park behind the blocker
+ *            │ no
+ *            ▼
+ *   ┌──▶ attempt: handler (inside a unit with the progress mark when
+ *   │    │        transactional; skipped if the mark says it is done)
+ *   │    ├─ ok ─────────────────────────────▶ done (drop retry/DLQ records)
+ *   │    ├─ TD_EPERMANENT or last attempt ──▶ park as dead
+ *   └────┼─ within immediate_retries
+ *        └─ else: durable retry record, back off (exponential, jitter) ─▶ delayed
+ *
+ * The lane that owns the stream runs this without the subscription lock.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "bus/sub_int.h"
+#include "core/alloc.h"
+#include "core/error.h"
+
+struct td_delivery {
+    td_subscription *sub;
+    const td_event *event;
+    unsigned attempt;
+    td_txn *txn;
+    bool skipped; /* transactional: the progress mark says it was done */
+    char key[TD_UUID_STR_LEN + 1];
+    char message[256];
+};
+
+td_txn *td_delivery_txn(td_delivery *d)
+{
+    return d->txn;
+}
+
+unsigned td_delivery_attempt(const td_delivery *d)
+{
+    return d->attempt;
+}
+
+const char *td_delivery_subscription(const td_delivery *d)
+{
+    return d->sub->name;
+}
+
+const char *td_delivery_idempotency_key(const td_delivery *d)
+{
+    return d->key;
+}
+
+int td_delivery_fail(td_delivery *d, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d->message, sizeof d->message, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+typedef struct publish_args {
+    td_delivery *d;
+    const char *stream;
+    int64_t expected;
+    td_event *events;
+    size_t count;
+} publish_args;
+
+static int publish_unit(td_txn *txn, void *payload)
+{
+    publish_args *a = payload;
+    td_txn_set_cause(txn, a->d->event);
+    return td_txn_append(txn, a->stream, a->expected, a->events, a->count);
+}
+
+int td_delivery_publish(td_delivery *d, const char *stream, int64_t expected_version,
+                        td_event *events, size_t count)
+{
+    publish_args a = {d, stream, expected_version, events, count};
+    if (d->txn)
+        return td_txn_append(d->txn, stream, expected_version, events, count);
+    return td_transact(d->sub->store, publish_unit, &a);
+}
+
+static int transactional_unit(td_txn *txn, void *payload)
+{
+    td_delivery *d = payload;
+    td_subscription *sub = d->sub;
+    int64_t done_version = 0;
+    int error = td_state__progress_get(txn, sub->name, d->event->stream, &done_version);
+    if (error < 0)
+        return error;
+    if (done_version >= d->event->version) {
+        d->skipped = true; /* handled before a crash, checkpoint not yet saved */
+        return 0;
+    }
+    d->txn = txn;
+    td_txn_set_cause(txn, d->event);
+    error = sub->fn(d, d->event, sub->payload);
+    d->txn = NULL;
+    if (error < 0)
+        return error;
+    return td_state__progress_put(txn, sub->name, d->event->stream, d->event->version);
+}
+
+/* Calls the handler once; on failure writes why into `why`. */
+static int attempt(td_subscription *sub, item *it, char *why, size_t why_size)
+{
+    td_delivery d = {.sub = sub, .event = it->event, .attempt = it->attempts};
+    td_uuid_format(d.key, &it->event->id);
+    td_error_clear();
+    int rc = sub->opts.transactional ? td_transact(sub->store, transactional_unit, &d)
+                                     : sub->fn(&d, it->event, sub->payload);
+    if (rc < 0)
+        snprintf(why, why_size, "%s",
+                 d.message[0]         ? d.message
+                 : td_error_last()[0] ? td_error_last()
+                                      : td_error_name(rc));
+    return rc;
+}
+
+typedef struct park_args {
+    td_subscription *sub;
+    const td_dead_letter *entry;
+    const item *it;
+} park_args;
+
+static int delete_quietly(td_txn *txn, const char *collection, const char *key)
+{
+    int error = td_txn_doc_delete(txn, collection, key);
+    return error == TD_ENOTFOUND ? 0 : error;
+}
+
+/* Removes the retry record and the DLQ entry an item may carry. */
+static int clear_records(td_txn *txn, td_subscription *sub, const item *it)
+{
+    char key[TD_STATE_KEY_MAX + 1];
+    int error = 0;
+    if (it->has_retry_doc && (error = td_state__position_key(key, sub->name, it->event->position)) == 0)
+        error = delete_quietly(txn, TD_COLL_RETRIES, key);
+    if (error == 0 && it->dead_letter[0])
+        error = delete_quietly(txn, TD_COLL_DEAD_LETTERS, it->dead_letter);
+    return error;
+}
+
+static int park_unit(td_txn *txn, void *payload)
+{
+    park_args *a = payload;
+    int error = clear_records(txn, a->sub, a->it);
+    return error < 0 ? error : td_state__put_dead_letter(txn, a->entry);
+}
+
+int td_deliver__park(td_subscription *sub, item *it, const char *blocked_by, const char *reason,
+                     char *dead_letter_out)
+{
+    td_uuid id;
+    td_time now = td_time_now();
+    int error = td_uuid_v7(&id);
+    if (error < 0)
+        return error;
+    td_dead_letter entry = {
+        .subscription = sub->name,
+        .position = it->event->position,
+        .event_id = it->event->id,
+        .stream = it->event->stream,
+        .type = it->event->type,
+        .attempts = it->attempts,
+        .last_error = reason,
+        .first_failure = it->first_failure ? it->first_failure : now,
+        .last_failure = now,
+        .status = blocked_by ? "parked" : "dead",
+        .behind = blocked_by,
+    };
+    td_uuid_format(entry.id, &id);
+    park_args a = {sub, &entry, it};
+    if ((error = td_transact(sub->store, park_unit, &a)) == 0)
+        memcpy(dead_letter_out, entry.id, sizeof entry.id);
+    return error;
+}
+
+static int clear_unit(td_txn *txn, void *payload)
+{
+    park_args *a = payload;
+    return clear_records(txn, a->sub, a->it);
+}
+
+static int64_t backoff_us(const td_subscription *sub, unsigned delayed_attempt)
+{
+    uint64_t ms = sub->opts.backoff_initial_ms;
+    for (unsigned i = 1; i < delayed_attempt && ms < sub->opts.backoff_max_ms; i++)
+        ms *= 2;
+    if (ms > sub->opts.backoff_max_ms)
+        ms = sub->opts.backoff_max_ms;
+    uint32_t r = 0;
+    if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
+        r = (uint32_t)rand();
+    /* "equal jitter": between half and all of the delay */
+    return (int64_t)(ms * 1000 / 2 + (r % (ms * 1000 / 2 + 1)));
+}
+
+static td_outcome succeed(td_subscription *sub, item *it)
+{
+    park_args a = {sub, NULL, it};
+    if ((it->has_retry_doc || it->dead_letter[0]) && td_transact(sub->store, clear_unit, &a) < 0)
+        td_sub__fail(sub, td_error_last_code());
+    return OUTCOME_DONE;
+}
+
+static td_outcome park_or_fail(td_subscription *sub, item *it, const char *blocked_by,
+                               const char *why, char *dead_letter_out)
+{
+    int error = td_deliver__park(sub, it, blocked_by, why, dead_letter_out);
+    if (error < 0) {
+        td_sub__fail(sub, error);
+        return OUTCOME_FAILED;
+    }
+    return OUTCOME_PARKED;
+}
+
+td_outcome td_deliver__item(td_subscription *sub, item *it, const char *blocked_by,
+                            int64_t *delay_us, char *dead_letter_out)
+{
+    char why[300];
+    if (blocked_by && blocked_by[0]) {
+        snprintf(why, sizeof why, "parked behind dead letter %s", blocked_by);
+        return park_or_fail(sub, it, blocked_by, why, dead_letter_out);
+    }
+    for (;;) {
+        it->attempts++;
+        int rc = attempt(sub, it, why, sizeof why);
+        if (rc >= 0)
+            return succeed(sub, it);
+        if (it->first_failure == 0)
+            it->first_failure = td_time_now();
+        if (rc == TD_EPERMANENT || it->attempts >= sub->opts.max_attempts)
+            return park_or_fail(sub, it, NULL, why, dead_letter_out);
+        if (it->attempts <= sub->opts.immediate_retries)
+            continue;
+        *delay_us = backoff_us(sub, it->attempts - sub->opts.immediate_retries);
+        if (td_state__save_retry(sub->store, sub->name, it->event->position, it->attempts,
+                                 td_time_now() + *delay_us, why) < 0) {
+            td_sub__fail(sub, td_error_last_code());
+            return OUTCOME_FAILED;
+        }
+        it->has_retry_doc = true;
+        return OUTCOME_DELAYED;
+    }
+}

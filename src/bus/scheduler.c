@@ -1,0 +1,212 @@
+/*
+ * scheduler.c: per-stream queues and the pending ring of a subscription.
+ *
+ * Streams live in a hash table by name. A stream with work is on the ready
+ * list (FIFO, so streams take turns) or, while its head waits for a delayed
+ * retry, on the delayed list; lanes take from the ready list, promoting
+ * delayed streams whose time has come. The ring records every event read, in
+ * position order, with a done flag; the checkpoint is its done prefix.
+ * Every function here runs with the subscription's lock held.
+ */
+#include <string.h>
+#include <time.h>
+
+#include "bus/sub_int.h"
+#include "core/alloc.h"
+#include "core/error.h"
+
+#define INITIAL_BUCKETS 256
+
+int64_t td_sched__monotonic_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int td_sched__init(td_subscription *sub)
+{
+    sub->bucket_count = INITIAL_BUCKETS;
+    sub->buckets = td_calloc(sub->bucket_count, sizeof *sub->buckets);
+    sub->ring_cap = sub->opts.batch_size * 4;
+    sub->ring_position = td_calloc(sub->ring_cap, sizeof *sub->ring_position);
+    sub->ring_done = td_calloc(sub->ring_cap, sizeof *sub->ring_done);
+    if (!sub->buckets || !sub->ring_position || !sub->ring_done)
+        return td_error__oom();
+    return 0;
+}
+
+void td_sched__item_free(item *it)
+{
+    if (it) {
+        td_event_free(it->event);
+        td_free(it);
+    }
+}
+
+void td_sched__dispose(td_subscription *sub)
+{
+    for (size_t b = 0; sub->buckets && b < sub->bucket_count; b++) {
+        for (stream_q *s = sub->buckets[b], *next; s; s = next) {
+            next = s->hash_next;
+            for (item *it = s->head, *n; it; it = n) {
+                n = it->next;
+                td_sched__item_free(it);
+            }
+            td_free(s->name);
+            td_free(s);
+        }
+    }
+    td_free(sub->buckets);
+    td_free(sub->ring_position);
+    td_free(sub->ring_done);
+}
+
+static uint64_t hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static void grow(td_subscription *sub)
+{
+    size_t count = sub->bucket_count * 2;
+    stream_q **buckets = td_calloc(count, sizeof *buckets);
+    if (buckets == NULL)
+        return; /* keep the old table: longer chains, still correct */
+    for (size_t b = 0; b < sub->bucket_count; b++)
+        for (stream_q *s = sub->buckets[b], *next; s; s = next) {
+            next = s->hash_next;
+            size_t i = hash(s->name) % count;
+            s->hash_next = buckets[i];
+            buckets[i] = s;
+        }
+    td_free(sub->buckets);
+    sub->buckets = buckets;
+    sub->bucket_count = count;
+}
+
+int td_sched__stream(td_subscription *sub, const char *name, stream_q **out)
+{
+    size_t i = hash(name) % sub->bucket_count;
+    for (stream_q *s = sub->buckets[i]; s; s = s->hash_next)
+        if (strcmp(s->name, name) == 0) {
+            *out = s;
+            return 0;
+        }
+    stream_q *s = td_calloc(1, sizeof *s);
+    if (s == NULL || (s->name = td_strdup(name)) == NULL) {
+        td_free(s);
+        return td_error__oom();
+    }
+    s->hash_next = sub->buckets[i];
+    sub->buckets[i] = s;
+    if (++sub->stream_count > sub->bucket_count * 2)
+        grow(sub);
+    *out = s;
+    return 0;
+}
+
+void td_sched__push(td_subscription *sub, stream_q *s, item *it, bool front)
+{
+    (void)sub;
+    if (front) {
+        it->next = s->head;
+        s->head = it;
+        if (s->tail == NULL)
+            s->tail = it;
+    } else {
+        it->next = NULL;
+        if (s->tail)
+            s->tail->next = it;
+        else
+            s->head = it;
+        s->tail = it;
+    }
+}
+
+void td_sched__offer(td_subscription *sub, stream_q *s)
+{
+    if (s->busy || s->queued || s->head == NULL)
+        return;
+    s->queued = true;
+    s->list_next = NULL;
+    if (s->ready_at > td_sched__monotonic_us()) {
+        s->list_next = sub->delayed;
+        sub->delayed = s;
+        return;
+    }
+    if (sub->ready_tail)
+        sub->ready_tail->list_next = s;
+    else
+        sub->ready_head = s;
+    sub->ready_tail = s;
+}
+
+/* Moves delayed streams whose time has come to the ready list. */
+static void promote(td_subscription *sub, int64_t now, int64_t *next_ready)
+{
+    stream_q **link = &sub->delayed;
+    while (*link) {
+        stream_q *s = *link;
+        if (s->ready_at <= now) {
+            *link = s->list_next;
+            s->queued = false;
+            td_sched__offer(sub, s);
+        } else {
+            if (*next_ready == 0 || s->ready_at < *next_ready)
+                *next_ready = s->ready_at;
+            link = &s->list_next;
+        }
+    }
+}
+
+stream_q *td_sched__take(td_subscription *sub, int64_t now, int64_t *next_ready)
+{
+    *next_ready = 0;
+    promote(sub, now, next_ready);
+    for (;;) {
+        stream_q *s = sub->ready_head;
+        if (s == NULL)
+            return NULL;
+        sub->ready_head = s->list_next;
+        if (sub->ready_head == NULL)
+            sub->ready_tail = NULL;
+        s->queued = false;
+        if (s->busy)
+            continue; /* claimed by the reader while queued; offered again on release */
+        s->busy = true;
+        return s;
+    }
+}
+
+int td_sched__track(td_subscription *sub, int64_t position, uint64_t *seq)
+{
+    if (sub->ring_end - sub->ring_start >= sub->ring_cap)
+        return td_error__set(TD_EBUSY, "pending ring full");
+    size_t slot = sub->ring_end % sub->ring_cap;
+    sub->ring_position[slot] = position;
+    sub->ring_done[slot] = false;
+    *seq = sub->ring_end++;
+    return 0;
+}
+
+void td_sched__done(td_subscription *sub, uint64_t seq)
+{
+    if (seq == NO_SEQ)
+        return;
+    sub->ring_done[seq % sub->ring_cap] = true;
+    while (sub->ring_start < sub->ring_end && sub->ring_done[sub->ring_start % sub->ring_cap]) {
+        sub->checkpoint = sub->ring_position[sub->ring_start % sub->ring_cap];
+        sub->ring_start++;
+    }
+    if (sub->ring_start == sub->ring_end && sub->read_position > sub->checkpoint)
+        sub->checkpoint = sub->read_position;
+}
+
+size_t td_sched__pending(const td_subscription *sub)
+{
+    return (size_t)(sub->ring_end - sub->ring_start);
+}

@@ -1,0 +1,71 @@
+/*
+ * status.c: what `tidings subscriptions` shows: each subscription's durable
+ * checkpoint, its lag behind the head, events waiting for a delayed retry,
+ * and its dead letters. Read from the state documents, so it works from any
+ * process, whether the subscription is running or not.
+ */
+#include <string.h>
+
+#include "bus/state.h"
+#include "core/error.h"
+
+static int count_doc(const char *key, const char *json, size_t len, void *payload)
+{
+    (void)key;
+    (void)json;
+    (void)len;
+    ++*(int64_t *)payload;
+    return 0;
+}
+
+typedef struct dead_count {
+    const char *name;
+    int64_t count;
+} dead_count;
+
+static int count_dead(const td_dead_letter *e, void *payload)
+{
+    dead_count *c = payload;
+    if (strcmp(e->subscription, c->name) == 0)
+        c->count++;
+    return 0;
+}
+
+typedef struct status_ctx {
+    td_store *store;
+    int64_t head;
+    td_subscription_status_fn fn;
+    void *payload;
+} status_ctx;
+
+static int one_subscription(const char *name, const char *json, size_t len, void *payload)
+{
+    status_ctx *ctx = payload;
+    td_checkpoint cp;
+    bool found = false;
+    td_subscription_status st = {0};
+    dead_count dead = {name, 0};
+    (void)json;
+    (void)len;
+    int error = td_state__load_checkpoint(ctx->store, name, &cp, &found);
+    if (error == 0)
+        error = td_state__list_prefix(ctx->store, TD_COLL_RETRIES, name, count_doc, &st.in_retry);
+    if (error == 0)
+        error = td_dlq_list(ctx->store, NULL, count_dead, &dead);
+    if (error < 0)
+        return error;
+    st.position = cp.position;
+    st.head = ctx->head;
+    st.lag_events = ctx->head > cp.position ? ctx->head - cp.position : 0;
+    st.dead_letters = dead.count;
+    return ctx->fn(name, &st, ctx->payload);
+}
+
+int td_subscriptions_list(td_store *store, td_subscription_status_fn fn, void *payload)
+{
+    status_ctx ctx = {store, 0, fn, payload};
+    int error = td_store_head(store, &ctx.head);
+    return error < 0 ? error
+                     : td_store_doc_list(store, TD_COLL_CHECKPOINTS, NULL, 0, one_subscription,
+                                         &ctx);
+}

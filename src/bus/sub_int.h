@@ -1,0 +1,133 @@
+/*
+ * sub_int.h: a subscription's moving parts (internal).
+ *
+ *   reader thread (subscription.c)          lane threads (lanes.c)
+ *   ──────────────────────────────          ─────────────────────────────
+ *   reads events after read_position   ──▶  take a ready stream, handle its
+ *   records them in the pending ring        head event (deliver.c), mark it
+ *   queues them on their stream             done in the ring, release the stream
+ *   persists inflight_to before lanes
+ *   may see them; persists the checkpoint
+ *   as the ring's done prefix grows;
+ *   carries out DLQ requests (requests.c)
+ *
+ * Invariants (under `lock`):
+ * - An event is in the ring from when it is read until the checkpoint passes
+ *   it; the checkpoint is the position before the oldest event not done.
+ * - A stream is handled by at most one lane at a time (`busy`), always its
+ *   head item first, so a stream's events are handled in order.
+ * - A stream is in at most one of the ready list and the delayed list
+ *   (`queued`), and only when it is not busy and has items.
+ * - A stream with `blocked_by` set (sequenced DLQ) parks every item it hands
+ *   out behind that dead letter.
+ */
+#ifndef TD_BUS_SUB_INT_H
+#define TD_BUS_SUB_INT_H
+
+#include <pthread.h>
+
+#include "bus/state.h"
+#include "tidings/dlq.h"
+#include "tidings/subscription.h"
+
+#define NO_SEQ UINT64_MAX /* items not tracked by the ring (redeliveries) */
+
+typedef struct item {
+    td_event *event;  /* owned */
+    uint64_t seq;     /* ring sequence number, or NO_SEQ */
+    unsigned attempts; /* made so far, including restored ones */
+    td_time first_failure;
+    bool has_retry_doc;
+    char dead_letter[TD_DEAD_LETTER_ID_LEN + 1]; /* redelivery of this entry, or "" */
+    struct item *next;
+} item;
+
+typedef struct stream_q {
+    char *name;
+    item *head, *tail;
+    bool busy;
+    bool queued;
+    int64_t ready_at; /* monotonic µs before which the head waits (a delayed retry) */
+    char blocked_by[TD_DEAD_LETTER_ID_LEN + 1];
+    struct stream_q *hash_next;
+    struct stream_q *list_next;
+} stream_q;
+
+/* A delayed retry restored from its durable record at start. */
+typedef struct restored_retry {
+    int64_t position;
+    unsigned attempts;
+    td_time next_at; /* wall clock */
+} restored_retry;
+
+struct td_subscription {
+    td_store *store;
+    td_subscription_options opts; /* name and match point at the copies below */
+    char *name;
+    char *match_type;
+    char *match_category;
+    td_handler_fn fn;
+    void *payload;
+
+    pthread_mutex_t lock;
+    pthread_cond_t lanes_cond;    /* work for lanes */
+    pthread_cond_t progress_cond; /* an item finished */
+    pthread_t reader;
+    pthread_t *lanes;
+    unsigned lanes_started;
+    bool reader_started;
+    bool stopping;
+    int first_error;
+    char first_error_message[256];
+
+    /* streams */
+    stream_q **buckets;
+    size_t bucket_count, stream_count;
+    stream_q *ready_head, *ready_tail;
+    stream_q *delayed;
+
+    /* the pending ring */
+    int64_t *ring_position;
+    bool *ring_done;
+    size_t ring_cap;
+    uint64_t ring_start, ring_end; /* sequence numbers; ring_end - ring_start pending */
+
+    int64_t read_position; /* everything up to here has been read (or skipped) */
+    int64_t checkpoint;    /* everything up to here is done (in memory) */
+    td_checkpoint durable; /* as last persisted */
+    int64_t careful_until; /* after a crash: hand events over one at a time up to here */
+    restored_retry *retries; /* sorted by position; used as events are queued */
+    size_t retry_count;
+};
+
+/* scheduler.c (all with the lock held) */
+int td_sched__init(td_subscription *sub);
+void td_sched__dispose(td_subscription *sub);
+int td_sched__stream(td_subscription *sub, const char *name, stream_q **out);
+void td_sched__push(td_subscription *sub, stream_q *s, item *it, bool front);
+void td_sched__offer(td_subscription *sub, stream_q *s); /* queue it if it has work */
+stream_q *td_sched__take(td_subscription *sub, int64_t now, int64_t *next_ready);
+int td_sched__track(td_subscription *sub, int64_t position, uint64_t *seq);
+void td_sched__done(td_subscription *sub, uint64_t seq);
+size_t td_sched__pending(const td_subscription *sub);
+int64_t td_sched__monotonic_us(void);
+void td_sched__item_free(item *it);
+
+/* deliver.c: handles one item on a lane (lock not held). */
+typedef enum { OUTCOME_DONE, OUTCOME_PARKED, OUTCOME_DELAYED, OUTCOME_FAILED } td_outcome;
+td_outcome td_deliver__item(td_subscription *sub, item *it, const char *blocked_by,
+                            int64_t *delay_us, char *dead_letter_out);
+int td_deliver__park(td_subscription *sub, item *it, const char *blocked_by,
+                     const char *reason, char *dead_letter_out);
+
+/* lanes.c */
+void *td_lanes__main(void *arg);
+
+/* requests.c: restores DLQ state at start, carries out operator requests. */
+int td_requests__restore(td_subscription *sub);
+int td_requests__process(td_subscription *sub);
+
+/* Records the subscription's first serious error (lock not held). */
+void td_sub__fail(td_subscription *sub, int code);
+
+#endif

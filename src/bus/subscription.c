@@ -1,0 +1,494 @@
+/*
+ * subscription.c: a subscription's life and its reader thread.
+ *
+ *   new ──start──▶ running ──stop──▶ stopped ──free
+ *                    │
+ *   reader loop:     ├─ carry out DLQ requests (every poll interval)
+ *                    ├─ read the next batch after read_position
+ *                    │    persist {checkpoint, inflight_to = batch end}   ◀─ one write
+ *                    │    queue the events on their streams                  per batch
+ *                    ├─ persist the checkpoint when the done prefix grew
+ *                    └─ nothing new: wait for a commit (td_store_wait)
+ *
+ * Crash safety. inflight_to is durable before any lane sees an event, so
+ * after a crash every event that might have been in a handler lies in
+ * (checkpoint, inflight_to]. On restart that range is handled carefully: one
+ * event at a time, each with a durable attempt count written before it is
+ * handed over. An event whose count has reached max_attempts crashed the
+ * process that often and is parked instead. The normal path pays one durable
+ * write per batch, not per event.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bus/bus_int.h"
+#include "bus/sub_int.h"
+#include "core/alloc.h"
+#include "core/error.h"
+
+#define CHECKPOINT_EVERY_US 20000
+#define REQUESTS_EVERY_US 50000
+
+void td_sub__fail(td_subscription *sub, int code)
+{
+    pthread_mutex_lock(&sub->lock);
+    if (sub->first_error == 0) {
+        sub->first_error = code < 0 ? code : TD_ERROR;
+        snprintf(sub->first_error_message, sizeof sub->first_error_message, "%s",
+                 td_error_last());
+    }
+    pthread_mutex_unlock(&sub->lock);
+}
+
+/* ---- creation ------------------------------------------------------------------ */
+
+static int copy_options(td_subscription *sub, const td_subscription_options *opts)
+{
+    if (opts == NULL || opts->version != TD_SUBSCRIPTION_OPTIONS_VERSION)
+        return td_error__set(TD_EINVAL, "td_subscription_options missing or of another version");
+    int error = td_state__check_name(opts->name);
+    if (error == 0)
+        error = td_match__check(&opts->match);
+    if (error < 0)
+        return error;
+    sub->opts = *opts;
+    sub->name = td_strdup(opts->name);
+    sub->match_type = opts->match.type ? td_strdup(opts->match.type) : NULL;
+    sub->match_category = opts->match.category ? td_strdup(opts->match.category) : NULL;
+    if (!sub->name || (opts->match.type && !sub->match_type) ||
+        (opts->match.category && !sub->match_category))
+        return td_error__oom();
+    sub->opts.name = sub->name;
+    sub->opts.match.type = sub->match_type;
+    sub->opts.match.category = sub->match_category;
+    if (sub->opts.lanes == 0)
+        sub->opts.lanes = 1;
+    if (sub->opts.max_attempts == 0)
+        sub->opts.max_attempts = 5;
+    if (sub->opts.backoff_initial_ms == 0)
+        sub->opts.backoff_initial_ms = 100;
+    if (sub->opts.backoff_max_ms < sub->opts.backoff_initial_ms)
+        sub->opts.backoff_max_ms = sub->opts.backoff_initial_ms > 30000 ? sub->opts.backoff_initial_ms
+                                                                        : 30000;
+    if (sub->opts.batch_size == 0)
+        sub->opts.batch_size = 512;
+    return 0;
+}
+
+static void init_sync(td_subscription *sub)
+{
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_mutex_init(&sub->lock, NULL);
+    pthread_cond_init(&sub->lanes_cond, &attr);
+    pthread_cond_init(&sub->progress_cond, &attr);
+    pthread_condattr_destroy(&attr);
+}
+
+int td_subscription_new(td_subscription **out, td_store *store,
+                        const td_subscription_options *opts, td_handler_fn fn, void *payload)
+{
+    if (store == NULL || fn == NULL)
+        return td_error__set(TD_EINVAL, "td_subscription_new: store and fn are required");
+    td_subscription *sub = td_calloc(1, sizeof *sub);
+    if (sub == NULL)
+        return td_error__oom();
+    init_sync(sub);
+    sub->store = store;
+    sub->fn = fn;
+    sub->payload = payload;
+    int error = copy_options(sub, opts);
+    if (error == 0)
+        error = td_sched__init(sub);
+    if (error < 0) {
+        td_subscription_free(sub);
+        return error;
+    }
+    *out = sub;
+    return 0;
+}
+
+/* ---- reading ---------------------------------------------------------------------- */
+
+typedef struct batch {
+    td_event **events;
+    size_t count, cap;
+} batch;
+
+static int collect(const td_event *ev, void *payload)
+{
+    batch *b = payload;
+    return b->count < b->cap ? td_event_dup(&b->events[b->count++], ev) : 1;
+}
+
+static void batch_dispose(batch *b)
+{
+    for (size_t i = 0; i < b->count; i++)
+        td_event_free(b->events[i]);
+    b->count = 0;
+}
+
+static int by_retry_position(const void *a, const void *b)
+{
+    int64_t x = ((const restored_retry *)a)->position, y = ((const restored_retry *)b)->position;
+    return (x > y) - (x < y);
+}
+
+/* Gives an item the attempts and delay of its restored retry record. */
+static void apply_retry(td_subscription *sub, stream_q *s, item *it)
+{
+    restored_retry key = {it->event->position, 0, 0};
+    restored_retry *r = sub->retry_count ? bsearch(&key, sub->retries, sub->retry_count,
+                                                   sizeof key, by_retry_position)
+                                         : NULL;
+    if (r == NULL)
+        return;
+    it->attempts = r->attempts;
+    it->has_retry_doc = true;
+    td_time wait = r->next_at - td_time_now();
+    if (wait > 0 && s->head == NULL) /* the delay holds the stream's head */
+        s->ready_at = td_sched__monotonic_us() + wait;
+}
+
+/* Queues an event on its stream; takes ownership of ev. Lock held. */
+static int enqueue(td_subscription *sub, td_event *ev)
+{
+    stream_q *s = NULL;
+    item *it = td_calloc(1, sizeof *it);
+    int error = it ? td_sched__stream(sub, ev->stream, &s) : td_error__oom();
+    if (error == 0)
+        error = td_sched__track(sub, ev->position, &it->seq);
+    if (error < 0) {
+        td_free(it);
+        td_event_free(ev);
+        return error;
+    }
+    it->event = ev;
+    apply_retry(sub, s, it);
+    td_sched__push(sub, s, it, false);
+    td_sched__offer(sub, s);
+    return 0;
+}
+
+static int save_checkpoint(td_subscription *sub, int64_t inflight_to, int64_t suspect,
+                           unsigned suspect_attempts)
+{
+    pthread_mutex_lock(&sub->lock);
+    td_checkpoint cp = {sub->checkpoint, inflight_to, suspect, suspect_attempts};
+    pthread_mutex_unlock(&sub->lock);
+    if (cp.inflight_to < cp.position)
+        cp.inflight_to = cp.position;
+    int error = td_state__save_checkpoint(sub->store, sub->name, &cp);
+    if (error == 0)
+        sub->durable = cp;
+    return error;
+}
+
+/* After a crash: decides about the one suspect event at hand. Returns 1 if
+ * it was parked (crashed too often), 0 to hand it over. */
+static int careful_step(td_subscription *sub, td_event *ev)
+{
+    unsigned crashes = sub->durable.suspect_position == ev->position ? sub->durable.suspect_attempts
+                                                                      : 0;
+    /* The crash that revealed the range counts as the first attempt of the
+     * event that caused it, so max_attempts - 1 careful ones remain (at least
+     * one, so that an innocent event in flight during a kill is never parked
+     * untried). */
+    unsigned careful_limit = sub->opts.max_attempts > 1 ? sub->opts.max_attempts - 1 : 1;
+    if (crashes < careful_limit)
+        return save_checkpoint(sub, sub->careful_until, ev->position, crashes + 1);
+    char why[128], dead_letter[TD_DEAD_LETTER_ID_LEN + 1];
+    snprintf(why, sizeof why, "the handler crashed the process %u times on this event",
+             crashes + 1);
+    item it = {.event = ev, .attempts = crashes + 1};
+    int error = td_deliver__park(sub, &it, NULL, why, dead_letter);
+    if (error < 0)
+        return error;
+    pthread_mutex_lock(&sub->lock);
+    stream_q *s = NULL;
+    if (sub->opts.dlq_mode == TD_DLQ_SEQUENCED && td_sched__stream(sub, ev->stream, &s) == 0)
+        memcpy(s->blocked_by, dead_letter, sizeof s->blocked_by);
+    sub->read_position = ev->position;
+    if (td_sched__pending(sub) == 0)
+        sub->checkpoint = ev->position;
+    pthread_mutex_unlock(&sub->lock);
+    td_event_free(ev);
+    return 1;
+}
+
+static size_t read_limit(td_subscription *sub, bool *careful)
+{
+    pthread_mutex_lock(&sub->lock);
+    size_t pending = td_sched__pending(sub);
+    *careful = sub->read_position < sub->careful_until;
+    size_t room = sub->ring_cap - pending;
+    pthread_mutex_unlock(&sub->lock);
+    if (*careful)
+        return pending == 0 ? 1 : 0;
+    return room < sub->opts.batch_size ? 0 : sub->opts.batch_size;
+}
+
+/* Queues what the batch read; lock not held on entry. */
+static int queue_batch(td_subscription *sub, batch *b, size_t limit, int64_t head_before)
+{
+    int error = 0;
+    size_t got = b->count;
+    pthread_mutex_lock(&sub->lock);
+    for (size_t i = 0; i < got; i++) {
+        sub->read_position = b->events[i]->position;
+        if (error == 0)
+            error = enqueue(sub, b->events[i]);
+        else
+            td_event_free(b->events[i]);
+        b->events[i] = NULL;
+    }
+    b->count = 0;
+    if (error == 0 && got < limit && head_before > sub->read_position)
+        sub->read_position = head_before; /* the rest did not match: seen */
+    if (td_sched__pending(sub) == 0 && sub->read_position > sub->checkpoint)
+        sub->checkpoint = sub->read_position;
+    pthread_cond_broadcast(&sub->lanes_cond);
+    pthread_cond_broadcast(&sub->progress_cond);
+    pthread_mutex_unlock(&sub->lock);
+    return error;
+}
+
+/* Reads and queues the next events. Returns how many it read, 0 if there was
+ * nothing new, -1 if it must wait for lanes, or a TD_E code. */
+static int read_more(td_subscription *sub, batch *b)
+{
+    bool careful;
+    size_t limit = read_limit(sub, &careful);
+    if (limit == 0)
+        return -1;
+    int64_t head = 0;
+    td_read_query q = TD_READ_QUERY_INIT;
+    q.after_position = sub->read_position; /* only the reader writes it */
+    q.type = sub->opts.match.type;
+    q.category = sub->opts.match.category;
+    q.limit = limit;
+    b->count = 0;
+    b->cap = limit;
+    int error = td_store_head(sub->store, &head);
+    if (error == 0)
+        error = td_store_read(sub->store, &q, collect, b);
+    if (error == 0 && careful && head > sub->careful_until)
+        head = sub->careful_until;
+    if (error == 0 && careful && b->count == 1 && (error = careful_step(sub, b->events[0])) == 1) {
+        b->count = 0; /* parked; careful_step took it */
+        return 1;
+    }
+    if (error == 0 && !careful && b->count > 0)
+        error = save_checkpoint(sub, b->events[b->count - 1]->position, 0, 0);
+    if (error < 0) {
+        batch_dispose(b);
+        return error;
+    }
+    int n = (int)b->count;
+    if (head > sub->read_position || n > 0)
+        error = queue_batch(sub, b, limit, head);
+    return error < 0 ? error : n;
+}
+
+static void maybe_save(td_subscription *sub, int64_t *last_save)
+{
+    int64_t now = td_sched__monotonic_us();
+    pthread_mutex_lock(&sub->lock);
+    bool moved = sub->checkpoint != sub->durable.position;
+    bool careful = sub->read_position < sub->careful_until;
+    pthread_mutex_unlock(&sub->lock);
+    if (!moved || careful || now - *last_save < CHECKPOINT_EVERY_US)
+        return;
+    *last_save = now;
+    if (save_checkpoint(sub, sub->durable.inflight_to, 0, 0) < 0)
+        td_sub__fail(sub, td_error_last_code());
+}
+
+static bool stopping(td_subscription *sub)
+{
+    pthread_mutex_lock(&sub->lock);
+    bool stop = sub->stopping;
+    pthread_mutex_unlock(&sub->lock);
+    return stop;
+}
+
+static void wait_for_lanes(td_subscription *sub)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_nsec += 20 * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&sub->lock);
+    if (!sub->stopping)
+        pthread_cond_timedwait(&sub->progress_cond, &sub->lock, &ts);
+    pthread_mutex_unlock(&sub->lock);
+}
+
+static void *reader_main(void *arg)
+{
+    td_subscription *sub = arg;
+    td_event *events[4096];
+    batch b = {events, 0, 0};
+    int64_t last_save = 0, last_requests = 0, head = 0;
+    while (!stopping(sub)) {
+        int64_t now = td_sched__monotonic_us();
+        if (now - last_requests >= REQUESTS_EVERY_US) {
+            last_requests = now;
+            if (td_requests__process(sub) < 0)
+                td_sub__fail(sub, td_error_last_code());
+        }
+        int n = read_more(sub, &b);
+        if (n < -1) {
+            td_sub__fail(sub, n);
+            wait_for_lanes(sub);
+        }
+        maybe_save(sub, &last_save);
+        if (n == -1)
+            wait_for_lanes(sub);
+        else if (n == 0 && td_store_wait(sub->store, sub->read_position, 50, &head) < 0)
+            td_sub__fail(sub, td_error_last_code());
+    }
+    return NULL;
+}
+
+/* ---- start and stop ------------------------------------------------------------------ */
+
+static int collect_retry(const char *key, const char *json, size_t len, void *payload)
+{
+    td_subscription *sub = payload;
+    json_error_t err;
+    json_int_t attempts = 0, next_at = 0;
+    const char *bar = strrchr(key, '|');
+    json_t *doc = json_loadb(json, len, 0, &err);
+    int ok = doc && bar && json_unpack(doc, "{s:I,s:I}", "attempts", &attempts, "next_at",
+                                       &next_at) == 0;
+    json_decref(doc);
+    if (!ok)
+        return td_error__set(TD_ECORRUPT, "retry record '%s' is malformed", key);
+    restored_retry *grown = td_realloc(sub->retries, (sub->retry_count + 1) * sizeof *grown);
+    if (grown == NULL)
+        return td_error__oom();
+    sub->retries = grown;
+    grown[sub->retry_count++] = (restored_retry){strtoll(bar + 1, NULL, 10), (unsigned)attempts,
+                                                 next_at};
+    return 0;
+}
+
+static int load_state(td_subscription *sub)
+{
+    bool found = false;
+    int64_t head = 0;
+    int error = td_state__load_checkpoint(sub->store, sub->name, &sub->durable, &found);
+    if (error == 0 && !found) {
+        if (sub->opts.start_at_end && (error = td_store_head(sub->store, &head)) < 0)
+            return error;
+        sub->durable = (td_checkpoint){head, head, 0, 0};
+        error = td_state__save_checkpoint(sub->store, sub->name, &sub->durable);
+    }
+    if (error < 0)
+        return error;
+    sub->checkpoint = sub->read_position = sub->durable.position;
+    sub->careful_until = sub->durable.inflight_to > sub->durable.position ? sub->durable.inflight_to
+                                                                           : 0;
+    sub->retry_count = 0;
+    error = td_state__list_prefix(sub->store, TD_COLL_RETRIES, sub->name, collect_retry, sub);
+    if (error == 0 && sub->retry_count > 1) /* keys sort by position already; keep it sure */
+        qsort(sub->retries, sub->retry_count, sizeof *sub->retries, by_retry_position);
+    return error < 0 ? error : td_requests__restore(sub);
+}
+
+int td_subscription_start(td_subscription *sub)
+{
+    if (sub->opts.batch_size > 4096)
+        return td_error__set(TD_EINVAL, "batch_size over 4096");
+    if (sub->reader_started)
+        return td_error__set(TD_EINVAL, "subscription '%s' is running already", sub->name);
+    int error = load_state(sub);
+    if (error < 0)
+        return error;
+    sub->stopping = false;
+    sub->lanes = td_calloc(sub->opts.lanes, sizeof *sub->lanes);
+    if (sub->lanes == NULL)
+        return td_error__oom();
+    for (; sub->lanes_started < sub->opts.lanes; sub->lanes_started++)
+        if (pthread_create(&sub->lanes[sub->lanes_started], NULL, td_lanes__main, sub) != 0)
+            break;
+    if (sub->lanes_started == sub->opts.lanes &&
+        pthread_create(&sub->reader, NULL, reader_main, sub) == 0) {
+        sub->reader_started = true;
+        return 0;
+    }
+    td_subscription_stop(sub);
+    return td_error__set(TD_ERROR, "cannot start the threads of subscription '%s'", sub->name);
+}
+
+int td_subscription_stop(td_subscription *sub)
+{
+    pthread_mutex_lock(&sub->lock);
+    sub->stopping = true;
+    pthread_cond_broadcast(&sub->lanes_cond);
+    pthread_cond_broadcast(&sub->progress_cond);
+    pthread_mutex_unlock(&sub->lock);
+    if (sub->reader_started)
+        pthread_join(sub->reader, NULL);
+    for (unsigned i = 0; i < sub->lanes_started; i++)
+        pthread_join(sub->lanes[i], NULL);
+    bool was_running = sub->reader_started;
+    sub->reader_started = false;
+    sub->lanes_started = 0;
+    td_free(sub->lanes);
+    sub->lanes = NULL;
+    /* The lanes have finished what they held: nothing is in a handler, so
+     * nothing past the checkpoint is in flight. */
+    if (was_running && sub->read_position >= sub->careful_until &&
+        save_checkpoint(sub, sub->checkpoint, 0, 0) < 0)
+        td_sub__fail(sub, td_error_last_code());
+    if (sub->first_error < 0)
+        return td_error__set(sub->first_error, "%s", sub->first_error_message);
+    return 0;
+}
+
+void td_subscription_free(td_subscription *sub)
+{
+    if (sub == NULL)
+        return;
+    td_subscription_stop(sub);
+    td_sched__dispose(sub);
+    pthread_cond_destroy(&sub->lanes_cond);
+    pthread_cond_destroy(&sub->progress_cond);
+    pthread_mutex_destroy(&sub->lock);
+    td_free(sub->name);
+    td_free(sub->match_type);
+    td_free(sub->match_category);
+    td_free(sub->retries);
+    td_free(sub);
+}
+
+int td_subscription_wait_until(td_subscription *sub, int64_t position, int timeout_ms)
+{
+    int64_t deadline = td_sched__monotonic_us() + (int64_t)timeout_ms * 1000;
+    int error = 0;
+    pthread_mutex_lock(&sub->lock);
+    while (sub->checkpoint < position) {
+        int64_t until = td_sched__monotonic_us() + 20000;
+        if (until > deadline)
+            until = deadline;
+        if (td_sched__monotonic_us() >= deadline) {
+            error = td_error__set(TD_EBUSY, "subscription '%s' at %lld, not %lld, after %d ms",
+                                  sub->name, (long long)sub->checkpoint, (long long)position,
+                                  timeout_ms);
+            break;
+        }
+        struct timespec ts = {(time_t)(until / 1000000), (long)(until % 1000000) * 1000};
+        pthread_cond_timedwait(&sub->progress_cond, &sub->lock, &ts);
+    }
+    pthread_mutex_unlock(&sub->lock);
+    return error;
+}

@@ -1,0 +1,213 @@
+/*
+ * test_delivery_crash.c: delivery across process deaths.
+ *
+ * - SIGKILL during delivery, again and again: afterwards every event has
+ *   been handled, transactional effects exactly once, nothing skipped.
+ * - A handler that aborts the process on one event: after max_attempts
+ *   process deaths that event is parked and the service runs on.
+ * - A second process appending to the store wakes the subscriber.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "child.h"
+#include "support.h"
+
+#define STREAMS 8
+#define PER_STREAM 40
+#define MAX_ATTEMPTS 3
+
+static const char *self;
+
+static int count_in_unit(td_delivery *d, const td_event *ev, void *payload)
+{
+    td_txn *txn = td_delivery_txn(d);
+    char *doc = NULL, body[32];
+    int n = 0;
+    (void)payload;
+    if (strstr(ev->data, "\"poison\":true"))
+        abort(); /* a handler bug that kills the process */
+    if (td_txn_doc_get(txn, "counts", ev->stream, &doc, NULL) == 0)
+        sscanf(doc, "{\"n\":%d}", &n);
+    td_free(doc);
+    snprintf(body, sizeof body, "{\"n\":%d}", n + 1);
+    return td_txn_doc_put(txn, "counts", ev->stream, body, 0);
+}
+
+/* Child: runs the subscription until everything up to the head is done
+ * (exit 0), or is killed. */
+static int child_main(const char *url)
+{
+    td_store *store = NULL;
+    td_subscription *sub = NULL;
+    td_subscription_options opts = TD_SUBSCRIPTION_OPTIONS_INIT;
+    int64_t head = 0;
+    opts.name = "counter";
+    opts.lanes = 4;
+    opts.transactional = true;
+    opts.max_attempts = MAX_ATTEMPTS;
+    opts.batch_size = 16;
+    if (td_store_open(&store, url, NULL) < 0 ||
+        td_subscription_new(&sub, store, &opts, count_in_unit, NULL) < 0 ||
+        td_subscription_start(sub) < 0 || td_store_head(store, &head) < 0) {
+        fprintf(stderr, "child: %s\n", td_error_last());
+        return 2;
+    }
+    int rc = td_subscription_wait_until(sub, head, 60000) == 0 ? 0 : 3;
+    td_subscription_free(sub);
+    td_store_free(store);
+    return rc;
+}
+
+static void append_all(td_store *store, bool with_poison)
+{
+    char stream[32];
+    for (int v = 0; v < PER_STREAM; v++)
+        for (int s = 0; s < STREAMS; s++) {
+            snprintf(stream, sizeof stream, "stock-%d", s);
+            td_event ev = tt_event("Counted", s == 3 && v == 7 && with_poison
+                                                  ? "{\"poison\":true}"
+                                                  : "{\"poison\":false}");
+            assert_td_ok(td_store_append(store, stream, TD_EXPECT_ANY, &ev, 1));
+        }
+}
+
+static int counted(td_store *store, const char *stream)
+{
+    char *doc = NULL;
+    int n = -1;
+    if (td_store_doc_get(store, "counts", stream, &doc, NULL) == 0)
+        sscanf(doc, "{\"n\":%d}", &n);
+    td_free(doc);
+    return n;
+}
+
+static void test_sigkill_during_delivery(void **state)
+{
+    (void)state;
+    char *dir = tt_tmpdir();
+    char *url = tt_store_url(dir, "kill");
+    td_store *store = tt_open(url);
+    append_all(store, false);
+    td_store_free(store);
+    unsigned seed = (unsigned)time(NULL);
+    print_message("seed %u\n", seed);
+    const char *args[] = {url, NULL};
+    for (int round = 0; round < 8; round++) {
+        pid_t pid = tt_spawn(self, args, NULL);
+        struct timespec delay = {0, (long)(5 + rand_r(&seed) % 60) * 1000000L};
+        nanosleep(&delay, NULL);
+        kill(pid, SIGKILL);
+        tt_wait(pid);
+    }
+    pid_t pid = tt_spawn(self, args, NULL);
+    assert_int_equal(tt_wait(pid), 0); /* the last run catches up */
+    store = tt_open(url);
+    assert_td_ok(td_store_check(store));
+    for (int s = 0; s < STREAMS; s++) {
+        char stream[32];
+        snprintf(stream, sizeof stream, "stock-%d", s);
+        assert_int_equal(counted(store, stream), PER_STREAM); /* each exactly once */
+    }
+    td_store_free(store);
+    free(url);
+    tt_rmdir(dir);
+}
+
+static int first_entry(const td_dead_letter *e, void *payload)
+{
+    char *out = payload;
+    snprintf(out, 256, "%s|%lld|%s", e->status, (long long)e->position, e->last_error);
+    return 1;
+}
+
+static void test_crashing_handler_is_parked(void **state)
+{
+    (void)state;
+    char *dir = tt_tmpdir();
+    char *url = tt_store_url(dir, "abort");
+    td_store *store = tt_open(url);
+    append_all(store, true);
+    td_store_free(store);
+    const char *args[] = {url, NULL};
+    int crashes = 0, status = -1;
+    for (int run = 0; run < 10 && status != 0; run++) {
+        status = tt_wait(tt_spawn(self, args, NULL));
+        if (status == 128 + SIGABRT)
+            crashes++;
+        else
+            assert_int_equal(status, 0);
+    }
+    assert_int_equal(status, 0);
+    assert_int_equal(crashes, MAX_ATTEMPTS); /* counted across restarts */
+    store = tt_open(url);
+    char entry[256] = "";
+    assert_td_ok(td_dlq_list(store, NULL, first_entry, entry));
+    assert_non_null(strstr(entry, "dead|"));
+    assert_non_null(strstr(entry, "crashed the process 3 times"));
+    assert_int_equal(counted(store, "stock-3"), 7); /* stops before the poison (sequenced) */
+    assert_int_equal(counted(store, "stock-2"), PER_STREAM); /* others all done */
+    td_store_free(store);
+    free(url);
+    tt_rmdir(dir);
+}
+
+static int child_append(const char *url)
+{
+    td_store *store = NULL;
+    if (td_store_open(&store, url, NULL) < 0)
+        return 2;
+    td_event ev = tt_event("FromAfar", "{}");
+    int rc = td_store_append(store, "remote-1", TD_EXPECT_ANY, &ev, 1) < 0 ? 3 : 0;
+    td_store_free(store);
+    return rc;
+}
+
+static int note(td_delivery *d, const td_event *ev, void *payload)
+{
+    (void)d;
+    (void)ev;
+    ++*(int *)payload;
+    return 0;
+}
+
+static void test_other_process_wakes_subscriber(void **state)
+{
+    (void)state;
+    char *dir = tt_tmpdir();
+    char *url = tt_store_url(dir, "wake");
+    td_store *store = tt_open(url);
+    td_subscription *sub = NULL;
+    td_subscription_options opts = TD_SUBSCRIPTION_OPTIONS_INIT;
+    int seen = 0;
+    opts.name = "listener";
+    assert_td_ok(td_subscription_new(&sub, store, &opts, note, &seen));
+    assert_td_ok(td_subscription_start(sub));
+    const char *args[] = {"append", url, NULL};
+    assert_int_equal(tt_wait(tt_spawn(self, args, NULL)), 0);
+    assert_td_ok(td_subscription_wait_until(sub, 1, 10000));
+    assert_int_equal(seen, 1);
+    td_subscription_free(sub);
+    td_store_free(store);
+    free(url);
+    tt_rmdir(dir);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 4 && strcmp(argv[1], "--child") == 0 && strcmp(argv[2], "append") == 0)
+        return child_append(argv[3]);
+    if (argc >= 3 && strcmp(argv[1], "--child") == 0)
+        return child_main(argv[2]);
+    self = argv[0];
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sigkill_during_delivery),
+        cmocka_unit_test(test_crashing_handler_is_parked),
+        cmocka_unit_test(test_other_process_wakes_subscriber),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
