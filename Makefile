@@ -37,7 +37,7 @@ bench: build
 	@$(BUILD)/bench/tidings-bench
 
 fmt:
-	@clang-format -i $$(git ls-files '*.c' '*.h')
+	@clang-format -i $$(git ls-files --cached --others --exclude-standard '*.c' '*.h')
 
 clean:
 	rm -rf $(BUILD) $(ASAN)

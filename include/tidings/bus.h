@@ -31,7 +31,10 @@ typedef struct td_match {
     const char *category;
 } td_match;
 
-#define TD_MATCH_ALL {NULL, NULL}
+#define TD_MATCH_ALL                                                                               \
+    {                                                                                              \
+        NULL, NULL                                                                                 \
+    }
 
 /* True when event fits match. */
 bool td_match_event(const td_match *match, const td_event *event);
@@ -53,13 +56,12 @@ typedef int (*td_inline_fn)(td_txn *txn, const td_event *event, void *payload);
 int td_bus_on(td_bus *bus, const td_match *match, td_inline_fn fn, void *payload);
 
 /* Publishing inside a unit of work: td_txn_append with the kind set. */
-int td_publish_domain(td_txn *txn, const char *stream, int64_t expected_version,
-                      td_event *event);
+int td_publish_domain(td_txn *txn, const char *stream, int64_t expected_version, td_event *event);
 int td_publish_integration(td_txn *txn, const char *stream, int64_t expected_version,
                            td_event *event);
 /* A batch keeps each event's own kind. */
-int td_publish_batch(td_txn *txn, const char *stream, int64_t expected_version,
-                     td_event *events, size_t count);
+int td_publish_batch(td_txn *txn, const char *stream, int64_t expected_version, td_event *events,
+                     size_t count);
 
 #ifdef __cplusplus
 }

@@ -36,8 +36,8 @@ typedef struct td_dead_letter {
     const char *last_error;
     td_time first_failure;
     td_time last_failure;
-    const char *status; /* "dead", "parked", "retrying" */
-    const char *behind; /* the id of the entry this one is parked behind, or NULL */
+    const char *status;  /* "dead", "parked", "retrying" */
+    const char *behind;  /* the id of the entry this one is parked behind, or NULL */
     const char *request; /* a pending operator request: "retry", "drop", or NULL */
 } td_dead_letter;
 
@@ -51,8 +51,7 @@ typedef struct td_dlq_filter {
 typedef int (*td_dead_letter_fn)(const td_dead_letter *entry, void *payload);
 
 /* Entries fitting filter (NULL: all), oldest first. */
-int td_dlq_list(td_store *store, const td_dlq_filter *filter, td_dead_letter_fn fn,
-                void *payload);
+int td_dlq_list(td_store *store, const td_dlq_filter *filter, td_dead_letter_fn fn, void *payload);
 
 /* The entry with this id; TD_ENOTFOUND if none. */
 int td_dlq_get(td_store *store, const char *id, td_dead_letter_fn fn, void *payload);
@@ -62,8 +61,7 @@ int td_dlq_get(td_store *store, const char *id, td_dead_letter_fn fn, void *payl
 int td_dlq_retry(td_store *store, const char *id, const char *who);
 
 /* td_dlq_retry for every dead entry fitting filter; *count says how many. */
-int td_dlq_retry_all(td_store *store, const td_dlq_filter *filter, const char *who,
-                     size_t *count);
+int td_dlq_retry_all(td_store *store, const td_dlq_filter *filter, const char *who, size_t *count);
 
 /* Asks for a dead entry to be discarded; those behind it go on. */
 int td_dlq_drop(td_store *store, const char *id, const char *who);

@@ -48,7 +48,7 @@ typedef enum td_dlq_mode {
 } td_dlq_mode;
 
 #define TD_SUBSCRIPTION_OPTIONS_VERSION 1
-#define TD_SUBSCRIPTION_NAME_MAX 64
+#define TD_SUBSCRIPTION_NAME_MAX        64
 
 typedef struct td_subscription_options {
     unsigned int version;        /* TD_SUBSCRIPTION_OPTIONS_VERSION */
@@ -61,13 +61,15 @@ typedef struct td_subscription_options {
     unsigned backoff_initial_ms; /* first delayed retry; 0: 100 */
     unsigned backoff_max_ms;     /* longest delay; 0: 30000 */
     td_dlq_mode dlq_mode;
-    bool start_at_end;           /* a new subscription starts at the head, not at 0 */
-    size_t batch_size;           /* events read at a time; 0: 512 */
+    bool start_at_end; /* a new subscription starts at the head, not at 0 */
+    size_t batch_size; /* events read at a time; 0: 512 */
 } td_subscription_options;
 
-#define TD_SUBSCRIPTION_OPTIONS_INIT                                                           \
-    {TD_SUBSCRIPTION_OPTIONS_VERSION, NULL, TD_MATCH_ALL, 1, false, 2, 5, 100, 30000,          \
-     TD_DLQ_SEQUENCED, false, 0}
+#define TD_SUBSCRIPTION_OPTIONS_INIT                                                               \
+    {                                                                                              \
+        TD_SUBSCRIPTION_OPTIONS_VERSION, NULL, TD_MATCH_ALL, 1, false, 2, 5, 100, 30000,           \
+            TD_DLQ_SEQUENCED, false, 0                                                             \
+    }
 
 typedef struct td_subscription td_subscription;
 
@@ -97,8 +99,8 @@ int td_delivery_fail(td_delivery *delivery, int code, const char *fmt, ...)
 /* Makes a subscription; it does nothing until started. The name, match and
  * options are copied. Caller owns *out; free with td_subscription_free (before
  * the store). */
-int td_subscription_new(td_subscription **out, td_store *store,
-                        const td_subscription_options *opts, td_handler_fn fn, void *payload);
+int td_subscription_new(td_subscription **out, td_store *store, const td_subscription_options *opts,
+                        td_handler_fn fn, void *payload);
 
 /* Starts the reader and lane threads. */
 int td_subscription_start(td_subscription *sub);

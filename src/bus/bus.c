@@ -122,8 +122,7 @@ int td_bus_on(td_bus *bus, const td_match *match, td_inline_fn fn, void *payload
     return 0;
 }
 
-int td_publish_domain(td_txn *txn, const char *stream, int64_t expected_version,
-                      td_event *event)
+int td_publish_domain(td_txn *txn, const char *stream, int64_t expected_version, td_event *event)
 {
     event->kind = TD_KIND_DOMAIN;
     return td_txn_append(txn, stream, expected_version, event, 1);
@@ -136,8 +135,8 @@ int td_publish_integration(td_txn *txn, const char *stream, int64_t expected_ver
     return td_txn_append(txn, stream, expected_version, event, 1);
 }
 
-int td_publish_batch(td_txn *txn, const char *stream, int64_t expected_version,
-                     td_event *events, size_t count)
+int td_publish_batch(td_txn *txn, const char *stream, int64_t expected_version, td_event *events,
+                     size_t count)
 {
     return td_txn_append(txn, stream, expected_version, events, count);
 }

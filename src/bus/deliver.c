@@ -140,7 +140,8 @@ static int clear_records(td_txn *txn, td_subscription *sub, const item *it)
 {
     char key[TD_STATE_KEY_MAX + 1];
     int error = 0;
-    if (it->has_retry_doc && (error = td_state__position_key(key, sub->name, it->event->position)) == 0)
+    if (it->has_retry_doc &&
+        (error = td_state__position_key(key, sub->name, it->event->position)) == 0)
         error = delete_quietly(txn, TD_COLL_RETRIES, key);
     if (error == 0 && it->dead_letter[0])
         error = delete_quietly(txn, TD_COLL_DEAD_LETTERS, it->dead_letter);

@@ -40,8 +40,7 @@ static int list_one(const char *key, const char *json, size_t len, void *payload
     return rc;
 }
 
-int td_dlq_list(td_store *store, const td_dlq_filter *filter, td_dead_letter_fn fn,
-                void *payload)
+int td_dlq_list(td_store *store, const td_dlq_filter *filter, td_dead_letter_fn fn, void *payload)
 {
     list_ctx ctx = {filter, fn, payload};
     return td_store_doc_list(store, TD_COLL_DEAD_LETTERS, NULL, 0, list_one, &ctx);
@@ -88,11 +87,10 @@ static int audit(td_txn *txn, const td_dead_letter *e, const char *action, const
         return error;
     td_uuid_format(key_text, &key);
     td_uuid_format(event_id, &e->event_id);
-    json_t *json = json_pack("{s:I,s:s,s:s,s:s,s:s,s:I,s:s,s:s,s:s}", "at",
-                             (json_int_t)td_time_now(), "who", who, "action", action,
-                             "dead_letter", e->id, "subscription", e->subscription, "position",
-                             (json_int_t)e->position, "event_id", event_id, "stream", e->stream,
-                             "type", e->type);
+    json_t *json = json_pack(
+        "{s:I,s:s,s:s,s:s,s:s,s:I,s:s,s:s,s:s}", "at", (json_int_t)td_time_now(), "who", who,
+        "action", action, "dead_letter", e->id, "subscription", e->subscription, "position",
+        (json_int_t)e->position, "event_id", event_id, "stream", e->stream, "type", e->type);
     char *text = json ? json_dumps(json, JSON_COMPACT) : NULL;
     json_decref(json);
     if (text == NULL)
@@ -115,8 +113,9 @@ static int request_unit(td_txn *txn, void *payload)
     if (error == 0)
         error = td_state__dead_letter_from_json(&e, &holder, a->id, json, len);
     if (error == 0 && (strcmp(e.status, "dead") != 0 || e.request))
-        error = td_error__set(TD_EINVAL, "dead letter %s is %s%s%s: only dead entries can be "
-                                         "retried or dropped",
+        error = td_error__set(TD_EINVAL,
+                              "dead letter %s is %s%s%s: only dead entries can be "
+                              "retried or dropped",
                               a->id, e.status, e.request ? " with a pending " : "",
                               e.request ? e.request : "");
     if (error == 0) {
@@ -177,8 +176,7 @@ static int collect_dead(const td_dead_letter *e, void *payload)
     return 0;
 }
 
-int td_dlq_retry_all(td_store *store, const td_dlq_filter *filter, const char *who,
-                     size_t *count)
+int td_dlq_retry_all(td_store *store, const td_dlq_filter *filter, const char *who, size_t *count)
 {
     id_list l = {NULL, 0, 0};
     *count = 0;

@@ -285,8 +285,8 @@ int td_requests__process(td_subscription *sub)
 {
     request_list requests;
     requests.count = 0;
-    int error = td_state__list_prefix(sub->store, TD_COLL_DLQ_REQUESTS, sub->name,
-                                      collect_request, &requests);
+    int error = td_state__list_prefix(sub->store, TD_COLL_DLQ_REQUESTS, sub->name, collect_request,
+                                      &requests);
     if (error < 0 || requests.count == 0)
         return error;
     entry_list l = {0};

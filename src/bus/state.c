@@ -14,16 +14,18 @@ int td_state__check_name(const char *name)
 {
     size_t n = 0;
     if (name == NULL || !((name[0] >= 'a' && name[0] <= 'z') || (name[0] >= 'A' && name[0] <= 'Z')))
-        return td_error__set(TD_EINVAL, "invalid subscription or consumer name '%.64s': "
-                                        "expected 1..64 of [A-Za-z0-9_.-] starting with a letter",
+        return td_error__set(TD_EINVAL,
+                             "invalid subscription or consumer name '%.64s': "
+                             "expected 1..64 of [A-Za-z0-9_.-] starting with a letter",
                              name ? name : "");
     for (; name[n]; n++) {
         char c = name[n];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
               c == '_' || c == '.' || c == '-') ||
             n >= TD_SUBSCRIPTION_NAME_MAX)
-            return td_error__set(TD_EINVAL, "invalid subscription or consumer name '%.64s': "
-                                            "expected 1..64 of [A-Za-z0-9_.-]",
+            return td_error__set(TD_EINVAL,
+                                 "invalid subscription or consumer name '%.64s': "
+                                 "expected 1..64 of [A-Za-z0-9_.-]",
                                  name);
     }
     return 0;
@@ -59,8 +61,8 @@ static int within_prefix(const char *key, const char *json, size_t len, void *pa
     return ctx->fn(key, json, len, ctx->payload);
 }
 
-int td_state__list_prefix(td_store *store, const char *collection, const char *name,
-                          td_doc_fn fn, void *payload)
+int td_state__list_prefix(td_store *store, const char *collection, const char *name, td_doc_fn fn,
+                          void *payload)
 {
     char prefix[TD_STATE_KEY_MAX + 1];
     int error = td_state__key(prefix, name, "");
@@ -95,8 +97,7 @@ static int parse_doc(json_t **out, const char *text, size_t len)
 
 /* ---- checkpoints ---------------------------------------------------------- */
 
-int td_state__load_checkpoint(td_store *store, const char *name, td_checkpoint *out,
-                              bool *found)
+int td_state__load_checkpoint(td_store *store, const char *name, td_checkpoint *out, bool *found)
 {
     char *text = NULL;
     size_t len = 0;

@@ -22,13 +22,13 @@
 #include "tidings/dlq.h"
 #include "tidings/subscription.h"
 
-#define TD_COLL_CHECKPOINTS "tidings_checkpoints"
-#define TD_COLL_RETRIES "tidings_retries"
-#define TD_COLL_PROGRESS "tidings_progress"
+#define TD_COLL_CHECKPOINTS  "tidings_checkpoints"
+#define TD_COLL_RETRIES      "tidings_retries"
+#define TD_COLL_PROGRESS     "tidings_progress"
 #define TD_COLL_DEAD_LETTERS "tidings_dead_letters"
 #define TD_COLL_DLQ_REQUESTS "tidings_dlq_requests"
-#define TD_COLL_DLQ_AUDIT "tidings_dlq_audit"
-#define TD_COLL_INBOX "tidings_inbox"
+#define TD_COLL_DLQ_AUDIT    "tidings_dlq_audit"
+#define TD_COLL_INBOX        "tidings_inbox"
 
 #define TD_STATE_KEY_MAX 512
 
@@ -46,11 +46,10 @@ int td_state__key(char buf[TD_STATE_KEY_MAX + 1], const char *name, const char *
 int td_state__position_key(char buf[TD_STATE_KEY_MAX + 1], const char *name, int64_t position);
 
 /* Lists documents of collection whose key starts with "NAME|". */
-int td_state__list_prefix(td_store *store, const char *collection, const char *name,
-                          td_doc_fn fn, void *payload);
+int td_state__list_prefix(td_store *store, const char *collection, const char *name, td_doc_fn fn,
+                          void *payload);
 
-int td_state__load_checkpoint(td_store *store, const char *name, td_checkpoint *out,
-                              bool *found);
+int td_state__load_checkpoint(td_store *store, const char *name, td_checkpoint *out, bool *found);
 int td_state__put_checkpoint(td_txn *txn, const char *name, const td_checkpoint *cp);
 int td_state__save_checkpoint(td_store *store, const char *name, const td_checkpoint *cp);
 
@@ -65,8 +64,8 @@ int td_state__progress_put(td_txn *txn, const char *name, const char *stream, in
 int td_state__dead_letter_to_json(char **out, const td_dead_letter *entry);
 /* Parses a document; the entry's strings point into *json_holder, which the
  * caller releases with json_decref. */
-int td_state__dead_letter_from_json(td_dead_letter *entry, json_t **json_holder,
-                                    const char *id, const char *text, size_t len);
+int td_state__dead_letter_from_json(td_dead_letter *entry, json_t **json_holder, const char *id,
+                                    const char *text, size_t len);
 int td_state__put_dead_letter(td_txn *txn, const td_dead_letter *entry);
 
 #endif

@@ -65,7 +65,7 @@ int td_subscriptions_list(td_store *store, td_subscription_status_fn fn, void *p
 {
     status_ctx ctx = {store, 0, fn, payload};
     int error = td_store_head(store, &ctx.head);
-    return error < 0 ? error
-                     : td_store_doc_list(store, TD_COLL_CHECKPOINTS, NULL, 0, one_subscription,
-                                         &ctx);
+    return error < 0
+               ? error
+               : td_store_doc_list(store, TD_COLL_CHECKPOINTS, NULL, 0, one_subscription, &ctx);
 }

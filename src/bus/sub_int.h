@@ -33,8 +33,8 @@
 #define NO_SEQ UINT64_MAX /* items not tracked by the ring (redeliveries) */
 
 typedef struct item {
-    td_event *event;  /* owned */
-    uint64_t seq;     /* ring sequence number, or NO_SEQ */
+    td_event *event;   /* owned */
+    uint64_t seq;      /* ring sequence number, or NO_SEQ */
     unsigned attempts; /* made so far, including restored ones */
     td_time first_failure;
     bool has_retry_doc;
@@ -92,10 +92,10 @@ struct td_subscription {
     size_t ring_cap;
     uint64_t ring_start, ring_end; /* sequence numbers; ring_end - ring_start pending */
 
-    int64_t read_position; /* everything up to here has been read (or skipped) */
-    int64_t checkpoint;    /* everything up to here is done (in memory) */
-    td_checkpoint durable; /* as last persisted */
-    int64_t careful_until; /* after a crash: hand events over one at a time up to here */
+    int64_t read_position;   /* everything up to here has been read (or skipped) */
+    int64_t checkpoint;      /* everything up to here is done (in memory) */
+    td_checkpoint durable;   /* as last persisted */
+    int64_t careful_until;   /* after a crash: hand events over one at a time up to here */
     restored_retry *retries; /* sorted by position; used as events are queued */
     size_t retry_count;
 };
@@ -117,8 +117,8 @@ void td_sched__item_free(item *it);
 typedef enum { OUTCOME_DONE, OUTCOME_PARKED, OUTCOME_DELAYED, OUTCOME_FAILED } td_outcome;
 td_outcome td_deliver__item(td_subscription *sub, item *it, const char *blocked_by,
                             int64_t *delay_us, char *dead_letter_out);
-int td_deliver__park(td_subscription *sub, item *it, const char *blocked_by,
-                     const char *reason, char *dead_letter_out);
+int td_deliver__park(td_subscription *sub, item *it, const char *blocked_by, const char *reason,
+                     char *dead_letter_out);
 
 /* lanes.c */
 void *td_lanes__main(void *arg);

@@ -30,15 +30,14 @@
 #include "core/error.h"
 
 #define CHECKPOINT_EVERY_US 20000
-#define REQUESTS_EVERY_US 50000
+#define REQUESTS_EVERY_US   50000
 
 void td_sub__fail(td_subscription *sub, int code)
 {
     pthread_mutex_lock(&sub->lock);
     if (sub->first_error == 0) {
         sub->first_error = code < 0 ? code : TD_ERROR;
-        snprintf(sub->first_error_message, sizeof sub->first_error_message, "%s",
-                 td_error_last());
+        snprintf(sub->first_error_message, sizeof sub->first_error_message, "%s", td_error_last());
     }
     pthread_mutex_unlock(&sub->lock);
 }
@@ -71,8 +70,8 @@ static int copy_options(td_subscription *sub, const td_subscription_options *opt
     if (sub->opts.backoff_initial_ms == 0)
         sub->opts.backoff_initial_ms = 100;
     if (sub->opts.backoff_max_ms < sub->opts.backoff_initial_ms)
-        sub->opts.backoff_max_ms = sub->opts.backoff_initial_ms > 30000 ? sub->opts.backoff_initial_ms
-                                                                        : 30000;
+        sub->opts.backoff_max_ms =
+            sub->opts.backoff_initial_ms > 30000 ? sub->opts.backoff_initial_ms : 30000;
     if (sub->opts.batch_size == 0)
         sub->opts.batch_size = 512;
     return 0;
@@ -89,8 +88,8 @@ static void init_sync(td_subscription *sub)
     pthread_condattr_destroy(&attr);
 }
 
-int td_subscription_new(td_subscription **out, td_store *store,
-                        const td_subscription_options *opts, td_handler_fn fn, void *payload)
+int td_subscription_new(td_subscription **out, td_store *store, const td_subscription_options *opts,
+                        td_handler_fn fn, void *payload)
 {
     if (store == NULL || fn == NULL)
         return td_error__set(TD_EINVAL, "td_subscription_new: store and fn are required");
@@ -142,8 +141,8 @@ static int by_retry_position(const void *a, const void *b)
 static void apply_retry(td_subscription *sub, stream_q *s, item *it)
 {
     restored_retry key = {it->event->position, 0, 0};
-    restored_retry *r = sub->retry_count ? bsearch(&key, sub->retries, sub->retry_count,
-                                                   sizeof key, by_retry_position)
+    restored_retry *r = sub->retry_count ? bsearch(&key, sub->retries, sub->retry_count, sizeof key,
+                                                   by_retry_position)
                                          : NULL;
     if (r == NULL)
         return;
@@ -192,8 +191,8 @@ static int save_checkpoint(td_subscription *sub, int64_t inflight_to, int64_t su
  * it was parked (crashed too often), 0 to hand it over. */
 static int careful_step(td_subscription *sub, td_event *ev)
 {
-    unsigned crashes = sub->durable.suspect_position == ev->position ? sub->durable.suspect_attempts
-                                                                      : 0;
+    unsigned crashes =
+        sub->durable.suspect_position == ev->position ? sub->durable.suspect_attempts : 0;
     /* The crash that revealed the range counts as the first attempt of the
      * event that caused it, so max_attempts - 1 careful ones remain (at least
      * one, so that an innocent event in flight during a kill is never parked
@@ -367,8 +366,8 @@ static int collect_retry(const char *key, const char *json, size_t len, void *pa
     json_int_t attempts = 0, next_at = 0;
     const char *bar = strrchr(key, '|');
     json_t *doc = json_loadb(json, len, 0, &err);
-    int ok = doc && bar && json_unpack(doc, "{s:I,s:I}", "attempts", &attempts, "next_at",
-                                       &next_at) == 0;
+    int ok = doc && bar &&
+             json_unpack(doc, "{s:I,s:I}", "attempts", &attempts, "next_at", &next_at) == 0;
     json_decref(doc);
     if (!ok)
         return td_error__set(TD_ECORRUPT, "retry record '%s' is malformed", key);
@@ -376,8 +375,8 @@ static int collect_retry(const char *key, const char *json, size_t len, void *pa
     if (grown == NULL)
         return td_error__oom();
     sub->retries = grown;
-    grown[sub->retry_count++] = (restored_retry){strtoll(bar + 1, NULL, 10), (unsigned)attempts,
-                                                 next_at};
+    grown[sub->retry_count++] =
+        (restored_retry){strtoll(bar + 1, NULL, 10), (unsigned)attempts, next_at};
     return 0;
 }
 
@@ -395,8 +394,8 @@ static int load_state(td_subscription *sub)
     if (error < 0)
         return error;
     sub->checkpoint = sub->read_position = sub->durable.position;
-    sub->careful_until = sub->durable.inflight_to > sub->durable.position ? sub->durable.inflight_to
-                                                                           : 0;
+    sub->careful_until =
+        sub->durable.inflight_to > sub->durable.position ? sub->durable.inflight_to : 0;
     sub->retry_count = 0;
     error = td_state__list_prefix(sub->store, TD_COLL_RETRIES, sub->name, collect_retry, sub);
     if (error == 0 && sub->retry_count > 1) /* keys sort by position already; keep it sure */

@@ -17,8 +17,8 @@
 #include "child.h"
 #include "support.h"
 
-#define STREAMS 8
-#define PER_STREAM 40
+#define STREAMS      8
+#define PER_STREAM   40
 #define MAX_ATTEMPTS 3
 
 static const char *self;
@@ -69,9 +69,9 @@ static void append_all(td_store *store, bool with_poison)
     for (int v = 0; v < PER_STREAM; v++)
         for (int s = 0; s < STREAMS; s++) {
             snprintf(stream, sizeof stream, "stock-%d", s);
-            td_event ev = tt_event("Counted", s == 3 && v == 7 && with_poison
-                                                  ? "{\"poison\":true}"
-                                                  : "{\"poison\":false}");
+            td_event ev =
+                tt_event("Counted", s == 3 && v == 7 && with_poison ? "{\"poison\":true}"
+                                                                    : "{\"poison\":false}");
             assert_td_ok(td_store_append(store, stream, TD_EXPECT_ANY, &ev, 1));
         }
 }

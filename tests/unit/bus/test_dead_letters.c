@@ -147,9 +147,9 @@ static void test_poison_parks_in_sequence_and_retry_delivers_in_order(void **sta
     td_subscription *sub = start(TD_DLQ_SEQUENCED, false);
     append_scenario();
     wait_done(sub);
-    assert_int_equal(atomic_load(&poison_attempts), 4); /* exactly max_attempts */
+    assert_int_equal(atomic_load(&poison_attempts), 4);     /* exactly max_attempts */
     assert_stream_versions("b-1", (int64_t[]){1, 2, 3}, 3); /* other streams went on */
-    assert_stream_versions("a-1", (int64_t[]){1}, 1);      /* a-1 holds at the poison */
+    assert_stream_versions("a-1", (int64_t[]){1}, 1);       /* a-1 holds at the poison */
 
     entries l = dead_letters();
     assert_int_equal(l.count, 4); /* the poison, and versions 3..5 behind it */

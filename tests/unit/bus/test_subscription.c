@@ -188,7 +188,7 @@ static void test_subscriptions_progress_independently(void **state)
     b = start("slow", 2, record_all, &other); /* catches up from its checkpoint */
     assert_td_ok(td_subscription_wait_until(b, head(), 10000));
     assert_int_equal(recorder_count(&other), 40); /* nothing twice */
-    td_subscription_free(b); /* stopping persists the checkpoint */
+    td_subscription_free(b);                      /* stopping persists the checkpoint */
     assert_int_equal(status_of("slow").lag_events, 0);
     td_subscription_free(a);
 }
