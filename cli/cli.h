@@ -76,6 +76,8 @@ int cmd_events(int argc, char **argv);
 int cmd_tail(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_import(int argc, char **argv);
+int cmd_subscriptions(int argc, char **argv);
+int cmd_dlq(int argc, char **argv);
 
 const cli_command *cli_find_command(const char *name);
 

@@ -27,6 +27,14 @@ static const cli_command commands[] = {
      "append the events of a JSON lines export, keeping ids, versions and positions; "
      "events already present are skipped, and a bad file writes nothing",
      cmd_import},
+    {"subscriptions", "",
+     "each subscription's checkpoint, lag, events waiting for a retry, and dead letters",
+     cmd_subscriptions},
+    {"dlq",
+     "list|show ID|retry ID|retry --all|drop ID|history [--subscription S] [--type T] "
+     "[--stream S] [--by NAME]",
+     "inspect the dead-letter queue; ask the subscription to retry or drop an entry (audited)",
+     cmd_dlq},
     {"stats", "", "count events, streams, types and documents; show the size on disk", cmd_stats},
     {"check", "", "verify the store's physical integrity", cmd_check},
 };
@@ -47,7 +55,7 @@ static void help(FILE *out)
                  "Store URL: --db URL, or TIDINGS_DB, default " CLI_DEFAULT_DB "\n"
                  "  sqlite:PATH or PATH   an SQLite store\n\ncommands:\n");
     for (size_t i = 0; i < COMMAND_COUNT; i++)
-        fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+        fprintf(out, "  %-13s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\n'tidings <command> --help' shows a command's arguments.\n"
                  "Exit codes: 0 ok, 1 failure, 2 usage, 3 version conflict, 4 invalid input.\n");
 }
