@@ -149,6 +149,15 @@ typedef int (*td_append_hook)(td_txn *txn, const td_event *events, size_t count,
 #define TD_APPEND_DEPTH_MAX 8
 void td_store_set_append_hook(td_store *store, td_append_hook hook, void *payload);
 
+/* A listener told, on the writer thread right after each durable commit,
+ * which positions that commit added (first..last; nothing when a commit
+ * added no events). Keep it very short. Add listeners before the first unit
+ * of work; at most TD_COMMIT_LISTENERS_MAX. */
+typedef void (*td_commit_fn)(td_store *store, int64_t first, int64_t last, void *payload);
+#define TD_COMMIT_LISTENERS_MAX 8
+int td_store_on_commit(td_store *store, td_commit_fn fn, void *payload);
+void td_store_remove_commit_listener(td_store *store, td_commit_fn fn, void *payload);
+
 /* Appends outside an explicit unit: one unit of its own. Data and metadata are
  * checked on the calling thread, which keeps the writer's work short. */
 int td_store_append(td_store *store, const char *stream, int64_t expected_version, td_event *events,

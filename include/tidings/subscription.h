@@ -37,6 +37,7 @@
 #define TIDINGS_SUBSCRIPTION_H
 
 #include "bus.h"
+#include "metrics.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -61,14 +62,16 @@ typedef struct td_subscription_options {
     unsigned backoff_initial_ms; /* first delayed retry; 0: 100 */
     unsigned backoff_max_ms;     /* longest delay; 0: 30000 */
     td_dlq_mode dlq_mode;
-    bool start_at_end; /* a new subscription starts at the head, not at 0 */
-    size_t batch_size; /* events read at a time; 0: 512 */
+    bool start_at_end;   /* a new subscription starts at the head, not at 0 */
+    size_t batch_size;   /* events read at a time; 0: 512 */
+    td_metrics *metrics; /* where to count (metrics.h); NULL: nowhere. Borrowed: free the
+                            subscription before the registry */
 } td_subscription_options;
 
 #define TD_SUBSCRIPTION_OPTIONS_INIT                                                               \
     {                                                                                              \
         TD_SUBSCRIPTION_OPTIONS_VERSION, NULL, TD_MATCH_ALL, 1, false, 2, 5, 100, 30000,           \
-            TD_DLQ_SEQUENCED, false, 0                                                             \
+            TD_DLQ_SEQUENCED, false, 0, NULL                                                       \
     }
 
 typedef struct td_subscription td_subscription;

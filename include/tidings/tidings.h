@@ -16,6 +16,7 @@
 #include "errors.h"
 #include "event.h"
 #include "memory.h"
+#include "metrics.h"
 #include "store.h"
 #include "subscription.h"
 #include "timestamp.h"

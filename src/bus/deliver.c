@@ -232,9 +232,14 @@ td_outcome td_deliver__item(td_subscription *sub, item *it, const char *blocked_
     }
     for (;;) {
         it->attempts++;
+        if (it->attempts > 1)
+            td_sub_metrics__retry(sub);
         int rc = attempt(sub, it, why, sizeof why);
-        if (rc >= 0)
+        if (rc >= 0) {
+            td_sub_metrics__handled(sub, it->event);
             return succeed(sub, it);
+        }
+        td_sub_metrics__failed(sub, it->event);
         if (it->first_failure == 0)
             it->first_failure = td_time_now();
         if (rc == TD_EPERMANENT || it->attempts >= sub->opts.max_attempts)

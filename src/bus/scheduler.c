@@ -31,7 +31,8 @@ int td_sched__init(td_subscription *sub)
     sub->ring_cap = sub->opts.batch_size * 4;
     sub->ring_position = td_calloc(sub->ring_cap, sizeof *sub->ring_position);
     sub->ring_done = td_calloc(sub->ring_cap, sizeof *sub->ring_done);
-    if (!sub->buckets || !sub->ring_position || !sub->ring_done)
+    sub->ring_time = td_calloc(sub->ring_cap, sizeof *sub->ring_time);
+    if (!sub->buckets || !sub->ring_position || !sub->ring_done || !sub->ring_time)
         return td_error__oom();
     return 0;
 }
@@ -60,6 +61,7 @@ void td_sched__dispose(td_subscription *sub)
     td_free(sub->buckets);
     td_free(sub->ring_position);
     td_free(sub->ring_done);
+    td_free(sub->ring_time);
 }
 
 static uint64_t hash(const char *s)
@@ -182,12 +184,13 @@ stream_q *td_sched__take(td_subscription *sub, int64_t now, int64_t *next_ready)
     }
 }
 
-int td_sched__track(td_subscription *sub, int64_t position, uint64_t *seq)
+int td_sched__track(td_subscription *sub, int64_t position, td_time occurred_at, uint64_t *seq)
 {
     if (sub->ring_end - sub->ring_start >= sub->ring_cap)
         return td_error__set(TD_EBUSY, "pending ring full");
     size_t slot = sub->ring_end % sub->ring_cap;
     sub->ring_position[slot] = position;
+    sub->ring_time[slot] = occurred_at;
     sub->ring_done[slot] = false;
     *seq = sub->ring_end++;
     return 0;

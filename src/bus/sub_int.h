@@ -98,7 +98,18 @@ struct td_subscription {
     int64_t careful_until;   /* after a crash: hand events over one at a time up to here */
     restored_retry *retries; /* sorted by position; used as events are queued */
     size_t retry_count;
+
+    /* metrics (all NULL without a registry) */
+    td_time *ring_time; /* occurred_at of each pending event, for the lag in seconds */
+    td_metric *m_duration, *m_failures, *m_retries, *m_dead, *m_lag_events, *m_lag_seconds;
 };
+
+/* metrics.c in this folder: registering and updating the subscription's series. */
+int td_sub_metrics__register(td_subscription *sub);
+void td_sub_metrics__unregister(td_subscription *sub);
+void td_sub_metrics__handled(td_subscription *sub, const td_event *ev);
+void td_sub_metrics__failed(td_subscription *sub, const td_event *ev);
+void td_sub_metrics__retry(td_subscription *sub);
 
 /* scheduler.c (all with the lock held) */
 int td_sched__init(td_subscription *sub);
@@ -107,7 +118,7 @@ int td_sched__stream(td_subscription *sub, const char *name, stream_q **out);
 void td_sched__push(td_subscription *sub, stream_q *s, item *it, bool front);
 void td_sched__offer(td_subscription *sub, stream_q *s); /* queue it if it has work */
 stream_q *td_sched__take(td_subscription *sub, int64_t now, int64_t *next_ready);
-int td_sched__track(td_subscription *sub, int64_t position, uint64_t *seq);
+int td_sched__track(td_subscription *sub, int64_t position, td_time occurred_at, uint64_t *seq);
 void td_sched__done(td_subscription *sub, uint64_t seq);
 size_t td_sched__pending(const td_subscription *sub);
 int64_t td_sched__monotonic_us(void);

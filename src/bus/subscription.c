@@ -103,6 +103,8 @@ int td_subscription_new(td_subscription **out, td_store *store, const td_subscri
     int error = copy_options(sub, opts);
     if (error == 0)
         error = td_sched__init(sub);
+    if (error == 0)
+        error = td_sub_metrics__register(sub);
     if (error < 0) {
         td_subscription_free(sub);
         return error;
@@ -160,7 +162,7 @@ static int enqueue(td_subscription *sub, td_event *ev)
     item *it = td_calloc(1, sizeof *it);
     int error = it ? td_sched__stream(sub, ev->stream, &s) : td_error__oom();
     if (error == 0)
-        error = td_sched__track(sub, ev->position, &it->seq);
+        error = td_sched__track(sub, ev->position, ev->occurred_at, &it->seq);
     if (error < 0) {
         td_free(it);
         td_event_free(ev);
@@ -459,6 +461,7 @@ void td_subscription_free(td_subscription *sub)
     if (sub == NULL)
         return;
     td_subscription_stop(sub);
+    td_sub_metrics__unregister(sub);
     td_sched__dispose(sub);
     pthread_cond_destroy(&sub->lanes_cond);
     pthread_cond_destroy(&sub->progress_cond);

@@ -87,6 +87,7 @@ int td_store_open(td_store **out, const char *url, const td_store_options *opts)
     if (store == NULL)
         return td_error__oom();
     pthread_mutex_init(&store->watch_lock, NULL);
+    pthread_mutex_init(&store->listeners_lock, NULL);
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -116,6 +117,7 @@ void td_store_free(td_store *store)
     td_readers__free(store->readers);
     pthread_cond_destroy(&store->watch_cond);
     pthread_mutex_destroy(&store->watch_lock);
+    pthread_mutex_destroy(&store->listeners_lock);
     td_free(store->url);
     td_free(store->target);
     td_free(store);
@@ -315,7 +317,7 @@ int td_store_check(td_store *store)
 
 /* ---- watching for commits ------------------------------------------------------ */
 
-void td_store__committed(td_store *store, int64_t head)
+static void raise_head(td_store *store, int64_t head)
 {
     pthread_mutex_lock(&store->watch_lock);
     if (head > store->watch_head) {
@@ -323,6 +325,42 @@ void td_store__committed(td_store *store, int64_t head)
         pthread_cond_broadcast(&store->watch_cond);
     }
     pthread_mutex_unlock(&store->watch_lock);
+}
+
+int td_store_on_commit(td_store *store, td_commit_fn fn, void *payload)
+{
+    int error = td_error__set(TD_ETOOBIG, "more than %d commit listeners", TD_COMMIT_LISTENERS_MAX);
+    pthread_mutex_lock(&store->listeners_lock);
+    for (int i = 0; i < TD_COMMIT_LISTENERS_MAX; i++)
+        if (store->listeners[i].fn == NULL) {
+            store->listeners[i].fn = fn;
+            store->listeners[i].payload = payload;
+            error = 0;
+            break;
+        }
+    pthread_mutex_unlock(&store->listeners_lock);
+    return error;
+}
+
+void td_store_remove_commit_listener(td_store *store, td_commit_fn fn, void *payload)
+{
+    pthread_mutex_lock(&store->listeners_lock);
+    for (int i = 0; i < TD_COMMIT_LISTENERS_MAX; i++)
+        if (store->listeners[i].fn == fn && store->listeners[i].payload == payload)
+            store->listeners[i].fn = NULL;
+    pthread_mutex_unlock(&store->listeners_lock);
+}
+
+void td_store__committed(td_store *store, int64_t first, int64_t head)
+{
+    if (first <= head) {
+        pthread_mutex_lock(&store->listeners_lock);
+        for (int i = 0; i < TD_COMMIT_LISTENERS_MAX; i++)
+            if (store->listeners[i].fn)
+                store->listeners[i].fn(store, first, head, store->listeners[i].payload);
+        pthread_mutex_unlock(&store->listeners_lock);
+    }
+    raise_head(store, head);
 }
 
 static struct timespec after_ms(int ms)
@@ -352,7 +390,7 @@ static int poll_head(td_store *store)
     int64_t head = 0;
     int error = td_store_head(store, &head);
     if (error == 0)
-        td_store__committed(store, head);
+        raise_head(store, head);
     return error;
 }
 

@@ -29,6 +29,12 @@ struct td_store {
     td_append_hook append_hook; /* set before the first unit; read by the writer */
     void *append_hook_payload;
 
+    struct {
+        td_commit_fn fn;
+        void *payload;
+    } listeners[TD_COMMIT_LISTENERS_MAX];
+    pthread_mutex_t listeners_lock; /* listeners change rarely; the writer reads them */
+
     pthread_mutex_t watch_lock;
     pthread_cond_t watch_cond;
     int64_t watch_head; /* highest position known committed */
@@ -58,8 +64,9 @@ void td_readers__free(td_readers *readers);
 int td_readers__acquire(td_readers *readers, td_conn **out);
 void td_readers__release(td_readers *readers, td_conn *conn);
 
-/* store.c: called by the writer after each durable commit. */
-void td_store__committed(td_store *store, int64_t head);
+/* store.c: called by the writer after each durable commit; first..last are
+ * the positions it added (first > last when none). */
+void td_store__committed(td_store *store, int64_t first, int64_t last);
 
 /* txn.c: checks a document's collection and key (key NULL: collection only). */
 int td_store__check_doc_key(const char *collection, const char *key);

@@ -137,6 +137,7 @@ static void run_batch(td_writer *w, unit *batch)
         abort_batch(w, batch, error);
         return;
     }
+    int64_t first = w->head + 1;
     for (unit *u = batch; u; u = u->next) {
         if ((error = run_unit(w, u)) < 0) {
             abort_batch(w, batch, error);
@@ -147,7 +148,7 @@ static void run_batch(td_writer *w, unit *batch)
         abort_batch(w, batch, TD_EIO);
         return;
     }
-    td_store__committed(w->store, w->head);
+    td_store__committed(w->store, first, w->head);
 }
 
 /* Takes up to max_batch units off the queue; called with the lock held. */

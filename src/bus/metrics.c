@@ -1,0 +1,123 @@
+/*
+ * metrics.c (bus): a subscription's series in its metrics registry.
+ *
+ *   event_processing_duration_seconds{subscription,event_type}  commit → handled
+ *   event_handler_failures_total{subscription,event_type}       failed attempts
+ *   event_retries_total{subscription}                            attempts after a failure
+ *   dead_letters{subscription}                                   parked entries  ┐ refreshed
+ *   subscription_lag_events{subscription}                        head - done     │ at render
+ *   subscription_lag_seconds{subscription}                       oldest not done ┘ time
+ *
+ * "Commit" is approximated by the event's occurred_at, which the store sets
+ * just before the commit that makes it durable.
+ */
+#include <string.h>
+
+#include "bus/sub_int.h"
+#include "core/error.h"
+
+static const double latency_buckets[] = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+                                         0.005,   0.01,   0.025,   0.05,   0.1,   0.25,
+                                         0.5,     1,      2.5,     5,      10,    30};
+
+typedef struct dead_count {
+    const char *name;
+    double count;
+} dead_count;
+
+static int count_dead(const td_dead_letter *e, void *payload)
+{
+    dead_count *c = payload;
+    c->count += strcmp(e->subscription, c->name) == 0;
+    return 0;
+}
+
+static double oldest_pending_age(td_subscription *sub, int64_t head, int64_t checkpoint)
+{
+    td_time oldest = 0;
+    pthread_mutex_lock(&sub->lock);
+    for (uint64_t seq = sub->ring_start; seq < sub->ring_end && oldest == 0; seq++)
+        if (!sub->ring_done[seq % sub->ring_cap])
+            oldest = sub->ring_time[seq % sub->ring_cap];
+    pthread_mutex_unlock(&sub->lock);
+    if (oldest == 0 && head > checkpoint)
+        return -1; /* behind, but nothing read yet: unknown here */
+    return oldest ? (double)(td_time_now() - oldest) / 1e6 : 0;
+}
+
+static void collect(td_metrics *m, void *payload)
+{
+    td_subscription *sub = payload;
+    const char *labels[1] = {sub->name};
+    int64_t head = 0;
+    dead_count dead = {sub->name, 0};
+    (void)m;
+    if (td_store_head(sub->store, &head) < 0)
+        return;
+    pthread_mutex_lock(&sub->lock);
+    int64_t checkpoint = sub->checkpoint;
+    pthread_mutex_unlock(&sub->lock);
+    double age = oldest_pending_age(sub, head, checkpoint);
+    td_metric_set(sub->m_lag_events, labels, (double)(head > checkpoint ? head - checkpoint : 0));
+    if (age >= 0)
+        td_metric_set(sub->m_lag_seconds, labels, age);
+    if (td_dlq_list(sub->store, NULL, count_dead, &dead) == 0)
+        td_metric_set(sub->m_dead, labels, dead.count);
+}
+
+int td_sub_metrics__register(td_subscription *sub)
+{
+    td_metrics *m = sub->opts.metrics;
+    if (m == NULL)
+        return 0;
+    int error = td_metrics_histogram(
+        &sub->m_duration, m, "event_processing_duration_seconds",
+        "Time from an event's commit to its handler finishing, by subscription and type.",
+        "subscription,event_type", latency_buckets,
+        sizeof latency_buckets / sizeof latency_buckets[0]);
+    if (error == 0)
+        error = td_metrics_counter(&sub->m_failures, m, "event_handler_failures_total",
+                                   "Failed handler attempts.", "subscription,event_type");
+    if (error == 0)
+        error = td_metrics_counter(&sub->m_retries, m, "event_retries_total",
+                                   "Handler attempts after a failure.", "subscription");
+    if (error == 0)
+        error = td_metrics_gauge(&sub->m_dead, m, "dead_letters",
+                                 "Entries in the dead-letter queue.", "subscription");
+    if (error == 0)
+        error = td_metrics_gauge(&sub->m_lag_events, m, "subscription_lag_events",
+                                 "Events committed but not yet done.", "subscription");
+    if (error == 0)
+        error = td_metrics_gauge(&sub->m_lag_seconds, m, "subscription_lag_seconds",
+                                 "Age of the oldest event not yet done.", "subscription");
+    if (error == 0)
+        error = td_metrics_on_collect(m, collect, sub);
+    return error;
+}
+
+void td_sub_metrics__unregister(td_subscription *sub)
+{
+    if (sub->opts.metrics)
+        td_metrics_remove_collector(sub->opts.metrics, collect, sub);
+}
+
+void td_sub_metrics__handled(td_subscription *sub, const td_event *ev)
+{
+    const char *labels[2] = {sub->name, ev->type};
+    if (sub->m_duration)
+        td_metric_observe(sub->m_duration, labels, (double)(td_time_now() - ev->occurred_at) / 1e6);
+}
+
+void td_sub_metrics__failed(td_subscription *sub, const td_event *ev)
+{
+    const char *labels[2] = {sub->name, ev->type};
+    if (sub->m_failures)
+        td_metric_add(sub->m_failures, labels, 1);
+}
+
+void td_sub_metrics__retry(td_subscription *sub)
+{
+    const char *labels[1] = {sub->name};
+    if (sub->m_retries)
+        td_metric_add(sub->m_retries, labels, 1);
+}
