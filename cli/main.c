@@ -51,8 +51,9 @@ const cli_command *cli_find_command(const char *name)
 
 static void help(FILE *out)
 {
-    fprintf(out, "usage: tidings [--db URL] <command> [arguments]\n\n"
+    fprintf(out, "usage: tidings [--db URL] [--log-level LEVEL] <command> [arguments]\n\n"
                  "Store URL: --db URL, or TIDINGS_DB, default " CLI_DEFAULT_DB "\n"
+                 "Log level: --log-level, or TIDINGS_LOG: debug, info, warn, error, off\n"
                  "  sqlite:PATH or PATH   an SQLite store\n\ncommands:\n");
     for (size_t i = 0; i < COMMAND_COUNT; i++)
         fprintf(out, "  %-13s %s\n", commands[i].name, commands[i].summary);
@@ -60,9 +61,29 @@ static void help(FILE *out)
                  "Exit codes: 0 ok, 1 failure, 2 usage, 3 version conflict, 4 invalid input.\n");
 }
 
-/* Removes --db URL / --db=URL from argv (it may stand anywhere); returns the
- * new argc, or -1 if --db has no value. */
-static int take_db_flag(int argc, char **argv)
+/* If argv[*i] is the global flag `name` (as "--name VALUE" or
+ * "--name=VALUE"), stores its value and returns 1; -1 if the value is
+ * missing; 0 if it is another word. */
+static int global_flag(int argc, char **argv, int *i, const char *name, const char **value)
+{
+    size_t n = strlen(name);
+    if (strncmp(argv[*i], name, n) != 0)
+        return 0;
+    if (argv[*i][n] == '=') {
+        *value = argv[*i] + n + 1;
+        return 1;
+    }
+    if (argv[*i][n] != '\0')
+        return 0;
+    if (*i + 1 >= argc)
+        return -1;
+    *value = argv[++*i];
+    return 1;
+}
+
+/* Removes the global flags --db and --log-level from argv (they may stand
+ * anywhere); returns the new argc, or -1 if one has no value. */
+static int take_global_flags(int argc, char **argv, const char **db, const char **log_level)
 {
     int out = 0;
     for (int i = 0; i < argc; i++) {
@@ -71,25 +92,30 @@ static int take_db_flag(int argc, char **argv)
                 argv[out++] = argv[i++];
             break;
         }
-        if (strcmp(argv[i], "--db") == 0) {
-            if (i + 1 >= argc)
-                return -1;
-            cli_set_db_url(argv[++i]);
-        } else if (strncmp(argv[i], "--db=", 5) == 0) {
-            cli_set_db_url(argv[i] + 5);
-        } else {
+        int rc = global_flag(argc, argv, &i, "--db", db);
+        if (rc == 0)
+            rc = global_flag(argc, argv, &i, "--log-level", log_level);
+        if (rc < 0)
+            return -1;
+        if (rc == 0)
             argv[out++] = argv[i];
-        }
     }
     return out;
 }
 
 int main(int argc, char **argv)
 {
-    argc = take_db_flag(argc - 1, argv + 1);
+    const char *db = NULL, *log_level = NULL;
+    argc = take_global_flags(argc - 1, argv + 1, &db, &log_level);
     argv++;
     if (argc < 0) {
-        fprintf(stderr, "tidings: option '--db' needs a value\n");
+        fprintf(stderr, "tidings: options '--db' and '--log-level' need a value\n");
+        return EXIT_USAGE;
+    }
+    if (db)
+        cli_set_db_url(db);
+    if (td_log_to_stderr(log_level) < 0) {
+        fprintf(stderr, "tidings: %s\n", td_error_last());
         return EXIT_USAGE;
     }
     if (argc == 0) {

@@ -136,6 +136,10 @@ int td_txn_doc_list(td_txn *txn, const char *collection, const char *after_key, 
  * cause must stay valid until the unit returns; NULL clears it. */
 void td_txn_set_cause(td_txn *txn, const td_event *cause);
 
+/* Sets the exact traceparent for events appended afterwards without one
+ * (a handler's span, so what it publishes continues it). Copied; NULL clears. */
+void td_txn_set_trace(td_txn *txn, const char *traceparent);
+
 /* The store the unit of work belongs to. */
 td_store *td_txn_store(td_txn *txn);
 

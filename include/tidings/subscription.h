@@ -38,6 +38,7 @@
 
 #include "bus.h"
 #include "metrics.h"
+#include "trace.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -66,12 +67,13 @@ typedef struct td_subscription_options {
     size_t batch_size;   /* events read at a time; 0: 512 */
     td_metrics *metrics; /* where to count (metrics.h); NULL: nowhere. Borrowed: free the
                             subscription before the registry */
+    td_tracer *tracer;   /* span per handler call (trace.h); NULL: none. Borrowed likewise */
 } td_subscription_options;
 
 #define TD_SUBSCRIPTION_OPTIONS_INIT                                                               \
     {                                                                                              \
         TD_SUBSCRIPTION_OPTIONS_VERSION, NULL, TD_MATCH_ALL, 1, false, 2, 5, 100, 30000,           \
-            TD_DLQ_SEQUENCED, false, 0, NULL                                                       \
+            TD_DLQ_SEQUENCED, false, 0, NULL, NULL                                                 \
     }
 
 typedef struct td_subscription td_subscription;

@@ -22,6 +22,7 @@
 #include "bus/sub_int.h"
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/log_int.h"
 
 struct td_delivery {
     td_subscription *sub;
@@ -30,6 +31,7 @@ struct td_delivery {
     td_txn *txn;
     bool skipped; /* transactional: the progress mark says it was done */
     char key[TD_UUID_STR_LEN + 1];
+    char trace[TD_TRACEPARENT_LEN + 1]; /* the handler's span, or "" */
     char message[256];
 };
 
@@ -74,6 +76,7 @@ static int publish_unit(td_txn *txn, void *payload)
 {
     publish_args *a = payload;
     td_txn_set_cause(txn, a->d->event);
+    td_txn_set_trace(txn, a->d->trace[0] ? a->d->trace : NULL);
     return td_txn_append(txn, a->stream, a->expected, a->events, a->count);
 }
 
@@ -100,6 +103,7 @@ static int transactional_unit(td_txn *txn, void *payload)
     }
     d->txn = txn;
     td_txn_set_cause(txn, d->event);
+    td_txn_set_trace(txn, d->trace[0] ? d->trace : NULL);
     error = sub->fn(d, d->event, sub->payload);
     d->txn = NULL;
     if (error < 0)
@@ -107,11 +111,31 @@ static int transactional_unit(td_txn *txn, void *payload)
     return td_state__progress_put(txn, sub->name, d->event->stream, d->event->version);
 }
 
-/* Calls the handler once; on failure writes why into `why`. */
+static bool start_span(td_subscription *sub, td_delivery *d, td_span *span, char *name,
+                       size_t name_size)
+{
+    if (sub->opts.tracer == NULL || td_tracer_start(sub->opts.tracer, span, d->event, d->trace) < 0)
+        return false;
+    snprintf(name, name_size, "handle %s", d->event->type);
+    span->name = name;
+    span->subscription = sub->name;
+    span->event_type = d->event->type;
+    span->event_id = d->key;
+    span->stream = d->event->stream;
+    span->position = d->event->position;
+    span->attempt = d->attempt;
+    return true;
+}
+
+/* Calls the handler once, in a span when tracing; on failure writes why
+ * into `why`. */
 static int attempt(td_subscription *sub, item *it, char *why, size_t why_size)
 {
     td_delivery d = {.sub = sub, .event = it->event, .attempt = it->attempts};
+    td_span span;
+    char span_name[TD_TYPE_MAX + 8];
     td_uuid_format(d.key, &it->event->id);
+    bool traced = start_span(sub, &d, &span, span_name, sizeof span_name);
     td_error_clear();
     int rc = sub->opts.transactional ? td_transact(sub->store, transactional_unit, &d)
                                      : sub->fn(&d, it->event, sub->payload);
@@ -120,6 +144,11 @@ static int attempt(td_subscription *sub, item *it, char *why, size_t why_size)
                  d.message[0]         ? d.message
                  : td_error_last()[0] ? td_error_last()
                                       : td_error_name(rc));
+    if (traced) {
+        span.error = rc < 0;
+        span.status_message = rc < 0 ? why : NULL;
+        td_tracer_end(sub->opts.tracer, &span);
+    }
     return rc;
 }
 
@@ -216,9 +245,20 @@ static td_outcome park_or_fail(td_subscription *sub, item *it, const char *block
 {
     int error = td_deliver__park(sub, it, blocked_by, why, dead_letter_out);
     if (error < 0) {
+        td_log__emit(TD_LOG_ERROR, sub->name, it->event, "cannot park event %lld: %s",
+                     (long long)it->event->position, td_error_last());
         td_sub__fail(sub, error);
         return OUTCOME_FAILED;
     }
+    if (blocked_by)
+        td_log__emit(TD_LOG_WARN, sub->name, it->event,
+                     "event %lld of %s parked behind dead letter %s",
+                     (long long)it->event->position, it->event->stream, blocked_by);
+    else
+        td_log__emit(TD_LOG_ERROR, sub->name, it->event,
+                     "event %lld (%s) parked as dead letter %s after %u attempts: %s",
+                     (long long)it->event->position, it->event->type, dead_letter_out, it->attempts,
+                     why);
     return OUTCOME_PARKED;
 }
 
@@ -253,6 +293,10 @@ td_outcome td_deliver__item(td_subscription *sub, item *it, const char *blocked_
             return OUTCOME_FAILED;
         }
         it->has_retry_doc = true;
+        td_log__emit(TD_LOG_WARN, sub->name, it->event,
+                     "attempt %u at event %lld (%s) failed: %s; retrying in %lld ms", it->attempts,
+                     (long long)it->event->position, it->event->type, why,
+                     (long long)(*delay_us / 1000));
         return OUTCOME_DELAYED;
     }
 }

@@ -28,6 +28,7 @@
 #include "bus/sub_int.h"
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/log_int.h"
 
 #define CHECKPOINT_EVERY_US 20000
 #define REQUESTS_EVERY_US   50000
@@ -36,6 +37,7 @@ void td_sub__fail(td_subscription *sub, int code)
 {
     pthread_mutex_lock(&sub->lock);
     if (sub->first_error == 0) {
+        td_log__emit(TD_LOG_ERROR, sub->name, NULL, "subscription failed: %s", td_error_last());
         sub->first_error = code < 0 ? code : TD_ERROR;
         snprintf(sub->first_error_message, sizeof sub->first_error_message, "%s", td_error_last());
     }
@@ -209,6 +211,8 @@ static int careful_step(td_subscription *sub, td_event *ev)
     int error = td_deliver__park(sub, &it, NULL, why, dead_letter);
     if (error < 0)
         return error;
+    td_log__emit(TD_LOG_ERROR, sub->name, ev, "event %lld (%s) parked as dead letter %s: %s",
+                 (long long)ev->position, ev->type, dead_letter, why);
     pthread_mutex_lock(&sub->lock);
     stream_q *s = NULL;
     if (sub->opts.dlq_mode == TD_DLQ_SEQUENCED && td_sched__stream(sub, ev->stream, &s) == 0)

@@ -50,6 +50,7 @@ struct td_txn {
     int depth;       /* nesting of appends made by append hooks */
     const td_event *cause;
     char cause_id[TD_UUID_STR_LEN + 1];
+    char trace[TD_TRACEPARENT_LEN + 1]; /* "" unless set by td_txn_set_trace */
 };
 
 /* writer.c */

@@ -76,6 +76,13 @@ void td_txn_set_cause(td_txn *txn, const td_event *cause)
         td_uuid_format(txn->cause_id, &cause->id);
 }
 
+void td_txn_set_trace(td_txn *txn, const char *traceparent)
+{
+    txn->trace[0] = '\0';
+    if (traceparent && td_traceparent_check(traceparent) == 0)
+        memcpy(txn->trace, traceparent, TD_TRACEPARENT_LEN + 1);
+}
+
 td_store *td_txn_store(td_txn *txn)
 {
     return txn->store;
@@ -85,6 +92,8 @@ td_store *td_txn_store(td_txn *txn)
 static int inherit(const td_txn *txn, td_event *ev)
 {
     const td_event *cause = txn->cause;
+    if (ev->traceparent[0] == '\0' && txn->trace[0] != '\0')
+        memcpy(ev->traceparent, txn->trace, TD_TRACEPARENT_LEN + 1);
     if (cause == NULL)
         return 0;
     if (ev->correlation_id == NULL)

@@ -32,6 +32,7 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/log_int.h"
 #include "store/store_int.h"
 
 #define MESSAGE_MAX 512
@@ -86,6 +87,8 @@ static void fail_pending(unit *batch, int code)
 
 static void enter_failed_state(td_writer *w, const char *why)
 {
+    td_log__emit(TD_LOG_ERROR, NULL, NULL, "store %s refuses writes until reopened: %s",
+                 td_store_url(w->store), why);
     pthread_mutex_lock(&w->lock);
     w->fatal = TD_EIO;
     snprintf(w->fatal_message, sizeof w->fatal_message, "%s", why);
