@@ -24,7 +24,10 @@
  * the process died are, after restart, handed over one at a time with a
  * durable attempt count; one that has crashed the process max_attempts times
  * is parked without being handed over again. In normal operation this costs
- * one durable write per read batch, not per event.
+ * one durable write per 1024 positions, not per event. A process cannot tell
+ * a handler's crash from a kill from outside: an event that is in a handler
+ * each time the process is killed max_attempts times counts as poison too.
+ * Choose max_attempts with the expected restarts in mind.
  *
  * Transactional mode: the handler runs in a unit of work together with the
  * subscription's progress mark for its stream, so its document writes and

@@ -5,18 +5,22 @@
  *                    │
  *   reader loop:     ├─ carry out DLQ requests (every poll interval)
  *                    ├─ read the next batch after read_position
- *                    │    persist {checkpoint, inflight_to = batch end}   ◀─ one write
- *                    │    queue the events on their streams                  per batch
+ *                    │    past inflight_to? persist                       ◀─ one write
+ *                    │      {checkpoint, inflight_to = batch end + window}   per window
+ *                    │    queue the events on their streams
  *                    ├─ persist the checkpoint when the done prefix grew
  *                    └─ nothing new: wait for a commit (td_store_wait)
  *
- * Crash safety. inflight_to is durable before any lane sees an event, so
- * after a crash every event that might have been in a handler lies in
- * (checkpoint, inflight_to]. On restart that range is handled carefully: one
- * event at a time, each with a durable attempt count written before it is
- * handed over. An event whose count has reached max_attempts crashed the
- * process that often and is parked instead. The normal path pays one durable
- * write per batch, not per event.
+ * Crash safety. An event is handed to a lane only once inflight_to covering
+ * it is durable, so after a crash every event that might have been in a
+ * handler lies in (checkpoint, inflight_to]. On restart that range is handled
+ * carefully: one event at a time, each with a durable attempt count written
+ * before it is handed over. An event whose count has reached max_attempts
+ * crashed the process that often and is parked instead. inflight_to is
+ * reserved INFLIGHT_WINDOW positions ahead, so the normal path pays one
+ * durable write per window, not per event or batch, and most batches reach
+ * the lanes without waiting for a commit; the price is that a crash replays
+ * up to a window of events carefully. A graceful stop resets the window.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -31,6 +35,7 @@
 #include "core/log_int.h"
 
 #define CHECKPOINT_EVERY_US 20000
+#define INFLIGHT_WINDOW     1024
 #define REQUESTS_EVERY_US   50000
 
 void td_sub__fail(td_subscription *sub, int code)
@@ -287,8 +292,9 @@ static int read_more(td_subscription *sub, batch *b)
         b->count = 0; /* parked; careful_step took it */
         return 1;
     }
-    if (error == 0 && !careful && b->count > 0)
-        error = save_checkpoint(sub, b->events[b->count - 1]->position, 0, 0);
+    if (error == 0 && !careful && b->count > 0 &&
+        b->events[b->count - 1]->position > sub->durable.inflight_to)
+        error = save_checkpoint(sub, b->events[b->count - 1]->position + INFLIGHT_WINDOW, 0, 0);
     if (error < 0) {
         batch_dispose(b);
         return error;
@@ -400,8 +406,19 @@ static int load_state(td_subscription *sub)
     if (error < 0)
         return error;
     sub->checkpoint = sub->read_position = sub->durable.position;
-    sub->careful_until =
-        sub->durable.inflight_to > sub->durable.position ? sub->durable.inflight_to : 0;
+    /* Only events that existed then can have been in flight: cap the careful
+     * range at today's head (the reserved window may reach past it). */
+    if ((error = td_store_head(sub->store, &head)) < 0)
+        return error;
+    int64_t suspect_end = sub->durable.inflight_to < head ? sub->durable.inflight_to : head;
+    sub->careful_until = suspect_end > sub->durable.position ? suspect_end : 0;
+    if (sub->careful_until)
+        td_log__emit(TD_LOG_WARN, sub->name, NULL,
+                     "the last run stopped with events %lld..%lld in flight; handing them over "
+                     "one at a time",
+                     (long long)sub->durable.position + 1, (long long)sub->careful_until);
+    td_log__emit(TD_LOG_INFO, sub->name, NULL, "starting at position %lld",
+                 (long long)sub->durable.position);
     sub->retry_count = 0;
     error = td_state__list_prefix(sub->store, TD_COLL_RETRIES, sub->name, collect_retry, sub);
     if (error == 0 && sub->retry_count > 1) /* keys sort by position already; keep it sure */
