@@ -20,5 +20,7 @@ void bench_report(const char *name, double value, const char *unit);
 
 /* bench_store.c */
 int bench_store(void);
+/* bench_dispatch.c */
+int bench_dispatch(void);
 
 #endif
