@@ -91,12 +91,10 @@ static int audit(td_txn *txn, const td_dead_letter *e, const char *action, const
         "{s:I,s:s,s:s,s:s,s:s,s:I,s:s,s:s,s:s}", "at", (json_int_t)td_time_now(), "who", who,
         "action", action, "dead_letter", e->id, "subscription", e->subscription, "position",
         (json_int_t)e->position, "event_id", event_id, "stream", e->stream, "type", e->type);
-    char *text = json ? json_dumps(json, JSON_COMPACT) : NULL;
-    json_decref(json);
-    if (text == NULL)
-        return td_error__oom();
-    error = td_txn_doc_put(txn, TD_COLL_DLQ_AUDIT, key_text, text, 0);
-    td_json__free(text);
+    char *text = NULL;
+    if ((error = td_json__dump_steal(&text, NULL, json)) == 0)
+        error = td_txn_doc_put(txn, TD_COLL_DLQ_AUDIT, key_text, text, 0);
+    td_free(text);
     return error;
 }
 
@@ -123,12 +121,13 @@ static int request_unit(td_txn *txn, void *payload)
         error = td_state__put_dead_letter(txn, &e);
     }
     if (error == 0 && (error = td_state__key(key, e.subscription, a->id)) == 0) {
-        json_t *req = json_pack("{s:s,s:s,s:I}", "action", a->action, "who", a->who, "at",
-                                (json_int_t)td_time_now());
-        char *text = req ? json_dumps(req, JSON_COMPACT) : NULL;
-        json_decref(req);
-        error = text ? td_txn_doc_put(txn, TD_COLL_DLQ_REQUESTS, key, text, 0) : td_error__oom();
-        td_json__free(text);
+        char *text = NULL;
+        error = td_json__dump_steal(&text, NULL,
+                                    json_pack("{s:s,s:s,s:I}", "action", a->action, "who", a->who,
+                                              "at", (json_int_t)td_time_now()));
+        if (error == 0)
+            error = td_txn_doc_put(txn, TD_COLL_DLQ_REQUESTS, key, text, 0);
+        td_free(text);
     }
     if (error == 0)
         error = audit(txn, &e, a->action, a->who);

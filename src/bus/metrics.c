@@ -20,18 +20,6 @@ static const double latency_buckets[] = {0.00005, 0.0001, 0.00025, 0.0005, 0.001
                                          0.005,   0.01,   0.025,   0.05,   0.1,   0.25,
                                          0.5,     1,      2.5,     5,      10,    30};
 
-typedef struct dead_count {
-    const char *name;
-    double count;
-} dead_count;
-
-static int count_dead(const td_dead_letter *e, void *payload)
-{
-    dead_count *c = payload;
-    c->count += strcmp(e->subscription, c->name) == 0;
-    return 0;
-}
-
 static double oldest_pending_age(td_subscription *sub, int64_t head, int64_t checkpoint)
 {
     td_time oldest = 0;
@@ -50,7 +38,7 @@ static void collect(td_metrics *m, void *payload)
     td_subscription *sub = payload;
     const char *labels[1] = {sub->name};
     int64_t head = 0;
-    dead_count dead = {sub->name, 0};
+    int64_t dead = 0;
     (void)m;
     if (td_store_head(sub->store, &head) < 0)
         return;
@@ -61,8 +49,8 @@ static void collect(td_metrics *m, void *payload)
     td_metric_set(sub->m_lag_events, labels, (double)(head > checkpoint ? head - checkpoint : 0));
     if (age >= 0)
         td_metric_set(sub->m_lag_seconds, labels, age);
-    if (td_dlq_list(sub->store, NULL, count_dead, &dead) == 0)
-        td_metric_set(sub->m_dead, labels, dead.count);
+    if (td_state__count_dead_letters(sub->store, sub->name, &dead) == 0)
+        td_metric_set(sub->m_dead, labels, (double)dead);
 }
 
 int td_sub_metrics__register(td_subscription *sub)

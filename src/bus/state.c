@@ -75,14 +75,11 @@ int td_state__list_prefix(td_store *store, const char *collection, const char *n
 /* Serialises json (stealing the reference) and puts it under key. */
 static int put_json(td_txn *txn, const char *collection, const char *key, json_t *json)
 {
-    if (json == NULL)
-        return td_error__oom();
-    char *text = json_dumps(json, JSON_COMPACT);
-    json_decref(json);
-    if (text == NULL)
-        return td_error__oom();
-    int error = td_txn_doc_put(txn, collection, key, text, 0);
-    td_json__free(text);
+    char *text = NULL;
+    int error = td_json__dump_steal(&text, NULL, json);
+    if (error == 0)
+        error = td_txn_doc_put(txn, collection, key, text, 0);
+    td_free(text);
     return error;
 }
 
@@ -235,22 +232,15 @@ int td_state__dead_letter_to_json(char **out, const td_dead_letter *e)
 {
     char event_id[TD_UUID_STR_LEN + 1];
     td_uuid_format(event_id, &e->event_id);
-    json_t *json = json_pack(
-        "{s:s,s:s,s:I,s:s,s:s,s:s,s:I,s:s,s:I,s:I,s:s,s:o,s:o}", "id", e->id, "subscription",
-        e->subscription, "position", (json_int_t)e->position, "event_id", event_id, "stream",
-        e->stream, "type", e->type, "attempts", (json_int_t)e->attempts, "last_error",
-        e->last_error ? e->last_error : "", "first_failure", (json_int_t)e->first_failure,
-        "last_failure", (json_int_t)e->last_failure, "status", e->status, "behind",
-        string_or_null(e->behind), "request", string_or_null(e->request));
-    if (json == NULL)
-        return td_error__oom();
-    char *text = json_dumps(json, JSON_COMPACT);
-    json_decref(json);
-    if (text == NULL)
-        return td_error__oom();
-    *out = td_strdup(text);
-    td_json__free(text);
-    return *out ? 0 : td_error__oom();
+    return td_json__dump_steal(
+        out, NULL,
+        json_pack("{s:s,s:s,s:I,s:s,s:s,s:s,s:I,s:s,s:I,s:I,s:s,s:o,s:o}", "id", e->id,
+                  "subscription", e->subscription, "position", (json_int_t)e->position, "event_id",
+                  event_id, "stream", e->stream, "type", e->type, "attempts",
+                  (json_int_t)e->attempts, "last_error", e->last_error ? e->last_error : "",
+                  "first_failure", (json_int_t)e->first_failure, "last_failure",
+                  (json_int_t)e->last_failure, "status", e->status, "behind",
+                  string_or_null(e->behind), "request", string_or_null(e->request)));
 }
 
 int td_state__dead_letter_from_json(td_dead_letter *e, json_t **holder, const char *id,
@@ -287,5 +277,25 @@ int td_state__put_dead_letter(td_txn *txn, const td_dead_letter *entry)
     if (error == 0)
         error = td_txn_doc_put(txn, TD_COLL_DEAD_LETTERS, entry->id, text, 0);
     td_free(text);
+    return error;
+}
+
+typedef struct dead_count {
+    const char *name;
+    int64_t count;
+} dead_count;
+
+static int count_dead(const td_dead_letter *e, void *payload)
+{
+    dead_count *c = payload;
+    c->count += strcmp(e->subscription, c->name) == 0;
+    return 0;
+}
+
+int td_state__count_dead_letters(td_store *store, const char *name, int64_t *out)
+{
+    dead_count c = {name, 0};
+    int error = td_dlq_list(store, NULL, count_dead, &c);
+    *out = c.count;
     return error;
 }

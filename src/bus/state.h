@@ -68,4 +68,7 @@ int td_state__dead_letter_from_json(td_dead_letter *entry, json_t **json_holder,
                                     const char *text, size_t len);
 int td_state__put_dead_letter(td_txn *txn, const td_dead_letter *entry);
 
+/* How many dead-letter entries (dead, parked or retrying) name belongs to. */
+int td_state__count_dead_letters(td_store *store, const char *name, int64_t *out);
+
 #endif

@@ -18,19 +18,6 @@ static int count_doc(const char *key, const char *json, size_t len, void *payloa
     return 0;
 }
 
-typedef struct dead_count {
-    const char *name;
-    int64_t count;
-} dead_count;
-
-static int count_dead(const td_dead_letter *e, void *payload)
-{
-    dead_count *c = payload;
-    if (strcmp(e->subscription, c->name) == 0)
-        c->count++;
-    return 0;
-}
-
 typedef struct status_ctx {
     td_store *store;
     int64_t head;
@@ -44,20 +31,18 @@ static int one_subscription(const char *name, const char *json, size_t len, void
     td_checkpoint cp;
     bool found = false;
     td_subscription_status st = {0};
-    dead_count dead = {name, 0};
     (void)json;
     (void)len;
     int error = td_state__load_checkpoint(ctx->store, name, &cp, &found);
     if (error == 0)
         error = td_state__list_prefix(ctx->store, TD_COLL_RETRIES, name, count_doc, &st.in_retry);
     if (error == 0)
-        error = td_dlq_list(ctx->store, NULL, count_dead, &dead);
+        error = td_state__count_dead_letters(ctx->store, name, &st.dead_letters);
     if (error < 0)
         return error;
     st.position = cp.position;
     st.head = ctx->head;
     st.lag_events = ctx->head > cp.position ? ctx->head - cp.position : 0;
-    st.dead_letters = dead.count;
     return ctx->fn(name, &st, ctx->payload);
 }
 

@@ -3,8 +3,7 @@
  *
  * An owned event is one allocation: the td_event struct followed by its
  * strings, so td_event_free is a single free and a copy can never be half
- * made. Payload checks parse with jansson, which also refuses NUL escapes,
- * invalid UTF-8 and nesting deeper than its limit.
+ * made.
  */
 #include <string.h>
 
@@ -17,11 +16,6 @@
 void td_event_init(td_event *event)
 {
     memset(event, 0, sizeof *event);
-}
-
-size_t td_json__length(const char *text, size_t len)
-{
-    return text == NULL ? 0 : len ? len : strlen(text);
 }
 
 static size_t field_size(const char *s)
@@ -72,30 +66,6 @@ int td_event_dup(td_event **out, const td_event *event)
 void td_event_free(td_event *event)
 {
     td_free(event);
-}
-
-void td_json__free(void *ptr)
-{
-    json_malloc_t ignored;
-    json_free_t release;
-    json_get_alloc_funcs(&ignored, &release);
-    release(ptr);
-}
-
-int td_json__check_object(const char *what, const char *text, size_t len, size_t max)
-{
-    json_error_t err;
-    if (len > max)
-        return td_error__set(TD_ETOOBIG, "%s is %zu bytes, over the limit of %zu", what, len, max);
-    json_t *json = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
-    if (json == NULL)
-        return td_error__set(TD_EINVAL, "%s is not valid JSON: %s at offset %d", what, err.text,
-                             err.position);
-    int is_object = json_is_object(json);
-    json_decref(json);
-    if (!is_object)
-        return td_error__set(TD_EINVAL, "%s must be a JSON object", what);
-    return 0;
 }
 
 int td_event_data(json_t **out, const td_event *event)

@@ -102,17 +102,7 @@ int td_event_to_text(char **out, size_t *len, const td_event *event)
 {
     json_t *json = NULL;
     int error = td_event_to_json(&json, event);
-    if (error < 0)
-        return error;
-    char *text = json_dumps(json, JSON_COMPACT);
-    json_decref(json);
-    if (text == NULL)
-        return td_error__oom();
-    /* json_dumps allocates with jansson's allocator; hand out our own. */
-    *len = strlen(text);
-    *out = td_strndup(text, *len);
-    td_json__free(text);
-    return *out ? 0 : td_error__oom();
+    return error < 0 ? error : td_json__dump_steal(out, len, json);
 }
 
 /* ---- decoding ------------------------------------------------------------ */

@@ -25,4 +25,9 @@ size_t td_json__length(const char *text, size_t len);
 /* Frees memory jansson handed out (json_dumps), with jansson's own free. */
 void td_json__free(void *ptr);
 
+/* json as one compact line. Takes the reference to json (NULL, as from a
+ * failed json_pack, gives TD_ENOMEM). Caller owns *out; free with td_free.
+ * len may be NULL. */
+int td_json__dump_steal(char **out, size_t *len, json_t *json);
+
 #endif

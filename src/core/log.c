@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/error.h"
 #include "core/internal.h"
 #include "core/log_int.h"
@@ -98,12 +99,10 @@ void td_log_stderr(const td_log_record *r, void *payload)
         json_object_set_new(line, "event_id", json_string(r->event_id));
     if (r->correlation_id)
         json_object_set_new(line, "correlation_id", json_string(r->correlation_id));
-    char *text = json_dumps(line, JSON_COMPACT);
-    json_decref(line);
-    if (text) {
+    char *text = NULL;
+    if (td_json__dump_steal(&text, NULL, line) == 0)
         fprintf(stderr, "%s\n", text); /* one write per line: lines never interleave */
-        td_json__free(text);
-    }
+    td_free(text);
 }
 
 int td_log_to_stderr(const char *name)

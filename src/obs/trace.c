@@ -78,16 +78,14 @@ static json_t *span_json(const td_span *s)
 static void write_line(const td_span *span, void *payload)
 {
     td_tracer *t = payload;
-    json_t *json = span_json(span);
-    char *text = json ? json_dumps(json, JSON_COMPACT) : NULL;
-    json_decref(json);
-    if (text == NULL)
+    char *text = NULL;
+    if (td_json__dump_steal(&text, NULL, span_json(span)) < 0)
         return;
     pthread_mutex_lock(&t->lock);
     fprintf(t->file, "%s\n", text);
     fflush(t->file);
     pthread_mutex_unlock(&t->lock);
-    td_json__free(text);
+    td_free(text);
 }
 
 int td_tracer_new_file(td_tracer **out, const char *path)

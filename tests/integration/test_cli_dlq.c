@@ -13,7 +13,6 @@
 #include "support.h"
 
 static const char *cli;
-static char *dir, *url;
 static td_store *store;
 static recorder rec;
 static atomic_int broken = 1;
@@ -40,7 +39,7 @@ static td_subscription *start(void)
 static int run(char *out, size_t size, const char *args)
 {
     char command[8192];
-    snprintf(command, sizeof command, "'%s' --db '%s' %s 2>&1", cli, url, args);
+    snprintf(command, sizeof command, "'%s' --db '%s' %s 2>&1", cli, tt_fixture_url(), args);
     FILE *p = popen(command, "r");
     assert_non_null(p);
     size_t n = fread(out, 1, size - 1, p);
@@ -122,9 +121,7 @@ static void test_operator_commands(void **state)
 static int setup(void **state)
 {
     (void)state;
-    dir = tt_tmpdir();
-    url = tt_store_url(dir, "ops");
-    store = tt_open(url);
+    store = tt_fixture("ops");
     recorder_init(&rec);
     return 0;
 }
@@ -132,9 +129,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    td_store_free(store);
-    free(url);
-    tt_rmdir(dir);
+    tt_fixture_free(store);
     return 0;
 }
 

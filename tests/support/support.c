@@ -38,6 +38,28 @@ char *tt_store_url(const char *dir, const char *name)
     return url;
 }
 
+static char *fixture_dir, *fixture_url;
+
+td_store *tt_fixture(const char *name)
+{
+    fixture_dir = tt_tmpdir();
+    fixture_url = tt_store_url(fixture_dir, name);
+    return tt_open(fixture_url);
+}
+
+const char *tt_fixture_url(void)
+{
+    return fixture_url;
+}
+
+void tt_fixture_free(td_store *store)
+{
+    td_store_free(store);
+    free(fixture_url);
+    tt_rmdir(fixture_dir);
+    fixture_url = fixture_dir = NULL;
+}
+
 td_store *tt_open(const char *url)
 {
     td_store *store = NULL;

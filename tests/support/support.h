@@ -45,6 +45,13 @@ char *tt_store_url(const char *dir, const char *name);
 /* The backend under test: "sqlite" unless TD_TEST_STORE says otherwise. */
 const char *tt_backend(void);
 
+/* A fresh store in a fresh temporary folder, for one test (one at a time);
+ * tt_fixture_free frees the store and removes the folder. tt_fixture_url is
+ * the store's URL until then. */
+td_store *tt_fixture(const char *name);
+const char *tt_fixture_url(void);
+void tt_fixture_free(td_store *store);
+
 /* Opens a store at url with default options, failing the test on error. */
 td_store *tt_open(const char *url);
 

@@ -8,16 +8,13 @@
 
 #include "support.h"
 
-static char *dir, *url;
 static td_store *store;
 static td_bus *bus;
 
 static int setup(void **state)
 {
     (void)state;
-    dir = tt_tmpdir();
-    url = tt_store_url(dir, "bus");
-    store = tt_open(url);
+    store = tt_fixture("bus");
     assert_td_ok(td_bus_new(&bus, store));
     return 0;
 }
@@ -26,9 +23,7 @@ static int teardown(void **state)
 {
     (void)state;
     td_bus_free(bus);
-    td_store_free(store);
-    free(url);
-    tt_rmdir(dir);
+    tt_fixture_free(store);
     return 0;
 }
 

@@ -14,7 +14,6 @@
 #include "recorder.h"
 #include "support.h"
 
-static char *dir, *url;
 static td_store *store;
 static recorder rec;
 static atomic_int broken;
@@ -23,9 +22,7 @@ static atomic_int poison_attempts;
 static int setup(void **state)
 {
     (void)state;
-    dir = tt_tmpdir();
-    url = tt_store_url(dir, "dlq");
-    store = tt_open(url);
+    store = tt_fixture("dlq");
     recorder_init(&rec);
     atomic_store(&broken, 1);
     atomic_store(&poison_attempts, 0);
@@ -35,9 +32,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    td_store_free(store);
-    free(url);
-    tt_rmdir(dir);
+    tt_fixture_free(store);
     return 0;
 }
 

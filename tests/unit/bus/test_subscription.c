@@ -11,16 +11,13 @@
 #include "recorder.h"
 #include "support.h"
 
-static char *dir, *url;
 static td_store *store;
 static recorder rec;
 
 static int setup(void **state)
 {
     (void)state;
-    dir = tt_tmpdir();
-    url = tt_store_url(dir, "subs");
-    store = tt_open(url);
+    store = tt_fixture("subs");
     recorder_init(&rec);
     return 0;
 }
@@ -28,9 +25,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    td_store_free(store);
-    free(url);
-    tt_rmdir(dir);
+    tt_fixture_free(store);
     return 0;
 }
 

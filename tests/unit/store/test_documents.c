@@ -8,23 +8,18 @@
 #include "support.h"
 
 static td_store *store;
-static char *dir, *url;
 
 static int setup(void **state)
 {
     (void)state;
-    dir = tt_tmpdir();
-    url = tt_store_url(dir, "docs");
-    store = tt_open(url);
+    store = tt_fixture("docs");
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    td_store_free(store);
-    free(url);
-    tt_rmdir(dir);
+    tt_fixture_free(store);
     return 0;
 }
 
