@@ -286,6 +286,12 @@ static int read_more(td_subscription *sub, batch *b)
     int error = td_store_head(sub->store, &head);
     if (error == 0)
         error = td_store_read(sub->store, &q, collect, b);
+    if (error == 0 && careful && b->count == 1 && b->events[0]->position > sub->careful_until) {
+        careful = false; /* the filter skipped past the suspect range: it is over */
+        pthread_mutex_lock(&sub->lock);
+        sub->careful_until = 0;
+        pthread_mutex_unlock(&sub->lock);
+    }
     if (error == 0 && careful && head > sub->careful_until)
         head = sub->careful_until;
     if (error == 0 && careful && b->count == 1 && (error = careful_step(sub, b->events[0])) == 1) {
@@ -469,7 +475,7 @@ int td_subscription_stop(td_subscription *sub)
     sub->lanes = NULL;
     /* The lanes have finished what they held: nothing is in a handler, so
      * nothing past the checkpoint is in flight. */
-    if (was_running && sub->read_position >= sub->careful_until &&
+    if (was_running && sub->checkpoint >= sub->careful_until &&
         save_checkpoint(sub, sub->checkpoint, 0, 0) < 0)
         td_sub__fail(sub, td_error_last_code());
     if (sub->first_error < 0)

@@ -149,9 +149,13 @@ static int append_rows(td_txn *txn, const char *stream, int64_t current, td_even
     int error = 0;
     for (size_t i = 0; i < count && error == 0; i++) {
         td_event *ev = &events[i];
-        if (!td_uuid_is_nil(&ev->id) &&
-            txn->store->backend->read_event(txn->conn, &ev->id, ignore_event, NULL) != TD_ENOTFOUND)
-            error = td_error__set(TD_EEXISTS, "an event with this id is stored already");
+        if (!td_uuid_is_nil(&ev->id)) {
+            int found = txn->store->backend->read_event(txn->conn, &ev->id, ignore_event, NULL);
+            error = found == 0
+                        ? td_error__set(TD_EEXISTS, "an event with this id is stored already")
+                    : found == TD_ENOTFOUND ? 0
+                                            : found;
+        }
         if (error == 0)
             error = assign(txn, ev, stream, current + 1 + (int64_t)i, *txn->head + 1 + (int64_t)i);
         if (error == 0)
