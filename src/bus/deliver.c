@@ -26,6 +26,7 @@
 
 struct td_delivery {
     td_subscription *sub;
+    const item *it;
     const td_event *event;
     unsigned attempt;
     td_txn *txn;
@@ -89,15 +90,23 @@ int td_delivery_publish(td_delivery *d, const char *stream, int64_t expected_ver
     return td_transact(d->sub->store, publish_unit, &a);
 }
 
+static int clear_records(td_txn *txn, td_subscription *sub, const item *it);
+
+/* The handler, its writes, the stream's progress mark and the removal of the
+ * item's retry record or dead letter, all in one unit. A redelivery from the
+ * dead-letter queue is handled even if the mark is past it (in skip mode the
+ * stream went on); its dead letter goes in the same unit, so a crash cannot
+ * make it happen twice. */
 static int transactional_unit(td_txn *txn, void *payload)
 {
     td_delivery *d = payload;
     td_subscription *sub = d->sub;
+    bool redelivery = d->it->dead_letter[0] != '\0';
     int64_t done_version = 0;
     int error = td_state__progress_get(txn, sub->name, d->event->stream, &done_version);
     if (error < 0)
         return error;
-    if (done_version >= d->event->version) {
+    if (done_version >= d->event->version && !redelivery) {
         d->skipped = true; /* handled before a crash, checkpoint not yet saved */
         return 0;
     }
@@ -106,9 +115,9 @@ static int transactional_unit(td_txn *txn, void *payload)
     td_txn_set_trace(txn, d->trace[0] ? d->trace : NULL);
     error = sub->fn(d, d->event, sub->payload);
     d->txn = NULL;
-    if (error < 0)
-        return error;
-    return td_state__progress_put(txn, sub->name, d->event->stream, d->event->version);
+    if (error == 0 && d->event->version > done_version)
+        error = td_state__progress_put(txn, sub->name, d->event->stream, d->event->version);
+    return error < 0 ? error : clear_records(txn, sub, d->it);
 }
 
 static bool start_span(td_subscription *sub, td_delivery *d, td_span *span, char *name,
@@ -131,7 +140,7 @@ static bool start_span(td_subscription *sub, td_delivery *d, td_span *span, char
  * into `why`. */
 static int attempt(td_subscription *sub, item *it, char *why, size_t why_size)
 {
-    td_delivery d = {.sub = sub, .event = it->event, .attempt = it->attempts};
+    td_delivery d = {.sub = sub, .it = it, .event = it->event, .attempt = it->attempts};
     td_span span;
     char span_name[TD_TYPE_MAX + 8];
     td_uuid_format(d.key, &it->event->id);
@@ -232,10 +241,12 @@ static int64_t backoff_us(const td_subscription *sub, unsigned delayed_attempt)
     return (int64_t)(ms * 1000 / 2 + (r % (ms * 1000 / 2 + 1)));
 }
 
+/* Transactional handlers cleared their records in their own unit. */
 static td_outcome succeed(td_subscription *sub, item *it)
 {
     park_args a = {sub, NULL, it};
-    if ((it->has_retry_doc || it->dead_letter[0]) && td_transact(sub->store, clear_unit, &a) < 0)
+    if (!sub->opts.transactional && (it->has_retry_doc || it->dead_letter[0]) &&
+        td_transact(sub->store, clear_unit, &a) < 0)
         td_sub__fail(sub, td_error_last_code());
     return OUTCOME_DONE;
 }

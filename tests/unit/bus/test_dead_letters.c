@@ -49,10 +49,11 @@ static int handler(td_delivery *d, const td_event *ev, void *payload)
     return 0;
 }
 
-static td_subscription *start(td_dlq_mode mode, bool permanent)
+static td_subscription *start_with(td_dlq_mode mode, bool permanent, bool transactional)
 {
     td_subscription_options opts = TD_SUBSCRIPTION_OPTIONS_INIT;
     td_subscription *sub = NULL;
+    opts.transactional = transactional;
     opts.name = "picky";
     opts.lanes = 4;
     opts.immediate_retries = 1;
@@ -63,6 +64,11 @@ static td_subscription *start(td_dlq_mode mode, bool permanent)
     assert_td_ok(td_subscription_new(&sub, store, &opts, handler, permanent ? &rec : NULL));
     assert_td_ok(td_subscription_start(sub));
     return sub;
+}
+
+static td_subscription *start(td_dlq_mode mode, bool permanent)
+{
+    return start_with(mode, permanent, false);
 }
 
 static void append(const char *stream, const char *data)
@@ -199,6 +205,28 @@ static void test_skip_mode_lets_the_stream_go_on(void **state)
     td_subscription_free(sub);
 }
 
+static void test_retry_after_the_stream_went_on_in_skip_mode(void **state)
+{
+    (void)state;
+    /* Transactional: the stream's progress mark passes the dead event while
+     * the stream goes on; a retry must still hand it over, once. */
+    td_subscription *sub = start_with(TD_DLQ_SKIP, false, true);
+    append_scenario();
+    wait_done(sub);
+    assert_stream_versions("a-1", (int64_t[]){1, 3, 4, 5}, 4);
+    entries l = dead_letters();
+    assert_int_equal(l.count, 1);
+    atomic_store(&broken, 0);
+    assert_td_ok(td_dlq_retry(store, l.ids[0], "dave"));
+    recorder_wait(&rec, 1 + 4 + 3, 10000);
+    assert_stream_versions("a-1", (int64_t[]){1, 3, 4, 5, 2}, 5);
+    for (int i = 0; i < 500 && dead_letters().count > 0; i++)
+        usleep(10000);
+    assert_int_equal(dead_letters().count, 0);
+    td_subscription_free(sub);
+    assert_int_equal(recorder_count(&rec), 8); /* nothing twice */
+}
+
 static void test_drop_releases_those_behind(void **state)
 {
     (void)state;
@@ -256,6 +284,7 @@ int main(void)
         T(test_poison_parks_in_sequence_and_retry_delivers_in_order),
         T(test_permanent_failure_parks_at_once),
         T(test_skip_mode_lets_the_stream_go_on),
+        T(test_retry_after_the_stream_went_on_in_skip_mode),
         T(test_drop_releases_those_behind),
         T(test_requests_wait_for_a_stopped_subscription),
         T(test_bad_requests_change_nothing),

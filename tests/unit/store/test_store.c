@@ -329,6 +329,23 @@ static void test_failed_append_leaves_nothing_in_unit(void **state)
     assert_int_equal(head, 2); /* positions stay contiguous */
 }
 
+static int unit_reports_io_error(td_txn *txn, void *payload)
+{
+    (void)payload;
+    td_event ev = tt_event("T", "{}");
+    assert_td_ok(td_txn_append(txn, "order-3", TD_EXPECT_ANY, &ev, 1));
+    return TD_EIO; /* e.g. a handler whose network call failed */
+}
+
+static void test_unit_error_codes_do_not_stop_the_store(void **state)
+{
+    fixture *f = *state;
+    assert_td_code(td_transact(f->store, unit_reports_io_error, NULL), TD_EIO);
+    assert_int_equal(count_all(f->store), 0);
+    tt_append(f->store, "order-3", "T", 1); /* the store still takes writes */
+    assert_int_equal(count_all(f->store), 1);
+}
+
 static int unit_nested(td_txn *txn, void *payload)
 {
     (void)txn;
@@ -461,6 +478,7 @@ int main(void)
         T(test_read_callback_controls),
         T(test_unit_commits_or_rolls_back_whole),
         T(test_failed_append_leaves_nothing_in_unit),
+        T(test_unit_error_codes_do_not_stop_the_store),
         T(test_misuse_is_refused),
         T(test_reopen_and_read_only),
         T(test_import_keeps_identity),
