@@ -201,26 +201,24 @@ static int collect_request(const char *key, const char *json, size_t len, void *
 
 typedef struct apply_args {
     const request *req;
-    td_dead_letter *target; /* NULL if the entry is gone */
-    td_dead_letter **behind;
-    size_t behind_count;
+    td_dead_letter *target;     /* NULL if the entry is gone */
+    td_dead_letter **redeliver; /* in position order: the target (on retry), those behind it */
+    size_t count;
 } apply_args;
 
+/* Drops the target (on drop), marks what is to be redelivered, removes the
+ * request: one unit, so a crash leaves either the request or its effect. */
 static int apply_unit(td_txn *txn, void *payload)
 {
     apply_args *a = payload;
     int error = 0;
     if (a->target && a->req->drop)
         error = td_txn_doc_delete(txn, TD_COLL_DEAD_LETTERS, a->target->id);
-    if (a->target && !a->req->drop) {
-        a->target->status = "retrying";
-        a->target->request = NULL;
-        error = td_state__put_dead_letter(txn, a->target);
-    }
-    for (size_t i = 0; error == 0 && i < a->behind_count; i++) {
-        a->behind[i]->status = "retrying";
-        a->behind[i]->behind = NULL;
-        error = td_state__put_dead_letter(txn, a->behind[i]);
+    for (size_t i = 0; error == 0 && i < a->count; i++) {
+        a->redeliver[i]->status = "retrying";
+        a->redeliver[i]->behind = NULL;
+        a->redeliver[i]->request = NULL;
+        error = td_state__put_dead_letter(txn, a->redeliver[i]);
     }
     if (error == 0)
         error = td_txn_doc_delete(txn, TD_COLL_DLQ_REQUESTS, a->req->key);
@@ -259,25 +257,24 @@ static int carry_out(td_subscription *sub, const request *req, entry_list *l)
             a.target = &l->entries[i];
     if (a.target && !claim_stream(sub, a.target->stream, &s))
         return 0; /* a lane has the stream: next round */
-    a.behind = td_calloc(l->count + 1, sizeof *a.behind);
-    if (a.behind == NULL) {
+    a.redeliver = td_calloc(l->count + 1, sizeof *a.redeliver);
+    if (a.redeliver == NULL) {
         if (s)
             release_stream(sub, s, NULL);
         return td_error__oom();
     }
+    /* l is in position order, and the target precedes those parked behind it */
     if (!a.req->drop && a.target)
-        a.behind[a.behind_count++] = a.target;
+        a.redeliver[a.count++] = a.target;
     for (size_t i = 0; a.target && i < l->count; i++)
         if (l->entries[i].behind && strcmp(l->entries[i].behind, req->id) == 0)
-            a.behind[a.behind_count++] = &l->entries[i];
-    size_t queued = a.behind_count;
-    /* the target, when retried, is first by position in its stream */
+            a.redeliver[a.count++] = &l->entries[i];
     int error = td_transact(sub->store, apply_unit, &a);
     if (error == 0 && a.target)
-        error = queue_front(sub, a.behind, queued);
+        error = queue_front(sub, a.redeliver, a.count);
     if (s)
         release_stream(sub, s, error == 0 ? req->id : NULL);
-    td_free(a.behind);
+    td_free(a.redeliver);
     return error;
 }
 
