@@ -71,12 +71,16 @@ typedef struct td_subscription_options {
     td_metrics *metrics; /* where to count (metrics.h); NULL: nowhere. Borrowed: free the
                             subscription before the registry */
     td_tracer *tracer;   /* span per handler call (trace.h); NULL: none. Borrowed likewise */
+    /* Finer filter than match, run by the reader before an event is queued
+     * (with the handler's payload): false skips the event as if it did not
+     * match. NULL: take everything match lets through. */
+    bool (*accept)(const td_event *event, void *payload);
 } td_subscription_options;
 
 #define TD_SUBSCRIPTION_OPTIONS_INIT                                                               \
     {                                                                                              \
         TD_SUBSCRIPTION_OPTIONS_VERSION, NULL, TD_MATCH_ALL, 1, false, 2, 5, 100, 30000,           \
-            TD_DLQ_SEQUENCED, false, 0, NULL, NULL                                                 \
+            TD_DLQ_SEQUENCED, false, 0, NULL, NULL, NULL                                           \
     }
 
 typedef struct td_subscription td_subscription;

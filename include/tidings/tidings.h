@@ -18,6 +18,7 @@
 #include "event.h"
 #include "memory.h"
 #include "metrics.h"
+#include "saga.h"
 #include "store.h"
 #include "subscription.h"
 #include "timestamp.h"

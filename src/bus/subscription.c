@@ -250,7 +250,8 @@ static int queue_batch(td_subscription *sub, batch *b, size_t limit, int64_t hea
     pthread_mutex_lock(&sub->lock);
     for (size_t i = 0; i < got; i++) {
         sub->read_position = b->events[i]->position;
-        if (error == 0)
+        if (error == 0 &&
+            (sub->opts.accept == NULL || sub->opts.accept(b->events[i], sub->payload)))
             error = enqueue(sub, b->events[i]);
         else
             td_event_free(b->events[i]);
@@ -294,7 +295,9 @@ static int read_more(td_subscription *sub, batch *b)
     }
     if (error == 0 && careful && head > sub->careful_until)
         head = sub->careful_until;
-    if (error == 0 && careful && b->count == 1 && (error = careful_step(sub, b->events[0])) == 1) {
+    bool accepted =
+        b->count == 1 && (sub->opts.accept == NULL || sub->opts.accept(b->events[0], sub->payload));
+    if (error == 0 && careful && accepted && (error = careful_step(sub, b->events[0])) == 1) {
         b->count = 0; /* parked; careful_step took it */
         return 1;
     }

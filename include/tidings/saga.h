@@ -1,0 +1,124 @@
+/*
+ * saga.h: long-running processes as persistent state machines.
+ *
+ * A saga is declared as data: its transitions, (state, event type) → (next
+ * state, action), and the compensations steps may register. An instance is
+ * keyed by the saga's name and a correlation id that the definition reads
+ * out of each event (an order id, say); it has a state, a JSON data object,
+ * an optional deadline, the compensations registered so far, and a history.
+ *
+ *   no instance ──start transition (state NULL)──▶ first state
+ *   state S, event E ──transition (S, E)──▶ action, maybe register a
+ *                                           compensation, next state
+ *   a transition marked `fail` ──▶ run the registered compensations, newest
+ *                                  first, then its action, next state
+ *   a final state ──▶ the instance is complete, kept and queryable
+ *   no transition fits ──▶ the event is recorded on the instance and ignored
+ *
+ * Each event is applied in one unit of work together with the instance's
+ * document, every command the actions and compensations publish, and the
+ * saga subscription's progress mark: a transition happens exactly once, and
+ * a crash can never leave one (or a run of compensations) half done. Units
+ * run one after another, so an instance never sees two events at once, even
+ * from different streams.
+ *
+ * Deadlines are durable. When one passes, the saga's timer appends a
+ * `DeadlineExpired` event (data: saga, correlation_id, deadline) to the
+ * stream `deadline-<saga>.<correlation id>`, which the saga handles like any
+ * other event: give it transitions like any other type.
+ *
+ * Threads: a td_saga is controlled from one thread; actions run inside units
+ * of work on the store's writer thread (see docs/threading.md).
+ */
+#ifndef TIDINGS_SAGA_H
+#define TIDINGS_SAGA_H
+
+#include "subscription.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TD_SAGA_DEADLINE_EXPIRED "DeadlineExpired"
+
+typedef struct td_saga td_saga;
+typedef struct td_saga_ctx td_saga_ctx; /* what an action may do; valid during the call */
+
+/* An action or compensation. Return 0, or a negative code: the event is then
+ * retried (or, TD_EPERMANENT, parked) like any handler failure, and nothing
+ * of the transition is written. */
+typedef int (*td_saga_action)(td_saga_ctx *ctx, const td_event *event, void *payload);
+
+typedef struct td_saga_transition {
+    const char *state; /* NULL: starts an instance; "*": any state not final */
+    const char *event_type;
+    const char *next_state;
+    td_saga_action action;    /* or NULL */
+    const char *compensation; /* registered once this step is done, or NULL */
+    bool fail;                /* run the registered compensations first */
+} td_saga_transition;
+
+typedef struct td_saga_compensation {
+    const char *name;
+    td_saga_action fn;
+} td_saga_compensation;
+
+typedef struct td_saga_definition {
+    const char *name; /* 1..40 of [a-z0-9_], starting with a letter */
+    const td_saga_transition *transitions;
+    size_t transition_count;
+    const td_saga_compensation *compensations;
+    size_t compensation_count;
+    const char *const *final_states; /* NULL-terminated */
+    /* Writes the correlation id of event into out (size bytes); returns 0, or
+     * a negative code when the event carries none (it is then not for us). */
+    int (*correlate)(const td_event *event, char *out, size_t size);
+} td_saga_definition;
+
+#define TD_SAGA_OPTIONS_VERSION 1
+
+typedef struct td_saga_options {
+    unsigned int version;
+    unsigned max_attempts; /* of the saga subscription; 0: 5 */
+    int timer_interval_ms; /* how often deadlines are checked; 0: 100 */
+    bool start_at_end;     /* a new saga ignores events from before it first ran */
+    td_metrics *metrics;   /* optional, as for subscriptions */
+    td_tracer *tracer;     /* optional */
+} td_saga_options;
+
+#define TD_SAGA_OPTIONS_INIT                                                                       \
+    {                                                                                              \
+        TD_SAGA_OPTIONS_VERSION, 0, 0, false, NULL, NULL                                           \
+    }
+
+/* Makes a saga from def (which, with its strings and tables, must outlive
+ * the saga), checking it: TD_EINVAL names the first problem. The saga's
+ * subscription is named "saga.<name>". Caller owns *out; free with
+ * td_saga_free. payload goes to every action. opts may be NULL. */
+int td_saga_new(td_saga **out, td_store *store, const td_saga_definition *def, void *payload,
+                const td_saga_options *opts);
+int td_saga_start(td_saga *saga);
+int td_saga_stop(td_saga *saga);
+void td_saga_free(td_saga *saga);
+
+/* Inside an action. */
+const char *td_saga_state(const td_saga_ctx *ctx); /* before the transition */
+const char *td_saga_correlation_id(const td_saga_ctx *ctx);
+json_t *td_saga_data(td_saga_ctx *ctx); /* the instance's data: borrowed, change it freely */
+td_txn *td_saga_txn(td_saga_ctx *ctx);
+/* Publishes events (commands) in the transition's unit; they carry the
+ * event being applied as cause. */
+int td_saga_publish(td_saga_ctx *ctx, const char *stream, int64_t expected_version,
+                    td_event *events, size_t count);
+int td_saga_set_deadline(td_saga_ctx *ctx, td_time at);
+void td_saga_clear_deadline(td_saga_ctx *ctx);
+
+/* The instance as JSON ({"saga","correlation_id","state","completed","data",
+ * "deadline","compensations","history","ignored","started_at","updated_at"}).
+ * Caller owns *json; free with td_free. TD_ENOTFOUND if there is none. */
+int td_saga_get(td_store *store, const char *saga, const char *correlation_id, char **json);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

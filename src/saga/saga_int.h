@@ -1,0 +1,61 @@
+/*
+ * saga_int.h: what the saga engine's files share (internal).
+ *
+ * Documents:
+ *   tidings_sagas           SAGA|CORRELATION            the instance (saga.h)
+ *   tidings_saga_deadlines  SAGA|DEADLINE(20)|CORRELATION   due-time index
+ */
+#ifndef TD_SAGA_INT_H
+#define TD_SAGA_INT_H
+
+#include <pthread.h>
+
+#include "tidings/saga.h"
+
+#define TD_COLL_SAGAS          "tidings_sagas"
+#define TD_COLL_SAGA_DEADLINES "tidings_saga_deadlines"
+#define TD_SAGA_NAME_MAX       40
+#define TD_SAGA_KEY_MAX        512
+#define TD_SAGA_IGNORED_KEPT   20
+
+struct td_saga {
+    td_store *store;
+    const td_saga_definition *def;
+    void *payload;
+    td_saga_options opts;
+    char subscription_name[TD_SAGA_NAME_MAX + 8];
+    td_subscription *sub;
+
+    pthread_t timer;
+    bool timer_started;
+    bool stopping;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+};
+
+struct td_saga_ctx {
+    td_saga *saga;
+    td_txn *txn;
+    const td_event *event;
+    const char *correlation_id;
+    json_t *instance;  /* the whole document */
+    json_t *data;      /* borrowed from instance */
+    const char *state; /* before the transition; NULL for a new instance */
+    td_time deadline;  /* 0: none */
+};
+
+/* instance.c */
+int td_saga__key(char buf[TD_SAGA_KEY_MAX + 1], const char *saga, const char *correlation_id);
+int td_saga__deadline_key(char buf[TD_SAGA_KEY_MAX + 1], const char *saga, td_time deadline,
+                          const char *correlation_id);
+/* Loads the instance into *out (NULL if there is none). Caller owns *out. */
+int td_saga__load(td_txn *txn, const char *saga, const char *correlation_id, json_t **out);
+json_t *td_saga__fresh(const char *saga, const char *correlation_id);
+int td_saga__save(td_txn *txn, td_saga_ctx *ctx, td_time old_deadline);
+void td_saga__record(json_t *instance, const char *list, const td_event *event, const char *from,
+                     const char *to);
+
+/* timer.c */
+void *td_saga__timer_main(void *arg);
+
+#endif
