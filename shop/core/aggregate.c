@@ -1,0 +1,158 @@
+/*
+ * aggregate.c (shop): snapshots, appends and command plumbing (see
+ * aggregate.h).
+ */
+#include "core/aggregate.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/errors.h"
+
+#define CONFLICT_RETRIES 3
+
+static void snapshot_collection(char buf[80], const char *category)
+{
+    snprintf(buf, 80, "snap_%s", category);
+}
+
+static int parse_snapshot(const char *text, size_t len, json_t **state, int64_t *version)
+{
+    json_error_t err;
+    json_t *doc = json_loadb(text, len, 0, &err);
+    json_int_t v = 0;
+    json_t *s = NULL;
+    if (doc == NULL || json_unpack(doc, "{s:I,s:o}", "version", &v, "state", &s) < 0) {
+        json_decref(doc);
+        return TD_ECORRUPT;
+    }
+    *state = json_incref(s);
+    *version = v;
+    json_decref(doc);
+    return 0;
+}
+
+int agg_load(td_txn *txn, shop_aggregate *a, const char *category, const char *id)
+{
+    char collection[80], *text = NULL;
+    size_t len = 0;
+    memset(a, 0, sizeof *a);
+    a->category = category;
+    snprintf(a->id, sizeof a->id, "%s", id);
+    snapshot_collection(collection, category);
+    int error = td_txn_doc_get(txn, collection, id, &text, &len);
+    if (error == 0)
+        error = parse_snapshot(text, len, &a->state, &a->version);
+    td_free(text);
+    return error == TD_ENOTFOUND ? 0 : error;
+}
+
+int agg_read(td_store *store, const char *category, const char *id, json_t **state,
+             int64_t *version)
+{
+    char collection[80], *text = NULL;
+    size_t len = 0;
+    int64_t ignored;
+    snapshot_collection(collection, category);
+    int error = td_store_doc_get(store, collection, id, &text, &len);
+    if (error == 0)
+        error = parse_snapshot(text, len, state, version ? version : &ignored);
+    td_free(text);
+    return error;
+}
+
+void agg_dispose(shop_aggregate *a)
+{
+    json_decref(a->state);
+    a->state = NULL;
+}
+
+static int write_snapshot(td_txn *txn, const shop_aggregate *a)
+{
+    char collection[80];
+    snapshot_collection(collection, a->category);
+    json_t *doc = json_pack("{s:I,s:O}", "version", (json_int_t)a->version, "state", a->state);
+    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    if (text == NULL)
+        return TD_ENOMEM;
+    int error = td_txn_doc_put(txn, collection, a->id, text, 0);
+    free(text);
+    return error;
+}
+
+int agg_append(td_txn *txn, shop_aggregate *a, shop_new_event *events, size_t count,
+               shop_fold_fn fold)
+{
+    char stream[TD_STREAM_MAX + 1];
+    td_event evs[8];
+    char *texts[8] = {0};
+    int error = count <= 8 ? 0 : TD_EINVAL;
+    snprintf(stream, sizeof stream, "%s-%s", a->category, a->id);
+    for (size_t i = 0; error == 0 && i < count; i++) {
+        td_event_init(&evs[i]);
+        evs[i].type = events[i].type;
+        evs[i].source = events[i].source;
+        evs[i].kind = events[i].kind;
+        texts[i] = events[i].data ? json_dumps(events[i].data, JSON_COMPACT) : NULL;
+        evs[i].data = texts[i];
+        if (texts[i] == NULL)
+            error = TD_ENOMEM;
+    }
+    if (error == 0)
+        error = td_txn_append(txn, stream, a->version, evs, count);
+    for (size_t i = 0; error == 0 && i < count; i++)
+        if ((a->state = fold(a->state, events[i].type, events[i].data)) == NULL)
+            error = TD_ENOMEM;
+    if (error == 0) {
+        a->version += (int64_t)count;
+        error = write_snapshot(txn, a);
+    }
+    for (size_t i = 0; i < count; i++) {
+        free(texts[i]);
+        json_decref(events[i].data);
+    }
+    return error;
+}
+
+int cmd_fail(shop_cmd *cmd, int status, const char *code, const char *field, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd->message, sizeof cmd->message, fmt, ap);
+    va_end(ap);
+    cmd->status = status;
+    cmd->code = code;
+    snprintf(cmd->field, sizeof cmd->field, "%s", field ? field : "");
+    return status;
+}
+
+int shop_run(td_store *store, td_unit_fn fn, void *payload)
+{
+    shop_cmd *cmd = payload;
+    int error = TD_ECONFLICT;
+    for (int attempt = 0; attempt < CONFLICT_RETRIES && error == TD_ECONFLICT; attempt++) {
+        cmd->status = 0;
+        cmd->code = NULL;
+        error = td_transact(store, fn, payload);
+        if (cmd->code) /* a domain decision, not a race: do not retry */
+            break;
+    }
+    if (error == 0)
+        return 0;
+    if (cmd->code)
+        return shop_fail(error, cmd->code, cmd->field[0] ? cmd->field : NULL, "%s", cmd->message);
+    return shop_fail_td(error);
+}
+
+int shop_new_id(char id[SHOP_ID_LEN + 1])
+{
+    td_uuid uuid;
+    int error = td_uuid_v7(&uuid);
+    if (error < 0)
+        return shop_fail_td(error);
+    td_uuid_format(id, &uuid);
+    return 0;
+}

@@ -1,0 +1,73 @@
+/*
+ * aggregate.h (shop): event-sourced aggregates with snapshots, and the
+ * plumbing every command shares.
+ *
+ * An aggregate lives in stream <category>-<id>; its snapshot, the fold of
+ * all its events plus the stream version, in document snap_<category>/<id>.
+ * agg_load reads the snapshot (O(1)); agg_append appends events with the
+ * loaded version as expected version, folds them into the state with the
+ * aggregate's fold function and writes the snapshot, all in the caller's
+ * unit of work. Replaying a stream through the same fold gives the same
+ * state (tested per aggregate).
+ *
+ * Commands run their checks inside a unit of work, on the store's writer
+ * thread: they record failures in a shop_cmd, and shop_run carries the
+ * result back to the caller's thread as the shop error.
+ */
+#ifndef SHOP_CORE_AGGREGATE_H
+#define SHOP_CORE_AGGREGATE_H
+
+#include "shop.h"
+
+/* Applies one event to state (NULL before the first) and returns the new
+ * state; takes ownership of state. NULL result: out of memory. */
+typedef json_t *(*shop_fold_fn)(json_t *state, const char *type, json_t *data);
+
+typedef struct shop_aggregate {
+    const char *category;
+    char id[SHOP_ID_LEN + 1];
+    json_t *state; /* owned; NULL when the aggregate does not exist */
+    int64_t version;
+} shop_aggregate;
+
+int agg_load(td_txn *txn, shop_aggregate *a, const char *category, const char *id);
+void agg_dispose(shop_aggregate *a);
+
+/* One event to append: type, source, kind and data (stolen; NULL from a
+ * failed json_pack gives TD_ENOMEM). */
+typedef struct shop_new_event {
+    const char *type;
+    const char *source;
+    td_event_kind kind;
+    json_t *data;
+} shop_new_event;
+
+int agg_append(td_txn *txn, shop_aggregate *a, shop_new_event *events, size_t count,
+               shop_fold_fn fold);
+
+/* Reads a snapshot's state outside a unit of work. Caller owns *state. */
+int agg_read(td_store *store, const char *category, const char *id, json_t **state,
+             int64_t *version);
+
+/* ---- commands ------------------------------------------------------------------ */
+
+typedef struct shop_cmd {
+    int status;
+    const char *code;
+    char field[128];
+    char message[512];
+} shop_cmd;
+
+/* Records a failure of a command running in a unit; returns status. */
+int cmd_fail(shop_cmd *cmd, int status, const char *code, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* Runs fn in a unit of work, retrying version conflicts a few times (only
+ * another process can cause them), and turns a failure into the shop error.
+ * payload must start with a shop_cmd. */
+int shop_run(td_store *store, td_unit_fn fn, void *payload);
+
+/* Makes a new UUIDv7 in text form. */
+int shop_new_id(char id[SHOP_ID_LEN + 1]);
+
+#endif

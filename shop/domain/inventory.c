@@ -1,0 +1,94 @@
+/*
+ * inventory.c: the inventory context, one aggregate per product
+ * (inventory-<product id>): how many units are available, and which orders
+ * hold reservations. Restocks and adjustments record InventoryUpdate
+ * (integration); reservations StockReserved or StockNotReserved; releases
+ * InventoryReleased. Every change runs in a unit of work and units run one
+ * at a time, so stock never goes negative and the last unit is never sold
+ * twice, however many orders race for it.
+ */
+#include <string.h>
+
+#include "shop_int.h"
+
+json_t *inventory_fold(json_t *state, const char *type, json_t *data)
+{
+    if (state == NULL &&
+        (state = json_pack("{s:O,s:I,s:{}}", "product_id", json_object_get(data, "product_id"),
+                           "available", (json_int_t)0, "reserved")) == NULL)
+        return NULL;
+    json_int_t available = json_integer_value(json_object_get(state, "available"));
+    json_t *reserved = json_object_get(state, "reserved");
+    const char *order = json_string_value(json_object_get(data, "order_id"));
+    json_int_t quantity = json_integer_value(json_object_get(data, "quantity"));
+    if (strcmp(type, "InventoryUpdate") == 0)
+        available += json_integer_value(json_object_get(data, "quantity_change"));
+    else if (strcmp(type, "StockReserved") == 0 && order) {
+        available -= quantity;
+        json_object_set_new(reserved, order, json_integer(quantity));
+    } else if (strcmp(type, "InventoryReleased") == 0 && order) {
+        available += quantity;
+        json_object_del(reserved, order);
+    }
+    json_object_set_new(state, "available", json_integer(available));
+    return state;
+}
+
+static int64_t available(const shop_aggregate *inv)
+{
+    return inv->state ? json_integer_value(json_object_get(inv->state, "available")) : 0;
+}
+
+int inventory_change(td_txn *txn, shop_cmd *cmd, const char *product_id, int64_t change,
+                     const char *reason)
+{
+    shop_aggregate inv;
+    if (change == 0)
+        return 0;
+    int error = agg_load(txn, &inv, "inventory", product_id);
+    if (error == 0 && available(&inv) + change < 0)
+        error = cmd_fail(cmd, TD_ECONFLICT, "insufficient_stock", "/quantity_change",
+                         "only %lld units are available", (long long)available(&inv));
+    if (error == 0) {
+        shop_new_event ev = {"InventoryUpdate", "inventory", TD_KIND_INTEGRATION,
+                             json_pack("{s:s,s:I,s:s}", "product_id", product_id, "quantity_change",
+                                       (json_int_t)change, "reason", reason)};
+        error = agg_append(txn, &inv, &ev, 1, inventory_fold);
+    }
+    agg_dispose(&inv);
+    return error;
+}
+
+typedef struct adjust_cmd {
+    shop_cmd cmd;
+    const char *product_id, *reason;
+    int64_t change;
+} adjust_cmd;
+
+static int adjust_unit(td_txn *txn, void *payload)
+{
+    adjust_cmd *c = payload;
+    shop_aggregate product;
+    int error = agg_load(txn, &product, "product", c->product_id);
+    bool exists = product.state != NULL;
+    agg_dispose(&product);
+    if (error == 0 && !exists)
+        error = cmd_fail(&c->cmd, TD_ENOTFOUND, "not_found", NULL, "no product %s", c->product_id);
+    return error < 0 ? error : inventory_change(txn, &c->cmd, c->product_id, c->change, c->reason);
+}
+
+int shop_adjust_stock(shop *s, const char *product_id, int64_t quantity_change, const char *reason)
+{
+    int error = check_id(product_id, "/product_id");
+    if (error == 0 && quantity_change == 0)
+        error = shop_fail(TD_EINVAL, "validation_failed", "/quantity_change",
+                          "quantity_change must not be zero");
+    if (error == 0)
+        error = check_range(quantity_change, -1000000000, 1000000000, "/quantity_change");
+    if (error == 0)
+        error = check_text(reason, "/reason", SHOP_MAX_TEXT);
+    if (error < 0)
+        return error;
+    adjust_cmd c = {.product_id = product_id, .reason = reason, .change = quantity_change};
+    return shop_run(s->store, adjust_unit, &c);
+}

@@ -1,0 +1,114 @@
+/*
+ * shop.h: the ECommerce platform's core, as C functions (the HTTP API of
+ * issue 5 is a thin layer over these).
+ *
+ * Bounded contexts, each owning its streams and events (RFC-002 names,
+ * snake_case fields, `source` set to the context):
+ *   users          user-<id>       UserRegistered
+ *   catalog        category-<id>   CategoryCreated
+ *                  product-<id>    ProductCreated, ProductPriceChanged
+ *   inventory      inventory-<id>  InventoryUpdate (integration), StockReserved,
+ *                                  StockNotReserved, InventoryReleased
+ *   orders         order-<id>      OrderCreated, OrderStatusChanged
+ *
+ * Aggregates are event-sourced: a command runs in one unit of work that
+ * loads the aggregate's snapshot, checks its invariants, appends events with
+ * the expected version and writes the new snapshot, so loads cost O(1) and a
+ * replay of the stream reproduces the snapshot.
+ *
+ * Errors: functions return 0 or a TD_E… code; shop_error() then says what
+ * went wrong as a stable code word (validation_failed, not_found, conflict,
+ * email_taken, insufficient_stock, illegal_transition, …), the offending
+ * input as a JSON Pointer (or NULL) and a sentence. Money is in integer minor
+ * units with an ISO 4217 currency; identifiers are UUID strings.
+ *
+ * Threads: a shop may be used from any number of threads.
+ */
+#ifndef SHOP_SHOP_H
+#define SHOP_SHOP_H
+
+#include <tidings/tidings.h>
+
+#define SHOP_ID_LEN          TD_UUID_STR_LEN
+#define SHOP_MAX_ORDER_ITEMS 100
+#define SHOP_MAX_QUANTITY    10000
+#define SHOP_MAX_PRICE       100000000000LL /* one billion in major units */
+#define SHOP_MAX_TEXT        200
+
+typedef struct shop shop;
+
+typedef struct shop_error_info {
+    int status;          /* the TD_E… code */
+    const char *code;    /* stable word */
+    const char *field;   /* JSON Pointer to the offending input, or NULL */
+    const char *message; /* a sentence */
+} shop_error_info;
+
+/* This thread's last shop failure. Borrowed until the next shop call. */
+shop_error_info shop_error(void);
+
+typedef struct shop_options {
+    const char *data_dir;   /* for the mail folder; NULL: "data" */
+    int payment_timeout_ms; /* no payment answer by then: cancel; 0: 30000 */
+    unsigned lanes;         /* per subscription; 0: 2 */
+    td_metrics *metrics;    /* optional */
+    td_tracer *tracer;      /* optional */
+} shop_options;
+
+/* The shop on store: registers its event handling and starts its
+ * subscriptions and saga. Caller owns *out; free with shop_close (before the
+ * store). */
+int shop_open(shop **out, td_store *store, const shop_options *opts);
+void shop_close(shop *s);
+td_store *shop_store(shop *s);
+
+/* ---- commands ---------------------------------------------------------- */
+
+int shop_register_user(shop *s, const char *email, const char *full_name, char id[SHOP_ID_LEN + 1]);
+int shop_create_category(shop *s, const char *name, char id[SHOP_ID_LEN + 1]);
+
+typedef struct shop_product_input {
+    const char *name;
+    int64_t price;
+    const char *currency;    /* "USD" */
+    const char *category_id; /* or NULL */
+    int64_t stock;           /* initial stock, >= 0 */
+} shop_product_input;
+
+int shop_create_product(shop *s, const shop_product_input *in, char id[SHOP_ID_LEN + 1]);
+int shop_change_price(shop *s, const char *product_id, int64_t price);
+/* Restocking (positive) or an adjustment; stock never goes below zero. */
+int shop_adjust_stock(shop *s, const char *product_id, int64_t quantity_change, const char *reason);
+
+typedef struct shop_order_item {
+    const char *product_id;
+    int64_t quantity;
+} shop_order_item;
+
+typedef struct shop_address {
+    const char *line1, *city, *postal_code, *country;
+} shop_address;
+
+typedef struct shop_order_input {
+    const char *user_id;
+    const shop_order_item *items;
+    size_t item_count;
+    shop_address shipping_address;
+    const char *payment_method; /* "card" */
+    const char *payment_token;  /* the simulated provider reads it: tok_decline, … */
+} shop_order_input;
+
+/* Places an order in status Pending; the order-processing saga takes it on. */
+int shop_place_order(shop *s, const shop_order_input *in, char id[SHOP_ID_LEN + 1]);
+int shop_cancel_order(shop *s, const char *order_id);
+int shop_ship_order(shop *s, const char *order_id);
+int shop_deliver_order(shop *s, const char *order_id);
+
+/* ---- queries: JSON documents; caller owns *out (json_decref) ------------ */
+
+int shop_get_user(shop *s, const char *user_id, json_t **out);
+int shop_get_product(shop *s, const char *product_id, json_t **out); /* with stock */
+int shop_get_order(shop *s, const char *order_id, json_t **out);
+int shop_list_categories(shop *s, json_t **out);
+
+#endif
