@@ -1,6 +1,12 @@
 /*
  * shop.c: opening and closing the shop, and the queries that span contexts.
+ *
+ * Opening starts the shop's event handling on the store: the inventory and
+ * payment services, notifications, and the order-processing saga. Closing
+ * stops them gracefully (in-flight handlers finish, checkpoints are saved)
+ * in the reverse order.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,6 +16,39 @@ void shop_now(char buf[TD_TIME_STR_LEN + 1])
 {
     if (td_time_format(buf, td_time_now()) < 0)
         strcpy(buf, "1970-01-01T00:00:00.000000Z");
+}
+
+td_subscription_options shop_subscription_options(const shop *s, const char *name)
+{
+    td_subscription_options opts = TD_SUBSCRIPTION_OPTIONS_INIT;
+    opts.name = name;
+    opts.lanes = s->opts.lanes;
+    opts.metrics = s->opts.metrics;
+    opts.tracer = s->opts.tracer;
+    opts.max_attempts = 10;
+    return opts;
+}
+
+static int start_services(shop *s)
+{
+    char mail_dir[4096];
+    snprintf(mail_dir, sizeof mail_dir, "%s/mail", s->data_dir);
+    int error = shop_simulated_provider_new(&s->provider);
+    if (error == 0 && (error = shop_maildir_new(&s->mailer, mail_dir)) < 0)
+        td_error_clear();
+    if (error == 0)
+        error = inventory_service_new(s, &s->inventory);
+    if (error == 0)
+        error = payment_service_new(s, &s->payments);
+    if (error == 0)
+        error = notifications_new(s, &s->notifications);
+    if (error == 0)
+        error = order_saga_new(s, &s->orders);
+    if (error == 0 && (error = td_subscription_start(s->inventory)) == 0 &&
+        (error = td_subscription_start(s->payments)) == 0 &&
+        (error = td_subscription_start(s->notifications)) == 0)
+        error = td_saga_start(s->orders);
+    return error;
 }
 
 int shop_open(shop **out, td_store *store, const shop_options *opts)
@@ -25,9 +64,13 @@ int shop_open(shop **out, td_store *store, const shop_options *opts)
     if (s->opts.lanes == 0)
         s->opts.lanes = 2;
     s->data_dir = strdup(s->opts.data_dir ? s->opts.data_dir : "data");
-    if (s->data_dir == NULL) {
-        free(s);
-        return shop_fail(TD_ENOMEM, "internal_error", NULL, "out of memory");
+    int error = s->data_dir ? start_services(s) : TD_ENOMEM;
+    if (error < 0) {
+        error = error == TD_EIO ? shop_fail(error, "internal_error", NULL,
+                                            "cannot prepare the mail folder under %s", s->data_dir)
+                                : shop_fail_td(error);
+        shop_close(s);
+        return error;
     }
     *out = s;
     return 0;
@@ -37,6 +80,14 @@ void shop_close(shop *s)
 {
     if (s == NULL)
         return;
+    td_saga_free(s->orders);
+    td_subscription_free(s->notifications);
+    td_subscription_free(s->payments);
+    td_subscription_free(s->inventory);
+    if (s->mailer.self)
+        shop_maildir_free(&s->mailer);
+    if (s->provider.self)
+        shop_simulated_provider_free(&s->provider);
     free(s->data_dir);
     free(s);
 }

@@ -9,11 +9,27 @@
 #include "core/errors.h"
 #include "core/validate.h"
 
+#include "services/mailer.h"
+#include "services/payments.h"
+
 struct shop {
     td_store *store;
     shop_options opts;
     char *data_dir;
+    shop_payment_provider provider;
+    shop_mailer mailer;
+    td_subscription *inventory, *payments, *notifications;
+    td_saga *orders;
 };
+
+/* The services and the saga, each started by shop_open (services/, sagas/). */
+int inventory_service_new(shop *s, td_subscription **out);
+int payment_service_new(shop *s, td_subscription **out);
+int notifications_new(shop *s, td_subscription **out);
+int order_saga_new(shop *s, td_saga **out);
+
+/* A subscription's options with the shop's lanes, metrics and tracer. */
+td_subscription_options shop_subscription_options(const shop *s, const char *name);
 
 /* The folds, one per aggregate (replaying a stream through its fold gives
  * its snapshot). */
@@ -26,6 +42,12 @@ json_t *order_fold(json_t *state, const char *type, json_t *data);
 /* inventory.c: in the caller's unit. Records an InventoryUpdate. */
 int inventory_change(td_txn *txn, shop_cmd *cmd, const char *product_id, int64_t change,
                      const char *reason);
+
+/* inventory.c: in the caller's unit. Reserves every item or none (one
+ * StockNotReserved on the first product that is short); a second call for
+ * the same order changes nothing. Releasing gives back what the order holds. */
+int inventory_reserve(td_txn *txn, const char *order_id, json_t *items, bool *reserved);
+int inventory_release(td_txn *txn, const char *order_id, json_t *items);
 
 /* orders.c: in the caller's unit; illegal moves fail with illegal_transition. */
 int order_change_status(td_txn *txn, shop_cmd *cmd, const char *order_id, const char *to,

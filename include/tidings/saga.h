@@ -15,6 +15,9 @@
  *   a final state ──▶ the instance is complete, kept and queryable
  *   no transition fits ──▶ the event is recorded on the instance and ignored
  *
+ * Transitions are tried in table order; one fits when its state and event
+ * type match and its guard, if any, accepts the event.
+ *
  * Each event is applied in one unit of work together with the instance's
  * document, every command the actions and compensations publish, and the
  * saga subscription's progress mark: a transition happens exactly once, and
@@ -49,6 +52,9 @@ typedef struct td_saga_ctx td_saga_ctx; /* what an action may do; valid during t
  * of the transition is written. */
 typedef int (*td_saga_action)(td_saga_ctx *ctx, const td_event *event, void *payload);
 
+/* A guard: whether a transition applies to this event (its data, say). */
+typedef bool (*td_saga_guard)(const td_event *event, void *payload);
+
 typedef struct td_saga_transition {
     const char *state; /* NULL: starts an instance; "*": any state not final */
     const char *event_type;
@@ -56,6 +62,7 @@ typedef struct td_saga_transition {
     td_saga_action action;    /* or NULL */
     const char *compensation; /* registered once this step is done, or NULL */
     bool fail;                /* run the registered compensations first */
+    td_saga_guard when;       /* NULL: always; tried in table order, the first fit wins */
 } td_saga_transition;
 
 typedef struct td_saga_compensation {

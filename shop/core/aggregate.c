@@ -147,6 +147,21 @@ int shop_run(td_store *store, td_unit_fn fn, void *payload)
     return shop_fail_td(error);
 }
 
+int shop_event(td_event *ev, char **text, const char *type, const char *source, td_event_kind kind,
+               json_t *data)
+{
+    td_event_init(ev);
+    *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
+    json_decref(data);
+    if (*text == NULL)
+        return TD_ENOMEM;
+    ev->type = type;
+    ev->source = source;
+    ev->kind = kind;
+    ev->data = *text;
+    return 0;
+}
+
 int shop_new_id(char id[SHOP_ID_LEN + 1])
 {
     td_uuid uuid;

@@ -67,6 +67,12 @@ int cmd_fail(shop_cmd *cmd, int status, const char *code, const char *field, con
  * payload must start with a shop_cmd. */
 int shop_run(td_store *store, td_unit_fn fn, void *payload);
 
+/* Fills ev (initialised) with type, source, kind and data (stolen), the
+ * data's text going to *text, which the caller frees with free() once the
+ * event is appended. TD_ENOMEM if data is NULL. */
+int shop_event(td_event *ev, char **text, const char *type, const char *source, td_event_kind kind,
+               json_t *data);
+
 /* Makes a new UUIDv7 in text form. */
 int shop_new_id(char id[SHOP_ID_LEN + 1]);
 

@@ -92,3 +92,77 @@ int shop_adjust_stock(shop *s, const char *product_id, int64_t quantity_change, 
     adjust_cmd c = {.product_id = product_id, .reason = reason, .change = quantity_change};
     return shop_run(s->store, adjust_unit, &c);
 }
+
+/* ---- reservations (the inventory service's commands) ----------------------------- */
+
+static int append_one(td_txn *txn, shop_aggregate *inv, const char *type, json_t *data)
+{
+    shop_new_event ev = {type, "inventory", TD_KIND_DOMAIN, data};
+    return agg_append(txn, inv, &ev, 1, inventory_fold);
+}
+
+/* Loads the inventories of items into invs (count of them). */
+static int load_all(td_txn *txn, json_t *items, shop_aggregate *invs, size_t *loaded)
+{
+    int error = 0;
+    for (*loaded = 0; error == 0 && *loaded < json_array_size(items); (*loaded)++) {
+        json_t *item = json_array_get(items, *loaded);
+        const char *product = json_string_value(json_object_get(item, "product_id"));
+        error = product ? agg_load(txn, &invs[*loaded], "inventory", product) : TD_ECORRUPT;
+    }
+    return error;
+}
+
+int inventory_reserve(td_txn *txn, const char *order_id, json_t *items, bool *reserved)
+{
+    shop_aggregate invs[SHOP_MAX_ORDER_ITEMS];
+    size_t n = 0;
+    int error =
+        json_array_size(items) <= SHOP_MAX_ORDER_ITEMS ? load_all(txn, items, invs, &n) : TD_EINVAL;
+    size_t short_at = n;
+    bool already = n > 0 && invs[0].state &&
+                   json_object_get(json_object_get(invs[0].state, "reserved"), order_id);
+    for (size_t i = 0; error == 0 && !already && i < n && short_at == n; i++)
+        if (available(&invs[i]) <
+            json_integer_value(json_object_get(json_array_get(items, i), "quantity")))
+            short_at = i;
+    *reserved = already || (error == 0 && short_at == n);
+    for (size_t i = 0; error == 0 && !already && i < n; i++) {
+        json_t *item = json_array_get(items, i);
+        json_t *product = json_object_get(item, "product_id");
+        json_t *quantity = json_object_get(item, "quantity");
+        if (short_at == n)
+            error = append_one(txn, &invs[i], "StockReserved",
+                               json_pack("{s:O,s:s,s:O}", "product_id", product, "order_id",
+                                         order_id, "quantity", quantity));
+        else if (i == short_at) /* one refusal, on the product that is short */
+            error = append_one(txn, &invs[i], "StockNotReserved",
+                               json_pack("{s:O,s:s,s:O,s:I}", "product_id", product, "order_id",
+                                         order_id, "requested", quantity, "available",
+                                         (json_int_t)available(&invs[i])));
+    }
+    for (size_t i = 0; i < n; i++)
+        agg_dispose(&invs[i]);
+    return error;
+}
+
+int inventory_release(td_txn *txn, const char *order_id, json_t *items)
+{
+    shop_aggregate invs[SHOP_MAX_ORDER_ITEMS];
+    size_t n = 0;
+    int error =
+        json_array_size(items) <= SHOP_MAX_ORDER_ITEMS ? load_all(txn, items, invs, &n) : TD_EINVAL;
+    for (size_t i = 0; error == 0 && i < n; i++) {
+        json_t *held = invs[i].state
+                           ? json_object_get(json_object_get(invs[i].state, "reserved"), order_id)
+                           : NULL;
+        if (held) /* only what this order holds, once */
+            error = append_one(txn, &invs[i], "InventoryReleased",
+                               json_pack("{s:O,s:s,s:O}", "product_id",
+                                         json_object_get(invs[i].state, "product_id"), "order_id",
+                                         order_id, "quantity", held));
+    }
+    for (size_t i = 0; i < n; i++)
+        agg_dispose(&invs[i]);
+    return error;
+}

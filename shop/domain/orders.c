@@ -144,7 +144,12 @@ static int check_order(const shop_order_input *in)
                           SHOP_MAX_ORDER_ITEMS);
     for (size_t i = 0; error == 0 && i < in->item_count; i++) {
         snprintf(field, sizeof field, "/items/%zu/product_id", i);
-        if ((error = check_id(in->items[i].product_id, field)) == 0) {
+        for (size_t j = 0; error == 0 && j < i; j++)
+            if (in->items[j].product_id && in->items[i].product_id &&
+                strcmp(in->items[j].product_id, in->items[i].product_id) == 0)
+                error = shop_fail(TD_EINVAL, "validation_failed", field,
+                                  "each product may appear once in an order");
+        if (error == 0 && (error = check_id(in->items[i].product_id, field)) == 0) {
             snprintf(field, sizeof field, "/items/%zu/quantity", i);
             error = check_range(in->items[i].quantity, 1, SHOP_MAX_QUANTITY, field);
         }

@@ -73,13 +73,14 @@ static int check_definition(const td_saga_definition *def)
 }
 
 /* The transition for an event in a state (NULL: no instance yet). */
-static const td_saga_transition *find_transition(const td_saga_definition *def, const char *state,
-                                                 const char *type)
+static const td_saga_transition *find_transition(const td_saga *saga, const char *state,
+                                                 const td_event *ev)
 {
+    const td_saga_definition *def = saga->def;
     const td_saga_transition *any = NULL;
     for (size_t i = 0; i < def->transition_count; i++) {
         const td_saga_transition *t = &def->transitions[i];
-        if (strcmp(t->event_type, type) != 0)
+        if (strcmp(t->event_type, ev->type) != 0 || (t->when && !t->when(ev, saga->payload)))
             continue;
         if (state == NULL ? t->state == NULL : t->state && strcmp(t->state, state) == 0)
             return t;
@@ -200,8 +201,7 @@ static int apply(td_saga *saga, td_txn *txn, const td_event *ev, const char *cor
         return error;
     bool completed = ctx.instance && json_is_true(json_object_get(ctx.instance, "completed"));
     ctx.state = ctx.instance ? json_string_value(json_object_get(ctx.instance, "state")) : NULL;
-    const td_saga_transition *t =
-        completed ? NULL : find_transition(saga->def, ctx.state, ev->type);
+    const td_saga_transition *t = completed ? NULL : find_transition(saga, ctx.state, ev);
     if (t == NULL && ctx.instance == NULL)
         return 0; /* not for a running instance, and starts none */
     if (ctx.instance == NULL &&

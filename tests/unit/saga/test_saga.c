@@ -86,12 +86,12 @@ static int correlate(const td_event *ev, char *out, size_t size)
 }
 
 static const td_saga_transition transitions[] = {
-    {NULL, "OrderPlaced", "awaiting_stock", reserve, NULL, false},
-    {"awaiting_stock", "StockReserved", "awaiting_payment", charge, "release_stock", false},
-    {"awaiting_payment", "PaymentSucceeded", "done", confirm, NULL, false},
-    {"awaiting_payment", "PaymentFailed", "cancelled", cancel, NULL, true},
-    {"awaiting_payment", TD_SAGA_DEADLINE_EXPIRED, "cancelled", cancel, NULL, true},
-    {"*", "OrderCancelRequested", "cancelled", cancel, NULL, true},
+    {NULL, "OrderPlaced", "awaiting_stock", reserve, NULL, false, NULL},
+    {"awaiting_stock", "StockReserved", "awaiting_payment", charge, "release_stock", false, NULL},
+    {"awaiting_payment", "PaymentSucceeded", "done", confirm, NULL, false, NULL},
+    {"awaiting_payment", "PaymentFailed", "cancelled", cancel, NULL, true, NULL},
+    {"awaiting_payment", TD_SAGA_DEADLINE_EXPIRED, "cancelled", cancel, NULL, true, NULL},
+    {"*", "OrderCancelRequested", "cancelled", cancel, NULL, true, NULL},
 };
 static const td_saga_compensation compensations[] = {{"release_stock", release_stock}};
 static const char *const finals[] = {"done", "cancelled", NULL};
@@ -320,7 +320,7 @@ static void test_bad_definitions(void **state)
     bad.name = "Order Saga";
     assert_td_code(td_saga_new(&saga, store, &bad, NULL, NULL), TD_EINVAL);
     bad = order_saga;
-    td_saga_transition broken[] = {{NULL, "OrderPlaced", "x", NULL, "nope", false}};
+    td_saga_transition broken[] = {{NULL, "OrderPlaced", "x", NULL, "nope", false, NULL}};
     bad.transitions = broken;
     bad.transition_count = 1;
     assert_td_code(td_saga_new(&saga, store, &bad, NULL, NULL), TD_EINVAL);

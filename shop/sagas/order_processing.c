@@ -1,0 +1,234 @@
+/*
+ * order_processing.c: the order-processing saga of RFC-002 section 3, as a
+ * table for the saga engine. Correlated by order_id.
+ *
+ *  OrderCreated ─▶ reserving ── ReserveInventory
+ *  reserving  ─StockReserved─▶ paying ── ProcessPayment, deadline;
+ *                                        compensation: release_inventory
+ *  reserving  ─StockNotReserved─▶ cancelled (out_of_stock)
+ *  paying     ─PaymentProcessed ok─▶ processing ── order Processing;
+ *                                        compensation: refund_payment
+ *  paying     ─PaymentProcessed declined─▶ cancelled (payment_declined) ┐ compensations
+ *  paying     ─DeadlineExpired─▶ cancelled (payment_timeout)            ┘ run first
+ *  processing ─OrderStatusChanged Shipped─▶ completed
+ *
+ * A customer's cancel (OrderStatusChanged to Cancelled, cancelled_by_customer)
+ * can overtake the replies the saga waits for, so it has states of its own:
+ *  reserving  ─cancel─▶ cancelling_reservation: StockReserved ─▶ release, cancelled
+ *                                               StockNotReserved ─▶ cancelled
+ *  paying     ─cancel─▶ cancelling_payment (release now): paid ─▶ refund, cancelled
+ *                                               declined / deadline ─▶ cancelled
+ *  processing ─cancel─▶ cancelled (refund, release)
+ *
+ * Order status changes the saga makes itself tolerate an order the customer
+ * cancelled meanwhile: that cancel is on its way to the saga and decides.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "shop_int.h"
+
+/* ---- guards ----------------------------------------------------------------- */
+
+static json_t *data_of(const td_event *ev)
+{
+    json_t *data = NULL;
+    return td_event_data(&data, ev) == 0 ? data : NULL;
+}
+
+static bool field_is(const td_event *ev, const char *key, const char *value)
+{
+    json_t *data = data_of(ev);
+    const char *v = json_string_value(json_object_get(data, key));
+    bool same = v && strcmp(v, value) == 0;
+    json_decref(data);
+    return same;
+}
+
+static bool paid(const td_event *ev, void *payload)
+{
+    (void)payload;
+    json_t *data = data_of(ev);
+    bool ok = json_is_true(json_object_get(data, "is_successful"));
+    json_decref(data);
+    return ok;
+}
+
+static bool declined(const td_event *ev, void *payload)
+{
+    return !paid(ev, payload);
+}
+
+static bool customer_cancel(const td_event *ev, void *payload)
+{
+    (void)payload;
+    return field_is(ev, "to_status", "Cancelled") &&
+           field_is(ev, "reason", "cancelled_by_customer");
+}
+
+static bool shipped(const td_event *ev, void *payload)
+{
+    (void)payload;
+    return field_is(ev, "to_status", "Shipped");
+}
+
+/* ---- actions ----------------------------------------------------------------------- */
+
+static int command(td_saga_ctx *ctx, const char *category, const char *type, json_t *data)
+{
+    char stream[TD_STREAM_MAX + 1], *text = NULL;
+    td_event ev;
+    snprintf(stream, sizeof stream, "%s-%s", category, td_saga_correlation_id(ctx));
+    int error = shop_event(&ev, &text, type, "orders", TD_KIND_INTEGRATION, data);
+    if (error == 0)
+        error = td_saga_publish(ctx, stream, TD_EXPECT_ANY, &ev, 1);
+    free(text);
+    return error;
+}
+
+/* Sets the order's status; an order already cancelled by its customer is
+ * left alone (that cancel reaches the saga next and decides). */
+static int set_status(td_saga_ctx *ctx, const char *to, const char *reason)
+{
+    shop_cmd cmd = {0};
+    int error =
+        order_change_status(td_saga_txn(ctx), &cmd, td_saga_correlation_id(ctx), to, reason);
+    return error == TD_ECONFLICT && cmd.code && strcmp(cmd.code, "illegal_transition") == 0 ? 0
+                                                                                            : error;
+}
+
+static int start(td_saga_ctx *ctx, const td_event *ev, void *payload)
+{
+    (void)payload;
+    json_t *data = data_of(ev), *saga = td_saga_data(ctx);
+    if (data == NULL)
+        return TD_EPERMANENT;
+    static const char *const keep[] = {"user_id",  "items",          "total_amount",
+                                       "currency", "payment_method", "payment_token"};
+    for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
+        json_object_set(saga, keep[i], json_object_get(data, keep[i]));
+    json_decref(data);
+    return command(ctx, "reservation", "ReserveInventory",
+                   json_pack("{s:s,s:O}", "order_id", td_saga_correlation_id(ctx), "items",
+                             json_object_get(saga, "items")));
+}
+
+static int pay(td_saga_ctx *ctx, const td_event *ev, void *payload)
+{
+    shop *s = payload;
+    json_t *saga = td_saga_data(ctx);
+    (void)ev;
+    int error = command(ctx, "payment", "ProcessPayment",
+                        json_pack("{s:s,s:O,s:O,s:O,s:O}", "order_id", td_saga_correlation_id(ctx),
+                                  "amount", json_object_get(saga, "total_amount"), "currency",
+                                  json_object_get(saga, "currency"), "method",
+                                  json_object_get(saga, "payment_method"), "token",
+                                  json_object_get(saga, "payment_token")));
+    return error < 0 ? error
+                     : td_saga_set_deadline(ctx, td_time_now() +
+                                                     (td_time)s->opts.payment_timeout_ms * 1000);
+}
+
+static int release_inventory(td_saga_ctx *ctx, const td_event *ev, void *payload)
+{
+    (void)ev;
+    (void)payload;
+    return command(ctx, "reservation", "ReleaseInventory",
+                   json_pack("{s:s,s:O}", "order_id", td_saga_correlation_id(ctx), "items",
+                             json_object_get(td_saga_data(ctx), "items")));
+}
+
+static int refund_payment(td_saga_ctx *ctx, const td_event *ev, void *payload)
+{
+    json_t *saga = td_saga_data(ctx);
+    (void)ev;
+    (void)payload;
+    return command(ctx, "payment", "RefundPayment",
+                   json_pack("{s:s,s:O,s:O,s:s}", "order_id", td_saga_correlation_id(ctx), "amount",
+                             json_object_get(saga, "total_amount"), "currency",
+                             json_object_get(saga, "currency"), "reason", "order_cancelled"));
+}
+
+static int confirm(td_saga_ctx *ctx, const td_event *ev, void *payload)
+{
+    (void)ev;
+    (void)payload;
+    td_saga_clear_deadline(ctx);
+    return set_status(ctx, "Processing", NULL);
+}
+
+static int out_of_stock(td_saga_ctx *ctx, const td_event *ev, void *payload)
+{
+    (void)ev;
+    (void)payload;
+    return set_status(ctx, "Cancelled", "out_of_stock");
+}
+
+static int payment_declined(td_saga_ctx *ctx, const td_event *ev, void *payload)
+{
+    (void)ev;
+    (void)payload;
+    return set_status(ctx, "Cancelled", "payment_declined");
+}
+
+static int payment_timeout(td_saga_ctx *ctx, const td_event *ev, void *payload)
+{
+    (void)ev;
+    (void)payload;
+    return set_status(ctx, "Cancelled", "payment_timeout");
+}
+
+/* ---- the table ------------------------------------------------------------------------ */
+
+#define DEADLINE TD_SAGA_DEADLINE_EXPIRED
+
+static const td_saga_transition transitions[] = {
+    {NULL, "OrderCreated", "reserving", start, NULL, false, NULL},
+    {"reserving", "StockReserved", "paying", pay, "release_inventory", false, NULL},
+    {"reserving", "StockNotReserved", "cancelled", out_of_stock, NULL, false, NULL},
+    {"reserving", "OrderStatusChanged", "cancelling_reservation", NULL, NULL, false,
+     customer_cancel},
+    {"cancelling_reservation", "StockReserved", "cancelled", release_inventory, NULL, false, NULL},
+    {"cancelling_reservation", "StockNotReserved", "cancelled", NULL, NULL, false, NULL},
+    {"paying", "PaymentProcessed", "processing", confirm, "refund_payment", false, paid},
+    {"paying", "PaymentProcessed", "cancelled", payment_declined, NULL, true, declined},
+    {"paying", DEADLINE, "cancelled", payment_timeout, NULL, true, NULL},
+    {"paying", "OrderStatusChanged", "cancelling_payment", NULL, NULL, true, customer_cancel},
+    {"cancelling_payment", "PaymentProcessed", "cancelled", refund_payment, NULL, false, paid},
+    {"cancelling_payment", "PaymentProcessed", "cancelled", NULL, NULL, false, declined},
+    {"cancelling_payment", DEADLINE, "cancelled", NULL, NULL, false, NULL},
+    {"processing", "OrderStatusChanged", "cancelled", NULL, NULL, true, customer_cancel},
+    {"processing", "OrderStatusChanged", "completed", NULL, NULL, false, shipped},
+};
+
+static const td_saga_compensation compensations[] = {
+    {"release_inventory", release_inventory},
+    {"refund_payment", refund_payment},
+};
+
+static const char *const finals[] = {"completed", "cancelled", NULL};
+
+static int correlate(const td_event *ev, char *out, size_t size)
+{
+    json_t *data = data_of(ev);
+    const char *order = json_string_value(json_object_get(data, "order_id"));
+    if (order)
+        snprintf(out, size, "%s", order);
+    json_decref(data);
+    return order ? 0 : TD_EINVAL;
+}
+
+static const td_saga_definition definition = {
+    "order_processing", transitions, sizeof transitions / sizeof transitions[0],
+    compensations,      2,           finals,
+    correlate,
+};
+
+int order_saga_new(shop *s, td_saga **out)
+{
+    td_saga_options opts = TD_SAGA_OPTIONS_INIT;
+    opts.metrics = s->opts.metrics;
+    opts.tracer = s->opts.tracer;
+    opts.max_attempts = 10;
+    return td_saga_new(out, s->store, &definition, s, &opts);
+}

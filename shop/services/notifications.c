@@ -1,0 +1,118 @@
+/*
+ * notifications.c: the notifications context. A subscription on order
+ * streams sends the customer an e-mail when an order is received
+ * (OrderCreated, as the RFC's OrderCreatedEventHandler does), confirmed
+ * (status Processing) or cancelled, and publishes OrderConfirmationEmail
+ * (integration) for a confirmation. The mailer names each message after its
+ * event, and the integration event is published with an inbox claim, so a
+ * redelivered event neither mails twice nor publishes twice.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "shop_int.h"
+
+typedef struct confirmation {
+    const td_event *cause;
+    td_event *event;
+    const char *stream;
+} confirmation;
+
+static int confirm_unit(td_txn *txn, void *payload)
+{
+    confirmation *c = payload;
+    int first = td_inbox_claim(txn, "notifications", &c->cause->id);
+    if (first != 0)
+        return first < 0 ? first : 0;
+    td_txn_set_cause(txn, c->cause);
+    return td_txn_append(txn, c->stream, TD_EXPECT_ANY, c->event, 1);
+}
+
+static int publish_confirmation(shop *s, const td_event *cause, const char *order, json_t *user,
+                                json_int_t total)
+{
+    char stream[TD_STREAM_MAX + 1], *text = NULL;
+    td_event ev;
+    snprintf(stream, sizeof stream, "notification-%s", order);
+    int error =
+        shop_event(&ev, &text, "OrderConfirmationEmail", "notifications", TD_KIND_INTEGRATION,
+                   json_pack("{s:s,s:O,s:O,s:I}", "order_id", order, "customer_email",
+                             json_object_get(user, "email"), "customer_name",
+                             json_object_get(user, "full_name"), "total_amount", total));
+    confirmation c = {cause, &ev, stream};
+    if (error == 0)
+        error = td_transact(s->store, confirm_unit, &c);
+    free(text);
+    return error;
+}
+
+/* Which e-mail an order event calls for, or NULL. */
+static const char *kind_of(const td_event *ev, json_t *data)
+{
+    const char *to = json_string_value(json_object_get(data, "to_status"));
+    if (strcmp(ev->type, "OrderCreated") == 0)
+        return "order_received";
+    if (strcmp(ev->type, "OrderStatusChanged") != 0 || to == NULL)
+        return NULL;
+    return strcmp(to, "Processing") == 0  ? "order_confirmed"
+           : strcmp(to, "Cancelled") == 0 ? "order_cancelled"
+                                          : NULL;
+}
+
+static int mail(shop *s, td_delivery *d, const char *kind, const char *order, json_t *user,
+                json_t *order_state)
+{
+    char subject[160], body[512];
+    json_int_t total = json_integer_value(json_object_get(order_state, "total_amount"));
+    const char *currency = json_string_value(json_object_get(order_state, "currency"));
+    const char *reason = strcmp(kind, "order_cancelled") == 0
+                             ? json_string_value(json_object_get(order_state, "cancel_reason"))
+                             : NULL;
+    snprintf(subject, sizeof subject, "Your order %.8s %s", order,
+             strcmp(kind, "order_received") == 0    ? "has been received"
+             : strcmp(kind, "order_confirmed") == 0 ? "is confirmed"
+                                                    : "was cancelled");
+    snprintf(body, sizeof body, "Hello %s,\r\n\r\norder %s, total %lld.%02lld %s: %s%s%s.\r\n",
+             json_string_value(json_object_get(user, "full_name")), order, (long long)(total / 100),
+             (long long)(total % 100), currency ? currency : "", kind, reason ? ", " : "",
+             reason ? reason : "");
+    shop_mail m = {td_delivery_idempotency_key(d),
+                   kind,
+                   order,
+                   json_string_value(json_object_get(user, "email")),
+                   json_string_value(json_object_get(user, "full_name")),
+                   subject,
+                   body};
+    int error = s->mailer.send(s->mailer.self, &m);
+    return error < 0 ? td_delivery_fail(d, error, "cannot deliver the e-mail") : 0;
+}
+
+static int handle(td_delivery *d, const td_event *ev, void *payload)
+{
+    shop *s = payload;
+    json_t *data = NULL, *order_state = NULL, *user = NULL;
+    if (td_event_data(&data, ev) < 0)
+        return td_delivery_fail(d, TD_EPERMANENT, "%s: data is not JSON", ev->type);
+    const char *kind = kind_of(ev, data);
+    const char *order = json_string_value(json_object_get(data, "order_id"));
+    int error = 0;
+    if (kind && order && (error = agg_read(s->store, "order", order, &order_state, NULL)) == 0 &&
+        (error =
+             agg_read(s->store, "user", json_string_value(json_object_get(order_state, "user_id")),
+                      &user, NULL)) == 0)
+        error = mail(s, d, kind, order, user, order_state);
+    if (error == 0 && kind && strcmp(kind, "order_confirmed") == 0)
+        error = publish_confirmation(
+            s, ev, order, user, json_integer_value(json_object_get(order_state, "total_amount")));
+    json_decref(user);
+    json_decref(order_state);
+    json_decref(data);
+    return error;
+}
+
+int notifications_new(shop *s, td_subscription **out)
+{
+    td_subscription_options opts = shop_subscription_options(s, "notifications");
+    opts.match.category = "order";
+    return td_subscription_new(out, s->store, &opts, handle, s);
+}

@@ -1,0 +1,110 @@
+/*
+ * payment_service.c: the payments context. A subscription on payment-<order
+ * id> streams turns ProcessPayment commands into provider charges and
+ * PaymentProcessed events, and RefundPayment into refunds and PaymentRefunded.
+ *
+ * The provider call is an effect outside the store, so this subscription is
+ * not transactional: the event id is the provider's idempotency key (asking
+ * twice charges once), and the resulting event is published together with an
+ * inbox claim, so a redelivered command never publishes a second result. A
+ * transient provider failure returns an error: the subscription's retry
+ * policy takes over. No answer at all publishes nothing; the order saga's
+ * deadline deals with that.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "shop_int.h"
+
+typedef struct reply {
+    const td_event *command;
+    const char *stream;
+    td_event *event;
+} reply;
+
+static int reply_unit(td_txn *txn, void *payload)
+{
+    reply *r = payload;
+    int first = td_inbox_claim(txn, "payments", &r->command->id);
+    if (first != 0)
+        return first < 0 ? first : 0; /* answered before */
+    td_txn_set_cause(txn, r->command);
+    return td_txn_append(txn, r->stream, TD_EXPECT_ANY, r->event, 1);
+}
+
+static int publish_once(shop *s, const td_event *command, const char *order, const char *type,
+                        json_t *data)
+{
+    char stream[TD_STREAM_MAX + 1], *text = NULL;
+    td_event ev;
+    snprintf(stream, sizeof stream, "payment-%s", order);
+    int error = shop_event(&ev, &text, type, "payments", TD_KIND_INTEGRATION, data);
+    reply r = {command, stream, &ev};
+    if (error == 0)
+        error = td_transact(s->store, reply_unit, &r);
+    free(text);
+    return error;
+}
+
+static int process(shop *s, td_delivery *d, const td_event *ev, json_t *data, const char *order)
+{
+    char reason[128];
+    shop_payment_outcome outcome;
+    json_int_t amount = json_integer_value(json_object_get(data, "amount"));
+    const char *currency = json_string_value(json_object_get(data, "currency"));
+    const char *method = json_string_value(json_object_get(data, "method"));
+    const char *token = json_string_value(json_object_get(data, "token"));
+    if (!currency || !method || !token)
+        return td_delivery_fail(d, TD_EPERMANENT,
+                                "ProcessPayment without currency, method or token");
+    int error = s->provider.charge(s->provider.self, td_delivery_idempotency_key(d), amount,
+                                   currency, method, token, &outcome, reason, sizeof reason);
+    if (error < 0)
+        return td_delivery_fail(d, error, "payment provider unavailable");
+    if (outcome == SHOP_PAYMENT_NO_ANSWER)
+        return 0;
+    bool ok = outcome == SHOP_PAYMENT_APPROVED;
+    return publish_once(s, ev, order, "PaymentProcessed",
+                        json_pack("{s:s,s:I,s:s,s:s,s:b,s:s?}", "order_id", order, "amount", amount,
+                                  "currency", currency, "payment_method", method, "is_successful",
+                                  ok, "reason", ok ? NULL : reason));
+}
+
+static int refund(shop *s, td_delivery *d, const td_event *ev, json_t *data, const char *order)
+{
+    json_int_t amount = json_integer_value(json_object_get(data, "amount"));
+    const char *currency = json_string_value(json_object_get(data, "currency"));
+    int error = s->provider.refund(s->provider.self, td_delivery_idempotency_key(d), amount,
+                                   currency ? currency : "");
+    if (error < 0)
+        return td_delivery_fail(d, error, "payment provider unavailable");
+    return publish_once(s, ev, order, "PaymentRefunded",
+                        json_pack("{s:s,s:I,s:s?,s:O}", "order_id", order, "amount", amount,
+                                  "currency", currency, "reason", json_object_get(data, "reason")));
+}
+
+static int handle(td_delivery *d, const td_event *ev, void *payload)
+{
+    json_t *data = NULL;
+    bool command =
+        strcmp(ev->type, "ProcessPayment") == 0 || strcmp(ev->type, "RefundPayment") == 0;
+    if (!command)
+        return 0; /* our own answers, on the same streams */
+    if (td_event_data(&data, ev) < 0)
+        return td_delivery_fail(d, TD_EPERMANENT, "%s: data is not JSON", ev->type);
+    const char *order = json_string_value(json_object_get(data, "order_id"));
+    int error = order == NULL ? td_delivery_fail(d, TD_EPERMANENT, "%s without order_id", ev->type)
+                : strcmp(ev->type, "ProcessPayment") == 0 ? process(payload, d, ev, data, order)
+                                                          : refund(payload, d, ev, data, order);
+    json_decref(data);
+    return error;
+}
+
+int payment_service_new(shop *s, td_subscription **out)
+{
+    td_subscription_options opts = shop_subscription_options(s, "payments");
+    opts.match.category = "payment";
+    opts.immediate_retries = 2;
+    opts.backoff_initial_ms = 50;
+    return td_subscription_new(out, s->store, &opts, handle, s);
+}

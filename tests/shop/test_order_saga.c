@@ -1,0 +1,348 @@
+/*
+ * test_order_saga.c: the order-processing saga end to end through the C
+ * API, with the real subscriptions running on a real store: the happy path,
+ * out of stock, declined, timeout, a flaky provider, customer cancels before
+ * and after payment, shipping, and 200 concurrent orders for 50 units. Every
+ * order must get exactly one order_received and one final e-mail.
+ */
+#include <dirent.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "shop.h"
+#include "support.h"
+
+static td_store *store;
+static shop *s;
+static char mail_dir[4096];
+
+static int setup(void **state)
+{
+    (void)state;
+    store = tt_fixture("saga");
+    const char *url = tt_fixture_url();
+    char dir[2048];
+    snprintf(dir, sizeof dir, "%s", url + 7); /* sqlite:DIR/saga.db */
+    *strrchr(dir, '/') = '\0';
+    snprintf(mail_dir, sizeof mail_dir, "%s/mail/new", dir);
+    shop_options opts = {dir, 400, 2, NULL, NULL};
+    assert_int_equal(shop_open(&s, store, &opts), 0);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    shop_close(s);
+    tt_fixture_free(store);
+    return 0;
+}
+
+static void user(char *id)
+{
+    static int n;
+    char email[64];
+    snprintf(email, sizeof email, "user%d@example.com", n++);
+    assert_int_equal(shop_register_user(s, email, "Grace Hopper", id), 0);
+}
+
+static void product(int64_t stock, char *id)
+{
+    shop_product_input in = {"Widget", 1250, "USD", NULL, stock};
+    assert_int_equal(shop_create_product(s, &in, id), 0);
+}
+
+static void place(const char *user_id, const char *product_id, int64_t quantity, const char *token,
+                  char *order)
+{
+    shop_order_item items[] = {{product_id, quantity}};
+    shop_order_input in = {user_id, items, 1, {"1 Main St", "Springfield", "12345", "US"},
+                           "card",  token};
+    assert_int_equal(shop_place_order(s, &in, order), 0);
+}
+
+static json_t *order_of(const char *order)
+{
+    json_t *o = NULL;
+    assert_int_equal(shop_get_order(s, order, &o), 0);
+    return o;
+}
+
+static const char *status_of(json_t *o)
+{
+    return json_string_value(json_object_get(o, "status"));
+}
+
+/* Waits until the order leaves `from` (default: Pending); returns it. */
+static json_t *wait_until_not(const char *order, const char *from)
+{
+    for (int i = 0; i < 2000; i++) {
+        json_t *o = order_of(order);
+        if (strcmp(status_of(o), from) != 0)
+            return o;
+        json_decref(o);
+        usleep(5000);
+    }
+    fail_msg("order %s stayed %s", order, from);
+    return NULL;
+}
+
+static void expect_final(const char *order, const char *status, const char *reason)
+{
+    json_t *o = wait_until_not(order, "Pending");
+    assert_string_equal(status_of(o), status);
+    json_t *r = json_object_get(o, "cancel_reason");
+    if (reason)
+        assert_string_equal(json_string_value(r), reason);
+    else
+        assert_true(json_is_null(r));
+    json_decref(o);
+}
+
+static int64_t stock_of(const char *product_id)
+{
+    json_t *p = NULL;
+    assert_int_equal(shop_get_product(s, product_id, &p), 0);
+    int64_t n = json_integer_value(json_object_get(p, "stock"));
+    json_decref(p);
+    return n;
+}
+
+static int64_t count(const char *type, const char *stream)
+{
+    td_read_query q = TD_READ_QUERY_INIT;
+    q.type = type;
+    q.stream = stream;
+    return tt_count(store, &q);
+}
+
+static void wait_count(const char *type, const char *stream, int64_t n)
+{
+    for (int i = 0; i < 2000 && count(type, stream) < n; i++)
+        usleep(5000);
+    assert_int_equal(count(type, stream), n);
+}
+
+/* E-mails in new/ for order of kind (NULL: any kind). */
+static int mails(const char *order, const char *kind)
+{
+    int n = 0;
+    DIR *d = opendir(mail_dir);
+    for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
+        char path[8192], text[4096], header[128];
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "%s/%s", mail_dir, e->d_name);
+        FILE *f = fopen(path, "r");
+        size_t len = f ? fread(text, 1, sizeof text - 1, f) : 0;
+        if (f)
+            fclose(f);
+        text[len] = '\0';
+        snprintf(header, sizeof header, "X-Order-Id: %s\r\n", order);
+        bool mine = strstr(text, header) != NULL;
+        snprintf(header, sizeof header, "X-Email-Kind: %s\r\n", kind ? kind : "");
+        n += mine && (kind == NULL || strstr(text, header) != NULL);
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+static void wait_mails(const char *order, const char *kind, int n)
+{
+    for (int i = 0; i < 2000 && mails(order, kind) < n; i++)
+        usleep(5000);
+    assert_int_equal(mails(order, kind), n);
+}
+
+static void payment_stream(char *buf, const char *order)
+{
+    snprintf(buf, 64, "payment-%s", order);
+}
+
+/* ---- the outcomes ------------------------------------------------------------ */
+
+static void test_happy_path_ship_and_deliver(void **state)
+{
+    (void)state;
+    char u[SHOP_ID_LEN + 1], p[SHOP_ID_LEN + 1], o[SHOP_ID_LEN + 1], pay[64];
+    user(u);
+    product(10, p);
+    place(u, p, 2, "tok_visa", o);
+    expect_final(o, "Processing", NULL);
+    assert_int_equal(stock_of(p), 8);
+    payment_stream(pay, o);
+    assert_int_equal(count("PaymentProcessed", pay), 1);
+    wait_mails(o, "order_received", 1);
+    wait_mails(o, "order_confirmed", 1);
+    wait_count("OrderConfirmationEmail", NULL, 1);
+    assert_int_equal(shop_ship_order(s, o), 0);
+    assert_int_equal(shop_deliver_order(s, o), 0);
+    json_t *done = order_of(o);
+    assert_string_equal(status_of(done), "Delivered");
+    assert_int_equal(json_array_size(json_object_get(done, "history")), 4);
+    json_decref(done);
+    assert_int_equal(shop_cancel_order(s, o), TD_ECONFLICT); /* too late */
+    assert_string_equal(shop_error().code, "illegal_transition");
+}
+
+static void test_out_of_stock(void **state)
+{
+    (void)state;
+    char u[SHOP_ID_LEN + 1], p[SHOP_ID_LEN + 1], o[SHOP_ID_LEN + 1];
+    user(u);
+    product(1, p);
+    place(u, p, 2, "tok_visa", o);
+    expect_final(o, "Cancelled", "out_of_stock");
+    assert_int_equal(stock_of(p), 1);
+    wait_mails(o, "order_cancelled", 1);
+    assert_int_equal(count("ProcessPayment", NULL), 0);
+}
+
+static void test_declined_releases_stock(void **state)
+{
+    (void)state;
+    char u[SHOP_ID_LEN + 1], p[SHOP_ID_LEN + 1], o[SHOP_ID_LEN + 1];
+    user(u);
+    product(5, p);
+    place(u, p, 3, "tok_decline", o);
+    expect_final(o, "Cancelled", "payment_declined");
+    wait_count("InventoryReleased", NULL, 1);
+    assert_int_equal(stock_of(p), 5);
+    wait_mails(o, "order_cancelled", 1);
+}
+
+static void test_timeout_releases_stock(void **state)
+{
+    (void)state;
+    char u[SHOP_ID_LEN + 1], p[SHOP_ID_LEN + 1], o[SHOP_ID_LEN + 1];
+    user(u);
+    product(5, p);
+    place(u, p, 1, "tok_timeout", o);
+    expect_final(o, "Cancelled", "payment_timeout");
+    wait_count("InventoryReleased", NULL, 1);
+    assert_int_equal(stock_of(p), 5);
+}
+
+static void test_flaky_provider_succeeds_once(void **state)
+{
+    (void)state;
+    char u[SHOP_ID_LEN + 1], p[SHOP_ID_LEN + 1], o[SHOP_ID_LEN + 1], pay[64];
+    user(u);
+    product(5, p);
+    place(u, p, 1, "tok_flaky", o);
+    expect_final(o, "Processing", NULL);
+    payment_stream(pay, o);
+    assert_int_equal(count("PaymentProcessed", pay), 1);
+}
+
+static void test_customer_cancels_before_payment(void **state)
+{
+    (void)state;
+    char u[SHOP_ID_LEN + 1], p[SHOP_ID_LEN + 1], o[SHOP_ID_LEN + 1];
+    user(u);
+    product(5, p);
+    place(u, p, 2, "tok_timeout", o); /* the payment never answers: still Pending */
+    wait_count("ProcessPayment", NULL, 1);
+    assert_int_equal(shop_cancel_order(s, o), 0);
+    expect_final(o, "Cancelled", "cancelled_by_customer");
+    wait_count("InventoryReleased", NULL, 1);
+    assert_int_equal(stock_of(p), 5);
+    usleep(600000); /* past the payment deadline: nothing more may happen */
+    assert_int_equal(count("RefundPayment", NULL), 0);
+    assert_int_equal(count("InventoryReleased", NULL), 1);
+    wait_mails(o, "order_cancelled", 1);
+}
+
+static void test_customer_cancels_after_payment(void **state)
+{
+    (void)state;
+    char u[SHOP_ID_LEN + 1], p[SHOP_ID_LEN + 1], o[SHOP_ID_LEN + 1];
+    user(u);
+    product(5, p);
+    place(u, p, 2, "tok_visa", o);
+    expect_final(o, "Processing", NULL);
+    assert_int_equal(shop_cancel_order(s, o), 0);
+    expect_final(o, "Cancelled", "cancelled_by_customer");
+    wait_count("PaymentRefunded", NULL, 1);
+    wait_count("InventoryReleased", NULL, 1);
+    assert_int_equal(stock_of(p), 5);
+    char *saga = NULL;
+    assert_int_equal(td_saga_get(store, "order_processing", o, &saga), 0);
+    assert_non_null(strstr(saga, "\"state\":\"cancelled\""));
+    td_free(saga);
+}
+
+/* ---- the race for the last units ----------------------------------------------------- */
+
+#define CLIENTS 8
+#define ORDERS  200
+#define UNITS   50
+
+typedef struct client {
+    const char *user, *product;
+    char (*orders)[SHOP_ID_LEN + 1];
+    int from, to;
+} client;
+
+static void *order_many(void *arg)
+{
+    client *c = arg;
+    for (int i = c->from; i < c->to; i++) {
+        shop_order_item items[] = {{c->product, 1}};
+        shop_order_input in = {c->user, items,     1, {"1 Main St", "Springfield", "12345", "US"},
+                               "card",  "tok_visa"};
+        if (shop_place_order(s, &in, c->orders[i]) != 0)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+static void test_two_hundred_orders_for_fifty_units(void **state)
+{
+    (void)state;
+    static char orders[ORDERS][SHOP_ID_LEN + 1];
+    char u[SHOP_ID_LEN + 1], p[SHOP_ID_LEN + 1];
+    pthread_t threads[CLIENTS];
+    client clients[CLIENTS];
+    user(u);
+    product(UNITS, p);
+    for (int t = 0; t < CLIENTS; t++) {
+        clients[t] = (client){u, p, orders, t * ORDERS / CLIENTS, (t + 1) * ORDERS / CLIENTS};
+        pthread_create(&threads[t], NULL, order_many, &clients[t]);
+    }
+    for (int t = 0; t < CLIENTS; t++) {
+        void *rc = NULL;
+        pthread_join(threads[t], &rc);
+        assert_null(rc);
+    }
+    int processing = 0, cancelled = 0;
+    for (int i = 0; i < ORDERS; i++) {
+        json_t *o = wait_until_not(orders[i], "Pending");
+        processing += strcmp(status_of(o), "Processing") == 0;
+        cancelled += strcmp(status_of(o), "Cancelled") == 0;
+        json_decref(o);
+    }
+    assert_int_equal(processing, UNITS); /* exactly the stock, never more */
+    assert_int_equal(cancelled, ORDERS - UNITS);
+    assert_int_equal(stock_of(p), 0);
+    for (int i = 0; i < ORDERS; i++) {
+        wait_mails(orders[i], "order_received", 1);
+        wait_mails(orders[i], NULL, 2); /* and exactly one final e-mail */
+    }
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_happy_path_ship_and_deliver),    T(test_out_of_stock),
+        T(test_declined_releases_stock),        T(test_timeout_releases_stock),
+        T(test_flaky_provider_succeeds_once),   T(test_customer_cancels_before_payment),
+        T(test_customer_cancels_after_payment), T(test_two_hundred_orders_for_fifty_units),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
