@@ -64,7 +64,7 @@ int shop_open(shop **out, td_store *store, const shop_options *opts)
     if (s->opts.lanes == 0)
         s->opts.lanes = 2;
     s->data_dir = strdup(s->opts.data_dir ? s->opts.data_dir : "data");
-    int error = s->data_dir ? start_services(s) : TD_ENOMEM;
+    int error = s->data_dir == NULL ? TD_ENOMEM : s->opts.passive ? 0 : start_services(s);
     if (error < 0) {
         error = error == TD_EIO ? shop_fail(error, "internal_error", NULL,
                                             "cannot prepare the mail folder under %s", s->data_dir)

@@ -53,6 +53,8 @@ typedef struct shop_options {
     unsigned lanes;         /* per subscription; 0: 2 */
     td_metrics *metrics;    /* optional */
     td_tracer *tracer;      /* optional */
+    bool passive;           /* commands and queries only: start no event handling
+                               (for tools, and for testing the commands alone) */
 } shop_options;
 
 /* The shop on store: registers its event handling and starts its

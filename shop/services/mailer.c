@@ -25,10 +25,19 @@ static int make_dir(const char *path)
     return mkdir(path, 0700) == 0 || errno == EEXIST ? 0 : TD_EIO;
 }
 
+/* mkdir -p dir, then its tmp/, new/ and cur/. */
 static int make_tree(const char *dir)
 {
     char path[PATH_CAP];
-    int error = make_dir(dir);
+    int error = 0;
+    snprintf(path, sizeof path, "%s", dir);
+    for (char *slash = strchr(path + 1, '/'); error == 0 && slash; slash = strchr(slash + 1, '/')) {
+        *slash = '\0';
+        error = make_dir(path);
+        *slash = '/';
+    }
+    if (error == 0)
+        error = make_dir(dir);
     const char *subs[] = {"tmp", "new", "cur"};
     for (int i = 0; error == 0 && i < 3; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, subs[i]);

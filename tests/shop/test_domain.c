@@ -20,7 +20,11 @@ static int setup(void **state)
 {
     (void)state;
     store = tt_fixture("shop");
-    assert_int_equal(shop_open(&s, store, NULL), 0);
+    char dir[2048];
+    snprintf(dir, sizeof dir, "%s", tt_fixture_url() + 7); /* sqlite:DIR/shop.db */
+    *strrchr(dir, '/') = '\0';
+    shop_options opts = {dir, 0, 0, NULL, NULL, true};
+    assert_int_equal(shop_open(&s, store, &opts), 0);
     return 0;
 }
 
