@@ -44,6 +44,10 @@ static int start_services(shop *s)
         error = notifications_new(s, &s->notifications);
     if (error == 0)
         error = order_saga_new(s, &s->orders);
+    if (error == 0)
+        error = read_models_new(s, s->read_models);
+    for (int i = 0; error == 0 && i < SHOP_READ_MODELS; i++)
+        error = td_subscription_start(s->read_models[i]);
     if (error == 0 && (error = td_subscription_start(s->inventory)) == 0 &&
         (error = td_subscription_start(s->payments)) == 0 &&
         (error = td_subscription_start(s->notifications)) == 0)
@@ -80,6 +84,8 @@ void shop_close(shop *s)
 {
     if (s == NULL)
         return;
+    for (int i = 0; i < SHOP_READ_MODELS; i++)
+        td_subscription_free(s->read_models[i]);
     td_saga_free(s->orders);
     td_subscription_free(s->notifications);
     td_subscription_free(s->payments);
@@ -112,5 +118,12 @@ int shop_get_product(shop *s, const char *product_id, json_t **out)
         *out, "stock",
         json_integer(error == 0 ? json_integer_value(json_object_get(inventory, "available")) : 0));
     json_decref(inventory);
-    return error == 0 || error == TD_ENOTFOUND ? 0 : shop_fail_td(error);
+    if (error < 0 && error != TD_ENOTFOUND)
+        return shop_fail_td(error);
+    int64_t units = 0, revenue = 0;
+    if ((error = shop_product_sales(s, product_id, &units, &revenue)) < 0)
+        return error;
+    json_object_set_new(*out, "units_sold", json_integer(units));
+    json_object_set_new(*out, "revenue", json_integer(revenue));
+    return 0;
 }

@@ -113,4 +113,8 @@ int shop_get_product(shop *s, const char *product_id, json_t **out); /* with sto
 int shop_get_order(shop *s, const char *order_id, json_t **out);
 int shop_list_categories(shop *s, json_t **out);
 
+/* From the read models, which follow the events within milliseconds. */
+int shop_list_user_orders(shop *s, const char *user_id, json_t **out); /* {"orders":[…]} */
+int shop_product_sales(shop *s, const char *product_id, int64_t *units_sold, int64_t *revenue);
+
 #endif

@@ -20,7 +20,13 @@ struct shop {
     shop_mailer mailer;
     td_subscription *inventory, *payments, *notifications;
     td_saga *orders;
+    td_subscription *read_models[3];
 };
+
+#define SHOP_READ_MODELS 3
+
+/* readmodels/projections.c: the read models' subscriptions (not started). */
+int read_models_new(shop *s, td_subscription *out[SHOP_READ_MODELS]);
 
 /* The services and the saga, each started by shop_open (services/, sagas/). */
 int inventory_service_new(shop *s, td_subscription **out);

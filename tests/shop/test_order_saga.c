@@ -158,6 +158,33 @@ static void wait_mails(const char *order, const char *kind, int n)
     assert_int_equal(mails(order, kind), n);
 }
 
+/* Waits until the read model says units were sold of product. */
+static void wait_sales(const char *product_id, int64_t units, int64_t revenue)
+{
+    int64_t u = -1, r = -1;
+    for (int i = 0; i < 2000; i++) {
+        assert_int_equal(shop_product_sales(s, product_id, &u, &r), 0);
+        if (u == units && r == revenue)
+            return;
+        usleep(5000);
+    }
+    fail_msg("sales %lld/%lld, expected %lld/%lld", (long long)u, (long long)r, (long long)units,
+             (long long)revenue);
+}
+
+static int64_t stock_level(const char *product_id)
+{
+    char *text = NULL;
+    json_error_t err;
+    if (td_store_doc_get(store, "stock_levels", product_id, &text, NULL) < 0)
+        return -1;
+    json_t *doc = json_loads(text, 0, &err);
+    int64_t n = json_integer_value(json_object_get(doc, "available"));
+    json_decref(doc);
+    td_free(text);
+    return n;
+}
+
 static void payment_stream(char *buf, const char *order)
 {
     snprintf(buf, 64, "payment-%s", order);
@@ -265,8 +292,10 @@ static void test_customer_cancels_after_payment(void **state)
     product(5, p);
     place(u, p, 2, "tok_visa", o);
     expect_final(o, "Processing", NULL);
+    wait_sales(p, 2, 2 * 1250);
     assert_int_equal(shop_cancel_order(s, o), 0);
     expect_final(o, "Cancelled", "cancelled_by_customer");
+    wait_sales(p, 0, 0); /* a refunded order is not a sale */
     wait_count("PaymentRefunded", NULL, 1);
     wait_count("InventoryReleased", NULL, 1);
     assert_int_equal(stock_of(p), 5);
@@ -329,6 +358,25 @@ static void test_two_hundred_orders_for_fifty_units(void **state)
     assert_int_equal(processing, UNITS); /* exactly the stock, never more */
     assert_int_equal(cancelled, ORDERS - UNITS);
     assert_int_equal(stock_of(p), 0);
+    wait_sales(p, UNITS, UNITS * 1250);
+    for (int i = 0; i < 2000 && stock_level(p) != 0; i++)
+        usleep(5000);
+    assert_int_equal(stock_level(p), 0);
+    json_t *mine = NULL;
+    int pending = 1;
+    for (int i = 0; i < 2000 && pending; i++) {
+        json_decref(mine);
+        assert_int_equal(shop_list_user_orders(s, u, &mine), 0);
+        json_t *list = json_object_get(mine, "orders");
+        pending = json_array_size(list) != ORDERS;
+        for (size_t k = 0; !pending && k < json_array_size(list); k++)
+            pending = strcmp(json_string_value(json_object_get(json_array_get(list, k), "status")),
+                             "Pending") == 0;
+        if (pending)
+            usleep(5000);
+    }
+    assert_false(pending); /* the read model caught up: 200 orders, all final */
+    json_decref(mine);
     for (int i = 0; i < ORDERS; i++) {
         wait_mails(orders[i], "order_received", 1);
         wait_mails(orders[i], NULL, 2); /* and exactly one final e-mail */

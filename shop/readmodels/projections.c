@@ -1,0 +1,218 @@
+/*
+ * projections.c: the shop's read models, each a transactional subscription
+ * of its own (its writes and its progress commit together, so every event
+ * counts exactly once, and each can be rebuilt alone):
+ *
+ *   readmodel.user_orders    user_orders/<user id>     {"orders":[{order_id, status,
+ *                                                        total_amount, currency, order_date}]}
+ *   readmodel.product_sales  product_sales/<product id> {"units_sold","revenue","currency"}
+ *                            paid orders: counted when an order becomes Processing,
+ *                            taken back when a paid order is cancelled
+ *   readmodel.stock_levels   stock_levels/<product id>  {"available"}
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "shop_int.h"
+
+static int load_doc(td_txn *txn, const char *collection, const char *key, json_t **out)
+{
+    char *text = NULL;
+    size_t len = 0;
+    json_error_t err;
+    int error = td_txn_doc_get(txn, collection, key, &text, &len);
+    *out = error == 0 ? json_loadb(text, len, 0, &err) : NULL;
+    td_free(text);
+    if (error == TD_ENOTFOUND)
+        return 0;
+    return error == 0 && *out == NULL ? TD_ECORRUPT : error;
+}
+
+static int save_doc(td_txn *txn, const char *collection, const char *key, json_t *doc)
+{
+    char *text = json_dumps(doc, JSON_COMPACT);
+    int error = text ? td_txn_doc_put(txn, collection, key, text, 0) : TD_ENOMEM;
+    free(text);
+    return error;
+}
+
+static json_t *event_data(td_delivery *d, const td_event *ev)
+{
+    json_t *data = NULL;
+    if (td_event_data(&data, ev) < 0)
+        td_delivery_fail(d, TD_EPERMANENT, "%s: data is not JSON", ev->type);
+    return data;
+}
+
+/* ---- orders by user ------------------------------------------------------------- */
+
+static int user_orders(td_delivery *d, const td_event *ev, void *payload)
+{
+    td_txn *txn = td_delivery_txn(d);
+    json_t *data = event_data(d, ev), *doc = NULL, *order = NULL;
+    (void)payload;
+    if (data == NULL)
+        return TD_EPERMANENT;
+    const char *order_id = json_string_value(json_object_get(data, "order_id"));
+    const char *user = json_string_value(json_object_get(data, "user_id"));
+    int error = 0;
+    if (user == NULL && order_id && (error = load_doc(txn, "snap_order", order_id, &order)) == 0 &&
+        order)
+        user = json_string_value(json_object_get(json_object_get(order, "state"), "user_id"));
+    if (error == 0 && user && (error = load_doc(txn, "user_orders", user, &doc)) == 0) {
+        if (doc == NULL)
+            doc = json_pack("{s:[]}", "orders");
+        json_t *list = json_object_get(doc, "orders");
+        if (strcmp(ev->type, "OrderCreated") == 0)
+            json_array_append_new(list,
+                                  json_pack("{s:O,s:s,s:O,s:O,s:O}", "order_id",
+                                            json_object_get(data, "order_id"), "status", "Pending",
+                                            "total_amount", json_object_get(data, "total_amount"),
+                                            "currency", json_object_get(data, "currency"),
+                                            "order_date", json_object_get(data, "order_date")));
+        for (size_t i = 0; i < json_array_size(list) && strcmp(ev->type, "OrderStatusChanged") == 0;
+             i++) {
+            json_t *entry = json_array_get(list, i);
+            if (strcmp(json_string_value(json_object_get(entry, "order_id")), order_id) == 0)
+                json_object_set(entry, "status", json_object_get(data, "to_status"));
+        }
+        error = save_doc(txn, "user_orders", user, doc);
+    }
+    json_decref(doc);
+    json_decref(order);
+    json_decref(data);
+    return error;
+}
+
+/* ---- sales per product ------------------------------------------------------------- */
+
+static int add_sales(td_txn *txn, json_t *items, const char *currency, int sign)
+{
+    int error = 0;
+    for (size_t i = 0; error == 0 && i < json_array_size(items); i++) {
+        json_t *item = json_array_get(items, i), *doc = NULL;
+        const char *product = json_string_value(json_object_get(item, "product_id"));
+        json_int_t quantity = json_integer_value(json_object_get(item, "quantity"));
+        json_int_t price = json_integer_value(json_object_get(item, "unit_price"));
+        if ((error = load_doc(txn, "product_sales", product, &doc)) < 0)
+            break;
+        json_int_t units = doc ? json_integer_value(json_object_get(doc, "units_sold")) : 0;
+        json_int_t revenue = doc ? json_integer_value(json_object_get(doc, "revenue")) : 0;
+        json_decref(doc);
+        doc = json_pack("{s:I,s:I,s:s}", "units_sold", units + sign * quantity, "revenue",
+                        revenue + sign * quantity * price, "currency", currency);
+        error = doc ? save_doc(txn, "product_sales", product, doc) : TD_ENOMEM;
+        json_decref(doc);
+    }
+    return error;
+}
+
+static int product_sales(td_delivery *d, const td_event *ev, void *payload)
+{
+    td_txn *txn = td_delivery_txn(d);
+    json_t *data = event_data(d, ev), *order = NULL;
+    (void)payload;
+    if (data == NULL)
+        return TD_EPERMANENT;
+    const char *to = json_string_value(json_object_get(data, "to_status"));
+    const char *from = json_string_value(json_object_get(data, "from_status"));
+    const char *order_id = json_string_value(json_object_get(data, "order_id"));
+    int sign = to && strcmp(to, "Processing") == 0                                             ? 1
+               : to && from && strcmp(to, "Cancelled") == 0 && strcmp(from, "Processing") == 0 ? -1
+                                                                                               : 0;
+    int error = 0;
+    if (sign && order_id && (error = load_doc(txn, "snap_order", order_id, &order)) == 0 && order) {
+        json_t *state = json_object_get(order, "state");
+        error = add_sales(txn, json_object_get(state, "items"),
+                          json_string_value(json_object_get(state, "currency")), sign);
+    }
+    json_decref(order);
+    json_decref(data);
+    return error;
+}
+
+/* ---- stock levels ---------------------------------------------------------------------- */
+
+static int stock_levels(td_delivery *d, const td_event *ev, void *payload)
+{
+    td_txn *txn = td_delivery_txn(d);
+    json_t *data = event_data(d, ev), *doc = NULL;
+    (void)payload;
+    if (data == NULL)
+        return TD_EPERMANENT;
+    const char *product = json_string_value(json_object_get(data, "product_id"));
+    json_int_t change = strcmp(ev->type, "InventoryUpdate") == 0
+                            ? json_integer_value(json_object_get(data, "quantity_change"))
+                        : strcmp(ev->type, "StockReserved") == 0
+                            ? -json_integer_value(json_object_get(data, "quantity"))
+                        : strcmp(ev->type, "InventoryReleased") == 0
+                            ? json_integer_value(json_object_get(data, "quantity"))
+                            : 0;
+    int error = 0;
+    if (product && change && (error = load_doc(txn, "stock_levels", product, &doc)) == 0) {
+        json_int_t available = doc ? json_integer_value(json_object_get(doc, "available")) : 0;
+        json_decref(doc);
+        doc = json_pack("{s:I}", "available", available + change);
+        error = doc ? save_doc(txn, "stock_levels", product, doc) : TD_ENOMEM;
+    }
+    json_decref(doc);
+    json_decref(data);
+    return error;
+}
+
+/* ---- starting them ------------------------------------------------------------------------- */
+
+static int projection(shop *s, const char *name, const char *category, td_handler_fn fn,
+                      td_subscription **out)
+{
+    td_subscription_options opts = shop_subscription_options(s, name);
+    opts.match.category = category;
+    opts.transactional = true;
+    return td_subscription_new(out, s->store, &opts, fn, s);
+}
+
+int read_models_new(shop *s, td_subscription *out[SHOP_READ_MODELS])
+{
+    int error = projection(s, "readmodel.user_orders", "order", user_orders, &out[0]);
+    if (error == 0)
+        error = projection(s, "readmodel.product_sales", "order", product_sales, &out[1]);
+    if (error == 0)
+        error = projection(s, "readmodel.stock_levels", "inventory", stock_levels, &out[2]);
+    return error;
+}
+
+/* ---- queries --------------------------------------------------------------------------------- */
+
+int shop_list_user_orders(shop *s, const char *user_id, json_t **out)
+{
+    char *text = NULL;
+    size_t len = 0;
+    json_error_t err;
+    json_t *user = NULL;
+    int error = shop_get_user(s, user_id, &user); /* 404 for an unknown user */
+    json_decref(user);
+    if (error < 0)
+        return error;
+    error = td_store_doc_get(s->store, "user_orders", user_id, &text, &len);
+    *out = error == 0 ? json_loadb(text, len, 0, &err) : json_pack("{s:[]}", "orders");
+    td_free(text);
+    return (error == 0 || error == TD_ENOTFOUND) && *out ? 0
+                                                         : shop_fail_td(error ? error : TD_ENOMEM);
+}
+
+int shop_product_sales(shop *s, const char *product_id, int64_t *units, int64_t *revenue)
+{
+    char *text = NULL;
+    size_t len = 0;
+    json_error_t err;
+    *units = *revenue = 0;
+    int error = td_store_doc_get(s->store, "product_sales", product_id, &text, &len);
+    json_t *doc = error == 0 ? json_loadb(text, len, 0, &err) : NULL;
+    td_free(text);
+    if (doc) {
+        *units = json_integer_value(json_object_get(doc, "units_sold"));
+        *revenue = json_integer_value(json_object_get(doc, "revenue"));
+    }
+    json_decref(doc);
+    return error == 0 || error == TD_ENOTFOUND ? 0 : shop_fail_td(error);
+}
