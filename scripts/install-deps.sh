@@ -9,6 +9,7 @@ packages=(
   libsqlite3-dev sqlite3
   libjansson-dev
   libcmocka-dev
+  libcurl4-openssl-dev
   clang-format
 )
 

@@ -34,8 +34,14 @@ static int start_services(shop *s)
     char mail_dir[4096];
     snprintf(mail_dir, sizeof mail_dir, "%s/mail", s->data_dir);
     int error = shop_simulated_provider_new(&s->provider);
-    if (error == 0 && (error = shop_maildir_new(&s->mailer, mail_dir)) < 0)
-        td_error_clear();
+    if (error == 0 && s->opts.smtp_url)
+        error = shop_smtp_new(&s->mailer, s->opts.smtp_url) < 0
+                    ? shop_fail(TD_EINVAL, "validation_failed", NULL,
+                                "the SMTP URL must look like smtp://host:port")
+                    : 0;
+    else if (error == 0 && shop_maildir_new(&s->mailer, mail_dir) < 0)
+        error = shop_fail(TD_EIO, "internal_error", NULL, "cannot prepare the mail folder under %s",
+                          s->data_dir);
     if (error == 0)
         error = inventory_service_new(s, &s->inventory);
     if (error == 0)
@@ -68,11 +74,11 @@ int shop_open(shop **out, td_store *store, const shop_options *opts)
     if (s->opts.lanes == 0)
         s->opts.lanes = 2;
     s->data_dir = strdup(s->opts.data_dir ? s->opts.data_dir : "data");
+    shop_error_clear();
     int error = s->data_dir == NULL ? TD_ENOMEM : s->opts.passive ? 0 : start_services(s);
     if (error < 0) {
-        error = error == TD_EIO ? shop_fail(error, "internal_error", NULL,
-                                            "cannot prepare the mail folder under %s", s->data_dir)
-                                : shop_fail_td(error);
+        if (shop_error().status == 0) /* not described yet: a libtidings failure */
+            shop_fail_td(error);
         shop_close(s);
         return error;
     }
@@ -90,7 +96,9 @@ void shop_close(shop *s)
     td_subscription_free(s->notifications);
     td_subscription_free(s->payments);
     td_subscription_free(s->inventory);
-    if (s->mailer.self)
+    if (s->mailer.self && s->opts.smtp_url)
+        shop_smtp_free(&s->mailer);
+    else if (s->mailer.self)
         shop_maildir_free(&s->mailer);
     if (s->provider.self)
         shop_simulated_provider_free(&s->provider);

@@ -55,6 +55,8 @@ typedef struct shop_options {
     td_tracer *tracer;      /* optional */
     bool passive;           /* commands and queries only: start no event handling
                                (for tools, and for testing the commands alone) */
+    const char *smtp_url;   /* "smtp://host:port": mail through SMTP; NULL: a Maildir
+                               under data_dir/mail */
 } shop_options;
 
 /* The shop on store: registers its event handling and starts its

@@ -78,7 +78,7 @@ static void quoted(char *out, size_t size, const char *name)
     out[o] = '\0';
 }
 
-static int write_message(FILE *f, const shop_mail *mail)
+int shop_mail_format(const shop_mail *mail, char **out, size_t *len)
 {
     char date[64], name[512];
     time_t now = time(NULL);
@@ -86,6 +86,9 @@ static int write_message(FILE *f, const shop_mail *mail)
     gmtime_r(&now, &tm);
     strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm);
     quoted(name, sizeof name, mail->to_name);
+    FILE *f = open_memstream(out, len);
+    if (f == NULL)
+        return TD_ENOMEM;
     fprintf(f,
             "From: Shop <shop@tidings.local>\r\nTo: %s <%s>\r\nSubject: %s\r\nDate: %s\r\n"
             "Message-ID: <%s.%s@tidings.local>\r\nX-Order-Id: %s\r\nX-Email-Kind: %s\r\n"
@@ -93,7 +96,7 @@ static int write_message(FILE *f, const shop_mail *mail)
             "Content-Transfer-Encoding: 8bit\r\n\r\n%s\r\n",
             name, mail->to_email, mail->subject, date, mail->event_id, mail->kind, mail->order_id,
             mail->kind, mail->body);
-    return ferror(f) ? TD_EIO : 0;
+    return fclose(f) == 0 ? 0 : TD_ENOMEM;
 }
 
 static int sync_dir(const char *dir)
@@ -115,14 +118,21 @@ static int send_maildir(void *self, const shop_mail *mail)
     snprintf(tmp, sizeof tmp, "%s/tmp/%s", m->root, name);
     snprintf(dest, sizeof dest, "%s/new/%s", m->root, name);
     snprintf(dir, sizeof dir, "%s/new", m->root);
+    char *text = NULL;
+    size_t len = 0;
+    int error = shop_mail_format(mail, &text, &len);
+    if (error < 0)
+        return error;
     FILE *f = fopen(tmp, "w");
-    if (f == NULL)
+    if (f == NULL) {
+        free(text);
         return TD_EIO;
-    int error = write_message(f, mail);
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0)
+    }
+    if (fwrite(text, 1, len, f) != len || fflush(f) != 0 || fsync(fileno(f)) != 0)
         error = TD_EIO;
     if (fclose(f) != 0)
         error = TD_EIO;
+    free(text);
     if (error == 0 && rename(tmp, dest) != 0)
         error = TD_EIO;
     return error == 0 ? sync_dir(dir) : error;

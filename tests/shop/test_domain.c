@@ -23,7 +23,7 @@ static int setup(void **state)
     char dir[2048];
     snprintf(dir, sizeof dir, "%s", tt_fixture_url() + 7); /* sqlite:DIR/shop.db */
     *strrchr(dir, '/') = '\0';
-    shop_options opts = {dir, 0, 0, NULL, NULL, true};
+    shop_options opts = {dir, 0, 0, NULL, NULL, true, NULL};
     assert_int_equal(shop_open(&s, store, &opts), 0);
     return 0;
 }

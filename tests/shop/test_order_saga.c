@@ -28,7 +28,7 @@ static int setup(void **state)
     snprintf(dir, sizeof dir, "%s", url + 7); /* sqlite:DIR/saga.db */
     *strrchr(dir, '/') = '\0';
     snprintf(mail_dir, sizeof mail_dir, "%s/mail/new", dir);
-    shop_options opts = {dir, 400, 2, NULL, NULL, false};
+    shop_options opts = {dir, 400, 2, NULL, NULL, false, NULL};
     assert_int_equal(shop_open(&s, store, &opts), 0);
     return 0;
 }
