@@ -10,6 +10,8 @@ packages=(
   libjansson-dev
   libcmocka-dev
   libcurl4-openssl-dev
+  libmicrohttpd-dev
+  curl
   clang-format
 )
 

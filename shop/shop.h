@@ -114,6 +114,9 @@ int shop_get_user(shop *s, const char *user_id, json_t **out);
 int shop_get_product(shop *s, const char *product_id, json_t **out); /* with stock */
 int shop_get_order(shop *s, const char *order_id, json_t **out);
 int shop_list_categories(shop *s, json_t **out);
+/* Products in id order after `after` (NULL: from the first), at most limit:
+ * {"products":[…],"next":id or null}. */
+int shop_list_products(shop *s, const char *after, size_t limit, json_t **out);
 
 /* From the read models, which follow the events within milliseconds. */
 int shop_list_user_orders(shop *s, const char *user_id, json_t **out); /* {"orders":[…]} */

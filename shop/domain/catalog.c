@@ -5,6 +5,7 @@
  * product's currency is fixed at creation. Creating a product also records
  * its initial stock with the inventory context, in the same unit.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "shop_int.h"
@@ -172,4 +173,44 @@ int shop_change_price(shop *s, const char *product_id, int64_t price)
         return error;
     product_cmd c = {.id = product_id, .price = price};
     return shop_run(s->store, price_unit, &c);
+}
+
+typedef struct product_page {
+    json_t *list;
+    const char *last;
+    char last_key[SHOP_ID_LEN + 1];
+} product_page;
+
+static int add_product(const char *key, const char *json, size_t len, void *payload)
+{
+    product_page *page = payload;
+    json_error_t err;
+    json_t *doc = json_loadb(json, len, 0, &err);
+    if (doc == NULL)
+        return TD_ECORRUPT;
+    json_t *state = json_object_get(doc, "state");
+    json_object_set_new(state, "id", json_string(key));
+    json_array_append(page->list, state);
+    snprintf(page->last_key, sizeof page->last_key, "%s", key);
+    json_decref(doc);
+    return 0;
+}
+
+int shop_list_products(shop *s, const char *after, size_t limit, json_t **out)
+{
+    product_page page = {json_array(), NULL, ""};
+    if (after && check_id(after, "/after") < 0) {
+        json_decref(page.list);
+        return TD_EINVAL;
+    }
+    int error = page.list
+                    ? td_store_doc_list(s->store, "snap_product", after, limit, add_product, &page)
+                    : TD_ENOMEM;
+    if (error < 0) {
+        json_decref(page.list);
+        return shop_fail_td(error);
+    }
+    bool full = limit && json_array_size(page.list) == limit;
+    *out = json_pack("{s:o,s:s?}", "products", page.list, "next", full ? page.last_key : NULL);
+    return *out ? 0 : shop_fail(TD_ENOMEM, "internal_error", NULL, "out of memory");
 }

@@ -1,0 +1,91 @@
+/*
+ * http.h (shop): the HTTP API's plumbing shared by the route files.
+ *
+ * A request reaches one route by method and path (segments like {id} are
+ * captured in order). A handler fills the response: a status and a JSON body,
+ * or a problem (RFC 9457: type, title, status, detail, code, field). Bodies
+ * must be JSON objects sent as application/json, at most 1 MiB; duplicate
+ * keys, invalid UTF-8, NUL characters, nesting beyond jansson's limit and
+ * numbers that do not fit 64 bits are refused as malformed.
+ */
+#ifndef SHOP_HTTP_HTTP_H
+#define SHOP_HTTP_HTTP_H
+
+#include <microhttpd.h>
+
+#include "shop.h"
+
+#define HTTP_MAX_BODY   (1024 * 1024)
+#define HTTP_MAX_PARAMS 4
+
+typedef struct http_server http_server;
+
+typedef struct http_request {
+    http_server *server;
+    shop *shop;
+    td_store *store;
+    struct MHD_Connection *connection;
+    const char *method;
+    const char *path;
+    const char *body;
+    size_t body_len;
+    const char *params[HTTP_MAX_PARAMS]; /* captured {…} path segments */
+} http_request;
+
+typedef struct http_response {
+    unsigned status;
+    json_t *json;             /* owned; or NULL with text */
+    char *text;               /* owned (malloc) */
+    const char *content_type; /* NULL: application/json */
+    char location[160];
+    char allow[64]; /* for 405 */
+} http_response;
+
+typedef int (*http_handler)(http_request *req, http_response *res);
+
+/* Sets a problem response; returns 0 so handlers can `return problem(…)`. */
+int http_problem(http_response *res, unsigned status, const char *code, const char *field,
+                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* The problem for the thread's last shop error. */
+int http_shop_problem(http_response *res, bool path_entity);
+/* 200/201/202 with json (stolen). */
+int http_json(http_response *res, unsigned status, json_t *json);
+
+/* Parses the body as a JSON object; on failure sets the problem and returns
+ * NULL. Caller owns the result. */
+json_t *http_body(http_request *req, http_response *res);
+
+/* Typed fields of a body; on a wrong type or a missing required field, set
+ * a 400 problem and return -1. */
+int http_string(json_t *body, const char *key, bool required, const char **out, http_response *res);
+int http_integer(json_t *body, const char *key, bool required, int64_t *out, http_response *res);
+
+/* A query argument, or NULL. */
+const char *http_query(http_request *req, const char *key);
+
+/* Route tables of the route files, ending with a NULL method. */
+typedef struct http_route {
+    const char *method;
+    const char *pattern; /* "/orders/{}/cancel" */
+    const char *name;    /* for metrics: "/orders/{id}/cancel" */
+    http_handler handler;
+} http_route;
+
+extern const http_route http_shop_routes[];
+extern const http_route http_ops_routes[];
+
+/* Serving. */
+typedef struct http_options {
+    const char *host; /* "127.0.0.1" */
+    int port;         /* 0: any free port */
+    unsigned threads; /* 0: 4 */
+    td_metrics *metrics;
+} http_options;
+
+int http_server_start(http_server **out, shop *s, td_store *store, const http_options *opts);
+int http_server_port(const http_server *server);
+/* Stops accepting, lets requests in progress finish, frees. */
+void http_server_stop(http_server *server);
+td_metrics *http_server_metrics(http_server *server);
+
+#endif

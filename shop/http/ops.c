@@ -1,0 +1,166 @@
+/*
+ * ops.c (shop http): the event log and operations: GET /events, GET
+ * /streams/{stream}, GET /metrics, GET /health, GET /dead-letters,
+ * POST /dead-letters/{id}/retry.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/http.h"
+
+static int add_event(const td_event *ev, void *payload)
+{
+    json_t *json = NULL;
+    int error = td_event_to_json(&json, ev);
+    if (error == 0)
+        json_array_append_new(payload, json);
+    return error;
+}
+
+static int number_arg(http_request *req, const char *key, long long min, long long max,
+                      long long fallback, long long *out, http_response *res)
+{
+    const char *text = http_query(req, key);
+    char *end = NULL;
+    *out = text ? strtoll(text, &end, 10) : fallback;
+    if (text && (text[0] == '\0' || *end != '\0' || *out < min || *out > max)) {
+        http_problem(res, 400, "validation_failed", NULL, "%s must be a whole number in %lld..%lld",
+                     key, min, max);
+        return -1;
+    }
+    return 0;
+}
+
+static int get_events(http_request *req, http_response *res)
+{
+    long long after = 0, limit = 100;
+    td_read_query q = TD_READ_QUERY_INIT;
+    if (number_arg(req, "after", 0, INT64_MAX, 0, &after, res) < 0 ||
+        number_arg(req, "limit", 1, 1000, 100, &limit, res) < 0)
+        return 0;
+    q.after_position = after;
+    q.limit = (size_t)limit;
+    q.stream = http_query(req, "stream");
+    q.type = http_query(req, "type");
+    q.category = http_query(req, "category");
+    json_t *list = json_array();
+    int error = list ? td_store_read(req->store, &q, add_event, list) : TD_ENOMEM;
+    if (error < 0) {
+        json_decref(list);
+        return http_problem(res, error == TD_EINVAL ? 400 : 500,
+                            error == TD_EINVAL ? "validation_failed" : "internal_error", NULL, "%s",
+                            td_error_last());
+    }
+    return http_json(res, 200, json_pack("{s:o}", "events", list));
+}
+
+static int get_stream(http_request *req, http_response *res)
+{
+    int64_t version = 0;
+    if (td_stream_check(req->params[0]) < 0)
+        return http_problem(res, 400, "validation_failed", NULL, "%s", td_error_last());
+    json_t *list = json_array();
+    int error =
+        list ? td_store_read_stream(req->store, req->params[0], 1, 0, add_event, list) : TD_ENOMEM;
+    if (error == 0)
+        error = td_store_stream_version(req->store, req->params[0], &version);
+    if (error < 0) {
+        json_decref(list);
+        return http_problem(res, 500, "internal_error", NULL, "%s", td_error_last());
+    }
+    if (version == 0) {
+        json_decref(list);
+        return http_problem(res, 404, "not_found", NULL, "no stream %s", req->params[0]);
+    }
+    return http_json(res, 200,
+                     json_pack("{s:s,s:I,s:o}", "stream", req->params[0], "version",
+                               (json_int_t)version, "events", list));
+}
+
+static int get_metrics(http_request *req, http_response *res)
+{
+    char *text = NULL;
+    if (td_metrics_render(http_server_metrics(req->server), &text, NULL) < 0)
+        return http_problem(res, 500, "internal_error", NULL, "%s", td_error_last());
+    res->status = 200;
+    res->text = text;
+    res->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    return 0;
+}
+
+typedef struct health {
+    json_t *subscriptions;
+    int64_t worst_lag;
+} health;
+
+static int add_subscription(const char *name, const td_subscription_status *st, void *payload)
+{
+    health *h = payload;
+    json_array_append_new(h->subscriptions, json_pack("{s:s,s:I,s:I,s:I}", "name", name, "position",
+                                                      (json_int_t)st->position, "lag_events",
+                                                      (json_int_t)st->lag_events, "dead_letters",
+                                                      (json_int_t)st->dead_letters));
+    if (st->lag_events > h->worst_lag)
+        h->worst_lag = st->lag_events;
+    return 0;
+}
+
+static int get_health(http_request *req, http_response *res)
+{
+    int64_t head = 0;
+    health h = {json_array(), 0};
+    bool store_ok = td_store_head(req->store, &head) == 0 &&
+                    td_subscriptions_list(req->store, add_subscription, &h) == 0;
+    json_t *body = json_pack("{s:s,s:s,s:I,s:o}", "status", store_ok ? "ok" : "unhealthy", "store",
+                             store_ok ? "ok" : td_error_last(), "head", (json_int_t)head,
+                             "subscriptions", h.subscriptions);
+    return http_json(res, store_ok ? 200 : 503, body);
+}
+
+static int add_dead_letter(const td_dead_letter *e, void *payload)
+{
+    char event_id[TD_UUID_STR_LEN + 1];
+    td_uuid_format(event_id, &e->event_id);
+    json_array_append_new(payload, json_pack("{s:s,s:s,s:s,s:I,s:s,s:s,s:s,s:I,s:s,s:s?}", "id",
+                                             e->id, "subscription", e->subscription, "status",
+                                             e->status, "position", (json_int_t)e->position,
+                                             "event_id", event_id, "stream", e->stream, "type",
+                                             e->type, "attempts", (json_int_t)e->attempts,
+                                             "last_error", e->last_error, "behind", e->behind));
+    return 0;
+}
+
+static int get_dead_letters(http_request *req, http_response *res)
+{
+    td_dlq_filter filter = {http_query(req, "subscription"), http_query(req, "type"),
+                            http_query(req, "stream")};
+    json_t *list = json_array();
+    if (td_dlq_list(req->store, &filter, add_dead_letter, list) < 0) {
+        json_decref(list);
+        return http_problem(res, 500, "internal_error", NULL, "%s", td_error_last());
+    }
+    return http_json(res, 200, json_pack("{s:o}", "dead_letters", list));
+}
+
+static int retry_dead_letter(http_request *req, http_response *res)
+{
+    int error = td_dlq_retry(req->store, req->params[0], "http");
+    if (error == TD_ENOTFOUND)
+        return http_problem(res, 404, "not_found", NULL, "%s", td_error_last());
+    if (error == TD_EINVAL)
+        return http_problem(res, 409, "conflict", NULL, "%s", td_error_last());
+    if (error < 0)
+        return http_problem(res, 500, "internal_error", NULL, "%s", td_error_last());
+    return http_json(res, 202, json_pack("{s:s,s:s}", "id", req->params[0], "request", "retry"));
+}
+
+const http_route http_ops_routes[] = {
+    {"GET", "/events", "/events", get_events},
+    {"GET", "/streams/{}", "/streams/{stream}", get_stream},
+    {"GET", "/metrics", "/metrics", get_metrics},
+    {"GET", "/health", "/health", get_health},
+    {"GET", "/dead-letters", "/dead-letters", get_dead_letters},
+    {"POST", "/dead-letters/{}/retry", "/dead-letters/{id}/retry", retry_dead_letter},
+    {NULL, NULL, NULL, NULL},
+};

@@ -1,0 +1,150 @@
+/*
+ * problem.c (shop http): problem details (RFC 9457), JSON bodies and typed
+ * fields, and the mapping from shop errors to HTTP statuses:
+ *
+ *   validation_failed                 422 (400 for malformed or mistyped JSON)
+ *   not_found       in the path       404; referenced in the body   422
+ *   email_taken, conflict,
+ *   insufficient_stock,
+ *   illegal_transition                409
+ *   anything else                     500
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "http/http.h"
+
+static const char *title_of(unsigned status)
+{
+    switch (status) {
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Content Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 422:
+        return "Unprocessable Content";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return status >= 500 ? "Internal Server Error" : "Error";
+    }
+}
+
+int http_problem(http_response *res, unsigned status, const char *code, const char *field,
+                 const char *fmt, ...)
+{
+    char detail[600], type[96];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    snprintf(type, sizeof type, "https://tidings.dev/problems/%s", code);
+    json_decref(res->json);
+    res->status = status;
+    res->content_type = "application/problem+json";
+    res->json = json_pack("{s:s,s:s,s:i,s:s,s:s,s:s?}", "type", type, "title", title_of(status),
+                          "status", (int)status, "detail", detail, "code", code, "field", field);
+    return 0;
+}
+
+int http_shop_problem(http_response *res, bool path_entity)
+{
+    shop_error_info e = shop_error();
+    unsigned status = 500;
+    if (strcmp(e.code, "validation_failed") == 0)
+        status = 422;
+    else if (strcmp(e.code, "not_found") == 0)
+        status = path_entity && e.field == NULL ? 404 : 422;
+    else if (e.status == TD_ECONFLICT || e.status == TD_EEXISTS)
+        status = 409;
+    else if (e.status == TD_EBUSY)
+        status = 503;
+    return http_problem(res, status, status == 500 ? "internal_error" : e.code, e.field, "%s",
+                        e.message);
+}
+
+int http_json(http_response *res, unsigned status, json_t *json)
+{
+    json_decref(res->json);
+    res->json = json;
+    res->status = json ? status : 500;
+    return json ? 0 : http_problem(res, 500, "internal_error", NULL, "out of memory");
+}
+
+static bool is_json_type(const char *content_type)
+{
+    static const char want[] = "application/json";
+    if (content_type == NULL || strncasecmp(content_type, want, sizeof want - 1) != 0)
+        return false;
+    char next = content_type[sizeof want - 1];
+    return next == '\0' || next == ';' || next == ' ';
+}
+
+json_t *http_body(http_request *req, http_response *res)
+{
+    json_error_t err;
+    const char *type =
+        MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (!is_json_type(type)) {
+        http_problem(res, 415, "unsupported_media_type", NULL, "send the body as application/json");
+        return NULL;
+    }
+    json_t *body =
+        json_loadb(req->body ? req->body : "", req->body_len, JSON_REJECT_DUPLICATES, &err);
+    if (body == NULL) {
+        http_problem(res, 400, "malformed_json", NULL,
+                     "the body is not valid JSON: %s at offset %d", err.text, err.position);
+        return NULL;
+    }
+    if (!json_is_object(body)) {
+        json_decref(body);
+        http_problem(res, 400, "malformed_json", "", "the body must be a JSON object");
+        return NULL;
+    }
+    return body;
+}
+
+static int field_problem(http_response *res, const char *key, const char *expected)
+{
+    char pointer[128];
+    snprintf(pointer, sizeof pointer, "/%s", key);
+    http_problem(res, 400, "validation_failed", pointer, "%s must be %s", key, expected);
+    return -1;
+}
+
+int http_string(json_t *body, const char *key, bool required, const char **out, http_response *res)
+{
+    json_t *v = json_object_get(body, key);
+    *out = NULL;
+    if (v == NULL || json_is_null(v))
+        return required ? field_problem(res, key, "given") : 0;
+    if (!json_is_string(v))
+        return field_problem(res, key, "a string");
+    *out = json_string_value(v);
+    return 0;
+}
+
+int http_integer(json_t *body, const char *key, bool required, int64_t *out, http_response *res)
+{
+    json_t *v = json_object_get(body, key);
+    if (v == NULL || json_is_null(v))
+        return required ? field_problem(res, key, "given") : 0;
+    if (!json_is_integer(v))
+        return field_problem(res, key, "an integer");
+    *out = json_integer_value(v);
+    return 0;
+}
+
+const char *http_query(http_request *req, const char *key)
+{
+    return MHD_lookup_connection_value(req->connection, MHD_GET_ARGUMENT_KIND, key);
+}

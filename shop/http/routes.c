@@ -1,0 +1,277 @@
+/*
+ * routes.c (shop http): the shop's resources: users, categories, products,
+ * orders. Each handler reads and checks the body's shape (400 for malformed
+ * or mistyped input), calls the shop's C API (which checks the values and
+ * the domain rules), and answers with the resource as the shop returns it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/http.h"
+
+static int created(http_response *res, unsigned status, const char *prefix, const char *id,
+                   json_t *json)
+{
+    snprintf(res->location, sizeof res->location, "%s/%s", prefix, id);
+    return http_json(res, status, json);
+}
+
+/* ---- users -------------------------------------------------------------------- */
+
+static int post_user(http_request *req, http_response *res)
+{
+    const char *email, *name;
+    char id[SHOP_ID_LEN + 1];
+    json_t *body = http_body(req, res), *user = NULL;
+    if (body && http_string(body, "email", true, &email, res) == 0 &&
+        http_string(body, "full_name", true, &name, res) == 0) {
+        if (shop_register_user(req->shop, email, name, id) < 0 ||
+            shop_get_user(req->shop, id, &user) < 0)
+            http_shop_problem(res, false);
+        else {
+            json_object_set_new(user, "id", json_string(id));
+            created(res, 201, "/users", id, user);
+        }
+    }
+    json_decref(body);
+    return 0;
+}
+
+static int get_user(http_request *req, http_response *res)
+{
+    json_t *user = NULL;
+    if (shop_get_user(req->shop, req->params[0], &user) < 0)
+        return http_shop_problem(res, true);
+    json_object_set_new(user, "id", json_string(req->params[0]));
+    return http_json(res, 200, user);
+}
+
+static int get_user_orders(http_request *req, http_response *res)
+{
+    json_t *orders = NULL;
+    if (shop_list_user_orders(req->shop, req->params[0], &orders) < 0)
+        return http_shop_problem(res, true);
+    return http_json(res, 200, orders);
+}
+
+/* ---- catalog -------------------------------------------------------------------- */
+
+static int post_category(http_request *req, http_response *res)
+{
+    const char *name;
+    char id[SHOP_ID_LEN + 1];
+    json_t *body = http_body(req, res);
+    if (body && http_string(body, "name", true, &name, res) == 0) {
+        if (shop_create_category(req->shop, name, id) < 0)
+            http_shop_problem(res, false);
+        else
+            created(res, 201, "/categories", id,
+                    json_pack("{s:s,s:s,s:s}", "id", id, "category_id", id, "name", name));
+    }
+    json_decref(body);
+    return 0;
+}
+
+static int get_categories(http_request *req, http_response *res)
+{
+    json_t *list = NULL;
+    if (shop_list_categories(req->shop, &list) < 0)
+        return http_shop_problem(res, false);
+    return http_json(res, 200, json_pack("{s:o}", "categories", list));
+}
+
+static int product_answer(http_request *req, http_response *res, unsigned status, const char *id)
+{
+    json_t *product = NULL;
+    if (shop_get_product(req->shop, id, &product) < 0)
+        return http_shop_problem(res, true);
+    json_object_set_new(product, "id", json_string(id));
+    return status == 201 ? created(res, 201, "/products", id, product)
+                         : http_json(res, status, product);
+}
+
+static int post_product(http_request *req, http_response *res)
+{
+    shop_product_input in = {NULL, 0, NULL, NULL, 0};
+    char id[SHOP_ID_LEN + 1];
+    json_t *body = http_body(req, res);
+    if (body && http_string(body, "name", true, &in.name, res) == 0 &&
+        http_integer(body, "price", true, &in.price, res) == 0 &&
+        http_string(body, "currency", true, &in.currency, res) == 0 &&
+        http_string(body, "category_id", false, &in.category_id, res) == 0 &&
+        http_integer(body, "stock", false, &in.stock, res) == 0) {
+        if (shop_create_product(req->shop, &in, id) < 0)
+            http_shop_problem(res, false);
+        else
+            product_answer(req, res, 201, id);
+    }
+    json_decref(body);
+    return 0;
+}
+
+static int get_products(http_request *req, http_response *res)
+{
+    const char *limit_text = http_query(req, "limit");
+    char *end = NULL;
+    long limit = limit_text ? strtol(limit_text, &end, 10) : 50;
+    json_t *page = NULL;
+    if (limit_text && (*end != '\0' || limit < 1 || limit > 500))
+        return http_problem(res, 400, "validation_failed", NULL, "limit must be 1..500");
+    if (shop_list_products(req->shop, http_query(req, "after"), (size_t)limit, &page) < 0)
+        return http_shop_problem(res, false);
+    return http_json(res, 200, page);
+}
+
+static int get_product(http_request *req, http_response *res)
+{
+    return product_answer(req, res, 200, req->params[0]);
+}
+
+static int put_price(http_request *req, http_response *res)
+{
+    int64_t price = 0;
+    json_t *body = http_body(req, res);
+    if (body && http_integer(body, "price", true, &price, res) == 0) {
+        if (shop_change_price(req->shop, req->params[0], price) < 0)
+            http_shop_problem(res, true);
+        else
+            product_answer(req, res, 200, req->params[0]);
+    }
+    json_decref(body);
+    return 0;
+}
+
+static int post_stock(http_request *req, http_response *res)
+{
+    int64_t change = 0;
+    const char *reason;
+    json_t *body = http_body(req, res);
+    if (body && http_integer(body, "quantity_change", true, &change, res) == 0 &&
+        http_string(body, "reason", true, &reason, res) == 0) {
+        if (shop_adjust_stock(req->shop, req->params[0], change, reason) < 0)
+            http_shop_problem(res, true);
+        else
+            product_answer(req, res, 200, req->params[0]);
+    }
+    json_decref(body);
+    return 0;
+}
+
+/* ---- orders ------------------------------------------------------------------------ */
+
+/* Reads items, address and payment from body into in (strings borrowed). */
+static int order_input(json_t *body, shop_order_input *in, shop_order_item *items,
+                       http_response *res)
+{
+    json_t *list = json_object_get(body, "items"),
+           *address = json_object_get(body, "shipping_address");
+    json_t *payment = json_object_get(body, "payment");
+    if (http_string(body, "user_id", true, &in->user_id, res) < 0)
+        return -1;
+    if (!json_is_array(list))
+        return http_problem(res, 400, "validation_failed", "/items", "items must be an array"), -1;
+    if (json_array_size(list) > SHOP_MAX_ORDER_ITEMS)
+        return http_problem(res, 422, "validation_failed", "/items",
+                            "an order has at most %d items", SHOP_MAX_ORDER_ITEMS),
+               -1;
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        json_t *item = json_array_get(list, i);
+        char field[48];
+        snprintf(field, sizeof field, "/items/%zu", i);
+        if (!json_is_object(item) || !json_is_string(json_object_get(item, "product_id")) ||
+            !json_is_integer(json_object_get(item, "quantity")))
+            return http_problem(res, 400, "validation_failed", field,
+                                "each item needs product_id (string) and quantity (integer)"),
+                   -1;
+        items[i].product_id = json_string_value(json_object_get(item, "product_id"));
+        items[i].quantity = json_integer_value(json_object_get(item, "quantity"));
+    }
+    in->items = items;
+    in->item_count = json_array_size(list);
+    if (!json_is_object(address) || !json_is_object(payment))
+        return http_problem(res, 400, "validation_failed",
+                            json_is_object(address) ? "/payment" : "/shipping_address",
+                            "shipping_address and payment must be objects"),
+               -1;
+    if (http_string(address, "line1", true, &in->shipping_address.line1, res) < 0 ||
+        http_string(address, "city", true, &in->shipping_address.city, res) < 0 ||
+        http_string(address, "postal_code", true, &in->shipping_address.postal_code, res) < 0 ||
+        http_string(address, "country", true, &in->shipping_address.country, res) < 0 ||
+        http_string(payment, "method", true, &in->payment_method, res) < 0 ||
+        http_string(payment, "token", true, &in->payment_token, res) < 0)
+        return -1;
+    return 0;
+}
+
+static int order_answer(http_request *req, http_response *res, unsigned status, const char *id)
+{
+    json_t *order = NULL;
+    if (shop_get_order(req->shop, id, &order) < 0)
+        return http_shop_problem(res, true);
+    json_object_set_new(order, "id", json_string(id));
+    return status == 202 ? created(res, 202, "/orders", id, order) : http_json(res, status, order);
+}
+
+static int post_order(http_request *req, http_response *res)
+{
+    shop_order_item items[SHOP_MAX_ORDER_ITEMS];
+    shop_order_input in;
+    char id[SHOP_ID_LEN + 1];
+    memset(&in, 0, sizeof in);
+    json_t *body = http_body(req, res);
+    if (body && order_input(body, &in, items, res) == 0) {
+        if (shop_place_order(req->shop, &in, id) < 0)
+            http_shop_problem(res, false);
+        else
+            order_answer(req, res, 202, id);
+    }
+    json_decref(body);
+    return 0;
+}
+
+static int get_order(http_request *req, http_response *res)
+{
+    return order_answer(req, res, 200, req->params[0]);
+}
+
+static int order_action(http_request *req, http_response *res, int (*action)(shop *, const char *))
+{
+    if (action(req->shop, req->params[0]) < 0)
+        return http_shop_problem(res, true);
+    return order_answer(req, res, 200, req->params[0]);
+}
+
+static int cancel(http_request *req, http_response *res)
+{
+    return order_action(req, res, shop_cancel_order);
+}
+
+static int ship(http_request *req, http_response *res)
+{
+    return order_action(req, res, shop_ship_order);
+}
+
+static int deliver(http_request *req, http_response *res)
+{
+    return order_action(req, res, shop_deliver_order);
+}
+
+const http_route http_shop_routes[] = {
+    {"POST", "/users", "/users", post_user},
+    {"GET", "/users/{}", "/users/{id}", get_user},
+    {"GET", "/users/{}/orders", "/users/{id}/orders", get_user_orders},
+    {"POST", "/categories", "/categories", post_category},
+    {"GET", "/categories", "/categories", get_categories},
+    {"POST", "/products", "/products", post_product},
+    {"GET", "/products", "/products", get_products},
+    {"GET", "/products/{}", "/products/{id}", get_product},
+    {"PUT", "/products/{}/price", "/products/{id}/price", put_price},
+    {"POST", "/products/{}/stock", "/products/{id}/stock", post_stock},
+    {"POST", "/orders", "/orders", post_order},
+    {"GET", "/orders/{}", "/orders/{id}", get_order},
+    {"POST", "/orders/{}/cancel", "/orders/{id}/cancel", cancel},
+    {"POST", "/orders/{}/ship", "/orders/{id}/ship", ship},
+    {"POST", "/orders/{}/deliver", "/orders/{id}/deliver", deliver},
+    {NULL, NULL, NULL, NULL},
+};
