@@ -12,6 +12,7 @@ packages=(
   libcurl4-openssl-dev
   libmicrohttpd-dev
   curl
+  jq
   clang-format
 )
 
