@@ -147,6 +147,7 @@ static int serve(int argc, char **argv)
         fprintf(stderr, "shop serve: cannot make the data folder %s\n", a.data);
         return 1;
     }
+    signal(SIGPIPE, SIG_IGN); /* a closed client or stdout is an error, not our death */
     sigset_t stop;
     sigemptyset(&stop);
     sigaddset(&stop, SIGINT);

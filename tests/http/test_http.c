@@ -1,0 +1,460 @@
+/*
+ * test_http.c: the shop's HTTP API end to end: `shop serve` started on a
+ * free loopback port, talked to with libcurl. Every route, saga outcomes
+ * over HTTP, a table of bad requests (each must get its status, code and
+ * field, and leave the store's head where it was), and a graceful SIGTERM
+ * while orders are coming in, after which every accepted order exists.
+ */
+#include <curl/curl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "child.h"
+
+#define HTTP_BIG (1024 * 1024 + 100)
+#include "support.h"
+
+static const char *shop_binary;
+static char *dir;
+static pid_t server;
+static char base[64];
+
+/* ---- the server and requests ----------------------------------------------------- */
+
+static void start_server(void)
+{
+    char data[4200];
+    int fd;
+    snprintf(data, sizeof data, "%s/data", dir);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    server = fork();
+    if (server == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        execl(shop_binary, shop_binary, "serve", "--listen", "127.0.0.1:0", "--data", data,
+              "--payment-timeout", "400", "--log-level", "error", (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    fd = fds[0];
+    FILE *out = fdopen(fd, "r");
+    char line[256] = "";
+    assert_non_null(fgets(line, sizeof line, out));
+    const char *at = strstr(line, "http://");
+    assert_non_null(at);
+    snprintf(base, sizeof base, "%.*s", (int)strcspn(at, "\n"), at);
+    fclose(out);
+}
+
+static int stop_server(void)
+{
+    kill(server, SIGTERM);
+    return tt_wait(server);
+}
+
+typedef struct reply {
+    long status;
+    char *body;
+    size_t len;
+    char allow[64], location[160], content_type[96];
+} reply;
+
+static size_t on_body(char *data, size_t size, size_t n, void *payload)
+{
+    reply *r = payload;
+    char *grown = realloc(r->body, r->len + size * n + 1);
+    if (grown == NULL)
+        return 0;
+    r->body = grown;
+    memcpy(r->body + r->len, data, size * n);
+    r->len += size * n;
+    r->body[r->len] = '\0';
+    return size * n;
+}
+
+static size_t on_header(char *data, size_t size, size_t n, void *payload)
+{
+    reply *r = payload;
+    size_t len = size * n;
+    struct {
+        const char *name;
+        char *slot;
+        size_t cap;
+    } keep[] = {{"Allow: ", r->allow, sizeof r->allow},
+                {"Location: ", r->location, sizeof r->location},
+                {"Content-Type: ", r->content_type, sizeof r->content_type}};
+    for (size_t i = 0; i < 3; i++) {
+        size_t k = strlen(keep[i].name);
+        if (len > k && strncasecmp(data, keep[i].name, k) == 0)
+            snprintf(keep[i].slot, keep[i].cap, "%.*s", (int)strcspn(data + k, "\r\n"), data + k);
+    }
+    return len;
+}
+
+static reply request(const char *method, const char *path, const char *type, const char *body,
+                     size_t body_len)
+{
+    reply r = {0};
+    char url[1024], header[128];
+    struct curl_slist *headers = NULL;
+    snprintf(url, sizeof url, "%s%s", base, path);
+    CURL *c = curl_easy_init();
+    assert_non_null(c);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    if (type) {
+        snprintf(header, sizeof header, "Content-Type: %s", type);
+        headers = curl_slist_append(headers, header);
+    }
+    headers = curl_slist_append(headers, "Expect:");
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+    }
+    assert_int_equal(curl_easy_perform(c), CURLE_OK);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(c);
+    if (r.body == NULL)
+        r.body = calloc(1, 1);
+    return r;
+}
+
+static json_t *call(const char *method, const char *path, const char *body, long status)
+{
+    reply r =
+        request(method, path, body ? "application/json" : NULL, body, body ? strlen(body) : 0);
+    if (r.status != status)
+        fail_msg("%s %s: %ld, expected %ld: %s", method, path, r.status, status, r.body);
+    json_error_t err;
+    json_t *json = json_loads(r.body, 0, &err);
+    free(r.body);
+    return json;
+}
+
+static const char *str(json_t *json, const char *key)
+{
+    const char *v = json_string_value(json_object_get(json, key));
+    assert_non_null(v);
+    return v;
+}
+
+static int64_t head(void)
+{
+    json_t *h = call("GET", "/health", NULL, 200);
+    int64_t n = json_integer_value(json_object_get(h, "head"));
+    json_decref(h);
+    return n;
+}
+
+static char user_id[64], product_id[64];
+
+static void make_catalog(void)
+{
+    json_t *u =
+        call("POST", "/users", "{\"email\":\"http@example.com\",\"full_name\":\"H T\"}", 201);
+    snprintf(user_id, sizeof user_id, "%s", str(u, "id"));
+    json_decref(u);
+    json_t *p = call("POST", "/products",
+                     "{\"name\":\"Pen\",\"price\":150,\"currency\":\"USD\",\"stock\":100}", 201);
+    snprintf(product_id, sizeof product_id, "%s", str(p, "id"));
+    assert_int_equal(json_integer_value(json_object_get(p, "stock")), 100);
+    json_decref(p);
+}
+
+static char *order_body(const char *token, int quantity)
+{
+    char *body = malloc(1024);
+    snprintf(body, 1024,
+             "{\"user_id\":\"%s\",\"items\":[{\"product_id\":\"%s\",\"quantity\":%d}],"
+             "\"shipping_address\":{\"line1\":\"1 Main St\",\"city\":\"Springfield\","
+             "\"postal_code\":\"12345\",\"country\":\"US\"},"
+             "\"payment\":{\"method\":\"card\",\"token\":\"%s\"}}",
+             user_id, product_id, quantity, token);
+    return body;
+}
+
+static json_t *wait_final(const char *order)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/orders/%s", order);
+    for (int i = 0; i < 2000; i++) {
+        json_t *o = call("GET", path, NULL, 200);
+        if (strcmp(str(o, "status"), "Pending") != 0)
+            return o;
+        json_decref(o);
+        usleep(5000);
+    }
+    fail_msg("order %s stayed Pending", order);
+    return NULL;
+}
+
+static void wait_quiet(void)
+{
+    int64_t before = -1, now = head();
+    while (now != before) {
+        usleep(200000);
+        before = now;
+        now = head();
+    }
+}
+
+/* ---- the tests ----------------------------------------------------------------------- */
+
+static int setup(void **state)
+{
+    (void)state;
+    dir = tt_tmpdir();
+    start_server();
+    make_catalog();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    assert_int_equal(stop_server(), 0); /* a graceful stop exits 0 */
+    tt_rmdir(dir);
+    return 0;
+}
+
+static void test_order_outcomes_over_http(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *token, *status, *reason;
+        int quantity;
+    } cases[] = {{"tok_visa", "Processing", NULL, 1},
+                 {"tok_decline", "Cancelled", "payment_declined", 1},
+                 {"tok_timeout", "Cancelled", "payment_timeout", 1},
+                 {"tok_flaky", "Processing", NULL, 1},
+                 {"tok_visa", "Cancelled", "out_of_stock", 1000}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *body = order_body(cases[i].token, cases[i].quantity);
+        json_t *placed = call("POST", "/orders", body, 202);
+        assert_string_equal(str(placed, "status"), "Pending");
+        json_t *o = wait_final(str(placed, "id"));
+        assert_string_equal(str(o, "status"), cases[i].status);
+        if (cases[i].reason)
+            assert_string_equal(str(o, "cancel_reason"), cases[i].reason);
+        json_decref(o);
+        json_decref(placed);
+        free(body);
+    }
+}
+
+static void test_every_route(void **state)
+{
+    (void)state;
+    char path[256], *body = order_body("tok_visa", 2);
+    json_t *c = call("POST", "/categories", "{\"name\":\"Pens\"}", 201);
+    json_decref(call("GET", "/categories", NULL, 200));
+    json_decref(c);
+    snprintf(path, sizeof path, "/users/%s", user_id);
+    json_decref(call("GET", path, NULL, 200));
+    json_t *page = call("GET", "/products?limit=1", NULL, 200);
+    assert_int_equal(json_array_size(json_object_get(page, "products")), 1);
+    json_decref(page);
+    snprintf(path, sizeof path, "/products/%s/price", product_id);
+    json_t *p = call("PUT", path, "{\"price\":175}", 200);
+    assert_int_equal(json_integer_value(json_object_get(p, "price")), 175);
+    json_decref(p);
+    snprintf(path, sizeof path, "/products/%s/stock", product_id);
+    json_decref(call("POST", path, "{\"quantity_change\":5,\"reason\":\"restock\"}", 200));
+    json_t *placed = call("POST", "/orders", body, 202);
+    char order[64];
+    snprintf(order, sizeof order, "%s", str(placed, "id"));
+    json_decref(placed);
+    json_decref(wait_final(order));
+    snprintf(path, sizeof path, "/orders/%s/ship", order);
+    json_decref(call("POST", path, NULL, 200));
+    snprintf(path, sizeof path, "/orders/%s/deliver", order);
+    json_t *done = call("POST", path, NULL, 200);
+    assert_string_equal(str(done, "status"), "Delivered");
+    json_decref(done);
+    snprintf(path, sizeof path, "/orders/%s/cancel", order);
+    json_decref(call("POST", path, NULL, 409)); /* illegal transition */
+    snprintf(path, sizeof path, "/users/%s/orders", user_id);
+    json_decref(call("GET", path, NULL, 200));
+    json_t *events = call("GET", "/events?after=0&limit=5&type=OrderCreated", NULL, 200);
+    assert_true(json_array_size(json_object_get(events, "events")) >= 1);
+    json_decref(events);
+    snprintf(path, sizeof path, "/streams/order-%s", order);
+    json_t *stream = call("GET", path, NULL, 200);
+    assert_true(json_integer_value(json_object_get(stream, "version")) >= 4);
+    json_decref(stream);
+    json_decref(call("GET", "/dead-letters", NULL, 200));
+    reply m = request("GET", "/metrics", NULL, NULL, 0);
+    assert_int_equal(m.status, 200);
+    assert_non_null(
+        strstr(m.body, "http_requests_total{route=\"/orders\",method=\"POST\",status=\"202\"}"));
+    assert_non_null(strstr(m.body, "domain_events_total{event_type=\"OrderCreated\""));
+    assert_non_null(strstr(m.content_type, "text/plain"));
+    free(m.body);
+    free(body);
+}
+
+typedef struct bad_case {
+    const char *method, *path, *type, *body;
+    long status;
+    const char *code, *field;
+} bad_case;
+
+static void expand(char *out, size_t size, const char *in)
+{
+    char tmp[2048];
+    snprintf(tmp, sizeof tmp, "%s", in);
+    const char *keys[] = {"{user}", "{product}"};
+    const char *values[] = {user_id, product_id};
+    for (int k = 0; k < 2; k++)
+        for (char *at; (at = strstr(tmp, keys[k])) != NULL;) {
+            char rest[2048];
+            snprintf(rest, sizeof rest, "%s", at + strlen(keys[k]));
+            snprintf(at, sizeof tmp - (size_t)(at - tmp), "%s%s", values[k], rest);
+        }
+    snprintf(out, size, "%s", tmp);
+}
+
+static void test_bad_input_changes_nothing(void **state)
+{
+    (void)state;
+    static const char J[] = "application/json";
+    static const char ADDR[] = "\"shipping_address\":{\"line1\":\"a\",\"city\":\"b\","
+                               "\"postal_code\":\"c\",\"country\":\"d\"},"
+                               "\"payment\":{\"method\":\"card\",\"token\":\"tok_visa\"}";
+    char nested[8200], body_buf[4096], path[2048];
+    memset(nested, '[', 4000);
+    memset(nested + 4000, ']', 4000);
+    nested[8000] = '\0';
+    bad_case cases[] = {
+        {"POST", "/users", J, "{\"email\":", 400, "malformed_json", NULL},
+        {"POST", "/users", "text/plain", "{}", 415, "unsupported_media_type", NULL},
+        {"POST", "/users", J, "[1,2]", 400, "malformed_json", ""},
+        {"POST", "/users", J, "{\"email\":1,\"full_name\":\"x\"}", 400, "validation_failed",
+         "/email"},
+        {"POST", "/users", J, "{\"full_name\":\"x\"}", 400, "validation_failed", "/email"},
+        {"POST", "/users", J, "{\"email\":\"nope\",\"full_name\":\"x\"}", 422, "validation_failed",
+         "/email"},
+        {"POST", "/users", J, "{\"email\":\"http@example.com\",\"full_name\":\"x\"}", 409,
+         "email_taken", "/email"},
+        {"POST", "/users", J, "{\"email\":\"a@b.cd\",\"full_name\":\"\\u0000\"}", 400,
+         "malformed_json", NULL},
+        {"POST", "/users", J, "{\"email\":\"a@b.cd\",\"full_name\":\"\xff\xfe\"}", 400,
+         "malformed_json", NULL},
+        {"POST", "/users", J, "{\"email\":\"a@b.cd\",\"full_name\":\"x\",\"email\":\"c@d.ef\"}",
+         400, "malformed_json", NULL},
+        {"POST", "/users", J, nested, 400, "malformed_json", NULL},
+        {"POST", "/products", J, "{\"name\":\"x\",\"price\":-5,\"currency\":\"USD\"}", 422,
+         "validation_failed", "/price"},
+        {"POST", "/products", J,
+         "{\"name\":\"x\",\"price\":99999999999999999999999,\"currency\":\"USD\"}", 400,
+         "malformed_json", NULL},
+        {"POST", "/products", J, "{\"name\":\"x\",\"price\":1.5,\"currency\":\"USD\"}", 400,
+         "validation_failed", "/price"},
+        {"POST", "/products", J, "{\"name\":\"x\",\"price\":100000000000000,\"currency\":\"USD\"}",
+         422, "validation_failed", "/price"},
+        {"POST", "/products", J, "{\"name\":\"x\",\"price\":5,\"currency\":\"dollars\"}", 422,
+         "validation_failed", "/currency"},
+        {"GET", "/products/not-a-uuid", NULL, NULL, 422, "validation_failed", "/product_id"},
+        {"GET", "/products/0190c3a0-1234-7abc-8def-0123456789ab", NULL, NULL, 404, "not_found",
+         NULL},
+        {"GET", "/users/0190c3a0-1234-7abc-8def-0123456789ab", NULL, NULL, 404, "not_found", NULL},
+        {"GET", "/orders/0190c3a0-1234-7abc-8def-0123456789ab", NULL, NULL, 404, "not_found", NULL},
+        {"POST", "/orders/0190c3a0-1234-7abc-8def-0123456789ab/cancel", NULL, NULL, 404,
+         "not_found", NULL},
+        {"POST", "/products/{product}/stock", J, "{\"quantity_change\":-100000,\"reason\":\"x\"}",
+         409, "insufficient_stock", "/quantity_change"},
+        {"DELETE", "/users", NULL, NULL, 405, "method_not_allowed", NULL},
+        {"GET", "/no/such/route", NULL, NULL, 404, "not_found", NULL},
+        {"GET", "/events?limit=0", NULL, NULL, 400, "validation_failed", NULL},
+        {"GET", "/events?type=bad%20type", NULL, NULL, 400, "validation_failed", NULL},
+    };
+    struct {
+        const char *items;
+        long status;
+        const char *code, *field;
+    } orders[] = {
+        {"[{\"product_id\":\"{product}\",\"quantity\":0}]", 422, "validation_failed",
+         "/items/0/quantity"},
+        {"[{\"product_id\":\"{product}\",\"quantity\":10001}]", 422, "validation_failed",
+         "/items/0/quantity"},
+        {"[{\"product_id\":\"0190c3a0-1234-7abc-8def-0123456789ab\",\"quantity\":1}]", 422,
+         "not_found", "/items/0/product_id"},
+        {"[{\"product_id\":\"nope\",\"quantity\":1}]", 422, "validation_failed",
+         "/items/0/product_id"},
+        {"[{\"product_id\":\"{product}\",\"quantity\":\"1\"}]", 400, "validation_failed",
+         "/items/0"},
+        {"[]", 422, "validation_failed", "/items"},
+    };
+    wait_quiet();
+    int64_t before = head();
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        expand(path, sizeof path, cases[i].path);
+        const char *body = cases[i].body;
+        if (body && body != nested) {
+            expand(body_buf, sizeof body_buf, body);
+            body = body_buf;
+        }
+        reply r = request(cases[i].method, path, cases[i].type, body, body ? strlen(body) : 0);
+        json_error_t err;
+        json_t *problem = json_loads(r.body, 0, &err);
+        const char *code = json_string_value(json_object_get(problem, "code"));
+        json_t *field = json_object_get(problem, "field");
+        if (r.status != cases[i].status || !code || strcmp(code, cases[i].code) != 0 ||
+            (cases[i].field &&
+             (!json_is_string(field) || strcmp(json_string_value(field), cases[i].field) != 0)))
+            fail_msg("case %zu %s %s: got %ld %s", i, cases[i].method, path, r.status, r.body);
+        assert_non_null(strstr(r.content_type, "application/problem+json"));
+        if (r.status == 405)
+            assert_string_equal(r.allow, "POST");
+        json_decref(problem);
+        free(r.body);
+    }
+    for (size_t i = 0; i < sizeof orders / sizeof orders[0]; i++) {
+        char raw[2048];
+        snprintf(raw, sizeof raw, "{\"user_id\":\"{user}\",\"items\":%s,%s}", orders[i].items,
+                 ADDR);
+        expand(body_buf, sizeof body_buf, raw);
+        reply r = request("POST", "/orders", J, body_buf, strlen(body_buf));
+        if (r.status != orders[i].status || !strstr(r.body, orders[i].code) ||
+            !strstr(r.body, orders[i].field))
+            fail_msg("order case %zu: got %ld %s", i, r.status, r.body);
+        free(r.body);
+    }
+    char *big = malloc(HTTP_BIG);
+    memset(big, ' ', HTTP_BIG);
+    big[0] = '{';
+    big[HTTP_BIG - 1] = '}';
+    reply r = request("POST", "/users", J, big, HTTP_BIG);
+    assert_int_equal(r.status, 413);
+    free(r.body);
+    free(big);
+    assert_int_equal(head(), before); /* not one event from any of them */
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return fprintf(stderr, "usage: %s PATH_TO_SHOP\n", argv[0]), 2;
+    shop_binary = argv[1];
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_every_route, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_order_outcomes_over_http, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_input_changes_nothing, setup, teardown),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    curl_global_cleanup();
+    return rc;
+}
