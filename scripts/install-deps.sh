@@ -11,6 +11,7 @@ packages=(
   libcmocka-dev
   libcurl4-openssl-dev
   libmicrohttpd-dev
+  libsodium-dev
   curl
   jq
   clang-format

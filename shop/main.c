@@ -9,6 +9,7 @@
  * checkpoints saved; then it exits 0.
  */
 #include <errno.h>
+#include <sodium.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -148,6 +149,10 @@ static int serve(int argc, char **argv)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN); /* a closed client or stdout is an error, not our death */
+    if (sodium_init() < 0) {
+        fprintf(stderr, "shop serve: libsodium cannot start\n");
+        return 1;
+    }
     sigset_t stop;
     sigemptyset(&stop);
     sigaddset(&stop, SIGINT);

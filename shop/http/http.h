@@ -63,6 +63,9 @@ int http_integer(json_t *body, const char *key, bool required, int64_t *out, htt
 /* A query argument, or NULL. */
 const char *http_query(http_request *req, const char *key);
 
+/* Runs handler, honouring an Idempotency-Key header on POST (idempotency.c). */
+int http_idempotent(http_request *req, http_response *res, http_handler handler);
+
 /* Route tables of the route files, ending with a NULL method. */
 typedef struct http_route {
     const char *method;

@@ -94,7 +94,7 @@ static void dispatch(http_request *req, pending *p, http_response *res, const ch
     }
     const http_route *r = find_route(req, storage, sizeof storage, allow, sizeof allow, route);
     if (r)
-        r->handler(req, res);
+        http_idempotent(req, res, r->handler);
     else if (allow[0]) {
         http_problem(res, 405, "method_not_allowed", NULL, "%s is not allowed here; use %s",
                      req->method, allow);

@@ -96,6 +96,8 @@ static size_t on_header(char *data, size_t size, size_t n, void *payload)
     return len;
 }
 
+static const char *idempotency_key; /* sent with the next requests when set */
+
 static reply request(const char *method, const char *path, const char *type, const char *body,
                      size_t body_len)
 {
@@ -117,6 +119,11 @@ static reply request(const char *method, const char *path, const char *type, con
         headers = curl_slist_append(headers, header);
     }
     headers = curl_slist_append(headers, "Expect:");
+    if (idempotency_key) {
+        char key[256];
+        snprintf(key, sizeof key, "Idempotency-Key: %s", idempotency_key);
+        headers = curl_slist_append(headers, key);
+    }
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
     if (body) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
@@ -443,6 +450,46 @@ static void test_bad_input_changes_nothing(void **state)
     assert_int_equal(head(), before); /* not one event from any of them */
 }
 
+static void test_idempotency_keys(void **state)
+{
+    (void)state;
+    char *body = order_body("tok_visa", 1);
+    wait_quiet();
+    idempotency_key = "order-attempt-1";
+    json_t *first = call("POST", "/orders", body, 202);
+    int64_t after_first = head();
+    json_t *again = call("POST", "/orders", body, 202);
+    assert_string_equal(str(again, "id"), str(first, "id")); /* the first answer, replayed */
+    json_t *other = call("POST", "/orders", "{\"user_id\":\"x\"}", 422);
+    assert_string_equal(str(other, "code"), "idempotency_key_reused");
+    idempotency_key = "has space";
+    json_decref(call("POST", "/users", "{}", 400));
+    idempotency_key = "user-1";
+    json_t *u1 =
+        call("POST", "/users", "{\"email\":\"idem@example.com\",\"full_name\":\"I\"}", 201);
+    json_t *u2 =
+        call("POST", "/users", "{\"email\":\"idem@example.com\",\"full_name\":\"I\"}", 201);
+    assert_string_equal(str(u1, "id"), str(u2, "id"));
+    idempotency_key = NULL;
+    json_decref(wait_final(str(first, "id")));
+    wait_quiet();
+    /* exactly one order and one user were made by the repeated requests */
+    json_t *orders = call("GET", "/events?type=OrderCreated&limit=1000", NULL, 200);
+    json_t *users = call("GET", "/events?type=UserRegistered&limit=1000", NULL, 200);
+    assert_int_equal(json_array_size(json_object_get(orders, "events")), 1);
+    assert_int_equal(json_array_size(json_object_get(users, "events")),
+                     2); /* with make_catalog's */
+    assert_true(after_first > 0);
+    json_decref(orders);
+    json_decref(users);
+    json_decref(first);
+    json_decref(again);
+    json_decref(other);
+    json_decref(u1);
+    json_decref(u2);
+    free(body);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -453,6 +500,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_every_route, setup, teardown),
         cmocka_unit_test_setup_teardown(test_order_outcomes_over_http, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input_changes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idempotency_keys, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
