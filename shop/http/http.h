@@ -12,6 +12,7 @@
 #define SHOP_HTTP_HTTP_H
 
 #include <microhttpd.h>
+#include <stdatomic.h>
 
 #include "shop.h"
 
@@ -62,6 +63,11 @@ int http_integer(json_t *body, const char *key, bool required, int64_t *out, htt
 
 /* A query argument, or NULL. */
 const char *http_query(http_request *req, const char *key);
+
+/* GET /events/stream (sse.c): makes the streaming response in *out, or sets
+ * a problem in res and leaves *out NULL. The feed ends when *stopping. */
+int http_event_stream(http_request *req, http_response *res, const atomic_bool *stopping,
+                      struct MHD_Response **out);
 
 /* Runs handler, honouring an Idempotency-Key header on POST (idempotency.c). */
 int http_idempotent(http_request *req, http_response *res, http_handler handler);

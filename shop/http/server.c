@@ -19,6 +19,7 @@
 
 struct http_server {
     struct MHD_Daemon *daemon;
+    atomic_bool stopping; /* ends live event streams */
     shop *shop;
     td_store *store;
     td_metric *requests, *duration;
@@ -180,8 +181,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     http_request req = {s, s->shop, s->store, c, method, url, p->body, p->len, {0}};
     http_response res = {0};
     const char *route = "unmatched";
-    dispatch(&req, p, &res, &route);
-    enum MHD_Result ok = send_response(c, &res);
+    enum MHD_Result ok;
+    struct MHD_Response *stream = NULL;
+    if (strcmp(url, "/events/stream") == 0 && strcmp(method, "GET") == 0) {
+        route = "/events/stream";
+        http_event_stream(&req, &res, &s->stopping, &stream);
+    } else {
+        dispatch(&req, p, &res, &route);
+    }
+    if (stream) {
+        ok = MHD_queue_response(c, 200, stream);
+        MHD_destroy_response(stream);
+    } else {
+        ok = send_response(c, &res);
+    }
     count(s, route, method, res.status, p->started);
     json_decref(res.json);
     return ok;
@@ -244,7 +257,8 @@ void http_server_stop(http_server *s)
 {
     if (s == NULL)
         return;
-    MHD_quiesce_daemon(s->daemon); /* no new connections */
-    MHD_stop_daemon(s->daemon);    /* waits for the threads answering requests */
+    atomic_store(&s->stopping, true); /* live event streams end */
+    MHD_quiesce_daemon(s->daemon);    /* no new connections */
+    MHD_stop_daemon(s->daemon);       /* waits for the threads answering requests */
     free(s);
 }

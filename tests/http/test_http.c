@@ -490,6 +490,105 @@ static void test_idempotency_keys(void **state)
     free(body);
 }
 
+/* ---- the live feed --------------------------------------------------------------- */
+
+typedef struct feed {
+    char path[256];
+    const char *last_event_id;
+    int want; /* stop after this many events */
+    int got;
+    char ids[16][24], types[16][48];
+    char buf[65536];
+    size_t len;
+} feed;
+
+static size_t on_feed(char *data, size_t size, size_t n, void *payload)
+{
+    feed *f = payload;
+    size_t len = size * n;
+    if (f->len + len >= sizeof f->buf)
+        return 0;
+    memcpy(f->buf + f->len, data, len);
+    f->len += len;
+    f->buf[f->len] = '\0';
+    for (char *frame; f->got < f->want && (frame = strstr(f->buf, "\n\n")) != NULL;) {
+        *frame = '\0';
+        char *id = strstr(f->buf, "id: "), *type = strstr(f->buf, "event: ");
+        if (id && type) {
+            sscanf(id + 4, "%23s", f->ids[f->got]);
+            sscanf(type + 7, "%47s", f->types[f->got]);
+            f->got++;
+        }
+        size_t used = (size_t)(frame + 2 - f->buf);
+        memmove(f->buf, frame + 2, f->len - used + 1);
+        f->len -= used;
+    }
+    return f->got < f->want ? len : 0; /* enough: hang up */
+}
+
+static void *listen_feed(void *arg)
+{
+    feed *f = arg;
+    char url[512], header[64];
+    struct curl_slist *headers = NULL;
+    snprintf(url, sizeof url, "%s%s", base, f->path);
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_feed);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+    if (f->last_event_id) {
+        snprintf(header, sizeof header, "Last-Event-ID: %s", f->last_event_id);
+        headers = curl_slist_append(headers, header);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+    }
+    curl_easy_perform(c);
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
+static void test_live_feed_and_resume(void **state)
+{
+    (void)state;
+    wait_quiet();
+    int64_t start = head();
+    static feed live, replay, resumed;
+    memset(&live, 0, sizeof live);
+    snprintf(live.path, sizeof live.path, "/events/stream?type=UserRegistered");
+    live.want = 2;
+    pthread_t t;
+    pthread_create(&t, NULL, listen_feed, &live);
+    usleep(300000); /* connected: from now on only new events */
+    json_decref(
+        call("POST", "/users", "{\"email\":\"sse1@example.com\",\"full_name\":\"S\"}", 201));
+    json_decref(
+        call("POST", "/users", "{\"email\":\"sse2@example.com\",\"full_name\":\"S\"}", 201));
+    pthread_join(t, NULL);
+    assert_int_equal(live.got, 2);
+    assert_string_equal(live.types[0], "UserRegistered");
+    assert_true(atoll(live.ids[0]) > start); /* nothing from before it connected */
+    assert_true(atoll(live.ids[1]) > atoll(live.ids[0]));
+
+    memset(&replay, 0, sizeof replay);
+    snprintf(replay.path, sizeof replay.path, "/events/stream?after=0&type=UserRegistered");
+    replay.want = 3; /* make_catalog's user, then the two above */
+    listen_feed(&replay);
+    assert_int_equal(replay.got, 3);
+    assert_string_equal(replay.ids[1], live.ids[0]);
+
+    memset(&resumed, 0, sizeof resumed);
+    snprintf(resumed.path, sizeof resumed.path, "/events/stream?type=UserRegistered");
+    resumed.last_event_id = live.ids[0]; /* a reconnect after the first */
+    resumed.want = 1;
+    listen_feed(&resumed);
+    assert_int_equal(resumed.got, 1);
+    assert_string_equal(resumed.ids[0], live.ids[1]); /* no gap, no repeat */
+    reply bad = request("GET", "/events/stream?after=x", NULL, NULL, 0);
+    assert_int_equal(bad.status, 400);
+    free(bad.body);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -501,6 +600,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_order_outcomes_over_http, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input_changes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idempotency_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_live_feed_and_resume, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

@@ -1,0 +1,173 @@
+/*
+ * sse.c (shop http): GET /events/stream, committed events as Server-Sent
+ * Events (id: position, event: type, data: the envelope as JSON).
+ *
+ * Filters: stream, type, category. Start: after=POS (after=0: from the
+ * beginning), or a reconnect's Last-Event-ID (resume after it, no gap);
+ * without either, the feed starts at the head (only what comes next).
+ *
+ * The feed is pulled: libmicrohttpd asks for the next block only when the
+ * client's socket takes it, and each block is read from the store on demand.
+ * A slow client therefore holds at most one block in memory and costs the
+ * shop nothing; one that stops reading is dropped by the connection timeout.
+ * With nothing to send, the reader waits up to 50 ms for a commit (this
+ * process's commits wake it at once) and sends a comment every 15 s to keep
+ * proxies from closing the stream.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/http.h"
+
+#define SSE_PAGE         100
+#define SSE_WAIT_MS      50
+#define SSE_KEEPALIVE_US (15 * 1000000LL)
+
+typedef struct sse {
+    td_store *store;
+    char *stream, *type, *category;
+    int64_t after;
+    char *buf;
+    size_t len, off;
+    td_time last_sent;
+    const atomic_bool *stopping;
+} sse;
+
+static int append_event(const td_event *ev, void *payload)
+{
+    sse *s = payload;
+    char *json = NULL;
+    size_t len = 0;
+    int error = td_event_to_text(&json, &len, ev);
+    if (error < 0)
+        return error;
+    size_t need = s->len + len + strlen(ev->type) + 64;
+    char *grown = realloc(s->buf, need);
+    if (grown == NULL) {
+        td_free(json);
+        return TD_ENOMEM;
+    }
+    s->buf = grown;
+    s->len += (size_t)snprintf(s->buf + s->len, need - s->len, "id: %lld\nevent: %s\ndata: %s\n\n",
+                               (long long)ev->position, ev->type, json);
+    s->after = ev->position;
+    td_free(json);
+    return 0;
+}
+
+/* Fills the buffer with the next page; returns < 0 on a store failure. */
+static int refill(sse *s)
+{
+    int64_t head = 0;
+    td_read_query q = TD_READ_QUERY_INIT;
+    q.after_position = s->after;
+    q.stream = s->stream;
+    q.type = s->type;
+    q.category = s->category;
+    q.limit = SSE_PAGE;
+    s->len = s->off = 0;
+    int error = td_store_head(s->store, &head);
+    if (error == 0)
+        error = td_store_read(s->store, &q, append_event, s);
+    if (error == 0 && s->len == 0 && head > s->after)
+        s->after = head; /* nothing matched up to the head */
+    return error;
+}
+
+static ssize_t next_block(void *cls, uint64_t pos, char *out, size_t max)
+{
+    sse *s = cls;
+    (void)pos;
+    if (atomic_load(s->stopping))
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    if (s->off == s->len) {
+        if (refill(s) < 0)
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        int64_t head = 0;
+        if (s->len == 0 && td_store_wait(s->store, s->after, SSE_WAIT_MS, &head) == 0 &&
+            head > s->after && refill(s) < 0)
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    if (s->off == s->len && td_time_now() - s->last_sent > SSE_KEEPALIVE_US) {
+        free(s->buf);
+        s->buf = strdup(": keep-alive\n\n");
+        s->len = s->buf ? strlen(s->buf) : 0;
+        s->off = 0;
+    }
+    size_t n = s->len - s->off < max ? s->len - s->off : max;
+    if (n > 0) {
+        memcpy(out, s->buf + s->off, n);
+        s->off += n;
+        s->last_sent = td_time_now();
+    }
+    return (ssize_t)n;
+}
+
+static void release(void *cls)
+{
+    sse *s = cls;
+    free(s->stream);
+    free(s->type);
+    free(s->category);
+    free(s->buf);
+    free(s);
+}
+
+static char *copy(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+/* Where the feed starts: Last-Event-ID, else ?after=, else the head. */
+static int start_position(http_request *req, int64_t *after, http_response *res)
+{
+    const char *resume =
+        MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND, "Last-Event-ID");
+    const char *text = resume ? resume : http_query(req, "after");
+    char *end = NULL;
+    if (text == NULL)
+        return td_store_head(req->store, after) < 0
+               ? http_problem(res, 503, "unavailable", NULL, "%s", td_error_last()),
+               -1 : 0;
+    long long v = strtoll(text, &end, 10);
+    if (text[0] == '\0' || *end != '\0' || v < 0)
+        return http_problem(res, 400, "validation_failed", NULL,
+                            "after and Last-Event-ID must be positions (whole numbers >= 0)"),
+               -1;
+    *after = v;
+    return 0;
+}
+
+int http_event_stream(http_request *req, http_response *res, const atomic_bool *stopping,
+                      struct MHD_Response **out)
+{
+    td_read_query probe = TD_READ_QUERY_INIT;
+    int64_t after = 0;
+    probe.stream = http_query(req, "stream");
+    probe.type = http_query(req, "type");
+    probe.category = http_query(req, "category");
+    if ((probe.stream && td_stream_check(probe.stream) < 0) ||
+        (probe.type && td_type_check(probe.type) < 0) ||
+        (probe.category && td_category_check(probe.category) < 0))
+        return http_problem(res, 400, "validation_failed", NULL, "%s", td_error_last());
+    if (start_position(req, &after, res) < 0)
+        return 0;
+    sse *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return http_problem(res, 500, "internal_error", NULL, "out of memory");
+    *s = (sse){
+        req->store, copy(probe.stream), copy(probe.type), copy(probe.category), after, NULL, 0,
+        0,          td_time_now(),      stopping};
+    s->buf = strdup("retry: 1000\n\n"); /* reconnect soon; Last-Event-ID resumes */
+    s->len = s->buf ? strlen(s->buf) : 0;
+    *out = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, next_block, s, release);
+    if (*out == NULL) {
+        release(s);
+        return http_problem(res, 500, "internal_error", NULL, "out of memory");
+    }
+    MHD_add_response_header(*out, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+    MHD_add_response_header(*out, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    res->status = 200;
+    return 0;
+}
