@@ -589,6 +589,76 @@ static void test_live_feed_and_resume(void **state)
     free(bad.body);
 }
 
+/* ---- graceful shutdown under load ------------------------------------------------------ */
+
+#define LOADERS 4
+
+typedef struct loader {
+    char accepted[400][64];
+    int count;
+} loader;
+
+static void *place_until_refused(void *arg)
+{
+    loader *l = arg;
+    char *body = order_body("tok_visa", 1), url[256];
+    snprintf(url, sizeof url, "%s/orders", base);
+    while (l->count < 400) {
+        reply r = {0};
+        struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
+        CURL *c = curl_easy_init();
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+        CURLcode rc = curl_easy_perform(c);
+        long status = 0;
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        curl_slist_free_all(headers);
+        curl_easy_cleanup(c);
+        if (rc == CURLE_OK && status == 202) {
+            json_error_t err;
+            json_t *o = json_loads(r.body, 0, &err);
+            snprintf(l->accepted[l->count++], 64, "%s",
+                     json_string_value(json_object_get(o, "id")));
+            json_decref(o);
+        }
+        free(r.body);
+        if (rc != CURLE_OK)
+            break; /* the server is gone */
+    }
+    free(body);
+    return NULL;
+}
+
+static void test_graceful_shutdown_under_load(void **state)
+{
+    (void)state;
+    static loader loaders[LOADERS];
+    pthread_t threads[LOADERS];
+    for (int i = 0; i < LOADERS; i++) {
+        loaders[i].count = 0;
+        pthread_create(&threads[i], NULL, place_until_refused, &loaders[i]);
+    }
+    usleep(700000);
+    assert_int_equal(stop_server(), 0); /* SIGTERM in the middle of it: exits 0 */
+    int accepted = 0;
+    for (int i = 0; i < LOADERS; i++) {
+        pthread_join(threads[i], NULL);
+        accepted += loaders[i].count;
+    }
+    assert_true(accepted > 0);
+    start_server(); /* same data folder */
+    for (int i = 0; i < LOADERS; i++)
+        for (int k = 0; k < loaders[i].count; k++) {
+            json_t *o = wait_final(loaders[i].accepted[k]); /* every accepted order is there */
+            json_decref(o);
+        }
+    print_message("%d orders accepted before the stop, all found and final\n", accepted);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -601,6 +671,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_bad_input_changes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idempotency_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_live_feed_and_resume, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_graceful_shutdown_under_load, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
