@@ -31,7 +31,10 @@ static int usage(FILE *out, int code)
                  "  --db      the store (default sqlite:DATA/tidings.db, or TIDINGS_DB)\n"
                  "  --listen  where to serve HTTP (default 127.0.0.1:8080; port 0: any free)\n"
                  "  --data    the data folder: store and mail (default ./data)\n"
-                 "  --smtp    send e-mail through smtp://host:port instead of DATA/mail\n");
+                 "  --smtp    send e-mail through smtp://host:port instead of DATA/mail\n"
+                 "usage: shop load --url URL --orders N --concurrency C [--products P]\n"
+                 "                 [--decline-rate R] [--seed S]\n"
+                 "  places orders against a running shop and checks the outcome\n");
     return code;
 }
 
@@ -173,10 +176,14 @@ static int serve(int argc, char **argv)
     return 0;
 }
 
+int shop_load_main(int argc, char **argv);
+
 int main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "serve") == 0)
         return serve(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "load") == 0)
+        return shop_load_main(argc - 2, argv + 2);
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0))
         return usage(stdout, 0);
     return usage(stderr, 2);

@@ -8,6 +8,7 @@
 #include <curl/curl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -659,6 +660,27 @@ static void test_graceful_shutdown_under_load(void **state)
     print_message("%d orders accepted before the stop, all found and final\n", accepted);
 }
 
+static void test_short_load_run_is_consistent(void **state)
+{
+    (void)state;
+    char command[512], line[256], last[256] = "";
+    snprintf(command, sizeof command,
+             "'%s' load --url %s --orders 60 --concurrency 4 --products 3 --decline-rate 0.2 2>&1",
+             shop_binary, base);
+    FILE *out = popen(command, "r");
+    assert_non_null(out);
+    bool rate = false, p95 = false;
+    while (fgets(line, sizeof line, out)) {
+        rate |= strncmp(line, "orders_per_s: ", 14) == 0;
+        p95 |= strncmp(line, "order_to_final_p95_ms: ", 23) == 0;
+        snprintf(last, sizeof last, "%s", line);
+    }
+    int status = pclose(out);
+    assert_true(rate && p95);
+    assert_string_equal(last, "consistency: ok\n");
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -672,6 +694,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_idempotency_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_live_feed_and_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_graceful_shutdown_under_load, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_short_load_run_is_consistent, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# shop_load.sh: the shop benchmark run by `make bench`: a fresh `shop serve`
+# on SQLite in a temporary folder, driven by `shop load`. Prints shop load's
+# summary (its last lines: orders_per_s, order_to_final_p95_ms, consistency).
+set -euo pipefail
+build=$1
+orders=${ORDERS:-2000}
+concurrency=${CONCURRENCY:-16}
+dir=$(mktemp -d)
+trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
+"$build/shop" serve --listen 127.0.0.1:0 --data "$dir/data" --log-level error >"$dir/out" 2>&1 &
+pid=$!
+for _ in $(seq 1 100); do
+  grep -q 'listening on' "$dir/out" 2>/dev/null && break
+  sleep 0.05
+done
+url=$(grep -o 'http://127.0.0.1:[0-9]*' "$dir/out" | head -1)
+echo "shop load: $orders orders, $concurrency clients, against $url"
+"$build/shop" load --url "$url" --orders "$orders" --concurrency "$concurrency" --decline-rate 0.1

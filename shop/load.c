@@ -1,0 +1,479 @@
+/*
+ * load.c (shop): `shop load`, the load generator.
+ *
+ *   shop load --url URL --orders N --concurrency C [--products P]
+ *             [--decline-rate R] [--seed S]
+ *
+ * Creates P products and C users through the API, then C client threads
+ * place N orders (1 to 3 items, tok_decline with probability R). One
+ * Server-Sent Events connection watches OrderStatusChanged and notes when
+ * each order reaches a final status (Processing or Cancelled), so
+ * order-to-final latency is measured without polling. Afterwards it checks
+ * consistency: every order final, and for every product its initial stock
+ * minus the units of its Processing orders is the stock the shop reports.
+ * The last three lines are orders_per_s, order_to_final_p95_ms and
+ * consistency: ok (or FAILED with why, and exit 1).
+ */
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <tidings/tidings.h>
+
+#define MAX_PRODUCTS      64
+#define STOCK_PER_PRODUCT 1000000
+
+typedef struct order_slot {
+    char id[40];
+    double placed_at, final_at; /* seconds, monotonic */
+    double placement_ms;
+    char status[16];
+    int quantities[MAX_PRODUCTS];
+} order_slot;
+
+typedef struct load {
+    const char *url;
+    int orders, concurrency, products;
+    double decline_rate;
+    unsigned seed;
+    char product_ids[MAX_PRODUCTS][40];
+    char (*user_ids)[40];
+    order_slot *slots;
+    atomic_int next, placed, finals, failures;
+    pthread_mutex_t lock;
+    atomic_bool stop_feed;
+} load;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+typedef struct buffer {
+    char *data;
+    size_t len;
+} buffer;
+
+static size_t collect(char *data, size_t size, size_t n, void *payload)
+{
+    buffer *b = payload;
+    char *grown = realloc(b->data, b->len + size * n + 1);
+    if (grown == NULL)
+        return 0;
+    b->data = grown;
+    memcpy(b->data + b->len, data, size * n);
+    b->len += size * n;
+    b->data[b->len] = '\0';
+    return size * n;
+}
+
+/* A JSON request; returns the parsed answer (caller decrefs) and *status. */
+static json_t *call(CURL *c, const char *base, const char *method, const char *path,
+                    const char *body, long *status)
+{
+    char url[512];
+    buffer b = {NULL, 0};
+    struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
+    snprintf(url, sizeof url, "%s%s", base, path);
+    curl_easy_reset(c);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    if (body)
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    *status = 0;
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+    curl_slist_free_all(headers);
+    json_error_t err;
+    json_t *json = b.data ? json_loads(b.data, 0, &err) : NULL;
+    free(b.data);
+    return json;
+}
+
+/* ---- setting up ------------------------------------------------------------------- */
+
+static int make_catalog(load *l, CURL *c)
+{
+    long status;
+    char body[256];
+    for (int p = 0; p < l->products; p++) {
+        snprintf(body, sizeof body,
+                 "{\"name\":\"Load item %d\",\"price\":%d,\"currency\":\"USD\",\"stock\":%d}", p,
+                 100 + p * 25, STOCK_PER_PRODUCT);
+        json_t *product = call(c, l->url, "POST", "/products", body, &status);
+        const char *id = json_string_value(json_object_get(product, "id"));
+        if (status != 201 || !id)
+            return fprintf(stderr, "shop load: cannot create products (%ld)\n", status), -1;
+        snprintf(l->product_ids[p], sizeof l->product_ids[p], "%s", id);
+        json_decref(product);
+    }
+    for (int u = 0; u < l->concurrency; u++) {
+        snprintf(body, sizeof body,
+                 "{\"email\":\"load-%u-%d@example.com\",\"full_name\":\"Load client %d\"}", l->seed,
+                 u, u);
+        json_t *user = call(c, l->url, "POST", "/users", body, &status);
+        const char *id = json_string_value(json_object_get(user, "id"));
+        if (status != 201 || !id)
+            return fprintf(stderr, "shop load: cannot create users (%ld)\n", status), -1;
+        snprintf(l->user_ids[u], sizeof l->user_ids[u], "%s", id);
+        json_decref(user);
+    }
+    return 0;
+}
+
+/* ---- the clients ------------------------------------------------------------------------ */
+
+static void order_body(load *l, unsigned *seed, int client, order_slot *slot, char *body,
+                       size_t size)
+{
+    int items = 1 + (int)(rand_r(seed) % 3), used = 0;
+    char list[512] = "";
+    bool taken[MAX_PRODUCTS] = {false};
+    for (int i = 0; i < items && i < l->products; i++) {
+        int p = (int)(rand_r(seed) % (unsigned)l->products);
+        while (taken[p])
+            p = (p + 1) % l->products;
+        taken[p] = true;
+        int q = 1 + (int)(rand_r(seed) % 3);
+        slot->quantities[p] = q;
+        used += snprintf(list + used, sizeof list - (size_t)used,
+                         "%s{\"product_id\":\"%s\",\"quantity\":%d}", i ? "," : "",
+                         l->product_ids[p], q);
+    }
+    bool decline = (double)rand_r(seed) / RAND_MAX < l->decline_rate;
+    snprintf(body, size,
+             "{\"user_id\":\"%s\",\"items\":[%s],\"shipping_address\":{\"line1\":\"1 Load St\","
+             "\"city\":\"Benchville\",\"postal_code\":\"1000\",\"country\":\"US\"},"
+             "\"payment\":{\"method\":\"card\",\"token\":\"%s\"}}",
+             l->user_ids[client], list, decline ? "tok_decline" : "tok_visa");
+}
+
+typedef struct client {
+    load *l;
+    int index;
+} client;
+
+static void *run_client(void *arg)
+{
+    client *cl = arg;
+    load *l = cl->l;
+    unsigned seed = l->seed * 7919u + (unsigned)cl->index;
+    CURL *c = curl_easy_init();
+    char body[1024];
+    for (int i; c && (i = atomic_fetch_add(&l->next, 1)) < l->orders;) {
+        order_slot *slot = &l->slots[i];
+        long status;
+        order_body(l, &seed, cl->index, slot, body, sizeof body);
+        double start = now_s();
+        pthread_mutex_lock(&l->lock);
+        slot->placed_at = start;
+        pthread_mutex_unlock(&l->lock);
+        json_t *order = call(c, l->url, "POST", "/orders", body, &status);
+        const char *id = json_string_value(json_object_get(order, "id"));
+        pthread_mutex_lock(&l->lock);
+        slot->placement_ms = (now_s() - start) * 1000;
+        if (status == 202 && id)
+            snprintf(slot->id, sizeof slot->id, "%s", id);
+        pthread_mutex_unlock(&l->lock);
+        if (status == 202 && id)
+            atomic_fetch_add(&l->placed, 1);
+        else
+            atomic_fetch_add(&l->failures, 1);
+        json_decref(order);
+    }
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
+/* ---- watching orders become final -------------------------------------------------- */
+
+typedef struct final_note {
+    char id[40];
+    char status[16];
+    double at;
+} final_note;
+
+typedef struct watcher {
+    load *l;
+    final_note *notes;
+    int count, cap;
+    char buf[1 << 16];
+    size_t len;
+} watcher;
+
+static void note_frame(watcher *w, char *frame)
+{
+    char *data = strstr(frame, "data: ");
+    json_error_t err;
+    json_t *event = data ? json_loads(data + 6, 0, &err) : NULL;
+    json_t *d = json_object_get(event, "data");
+    const char *to = json_string_value(json_object_get(d, "to_status"));
+    const char *id = json_string_value(json_object_get(d, "order_id"));
+    if (id && to && (strcmp(to, "Processing") == 0 || strcmp(to, "Cancelled") == 0) &&
+        w->count < w->cap) {
+        final_note *n = &w->notes[w->count++];
+        snprintf(n->id, sizeof n->id, "%s", id);
+        snprintf(n->status, sizeof n->status, "%s", to);
+        n->at = now_s();
+        atomic_fetch_add(&w->l->finals, 1);
+    }
+    json_decref(event);
+}
+
+static size_t on_feed(char *data, size_t size, size_t n, void *payload)
+{
+    watcher *w = payload;
+    size_t len = size * n;
+    if (w->len + len >= sizeof w->buf)
+        return 0;
+    memcpy(w->buf + w->len, data, len);
+    w->len += len;
+    w->buf[w->len] = '\0';
+    for (char *end; (end = strstr(w->buf, "\n\n")) != NULL;) {
+        *end = '\0';
+        note_frame(w, w->buf);
+        size_t used = (size_t)(end + 2 - w->buf);
+        memmove(w->buf, end + 2, w->len - used + 1);
+        w->len -= used;
+    }
+    return len;
+}
+
+static int keep_going(void *payload, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
+{
+    watcher *w = payload;
+    (void)a;
+    (void)b;
+    (void)c;
+    (void)d;
+    return atomic_load(&w->l->stop_feed) ? 1 : 0;
+}
+
+static void *watch(void *arg)
+{
+    watcher *w = arg;
+    char url[512];
+    snprintf(url, sizeof url, "%s/events/stream?type=OrderStatusChanged", w->l->url);
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_feed);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, w);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, keep_going);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, w);
+    curl_easy_perform(c);
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
+/* ---- the report ---------------------------------------------------------------------- */
+
+static int by_value(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double percentile(double *values, int n, double p)
+{
+    if (n == 0)
+        return 0;
+    qsort(values, (size_t)n, sizeof *values, by_value);
+    int i = (int)(p * n);
+    return values[i < n ? i : n - 1];
+}
+
+static void progress(load *l, bool tty, int *last_decile)
+{
+    int placed = atomic_load(&l->placed), finals = atomic_load(&l->finals);
+    if (tty) {
+        int filled = l->orders ? finals * 40 / l->orders : 40;
+        printf("\r[%-40.*s] %d/%d placed, %d final", filled,
+               "########################################", placed, l->orders, finals);
+        fflush(stdout);
+    } else if (l->orders && finals * 10 / l->orders > *last_decile) {
+        *last_decile = finals * 10 / l->orders;
+        printf("progress: %d/%d placed, %d final\n", placed, l->orders, finals);
+        fflush(stdout);
+    }
+}
+
+/* Matches notes to orders; fills latencies; returns how many orders are final. */
+static int reconcile(load *l, watcher *w, double *to_final, int *processing, int *cancelled)
+{
+    int done = 0;
+    *processing = *cancelled = 0;
+    for (int i = 0; i < l->orders; i++) {
+        order_slot *s = &l->slots[i];
+        for (int k = 0; s->id[0] && k < w->count; k++)
+            if (strcmp(w->notes[k].id, s->id) == 0) {
+                snprintf(s->status, sizeof s->status, "%s", w->notes[k].status);
+                to_final[done++] = (w->notes[k].at - s->placed_at) * 1000;
+                *processing += strcmp(s->status, "Processing") == 0;
+                *cancelled += strcmp(s->status, "Cancelled") == 0;
+                break;
+            }
+    }
+    return done;
+}
+
+/* Stock conserved: initial - units of Processing orders == reported stock. */
+static int check_stock(load *l, char *why, size_t size)
+{
+    CURL *c = curl_easy_init();
+    int error = 0;
+    for (int p = 0; p < l->products && error == 0; p++) {
+        long expected = STOCK_PER_PRODUCT, status;
+        for (int i = 0; i < l->orders; i++)
+            if (strcmp(l->slots[i].status, "Processing") == 0)
+                expected -= l->slots[i].quantities[p];
+        char path[96];
+        snprintf(path, sizeof path, "/products/%s", l->product_ids[p]);
+        json_t *product = call(c, l->url, "GET", path, NULL, &status);
+        long stock = (long)json_integer_value(json_object_get(product, "stock"));
+        if (status != 200 || stock != expected) {
+            snprintf(why, size, "product %d has stock %ld, expected %ld", p, stock, expected);
+            error = -1;
+        }
+        json_decref(product);
+    }
+    curl_easy_cleanup(c);
+    return error;
+}
+
+/* ---- the command -------------------------------------------------------------------------- */
+
+static int parse(int argc, char **argv, load *l)
+{
+    for (int i = 0; i + 1 < argc; i += 2) {
+        const char *k = argv[i], *v = argv[i + 1];
+        if (strcmp(k, "--url") == 0)
+            l->url = v;
+        else if (strcmp(k, "--orders") == 0)
+            l->orders = atoi(v);
+        else if (strcmp(k, "--concurrency") == 0)
+            l->concurrency = atoi(v);
+        else if (strcmp(k, "--products") == 0)
+            l->products = atoi(v);
+        else if (strcmp(k, "--decline-rate") == 0)
+            l->decline_rate = atof(v);
+        else if (strcmp(k, "--seed") == 0)
+            l->seed = (unsigned)strtoul(v, NULL, 10);
+        else
+            return -1;
+    }
+    bool ok = argc % 2 == 0 && l->url && l->orders > 0 && l->orders <= 1000000 &&
+              l->concurrency > 0 && l->concurrency <= 256 && l->products > 0 &&
+              l->products <= MAX_PRODUCTS && l->decline_rate >= 0 && l->decline_rate <= 1;
+    return ok ? 0 : -1;
+}
+
+static void report(load *l, watcher *w, double elapsed, bool consistent, const char *why)
+{
+    double *placement = calloc((size_t)l->orders + 1, sizeof(double));
+    double *to_final = calloc((size_t)l->orders + 1, sizeof(double));
+    int processing = 0, cancelled = 0, n = 0;
+    for (int i = 0; i < l->orders; i++)
+        if (l->slots[i].id[0])
+            placement[n++] = l->slots[i].placement_ms;
+    int finals = reconcile(l, w, to_final, &processing, &cancelled);
+    printf("orders: %d placed, %d failed, %d final\n", atomic_load(&l->placed),
+           atomic_load(&l->failures), finals);
+    printf("elapsed_s: %.2f\n", elapsed);
+    printf("placement_ms: p50 %.1f p95 %.1f p99 %.1f\n", percentile(placement, n, 0.5),
+           percentile(placement, n, 0.95), percentile(placement, n, 0.99));
+    double p95 = percentile(to_final, finals, 0.95);
+    printf("order_to_final_ms: p50 %.1f p95 %.1f p99 %.1f\n", percentile(to_final, finals, 0.5),
+           p95, percentile(to_final, finals, 0.99));
+    printf("status Processing: %d\nstatus Cancelled: %d\n", processing, cancelled);
+    printf("orders_per_s: %.0f\n", elapsed > 0 ? finals / elapsed : 0);
+    printf("order_to_final_p95_ms: %.1f\n", p95);
+    printf(consistent ? "consistency: ok\n" : "consistency: FAILED (%s)\n", why);
+    free(placement);
+    free(to_final);
+}
+
+static int run(load *l)
+{
+    CURL *setup = curl_easy_init();
+    watcher w = {
+        l, calloc((size_t)l->orders * 2 + 16, sizeof(final_note)), 0, l->orders * 2 + 16, "", 0};
+    pthread_t feed, *clients = calloc((size_t)l->concurrency, sizeof *clients);
+    client *args = calloc((size_t)l->concurrency, sizeof *args);
+    bool tty = isatty(1);
+    int decile = 0, error = !setup || !w.notes || !clients || !args ? -1 : make_catalog(l, setup);
+    curl_easy_cleanup(setup);
+    if (error == 0) {
+        pthread_create(&feed, NULL, watch, &w);
+        usleep(200000); /* the feed is open: every final from now on is seen */
+        double start = now_s();
+        for (int i = 0; i < l->concurrency; i++) {
+            args[i] = (client){l, i};
+            pthread_create(&clients[i], NULL, run_client, &args[i]);
+        }
+        for (int i = 0; i < l->concurrency; i++)
+            pthread_join(clients[i], NULL);
+        double deadline = now_s() + 60;
+        while (atomic_load(&l->finals) < atomic_load(&l->placed) && now_s() < deadline) {
+            progress(l, tty, &decile);
+            usleep(100000);
+        }
+        progress(l, tty, &decile);
+        if (tty)
+            printf("\n");
+        double elapsed = now_s() - start;
+        atomic_store(&l->stop_feed, true);
+        pthread_join(feed, NULL);
+        char why[256] = "";
+        int processing, cancelled;
+        double *scratch = calloc((size_t)l->orders + 1, sizeof(double));
+        int finals = reconcile(l, &w, scratch, &processing, &cancelled);
+        free(scratch);
+        bool consistent = finals == l->orders && atomic_load(&l->failures) == 0;
+        if (!consistent)
+            snprintf(why, sizeof why, "%d of %d orders final, %d placements failed", finals,
+                     l->orders, atomic_load(&l->failures));
+        else if (check_stock(l, why, sizeof why) < 0)
+            consistent = false;
+        report(l, &w, elapsed, consistent, why);
+        error = consistent ? 0 : -1;
+    }
+    free(w.notes);
+    free(clients);
+    free(args);
+    return error;
+}
+
+int shop_load_main(int argc, char **argv);
+
+int shop_load_main(int argc, char **argv)
+{
+    load l = {.products = 5, .seed = 42};
+    if (parse(argc, argv, &l) < 0) {
+        fprintf(stderr, "usage: shop load --url URL --orders N --concurrency C [--products P]\n"
+                        "                 [--decline-rate R] [--seed S]\n");
+        return 2;
+    }
+    l.slots = calloc((size_t)l.orders, sizeof *l.slots);
+    l.user_ids = calloc((size_t)l.concurrency, sizeof *l.user_ids);
+    pthread_mutex_init(&l.lock, NULL);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    int rc = l.slots && l.user_ids && run(&l) == 0 ? 0 : 1;
+    curl_global_cleanup();
+    free(l.slots);
+    free(l.user_ids);
+    pthread_mutex_destroy(&l.lock);
+    return rc;
+}
