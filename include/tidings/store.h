@@ -129,6 +129,11 @@ int td_txn_doc_delete(td_txn *txn, const char *collection, const char *key);
 int td_txn_doc_list(td_txn *txn, const char *collection, const char *after_key, size_t limit,
                     td_doc_fn fn, void *payload);
 
+/* Runs fn inside the unit under a savepoint of its own: if fn fails, what it
+ * wrote is undone and its code returned, and the unit can go on (its other
+ * work stays). Lets one unit of work carry several independent pieces. */
+int td_txn_try(td_txn *txn, td_unit_fn fn, void *payload);
+
 /* Names the event that caused this unit's work (a handler's input). Events
  * appended afterwards that lack their own correlation id, causation id or
  * traceparent get the cause's correlation id (or its id if it has none), the

@@ -3,8 +3,8 @@
  * of its own (its writes and its progress commit together, so every event
  * counts exactly once, and each can be rebuilt alone):
  *
- *   readmodel.user_orders    user_orders/<user id>     {"orders":[{order_id, status,
- *                                                        total_amount, currency, order_date}]}
+ *   readmodel.user_orders    user_orders/<user id>|<order id>  {order_id, status,
+ *                                                        total_amount, currency, order_date}
  *   readmodel.product_sales  product_sales/<product id> {"units_sold","revenue","currency"}
  *                            paid orders: counted when an order becomes Processing,
  *                            taken back when a paid order is cancelled
@@ -46,10 +46,14 @@ static json_t *event_data(td_delivery *d, const td_event *ev)
 
 /* ---- orders by user ------------------------------------------------------------- */
 
+/* One document per (user, order): user_orders/<user id>|<order id>, so each
+ * event touches one small document, and a user's orders are a key-prefix
+ * listing. */
 static int user_orders(td_delivery *d, const td_event *ev, void *payload)
 {
     td_txn *txn = td_delivery_txn(d);
     json_t *data = event_data(d, ev), *doc = NULL, *order = NULL;
+    char key[128];
     (void)payload;
     if (data == NULL)
         return TD_EPERMANENT;
@@ -59,24 +63,17 @@ static int user_orders(td_delivery *d, const td_event *ev, void *payload)
     if (user == NULL && order_id && (error = load_doc(txn, "snap_order", order_id, &order)) == 0 &&
         order)
         user = json_string_value(json_object_get(json_object_get(order, "state"), "user_id"));
-    if (error == 0 && user && (error = load_doc(txn, "user_orders", user, &doc)) == 0) {
-        if (doc == NULL)
-            doc = json_pack("{s:[]}", "orders");
-        json_t *list = json_object_get(doc, "orders");
+    if (error == 0 && user && order_id) {
+        snprintf(key, sizeof key, "%s|%s", user, order_id);
         if (strcmp(ev->type, "OrderCreated") == 0)
-            json_array_append_new(list,
-                                  json_pack("{s:O,s:s,s:O,s:O,s:O}", "order_id",
-                                            json_object_get(data, "order_id"), "status", "Pending",
-                                            "total_amount", json_object_get(data, "total_amount"),
-                                            "currency", json_object_get(data, "currency"),
-                                            "order_date", json_object_get(data, "order_date")));
-        for (size_t i = 0; i < json_array_size(list) && strcmp(ev->type, "OrderStatusChanged") == 0;
-             i++) {
-            json_t *entry = json_array_get(list, i);
-            if (strcmp(json_string_value(json_object_get(entry, "order_id")), order_id) == 0)
-                json_object_set(entry, "status", json_object_get(data, "to_status"));
-        }
-        error = save_doc(txn, "user_orders", user, doc);
+            doc = json_pack("{s:s,s:s,s:O,s:O,s:O}", "order_id", order_id, "status", "Pending",
+                            "total_amount", json_object_get(data, "total_amount"), "currency",
+                            json_object_get(data, "currency"), "order_date",
+                            json_object_get(data, "order_date"));
+        else if ((error = load_doc(txn, "user_orders", key, &doc)) == 0 && doc)
+            json_object_set(doc, "status", json_object_get(data, "to_status"));
+        if (error == 0 && doc)
+            error = save_doc(txn, "user_orders", key, doc);
     }
     json_decref(doc);
     json_decref(order);
@@ -183,21 +180,40 @@ int read_models_new(shop *s, td_subscription *out[SHOP_READ_MODELS])
 
 /* ---- queries --------------------------------------------------------------------------------- */
 
+typedef struct user_listing {
+    const char *prefix;
+    size_t len;
+    json_t *orders;
+} user_listing;
+
+static int add_user_order(const char *key, const char *json, size_t len, void *payload)
+{
+    user_listing *l = payload;
+    json_error_t err;
+    if (strncmp(key, l->prefix, l->len) != 0)
+        return 1; /* past this user's documents */
+    json_t *doc = json_loadb(json, len, 0, &err);
+    return doc && json_array_append_new(l->orders, doc) == 0 ? 0 : TD_ECORRUPT;
+}
+
 int shop_list_user_orders(shop *s, const char *user_id, json_t **out)
 {
-    char *text = NULL;
-    size_t len = 0;
-    json_error_t err;
+    char prefix[64];
     json_t *user = NULL;
     int error = shop_get_user(s, user_id, &user); /* 404 for an unknown user */
     json_decref(user);
     if (error < 0)
         return error;
-    error = td_store_doc_get(s->store, "user_orders", user_id, &text, &len);
-    *out = error == 0 ? json_loadb(text, len, 0, &err) : json_pack("{s:[]}", "orders");
-    td_free(text);
-    return (error == 0 || error == TD_ENOTFOUND) && *out ? 0
-                                                         : shop_fail_td(error ? error : TD_ENOMEM);
+    snprintf(prefix, sizeof prefix, "%s|", user_id);
+    user_listing l = {prefix, strlen(prefix), json_array()};
+    error = l.orders ? td_store_doc_list(s->store, "user_orders", prefix, 0, add_user_order, &l)
+                     : TD_ENOMEM;
+    if (error < 0) {
+        json_decref(l.orders);
+        return shop_fail_td(error);
+    }
+    *out = json_pack("{s:o}", "orders", l.orders);
+    return 0;
 }
 
 int shop_product_sales(shop *s, const char *product_id, int64_t *units, int64_t *revenue)

@@ -273,6 +273,56 @@ static td_outcome park_or_fail(td_subscription *sub, item *it, const char *block
     return OUTCOME_PARKED;
 }
 
+bool td_deliver__batchable(const td_subscription *sub, const item *it, const char *blocked_by)
+{
+    return sub->opts.transactional && it->attempts == 0 && !it->has_retry_doc &&
+           !it->dead_letter[0] && !(blocked_by && blocked_by[0]);
+}
+
+typedef struct batch_args {
+    td_subscription *sub;
+    item **items;
+    size_t count;
+    bool *done;
+} batch_args;
+
+static int batch_unit(td_txn *txn, void *payload)
+{
+    batch_args *a = payload;
+    for (size_t i = 0; i < a->count; i++) {
+        item *it = a->items[i];
+        td_delivery d = {.sub = a->sub, .it = it, .event = it->event, .attempt = 1};
+        td_span span;
+        char span_name[TD_TYPE_MAX + 8], why[300];
+        td_uuid_format(d.key, &it->event->id);
+        bool traced = start_span(a->sub, &d, &span, span_name, sizeof span_name);
+        int rc = td_txn_try(txn, transactional_unit, &d);
+        a->done[i] = rc == 0;
+        if (traced) {
+            snprintf(why, sizeof why, "%s", d.message[0] ? d.message : td_error_last());
+            span.error = rc < 0;
+            span.status_message = rc < 0 ? why : NULL;
+            td_tracer_end(a->sub->opts.tracer, &span);
+        }
+    }
+    return 0;
+}
+
+void td_deliver__batch(td_subscription *sub, item **items, size_t count, bool *done)
+{
+    batch_args a = {sub, items, count, done};
+    memset(done, 0, count * sizeof *done);
+    if (td_transact(sub->store, batch_unit, &a) < 0) {
+        memset(done, 0, count * sizeof *done); /* nothing committed: each goes the long way */
+        return;
+    }
+    for (size_t i = 0; i < count; i++)
+        if (done[i]) {
+            items[i]->attempts = 1;
+            td_sub_metrics__handled(sub, items[i]->event);
+        }
+}
+
 td_outcome td_deliver__item(td_subscription *sub, item *it, const char *blocked_by,
                             int64_t *delay_us, char *dead_letter_out)
 {

@@ -130,6 +130,12 @@ td_outcome td_deliver__item(td_subscription *sub, item *it, const char *blocked_
                             int64_t *delay_us, char *dead_letter_out);
 int td_deliver__park(td_subscription *sub, item *it, const char *blocked_by, const char *reason,
                      char *dead_letter_out);
+/* Transactional mode: first attempts of several items in one unit of work,
+ * each under a savepoint of its own. done[i] says whether items[i] was
+ * handled; the others go through td_deliver__item as usual. */
+void td_deliver__batch(td_subscription *sub, item **items, size_t count, bool *done);
+/* Whether an item may take the batch path (a plain first attempt). */
+bool td_deliver__batchable(const td_subscription *sub, const item *it, const char *blocked_by);
 
 /* lanes.c */
 void *td_lanes__main(void *arg);

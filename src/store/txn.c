@@ -69,6 +69,23 @@ static int check_expected(const char *stream, int64_t expected, int64_t current)
     return 0;
 }
 
+int td_txn_try(td_txn *txn, td_unit_fn fn, void *payload)
+{
+    const td_backend *b = txn->store->backend;
+    int64_t saved_head = *txn->head;
+    int error = refuse_while_reading(txn);
+    if (error == 0)
+        error = b->savepoint(txn->conn);
+    if (error < 0)
+        return error;
+    int rc = fn(txn, payload);
+    if (rc >= 0)
+        return b->release(txn->conn);
+    *txn->head = saved_head;
+    int undo = b->rollback_to(txn->conn);
+    return undo < 0 ? undo : rc;
+}
+
 void td_txn_set_cause(td_txn *txn, const td_event *cause)
 {
     txn->cause = cause;
