@@ -74,12 +74,8 @@ static int write_snapshot(td_txn *txn, const shop_aggregate *a)
     char collection[80];
     snapshot_collection(collection, a->category);
     json_t *doc = json_pack("{s:I,s:O}", "version", (json_int_t)a->version, "state", a->state);
-    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    int error = doc ? td_txn_doc_put_json(txn, collection, a->id, doc) : TD_ENOMEM;
     json_decref(doc);
-    if (text == NULL)
-        return TD_ENOMEM;
-    int error = td_txn_doc_put(txn, collection, a->id, text, 0);
-    free(text);
     return error;
 }
 

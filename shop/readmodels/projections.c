@@ -30,10 +30,7 @@ static int load_doc(td_txn *txn, const char *collection, const char *key, json_t
 
 static int save_doc(td_txn *txn, const char *collection, const char *key, json_t *doc)
 {
-    char *text = json_dumps(doc, JSON_COMPACT);
-    int error = text ? td_txn_doc_put(txn, collection, key, text, 0) : TD_ENOMEM;
-    free(text);
-    return error;
+    return td_txn_doc_put_json(txn, collection, key, doc);
 }
 
 static json_t *event_data(td_delivery *d, const td_event *ev)

@@ -75,11 +75,10 @@ int td_state__list_prefix(td_store *store, const char *collection, const char *n
 /* Serialises json (stealing the reference) and puts it under key. */
 static int put_json(td_txn *txn, const char *collection, const char *key, json_t *json)
 {
-    char *text = NULL;
-    int error = td_json__dump_steal(&text, NULL, json);
-    if (error == 0)
-        error = td_txn_doc_put(txn, collection, key, text, 0);
-    td_free(text);
+    if (json == NULL)
+        return td_error__oom();
+    int error = td_txn_doc_put_json(txn, collection, key, json);
+    json_decref(json);
     return error;
 }
 

@@ -87,20 +87,14 @@ static int move_deadline(td_txn *txn, const td_saga_ctx *ctx, td_time old_deadli
 
 int td_saga__save(td_txn *txn, td_saga_ctx *ctx, td_time old_deadline)
 {
-    char key[TD_SAGA_KEY_MAX + 1], *text = NULL;
+    char key[TD_SAGA_KEY_MAX + 1];
     json_object_set_new(ctx->instance, "deadline",
                         ctx->deadline ? json_integer(ctx->deadline) : json_null());
     json_object_set_new(ctx->instance, "updated_at", json_integer(td_time_now()));
     int error = move_deadline(txn, ctx, old_deadline);
     if (error == 0)
         error = td_saga__key(key, ctx->saga->def->name, ctx->correlation_id);
-    json_incref(ctx->instance);
     if (error == 0)
-        error = td_json__dump_steal(&text, NULL, ctx->instance);
-    else
-        json_decref(ctx->instance);
-    if (error == 0)
-        error = td_txn_doc_put(txn, TD_COLL_SAGAS, key, text, 0);
-    td_free(text);
+        error = td_txn_doc_put_json(txn, TD_COLL_SAGAS, key, ctx->instance);
     return error;
 }

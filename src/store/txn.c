@@ -354,6 +354,27 @@ int td_txn_doc_put(td_txn *txn, const char *collection, const char *key, const c
                : txn->store->backend->doc_put(txn->conn, collection, key, json, n, td_time_now());
 }
 
+int td_txn_doc_put_json(td_txn *txn, const char *collection, const char *key, const json_t *doc)
+{
+    int error = refuse_while_reading(txn);
+    if (error == 0)
+        error = td_store__check_doc_key(collection, key);
+    if (error == 0 && !json_is_object(doc))
+        error = td_error__set(TD_EINVAL, "a document must be a JSON object");
+    if (error < 0)
+        return error;
+    char *text = json_dumps(doc, JSON_COMPACT);
+    if (text == NULL)
+        return td_error__oom();
+    size_t n = strlen(text);
+    if (n > DOC_MAX_BYTES)
+        error = td_error__set(TD_ETOOBIG, "document of %zu bytes is over %d", n, DOC_MAX_BYTES);
+    else
+        error = txn->store->backend->doc_put(txn->conn, collection, key, text, n, td_time_now());
+    td_json__free(text);
+    return error;
+}
+
 int td_txn_doc_get(td_txn *txn, const char *collection, const char *key, char **json, size_t *len)
 {
     int error = refuse_while_reading(txn);
