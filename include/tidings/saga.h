@@ -52,8 +52,9 @@ typedef struct td_saga_ctx td_saga_ctx; /* what an action may do; valid during t
  * of the transition is written. */
 typedef int (*td_saga_action)(td_saga_ctx *ctx, const td_event *event, void *payload);
 
-/* A guard: whether a transition applies to this event (its data, say). */
-typedef bool (*td_saga_guard)(const td_event *event, void *payload);
+/* A guard: whether a transition applies to this event. data is the event's
+ * data, parsed once for the whole transition (borrowed). */
+typedef bool (*td_saga_guard)(const td_event *event, json_t *data, void *payload);
 
 typedef struct td_saga_transition {
     const char *state; /* NULL: starts an instance; "*": any state not final */
@@ -79,7 +80,7 @@ typedef struct td_saga_definition {
     const char *const *final_states; /* NULL-terminated */
     /* Writes the correlation id of event into out (size bytes); returns 0, or
      * a negative code when the event carries none (it is then not for us). */
-    int (*correlate)(const td_event *event, char *out, size_t size);
+    int (*correlate)(const td_event *event, json_t *data, char *out, size_t size);
 } td_saga_definition;
 
 #define TD_SAGA_OPTIONS_VERSION 1
@@ -109,6 +110,7 @@ int td_saga_stop(td_saga *saga);
 void td_saga_free(td_saga *saga);
 
 /* Inside an action. */
+json_t *td_saga_event_data(td_saga_ctx *ctx);      /* the event's data, parsed once; borrowed */
 const char *td_saga_state(const td_saga_ctx *ctx); /* before the transition */
 const char *td_saga_correlation_id(const td_saga_ctx *ctx);
 json_t *td_saga_data(td_saga_ctx *ctx); /* the instance's data: borrowed, change it freely */

@@ -30,46 +30,37 @@
 
 /* ---- guards ----------------------------------------------------------------- */
 
-static json_t *data_of(const td_event *ev)
+static bool field_is(json_t *data, const char *key, const char *value)
 {
-    json_t *data = NULL;
-    return td_event_data(&data, ev) == 0 ? data : NULL;
-}
-
-static bool field_is(const td_event *ev, const char *key, const char *value)
-{
-    json_t *data = data_of(ev);
     const char *v = json_string_value(json_object_get(data, key));
-    bool same = v && strcmp(v, value) == 0;
-    json_decref(data);
-    return same;
+    return v && strcmp(v, value) == 0;
 }
 
-static bool paid(const td_event *ev, void *payload)
+static bool paid(const td_event *ev, json_t *data, void *payload)
 {
+    (void)ev;
     (void)payload;
-    json_t *data = data_of(ev);
-    bool ok = json_is_true(json_object_get(data, "is_successful"));
-    json_decref(data);
-    return ok;
+    return json_is_true(json_object_get(data, "is_successful"));
 }
 
-static bool declined(const td_event *ev, void *payload)
+static bool declined(const td_event *ev, json_t *data, void *payload)
 {
-    return !paid(ev, payload);
+    return !paid(ev, data, payload);
 }
 
-static bool customer_cancel(const td_event *ev, void *payload)
+static bool customer_cancel(const td_event *ev, json_t *data, void *payload)
 {
+    (void)ev;
     (void)payload;
-    return field_is(ev, "to_status", "Cancelled") &&
-           field_is(ev, "reason", "cancelled_by_customer");
+    return field_is(data, "to_status", "Cancelled") &&
+           field_is(data, "reason", "cancelled_by_customer");
 }
 
-static bool shipped(const td_event *ev, void *payload)
+static bool shipped(const td_event *ev, json_t *data, void *payload)
 {
+    (void)ev;
     (void)payload;
-    return field_is(ev, "to_status", "Shipped");
+    return field_is(data, "to_status", "Shipped");
 }
 
 /* ---- actions ----------------------------------------------------------------------- */
@@ -100,14 +91,12 @@ static int set_status(td_saga_ctx *ctx, const char *to, const char *reason)
 static int start(td_saga_ctx *ctx, const td_event *ev, void *payload)
 {
     (void)payload;
-    json_t *data = data_of(ev), *saga = td_saga_data(ctx);
-    if (data == NULL)
-        return TD_EPERMANENT;
+    (void)ev;
+    json_t *data = td_saga_event_data(ctx), *saga = td_saga_data(ctx);
     static const char *const keep[] = {"user_id",  "items",          "total_amount",
                                        "currency", "payment_method", "payment_token"};
     for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
         json_object_set(saga, keep[i], json_object_get(data, keep[i]));
-    json_decref(data);
     return command(ctx, "reservation", "ReserveInventory",
                    json_pack("{s:s,s:O}", "order_id", td_saga_correlation_id(ctx), "items",
                              json_object_get(saga, "items")));
@@ -208,13 +197,12 @@ static const td_saga_compensation compensations[] = {
 
 static const char *const finals[] = {"completed", "cancelled", NULL};
 
-static int correlate(const td_event *ev, char *out, size_t size)
+static int correlate(const td_event *ev, json_t *data, char *out, size_t size)
 {
-    json_t *data = data_of(ev);
     const char *order = json_string_value(json_object_get(data, "order_id"));
+    (void)ev;
     if (order)
         snprintf(out, size, "%s", order);
-    json_decref(data);
     return order ? 0 : TD_EINVAL;
 }
 

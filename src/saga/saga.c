@@ -74,13 +74,13 @@ static int check_definition(const td_saga_definition *def)
 
 /* The transition for an event in a state (NULL: no instance yet). */
 static const td_saga_transition *find_transition(const td_saga *saga, const char *state,
-                                                 const td_event *ev)
+                                                 const td_event *ev, json_t *data)
 {
     const td_saga_definition *def = saga->def;
     const td_saga_transition *any = NULL;
     for (size_t i = 0; i < def->transition_count; i++) {
         const td_saga_transition *t = &def->transitions[i];
-        if (strcmp(t->event_type, ev->type) != 0 || (t->when && !t->when(ev, saga->payload)))
+        if (strcmp(t->event_type, ev->type) != 0 || (t->when && !t->when(ev, data, saga->payload)))
             continue;
         if (state == NULL ? t->state == NULL : t->state && strcmp(t->state, state) == 0)
             return t;
@@ -100,6 +100,11 @@ const char *td_saga_state(const td_saga_ctx *ctx)
 const char *td_saga_correlation_id(const td_saga_ctx *ctx)
 {
     return ctx->correlation_id;
+}
+
+json_t *td_saga_event_data(td_saga_ctx *ctx)
+{
+    return ctx->event_data;
 }
 
 json_t *td_saga_data(td_saga_ctx *ctx)
@@ -142,14 +147,15 @@ static bool own_deadline(const td_saga *saga, const td_event *ev)
 }
 
 /* The correlation id: of a deadline event, from its stream name. */
-static int correlation_of(const td_saga *saga, const td_event *ev, char *out, size_t size)
+static int correlation_of(const td_saga *saga, const td_event *ev, json_t *data, char *out,
+                          size_t size)
 {
     if (own_deadline(saga, ev)) {
         snprintf(out, size, "%s", ev->stream + 10 + strlen(saga->def->name));
         return 0;
     }
     char stream[TD_STREAM_MAX + 2];
-    int error = saga->def->correlate(ev, out, size);
+    int error = saga->def->correlate(ev, data, out, size);
     if (error < 0)
         return error;
     /* It must be able to name the instance's deadline stream. */
@@ -193,15 +199,16 @@ static int transition(td_saga_ctx *ctx, const td_saga_transition *t, const td_ev
     return 0;
 }
 
-static int apply(td_saga *saga, td_txn *txn, const td_event *ev, const char *correlation_id)
+static int apply(td_saga *saga, td_txn *txn, const td_event *ev, json_t *data,
+                 const char *correlation_id)
 {
-    td_saga_ctx ctx = {saga, txn, ev, correlation_id, NULL, NULL, NULL, 0};
+    td_saga_ctx ctx = {saga, txn, ev, data, correlation_id, NULL, NULL, NULL, 0};
     int error = td_saga__load(txn, saga->def->name, correlation_id, &ctx.instance);
     if (error < 0)
         return error;
     bool completed = ctx.instance && json_is_true(json_object_get(ctx.instance, "completed"));
     ctx.state = ctx.instance ? json_string_value(json_object_get(ctx.instance, "state")) : NULL;
-    const td_saga_transition *t = completed ? NULL : find_transition(saga, ctx.state, ev);
+    const td_saga_transition *t = completed ? NULL : find_transition(saga, ctx.state, ev, data);
     if (t == NULL && ctx.instance == NULL)
         return 0; /* not for a running instance, and starts none */
     if (ctx.instance == NULL &&
@@ -224,11 +231,16 @@ static int handle(td_delivery *d, const td_event *ev, void *payload)
 {
     td_saga *saga = payload;
     char correlation_id[TD_REF_ID_MAX + 1];
-    if (correlation_of(saga, ev, correlation_id, sizeof correlation_id) < 0) {
+    json_t *data = NULL;
+    if (td_event_data(&data, ev) < 0)
+        return td_delivery_fail(d, TD_EPERMANENT, "%s: data is not JSON", ev->type);
+    int error = 0;
+    if (correlation_of(saga, ev, data, correlation_id, sizeof correlation_id) < 0)
         td_log__emit(TD_LOG_DEBUG, saga->subscription_name, ev, "no correlation id: ignored");
-        return 0;
-    }
-    return apply(saga, td_delivery_txn(d), ev, correlation_id);
+    else
+        error = apply(saga, td_delivery_txn(d), ev, data, correlation_id);
+    json_decref(data);
+    return error;
 }
 
 static bool accept(const td_event *ev, void *payload)

@@ -37,6 +37,7 @@ struct td_saga_ctx {
     td_saga *saga;
     td_txn *txn;
     const td_event *event;
+    json_t *event_data; /* parsed once per event; borrowed */
     const char *correlation_id;
     json_t *instance;  /* the whole document */
     json_t *data;      /* borrowed from instance */

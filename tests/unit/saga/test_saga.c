@@ -74,14 +74,12 @@ static int release_stock(td_saga_ctx *ctx, const td_event *ev, void *payload)
     return publish(ctx, "stock", "ReleaseStock", "");
 }
 
-static int correlate(const td_event *ev, char *out, size_t size)
+static int correlate(const td_event *ev, json_t *data, char *out, size_t size)
 {
-    json_t *data = NULL;
-    int error = td_event_data(&data, ev);
-    const char *id = error == 0 ? json_string_value(json_object_get(data, "order_id")) : NULL;
+    const char *id = json_string_value(json_object_get(data, "order_id"));
+    (void)ev;
     if (id)
         snprintf(out, size, "%s", id);
-    json_decref(data);
     return id ? 0 : TD_EINVAL;
 }
 
