@@ -16,4 +16,5 @@ for _ in $(seq 1 100); do
 done
 url=$(grep -o 'http://127.0.0.1:[0-9]*' "$dir/out" | head -1)
 echo "shop load: $orders orders, $concurrency clients, against $url"
-"$build/shop" load --url "$url" --orders "$orders" --concurrency "$concurrency" --decline-rate 0.1
+"$build/shop" load --url "$url" --orders "$orders" --concurrency "$concurrency" --decline-rate 0.1 \
+  ${RATE:+--rate "$RATE"}

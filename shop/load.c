@@ -2,10 +2,11 @@
  * load.c (shop): `shop load`, the load generator.
  *
  *   shop load --url URL --orders N --concurrency C [--products P]
- *             [--decline-rate R] [--seed S]
+ *             [--decline-rate R] [--seed S] [--rate ORDERS_PER_S]
  *
  * Creates P products and C users through the API, then C client threads
- * place N orders (1 to 3 items, tok_decline with probability R). One
+ * place N orders (1 to 3 items, tok_decline with probability R), as fast as
+ * they can or paced to --rate orders per second in all. One
  * Server-Sent Events connection watches OrderStatusChanged and notes when
  * each order reaches a final status (Processing or Cancelled), so
  * order-to-final latency is measured without polling. Afterwards it checks
@@ -41,6 +42,8 @@ typedef struct load {
     const char *url;
     int orders, concurrency, products;
     double decline_rate;
+    double rate; /* orders per second in all; 0: as fast as possible */
+    double start;
     unsigned seed;
     char product_ids[MAX_PRODUCTS][40];
     char (*user_ids)[40];
@@ -175,6 +178,11 @@ static void *run_client(void *arg)
     for (int i; c && (i = atomic_fetch_add(&l->next, 1)) < l->orders;) {
         order_slot *slot = &l->slots[i];
         long status;
+        if (l->rate > 0) { /* order i is due at start + i / rate */
+            double wait = l->start + i / l->rate - now_s();
+            if (wait > 0)
+                usleep((useconds_t)(wait * 1e6));
+        }
         order_body(l, &seed, cl->index, slot, body, sizeof body);
         double start = now_s();
         pthread_mutex_lock(&l->lock);
@@ -369,6 +377,8 @@ static int parse(int argc, char **argv, load *l)
             l->products = atoi(v);
         else if (strcmp(k, "--decline-rate") == 0)
             l->decline_rate = atof(v);
+        else if (strcmp(k, "--rate") == 0)
+            l->rate = atof(v);
         else if (strcmp(k, "--seed") == 0)
             l->seed = (unsigned)strtoul(v, NULL, 10);
         else
@@ -376,7 +386,8 @@ static int parse(int argc, char **argv, load *l)
     }
     bool ok = argc % 2 == 0 && l->url && l->orders > 0 && l->orders <= 1000000 &&
               l->concurrency > 0 && l->concurrency <= 256 && l->products > 0 &&
-              l->products <= MAX_PRODUCTS && l->decline_rate >= 0 && l->decline_rate <= 1;
+              l->products <= MAX_PRODUCTS && l->decline_rate >= 0 && l->decline_rate <= 1 &&
+              l->rate >= 0;
     return ok ? 0 : -1;
 }
 
@@ -419,6 +430,7 @@ static int run(load *l)
         pthread_create(&feed, NULL, watch, &w);
         usleep(200000); /* the feed is open: every final from now on is seen */
         double start = now_s();
+        l->start = start;
         for (int i = 0; i < l->concurrency; i++) {
             args[i] = (client){l, i};
             pthread_create(&clients[i], NULL, run_client, &args[i]);
@@ -463,7 +475,7 @@ int shop_load_main(int argc, char **argv)
     load l = {.products = 5, .seed = 42};
     if (parse(argc, argv, &l) < 0) {
         fprintf(stderr, "usage: shop load --url URL --orders N --concurrency C [--products P]\n"
-                        "                 [--decline-rate R] [--seed S]\n");
+                        "                 [--decline-rate R] [--seed S] [--rate ORDERS_PER_S]\n");
         return 2;
     }
     l.slots = calloc((size_t)l.orders, sizeof *l.slots);

@@ -33,7 +33,7 @@ static int usage(FILE *out, int code)
                  "  --data    the data folder: store and mail (default ./data)\n"
                  "  --smtp    send e-mail through smtp://host:port instead of DATA/mail\n"
                  "usage: shop load --url URL --orders N --concurrency C [--products P]\n"
-                 "                 [--decline-rate R] [--seed S]\n"
+                 "                 [--decline-rate R] [--seed S] [--rate ORDERS_PER_S]\n"
                  "  places orders against a running shop and checks the outcome\n");
     return code;
 }
