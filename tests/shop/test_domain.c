@@ -20,10 +20,7 @@ static int setup(void **state)
 {
     (void)state;
     store = tt_fixture("shop");
-    char dir[2048];
-    snprintf(dir, sizeof dir, "%s", tt_fixture_url() + 7); /* sqlite:DIR/shop.db */
-    *strrchr(dir, '/') = '\0';
-    shop_options opts = {dir, 0, 0, NULL, NULL, true, NULL};
+    shop_options opts = {tt_fixture_dir(), 0, 0, NULL, NULL, true, NULL};
     assert_int_equal(shop_open(&s, store, &opts), 0);
     return 0;
 }

@@ -23,12 +23,8 @@ static int setup(void **state)
 {
     (void)state;
     store = tt_fixture("saga");
-    const char *url = tt_fixture_url();
-    char dir[2048];
-    snprintf(dir, sizeof dir, "%s", url + 7); /* sqlite:DIR/saga.db */
-    *strrchr(dir, '/') = '\0';
-    snprintf(mail_dir, sizeof mail_dir, "%s/mail/new", dir);
-    shop_options opts = {dir, 400, 2, NULL, NULL, false, NULL};
+    snprintf(mail_dir, sizeof mail_dir, "%.2000s/mail/new", tt_fixture_dir());
+    shop_options opts = {tt_fixture_dir(), 400, 2, NULL, NULL, false, NULL};
     assert_int_equal(shop_open(&s, store, &opts), 0);
     return 0;
 }

@@ -52,6 +52,11 @@ const char *tt_fixture_url(void)
     return fixture_url;
 }
 
+const char *tt_fixture_dir(void)
+{
+    return fixture_dir;
+}
+
 void tt_fixture_free(td_store *store)
 {
     td_store_free(store);

@@ -50,6 +50,7 @@ const char *tt_backend(void);
  * the store's URL until then. */
 td_store *tt_fixture(const char *name);
 const char *tt_fixture_url(void);
+const char *tt_fixture_dir(void); /* the fixture's temporary folder */
 void tt_fixture_free(td_store *store);
 
 /* Opens a store at url with default options, failing the test on error. */
