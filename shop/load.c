@@ -123,9 +123,9 @@ static int make_catalog(load *l, CURL *c)
         json_decref(product);
     }
     for (int u = 0; u < l->concurrency; u++) {
-        snprintf(body, sizeof body,
-                 "{\"email\":\"load-%u-%d@example.com\",\"full_name\":\"Load client %d\"}", l->seed,
-                 u, u);
+        snprintf(body, sizeof body, /* new users on every run, also against the same shop */
+                 "{\"email\":\"load-%u-%lld-%d@example.com\",\"full_name\":\"Load client %d\"}",
+                 l->seed, (long long)td_time_now(), u, u);
         json_t *user = call(c, l->url, "POST", "/users", body, &status);
         const char *id = json_string_value(json_object_get(user, "id"));
         if (status != 201 || !id)

@@ -106,6 +106,8 @@ static void dispatch(http_request *req, pending *p, http_response *res, const ch
 
 static enum MHD_Result send_response(struct MHD_Connection *c, http_response *res)
 {
+    if (res->status == 0 && res->text == NULL) /* a handler that said nothing */
+        http_problem(res, 500, "internal_error", NULL, "the handler gave no answer");
     char *text = res->text;
     if (text == NULL && res->json)
         text = json_dumps(res->json, JSON_COMPACT);
