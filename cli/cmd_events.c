@@ -129,28 +129,14 @@ static int build_query(const cli_command *cmd, const filter_flags *f, td_read_qu
     return 0;
 }
 
-static int parse_filters(const char *name, int argc, char **argv, filter_flags *f, td_read_query *q)
+/* Parses a reading command's flags (its own table) into f, then q. */
+static int parse_filters(const char *name, int argc, char **argv, const cli_flag *flags,
+                         filter_flags *f, td_read_query *q)
 {
     const cli_command *cmd = cli_find_command(name);
-    const cli_flag flags[] = {{"--stream", true, &f->stream}, {"--category", true, &f->category},
-                              {"--type", true, &f->type},     {"--since", true, &f->since},
-                              {"--after", true, &f->after},   {"--limit", true, &f->limit},
-                              {"--output", true, &f->output}, {NULL, false, NULL}};
-    const cli_flag export_flags[] = {
-        {"--after", true, &f->after}, {"--output", true, &f->output}, {NULL, false, NULL}};
-    const cli_flag tail_flags[] = {{"--stream", true, &f->stream},
-                                   {"--category", true, &f->category},
-                                   {"--type", true, &f->type},
-                                   {"--after", true, &f->after},
-                                   {NULL, false, NULL}};
-    const cli_flag *chosen = strcmp(name, "export") == 0 ? export_flags
-                             : strcmp(name, "tail") == 0 ? tail_flags
-                                                         : flags;
     const char *pos[1];
     int count;
-    int rc = cli_parse(cmd, argc, argv, chosen, pos, 0, 0, &count);
-    if (rc == 0 && strcmp(name, "events") == 0 && f->output)
-        rc = cli_usage_error(cmd, "unknown option '--output'");
+    int rc = cli_parse(cmd, argc, argv, flags, pos, 0, 0, &count);
     return rc == 0 ? build_query(cmd, f, q) : rc;
 }
 
@@ -159,7 +145,14 @@ int cmd_events(int argc, char **argv)
     filter_flags f = {0};
     td_read_query q = TD_READ_QUERY_INIT;
     td_store *store = NULL;
-    int rc = parse_filters("events", argc, argv, &f, &q);
+    const cli_flag flags[] = {{"--stream", true, &f.stream},
+                              {"--category", true, &f.category},
+                              {"--type", true, &f.type},
+                              {"--since", true, &f.since},
+                              {"--after", true, &f.after},
+                              {"--limit", true, &f.limit},
+                              {NULL, false, NULL}};
+    int rc = parse_filters("events", argc, argv, flags, &f, &q);
     if (rc != 0)
         return rc == -1 ? EXIT_OK : rc;
     int error = cli_open(&store, false, true);
@@ -174,7 +167,9 @@ int cmd_export(int argc, char **argv)
     filter_flags f = {0};
     td_read_query q = TD_READ_QUERY_INIT;
     td_store *store = NULL;
-    int rc = parse_filters("export", argc, argv, &f, &q);
+    const cli_flag flags[] = {
+        {"--after", true, &f.after}, {"--output", true, &f.output}, {NULL, false, NULL}};
+    int rc = parse_filters("export", argc, argv, flags, &f, &q);
     if (rc != 0)
         return rc == -1 ? EXIT_OK : rc;
     if (f.output && freopen(f.output, "w", stdout) == NULL) {
@@ -226,7 +221,12 @@ int cmd_tail(int argc, char **argv)
     td_read_query q = TD_READ_QUERY_INIT;
     td_store *store = NULL;
     int64_t head = 0;
-    int rc = parse_filters("tail", argc, argv, &f, &q);
+    const cli_flag flags[] = {{"--stream", true, &f.stream},
+                              {"--category", true, &f.category},
+                              {"--type", true, &f.type},
+                              {"--after", true, &f.after},
+                              {NULL, false, NULL}};
+    int rc = parse_filters("tail", argc, argv, flags, &f, &q);
     if (rc != 0)
         return rc == -1 ? EXIT_OK : rc;
     cli_catch_signals();
