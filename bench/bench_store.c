@@ -31,9 +31,9 @@
 
 static const char insert_sql[] =
     "INSERT INTO events (position, id, stream, version, type, schema_version, kind, source, "
-    "occurred_at, correlation_id, causation_id, traceparent, metadata, data) "
+    "occurred_at, correlation_id, causation_id, traceparent, metadata, data, hash) "
     "VALUES (?1, ?2, ?3, ?4, 'OrderCreated', 1, 0, 'order', ?5, NULL, NULL, "
-    "'00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', '{}', ?6)";
+    "'00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', '{}', ?6, zeroblob(32))";
 
 /* ---- the raw SQLite baseline ------------------------------------------------ */
 

@@ -78,6 +78,7 @@ int cmd_export(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_subscriptions(int argc, char **argv);
 int cmd_dlq(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
 
 const cli_command *cli_find_command(const char *name);
 

@@ -35,6 +35,9 @@ static const cli_command commands[] = {
      "[--stream S] [--by NAME]",
      "inspect the dead-letter queue; ask the subscription to retry or drop an entry (audited)",
      cmd_dlq},
+    {"audit", "verify [--from POS] [--to POS] | export [--since ISO8601] [--output FILE]",
+     "check the tamper-evident hash chain, or export events with their hashes for an auditor",
+     cmd_audit},
     {"stats", "", "count events, streams, types and documents; show the size on disk", cmd_stats},
     {"check", "", "verify the store's physical integrity", cmd_check},
 };

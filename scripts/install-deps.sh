@@ -14,6 +14,7 @@ packages=(
   libsodium-dev
   curl
   jq
+  python3
   clang-format
 )
 

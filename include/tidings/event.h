@@ -63,6 +63,7 @@ typedef struct td_event {
     size_t metadata_len;                      /* 0: strlen(metadata) */
     const char *data;                         /* JSON object text; required */
     size_t data_len;                          /* 0: strlen(data) */
+    uint8_t hash[32]; /* the audit chain's link (audit.h); set by the store */
 } td_event;
 
 /* Read and scan callbacks get each event borrowed for the call only. Return 0

@@ -11,6 +11,7 @@
 #ifndef TIDINGS_TIDINGS_H
 #define TIDINGS_TIDINGS_H
 
+#include "audit.h"
 #include "bus.h"
 #include "dlq.h"
 #include "errors.h"

@@ -49,6 +49,8 @@ typedef struct td_backend {
 
     /* --- reads, on any connection --- */
     int (*head)(td_conn *conn, int64_t *out);
+    /* The audit link of the last event before position (zeros if none). */
+    int (*hash_before)(td_conn *conn, int64_t position, uint8_t out[32]);
     int (*stream_version)(td_conn *conn, const char *stream, int64_t *out);
     int (*read)(td_conn *conn, const td_read_query *query, td_event_fn fn, void *payload);
     int (*read_stream)(td_conn *conn, const char *stream, int64_t from_version, size_t limit,

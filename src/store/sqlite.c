@@ -20,7 +20,7 @@
 
 #define EVENT_COLUMNS                                                                              \
     "position, id, stream, version, type, schema_version, kind, source, occurred_at, "             \
-    "correlation_id, causation_id, traceparent, metadata, data"
+    "correlation_id, causation_id, traceparent, metadata, data, hash"
 
 static const char *const statement_sql[STMT_COUNT] = {
     [STMT_BEGIN] = "BEGIN IMMEDIATE",
@@ -30,8 +30,10 @@ static const char *const statement_sql[STMT_COUNT] = {
     [STMT_RELEASE] = "RELEASE unit",
     [STMT_ROLLBACK_TO] = "ROLLBACK TO unit",
     [STMT_INSERT] = "INSERT INTO events (" EVENT_COLUMNS ") "
-                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     [STMT_HEAD] = "SELECT coalesce(max(position), 0) FROM events",
+    [STMT_HASH_BEFORE] =
+        "SELECT hash FROM events WHERE position < ?1 ORDER BY position DESC LIMIT 1",
     [STMT_STREAM_VERSION] = "SELECT coalesce(max(version), 0) FROM events WHERE stream = ?1",
     [STMT_READ_STREAM] = "SELECT " EVENT_COLUMNS " FROM events WHERE stream = ?1 AND "
                          "version >= ?2 ORDER BY version LIMIT ?3",
@@ -200,6 +202,7 @@ static int sq_insert(td_conn *conn, const td_event *ev)
     bind_text(stmt, 12, ev->traceparent, strlen(ev->traceparent));
     bind_text(stmt, 13, ev->metadata, ev->metadata_len);
     bind_text(stmt, 14, ev->data, ev->data_len);
+    sqlite3_bind_blob(stmt, 15, ev->hash, sizeof ev->hash, SQLITE_STATIC);
     return run(conn, stmt, "appending event");
 }
 
@@ -238,6 +241,11 @@ static void row_to_event(sqlite3_stmt *stmt, td_event *ev)
     ev->traceparent[tp_len] = '\0';
     ev->metadata = column_text(stmt, 12, &ev->metadata_len);
     ev->data = column_text(stmt, 13, &ev->data_len);
+    const void *hash = sqlite3_column_blob(stmt, 14);
+    if (hash && sqlite3_column_bytes(stmt, 14) == (int)sizeof ev->hash)
+        memcpy(ev->hash, hash, sizeof ev->hash);
+    else
+        memset(ev->hash, 0, sizeof ev->hash);
 }
 
 /* Steps stmt to the end, handing each row to fn; resets stmt in all cases. */
@@ -353,6 +361,21 @@ static int sq_head(td_conn *conn, int64_t *out)
     sqlite3_stmt *stmt = NULL;
     int error = statement(conn, STMT_HEAD, &stmt);
     return error < 0 ? error : single_int(conn, stmt, out, "reading head position");
+}
+
+static int sq_hash_before(td_conn *conn, int64_t position, uint8_t out[32])
+{
+    sqlite3_stmt *stmt = NULL;
+    int error = statement(conn, STMT_HASH_BEFORE, &stmt);
+    if (error < 0)
+        return error;
+    sqlite3_bind_int64(stmt, 1, position);
+    int rc = sqlite3_step(stmt);
+    memset(out, 0, 32);
+    if (rc == SQLITE_ROW && sqlite3_column_bytes(stmt, 0) == 32)
+        memcpy(out, sqlite3_column_blob(stmt, 0), 32);
+    sqlite3_reset(stmt);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : td_sqlite__error(conn, rc, "reading hash");
 }
 
 static int sq_stream_version(td_conn *conn, const char *stream, int64_t *out)
@@ -530,6 +553,7 @@ const td_backend td_sqlite_backend = {
     .doc_put = sq_doc_put,
     .doc_delete = sq_doc_delete,
     .head = sq_head,
+    .hash_before = sq_hash_before,
     .stream_version = sq_stream_version,
     .read = sq_read,
     .read_stream = sq_read_stream,

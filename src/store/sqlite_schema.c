@@ -46,6 +46,7 @@ static const migration migrations[] = {
      "  traceparent TEXT NOT NULL,"
      "  metadata TEXT NOT NULL,"
      "  data TEXT NOT NULL,"
+     "  hash BLOB NOT NULL CHECK (length(hash) = 32),"
      "  UNIQUE (stream, version));"
      "CREATE INDEX events_by_type ON events (type, position);"
      "CREATE INDEX events_by_category ON events (category, position);"

@@ -44,10 +44,11 @@ struct td_store {
 struct td_txn {
     td_store *store;
     td_conn *conn;
-    int64_t *head;   /* the writer's running head position, advanced by appends */
-    bool prechecked; /* payloads were checked on the caller's thread */
-    bool reading;    /* inside a read callback: writes and nested reads refused */
-    int depth;       /* nesting of appends made by append hooks */
+    int64_t *head;      /* the writer's running head position, advanced by appends */
+    uint8_t *last_hash; /* the writer's running audit link, 32 bytes */
+    bool prechecked;    /* payloads were checked on the caller's thread */
+    bool reading;       /* inside a read callback: writes and nested reads refused */
+    int depth;          /* nesting of appends made by append hooks */
     const td_event *cause;
     char cause_id[TD_UUID_STR_LEN + 1];
     char trace[TD_TRACEPARENT_LEN + 1]; /* "" unless set by td_txn_set_trace */

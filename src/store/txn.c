@@ -19,6 +19,7 @@
 #include "core/error.h"
 #include "core/internal.h"
 #include "store/store_int.h"
+#include "tidings/audit.h"
 
 #define DOC_KEY_MAX   200
 #define DOC_MAX_BYTES (16 * 1024 * 1024)
@@ -73,6 +74,8 @@ int td_txn_try(td_txn *txn, td_unit_fn fn, void *payload)
 {
     const td_backend *b = txn->store->backend;
     int64_t saved_head = *txn->head;
+    uint8_t saved_hash[32];
+    memcpy(saved_hash, txn->last_hash, sizeof saved_hash);
     int error = refuse_while_reading(txn);
     if (error == 0)
         error = b->savepoint(txn->conn);
@@ -82,6 +85,7 @@ int td_txn_try(td_txn *txn, td_unit_fn fn, void *payload)
     if (rc >= 0)
         return b->release(txn->conn);
     *txn->head = saved_head;
+    memcpy(txn->last_hash, saved_hash, sizeof saved_hash);
     int undo = b->rollback_to(txn->conn);
     return undo < 0 ? undo : rc;
 }
@@ -141,8 +145,9 @@ static int assign(const td_txn *txn, td_event *ev, const char *stream, int64_t v
     return error;
 }
 
-/* Inserts a copy of ev with its source and lengths resolved. */
-static int insert(td_txn *txn, const td_event *ev, const char *category)
+/* Inserts a copy of ev with its source and lengths resolved, linked into
+ * the audit chain; the link is written back into ev. */
+static int insert(td_txn *txn, td_event *ev, const char *category)
 {
     td_event row = *ev;
     if (row.source == NULL)
@@ -150,7 +155,13 @@ static int insert(td_txn *txn, const td_event *ev, const char *category)
     row.data_len = td_json__length(row.data, row.data_len);
     row.metadata = row.metadata ? row.metadata : "{}";
     row.metadata_len = td_json__length(row.metadata, ev->metadata ? ev->metadata_len : 0);
-    return txn->store->backend->insert(txn->conn, &row);
+    td_event_hash(row.hash, txn->last_hash, &row);
+    int error = txn->store->backend->insert(txn->conn, &row);
+    if (error == 0) {
+        memcpy(txn->last_hash, row.hash, sizeof row.hash);
+        memcpy(ev->hash, row.hash, sizeof row.hash);
+    }
+    return error;
 }
 
 static int ignore_event(const td_event *ev, void *payload)
@@ -218,6 +229,8 @@ int td_txn_append(td_txn *txn, const char *stream, int64_t expected_version, td_
      * savepoint so that a failure leaves nothing behind. */
     bool guarded = count > 1 || txn->store->append_hook;
     int64_t saved_head = *txn->head;
+    uint8_t saved_hash[32];
+    memcpy(saved_hash, txn->last_hash, sizeof saved_hash);
     if (guarded && (error = b->savepoint(txn->conn)) < 0)
         return error;
     error = append_rows(txn, stream, current, events, count, category);
@@ -225,8 +238,10 @@ int td_txn_append(td_txn *txn, const char *stream, int64_t expected_version, td_
         *txn->head += (int64_t)count;
         error = run_hook(txn, events, count);
     }
-    if (error < 0)
+    if (error < 0) {
         *txn->head = saved_head;
+        memcpy(txn->last_hash, saved_hash, sizeof saved_hash);
+    }
     if (guarded)
         error = error < 0 ? (b->rollback_to(txn->conn), error) : b->release(txn->conn);
     return error;
@@ -292,7 +307,8 @@ int td_txn_import(td_txn *txn, const td_event *ev)
         return td_error__set(TD_ECONFLICT, "event position %lld is not above the store's head %lld",
                              (long long)ev->position, (long long)*txn->head);
     td_stream_category(category, ev->stream);
-    if ((error = insert(txn, ev, category)) == 0)
+    td_event row = *ev; /* the link is this store's, not the one imported */
+    if ((error = insert(txn, &row, category)) == 0)
         *txn->head = ev->position;
     return error;
 }

@@ -59,7 +59,8 @@ struct td_writer {
     bool stopping;
     int fatal; /* 0, or the code of the failure that stopped writes */
     char fatal_message[MESSAGE_MAX];
-    int64_t head; /* the head position inside the current transaction */
+    int64_t head;          /* the head position inside the current transaction */
+    uint8_t last_hash[32]; /* the audit link of the event at head */
 };
 
 static _Thread_local bool on_writer_thread;
@@ -112,11 +113,16 @@ static void abort_batch(td_writer *w, unit *batch, int code)
 static int run_unit(td_writer *w, unit *u)
 {
     int64_t saved_head = w->head;
+    uint8_t saved_hash[32];
+    memcpy(saved_hash, w->last_hash, sizeof saved_hash);
     int error = w->backend->savepoint(w->conn);
     if (error < 0)
         return error;
-    td_txn txn = {
-        .store = w->store, .conn = w->conn, .head = &w->head, .prechecked = u->prechecked};
+    td_txn txn = {.store = w->store,
+                  .conn = w->conn,
+                  .head = &w->head,
+                  .last_hash = w->last_hash,
+                  .prechecked = u->prechecked};
     td_error_clear();
     int rc = u->fn(&txn, u->payload);
     if (rc >= 0 && (error = w->backend->release(w->conn)) == 0) {
@@ -125,6 +131,7 @@ static int run_unit(td_writer *w, unit *u)
     }
     set_result(u, rc < 0 ? rc : error);
     w->head = saved_head;
+    memcpy(w->last_hash, saved_hash, sizeof saved_hash);
     if (!w->backend->in_transaction(w->conn))
         return td_error__set(TD_EIO, "the database dropped the transaction: %s", u->message);
     /* A unit's own code says nothing about the database (a handler may
@@ -137,7 +144,8 @@ static void run_batch(td_writer *w, unit *batch)
 {
     int error;
     if ((error = w->backend->begin(w->conn)) < 0 ||
-        (error = w->backend->head(w->conn, &w->head)) < 0) {
+        (error = w->backend->head(w->conn, &w->head)) < 0 ||
+        (error = w->backend->hash_before(w->conn, INT64_MAX, w->last_hash)) < 0) {
         abort_batch(w, batch, error);
         return;
     }

@@ -442,6 +442,31 @@ static void test_import_keeps_identity(void **state)
     assert_int_equal(tt_append(f->store, "order-1", "T", 2), 11);
 }
 
+/* ---- the audit chain ------------------------------------------------------- */
+
+static void test_audit_chain_survives_rollbacks(void **state)
+{
+    fixture *f = *state;
+    int64_t bad = -1, checked = 0;
+    tt_append(f->store, "order-1", "T", 1);
+    assert_td_code(td_transact(f->store, unit_append_then_fail, NULL), TD_ECONFLICT);
+    tt_append(f->store, "order-1", "T", 2);
+    td_event first = tt_event("First", "{}");
+    assert_td_ok(td_store_append(f->store, "order-4", TD_EXPECT_ANY, &first, 1));
+    assert_td_ok(td_transact(f->store, unit_recovers_from_failed_append, &first.id));
+    td_event batch[3] = {tt_event("A", "{}"), tt_event("B", "{\"x\":[1,2]}"), tt_event("C", "{}")};
+    assert_td_ok(td_store_append(f->store, "cart-1", TD_EXPECT_ANY, batch, 3));
+    assert_td_ok(td_store_audit_verify(f->store, 0, 0, &bad, &checked));
+    assert_int_equal(bad, 0);
+    assert_int_equal(checked, 7); /* the rolled-back work left no broken link */
+    assert_td_ok(td_store_audit_verify(f->store, 3, 5, &bad, &checked));
+    assert_int_equal(checked, 3);
+    uint8_t zero[TD_HASH_LEN] = {0}, before[TD_HASH_LEN];
+    assert_td_ok(td_store_hash_before(f->store, 1, before));
+    assert_memory_equal(before, zero, TD_HASH_LEN);
+    assert_td_code(td_store_audit_verify(f->store, 5, 2, &bad, &checked), TD_EINVAL);
+}
+
 /* ---- waiting -------------------------------------------------------------- */
 
 static void *append_later(void *arg)
@@ -482,6 +507,7 @@ int main(void)
         T(test_misuse_is_refused),
         T(test_reopen_and_read_only),
         T(test_import_keeps_identity),
+        T(test_audit_chain_survives_rollbacks),
         T(test_wait_wakes_on_commit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
