@@ -4,9 +4,11 @@
  * libtidings is an event-driven backbone for C services: a durable event
  * store with group commit and JSON documents (store.h), publishing and
  * inline handlers (bus.h), durable subscriptions with retries (subscription.h)
- * and their dead-letter queue (dlq.h), the event envelope
- * (event.h), UUIDv7 ids (uuid.h), timestamps (timestamp.h), and errors
- * (errors.h). Include this header, or the one header of the concept you use.
+ * and their dead-letter queue (dlq.h), sagas (saga.h), event versioning
+ * (upcast.h), the audit chain (audit.h), metrics and tracing (metrics.h,
+ * trace.h), the event envelope (event.h), UUIDv7 ids (uuid.h), timestamps
+ * (timestamp.h) and errors (errors.h). Include this header, or the one
+ * header of the concept you use.
  */
 #ifndef TIDINGS_TIDINGS_H
 #define TIDINGS_TIDINGS_H
@@ -24,6 +26,7 @@
 #include "subscription.h"
 #include "timestamp.h"
 #include "trace.h"
+#include "upcast.h"
 #include "uuid.h"
 
 #define TD_VERSION_STRING "0.1.0"

@@ -22,7 +22,9 @@
 #include "bus/sub_int.h"
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/internal.h"
 #include "core/log_int.h"
+#include "tidings/upcast.h"
 
 struct td_delivery {
     td_subscription *sub;
@@ -134,6 +136,24 @@ static bool start_span(td_subscription *sub, td_delivery *d, td_span *span, char
     span->position = d->event->position;
     span->attempt = d->attempt;
     return true;
+}
+
+/* Brings the item's event to the schema this program reads (upcast.h), once:
+ * the item keeps the upcast copy for its retries. An event that cannot be
+ * read is a permanent failure, with why. The lane owns the item meanwhile. */
+static int upcast_item(td_subscription *sub, item *it, char *why, size_t why_size)
+{
+    td_event *up;
+    int error = td_upcast(td_store_upcasters(sub->store), it->event, &up);
+    if (error < 0) {
+        snprintf(why, why_size, "%s", td_error_last());
+        return TD_EPERMANENT;
+    }
+    if (up) {
+        td_event_free(it->event);
+        it->event = up;
+    }
+    return 0;
 }
 
 /* Calls the handler once, in a span when tracing; on failure writes why
@@ -291,9 +311,12 @@ static int batch_unit(td_txn *txn, void *payload)
     batch_args *a = payload;
     for (size_t i = 0; i < a->count; i++) {
         item *it = a->items[i];
+        char why[300];
+        if (upcast_item(a->sub, it, why, sizeof why) < 0)
+            continue; /* not done: the long way parks it */
         td_delivery d = {.sub = a->sub, .it = it, .event = it->event, .attempt = 1};
         td_span span;
-        char span_name[TD_TYPE_MAX + 8], why[300];
+        char span_name[TD_TYPE_MAX + 8];
         td_uuid_format(d.key, &it->event->id);
         bool traced = start_span(a->sub, &d, &span, span_name, sizeof span_name);
         int rc = td_txn_try(txn, transactional_unit, &d);
@@ -335,7 +358,9 @@ td_outcome td_deliver__item(td_subscription *sub, item *it, const char *blocked_
         it->attempts++;
         if (it->attempts > 1)
             td_sub_metrics__retry(sub);
-        int rc = attempt(sub, it, why, sizeof why);
+        int rc = upcast_item(sub, it, why, sizeof why);
+        if (rc == 0)
+            rc = attempt(sub, it, why, sizeof why);
         if (rc >= 0) {
             td_sub_metrics__handled(sub, it->event);
             return succeed(sub, it);

@@ -17,6 +17,7 @@
 #include "bus/sub_int.h"
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/internal.h"
 
 typedef struct entry_list {
     td_dead_letter *entries;
@@ -91,7 +92,7 @@ static int keep_event(const td_event *ev, void *payload)
 static int redelivery(td_subscription *sub, const td_dead_letter *e, item **out)
 {
     found_event f = {NULL};
-    int error = td_store_read_event(sub->store, &e->event_id, keep_event, &f);
+    int error = td_store__read_event_stored(sub->store, &e->event_id, keep_event, &f);
     if (error < 0)
         return error;
     item *it = td_calloc(1, sizeof *it);

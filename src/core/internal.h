@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "tidings/event.h"
+#include "tidings/store.h"
 
 /* Writes a new traceparent that starts a fresh, sampled trace. */
 int td_traceparent__new(char out[TD_TRACEPARENT_LEN + 1]);
@@ -29,5 +30,12 @@ void td_json__free(void *ptr);
  * failed json_pack, gives TD_ENOMEM). Caller owns *out; free with td_free.
  * len may be NULL. */
 int td_json__dump_steal(char **out, size_t *len, json_t *json);
+
+/* td_store_read and td_store_read_event, but as stored, without the handle's
+ * upcasters: subscriptions upcast each event on its lane instead, so that an
+ * unreadable one is parked rather than failing the read (upcast.h). */
+int td_store__read_stored(td_store *store, const td_read_query *query, td_event_fn fn,
+                          void *payload);
+int td_store__read_event_stored(td_store *store, const td_uuid *id, td_event_fn fn, void *payload);
 
 #endif

@@ -18,6 +18,7 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/internal.h"
 #include "store/store_int.h"
 
 /* ---- opening ----------------------------------------------------------- */
@@ -202,36 +203,102 @@ static int check_query(const td_read_query *q)
     return 0;
 }
 
-int td_store_read(td_store *store, const td_read_query *query, td_event_fn fn, void *payload)
+/* ---- reads, upcast on the way out (upcast.h) ------------------------------- */
+
+void td_store_set_upcasters(td_store *store, const td_upcasters *upcasters)
+{
+    store->upcasters = upcasters;
+}
+
+const td_upcasters *td_store_upcasters(const td_store *store)
+{
+    return store->upcasters;
+}
+
+static int upcast_each(const td_event *ev, void *payload)
+{
+    td_upcast_read *w = payload;
+    td_event *up;
+    int error = td_upcast(w->upcasters, ev, &up);
+    if (error < 0 || up == NULL)
+        return error < 0 ? error : w->fn(ev, w->payload);
+    error = w->fn(up, w->payload);
+    td_event_free(up);
+    return error;
+}
+
+td_event_fn td_store__read_fn(const td_store *store, td_upcast_read *wrap, td_event_fn fn,
+                              void *payload, void **payload_out)
+{
+    *payload_out = payload;
+    if (store->upcasters == NULL)
+        return fn;
+    *wrap = (td_upcast_read){store->upcasters, fn, payload};
+    *payload_out = wrap;
+    return upcast_each;
+}
+
+static int read_all(td_store *store, const td_read_query *query, td_event_fn fn, void *payload,
+                    bool as_stored)
 {
     td_conn *conn;
+    td_upcast_read wrap;
     int error = check_query(query);
     if (error < 0 || (error = td_readers__acquire(store->readers, &conn)) < 0)
         return error;
+    if (!as_stored)
+        fn = td_store__read_fn(store, &wrap, fn, payload, &payload);
     error = store->backend->read(conn, query, fn, payload);
     td_readers__release(store->readers, conn);
     return error;
+}
+
+static int read_event(td_store *store, const td_uuid *id, td_event_fn fn, void *payload,
+                      bool as_stored)
+{
+    td_conn *conn;
+    td_upcast_read wrap;
+    int error = td_readers__acquire(store->readers, &conn);
+    if (error < 0)
+        return error;
+    if (!as_stored)
+        fn = td_store__read_fn(store, &wrap, fn, payload, &payload);
+    error = store->backend->read_event(conn, id, fn, payload);
+    td_readers__release(store->readers, conn);
+    return error;
+}
+
+int td_store_read(td_store *store, const td_read_query *query, td_event_fn fn, void *payload)
+{
+    return read_all(store, query, fn, payload, false);
+}
+
+int td_store__read_stored(td_store *store, const td_read_query *query, td_event_fn fn,
+                          void *payload)
+{
+    return read_all(store, query, fn, payload, true);
+}
+
+int td_store_read_event(td_store *store, const td_uuid *id, td_event_fn fn, void *payload)
+{
+    return read_event(store, id, fn, payload, false);
+}
+
+int td_store__read_event_stored(td_store *store, const td_uuid *id, td_event_fn fn, void *payload)
+{
+    return read_event(store, id, fn, payload, true);
 }
 
 int td_store_read_stream(td_store *store, const char *stream, int64_t from_version, size_t limit,
                          td_event_fn fn, void *payload)
 {
     td_conn *conn;
+    td_upcast_read wrap;
     int error = td_stream_check(stream);
     if (error < 0 || (error = td_readers__acquire(store->readers, &conn)) < 0)
         return error;
+    fn = td_store__read_fn(store, &wrap, fn, payload, &payload);
     error = store->backend->read_stream(conn, stream, from_version, limit, fn, payload);
-    td_readers__release(store->readers, conn);
-    return error;
-}
-
-int td_store_read_event(td_store *store, const td_uuid *id, td_event_fn fn, void *payload)
-{
-    td_conn *conn;
-    int error = td_readers__acquire(store->readers, &conn);
-    if (error < 0)
-        return error;
-    error = store->backend->read_event(conn, id, fn, payload);
     td_readers__release(store->readers, conn);
     return error;
 }

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 
 #include "store/backend.h"
+#include "tidings/upcast.h"
 
 typedef struct td_writer td_writer;
 typedef struct td_readers td_readers;
@@ -25,6 +26,8 @@ struct td_store {
     td_store_options opts;
     td_writer *writer; /* NULL when read-only */
     td_readers *readers;
+
+    const td_upcasters *upcasters; /* borrowed; set before reads start (upcast.h) */
 
     td_append_hook append_hook; /* set before the first unit; read by the writer */
     void *append_hook_payload;
@@ -39,6 +42,19 @@ struct td_store {
     pthread_cond_t watch_cond;
     int64_t watch_head; /* highest position known committed */
 };
+
+/* What a read through an upcasting handle passes to the backend in place
+ * of the caller's callback and payload (store.c). */
+typedef struct td_upcast_read {
+    const td_upcasters *upcasters;
+    td_event_fn fn;
+    void *payload;
+} td_upcast_read;
+
+/* The callback and payload a read hands the backend: the caller's own when
+ * the handle has no upcasters, else td_store__upcast_each with *wrap. */
+td_event_fn td_store__read_fn(const td_store *store, td_upcast_read *wrap, td_event_fn fn,
+                              void *payload, void **payload_out);
 
 /* The handle a unit of work gets; lives on the writer thread's stack. */
 struct td_txn {

@@ -331,6 +331,8 @@ int td_txn_read_stream(td_txn *txn, const char *stream, int64_t from_version, si
         error = td_stream_check(stream);
     if (error < 0)
         return error;
+    td_upcast_read wrap;
+    fn = td_store__read_fn(txn->store, &wrap, fn, payload, &payload);
     txn->reading = true;
     error = txn->store->backend->read_stream(txn->conn, stream, from_version, limit, fn, payload);
     txn->reading = false;
