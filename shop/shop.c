@@ -75,7 +75,11 @@ int shop_open(shop **out, td_store *store, const shop_options *opts)
         s->opts.lanes = 2;
     s->data_dir = strdup(s->opts.data_dir ? s->opts.data_dir : "data");
     shop_error_clear();
-    int error = s->data_dir == NULL ? TD_ENOMEM : s->opts.passive ? 0 : start_services(s);
+    int error = s->data_dir == NULL ? TD_ENOMEM : shop_event_versions_new(&s->versions);
+    if (error == 0) /* before anything reads: every read sees the current schemas */
+        td_store_set_upcasters(store, s->versions);
+    if (error == 0 && !s->opts.passive)
+        error = start_services(s);
     if (error < 0) {
         if (shop_error().status == 0) /* not described yet: a libtidings failure */
             shop_fail_td(error);
@@ -102,6 +106,9 @@ void shop_close(shop *s)
         shop_maildir_free(&s->mailer);
     if (s->provider.self)
         shop_simulated_provider_free(&s->provider);
+    if (s->versions && td_store_upcasters(s->store) == s->versions)
+        td_store_set_upcasters(s->store, NULL);
+    td_upcasters_free(s->versions);
     free(s->data_dir);
     free(s);
 }
@@ -115,13 +122,14 @@ int shop_get_product(shop *s, const char *product_id, json_t **out)
 {
     json_t *inventory = NULL;
     int error = check_id(product_id, "/product_id");
-    if (error == 0 && (error = agg_read(s->store, "product", product_id, out, NULL)) < 0)
+    if (error == 0 &&
+        (error = agg_read(s->store, "product", product_fold, product_id, out, NULL)) < 0)
         return error == TD_ENOTFOUND
                    ? shop_fail(error, "not_found", NULL, "no product %s", product_id)
                    : shop_fail_td(error);
     if (error < 0)
         return error;
-    error = agg_read(s->store, "inventory", product_id, &inventory, NULL);
+    error = agg_read(s->store, "inventory", inventory_fold, product_id, &inventory, NULL);
     json_object_set_new(
         *out, "stock",
         json_integer(error == 0 ? json_integer_value(json_object_get(inventory, "available")) : 0));

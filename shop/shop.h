@@ -62,6 +62,7 @@ typedef struct shop_options {
 /* The shop on store: registers its event handling and starts its
  * subscriptions and saga. Caller owns *out; free with shop_close (before the
  * store). */
+/* The shop attaches its event schemas to store (upcast.h) until shop_close. */
 int shop_open(shop **out, td_store *store, const shop_options *opts);
 void shop_close(shop *s);
 td_store *shop_store(shop *s);

@@ -21,6 +21,7 @@ struct shop {
     td_subscription *inventory, *payments, *notifications;
     td_saga *orders;
     td_subscription *read_models[3];
+    td_upcasters *versions; /* attached to store while the shop is open */
 };
 
 #define SHOP_READ_MODELS 3
@@ -36,6 +37,10 @@ int order_saga_new(shop *s, td_saga **out);
 
 /* A subscription's options with the shop's lanes, metrics and tracer. */
 td_subscription_options shop_subscription_options(const shop *s, const char *name);
+
+/* domain/event_versions.c: the shop's event schemas and their upcasters.
+ * Caller owns *out. */
+int shop_event_versions_new(td_upcasters **out);
 
 /* The folds, one per aggregate (replaying a stream through its fold gives
  * its snapshot). */

@@ -34,33 +34,90 @@ static int parse_snapshot(const char *text, size_t len, json_t **state, int64_t 
     return 0;
 }
 
-int agg_load(td_txn *txn, shop_aggregate *a, const char *category, const char *id)
+/* Folds the events after a snapshot onto it. */
+typedef struct catch_up {
+    shop_aggregate *a;
+    shop_fold_fn fold;
+} catch_up;
+
+static int fold_one(const td_event *ev, void *payload)
 {
-    char collection[80], *text = NULL;
-    size_t len = 0;
+    catch_up *c = payload;
+    json_t *data;
+    int error = td_event_data(&data, ev);
+    if (error < 0)
+        return error;
+    json_t *state = c->fold(c->a->state, ev->type, data);
+    json_decref(data);
+    if (state == NULL) /* the fold took the old state */
+        c->a->state = NULL;
+    if (state == NULL)
+        return shop_fail(TD_ECORRUPT, "internal_error", NULL,
+                         "event %lld (%s) of %s-%s cannot be applied", (long long)ev->position,
+                         ev->type, c->a->category, c->a->id);
+    c->a->state = state;
+    c->a->version = ev->version;
+    return 0;
+}
+
+static void stream_of(char stream[TD_STREAM_MAX + 1], const shop_aggregate *a)
+{
+    snprintf(stream, TD_STREAM_MAX + 1, "%s-%s", a->category, a->id);
+}
+
+static void start(shop_aggregate *a, const char *category, const char *id)
+{
     memset(a, 0, sizeof *a);
     a->category = category;
     snprintf(a->id, sizeof a->id, "%s", id);
+}
+
+int agg_load(td_txn *txn, shop_aggregate *a, const char *category, const char *id,
+             shop_fold_fn fold)
+{
+    char collection[80], *text = NULL, stream[TD_STREAM_MAX + 1];
+    size_t len = 0;
+    start(a, category, id);
     snapshot_collection(collection, category);
     int error = td_txn_doc_get(txn, collection, id, &text, &len);
     if (error == 0)
         error = parse_snapshot(text, len, &a->state, &a->version);
     td_free(text);
-    return error == TD_ENOTFOUND ? 0 : error;
+    catch_up c = {a, fold};
+    stream_of(stream, a);
+    if (error == 0 || error == TD_ENOTFOUND)
+        error = td_txn_read_stream(txn, stream, a->version + 1, 0, fold_one, &c);
+    if (error < 0)
+        agg_dispose(a);
+    return error;
 }
 
-int agg_read(td_store *store, const char *category, const char *id, json_t **state,
-             int64_t *version)
+int agg_read(td_store *store, const char *category, shop_fold_fn fold, const char *id,
+             json_t **state, int64_t *version)
 {
-    char collection[80], *text = NULL;
+    char collection[80], *text = NULL, stream[TD_STREAM_MAX + 1];
     size_t len = 0;
-    int64_t ignored;
+    shop_aggregate a;
+    start(&a, category, id);
     snapshot_collection(collection, category);
     int error = td_store_doc_get(store, collection, id, &text, &len);
     if (error == 0)
-        error = parse_snapshot(text, len, state, version ? version : &ignored);
+        error = parse_snapshot(text, len, &a.state, &a.version);
     td_free(text);
-    return error;
+    catch_up c = {&a, fold};
+    stream_of(stream, &a);
+    if (error == 0 || error == TD_ENOTFOUND)
+        error = td_store_read_stream(store, stream, a.version + 1, 0, fold_one, &c);
+    if (error == 0 && a.state == NULL)
+        error = TD_ENOTFOUND;
+    if (error < 0) {
+        agg_dispose(&a);
+        return error;
+    }
+    *state = a.state;
+    if (version)
+        *version = a.version;
+    return 0;
 }
 
 void agg_dispose(shop_aggregate *a)
@@ -86,12 +143,13 @@ int agg_append(td_txn *txn, shop_aggregate *a, shop_new_event *events, size_t co
     td_event evs[8];
     char *texts[8] = {0};
     int error = count <= 8 ? 0 : TD_EINVAL;
-    snprintf(stream, sizeof stream, "%s-%s", a->category, a->id);
+    stream_of(stream, a);
     for (size_t i = 0; error == 0 && i < count; i++) {
         td_event_init(&evs[i]);
         evs[i].type = events[i].type;
         evs[i].source = events[i].source;
         evs[i].kind = events[i].kind;
+        evs[i].schema_version = shop_schema_version(events[i].type);
         texts[i] = events[i].data ? json_dumps(events[i].data, JSON_COMPACT) : NULL;
         evs[i].data = texts[i];
         if (texts[i] == NULL)

@@ -30,8 +30,15 @@ typedef struct shop_aggregate {
     int64_t version;
 } shop_aggregate;
 
-int agg_load(td_txn *txn, shop_aggregate *a, const char *category, const char *id);
+/* Loads the aggregate: its snapshot, then any later events of its stream
+ * folded on top (events that arrived by import, migration or the tidings
+ * command carry no snapshot). Events come upcast to the current schema. */
+int agg_load(td_txn *txn, shop_aggregate *a, const char *category, const char *id,
+             shop_fold_fn fold);
 void agg_dispose(shop_aggregate *a);
+
+/* The schema version the shop writes type at (domain/event_versions.c). */
+int32_t shop_schema_version(const char *type);
 
 /* One event to append: type, source, kind and data (stolen; NULL from a
  * failed json_pack gives TD_ENOMEM). */
@@ -46,8 +53,8 @@ int agg_append(td_txn *txn, shop_aggregate *a, shop_new_event *events, size_t co
                shop_fold_fn fold);
 
 /* Reads a snapshot's state outside a unit of work. Caller owns *state. */
-int agg_read(td_store *store, const char *category, const char *id, json_t **state,
-             int64_t *version);
+int agg_read(td_store *store, const char *category, shop_fold_fn fold, const char *id,
+             json_t **state, int64_t *version);
 
 /* ---- commands ------------------------------------------------------------------ */
 

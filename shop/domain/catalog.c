@@ -41,7 +41,7 @@ static int category_unit(td_txn *txn, void *payload)
 {
     category_cmd *c = payload;
     shop_aggregate category;
-    int error = agg_load(txn, &category, "category", c->id);
+    int error = agg_load(txn, &category, "category", c->id, category_fold);
     shop_new_event ev = {"CategoryCreated", "catalog", TD_KIND_DOMAIN,
                          json_pack("{s:s,s:s}", "category_id", c->id, "name", c->name)};
     if (error == 0)
@@ -102,7 +102,7 @@ static int product_unit(td_txn *txn, void *payload)
     shop_aggregate product, category;
     int error = 0;
     if (c->in->category_id) {
-        if ((error = agg_load(txn, &category, "category", c->in->category_id)) < 0)
+        if ((error = agg_load(txn, &category, "category", c->in->category_id, category_fold)) < 0)
             return error;
         bool exists = category.state != NULL;
         agg_dispose(&category);
@@ -110,7 +110,7 @@ static int product_unit(td_txn *txn, void *payload)
             return cmd_fail(&c->cmd, TD_ENOTFOUND, "not_found", "/category_id", "no category %s",
                             c->in->category_id);
     }
-    if ((error = agg_load(txn, &product, "product", c->id)) < 0)
+    if ((error = agg_load(txn, &product, "product", c->id, product_fold)) < 0)
         return error;
     shop_new_event ev = {"ProductCreated", "catalog", TD_KIND_DOMAIN,
                          json_pack("{s:s,s:s,s:I,s:s,s:s?}", "product_id", c->id, "name",
@@ -147,7 +147,7 @@ static int price_unit(td_txn *txn, void *payload)
     product_cmd *c = payload;
     shop_aggregate product;
     char when[TD_TIME_STR_LEN + 1];
-    int error = agg_load(txn, &product, "product", c->id);
+    int error = agg_load(txn, &product, "product", c->id, product_fold);
     if (error == 0 && product.state == NULL)
         error = cmd_fail(&c->cmd, TD_ENOTFOUND, "not_found", NULL, "no product %s", c->id);
     if (error == 0) {

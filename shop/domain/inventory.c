@@ -42,7 +42,7 @@ int inventory_change(td_txn *txn, shop_cmd *cmd, const char *product_id, int64_t
     shop_aggregate inv;
     if (change == 0)
         return 0;
-    int error = agg_load(txn, &inv, "inventory", product_id);
+    int error = agg_load(txn, &inv, "inventory", product_id, inventory_fold);
     if (error == 0 && available(&inv) + change < 0)
         error = cmd_fail(cmd, TD_ECONFLICT, "insufficient_stock", "/quantity_change",
                          "only %lld units are available", (long long)available(&inv));
@@ -66,7 +66,7 @@ static int adjust_unit(td_txn *txn, void *payload)
 {
     adjust_cmd *c = payload;
     shop_aggregate product;
-    int error = agg_load(txn, &product, "product", c->product_id);
+    int error = agg_load(txn, &product, "product", c->product_id, product_fold);
     bool exists = product.state != NULL;
     agg_dispose(&product);
     if (error == 0 && !exists)
@@ -105,7 +105,8 @@ static int load_all(td_txn *txn, json_t *items, shop_aggregate *invs, size_t *lo
     for (*loaded = 0; error == 0 && *loaded < json_array_size(items); (*loaded)++) {
         json_t *item = json_array_get(items, *loaded);
         const char *product = json_string_value(json_object_get(item, "product_id"));
-        error = product ? agg_load(txn, &invs[*loaded], "inventory", product) : TD_ECORRUPT;
+        error = product ? agg_load(txn, &invs[*loaded], "inventory", product, inventory_fold)
+                        : TD_ECORRUPT;
     }
     return error;
 }

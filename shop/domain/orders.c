@@ -50,10 +50,11 @@ typedef struct order_cmd {
     const char *to, *reason; /* status changes */
 } order_cmd;
 
-static int exists(td_txn *txn, const char *category, const char *id, json_t **state)
+static int exists(td_txn *txn, const char *category, shop_fold_fn fold, const char *id,
+                  json_t **state)
 {
     shop_aggregate a;
-    int error = agg_load(txn, &a, category, id);
+    int error = agg_load(txn, &a, category, id, fold);
     *state = a.state;
     return error < 0 ? error : a.state != NULL;
 }
@@ -66,7 +67,7 @@ static int price_items(td_txn *txn, order_cmd *c, json_t *items, int64_t *total,
     for (size_t i = 0; i < c->in->item_count; i++) {
         const shop_order_item *item = &c->in->items[i];
         json_t *product = NULL;
-        int found = exists(txn, "product", item->product_id, &product);
+        int found = exists(txn, "product", product_fold, item->product_id, &product);
         snprintf(field, sizeof field, "/items/%zu/product_id", i);
         if (found <= 0) {
             json_decref(product);
@@ -109,7 +110,7 @@ static int place_unit(td_txn *txn, void *payload)
     int64_t total = 0;
     char when[TD_TIME_STR_LEN + 1];
     shop_aggregate order;
-    int error = exists(txn, "user", c->in->user_id, &user);
+    int error = exists(txn, "user", user_fold, c->in->user_id, &user);
     json_decref(user);
     if (error == 0)
         error =
@@ -117,7 +118,7 @@ static int place_unit(td_txn *txn, void *payload)
     if (error > 0)
         error = price_items(txn, c, items, &total, &currency, &first);
     if (error == 0)
-        error = agg_load(txn, &order, "order", c->id);
+        error = agg_load(txn, &order, "order", c->id, order_fold);
     if (error == 0) {
         shop_now(when);
         shop_new_event ev = {"OrderCreated", "orders", TD_KIND_DOMAIN,
@@ -201,7 +202,7 @@ int order_change_status(td_txn *txn, shop_cmd *cmd, const char *order_id, const 
 {
     shop_aggregate order;
     char when[TD_TIME_STR_LEN + 1];
-    int error = agg_load(txn, &order, "order", order_id);
+    int error = agg_load(txn, &order, "order", order_id, order_fold);
     const char *from =
         order.state ? json_string_value(json_object_get(order.state, "status")) : NULL;
     if (error == 0 && from == NULL)
@@ -254,7 +255,7 @@ int shop_deliver_order(shop *s, const char *order_id)
 int shop_get_order(shop *s, const char *order_id, json_t **out)
 {
     int error = check_id(order_id, "/order_id");
-    if (error == 0 && (error = agg_read(s->store, "order", order_id, out, NULL)) < 0)
+    if (error == 0 && (error = agg_read(s->store, "order", order_fold, order_id, out, NULL)) < 0)
         return error == TD_ENOTFOUND ? shop_fail(error, "not_found", NULL, "no order %s", order_id)
                                      : shop_fail_td(error);
     return error;

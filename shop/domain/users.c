@@ -42,7 +42,7 @@ static int register_unit(td_txn *txn, void *payload)
     if (error == 0)
         return cmd_fail(&c->cmd, TD_EEXISTS, "email_taken", "/email",
                         "a user with this e-mail address exists already");
-    if (error != TD_ENOTFOUND || (error = agg_load(txn, &user, "user", c->id)) < 0)
+    if (error != TD_ENOTFOUND || (error = agg_load(txn, &user, "user", c->id, user_fold)) < 0)
         return error;
     shop_now(when);
     shop_new_event ev = {"UserRegistered", "users", TD_KIND_DOMAIN,
@@ -70,7 +70,7 @@ int shop_register_user(shop *s, const char *email, const char *full_name, char i
 int shop_get_user(shop *s, const char *user_id, json_t **out)
 {
     int error = check_id(user_id, "/user_id");
-    if (error == 0 && (error = agg_read(s->store, "user", user_id, out, NULL)) < 0)
+    if (error == 0 && (error = agg_read(s->store, "user", user_fold, user_id, out, NULL)) < 0)
         return error == TD_ENOTFOUND ? shop_fail(error, "not_found", NULL, "no user %s", user_id)
                                      : shop_fail_td(error);
     return error;

@@ -32,6 +32,16 @@ static int number_arg(http_request *req, const char *key, long long min, long lo
     return 0;
 }
 
+/* A failed read of the log: bad filters are the client's; an event this
+ * program cannot read (upcast.h) is named as such. */
+static int read_failed(http_response *res, int error)
+{
+    const char *code = error == TD_EINVAL     ? "validation_failed"
+                       : error == TD_EVERSION ? "unsupported_event_version"
+                                              : "internal_error";
+    return http_problem(res, error == TD_EINVAL ? 400 : 500, code, NULL, "%s", td_error_last());
+}
+
 static int get_events(http_request *req, http_response *res)
 {
     long long after = 0, limit = 100;
@@ -48,9 +58,7 @@ static int get_events(http_request *req, http_response *res)
     int error = list ? td_store_read(req->store, &q, add_event, list) : TD_ENOMEM;
     if (error < 0) {
         json_decref(list);
-        return http_problem(res, error == TD_EINVAL ? 400 : 500,
-                            error == TD_EINVAL ? "validation_failed" : "internal_error", NULL, "%s",
-                            td_error_last());
+        return read_failed(res, error);
     }
     return http_json(res, 200, json_pack("{s:o}", "events", list));
 }
@@ -67,7 +75,7 @@ static int get_stream(http_request *req, http_response *res)
         error = td_store_stream_version(req->store, req->params[0], &version);
     if (error < 0) {
         json_decref(list);
-        return http_problem(res, 500, "internal_error", NULL, "%s", td_error_last());
+        return read_failed(res, error);
     }
     if (version == 0) {
         json_decref(list);

@@ -3,6 +3,8 @@
  * table for the saga engine. Correlated by order_id.
  *
  *  OrderCreated ─▶ reserving ── ReserveInventory
+ *  OrderCreated without items ─▶ cancelled (no_items): a schema-1 order
+ *                                 upcast, whose lines were never recorded
  *  reserving  ─StockReserved─▶ paying ── ProcessPayment, deadline;
  *                                        compensation: release_inventory
  *  reserving  ─StockNotReserved─▶ cancelled (out_of_stock)
@@ -46,6 +48,13 @@ static bool paid(const td_event *ev, json_t *data, void *payload)
 static bool declined(const td_event *ev, json_t *data, void *payload)
 {
     return !paid(ev, data, payload);
+}
+
+static bool without_items(const td_event *ev, json_t *data, void *payload)
+{
+    (void)ev;
+    (void)payload;
+    return json_array_size(json_object_get(data, "items")) == 0;
 }
 
 static bool customer_cancel(const td_event *ev, json_t *data, void *payload)
@@ -100,6 +109,13 @@ static int start(td_saga_ctx *ctx, const td_event *ev, void *payload)
     return command(ctx, "reservation", "ReserveInventory",
                    json_pack("{s:s,s:O}", "order_id", td_saga_correlation_id(ctx), "items",
                              json_object_get(saga, "items")));
+}
+
+static int no_items(td_saga_ctx *ctx, const td_event *ev, void *payload)
+{
+    (void)ev;
+    (void)payload;
+    return set_status(ctx, "Cancelled", "no_items");
 }
 
 static int pay(td_saga_ctx *ctx, const td_event *ev, void *payload)
@@ -172,6 +188,7 @@ static int payment_timeout(td_saga_ctx *ctx, const td_event *ev, void *payload)
 #define DEADLINE TD_SAGA_DEADLINE_EXPIRED
 
 static const td_saga_transition transitions[] = {
+    {NULL, "OrderCreated", "cancelled", no_items, NULL, false, without_items},
     {NULL, "OrderCreated", "reserving", start, NULL, false, NULL},
     {"reserving", "StockReserved", "paying", pay, "release_inventory", false, NULL},
     {"reserving", "StockNotReserved", "cancelled", out_of_stock, NULL, false, NULL},

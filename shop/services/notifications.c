@@ -96,11 +96,15 @@ static int handle(td_delivery *d, const td_event *ev, void *payload)
     const char *kind = kind_of(ev, data);
     const char *order = json_string_value(json_object_get(data, "order_id"));
     int error = 0;
-    if (kind && order && (error = agg_read(s->store, "order", order, &order_state, NULL)) == 0 &&
-        (error =
-             agg_read(s->store, "user", json_string_value(json_object_get(order_state, "user_id")),
-                      &user, NULL)) == 0)
+    if (kind && order &&
+        (error = agg_read(s->store, "order", order_fold, order, &order_state, NULL)) == 0 &&
+        (error = agg_read(s->store, "user", user_fold,
+                          json_string_value(json_object_get(order_state, "user_id")), &user,
+                          NULL)) == 0)
         error = mail(s, d, kind, order, user, order_state);
+    if (error == TD_ENOTFOUND) /* what the event names was never written: retrying cannot help */
+        error = td_delivery_fail(d, TD_EPERMANENT, "%s names an order or user that does not exist",
+                                 ev->type);
     if (error == 0 && kind && strcmp(kind, "order_confirmed") == 0)
         error = publish_confirmation(
             s, ev, order, user, json_integer_value(json_object_get(order_state, "total_amount")));

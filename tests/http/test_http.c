@@ -301,6 +301,9 @@ static void test_every_route(void **state)
     snprintf(path, sizeof path, "/streams/order-%s", order);
     json_t *stream = call("GET", path, NULL, 200);
     assert_true(json_integer_value(json_object_get(stream, "version")) >= 4);
+    json_t *created = json_array_get(json_object_get(stream, "events"), 0);
+    assert_string_equal(str(created, "type"), "OrderCreated");
+    assert_int_equal(json_integer_value(json_object_get(created, "schema_version")), 2);
     json_decref(stream);
     json_decref(call("GET", "/dead-letters", NULL, 200));
     reply m = request("GET", "/metrics", NULL, NULL, 0);
