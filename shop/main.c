@@ -4,6 +4,8 @@
  *   shop serve [--db URL] [--listen HOST:PORT] [--data DIR] [--smtp URL]
  *              [--payment-timeout MS] [--log-level LEVEL]
  *
+ *   shop load …      (load.c)      shop migrate …   (migrate.c)
+ *
  * Serves the shop's HTTP API. SIGTERM or SIGINT stops it gracefully: no new
  * connections, requests in progress answered, event handlers finished,
  * checkpoints saved; then it exits 0.
@@ -18,6 +20,7 @@
 #include <sys/stat.h>
 
 #include "http/http.h"
+#include "migrate.h"
 
 typedef struct serve_args {
     const char *db, *listen, *data, *smtp, *broker, *log_level;
@@ -34,7 +37,9 @@ static int usage(FILE *out, int code)
                  "  --smtp    send e-mail through smtp://host:port instead of DATA/mail\n"
                  "usage: shop load --url URL --orders N --concurrency C [--products P]\n"
                  "                 [--decline-rate R] [--seed S] [--rate ORDERS_PER_S]\n"
-                 "  places orders against a running shop and checks the outcome\n");
+                 "  places orders against a running shop and checks the outcome\n"
+                 "usage: shop migrate --to URL [--db URL | --data DIR]\n"
+                 "  copies the store into a new one, every event upcast to its current schema\n");
     return code;
 }
 
@@ -184,6 +189,8 @@ int main(int argc, char **argv)
         return serve(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "load") == 0)
         return shop_load_main(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "migrate") == 0)
+        return shop_migrate_main(argc - 2, argv + 2);
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0))
         return usage(stdout, 0);
     return usage(stderr, 2);

@@ -217,6 +217,11 @@ int td_store_doc_get(td_store *store, const char *collection, const char *key, c
 int td_store_doc_list(td_store *store, const char *collection, const char *after_key, size_t limit,
                       td_doc_fn fn, void *payload);
 
+/* Every collection that holds a document, by name (for copies of a whole
+ * store). The name is borrowed for the call; return as td_event_fn does. */
+typedef int (*td_collection_fn)(const char *collection, void *payload);
+int td_store_doc_collections(td_store *store, td_collection_fn fn, void *payload);
+
 /* ---- operations --------------------------------------------------------- */
 
 typedef struct td_store_stats {

@@ -60,6 +60,7 @@ typedef struct td_backend {
                    size_t *len);
     int (*doc_list)(td_conn *conn, const char *collection, const char *after_key, size_t limit,
                     td_doc_fn fn, void *payload);
+    int (*doc_collections)(td_conn *conn, td_collection_fn fn, void *payload);
     int (*stats)(td_conn *conn, td_store_stats *out);
     int (*type_counts)(td_conn *conn, td_type_count_fn fn, void *payload);
     int (*check)(td_conn *conn);

@@ -45,6 +45,7 @@ static const char *const statement_sql[STMT_COUNT] = {
     [STMT_DOC_DELETE] = "DELETE FROM documents WHERE collection = ?1 AND key = ?2",
     [STMT_DOC_LIST] = "SELECT key, body FROM documents WHERE collection = ?1 AND key > ?2 "
                       "ORDER BY key LIMIT ?3",
+    [STMT_DOC_COLLECTIONS] = "SELECT DISTINCT collection FROM documents ORDER BY collection",
 };
 
 int td_sqlite__error(td_conn *conn, int rc, const char *what)
@@ -469,6 +470,21 @@ static int sq_doc_list(td_conn *conn, const char *collection, const char *after_
     return error > 0 ? 0 : error;
 }
 
+static int sq_doc_collections(td_conn *conn, td_collection_fn fn, void *payload)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc, error = statement(conn, STMT_DOC_COLLECTIONS, &stmt);
+    if (error < 0)
+        return error;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+        if ((error = fn(column_text(stmt, 0, NULL), payload)) != 0)
+            break;
+    if (error == 0 && rc != SQLITE_DONE)
+        error = td_sqlite__error(conn, rc, "listing collections");
+    sqlite3_reset(stmt);
+    return error > 0 ? 0 : error;
+}
+
 /* ---- operations ------------------------------------------------------------ */
 
 static int64_t file_size(const char *path, const char *suffix)
@@ -560,6 +576,7 @@ const td_backend td_sqlite_backend = {
     .read_event = sq_read_event,
     .doc_get = sq_doc_get,
     .doc_list = sq_doc_list,
+    .doc_collections = sq_doc_collections,
     .stats = sq_stats,
     .type_counts = sq_type_counts,
     .check = sq_check,

@@ -29,6 +29,7 @@ enum {
     STMT_DOC_GET,
     STMT_DOC_DELETE,
     STMT_DOC_LIST,
+    STMT_DOC_COLLECTIONS,
     STMT_COUNT
 };
 

@@ -349,6 +349,17 @@ int td_store_doc_list(td_store *store, const char *collection, const char *after
     return error;
 }
 
+int td_store_doc_collections(td_store *store, td_collection_fn fn, void *payload)
+{
+    td_conn *conn;
+    int error = td_readers__acquire(store->readers, &conn);
+    if (error < 0)
+        return error;
+    error = store->backend->doc_collections(conn, fn, payload);
+    td_readers__release(store->readers, conn);
+    return error;
+}
+
 int td_store_stats_get(td_store *store, td_store_stats *out)
 {
     td_conn *conn;

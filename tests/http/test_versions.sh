@@ -4,7 +4,8 @@
 # future is served by the shop: the old ones read as schema 2 through the
 # API (order and events), the saga ends the order, the store keeps their
 # bytes as written, and the unreadable one is parked in each subscription's
-# dead-letter queue with its type and version named, not lost.
+# dead-letter queue with its type and version named, not lost (and a
+# migration refuses the store, naming it).
 # Usage: test_versions.sh TIDINGS SHOP
 set -u
 tidings=$1
@@ -94,4 +95,10 @@ kill "$pid"
 wait "$pid" || fail "the shop did not stop cleanly"
 pid=
 "$tidings" --db "$db" audit verify >/dev/null || fail "the audit chain broke"
+
+# A migration stops before it creates anything when an event cannot be read.
+"$shop" migrate --data "$dir/data" --to "sqlite:$dir/new.db" 2>"$dir/migrate.err" &&
+  fail "migrated a store with an unreadable event"
+grep -q "OrderCreated schema 9 cannot be read" "$dir/migrate.err" || fail "$(cat "$dir/migrate.err")"
+[ ! -e "$dir/new.db" ] || fail "the failed migration created its target"
 echo "ok"

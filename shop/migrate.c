@@ -1,0 +1,280 @@
+/*
+ * migrate.c (shop): `shop migrate`, a copy of a store into a new, empty one
+ * with every event upcast to the schema the shop reads (upcast.h).
+ *
+ *   shop migrate --to URL [--db URL | --data DIR]
+ *
+ * Positions, ids, streams, versions and envelopes are kept, so every
+ * document (snapshots, read models, saga instances, checkpoints, dead
+ * letters, inbox) is copied verbatim and stays true; the target builds its
+ * own audit chain over the new bytes. The source is opened read-only and
+ * left as it was. A first pass checks that every event can be upcast, so an
+ * unreadable one stops the migration before the target is created. Prints
+ * what changed, per type and version step.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "migrate.h"
+#include "shop_int.h"
+
+#define PAGE 1000
+
+typedef struct change {
+    char type[TD_TYPE_MAX + 1];
+    int32_t from, to;
+    int64_t count;
+} change;
+
+typedef struct migration {
+    const td_upcasters *versions;
+    td_store *target;
+    td_event *page[PAGE]; /* owned, upcast */
+    size_t count;
+    int64_t last;
+    change changes[64];
+    size_t changes_count;
+    int64_t events, documents;
+    const char *collection;
+} migration;
+
+static void note_change(migration *m, const td_event *before, const td_event *after)
+{
+    size_t i = 0;
+    while (i < m->changes_count && (strcmp(m->changes[i].type, before->type) != 0 ||
+                                    m->changes[i].from != before->schema_version))
+        i++;
+    if (i == m->changes_count && i < sizeof m->changes / sizeof m->changes[0]) {
+        snprintf(m->changes[i].type, sizeof m->changes[i].type, "%s", before->type);
+        m->changes[i].from = before->schema_version;
+        m->changes[i].to = after->schema_version;
+        m->changes_count++;
+    }
+    if (i < m->changes_count)
+        m->changes[i].count++;
+}
+
+/* First pass: every event can be read at the current schema. */
+static int check_one(const td_event *ev, void *payload)
+{
+    migration *m = payload;
+    td_event *up;
+    int error = td_upcast(m->versions, ev, &up);
+    td_event_free(up);
+    m->last = ev->position;
+    return error;
+}
+
+static int keep_one(const td_event *ev, void *payload)
+{
+    migration *m = payload;
+    td_event *up;
+    int error = td_upcast(m->versions, ev, &up);
+    if (error == 0 && up)
+        note_change(m, ev, up);
+    if (error == 0 && up == NULL)
+        error = td_event_dup(&up, ev);
+    if (error < 0)
+        return error;
+    m->page[m->count++] = up;
+    m->last = ev->position;
+    return 0;
+}
+
+static int import_page(td_txn *txn, void *payload)
+{
+    migration *m = payload;
+    int error = 0;
+    for (size_t i = 0; error == 0 && i < m->count; i++)
+        error = td_txn_import(txn, m->page[i]);
+    return error;
+}
+
+static void drop_page(migration *m)
+{
+    for (size_t i = 0; i < m->count; i++)
+        td_event_free(m->page[i]);
+    m->count = 0;
+}
+
+/* Reads the source in pages; with import, writes each page to the target. */
+static int each_page(td_store *source, migration *m, bool import)
+{
+    td_read_query q = TD_READ_QUERY_INIT;
+    q.limit = PAGE;
+    m->last = 0;
+    for (;;) {
+        q.after_position = m->last;
+        int64_t before = m->last;
+        int error = td_store_read(source, &q, import ? keep_one : check_one, m);
+        if (error == 0 && import && m->count > 0) {
+            error = td_transact(m->target, import_page, m);
+            m->events += error == 0 ? (int64_t)m->count : 0;
+        }
+        drop_page(m);
+        if (error < 0 || m->last == before)
+            return error;
+    }
+}
+
+/* ---- documents ---------------------------------------------------------------- */
+
+typedef struct doc_page {
+    migration *m;
+    char *keys[PAGE], *bodies[PAGE];
+    size_t lens[PAGE], count;
+} doc_page;
+
+static int keep_doc(const char *key, const char *json, size_t len, void *payload)
+{
+    doc_page *p = payload;
+    p->keys[p->count] = strdup(key);
+    p->bodies[p->count] = strndup(json, len);
+    p->lens[p->count] = len;
+    if (p->keys[p->count] == NULL || p->bodies[p->count] == NULL) {
+        free(p->keys[p->count]);
+        free(p->bodies[p->count]);
+        return TD_ENOMEM;
+    }
+    p->count++;
+    return 0;
+}
+
+static int put_docs(td_txn *txn, void *payload)
+{
+    doc_page *p = payload;
+    int error = 0;
+    for (size_t i = 0; error == 0 && i < p->count; i++)
+        error = td_txn_doc_put(txn, p->m->collection, p->keys[i], p->bodies[i], p->lens[i]);
+    return error;
+}
+
+typedef struct copy_docs {
+    migration *m;
+    td_store *source;
+} copy_docs;
+
+static int copy_collection(const char *collection, void *payload)
+{
+    copy_docs *c = payload;
+    doc_page *p = calloc(1, sizeof *p);
+    char after[256] = "";
+    int error = p ? 0 : TD_ENOMEM;
+    c->m->collection = collection;
+    while (error == 0) {
+        p->m = c->m;
+        error = td_store_doc_list(c->source, collection, after, PAGE, keep_doc, p);
+        if (error == 0 && p->count > 0)
+            error = td_transact(c->m->target, put_docs, p);
+        if (error == 0 && p->count > 0)
+            snprintf(after, sizeof after, "%s", p->keys[p->count - 1]);
+        c->m->documents += error == 0 ? (int64_t)p->count : 0;
+        size_t got = p->count;
+        for (size_t i = 0; i < p->count; i++) {
+            free(p->keys[i]);
+            free(p->bodies[i]);
+        }
+        p->count = 0;
+        if (got < PAGE)
+            break;
+    }
+    free(p);
+    return error;
+}
+
+/* ---- the command ---------------------------------------------------------------- */
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: shop migrate --to URL [--db URL | --data DIR]\n"
+                    "  copies the store (default sqlite:DATA/tidings.db, or TIDINGS_DB) into a\n"
+                    "  new, empty store at URL with every event upcast to the current schema\n");
+    return 2;
+}
+
+static int run(td_store *source, const char *to, migration *m)
+{
+    copy_docs c = {m, source};
+    td_store_stats stats;
+    int error = each_page(source, m, false);
+    if (error < 0) {
+        fprintf(stderr, "shop migrate: the source holds an event this shop cannot read: %s\n",
+                td_error_last());
+        return 1;
+    }
+    if ((error = td_store_open(&m->target, to, NULL)) == 0 &&
+        (error = td_store_stats_get(m->target, &stats)) == 0 &&
+        (stats.events > 0 || stats.documents > 0))
+        error = TD_EEXISTS;
+    if (error < 0) {
+        fprintf(stderr, "shop migrate: %s: %s\n", to,
+                error == TD_EEXISTS ? "the target is not empty; migrate into a new store"
+                                    : td_error_last());
+        return error == TD_EEXISTS ? 3 : 1;
+    }
+    if ((error = each_page(source, m, true)) == 0)
+        error = td_store_doc_collections(source, copy_collection, &c);
+    if (error < 0) {
+        fprintf(stderr, "shop migrate: copying stopped, the target %s is incomplete: %s\n", to,
+                td_error_last());
+        return 1;
+    }
+    printf("migrated %lld events and %lld documents from %s to %s\n", (long long)m->events,
+           (long long)m->documents, td_store_url(source), td_store_url(m->target));
+    for (size_t i = 0; i < m->changes_count; i++)
+        printf("upcast %s schema %d -> %d: %lld events\n", m->changes[i].type, m->changes[i].from,
+               m->changes[i].to, (long long)m->changes[i].count);
+    if (m->changes_count == 0)
+        printf("every event was at its current schema already\n");
+    return 0;
+}
+
+int shop_migrate_main(int argc, char **argv)
+{
+    const char *to = NULL, *db = NULL, *data = "data";
+    for (int i = 0; i < argc; i++) {
+        const char **value = strcmp(argv[i], "--to") == 0     ? &to
+                             : strcmp(argv[i], "--db") == 0   ? &db
+                             : strcmp(argv[i], "--data") == 0 ? &data
+                                                              : NULL;
+        if (value == NULL || i + 1 >= argc) {
+            fprintf(stderr, "shop migrate: %s %s\n", argv[i],
+                    value ? "needs a value" : "is not an option here");
+            return usage();
+        }
+        *value = argv[++i];
+    }
+    if (to == NULL) {
+        fprintf(stderr, "shop migrate: --to is required\n");
+        return usage();
+    }
+    char url[4200];
+    const char *env = getenv("TIDINGS_DB");
+    snprintf(url, sizeof url, "sqlite:%s/tidings.db", data);
+    td_store_options so = TD_STORE_OPTIONS_INIT;
+    so.create = false;
+    so.read_only = true;
+    td_store *source = NULL;
+    td_upcasters *versions = NULL;
+    migration *m = calloc(1, sizeof *m);
+    int error = m ? shop_event_versions_new(&versions) : TD_ENOMEM;
+    if (error == 0 && (error = td_store_open(&source,
+                                             db              ? db
+                                             : env && env[0] ? env
+                                                             : url,
+                                             &so)) < 0)
+        fprintf(stderr, "shop migrate: %s\n", td_error_last());
+    int code = error < 0 ? 1 : 0;
+    if (error == 0) {
+        m->versions = versions;
+        code = run(source, to, m);
+    }
+    if (m)
+        td_store_free(m->target);
+    td_store_free(source);
+    td_upcasters_free(versions);
+    free(m);
+    return code;
+}
