@@ -66,6 +66,12 @@ int td_upcast(const td_upcasters *upcasters, const td_event *event, td_event **o
 void td_store_set_upcasters(td_store *store, const td_upcasters *upcasters);
 const td_upcasters *td_store_upcasters(const td_store *store);
 
+/* td_store_read without the handle's upcasters: events as written. For
+ * tools, and for readers that upcast each event themselves (td_upcast) so
+ * that they can pass over one they cannot read instead of failing. */
+int td_store_read_stored(td_store *store, const td_read_query *query, td_event_fn fn,
+                         void *payload);
+
 #ifdef __cplusplus
 }
 #endif

@@ -12,7 +12,8 @@
  * shop nothing; one that stops reading is dropped by the connection timeout.
  * With nothing to send, the reader waits up to 50 ms for a commit (this
  * process's commits wake it at once) and sends a comment every 15 s to keep
- * proxies from closing the stream.
+ * proxies from closing the stream. Events come at the schema the shop reads;
+ * one it cannot read is announced as `event: unreadable` and passed over.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,26 +35,52 @@ typedef struct sse {
     const atomic_bool *stopping;
 } sse;
 
-static int append_event(const td_event *ev, void *payload)
+/* Appends one SSE message (the buffer grows as needed). */
+static int append_message(sse *s, int64_t position, const char *type, const char *json)
 {
-    sse *s = payload;
-    char *json = NULL;
-    size_t len = 0;
-    int error = td_event_to_text(&json, &len, ev);
-    if (error < 0)
-        return error;
-    size_t need = s->len + len + strlen(ev->type) + 64;
+    size_t need = s->len + strlen(json) + strlen(type) + 64;
     char *grown = realloc(s->buf, need);
-    if (grown == NULL) {
-        td_free(json);
+    if (grown == NULL)
         return TD_ENOMEM;
-    }
     s->buf = grown;
     s->len += (size_t)snprintf(s->buf + s->len, need - s->len, "id: %lld\nevent: %s\ndata: %s\n\n",
-                               (long long)ev->position, ev->type, json);
-    s->after = ev->position;
-    td_free(json);
+                               (long long)position, type, json);
+    s->after = position;
     return 0;
+}
+
+/* An event the shop cannot read (upcast.h) is passed over with an
+ * `unreadable` message naming it, so that the feed (and a reconnect) goes
+ * on past it. */
+static int append_unreadable(sse *s, const td_event *ev)
+{
+    json_t *why =
+        json_pack("{s:I,s:s,s:i,s:s}", "position", (json_int_t)ev->position, "type", ev->type,
+                  "schema_version", ev->schema_version, "error", td_error_last());
+    char *json = why ? json_dumps(why, JSON_COMPACT) : NULL;
+    json_decref(why);
+    int error = json ? append_message(s, ev->position, "unreadable", json) : TD_ENOMEM;
+    free(json);
+    return error;
+}
+
+static int append_event(const td_event *stored, void *payload)
+{
+    sse *s = payload;
+    td_event *up = NULL;
+    char *json = NULL;
+    size_t len = 0;
+    int error = td_upcast(td_store_upcasters(s->store), stored, &up);
+    if (error == TD_EVERSION)
+        return append_unreadable(s, stored);
+    const td_event *ev = up ? up : stored;
+    if (error == 0)
+        error = td_event_to_text(&json, &len, ev);
+    if (error == 0)
+        error = append_message(s, ev->position, ev->type, json);
+    td_free(json);
+    td_event_free(up);
+    return error;
 }
 
 /* Fills the buffer with the next page; returns < 0 on a store failure. */
@@ -69,7 +96,7 @@ static int refill(sse *s)
     s->len = s->off = 0;
     int error = td_store_head(s->store, &head);
     if (error == 0)
-        error = td_store_read(s->store, &q, append_event, s);
+        error = td_store_read_stored(s->store, &q, append_event, s); /* upcast one by one */
     if (error == 0 && s->len == 0 && head > s->after)
         s->after = head; /* nothing matched up to the head */
     return error;

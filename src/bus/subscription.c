@@ -34,6 +34,7 @@
 #include "core/error.h"
 #include "core/internal.h"
 #include "core/log_int.h"
+#include "tidings/upcast.h"
 
 #define CHECKPOINT_EVERY_US 20000
 #define INFLIGHT_WINDOW     1024
@@ -287,7 +288,7 @@ static int read_more(td_subscription *sub, batch *b)
     b->cap = limit;
     int error = td_store_head(sub->store, &head);
     if (error == 0)
-        error = td_store__read_stored(sub->store, &q, collect, b);
+        error = td_store_read_stored(sub->store, &q, collect, b);
     if (error == 0 && careful && b->count == 1 && b->events[0]->position > sub->careful_until) {
         careful = false; /* the filter skipped past the suspect range: it is over */
         pthread_mutex_lock(&sub->lock);

@@ -31,11 +31,9 @@ void td_json__free(void *ptr);
  * len may be NULL. */
 int td_json__dump_steal(char **out, size_t *len, json_t *json);
 
-/* td_store_read and td_store_read_event, but as stored, without the handle's
- * upcasters: subscriptions upcast each event on its lane instead, so that an
- * unreadable one is parked rather than failing the read (upcast.h). */
-int td_store__read_stored(td_store *store, const td_read_query *query, td_event_fn fn,
-                          void *payload);
+/* td_store_read_event, but as stored (td_store_read_stored, upcast.h):
+ * subscriptions upcast each event on its lane instead, so that an
+ * unreadable one is parked rather than failing the read. */
 int td_store__read_event_stored(td_store *store, const td_uuid *id, td_event_fn fn, void *payload);
 
 #endif

@@ -273,8 +273,7 @@ int td_store_read(td_store *store, const td_read_query *query, td_event_fn fn, v
     return read_all(store, query, fn, payload, false);
 }
 
-int td_store__read_stored(td_store *store, const td_read_query *query, td_event_fn fn,
-                          void *payload)
+int td_store_read_stored(td_store *store, const td_read_query *query, td_event_fn fn, void *payload)
 {
     return read_all(store, query, fn, payload, true);
 }

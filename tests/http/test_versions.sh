@@ -2,7 +2,7 @@
 # test_versions.sh: a store holding OrderCreated events written at schema 1
 # (by `tidings append --schema-version 1`) and one at a schema from the
 # future is served by the shop: the old ones read as schema 2 through the
-# API (order and events), the saga ends the order, the store keeps their
+# API (order, events, the live feed), the saga ends the order, the store keeps their
 # bytes as written, and the unreadable one is parked in each subscription's
 # dead-letter queue with its type and version named, not lost (and a
 # migration refuses the store, naming it).
@@ -88,6 +88,14 @@ done
 body=$(curl -s -o /dev/stdout -w ' %{http_code}' "$url/streams/order-$future")
 [ "${body##* }" = 500 ] || fail "reading the unreadable stream: $body"
 [ "$(jq -r .code <<<"${body% *}")" = unsupported_event_version ] || fail "wrong problem: $body"
+# The live feed announces it and goes on past it.
+feed=$(curl -sN --max-time 1 "$url/events/stream?after=0")
+grep -q '^event: unreadable$' <<<"$feed" || fail "the feed does not announce the unreadable event: $feed"
+grep '^data: ' <<<"$feed" | sed 's/^data: //' | jq -se 'map(select(.position == 2))[0].error |
+  contains("OrderCreated schema 9")' >/dev/null || fail "the feed does not name it: $feed"
+[ "$(grep '^data: ' <<<"$feed" | sed 's/^data: //' | jq -r 'select(.position == 1) | .schema_version')" = 2 ] ||
+  fail "the feed does not upcast: $feed"
+grep -q '^event: OrderStatusChanged$' <<<"$feed" || fail "the feed stopped at the unreadable event"
 "$tidings" --db "$db" events --stream "order-$future" | grep -q '"schema_version":9' ||
   fail "the unreadable event is gone"
 
