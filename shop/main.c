@@ -5,6 +5,7 @@
  *              [--payment-timeout MS] [--log-level LEVEL]
  *
  *   shop load …      (load.c)      shop migrate …   (migrate.c)
+ *   shop projections list          (projections_cmd.c)
  *
  * Serves the shop's HTTP API. SIGTERM or SIGINT stops it gracefully: no new
  * connections, requests in progress answered, event handlers finished,
@@ -21,6 +22,7 @@
 
 #include "http/http.h"
 #include "migrate.h"
+#include "projections_cmd.h"
 
 typedef struct serve_args {
     const char *db, *listen, *data, *smtp, *broker, *log_level;
@@ -39,7 +41,9 @@ static int usage(FILE *out, int code)
                  "                 [--decline-rate R] [--seed S] [--rate ORDERS_PER_S]\n"
                  "  places orders against a running shop and checks the outcome\n"
                  "usage: shop migrate --to URL [--db URL | --data DIR]\n"
-                 "  copies the store into a new one, every event upcast to its current schema\n");
+                 "  copies the store into a new one, every event upcast to its current schema\n"
+                 "usage: shop projections list [--db URL | --data DIR]\n"
+                 "  each read model's position, lag and state\n");
     return code;
 }
 
@@ -191,6 +195,8 @@ int main(int argc, char **argv)
         return shop_load_main(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "migrate") == 0)
         return shop_migrate_main(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "projections") == 0)
+        return shop_projections_main(argc - 2, argv + 2);
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0))
         return usage(stdout, 0);
     return usage(stderr, 2);

@@ -26,7 +26,9 @@ struct shop {
 
 #define SHOP_READ_MODELS 3
 
-/* readmodels/projections.c: the read models' subscriptions (not started). */
+/* readmodels/projections.c: the read models' subscription names, and their
+ * subscriptions (not started). */
+extern const char *const shop_read_model_names[SHOP_READ_MODELS];
 int read_models_new(shop *s, td_subscription *out[SHOP_READ_MODELS]);
 
 /* The services and the saga, each started by shop_open (services/, sagas/). */

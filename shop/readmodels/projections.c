@@ -165,13 +165,17 @@ static int projection(shop *s, const char *name, const char *category, td_handle
     return td_subscription_new(out, s->store, &opts, fn, s);
 }
 
+const char *const shop_read_model_names[SHOP_READ_MODELS] = {
+    "readmodel.user_orders", "readmodel.product_sales", "readmodel.stock_levels"};
+
 int read_models_new(shop *s, td_subscription *out[SHOP_READ_MODELS])
 {
-    int error = projection(s, "readmodel.user_orders", "order", user_orders, &out[0]);
+    const char *const *names = shop_read_model_names;
+    int error = projection(s, names[0], "order", user_orders, &out[0]);
     if (error == 0)
-        error = projection(s, "readmodel.product_sales", "order", product_sales, &out[1]);
+        error = projection(s, names[1], "order", product_sales, &out[1]);
     if (error == 0)
-        error = projection(s, "readmodel.stock_levels", "inventory", stock_levels, &out[2]);
+        error = projection(s, names[2], "inventory", stock_levels, &out[2]);
     return error;
 }
 

@@ -63,6 +63,9 @@ for o in $o1 $o2; do
 done
 "$tidings" --db "$src" append "audit-x" Noted '{"n":1}' >/dev/null || fail "append other"
 
+projections=$("$shop" projections list --db "$src") || fail "projections list"
+[ "$(grep -c ' 0 \+3  not-started$' <<<"$projections")" = 3 ] ||
+  fail "a store no shop has served has no read model started: $projections"
 serve "$dir/data" "$src" # the shop works on it: snapshots, saga instances, checkpoints
 until_cancelled $o1
 until_cancelled $o2

@@ -85,6 +85,10 @@ done
   fail "not parked by each subscription: $parked"
 [ "$(jq 'all(.last_error | contains("OrderCreated schema 9 cannot be read"))' <<<"$parked")" = true ] ||
   fail "the dead letters do not name the type and version: $parked"
+projections=$("$shop" projections list --db "$db") || fail "projections list"
+grep -Eq '^user_orders +[0-9]+ +[0-9]+  stalled$' <<<"$projections" &&
+  grep -Eq '^product_sales +[0-9]+ +[0-9]+  stalled$' <<<"$projections" ||
+  fail "the read models that parked it are not shown stalled: $projections"
 body=$(curl -s -o /dev/stdout -w ' %{http_code}' "$url/streams/order-$future")
 [ "${body##* }" = 500 ] || fail "reading the unreadable stream: $body"
 [ "$(jq -r .code <<<"${body% *}")" = unsupported_event_version ] || fail "wrong problem: $body"
