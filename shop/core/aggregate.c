@@ -47,15 +47,12 @@ static int fold_one(const td_event *ev, void *payload)
     int error = td_event_data(&data, ev);
     if (error < 0)
         return error;
-    json_t *state = c->fold(c->a->state, ev->type, data);
+    c->a->state = c->fold(c->a->state, ev->type, data); /* the fold takes the old state */
     json_decref(data);
-    if (state == NULL) /* the fold took the old state */
-        c->a->state = NULL;
-    if (state == NULL)
+    if (c->a->state == NULL)
         return shop_fail(TD_ECORRUPT, "internal_error", NULL,
                          "event %lld (%s) of %s-%s cannot be applied", (long long)ev->position,
                          ev->type, c->a->category, c->a->id);
-    c->a->state = state;
     c->a->version = ev->version;
     return 0;
 }
