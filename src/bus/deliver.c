@@ -140,14 +140,15 @@ static bool start_span(td_subscription *sub, td_delivery *d, td_span *span, char
 
 /* Brings the item's event to the schema this program reads (upcast.h), once:
  * the item keeps the upcast copy for its retries. An event that cannot be
- * read is a permanent failure, with why. The lane owns the item meanwhile. */
+ * read is a permanent failure, with why; running out of memory is not. The
+ * lane owns the item meanwhile. */
 static int upcast_item(td_subscription *sub, item *it, char *why, size_t why_size)
 {
     td_event *up;
     int error = td_upcast(td_store_upcasters(sub->store), it->event, &up);
     if (error < 0) {
         snprintf(why, why_size, "%s", td_error_last());
-        return TD_EPERMANENT;
+        return error == TD_ENOMEM ? error : TD_EPERMANENT; /* only memory may come back */
     }
     if (up) {
         td_event_free(it->event);
@@ -293,10 +294,12 @@ static td_outcome park_or_fail(td_subscription *sub, item *it, const char *block
     return OUTCOME_PARKED;
 }
 
-bool td_deliver__batchable(const td_subscription *sub, const item *it, const char *blocked_by)
+bool td_deliver__batchable(td_subscription *sub, item *it, const char *blocked_by)
 {
+    char why[300];
     return sub->opts.transactional && it->attempts == 0 && !it->has_retry_doc &&
-           !it->dead_letter[0] && !(blocked_by && blocked_by[0]);
+           !it->dead_letter[0] && !(blocked_by && blocked_by[0]) &&
+           upcast_item(sub, it, why, sizeof why) == 0; /* here, on the lane, not in the unit */
 }
 
 typedef struct batch_args {
@@ -310,13 +313,10 @@ static int batch_unit(td_txn *txn, void *payload)
 {
     batch_args *a = payload;
     for (size_t i = 0; i < a->count; i++) {
-        item *it = a->items[i];
-        char why[300];
-        if (upcast_item(a->sub, it, why, sizeof why) < 0)
-            continue; /* not done: the long way parks it */
+        item *it = a->items[i]; /* upcast by td_deliver__batchable */
         td_delivery d = {.sub = a->sub, .it = it, .event = it->event, .attempt = 1};
         td_span span;
-        char span_name[TD_TYPE_MAX + 8];
+        char span_name[TD_TYPE_MAX + 8], why[300];
         td_uuid_format(d.key, &it->event->id);
         bool traced = start_span(a->sub, &d, &span, span_name, sizeof span_name);
         int rc = td_txn_try(txn, transactional_unit, &d);

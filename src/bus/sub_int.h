@@ -134,8 +134,9 @@ int td_deliver__park(td_subscription *sub, item *it, const char *blocked_by, con
  * each under a savepoint of its own. done[i] says whether items[i] was
  * handled; the others go through td_deliver__item as usual. */
 void td_deliver__batch(td_subscription *sub, item **items, size_t count, bool *done);
-/* Whether an item may take the batch path (a plain first attempt). */
-bool td_deliver__batchable(const td_subscription *sub, const item *it, const char *blocked_by);
+/* Whether an item may take the batch path (a plain first attempt of an event
+ * this program can read); brings its event to the current schema. */
+bool td_deliver__batchable(td_subscription *sub, item *it, const char *blocked_by);
 
 /* lanes.c */
 void *td_lanes__main(void *arg);
