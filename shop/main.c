@@ -118,10 +118,7 @@ static void stop_all(running *r)
 
 static int start_all(running *r, const serve_args *a, const char *host, int port)
 {
-    char url[4200];
-    const char *env = getenv("TIDINGS_DB");
-    snprintf(url, sizeof url, "sqlite:%s/tidings.db", a->data);
-    int error = td_store_open(&r->store, a->db ? a->db : env && env[0] ? env : url, NULL);
+    int error = shop_open_store(&r->store, a->db, a->data, false);
     if (error == 0)
         error = td_metrics_new(&r->metrics);
     if (error == 0)

@@ -250,21 +250,11 @@ int shop_migrate_main(int argc, char **argv)
         fprintf(stderr, "shop migrate: --to is required\n");
         return usage();
     }
-    char url[4200];
-    const char *env = getenv("TIDINGS_DB");
-    snprintf(url, sizeof url, "sqlite:%s/tidings.db", data);
-    td_store_options so = TD_STORE_OPTIONS_INIT;
-    so.create = false;
-    so.read_only = true;
     td_store *source = NULL;
     td_upcasters *versions = NULL;
     migration *m = calloc(1, sizeof *m);
     int error = m ? shop_event_versions_new(&versions) : TD_ENOMEM;
-    if (error == 0 && (error = td_store_open(&source,
-                                             db              ? db
-                                             : env && env[0] ? env
-                                                             : url,
-                                             &so)) < 0)
+    if (error == 0 && (error = shop_open_store(&source, db, data, true)) < 0)
         fprintf(stderr, "shop migrate: %s\n", td_error_last());
     int code = error < 0 ? 1 : 0;
     if (error == 0) {

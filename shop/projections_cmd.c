@@ -60,16 +60,10 @@ int shop_projections_main(int argc, char **argv)
             return usage();
         *value = argv[++i];
     }
-    char url[4200];
-    const char *env = getenv("TIDINGS_DB");
-    snprintf(url, sizeof url, "sqlite:%s/tidings.db", data);
-    td_store_options so = TD_STORE_OPTIONS_INIT;
-    so.create = false;
-    so.read_only = true;
     td_store *store = NULL;
     row rows[SHOP_READ_MODELS] = {0};
     int64_t head = 0;
-    int error = td_store_open(&store, db ? db : env && env[0] ? env : url, &so);
+    int error = shop_open_store(&store, db, data, true);
     if (error == 0)
         error = td_store_head(store, &head);
     if (error == 0)

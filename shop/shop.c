@@ -118,6 +118,17 @@ td_store *shop_store(shop *s)
     return s->store;
 }
 
+int shop_open_store(td_store **out, const char *db, const char *data, bool read_only)
+{
+    char url[4200];
+    const char *env = getenv("TIDINGS_DB");
+    td_store_options so = TD_STORE_OPTIONS_INIT;
+    so.create = !read_only;
+    so.read_only = read_only;
+    snprintf(url, sizeof url, "sqlite:%s/tidings.db", data);
+    return td_store_open(out, db ? db : env && env[0] ? env : url, &so);
+}
+
 int shop_get_product(shop *s, const char *product_id, json_t **out)
 {
     json_t *inventory = NULL;

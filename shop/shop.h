@@ -67,6 +67,12 @@ int shop_open(shop **out, td_store *store, const shop_options *opts);
 void shop_close(shop *s);
 td_store *shop_store(shop *s);
 
+/* Opens the store the shop commands work on: db if given, else the
+ * TIDINGS_DB environment variable, else sqlite:DATA/tidings.db under data.
+ * read_only: an existing store only, with writes refused. Caller owns *out;
+ * td_error_last() says why it failed. */
+int shop_open_store(td_store **out, const char *db, const char *data, bool read_only);
+
 /* ---- commands ---------------------------------------------------------- */
 
 int shop_register_user(shop *s, const char *email, const char *full_name, char id[SHOP_ID_LEN + 1]);

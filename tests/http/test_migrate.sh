@@ -6,38 +6,10 @@
 # the target's audit chain verifies and the shop serves it; a non-empty
 # target is refused and left alone.
 # Usage: test_migrate.sh TIDINGS SHOP
-set -u
 tidings=$1
 shop=$2
-dir=$(mktemp -d)
-pid=
-cleanup() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
+. "$(dirname "$0")/shop_lib.sh"
 
-# serve DATA_DIR DB_URL: starts the shop, sets pid and url.
-serve() {
-  "$shop" serve --listen 127.0.0.1:0 --data "$1" --db "$2" --log-level error >"$dir/out" 2>>"$dir/err" &
-  pid=$!
-  url=
-  for _ in $(seq 100); do
-    url=$(grep -o 'http://[0-9.:]*' "$dir/out" 2>/dev/null | head -1)
-    [ -n "$url" ] && return 0
-    sleep 0.1
-  done
-  fail "the shop did not start"
-}
-stop() {
-  kill "$pid"
-  wait "$pid" || fail "the shop did not stop cleanly"
-  pid=
-}
 # until_cancelled ORDER: waits for the saga to end a schema-1 order.
 until_cancelled() {
   for _ in $(seq 100); do

@@ -7,21 +7,9 @@
 # dead-letter queue with its type and version named, not lost (and a
 # migration refuses the store, naming it).
 # Usage: test_versions.sh TIDINGS SHOP
-set -u
 tidings=$1
 shop=$2
-dir=$(mktemp -d)
-pid=
-cleanup() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-fail() {
-  echo "FAIL: $*" >&2
-  [ -f "$dir/err" ] && tail -5 "$dir/err" >&2
-  exit 1
-}
+. "$(dirname "$0")/shop_lib.sh"
 
 old=018f0000-0000-7000-8000-000000000001
 future=018f0000-0000-7000-8000-000000000002
@@ -35,15 +23,7 @@ mkdir -p "$dir/data"
 "$tidings" --db "$db" append "order-$future" OrderCreated "{\"order_id\":\"$future\"}" \
   --schema-version 9 >/dev/null || fail "append schema 9"
 
-"$shop" serve --listen 127.0.0.1:0 --data "$dir/data" --payment-timeout 400 --log-level error \
-  >"$dir/out" 2>"$dir/err" &
-pid=$!
-for _ in $(seq 100); do
-  grep -q 'http://' "$dir/out" 2>/dev/null && break
-  sleep 0.1
-done
-url=$(grep -o 'http://[0-9.:]*' "$dir/out" | head -1)
-[ -n "$url" ] || fail "the shop did not start"
+serve "$dir/data" "$db"
 
 # The order, folded from its schema-1 event upcast to schema 2.
 order=$(curl -sf "$url/orders/$old") || fail "GET the old order"
@@ -103,9 +83,7 @@ grep -q '^event: OrderStatusChanged$' <<<"$feed" || fail "the feed stopped at th
 "$tidings" --db "$db" events --stream "order-$future" | grep -q '"schema_version":9' ||
   fail "the unreadable event is gone"
 
-kill "$pid"
-wait "$pid" || fail "the shop did not stop cleanly"
-pid=
+stop
 "$tidings" --db "$db" audit verify >/dev/null || fail "the audit chain broke"
 
 # A migration stops before it creates anything when an event cannot be read.
