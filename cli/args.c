@@ -174,3 +174,18 @@ void cli_catch_signals(void)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 }
+
+static int keep_first_position(const td_event *ev, void *payload)
+{
+    *(int64_t *)payload = ev->position;
+    return 1;
+}
+
+int cli_first_position_since(td_store *store, const char *since, int64_t *position)
+{
+    td_read_query q = TD_READ_QUERY_INIT;
+    int error = td_time_parse(&q.since, since);
+    q.limit = 1;
+    *position = 0;
+    return error < 0 ? error : td_store_read(store, &q, keep_first_position, position);
+}

@@ -57,6 +57,10 @@ int cli_exit_code(int code);
 /* Strict integer parsing: the whole text, within [min, max]. */
 int cli_int(const char *text, int64_t min, int64_t max, int64_t *out);
 
+/* The position of the first event at or after an ISO-8601 time; 0 if none.
+ * TD_EINVAL for a time that does not parse. */
+int cli_first_position_since(td_store *store, const char *since, int64_t *position);
+
 /* Opens the store at cli_db_url(). create: make it if missing. */
 int cli_open(td_store **out, bool create, bool read_only);
 
@@ -78,6 +82,7 @@ int cmd_export(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_subscriptions(int argc, char **argv);
 int cmd_dlq(int argc, char **argv);
+int cmd_replay(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 
 const cli_command *cli_find_command(const char *name);

@@ -43,27 +43,17 @@ static int print_link(const td_event *ev, void *payload)
     return ferror(stdout) ? TD_EIO : 0;
 }
 
-static int first_since(const td_event *ev, void *payload)
-{
-    ((export_state *)payload)->first = ev->position;
-    return 1;
-}
-
 static int export(td_store *store, const char *since_text, const char *output)
 {
     export_state x = {{0}, 1};
-    td_read_query q = TD_READ_QUERY_INIT;
-    if (since_text && td_time_parse(&q.since, since_text) < 0)
+    td_time ignored;
+    if (since_text && td_time_parse(&ignored, since_text) < 0)
         return TD_EINVAL;
     if (output && freopen(output, "w", stdout) == NULL)
         return fprintf(stderr, "tidings: cannot write '%s'\n", output), TD_EIO;
-    q.limit = 1;
-    x.first = 0;
-    int error = since_text ? td_store_read(store, &q, first_since, &x) : 0;
+    int error = since_text ? cli_first_position_since(store, since_text, &x.first) : 0;
     if (error == 0 && since_text && x.first == 0)
         return 0; /* nothing since then */
-    if (!since_text)
-        x.first = 1;
     td_read_query all = TD_READ_QUERY_INIT;
     all.after_position = x.first - 1;
     if (error == 0)

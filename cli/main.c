@@ -35,6 +35,12 @@ static const cli_command commands[] = {
      "[--stream S] [--by NAME]",
      "inspect the dead-letter queue; ask the subscription to retry or drop an entry (audited)",
      cmd_dlq},
+    {"replay",
+     "list | --subscription NAME (--from POS | --since ISO8601) [--to POS] [--stream S] "
+     "[--type T] [--force-effects] [--by WHO]",
+     "hand past events to a subscription's handler again (effects behind its inbox stay once "
+     "unless --force-effects); the running subscription carries it out",
+     cmd_replay},
     {"audit", "verify [--from POS] [--to POS] | export [--since ISO8601] [--output FILE]",
      "check the tamper-evident hash chain, or export events with their hashes for an auditor",
      cmd_audit},

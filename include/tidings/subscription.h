@@ -142,6 +142,47 @@ typedef int (*td_subscription_status_fn)(const char *name, const td_subscription
                                          void *payload);
 int td_subscriptions_list(td_store *store, td_subscription_status_fn fn, void *payload);
 
+/* ---- replay -------------------------------------------------------------- */
+
+/* Asks a subscription to hand past events to its handler again: positions
+ * from..to (to 0: the head now) that fit its match and, if set, stream and
+ * type. The request is durable; the subscription carries it out when it
+ * runs (now, in whichever process runs it, or at its next start), a page at
+ * a time, each replayed event after the live events of its stream already
+ * queued, in stream order among themselves. A replay is not retried later
+ * and not parked: an attempt that still fails after the immediate retries
+ * is logged and the replay goes on. A page a crash interrupts is replayed
+ * again on restart.
+ *
+ * Handlers see td_delivery_is_replay() true. Transactional handlers run
+ * even where their progress mark says done (their writes are made again:
+ * make them idempotent). Effects behind the inbox stay once unless
+ * force_effects: td_delivery_forces_effects() tells the handler to act
+ * even on an event its inbox has seen. */
+typedef struct td_replay_request {
+    const char *subscription;
+    int64_t from, to;
+    const char *stream; /* NULL: every stream */
+    const char *type;   /* NULL: every type */
+    bool force_effects;
+    const char *who; /* for the log; NULL: "unknown" */
+} td_replay_request;
+
+#define TD_REPLAY_ID_LEN 36
+
+/* Writes the request; TD_ENOTFOUND if no subscription of that name has run
+ * on the store, TD_EINVAL for a bad range. id_out (may be NULL) gets its id. */
+int td_replay_request_add(td_store *store, const td_replay_request *request,
+                          char id_out[TD_REPLAY_ID_LEN + 1]);
+
+/* Calls fn with the id, subscription and progress of each pending replay. */
+typedef int (*td_replay_fn)(const char *id, const char *subscription, int64_t next, int64_t to,
+                            void *payload);
+int td_replay_list(td_store *store, td_replay_fn fn, void *payload);
+
+bool td_delivery_is_replay(const td_delivery *delivery);
+bool td_delivery_forces_effects(const td_delivery *delivery);
+
 /* ---- the inbox: effects outside the store, once ----------------------- */
 
 /* Records that consumer has handled event_id. Returns 0 the first time,

@@ -43,6 +43,16 @@ td_txn *td_delivery_txn(td_delivery *d)
     return d->txn;
 }
 
+bool td_delivery_is_replay(const td_delivery *d)
+{
+    return d->it->replay;
+}
+
+bool td_delivery_forces_effects(const td_delivery *d)
+{
+    return d->it->force_effects;
+}
+
 unsigned td_delivery_attempt(const td_delivery *d)
 {
     return d->attempt;
@@ -103,7 +113,7 @@ static int transactional_unit(td_txn *txn, void *payload)
 {
     td_delivery *d = payload;
     td_subscription *sub = d->sub;
-    bool redelivery = d->it->dead_letter[0] != '\0';
+    bool redelivery = d->it->dead_letter[0] != '\0' || d->it->replay;
     int64_t done_version = 0;
     int error = td_state__progress_get(txn, sub->name, d->event->stream, &done_version);
     if (error < 0)
@@ -298,7 +308,7 @@ bool td_deliver__batchable(td_subscription *sub, item *it, const char *blocked_b
 {
     char why[300];
     return sub->opts.transactional && it->attempts == 0 && !it->has_retry_doc &&
-           !it->dead_letter[0] && !(blocked_by && blocked_by[0]) &&
+           !it->dead_letter[0] && !it->replay && !(blocked_by && blocked_by[0]) &&
            upcast_item(sub, it, why, sizeof why) == 0; /* here, on the lane, not in the unit */
 }
 
@@ -350,7 +360,7 @@ td_outcome td_deliver__item(td_subscription *sub, item *it, const char *blocked_
                             int64_t *delay_us, char *dead_letter_out)
 {
     char why[300];
-    if (blocked_by && blocked_by[0]) {
+    if (blocked_by && blocked_by[0] && !it->replay) { /* a replay is not held back */
         snprintf(why, sizeof why, "parked behind dead letter %s", blocked_by);
         return park_or_fail(sub, it, blocked_by, why, dead_letter_out);
     }
@@ -366,6 +376,12 @@ td_outcome td_deliver__item(td_subscription *sub, item *it, const char *blocked_
             return succeed(sub, it);
         }
         td_sub_metrics__failed(sub, it->event);
+        if (it->replay && (rc == TD_EPERMANENT || it->attempts > sub->opts.immediate_retries)) {
+            td_log__emit(TD_LOG_ERROR, sub->name, it->event,
+                         "replay of event %lld (%s) failed after %u attempts: %s",
+                         (long long)it->event->position, it->event->type, it->attempts, why);
+            return OUTCOME_DONE; /* handled before; a replay is not parked or retried later */
+        }
         if (it->first_failure == 0)
             it->first_failure = td_time_now();
         if (rc == TD_EPERMANENT || it->attempts >= sub->opts.max_attempts)

@@ -29,6 +29,7 @@
 #define TD_COLL_DLQ_REQUESTS "tidings_dlq_requests"
 #define TD_COLL_DLQ_AUDIT    "tidings_dlq_audit"
 #define TD_COLL_INBOX        "tidings_inbox"
+#define TD_COLL_REPLAYS      "tidings_replays"
 
 #define TD_STATE_KEY_MAX 512
 

@@ -38,6 +38,8 @@ typedef struct item {
     unsigned attempts; /* made so far, including restored ones */
     td_time first_failure;
     bool has_retry_doc;
+    bool replay;        /* handed over again by a replay request (replay.c) */
+    bool force_effects; /* ... which asks for effects again */
     char dead_letter[TD_DEAD_LETTER_ID_LEN + 1]; /* redelivery of this entry, or "" */
     struct item *next;
 } item;
@@ -99,6 +101,18 @@ struct td_subscription {
     restored_retry *retries; /* sorted by position; used as events are queued */
     size_t retry_count;
 
+    /* the replay being carried out (replay.c; the reader's, but outstanding
+     * is counted down by lanes under the lock) */
+    struct {
+        bool active;
+        char key[TD_STATE_KEY_MAX + 1];
+        int64_t next, to, page_end;
+        char *stream, *type;
+        bool force_effects;
+        int64_t replayed;
+        size_t outstanding; /* queued, not finished */
+    } replay;
+
     /* metrics (all NULL without a registry) */
     td_time *ring_time; /* occurred_at of each pending event, for the lag in seconds */
     td_metric *m_duration, *m_failures, *m_retries, *m_dead, *m_lag_events, *m_lag_seconds;
@@ -137,6 +151,11 @@ void td_deliver__batch(td_subscription *sub, item **items, size_t count, bool *d
 /* Whether an item may take the batch path (a plain first attempt of an event
  * this program can read); brings its event to the current schema. */
 bool td_deliver__batchable(td_subscription *sub, item *it, const char *blocked_by);
+
+/* replay.c: on the reader thread. process carries out the current replay
+ * request a page at a time; reset forgets it (at start). */
+int td_replays__process(td_subscription *sub);
+void td_replays__reset(td_subscription *sub);
 
 /* lanes.c */
 void *td_lanes__main(void *arg);

@@ -363,7 +363,7 @@ static void *reader_main(void *arg)
         int64_t now = td_sched__monotonic_us();
         if (now - last_requests >= REQUESTS_EVERY_US) {
             last_requests = now;
-            if (td_requests__process(sub) < 0)
+            if (td_requests__process(sub) < 0 || td_replays__process(sub) < 0)
                 td_sub__fail(sub, td_error_last_code());
         }
         int n = read_more(sub, &b);
@@ -434,6 +434,7 @@ static int load_state(td_subscription *sub)
     error = td_state__list_prefix(sub->store, TD_COLL_RETRIES, sub->name, collect_retry, sub);
     if (error == 0 && sub->retry_count > 1) /* keys sort by position already; keep it sure */
         qsort(sub->retries, sub->retry_count, sizeof *sub->retries, by_retry_position);
+    td_replays__reset(sub);
     return error < 0 ? error : td_requests__restore(sub);
 }
 
@@ -495,6 +496,7 @@ void td_subscription_free(td_subscription *sub)
     td_subscription_stop(sub);
     td_sub_metrics__unregister(sub);
     td_sched__dispose(sub);
+    td_replays__reset(sub);
     pthread_cond_destroy(&sub->lanes_cond);
     pthread_cond_destroy(&sub->progress_cond);
     pthread_mutex_destroy(&sub->lock);

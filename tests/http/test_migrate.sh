@@ -3,8 +3,8 @@
 # a new one: every event at its current schema (schema-1 OrderCreated become
 # schema 2, schema-2 ones keep their values), positions, ids and envelopes
 # kept, every document copied; the source stays byte for byte as it was;
-# the target's audit chain verifies and the shop serves it; a non-empty
-# target is refused and left alone.
+# the target's audit chain verifies and the shop serves it (and carries out
+# a `tidings replay`); a non-empty target is refused and left alone.
 # Usage: test_migrate.sh TIDINGS SHOP
 tidings=$1
 shop=$2
@@ -69,6 +69,18 @@ docs() { "$tidings" --db "$1" stats | awk '/^documents:/ {print $2}'; }
 serve "$dir/new" "$dst" # the copy serves: the orders' state came along
 [ "$(curl -sf "$url/orders/$o1" | jq -r '.status + "," + .cancel_reason')" = "Cancelled,no_items" ] ||
   fail "the migrated order is not as it was"
+
+# A replay through the running shop: requested, carried out, nothing changed.
+"$tidings" --db "$dst" replay --subscription nobody --from 1 2>/dev/null
+[ $? = 1 ] || fail "a replay for an unknown subscription was not refused"
+"$tidings" --db "$dst" replay --subscription readmodel.user_orders --from 1 --by test >/dev/null ||
+  fail "replay request"
+for _ in $(seq 100); do
+  [ "$("$tidings" --db "$dst" replay list)" = "no replays pending" ] && break
+  sleep 0.1
+done
+[ "$("$tidings" --db "$dst" replay list)" = "no replays pending" ] || fail "the replay was not carried out"
+[ "$(curl -sf "$url/orders/$o1" | jq -r .status)" = Cancelled ] || fail "the replay changed the order"
 stop
 
 kept=$(envelopes "$dst")
