@@ -16,20 +16,21 @@ typedef struct confirmation {
     const td_event *cause;
     td_event *event;
     const char *stream;
+    bool force; /* a replay that asks for effects again */
 } confirmation;
 
 static int confirm_unit(td_txn *txn, void *payload)
 {
     confirmation *c = payload;
     int first = td_inbox_claim(txn, "notifications", &c->cause->id);
-    if (first != 0)
+    if (first < 0 || (first > 0 && !c->force))
         return first < 0 ? first : 0;
     td_txn_set_cause(txn, c->cause);
     return td_txn_append(txn, c->stream, TD_EXPECT_ANY, c->event, 1);
 }
 
-static int publish_confirmation(shop *s, const td_event *cause, const char *order, json_t *user,
-                                json_int_t total)
+static int publish_confirmation(shop *s, td_delivery *d, const td_event *cause, const char *order,
+                                json_t *user, json_int_t total)
 {
     char stream[TD_STREAM_MAX + 1], *text = NULL;
     td_event ev;
@@ -39,7 +40,7 @@ static int publish_confirmation(shop *s, const td_event *cause, const char *orde
                    json_pack("{s:s,s:O,s:O,s:I}", "order_id", order, "customer_email",
                              json_object_get(user, "email"), "customer_name",
                              json_object_get(user, "full_name"), "total_amount", total));
-    confirmation c = {cause, &ev, stream};
+    confirmation c = {cause, &ev, stream, td_delivery_forces_effects(d)};
     if (error == 0)
         error = td_transact(s->store, confirm_unit, &c);
     free(text);
@@ -76,7 +77,17 @@ static int mail(shop *s, td_delivery *d, const char *kind, const char *order, js
              json_string_value(json_object_get(user, "full_name")), order, (long long)(total / 100),
              (long long)(total % 100), currency ? currency : "", kind, reason ? ", " : "",
              reason ? reason : "");
-    shop_mail m = {td_delivery_idempotency_key(d),
+    /* The message is named after its event, so a redelivery adds nothing; a
+     * replay that forces effects sends it again, under a name of its own. */
+    char key[TD_UUID_STR_LEN * 2 + 16];
+    td_uuid again;
+    snprintf(key, sizeof key, "%s", td_delivery_idempotency_key(d));
+    if (td_delivery_forces_effects(d) && td_uuid_v7(&again) == 0) {
+        char suffix[TD_UUID_STR_LEN + 1];
+        td_uuid_format(suffix, &again);
+        snprintf(key, sizeof key, "%s.again-%s", td_delivery_idempotency_key(d), suffix);
+    }
+    shop_mail m = {key,
                    kind,
                    order,
                    json_string_value(json_object_get(user, "email")),
@@ -106,8 +117,9 @@ static int handle(td_delivery *d, const td_event *ev, void *payload)
         error = td_delivery_fail(d, TD_EPERMANENT, "%s names an order or user that does not exist",
                                  ev->type);
     if (error == 0 && kind && strcmp(kind, "order_confirmed") == 0)
-        error = publish_confirmation(
-            s, ev, order, user, json_integer_value(json_object_get(order_state, "total_amount")));
+        error =
+            publish_confirmation(s, d, ev, order, user,
+                                 json_integer_value(json_object_get(order_state, "total_amount")));
     json_decref(user);
     json_decref(order_state);
     json_decref(data);

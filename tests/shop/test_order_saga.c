@@ -3,7 +3,8 @@
  * API, with the real subscriptions running on a real store: the happy path,
  * out of stock, declined, timeout, a flaky provider, customer cancels before
  * and after payment, shipping, and 200 concurrent orders for 50 units. Every
- * order must get exactly one order_received and one final e-mail.
+ * order must get exactly one order_received and one final e-mail; a replay
+ * of the notifications mails again only when it forces effects.
  */
 #include <dirent.h>
 #include <pthread.h>
@@ -212,6 +213,50 @@ static void test_happy_path_ship_and_deliver(void **state)
     assert_string_equal(shop_error().code, "illegal_transition");
 }
 
+static int count_replays(const char *id, const char *name, int64_t next, int64_t to, void *n)
+{
+    (void)id;
+    (void)name;
+    (void)next;
+    (void)to;
+    ++*(int *)n;
+    return 0;
+}
+
+/* Asks the notifications to replay everything and waits until it is done. */
+static void replay_notifications(bool force)
+{
+    td_replay_request r = {"notifications", 1, 0, NULL, NULL, force, "test"};
+    int pending = 1;
+    assert_td_ok(td_replay_request_add(store, &r, NULL));
+    for (int i = 0; i < 2000 && pending > 0; i++) {
+        pending = 0;
+        assert_td_ok(td_replay_list(store, count_replays, &pending));
+        usleep(5000);
+    }
+    assert_int_equal(pending, 0);
+}
+
+static void test_replayed_notifications_mail_again_only_when_forced(void **state)
+{
+    (void)state;
+    char u[SHOP_ID_LEN + 1], p[SHOP_ID_LEN + 1], o[SHOP_ID_LEN + 1];
+    user(u);
+    product(10, p);
+    place(u, p, 1, "tok_visa", o);
+    expect_final(o, "Processing", NULL);
+    wait_mails(o, "order_confirmed", 1);
+    wait_count("OrderConfirmationEmail", NULL, 1);
+    replay_notifications(false); /* the inbox and the Maildir names keep it once */
+    assert_int_equal(mails(o, "order_received"), 1);
+    assert_int_equal(mails(o, "order_confirmed"), 1);
+    assert_int_equal(count("OrderConfirmationEmail", NULL), 1);
+    replay_notifications(true); /* an operator asks for the e-mails again */
+    wait_mails(o, "order_received", 2);
+    wait_mails(o, "order_confirmed", 2);
+    wait_count("OrderConfirmationEmail", NULL, 2);
+}
+
 static void test_out_of_stock(void **state)
 {
     (void)state;
@@ -383,10 +428,15 @@ int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_happy_path_ship_and_deliver),    T(test_out_of_stock),
-        T(test_declined_releases_stock),        T(test_timeout_releases_stock),
-        T(test_flaky_provider_succeeds_once),   T(test_customer_cancels_before_payment),
-        T(test_customer_cancels_after_payment), T(test_two_hundred_orders_for_fifty_units),
+        T(test_happy_path_ship_and_deliver),
+        T(test_out_of_stock),
+        T(test_declined_releases_stock),
+        T(test_timeout_releases_stock),
+        T(test_flaky_provider_succeeds_once),
+        T(test_customer_cancels_before_payment),
+        T(test_customer_cancels_after_payment),
+        T(test_two_hundred_orders_for_fifty_units),
+        T(test_replayed_notifications_mail_again_only_when_forced),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
