@@ -143,8 +143,7 @@ static void forget(td_subscription *sub)
 
 void td_replays__reset(td_subscription *sub)
 {
-    forget(sub);
-    sub->replay.outstanding = 0;
+    forget(sub); /* outstanding stays: items of an earlier run may still be queued */
 }
 
 /* Takes the first pending request of this subscription. */

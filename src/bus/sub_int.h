@@ -153,7 +153,8 @@ void td_deliver__batch(td_subscription *sub, item **items, size_t count, bool *d
 bool td_deliver__batchable(td_subscription *sub, item *it, const char *blocked_by);
 
 /* replay.c: on the reader thread. process carries out the current replay
- * request a page at a time; reset forgets it (at start). */
+ * request a page at a time; reset forgets it (at start: the request is
+ * taken up again from its durable `next`). */
 int td_replays__process(td_subscription *sub);
 void td_replays__reset(td_subscription *sub);
 
