@@ -202,18 +202,24 @@ static void test_transactional_replay_with_a_stream_filter(void **state)
     assert_int_equal(recorder_count(&replayed), 3);
 }
 
-static void test_request_while_stopped_runs_at_start(void **state)
+/* Six events, handled live by a subscription that then stops. */
+static void handled_then_stopped(void)
 {
-    (void)state;
     append_six();
     td_subscription *sub = start(with_effect, false);
     wait_head(sub);
     assert_td_ok(td_subscription_stop(sub));
     td_subscription_free(sub);
+}
+
+static void test_request_while_stopped_runs_at_start(void **state)
+{
+    (void)state;
+    handled_then_stopped();
     td_replay_request r = {"replayer", 5, 6, NULL, NULL, false, NULL};
     assert_td_ok(td_replay_request_add(store, &r, NULL));
     assert_int_equal(pending(), 1);
-    sub = start(with_effect, false);
+    td_subscription *sub = start(with_effect, false);
     wait_replayed(2);
     assert_td_ok(td_subscription_stop(sub));
     td_subscription_free(sub);
@@ -224,11 +230,7 @@ static void test_request_while_stopped_runs_at_start(void **state)
 static void test_bad_requests_write_nothing(void **state)
 {
     (void)state;
-    append_six();
-    td_subscription *sub = start(with_effect, false);
-    wait_head(sub);
-    assert_td_ok(td_subscription_stop(sub));
-    td_subscription_free(sub);
+    handled_then_stopped();
     td_replay_request unknown = {"nobody", 1, 0, NULL, NULL, false, NULL};
     assert_td_code(td_replay_request_add(store, &unknown, NULL), TD_ENOTFOUND);
     td_replay_request zero = {"replayer", 0, 0, NULL, NULL, false, NULL};
