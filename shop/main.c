@@ -5,7 +5,7 @@
  *              [--payment-timeout MS] [--log-level LEVEL]
  *
  *   shop load …      (load.c)      shop migrate …   (migrate.c)
- *   shop projections list          (projections_cmd.c)
+ *   shop projections list|rebuild  (projections_cmd.c)
  *
  * Serves the shop's HTTP API. SIGTERM or SIGINT stops it gracefully: no new
  * connections, requests in progress answered, event handlers finished,
@@ -42,8 +42,8 @@ static int usage(FILE *out, int code)
                  "  places orders against a running shop and checks the outcome\n"
                  "usage: shop migrate --to URL [--db URL | --data DIR]\n"
                  "  copies the store into a new one, every event upcast to its current schema\n"
-                 "usage: shop projections list [--db URL | --data DIR]\n"
-                 "  each read model's position, lag and state\n");
+                 "usage: shop projections list|rebuild NAME [--db URL | --data DIR]\n"
+                 "  each read model's position, lag and state; a fresh copy swapped in\n");
     return code;
 }
 

@@ -1,8 +1,9 @@
 /*
- * projections_cmd.c (shop): `shop projections list`, the read models'
- * progress for operators.
+ * projections_cmd.c (shop): `shop projections`, the read models for
+ * operators: their progress, and rebuilds (readmodels/rebuild.c).
  *
  *   shop projections list [--db URL | --data DIR]
+ *   shop projections rebuild NAME [--db URL | --data DIR]
  *
  * One line per read model: its name, the position it has handled up to,
  * its lag behind the store's head, and its state: "caught-up", "catching-up"
@@ -26,7 +27,7 @@ static int keep_status(const char *name, const td_subscription_status *st, void 
 {
     row *rows = payload;
     for (int i = 0; i < SHOP_READ_MODELS; i++)
-        if (strcmp(name, shop_read_model_names[i]) == 0)
+        if (strcmp(name, shop_read_models[i].subscription) == 0)
             rows[i] = (row){true, *st};
     return 0;
 }
@@ -43,16 +44,56 @@ static const char *state_of(const row *r)
 static int usage(void)
 {
     fprintf(stderr, "usage: shop projections list [--db URL | --data DIR]\n"
-                    "  each read model's position, lag and state\n");
+                    "  each read model's position, lag and state\n"
+                    "usage: shop projections rebuild NAME [--db URL | --data DIR]\n"
+                    "  builds a fresh copy of read model NAME from the whole log while the live\n"
+                    "  one keeps serving, then swaps it in atomically\n");
     return 2;
+}
+
+static int list(td_store *store)
+{
+    row rows[SHOP_READ_MODELS] = {0};
+    int64_t head = 0;
+    int error = td_store_head(store, &head);
+    if (error == 0)
+        error = td_subscriptions_list(store, keep_status, rows);
+    if (error < 0) {
+        fprintf(stderr, "shop projections: %s\n", td_error_last());
+        return 1;
+    }
+    printf("%-24s %12s %10s  %s\n", "PROJECTION", "POSITION", "LAG", "STATE");
+    for (int i = 0; i < SHOP_READ_MODELS; i++)
+        printf("%-24s %12lld %10lld  %s\n", shop_read_models[i].base,
+               (long long)rows[i].status.position,
+               (long long)(rows[i].seen ? rows[i].status.lag_events : head), state_of(&rows[i]));
+    return 0;
+}
+
+static int rebuild(td_store *store, const char *name)
+{
+    shop_rebuild_report r;
+    if (shop_rebuild_read_model(store, name, &r) < 0) {
+        fprintf(stderr, "shop projections: %s\n", shop_error().message);
+        return 1;
+    }
+    printf("rebuilt %s: generation %lld, %lld events in %.2f s (%.0f events/s), live through "
+           "position %lld\n",
+           name, (long long)r.generation, (long long)r.events, r.seconds,
+           r.seconds > 0 ? (double)r.events / r.seconds : 0.0, (long long)r.built_through);
+    return 0;
 }
 
 int shop_projections_main(int argc, char **argv)
 {
-    const char *db = NULL, *data = "data";
-    if (argc < 1 || strcmp(argv[0], "list") != 0)
+    const char *db = NULL, *data = "data", *name = NULL;
+    bool is_list = argc >= 1 && strcmp(argv[0], "list") == 0;
+    bool is_rebuild = argc >= 2 && strcmp(argv[0], "rebuild") == 0;
+    if (!is_list && !is_rebuild)
         return usage();
-    for (int i = 1; i < argc; i++) {
+    if (is_rebuild)
+        name = argv[1];
+    for (int i = is_rebuild ? 2 : 1; i < argc; i++) {
         const char **value = strcmp(argv[i], "--db") == 0     ? &db
                              : strcmp(argv[i], "--data") == 0 ? &data
                                                               : NULL;
@@ -61,23 +102,11 @@ int shop_projections_main(int argc, char **argv)
         *value = argv[++i];
     }
     td_store *store = NULL;
-    row rows[SHOP_READ_MODELS] = {0};
-    int64_t head = 0;
-    int error = shop_open_store(&store, db, data, true);
-    if (error == 0)
-        error = td_store_head(store, &head);
-    if (error == 0)
-        error = td_subscriptions_list(store, keep_status, rows);
-    if (error < 0) {
+    if (shop_open_store(&store, db, data, is_list) < 0) {
         fprintf(stderr, "shop projections: %s\n", td_error_last());
-        td_store_free(store);
         return 1;
     }
-    printf("%-24s %12s %10s  %s\n", "PROJECTION", "POSITION", "LAG", "STATE");
-    for (int i = 0; i < SHOP_READ_MODELS; i++)
-        printf("%-24s %12lld %10lld  %s\n", shop_read_model_names[i] + strlen("readmodel."),
-               (long long)rows[i].status.position,
-               (long long)(rows[i].seen ? rows[i].status.lag_events : head), state_of(&rows[i]));
+    int code = is_list ? list(store) : rebuild(store, name);
     td_store_free(store);
-    return 0;
+    return code;
 }

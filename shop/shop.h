@@ -67,6 +67,18 @@ int shop_open(shop **out, td_store *store, const shop_options *opts);
 void shop_close(shop *s);
 td_store *shop_store(shop *s);
 
+/* Rebuilds a read model ("user_orders", "product_sales", "stock_levels")
+ * from the whole log into a fresh copy while the live one keeps serving,
+ * then swaps the copy in atomically and deletes the old one. Safe beside a
+ * running shop, in this process or another. */
+typedef struct shop_rebuild_report {
+    int64_t events;        /* folded into the new copy */
+    int64_t generation;    /* the copy now live */
+    int64_t built_through; /* the position it was built up to */
+    double seconds;
+} shop_rebuild_report;
+int shop_rebuild_read_model(td_store *store, const char *name, shop_rebuild_report *out);
+
 /* Opens the store the shop commands work on: db if given, else the
  * TIDINGS_DB environment variable, else sqlite:DATA/tidings.db under data.
  * read_only: an existing store only, with writes refused. Caller owns *out;

@@ -26,9 +26,33 @@ struct shop {
 
 #define SHOP_READ_MODELS 3
 
-/* readmodels/projections.c: the read models' subscription names, and their
- * subscriptions (not started). */
-extern const char *const shop_read_model_names[SHOP_READ_MODELS];
+/* readmodels/: the read models. Each applies an event to a copy of its
+ * documents, named by collection, in the caller's unit of work. */
+typedef int (*shop_rm_apply_fn)(td_txn *txn, const td_event *event, json_t *data,
+                                const char *collection);
+typedef struct shop_read_model {
+    const char *subscription; /* "readmodel.<base>" */
+    const char *base;         /* the name; the first copy's collection */
+    const char *category;     /* the events it reads */
+    shop_rm_apply_fn apply;
+} shop_read_model;
+extern const shop_read_model shop_read_models[SHOP_READ_MODELS];
+
+/* readmodels/generations.c: which copy of a read model is live. A rebuild
+ * makes generation N + 1 in collection <base>_gN+1 and swaps it in with
+ * built_through, the last position it holds; the live handler then skips
+ * events up to there. Generation 0 (no document) is collection <base>. */
+#define SHOP_RM_COLLECTION_MAX 80
+typedef struct shop_rm_generation {
+    int64_t generation;
+    int64_t built_through;
+} shop_rm_generation;
+int shop_rm_generation_txn(td_txn *txn, const char *base, shop_rm_generation *out);
+int shop_rm_generation_get(td_store *store, const char *base, shop_rm_generation *out);
+int shop_rm_generation_put(td_txn *txn, const char *base, const shop_rm_generation *g);
+void shop_rm_collection(char out[SHOP_RM_COLLECTION_MAX], const char *base, int64_t generation);
+/* The live copy's collection, for queries. */
+int shop_rm_live_collection(td_store *store, const char *base, char out[SHOP_RM_COLLECTION_MAX]);
 int read_models_new(shop *s, td_subscription *out[SHOP_READ_MODELS]);
 
 /* The services and the saga, each started by shop_open (services/, sagas/). */

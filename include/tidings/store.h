@@ -192,6 +192,15 @@ typedef struct td_read_query {
         0, NULL, NULL, NULL, 0, 0                                                                  \
     }
 
+/* Inside a unit of work: the events the query selects, as this unit sees the
+ * log (no other writer can commit meanwhile), with the handle's upcasters.
+ * For work that must see everything up to the head atomically. */
+int td_txn_read(td_txn *txn, const td_read_query *query, td_event_fn fn, void *payload);
+
+/* Inside a unit of work: the position of the last event, including this
+ * unit's own appends. */
+int64_t td_txn_head(const td_txn *txn);
+
 /* Events matching the query in position order. */
 int td_store_read(td_store *store, const td_read_query *query, td_event_fn fn, void *payload);
 

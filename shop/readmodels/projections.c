@@ -46,14 +46,10 @@ static json_t *event_data(td_delivery *d, const td_event *ev)
 /* One document per (user, order): user_orders/<user id>|<order id>, so each
  * event touches one small document, and a user's orders are a key-prefix
  * listing. */
-static int user_orders(td_delivery *d, const td_event *ev, void *payload)
+static int user_orders(td_txn *txn, const td_event *ev, json_t *data, const char *coll)
 {
-    td_txn *txn = td_delivery_txn(d);
-    json_t *data = event_data(d, ev), *doc = NULL, *order = NULL;
+    json_t *doc = NULL, *order = NULL;
     char key[128];
-    (void)payload;
-    if (data == NULL)
-        return TD_EPERMANENT;
     const char *order_id = json_string_value(json_object_get(data, "order_id"));
     const char *user = json_string_value(json_object_get(data, "user_id"));
     int error = 0;
@@ -67,20 +63,19 @@ static int user_orders(td_delivery *d, const td_event *ev, void *payload)
                             "total_amount", json_object_get(data, "total_amount"), "currency",
                             json_object_get(data, "currency"), "order_date",
                             json_object_get(data, "order_date"));
-        else if ((error = load_doc(txn, "user_orders", key, &doc)) == 0 && doc)
+        else if ((error = load_doc(txn, coll, key, &doc)) == 0 && doc)
             json_object_set(doc, "status", json_object_get(data, "to_status"));
         if (error == 0 && doc)
-            error = save_doc(txn, "user_orders", key, doc);
+            error = save_doc(txn, coll, key, doc);
     }
     json_decref(doc);
     json_decref(order);
-    json_decref(data);
     return error;
 }
 
 /* ---- sales per product ------------------------------------------------------------- */
 
-static int add_sales(td_txn *txn, json_t *items, const char *currency, int sign)
+static int add_sales(td_txn *txn, const char *coll, json_t *items, const char *currency, int sign)
 {
     int error = 0;
     for (size_t i = 0; error == 0 && i < json_array_size(items); i++) {
@@ -88,26 +83,23 @@ static int add_sales(td_txn *txn, json_t *items, const char *currency, int sign)
         const char *product = json_string_value(json_object_get(item, "product_id"));
         json_int_t quantity = json_integer_value(json_object_get(item, "quantity"));
         json_int_t price = json_integer_value(json_object_get(item, "unit_price"));
-        if ((error = load_doc(txn, "product_sales", product, &doc)) < 0)
+        if ((error = load_doc(txn, coll, product, &doc)) < 0)
             break;
         json_int_t units = doc ? json_integer_value(json_object_get(doc, "units_sold")) : 0;
         json_int_t revenue = doc ? json_integer_value(json_object_get(doc, "revenue")) : 0;
         json_decref(doc);
         doc = json_pack("{s:I,s:I,s:s}", "units_sold", units + sign * quantity, "revenue",
                         revenue + sign * quantity * price, "currency", currency);
-        error = doc ? save_doc(txn, "product_sales", product, doc) : TD_ENOMEM;
+        error = doc ? save_doc(txn, coll, product, doc) : TD_ENOMEM;
         json_decref(doc);
     }
     return error;
 }
 
-static int product_sales(td_delivery *d, const td_event *ev, void *payload)
+static int product_sales(td_txn *txn, const td_event *ev, json_t *data, const char *coll)
 {
-    td_txn *txn = td_delivery_txn(d);
-    json_t *data = event_data(d, ev), *order = NULL;
-    (void)payload;
-    if (data == NULL)
-        return TD_EPERMANENT;
+    json_t *order = NULL;
+    (void)ev;
     const char *to = json_string_value(json_object_get(data, "to_status"));
     const char *from = json_string_value(json_object_get(data, "from_status"));
     const char *order_id = json_string_value(json_object_get(data, "order_id"));
@@ -117,23 +109,18 @@ static int product_sales(td_delivery *d, const td_event *ev, void *payload)
     int error = 0;
     if (sign && order_id && (error = load_doc(txn, "snap_order", order_id, &order)) == 0 && order) {
         json_t *state = json_object_get(order, "state");
-        error = add_sales(txn, json_object_get(state, "items"),
+        error = add_sales(txn, coll, json_object_get(state, "items"),
                           json_string_value(json_object_get(state, "currency")), sign);
     }
     json_decref(order);
-    json_decref(data);
     return error;
 }
 
 /* ---- stock levels ---------------------------------------------------------------------- */
 
-static int stock_levels(td_delivery *d, const td_event *ev, void *payload)
+static int stock_levels(td_txn *txn, const td_event *ev, json_t *data, const char *coll)
 {
-    td_txn *txn = td_delivery_txn(d);
-    json_t *data = event_data(d, ev), *doc = NULL;
-    (void)payload;
-    if (data == NULL)
-        return TD_EPERMANENT;
+    json_t *doc = NULL;
     const char *product = json_string_value(json_object_get(data, "product_id"));
     json_int_t change = strcmp(ev->type, "InventoryUpdate") == 0
                             ? json_integer_value(json_object_get(data, "quantity_change"))
@@ -143,39 +130,57 @@ static int stock_levels(td_delivery *d, const td_event *ev, void *payload)
                             ? json_integer_value(json_object_get(data, "quantity"))
                             : 0;
     int error = 0;
-    if (product && change && (error = load_doc(txn, "stock_levels", product, &doc)) == 0) {
+    if (product && change && (error = load_doc(txn, coll, product, &doc)) == 0) {
         json_int_t available = doc ? json_integer_value(json_object_get(doc, "available")) : 0;
         json_decref(doc);
         doc = json_pack("{s:I}", "available", available + change);
-        error = doc ? save_doc(txn, "stock_levels", product, doc) : TD_ENOMEM;
+        error = doc ? save_doc(txn, coll, product, doc) : TD_ENOMEM;
     }
     json_decref(doc);
+    return error;
+}
+
+/* ---- the table, and the live handler ------------------------------------------------------ */
+
+const shop_read_model shop_read_models[SHOP_READ_MODELS] = {
+    {"readmodel.user_orders", "user_orders", "order", user_orders},
+    {"readmodel.product_sales", "product_sales", "order", product_sales},
+    {"readmodel.stock_levels", "stock_levels", "inventory", stock_levels},
+};
+
+/* Applies an event to the live copy of the read model, unless that copy was
+ * rebuilt past it (rebuild.c): in the handler's unit, so the check and the
+ * write are one with the rebuild's swap. */
+static int live(td_delivery *d, const td_event *ev, void *payload)
+{
+    const shop_read_model *m = payload;
+    td_txn *txn = td_delivery_txn(d);
+    json_t *data = event_data(d, ev);
+    shop_rm_generation g;
+    char coll[SHOP_RM_COLLECTION_MAX];
+    if (data == NULL)
+        return TD_EPERMANENT;
+    int error = shop_rm_generation_txn(txn, m->base, &g);
+    if (error == 0 && ev->position > g.built_through) {
+        shop_rm_collection(coll, m->base, g.generation);
+        error = m->apply(txn, ev, data, coll);
+    }
     json_decref(data);
     return error;
 }
 
 /* ---- starting them ------------------------------------------------------------------------- */
 
-static int projection(shop *s, const char *name, const char *category, td_handler_fn fn,
-                      td_subscription **out)
-{
-    td_subscription_options opts = shop_subscription_options(s, name);
-    opts.match.category = category;
-    opts.transactional = true;
-    return td_subscription_new(out, s->store, &opts, fn, s);
-}
-
-const char *const shop_read_model_names[SHOP_READ_MODELS] = {
-    "readmodel.user_orders", "readmodel.product_sales", "readmodel.stock_levels"};
-
 int read_models_new(shop *s, td_subscription *out[SHOP_READ_MODELS])
 {
-    const char *const *names = shop_read_model_names;
-    int error = projection(s, names[0], "order", user_orders, &out[0]);
-    if (error == 0)
-        error = projection(s, names[1], "order", product_sales, &out[1]);
-    if (error == 0)
-        error = projection(s, names[2], "inventory", stock_levels, &out[2]);
+    int error = 0;
+    for (int i = 0; error == 0 && i < SHOP_READ_MODELS; i++) {
+        const shop_read_model *m = &shop_read_models[i];
+        td_subscription_options opts = shop_subscription_options(s, m->subscription);
+        opts.match.category = m->category;
+        opts.transactional = true;
+        error = td_subscription_new(&out[i], s->store, &opts, live, (void *)m);
+    }
     return error;
 }
 
@@ -205,10 +210,12 @@ int shop_list_user_orders(shop *s, const char *user_id, json_t **out)
     json_decref(user);
     if (error < 0)
         return error;
+    char coll[SHOP_RM_COLLECTION_MAX];
     snprintf(prefix, sizeof prefix, "%s|", user_id);
     user_listing l = {prefix, strlen(prefix), json_array()};
-    error = l.orders ? td_store_doc_list(s->store, "user_orders", prefix, 0, add_user_order, &l)
-                     : TD_ENOMEM;
+    error = l.orders ? shop_rm_live_collection(s->store, "user_orders", coll) : TD_ENOMEM;
+    if (error == 0)
+        error = td_store_doc_list(s->store, coll, prefix, 0, add_user_order, &l);
     if (error < 0) {
         json_decref(l.orders);
         return shop_fail_td(error);
@@ -222,8 +229,11 @@ int shop_product_sales(shop *s, const char *product_id, int64_t *units, int64_t 
     char *text = NULL;
     size_t len = 0;
     json_error_t err;
+    char coll[SHOP_RM_COLLECTION_MAX];
     *units = *revenue = 0;
-    int error = td_store_doc_get(s->store, "product_sales", product_id, &text, &len);
+    int error = shop_rm_live_collection(s->store, "product_sales", coll);
+    if (error == 0)
+        error = td_store_doc_get(s->store, coll, product_id, &text, &len);
     json_t *doc = error == 0 ? json_loadb(text, len, 0, &err) : NULL;
     td_free(text);
     if (doc) {

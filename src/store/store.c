@@ -188,7 +188,7 @@ int td_store_append(td_store *store, const char *stream, int64_t expected_versio
 
 /* ---- reads ------------------------------------------------------------------ */
 
-static int check_query(const td_read_query *q)
+int td_store__check_query(const td_read_query *q)
 {
     if (q == NULL)
         return td_error__set(TD_EINVAL, "missing read query");
@@ -243,7 +243,7 @@ static int read_all(td_store *store, const td_read_query *query, td_event_fn fn,
 {
     td_conn *conn;
     td_upcast_read wrap;
-    int error = check_query(query);
+    int error = td_store__check_query(query);
     if (error < 0 || (error = td_readers__acquire(store->readers, &conn)) < 0)
         return error;
     if (!as_stored)

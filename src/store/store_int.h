@@ -56,6 +56,9 @@ typedef struct td_upcast_read {
 td_event_fn td_store__read_fn(const td_store *store, td_upcast_read *wrap, td_event_fn fn,
                               void *payload, void **payload_out);
 
+/* Refuses a malformed read query with a message (store.c). */
+int td_store__check_query(const td_read_query *query);
+
 /* The handle a unit of work gets; lives on the writer thread's stack. */
 struct td_txn {
     td_store *store;

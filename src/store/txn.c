@@ -339,6 +339,26 @@ int td_txn_read_stream(td_txn *txn, const char *stream, int64_t from_version, si
     return error;
 }
 
+int td_txn_read(td_txn *txn, const td_read_query *query, td_event_fn fn, void *payload)
+{
+    int error = refuse_while_reading(txn);
+    if (error == 0)
+        error = td_store__check_query(query);
+    if (error < 0)
+        return error;
+    td_upcast_read wrap;
+    fn = td_store__read_fn(txn->store, &wrap, fn, payload, &payload);
+    txn->reading = true;
+    error = txn->store->backend->read(txn->conn, query, fn, payload);
+    txn->reading = false;
+    return error;
+}
+
+int64_t td_txn_head(const td_txn *txn)
+{
+    return *txn->head;
+}
+
 /* ---- documents --------------------------------------------------------------- */
 
 int td_store__check_doc_key(const char *collection, const char *key)
