@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # shop_load.sh: the shop benchmark run by `make bench`: a fresh `shop serve`
 # on SQLite in a temporary folder, driven by `shop load`. Prints shop load's
-# summary (its last lines: orders_per_s, order_to_final_p95_ms, consistency).
+# summary (its last lines: orders_per_s, order_to_final_p95_ms, consistency),
+# then rebuilds each read model and prints its events/s.
 set -euo pipefail
 build=$1
 orders=${ORDERS:-2000}
@@ -18,3 +19,10 @@ url=$(grep -o 'http://127.0.0.1:[0-9]*' "$dir/out" | head -1)
 echo "shop load: $orders orders, $concurrency clients, against $url"
 "$build/shop" load --url "$url" --orders "$orders" --concurrency "$concurrency" --decline-rate 0.1 \
   ${RATE:+--rate "$RATE"}
+# Rebuilds of each read model from the log the load wrote, beside the
+# running shop (three each; the command prints events/s).
+for rm in user_orders product_sales stock_levels; do
+  for _ in 1 2 3; do
+    "$build/shop" projections rebuild "$rm" --db "sqlite:$dir/data/tidings.db"
+  done
+done
