@@ -27,9 +27,11 @@ struct shop {
 #define SHOP_READ_MODELS 3
 
 /* readmodels/: the read models. Each applies an event to a copy of its
- * documents, named by collection, in the caller's unit of work. */
+ * documents, named by collection, in the caller's unit of work. A rebuild
+ * passes a cache (a JSON object it owns) in which the read model may keep
+ * what it learns of earlier events; live handlers pass NULL. */
 typedef int (*shop_rm_apply_fn)(td_txn *txn, const td_event *event, json_t *data,
-                                const char *collection);
+                                const char *collection, json_t *cache);
 typedef struct shop_read_model {
     const char *subscription; /* "readmodel.<base>" */
     const char *base;         /* the name; the first copy's collection */

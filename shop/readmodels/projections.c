@@ -41,21 +41,57 @@ static json_t *event_data(td_delivery *d, const td_event *ev)
     return data;
 }
 
+/* ---- what the read models need of an order ------------------------------------- */
+
+#define ORDER_CACHE_MAX 200000 /* orders a rebuild remembers; then it starts over */
+
+/* Learns an order's user, items and currency from its OrderCreated, in a
+ * rebuild's cache (NULL: live, nothing to learn). */
+static void learn_order(json_t *cache, const td_event *ev, json_t *data)
+{
+    const char *order_id = json_string_value(json_object_get(data, "order_id"));
+    if (cache == NULL || order_id == NULL || strcmp(ev->type, "OrderCreated") != 0)
+        return;
+    if (json_object_size(cache) >= ORDER_CACHE_MAX)
+        json_object_clear(cache);
+    json_object_set_new(cache, order_id,
+                        json_pack("{s:O,s:O,s:O}", "user_id", json_object_get(data, "user_id"),
+                                  "items", json_object_get(data, "items"), "currency",
+                                  json_object_get(data, "currency")));
+}
+
+/* The order's user, items and currency: from the cache if it learnt them,
+ * else from the order's snapshot. *out is a new reference, or NULL. */
+static int order_facts(td_txn *txn, json_t *cache, const char *order_id, json_t **out)
+{
+    json_t *hit = cache ? json_object_get(cache, order_id) : NULL, *order = NULL;
+    *out = hit ? json_incref(hit) : NULL;
+    if (hit)
+        return 0;
+    int error = load_doc(txn, "snap_order", order_id, &order);
+    if (error == 0 && order)
+        *out = json_incref(json_object_get(order, "state"));
+    json_decref(order);
+    return error;
+}
+
 /* ---- orders by user ------------------------------------------------------------- */
 
 /* One document per (user, order): user_orders/<user id>|<order id>, so each
  * event touches one small document, and a user's orders are a key-prefix
  * listing. */
-static int user_orders(td_txn *txn, const td_event *ev, json_t *data, const char *coll)
+static int user_orders(td_txn *txn, const td_event *ev, json_t *data, const char *coll,
+                       json_t *cache)
 {
     json_t *doc = NULL, *order = NULL;
     char key[128];
     const char *order_id = json_string_value(json_object_get(data, "order_id"));
     const char *user = json_string_value(json_object_get(data, "user_id"));
     int error = 0;
-    if (user == NULL && order_id && (error = load_doc(txn, "snap_order", order_id, &order)) == 0 &&
+    learn_order(cache, ev, data);
+    if (user == NULL && order_id && (error = order_facts(txn, cache, order_id, &order)) == 0 &&
         order)
-        user = json_string_value(json_object_get(json_object_get(order, "state"), "user_id"));
+        user = json_string_value(json_object_get(order, "user_id"));
     if (error == 0 && user && order_id) {
         snprintf(key, sizeof key, "%s|%s", user, order_id);
         if (strcmp(ev->type, "OrderCreated") == 0)
@@ -96,10 +132,10 @@ static int add_sales(td_txn *txn, const char *coll, json_t *items, const char *c
     return error;
 }
 
-static int product_sales(td_txn *txn, const td_event *ev, json_t *data, const char *coll)
+static int product_sales(td_txn *txn, const td_event *ev, json_t *data, const char *coll,
+                         json_t *cache)
 {
     json_t *order = NULL;
-    (void)ev;
     const char *to = json_string_value(json_object_get(data, "to_status"));
     const char *from = json_string_value(json_object_get(data, "from_status"));
     const char *order_id = json_string_value(json_object_get(data, "order_id"));
@@ -107,19 +143,20 @@ static int product_sales(td_txn *txn, const td_event *ev, json_t *data, const ch
                : to && from && strcmp(to, "Cancelled") == 0 && strcmp(from, "Processing") == 0 ? -1
                                                                                                : 0;
     int error = 0;
-    if (sign && order_id && (error = load_doc(txn, "snap_order", order_id, &order)) == 0 && order) {
-        json_t *state = json_object_get(order, "state");
-        error = add_sales(txn, coll, json_object_get(state, "items"),
-                          json_string_value(json_object_get(state, "currency")), sign);
-    }
+    learn_order(cache, ev, data);
+    if (sign && order_id && (error = order_facts(txn, cache, order_id, &order)) == 0 && order)
+        error = add_sales(txn, coll, json_object_get(order, "items"),
+                          json_string_value(json_object_get(order, "currency")), sign);
     json_decref(order);
     return error;
 }
 
 /* ---- stock levels ---------------------------------------------------------------------- */
 
-static int stock_levels(td_txn *txn, const td_event *ev, json_t *data, const char *coll)
+static int stock_levels(td_txn *txn, const td_event *ev, json_t *data, const char *coll,
+                        json_t *cache)
 {
+    (void)cache;
     json_t *doc = NULL;
     const char *product = json_string_value(json_object_get(data, "product_id"));
     json_int_t change = strcmp(ev->type, "InventoryUpdate") == 0
@@ -163,7 +200,7 @@ static int live(td_delivery *d, const td_event *ev, void *payload)
     int error = shop_rm_generation_txn(txn, m->base, &g);
     if (error == 0 && ev->position > g.built_through) {
         shop_rm_collection(coll, m->base, g.generation);
-        error = m->apply(txn, ev, data, coll);
+        error = m->apply(txn, ev, data, coll, NULL);
     }
     json_decref(data);
     return error;

@@ -32,6 +32,7 @@ typedef struct fold {
     int64_t folded;
     shop_rm_generation from; /* the generation being replaced */
     int64_t through;         /* the head when the new copy went live */
+    json_t *cache;           /* the read model's, for the whole rebuild */
 } fold;
 
 static int keep(const td_event *ev, void *payload)
@@ -64,7 +65,7 @@ static int apply_kept(td_txn *txn, fold *f)
         json_t *data = NULL;
         error = td_event_data(&data, f->events[i]);
         if (error == 0)
-            error = f->m->apply(txn, f->events[i], data, f->collection);
+            error = f->m->apply(txn, f->events[i], data, f->collection, f->cache);
         json_decref(data);
     }
     return error;
@@ -183,18 +184,21 @@ static double now_s(void)
 
 static int rebuild(td_store *store, const shop_read_model *m, shop_rebuild_report *out)
 {
-    fold f = {.m = m};
+    fold f = {.m = m, .cache = json_object()};
     char old[SHOP_RM_COLLECTION_MAX];
     double start = now_s();
-    int error = shop_rm_generation_get(store, m->base, &f.from);
-    if (error < 0)
+    int error = f.cache ? shop_rm_generation_get(store, m->base, &f.from) : TD_ENOMEM;
+    if (error < 0) {
+        json_decref(f.cache);
         return error;
+    }
     shop_rm_collection(f.collection, m->base, f.from.generation + 1);
     shop_rm_collection(old, m->base, f.from.generation);
     if ((error = empty_collection(store, f.collection)) == 0 && (error = fold_log(store, &f)) == 0)
         error = td_transact(store, swap_unit, &f);
     drop(&f);
     free(f.events);
+    json_decref(f.cache);
     if (error < 0)
         return error;
     out->events = f.folded;
