@@ -39,6 +39,8 @@ typedef struct shop_read_model {
     shop_rm_apply_fn apply;
 } shop_read_model;
 extern const shop_read_model shop_read_models[SHOP_READ_MODELS];
+/* Writes the documents a rebuild's page gathered in its cache. */
+int shop_rm_flush(td_txn *txn, json_t *cache, const char *collection);
 
 /* readmodels/generations.c: which copy of a read model is live. A rebuild
  * makes generation N + 1 in collection <base>_gN+1 and swaps it in with

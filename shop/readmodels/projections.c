@@ -33,6 +33,51 @@ static int save_doc(td_txn *txn, const char *collection, const char *key, json_t
     return td_txn_doc_put_json(txn, collection, key, doc);
 }
 
+/* A rebuild's cache holds "orders" (learn_order) and "docs": the read
+ * model's documents this page has touched, written once at the end of the
+ * page (shop_rm_flush) instead of once per event. */
+static json_t *cache_part(json_t *cache, const char *name)
+{
+    json_t *part = json_object_get(cache, name);
+    if (part == NULL && json_object_set_new(cache, name, json_object()) == 0)
+        part = json_object_get(cache, name);
+    return part;
+}
+
+/* The read model's document key: from this page's writes, else the store. */
+static int rm_get(td_txn *txn, json_t *cache, const char *coll, const char *key, json_t **out)
+{
+    json_t *docs = cache ? cache_part(cache, "docs") : NULL;
+    json_t *hit = docs ? json_object_get(docs, key) : NULL;
+    if (hit) {
+        *out = json_incref(hit);
+        return 0;
+    }
+    return load_doc(txn, coll, key, out);
+}
+
+static int rm_put(td_txn *txn, json_t *cache, const char *coll, const char *key, json_t *doc)
+{
+    json_t *docs = cache ? cache_part(cache, "docs") : NULL;
+    if (cache == NULL)
+        return save_doc(txn, coll, key, doc);
+    return docs && json_object_set(docs, key, doc) == 0 ? 0 : TD_ENOMEM;
+}
+
+int shop_rm_flush(td_txn *txn, json_t *cache, const char *coll)
+{
+    json_t *docs = json_object_get(cache, "docs"), *doc;
+    const char *key;
+    int error = 0;
+    json_object_foreach(docs, key, doc)
+    {
+        if ((error = save_doc(txn, coll, key, doc)) < 0)
+            break;
+    }
+    json_object_clear(docs);
+    return error;
+}
+
 static json_t *event_data(td_delivery *d, const td_event *ev)
 {
     json_t *data = NULL;
@@ -50,11 +95,12 @@ static json_t *event_data(td_delivery *d, const td_event *ev)
 static void learn_order(json_t *cache, const td_event *ev, json_t *data)
 {
     const char *order_id = json_string_value(json_object_get(data, "order_id"));
-    if (cache == NULL || order_id == NULL || strcmp(ev->type, "OrderCreated") != 0)
+    json_t *orders = cache ? cache_part(cache, "orders") : NULL;
+    if (orders == NULL || order_id == NULL || strcmp(ev->type, "OrderCreated") != 0)
         return;
-    if (json_object_size(cache) >= ORDER_CACHE_MAX)
-        json_object_clear(cache);
-    json_object_set_new(cache, order_id,
+    if (json_object_size(orders) >= ORDER_CACHE_MAX)
+        json_object_clear(orders);
+    json_object_set_new(orders, order_id,
                         json_pack("{s:O,s:O,s:O}", "user_id", json_object_get(data, "user_id"),
                                   "items", json_object_get(data, "items"), "currency",
                                   json_object_get(data, "currency")));
@@ -64,7 +110,8 @@ static void learn_order(json_t *cache, const td_event *ev, json_t *data)
  * else from the order's snapshot. *out is a new reference, or NULL. */
 static int order_facts(td_txn *txn, json_t *cache, const char *order_id, json_t **out)
 {
-    json_t *hit = cache ? json_object_get(cache, order_id) : NULL, *order = NULL;
+    json_t *orders = cache ? json_object_get(cache, "orders") : NULL;
+    json_t *hit = orders ? json_object_get(orders, order_id) : NULL, *order = NULL;
     *out = hit ? json_incref(hit) : NULL;
     if (hit)
         return 0;
@@ -99,10 +146,10 @@ static int user_orders(td_txn *txn, const td_event *ev, json_t *data, const char
                             "total_amount", json_object_get(data, "total_amount"), "currency",
                             json_object_get(data, "currency"), "order_date",
                             json_object_get(data, "order_date"));
-        else if ((error = load_doc(txn, coll, key, &doc)) == 0 && doc)
+        else if ((error = rm_get(txn, cache, coll, key, &doc)) == 0 && doc)
             json_object_set(doc, "status", json_object_get(data, "to_status"));
         if (error == 0 && doc)
-            error = save_doc(txn, coll, key, doc);
+            error = rm_put(txn, cache, coll, key, doc);
     }
     json_decref(doc);
     json_decref(order);
@@ -111,7 +158,8 @@ static int user_orders(td_txn *txn, const td_event *ev, json_t *data, const char
 
 /* ---- sales per product ------------------------------------------------------------- */
 
-static int add_sales(td_txn *txn, const char *coll, json_t *items, const char *currency, int sign)
+static int add_sales(td_txn *txn, json_t *cache, const char *coll, json_t *items,
+                     const char *currency, int sign)
 {
     int error = 0;
     for (size_t i = 0; error == 0 && i < json_array_size(items); i++) {
@@ -119,14 +167,14 @@ static int add_sales(td_txn *txn, const char *coll, json_t *items, const char *c
         const char *product = json_string_value(json_object_get(item, "product_id"));
         json_int_t quantity = json_integer_value(json_object_get(item, "quantity"));
         json_int_t price = json_integer_value(json_object_get(item, "unit_price"));
-        if ((error = load_doc(txn, coll, product, &doc)) < 0)
+        if ((error = rm_get(txn, cache, coll, product, &doc)) < 0)
             break;
         json_int_t units = doc ? json_integer_value(json_object_get(doc, "units_sold")) : 0;
         json_int_t revenue = doc ? json_integer_value(json_object_get(doc, "revenue")) : 0;
         json_decref(doc);
         doc = json_pack("{s:I,s:I,s:s}", "units_sold", units + sign * quantity, "revenue",
                         revenue + sign * quantity * price, "currency", currency);
-        error = doc ? save_doc(txn, coll, product, doc) : TD_ENOMEM;
+        error = doc ? rm_put(txn, cache, coll, product, doc) : TD_ENOMEM;
         json_decref(doc);
     }
     return error;
@@ -145,7 +193,7 @@ static int product_sales(td_txn *txn, const td_event *ev, json_t *data, const ch
     int error = 0;
     learn_order(cache, ev, data);
     if (sign && order_id && (error = order_facts(txn, cache, order_id, &order)) == 0 && order)
-        error = add_sales(txn, coll, json_object_get(order, "items"),
+        error = add_sales(txn, cache, coll, json_object_get(order, "items"),
                           json_string_value(json_object_get(order, "currency")), sign);
     json_decref(order);
     return error;
@@ -156,7 +204,6 @@ static int product_sales(td_txn *txn, const td_event *ev, json_t *data, const ch
 static int stock_levels(td_txn *txn, const td_event *ev, json_t *data, const char *coll,
                         json_t *cache)
 {
-    (void)cache;
     json_t *doc = NULL;
     const char *product = json_string_value(json_object_get(data, "product_id"));
     json_int_t change = strcmp(ev->type, "InventoryUpdate") == 0
@@ -167,11 +214,11 @@ static int stock_levels(td_txn *txn, const td_event *ev, json_t *data, const cha
                             ? json_integer_value(json_object_get(data, "quantity"))
                             : 0;
     int error = 0;
-    if (product && change && (error = load_doc(txn, coll, product, &doc)) == 0) {
+    if (product && change && (error = rm_get(txn, cache, coll, product, &doc)) == 0) {
         json_int_t available = doc ? json_integer_value(json_object_get(doc, "available")) : 0;
         json_decref(doc);
         doc = json_pack("{s:I}", "available", available + change);
-        error = doc ? save_doc(txn, coll, product, doc) : TD_ENOMEM;
+        error = doc ? rm_put(txn, cache, coll, product, doc) : TD_ENOMEM;
     }
     json_decref(doc);
     return error;

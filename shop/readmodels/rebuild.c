@@ -68,7 +68,7 @@ static int apply_kept(td_txn *txn, fold *f)
             error = f->m->apply(txn, f->events[i], data, f->collection, f->cache);
         json_decref(data);
     }
-    return error;
+    return error == 0 ? shop_rm_flush(txn, f->cache, f->collection) : error;
 }
 
 static int page_unit(td_txn *txn, void *payload)
