@@ -116,11 +116,10 @@ static int fold_log(td_store *store, fold *f)
         if (error == 0 && f->count > 0)
             error = td_transact(store, page_unit, f);
         size_t got = f->count;
-        if (error == 0) {
+        if (error == 0) { /* a short page saw the whole log up to the head it read */
+            int64_t seen = got ? f->events[got - 1]->position : f->last;
             f->folded += (int64_t)got;
-            f->last = got == FOLD_PAGE ? f->events[got - 1]->position : head;
-            if (got > 0 && f->events[got - 1]->position > f->last)
-                f->last = f->events[got - 1]->position;
+            f->last = got == FOLD_PAGE || seen > head ? seen : head;
         }
         drop(f);
         if (error < 0 || got < FOLD_PAGE)
