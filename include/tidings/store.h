@@ -192,6 +192,21 @@ typedef struct td_read_query {
         0, NULL, NULL, NULL, 0, 0                                                                  \
     }
 
+/* Projected reads: each event with some top-level fields of its data picked
+ * out by the store as it reads, for readers that need a few values: much
+ * cheaper than parsing every event's whole data (see docs/benchmarks.md).
+ * fields: a NULL-terminated list of 1..TD_READ_FIELDS_MAX distinct names,
+ * each 1..64 of [A-Za-z0-9_] starting with a letter. The callback gets the
+ * event (data as stored, or upcast) and `values`, a JSON object holding each
+ * field whose value is not null, in the order asked; borrowed for the call
+ * (json_incref to keep it). Events older than their type's schema are
+ * upcast first, then picked, so values always follow the current schema.
+ * Return from the callback as from a td_event_fn. */
+#define TD_READ_FIELDS_MAX 16
+typedef int (*td_fields_fn)(const td_event *event, json_t *values, void *payload);
+int td_store_read_fields(td_store *store, const td_read_query *query, const char *const *fields,
+                         td_fields_fn fn, void *payload);
+
 /* Inside a unit of work: the events the query selects, as this unit sees the
  * log (no other writer can commit meanwhile), with the handle's upcasters.
  * For work that must see everything up to the head atomically. */

@@ -5,10 +5,12 @@
 #ifndef TD_CORE_INTERNAL_H
 #define TD_CORE_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "tidings/event.h"
 #include "tidings/store.h"
+#include "tidings/upcast.h"
 
 /* Writes a new traceparent that starts a fresh, sampled trace. */
 int td_traceparent__new(char out[TD_TRACEPARENT_LEN + 1]);
@@ -30,6 +32,15 @@ void td_json__free(void *ptr);
  * failed json_pack, gives TD_ENOMEM). Caller owns *out; free with td_free.
  * len may be NULL. */
 int td_json__dump_steal(char **out, size_t *len, json_t *json);
+
+/* A data field name for a projected read (td_store_read_fields): 1..TD_FIELD_MAX
+ * of [A-Za-z0-9_], starting with a letter. */
+#define TD_FIELD_MAX 64
+int td_field__check(const char *field);
+
+/* Whether td_upcast would change ev (or refuse it): its type is declared
+ * with another schema than ev's. */
+bool td_upcast__needed(const td_upcasters *upcasters, const td_event *ev);
 
 /* td_store_read_event, but as stored (td_store_read_stored, upcast.h):
  * subscriptions upcast each event on its lane instead, so that an

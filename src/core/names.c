@@ -101,6 +101,11 @@ static int check_name(const char *what, const char *name, size_t max, const char
     return 0;
 }
 
+int td_field__check(const char *field)
+{
+    return check_name("data field", field, TD_FIELD_MAX, "");
+}
+
 int td_type_check(const char *type)
 {
     return check_name("event type", type, TD_TYPE_MAX, ".");

@@ -148,6 +148,13 @@ static int run_steps(const entry *e, const td_event *ev, json_t *data)
     return 0;
 }
 
+bool td_upcast__needed(const td_upcasters *u, const td_event *ev)
+{
+    bool found;
+    size_t at = u && ev->type ? find(u, ev->type, &found) : 0;
+    return u && ev->type && found && ev->schema_version != u->entries[at].current;
+}
+
 int td_upcast(const td_upcasters *u, const td_event *ev, td_event **out)
 {
     bool found;

@@ -23,6 +23,11 @@
 
 typedef struct td_conn td_conn;
 
+/* A projected row: the event and the picked values, a JSON array text with
+ * one element per field asked for (null where the data has none). */
+typedef int (*td_row_fields_fn)(const td_event *event, const char *values, size_t len,
+                                void *payload);
+
 typedef struct td_backend {
     unsigned int version; /* TD_BACKEND_VERSION */
     const char *name;
@@ -53,6 +58,10 @@ typedef struct td_backend {
     int (*hash_before)(td_conn *conn, int64_t position, uint8_t out[32]);
     int (*stream_version)(td_conn *conn, const char *stream, int64_t *out);
     int (*read)(td_conn *conn, const td_read_query *query, td_event_fn fn, void *payload);
+    /* read, also picking fields (checked names, 1..TD_READ_FIELDS_MAX) out
+     * of each event's data. */
+    int (*read_fields)(td_conn *conn, const td_read_query *query, const char *const *fields,
+                       td_row_fields_fn fn, void *payload);
     int (*read_stream)(td_conn *conn, const char *stream, int64_t from_version, size_t limit,
                        td_event_fn fn, void *payload);
     int (*read_event)(td_conn *conn, const td_uuid *id, td_event_fn fn, void *payload);

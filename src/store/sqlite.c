@@ -270,27 +270,26 @@ static sqlite3_int64 limit_value(size_t limit)
     return limit == 0 || limit > INT64_MAX ? -1 : (sqlite3_int64)limit;
 }
 
-static int read_statement(td_conn *conn, int variant, sqlite3_stmt **out)
+static void read_sql(char *sql, size_t size, int variant, const char *picked)
 {
-    char sql[512];
-    snprintf(sql, sizeof sql,
-             "SELECT " EVENT_COLUMNS " FROM events WHERE position > ?1%s%s%s%s "
+    snprintf(sql, size,
+             "SELECT " EVENT_COLUMNS "%s FROM events WHERE position > ?1%s%s%s%s "
              "ORDER BY position LIMIT ?6",
-             variant & READ_STREAM ? " AND stream = ?2" : "",
+             picked, variant & READ_STREAM ? " AND stream = ?2" : "",
              variant & READ_CATEGORY ? " AND category = ?3" : "",
              variant & READ_TYPE ? " AND type = ?4" : "",
              variant & READ_SINCE ? " AND occurred_at >= ?5" : "");
+}
+
+static int read_statement(td_conn *conn, int variant, sqlite3_stmt **out)
+{
+    char sql[512];
+    read_sql(sql, sizeof sql, variant, "");
     return prepare(conn, &conn->reads[variant], sql, out);
 }
 
-static int sq_read(td_conn *conn, const td_read_query *q, td_event_fn fn, void *payload)
+static void bind_query(sqlite3_stmt *stmt, const td_read_query *q)
 {
-    sqlite3_stmt *stmt = NULL;
-    int variant = (q->stream ? READ_STREAM : 0) | (q->category ? READ_CATEGORY : 0) |
-                  (q->type ? READ_TYPE : 0) | (q->since ? READ_SINCE : 0);
-    int error = read_statement(conn, variant, &stmt);
-    if (error < 0)
-        return error;
     sqlite3_bind_int64(stmt, 1, q->after_position);
     if (q->stream)
         bind_text(stmt, 2, q->stream, strlen(q->stream));
@@ -301,7 +300,62 @@ static int sq_read(td_conn *conn, const td_read_query *q, td_event_fn fn, void *
     if (q->since)
         sqlite3_bind_int64(stmt, 5, q->since);
     sqlite3_bind_int64(stmt, 6, limit_value(q->limit));
+}
+
+static int query_variant(const td_read_query *q)
+{
+    return (q->stream ? READ_STREAM : 0) | (q->category ? READ_CATEGORY : 0) |
+           (q->type ? READ_TYPE : 0) | (q->since ? READ_SINCE : 0);
+}
+
+static int sq_read(td_conn *conn, const td_read_query *q, td_event_fn fn, void *payload)
+{
+    sqlite3_stmt *stmt = NULL;
+    int error = read_statement(conn, query_variant(q), &stmt);
+    if (error < 0)
+        return error;
+    bind_query(stmt, q);
     return each_event(conn, stmt, fn, payload);
+}
+
+/* Picking: json_extract with several paths parses the data once and gives a
+ * JSON array; with one path it would give a bare SQL value, so one field is
+ * json_array(data -> path). Field names are checked ([A-Za-z0-9_]), so they
+ * stand in the SQL; the statement is prepared for the one read. */
+#define PICKED_SQL_MAX (TD_READ_FIELDS_MAX * 80 + 64)
+
+static int sq_read_fields(td_conn *conn, const td_read_query *q, const char *const *fields,
+                          td_row_fields_fn fn, void *payload)
+{
+    char picked[PICKED_SQL_MAX], sql[PICKED_SQL_MAX + 512];
+    size_t n;
+    sqlite3_stmt *stmt = NULL;
+    int rc, error = 0;
+    bool one = fields[1] == NULL;
+    if (one)
+        n = (size_t)snprintf(picked, sizeof picked, ", json_array(data -> '$.%s'", fields[0]);
+    else
+        n = (size_t)snprintf(picked, sizeof picked, ", json_extract(data");
+    for (size_t i = 0; !one && fields[i] && n < sizeof picked; i++)
+        n += (size_t)snprintf(picked + n, sizeof picked - n, ", '$.%s'", fields[i]);
+    if (n < sizeof picked)
+        snprintf(picked + n, sizeof picked - n, ")");
+    read_sql(sql, sizeof sql, query_variant(q), picked);
+    if ((rc = sqlite3_prepare_v2(conn->db, sql, -1, &stmt, NULL)) != SQLITE_OK)
+        return td_sqlite__error(conn, rc, "preparing a projected read");
+    bind_query(stmt, q);
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        td_event ev;
+        size_t len;
+        row_to_event(stmt, &ev);
+        const char *values = column_text(stmt, 15, &len);
+        if ((error = fn(&ev, values ? values : "[]", values ? len : 2, payload)) != 0)
+            break;
+    }
+    if (error == 0 && rc != SQLITE_DONE)
+        error = td_sqlite__error(conn, rc, "reading events");
+    sqlite3_finalize(stmt);
+    return error > 0 ? 0 : error;
 }
 
 static int sq_read_stream(td_conn *conn, const char *stream, int64_t from_version, size_t limit,
@@ -572,6 +626,7 @@ const td_backend td_sqlite_backend = {
     .hash_before = sq_hash_before,
     .stream_version = sq_stream_version,
     .read = sq_read,
+    .read_fields = sq_read_fields,
     .read_stream = sq_read_stream,
     .read_event = sq_read_event,
     .doc_get = sq_doc_get,
