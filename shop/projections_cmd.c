@@ -3,7 +3,7 @@
  * operators: their progress, and rebuilds (readmodels/rebuild.c).
  *
  *   shop projections list [--db URL | --data DIR]
- *   shop projections rebuild NAME [--db URL | --data DIR]
+ *   shop projections rebuild NAME [--db URL | --data DIR] [--cache N]
  *
  * One line per read model: its name, the position it has handled up to,
  * its lag behind the store's head, and its state: "caught-up", "catching-up"
@@ -11,6 +11,7 @@
  * "stalled" (events parked in its dead-letter queue: `tidings dlq list`
  * says which) or "not-started" (it has never run on this store).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,9 +46,11 @@ static int usage(void)
 {
     fprintf(stderr, "usage: shop projections list [--db URL | --data DIR]\n"
                     "  each read model's position, lag and state\n"
-                    "usage: shop projections rebuild NAME [--db URL | --data DIR]\n"
+                    "usage: shop projections rebuild NAME [--db URL | --data DIR] [--cache N]\n"
                     "  builds a fresh copy of read model NAME from the whole log while the live\n"
-                    "  one keeps serving, then swaps it in atomically\n");
+                    "  one keeps serving, then swaps it in atomically; it keeps up to N\n"
+                    "  documents and N orders in memory (default 50000, at most about 1 KiB\n"
+                    "  each)\n");
     return 2;
 }
 
@@ -70,10 +73,10 @@ static int list(td_store *store)
     return 0;
 }
 
-static int rebuild(td_store *store, const char *name)
+static int rebuild(td_store *store, const char *name, const shop_rebuild_options *opts)
 {
     shop_rebuild_report r;
-    if (shop_rebuild_read_model(store, name, &r) < 0) {
+    if (shop_rebuild_read_model(store, name, opts, &r) < 0) {
         fprintf(stderr, "shop projections: %s\n", shop_error().message);
         return 1;
     }
@@ -86,7 +89,7 @@ static int rebuild(td_store *store, const char *name)
 
 int shop_projections_main(int argc, char **argv)
 {
-    const char *db = NULL, *data = "data", *name = NULL;
+    const char *db = NULL, *data = "data", *name = NULL, *cache = NULL;
     bool is_list = argc >= 1 && strcmp(argv[0], "list") == 0;
     bool is_rebuild = argc >= 2 && strcmp(argv[0], "rebuild") == 0;
     if (!is_list && !is_rebuild)
@@ -94,19 +97,31 @@ int shop_projections_main(int argc, char **argv)
     if (is_rebuild)
         name = argv[1];
     for (int i = is_rebuild ? 2 : 1; i < argc; i++) {
-        const char **value = strcmp(argv[i], "--db") == 0     ? &db
-                             : strcmp(argv[i], "--data") == 0 ? &data
-                                                              : NULL;
+        const char **value = strcmp(argv[i], "--db") == 0                    ? &db
+                             : strcmp(argv[i], "--data") == 0                ? &data
+                             : is_rebuild && strcmp(argv[i], "--cache") == 0 ? &cache
+                                                                             : NULL;
         if (value == NULL || i + 1 >= argc)
             return usage();
         *value = argv[++i];
+    }
+    shop_rebuild_options opts = {0};
+    if (cache) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long long n = strtoull(cache, &end, 10);
+        if (errno || end == cache || *end || cache[0] == '-' || n < 1 || n > 100000000) {
+            fprintf(stderr, "shop projections: --cache takes a count from 1 to 100000000\n");
+            return 2;
+        }
+        opts.cache = (size_t)n;
     }
     td_store *store = NULL;
     if (shop_open_store(&store, db, data, is_list) < 0) {
         fprintf(stderr, "shop projections: %s\n", td_error_last());
         return 1;
     }
-    int code = is_list ? list(store) : rebuild(store, name);
+    int code = is_list ? list(store) : rebuild(store, name, &opts);
     td_store_free(store);
     return code;
 }

@@ -75,9 +75,14 @@ typedef struct shop_rebuild_report {
     int64_t events;        /* folded into the new copy */
     int64_t generation;    /* the copy now live */
     int64_t built_through; /* the position it was built up to */
-    double seconds;
+    double seconds;        /* until the new copy went live */
 } shop_rebuild_report;
-int shop_rebuild_read_model(td_store *store, const char *name, shop_rebuild_report *out);
+typedef struct shop_rebuild_options {
+    size_t cache; /* documents, and orders, a rebuild keeps in memory; 0: 50,000 */
+} shop_rebuild_options;
+/* opts may be NULL (defaults). */
+int shop_rebuild_read_model(td_store *store, const char *name, const shop_rebuild_options *opts,
+                            shop_rebuild_report *out);
 
 /* Opens the store the shop commands work on: db if given, else the
  * TIDINGS_DB environment variable, else sqlite:DATA/tidings.db under data.

@@ -5,6 +5,8 @@
 #ifndef SHOP_SHOP_INT_H
 #define SHOP_SHOP_INT_H
 
+#include <stdbool.h>
+
 #include "core/aggregate.h"
 #include "core/errors.h"
 #include "core/validate.h"
@@ -26,21 +28,57 @@ struct shop {
 
 #define SHOP_READ_MODELS 3
 
-/* readmodels/: the read models. Each applies an event to a copy of its
- * documents, named by collection, in the caller's unit of work. A rebuild
- * passes a cache (a JSON object it owns) in which the read model may keep
- * what it learns of earlier events; live handlers pass NULL. */
-typedef int (*shop_rm_apply_fn)(td_txn *txn, const td_event *event, json_t *data,
-                                const char *collection, json_t *cache);
+/* readmodels/docs.c: how a read model reaches its documents. Live, through
+ * the handler's unit (txn; cache NULL). A rebuild folds outside any unit
+ * (store; txn NULL) into a write-back cache it owns (cache, a JSON object),
+ * noting the position it has reached; a writer thread of its own writes
+ * documents once they have settled. */
+typedef struct shop_rm_writer shop_rm_writer;
+typedef struct shop_rm_docs {
+    td_txn *txn;
+    td_store *store;
+    const char *collection; /* the copy being written */
+    json_t *cache;
+    size_t cache_max; /* a rebuild's bound on clean documents and learnt orders */
+    int64_t position; /* a rebuild's: how far it has folded */
+    shop_rm_writer *writer;
+} shop_rm_docs;
+/* Any collection's document by key, not cached: a new reference, or NULL
+ * when there is none. */
+int shop_rm_read(const shop_rm_docs *d, const char *collection, const char *key, json_t **out);
+/* The read model's own document (*out: a new reference or NULL, not to be
+ * changed), one the caller may change and put back (a copy only if the
+ * rebuild's writer may be reading it), and its replacement (doc: borrowed,
+ * and from then on changed only through shop_rm_get_mutable). */
+int shop_rm_get(const shop_rm_docs *d, const char *key, json_t **out);
+int shop_rm_get_mutable(const shop_rm_docs *d, const char *key, json_t **out);
+int shop_rm_put(const shop_rm_docs *d, const char *key, json_t *doc);
+/* A rebuild's write-back: start the writer; hand it the documents that last
+ * changed before position `before` (it writes them in units of its own, in
+ * key order, while the fold goes on); finish: with write_rest, hand it the
+ * rest and wait until all is written; without, give up what is queued.
+ * Each returns the writer's failure if it had one. The _txn form writes
+ * what is left in the caller's unit. A document is written once it has
+ * not changed for SHOP_RM_SETTLE positions: an order's later events
+ * usually come within that, and then its document is written once. */
+#define SHOP_RM_SETTLE 32768
+int shop_rm_writer_start(shop_rm_docs *d, td_store *store);
+int shop_rm_write_back(const shop_rm_docs *d, int64_t before);
+int shop_rm_writer_finish(shop_rm_docs *d, bool write_rest);
+int shop_rm_write_back_txn(td_txn *txn, const shop_rm_docs *d);
+
+/* readmodels/projections.c: the read models. Each applies an event (its
+ * data parsed) to a copy of its documents; in a rebuild it may also keep
+ * what it learns of earlier events in d->cache. */
+typedef int (*shop_rm_apply_fn)(const shop_rm_docs *d, const td_event *event, json_t *data);
 typedef struct shop_read_model {
     const char *subscription; /* "readmodel.<base>" */
     const char *base;         /* the name; the first copy's collection */
     const char *category;     /* the events it reads */
     shop_rm_apply_fn apply;
+    const char *const *fields; /* every data field apply reads: a rebuild reads only these */
 } shop_read_model;
 extern const shop_read_model shop_read_models[SHOP_READ_MODELS];
-/* Writes the documents a rebuild's page gathered in its cache. */
-int shop_rm_flush(td_txn *txn, json_t *cache, const char *collection);
 
 /* readmodels/generations.c: which copy of a read model is live. A rebuild
  * makes generation N + 1 in collection <base>_gN+1 and swaps it in with

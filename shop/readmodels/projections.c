@@ -10,73 +10,11 @@
  *                            taken back when a paid order is cancelled
  *   readmodel.stock_levels   stock_levels/<product id>  {"available"}
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "shop_int.h"
-
-static int load_doc(td_txn *txn, const char *collection, const char *key, json_t **out)
-{
-    char *text = NULL;
-    size_t len = 0;
-    json_error_t err;
-    int error = td_txn_doc_get(txn, collection, key, &text, &len);
-    *out = error == 0 ? json_loadb(text, len, 0, &err) : NULL;
-    td_free(text);
-    if (error == TD_ENOTFOUND)
-        return 0;
-    return error == 0 && *out == NULL ? TD_ECORRUPT : error;
-}
-
-static int save_doc(td_txn *txn, const char *collection, const char *key, json_t *doc)
-{
-    return td_txn_doc_put_json(txn, collection, key, doc);
-}
-
-/* A rebuild's cache holds "orders" (learn_order) and "docs": the read
- * model's documents this page has touched, written once at the end of the
- * page (shop_rm_flush) instead of once per event. */
-static json_t *cache_part(json_t *cache, const char *name)
-{
-    json_t *part = json_object_get(cache, name);
-    if (part == NULL && json_object_set_new(cache, name, json_object()) == 0)
-        part = json_object_get(cache, name);
-    return part;
-}
-
-/* The read model's document key: from this page's writes, else the store. */
-static int rm_get(td_txn *txn, json_t *cache, const char *coll, const char *key, json_t **out)
-{
-    json_t *docs = cache ? cache_part(cache, "docs") : NULL;
-    json_t *hit = docs ? json_object_get(docs, key) : NULL;
-    if (hit) {
-        *out = json_incref(hit);
-        return 0;
-    }
-    return load_doc(txn, coll, key, out);
-}
-
-static int rm_put(td_txn *txn, json_t *cache, const char *coll, const char *key, json_t *doc)
-{
-    json_t *docs = cache ? cache_part(cache, "docs") : NULL;
-    if (cache == NULL)
-        return save_doc(txn, coll, key, doc);
-    return docs && json_object_set(docs, key, doc) == 0 ? 0 : TD_ENOMEM;
-}
-
-int shop_rm_flush(td_txn *txn, json_t *cache, const char *coll)
-{
-    json_t *docs = json_object_get(cache, "docs"), *doc;
-    const char *key;
-    int error = 0;
-    json_object_foreach(docs, key, doc)
-    {
-        if ((error = save_doc(txn, coll, key, doc)) < 0)
-            break;
-    }
-    json_object_clear(docs);
-    return error;
-}
 
 static json_t *event_data(td_delivery *d, const td_event *ev)
 {
@@ -88,34 +26,38 @@ static json_t *event_data(td_delivery *d, const td_event *ev)
 
 /* ---- what the read models need of an order ------------------------------------- */
 
-#define ORDER_CACHE_MAX 200000 /* orders a rebuild remembers; then it starts over */
-
-/* Learns an order's user, items and currency from its OrderCreated, in a
- * rebuild's cache (NULL: live, nothing to learn). */
-static void learn_order(json_t *cache, const td_event *ev, json_t *data)
+static bool created(const td_event *ev)
 {
-    const char *order_id = json_string_value(json_object_get(data, "order_id"));
-    json_t *orders = cache ? cache_part(cache, "orders") : NULL;
-    if (orders == NULL || order_id == NULL || strcmp(ev->type, "OrderCreated") != 0)
-        return;
-    if (json_object_size(orders) >= ORDER_CACHE_MAX)
-        json_object_clear(orders);
-    json_object_set_new(orders, order_id,
-                        json_pack("{s:O,s:O,s:O}", "user_id", json_object_get(data, "user_id"),
-                                  "items", json_object_get(data, "items"), "currency",
-                                  json_object_get(data, "currency")));
+    return strcmp(ev->type, "OrderCreated") == 0;
 }
 
-/* The order's user, items and currency: from the cache if it learnt them,
- * else from the order's snapshot. *out is a new reference, or NULL. */
-static int order_facts(td_txn *txn, json_t *cache, const char *order_id, json_t **out)
+/* Learns what a read model needs later of an order from its OrderCreated,
+ * in a rebuild's cache (live: nothing to learn): `facts`, a new reference
+ * stolen. */
+static void learn_order(const shop_rm_docs *d, json_t *data, json_t *facts)
 {
-    json_t *orders = cache ? json_object_get(cache, "orders") : NULL;
+    const char *order_id = json_string_value(json_object_get(data, "order_id"));
+    json_t *orders = json_object_get(d->cache, "orders");
+    if (orders == NULL && json_object_set_new(d->cache, "orders", json_object()) == 0)
+        orders = json_object_get(d->cache, "orders");
+    if (orders && order_id && facts) {
+        if (json_object_size(orders) >= d->cache_max) /* start over: snapshots tell the rest */
+            json_object_clear(orders);
+        json_object_set(orders, order_id, facts);
+    }
+    json_decref(facts);
+}
+
+/* What the rebuild learnt of an order, else the order's snapshot state:
+ * *out is a new reference, or NULL. */
+static int order_facts(const shop_rm_docs *d, const char *order_id, json_t **out)
+{
+    json_t *orders = d->cache ? json_object_get(d->cache, "orders") : NULL;
     json_t *hit = orders ? json_object_get(orders, order_id) : NULL, *order = NULL;
     *out = hit ? json_incref(hit) : NULL;
     if (hit)
         return 0;
-    int error = load_doc(txn, "snap_order", order_id, &order);
+    int error = shop_rm_read(d, "snap_order", order_id, &order);
     if (error == 0 && order)
         *out = json_incref(json_object_get(order, "state"));
     json_decref(order);
@@ -127,29 +69,29 @@ static int order_facts(td_txn *txn, json_t *cache, const char *order_id, json_t 
 /* One document per (user, order): user_orders/<user id>|<order id>, so each
  * event touches one small document, and a user's orders are a key-prefix
  * listing. */
-static int user_orders(td_txn *txn, const td_event *ev, json_t *data, const char *coll,
-                       json_t *cache)
+static int user_orders(const shop_rm_docs *d, const td_event *ev, json_t *data)
 {
     json_t *doc = NULL, *order = NULL;
     char key[128];
     const char *order_id = json_string_value(json_object_get(data, "order_id"));
     const char *user = json_string_value(json_object_get(data, "user_id"));
     int error = 0;
-    learn_order(cache, ev, data);
-    if (user == NULL && order_id && (error = order_facts(txn, cache, order_id, &order)) == 0 &&
-        order)
+    if (d->cache && created(ev)) /* all it needs later is the user */
+        learn_order(d, data, json_pack("{s:O}", "user_id", json_object_get(data, "user_id")));
+    if (user == NULL && order_id && (error = order_facts(d, order_id, &order)) == 0 && order)
         user = json_string_value(json_object_get(order, "user_id"));
     if (error == 0 && user && order_id) {
         snprintf(key, sizeof key, "%s|%s", user, order_id);
-        if (strcmp(ev->type, "OrderCreated") == 0)
+        if (created(ev))
             doc = json_pack("{s:s,s:s,s:O,s:O,s:O}", "order_id", order_id, "status", "Pending",
                             "total_amount", json_object_get(data, "total_amount"), "currency",
                             json_object_get(data, "currency"), "order_date",
                             json_object_get(data, "order_date"));
-        else if ((error = rm_get(txn, cache, coll, key, &doc)) == 0 && doc)
-            json_object_set(doc, "status", json_object_get(data, "to_status"));
+        else if ((error = shop_rm_get_mutable(d, key, &doc)) == 0 && doc &&
+                 json_object_set(doc, "status", json_object_get(data, "to_status")) < 0)
+            error = TD_ENOMEM;
         if (error == 0 && doc)
-            error = rm_put(txn, cache, coll, key, doc);
+            error = shop_rm_put(d, key, doc);
     }
     json_decref(doc);
     json_decref(order);
@@ -158,8 +100,7 @@ static int user_orders(td_txn *txn, const td_event *ev, json_t *data, const char
 
 /* ---- sales per product ------------------------------------------------------------- */
 
-static int add_sales(td_txn *txn, json_t *cache, const char *coll, json_t *items,
-                     const char *currency, int sign)
+static int add_sales(const shop_rm_docs *d, json_t *items, const char *currency, int sign)
 {
     int error = 0;
     for (size_t i = 0; error == 0 && i < json_array_size(items); i++) {
@@ -167,21 +108,20 @@ static int add_sales(td_txn *txn, json_t *cache, const char *coll, json_t *items
         const char *product = json_string_value(json_object_get(item, "product_id"));
         json_int_t quantity = json_integer_value(json_object_get(item, "quantity"));
         json_int_t price = json_integer_value(json_object_get(item, "unit_price"));
-        if ((error = rm_get(txn, cache, coll, product, &doc)) < 0)
+        if ((error = shop_rm_get(d, product, &doc)) < 0)
             break;
         json_int_t units = doc ? json_integer_value(json_object_get(doc, "units_sold")) : 0;
         json_int_t revenue = doc ? json_integer_value(json_object_get(doc, "revenue")) : 0;
         json_decref(doc);
         doc = json_pack("{s:I,s:I,s:s}", "units_sold", units + sign * quantity, "revenue",
                         revenue + sign * quantity * price, "currency", currency);
-        error = doc ? rm_put(txn, cache, coll, product, doc) : TD_ENOMEM;
+        error = doc ? shop_rm_put(d, product, doc) : TD_ENOMEM;
         json_decref(doc);
     }
     return error;
 }
 
-static int product_sales(td_txn *txn, const td_event *ev, json_t *data, const char *coll,
-                         json_t *cache)
+static int product_sales(const shop_rm_docs *d, const td_event *ev, json_t *data)
 {
     json_t *order = NULL;
     const char *to = json_string_value(json_object_get(data, "to_status"));
@@ -191,9 +131,12 @@ static int product_sales(td_txn *txn, const td_event *ev, json_t *data, const ch
                : to && from && strcmp(to, "Cancelled") == 0 && strcmp(from, "Processing") == 0 ? -1
                                                                                                : 0;
     int error = 0;
-    learn_order(cache, ev, data);
-    if (sign && order_id && (error = order_facts(txn, cache, order_id, &order)) == 0 && order)
-        error = add_sales(txn, cache, coll, json_object_get(order, "items"),
+    if (d->cache && created(ev))
+        learn_order(d, data,
+                    json_pack("{s:O,s:O}", "items", json_object_get(data, "items"), "currency",
+                              json_object_get(data, "currency")));
+    if (sign && order_id && (error = order_facts(d, order_id, &order)) == 0 && order)
+        error = add_sales(d, json_object_get(order, "items"),
                           json_string_value(json_object_get(order, "currency")), sign);
     json_decref(order);
     return error;
@@ -201,8 +144,7 @@ static int product_sales(td_txn *txn, const td_event *ev, json_t *data, const ch
 
 /* ---- stock levels ---------------------------------------------------------------------- */
 
-static int stock_levels(td_txn *txn, const td_event *ev, json_t *data, const char *coll,
-                        json_t *cache)
+static int stock_levels(const shop_rm_docs *d, const td_event *ev, json_t *data)
 {
     json_t *doc = NULL;
     const char *product = json_string_value(json_object_get(data, "product_id"));
@@ -214,11 +156,11 @@ static int stock_levels(td_txn *txn, const td_event *ev, json_t *data, const cha
                             ? json_integer_value(json_object_get(data, "quantity"))
                             : 0;
     int error = 0;
-    if (product && change && (error = rm_get(txn, cache, coll, product, &doc)) == 0) {
+    if (product && change && (error = shop_rm_get(d, product, &doc)) == 0) {
         json_int_t available = doc ? json_integer_value(json_object_get(doc, "available")) : 0;
         json_decref(doc);
         doc = json_pack("{s:I}", "available", available + change);
-        error = doc ? rm_put(txn, cache, coll, product, doc) : TD_ENOMEM;
+        error = doc ? shop_rm_put(d, product, doc) : TD_ENOMEM;
     }
     json_decref(doc);
     return error;
@@ -226,10 +168,19 @@ static int stock_levels(td_txn *txn, const td_event *ev, json_t *data, const cha
 
 /* ---- the table, and the live handler ------------------------------------------------------ */
 
+/* Every data field each function reads: a rebuild reads only these
+ * (td_store_read_fields), so a field used above must be listed here. */
+static const char *const user_orders_fields[] = {
+    "order_id", "user_id", "total_amount", "currency", "order_date", "to_status", NULL};
+static const char *const product_sales_fields[] = {"order_id", "to_status", "from_status",
+                                                   "items",    "currency",  NULL};
+static const char *const stock_levels_fields[] = {"product_id", "quantity_change", "quantity",
+                                                  NULL};
+
 const shop_read_model shop_read_models[SHOP_READ_MODELS] = {
-    {"readmodel.user_orders", "user_orders", "order", user_orders},
-    {"readmodel.product_sales", "product_sales", "order", product_sales},
-    {"readmodel.stock_levels", "stock_levels", "inventory", stock_levels},
+    {"readmodel.user_orders", "user_orders", "order", user_orders, user_orders_fields},
+    {"readmodel.product_sales", "product_sales", "order", product_sales, product_sales_fields},
+    {"readmodel.stock_levels", "stock_levels", "inventory", stock_levels, stock_levels_fields},
 };
 
 /* Applies an event to the live copy of the read model, unless that copy was
@@ -247,7 +198,8 @@ static int live(td_delivery *d, const td_event *ev, void *payload)
     int error = shop_rm_generation_txn(txn, m->base, &g);
     if (error == 0 && ev->position > g.built_through) {
         shop_rm_collection(coll, m->base, g.generation);
-        error = m->apply(txn, ev, data, coll, NULL);
+        shop_rm_docs docs = {.txn = txn, .collection = coll};
+        error = m->apply(&docs, ev, data);
     }
     json_decref(data);
     return error;
