@@ -248,6 +248,18 @@ int td_store_doc_collections(td_store *store, td_collection_fn fn, void *payload
 
 /* ---- operations --------------------------------------------------------- */
 
+/* What the writer thread has done since the store was opened: how well
+ * group commit batches, and where its time goes. Zeros for a read-only
+ * handle. */
+typedef struct td_writer_stats {
+    int64_t commits;       /* transactions committed, one per batch of units */
+    int64_t units;         /* units of work run (td_transact, td_store_append) */
+    int64_t units_failed;  /* of those, rolled back on their own */
+    double busy_seconds;   /* running batches, commits included */
+    double commit_seconds; /* inside COMMIT, which waits for the disk */
+} td_writer_stats;
+int td_store_writer_stats(td_store *store, td_writer_stats *out);
+
 typedef struct td_store_stats {
     int64_t events;
     int64_t streams;

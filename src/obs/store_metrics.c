@@ -1,6 +1,9 @@
 /*
  * store_metrics.c: domain_events_total{event_type,source} for the events
- * this process commits.
+ * this process commits, and the writer thread's work (store_commits_total,
+ * store_units_total{result}, store_writer_busy_seconds_total,
+ * store_commit_seconds_total: busy over elapsed time is how loaded the one
+ * writer is; units over commits, how well group commit batches).
  *
  * The commit listener only records position ranges (merged when they
  * touch), so the commit path pays a lock and a comparison. At render time a
@@ -20,6 +23,8 @@ typedef struct range {
 typedef struct watch {
     td_store *store;
     td_metric *events;
+    td_metric *commits, *units, *busy, *commit_time;
+    td_writer_stats told; /* what the counters hold so far */
     pthread_mutex_t lock;
     range *ranges;
     size_t count, cap;
@@ -53,10 +58,28 @@ static int count_event(const td_event *ev, void *payload)
     return td_metric_add(payload, values, 1);
 }
 
+/* Adds what the writer did since the last collection. */
+static void collect_writer(watch *w)
+{
+    td_writer_stats now;
+    static const char *const ok[] = {"ok"}, *const failed[] = {"failed"};
+    if (td_store_writer_stats(w->store, &now) < 0)
+        return;
+    td_metric_add(w->commits, NULL, (double)(now.commits - w->told.commits));
+    td_metric_add(
+        w->units, ok,
+        (double)((now.units - now.units_failed) - (w->told.units - w->told.units_failed)));
+    td_metric_add(w->units, failed, (double)(now.units_failed - w->told.units_failed));
+    td_metric_add(w->busy, NULL, now.busy_seconds - w->told.busy_seconds);
+    td_metric_add(w->commit_time, NULL, now.commit_seconds - w->told.commit_seconds);
+    w->told = now;
+}
+
 static void collect(td_metrics *m, void *payload)
 {
     watch *w = payload;
     (void)m;
+    collect_writer(w);
     pthread_mutex_lock(&w->lock);
     range *ranges = w->ranges;
     size_t count = w->count;
@@ -91,6 +114,20 @@ int td_metrics_watch_store(td_metrics *m, td_store *store)
     int error = td_metrics_counter(&w->events, m, "domain_events_total",
                                    "Events committed by this process, by type and source.",
                                    "event_type,source");
+    if (error == 0)
+        error =
+            td_metrics_counter(&w->commits, m, "store_commits_total",
+                               "Transactions the store's writer committed (one per batch).", NULL);
+    if (error == 0)
+        error = td_metrics_counter(&w->units, m, "store_units_total",
+                                   "Units of work the store's writer ran, by result.", "result");
+    if (error == 0)
+        error = td_metrics_counter(&w->busy, m, "store_writer_busy_seconds_total",
+                                   "Time the store's writer spent running batches.", NULL);
+    if (error == 0)
+        error = td_metrics_counter(
+            &w->commit_time, m, "store_commit_seconds_total",
+            "Time the store's writer spent committing (waiting for the disk).", NULL);
     if (error == 0)
         error = td_store_on_commit(store, on_commit, w);
     if (error == 0 && (error = td_metrics__add_collector(m, collect, w, release)) < 0)

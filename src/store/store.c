@@ -268,6 +268,14 @@ static int read_event(td_store *store, const td_uuid *id, td_event_fn fn, void *
     return error;
 }
 
+int td_store_writer_stats(td_store *store, td_writer_stats *out)
+{
+    *out = (td_writer_stats){0};
+    if (store->writer)
+        td_writer__stats(store->writer, out);
+    return 0;
+}
+
 int td_store_read(td_store *store, const td_read_query *query, td_event_fn fn, void *payload)
 {
     return read_all(store, query, fn, payload, false);

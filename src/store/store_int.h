@@ -77,6 +77,7 @@ struct td_txn {
 int td_writer__start(td_writer **out, td_store *store, td_conn *conn);
 void td_writer__stop(td_writer *writer); /* drains the queue, joins, closes conn */
 int td_writer__submit(td_writer *writer, td_unit_fn fn, void *payload, bool prechecked);
+void td_writer__stats(td_writer *writer, td_writer_stats *out);
 
 /* readers.c */
 int td_readers__new(td_readers **out, const td_backend *backend, const char *target,

@@ -29,6 +29,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/alloc.h"
 #include "core/error.h"
@@ -61,7 +62,15 @@ struct td_writer {
     char fatal_message[MESSAGE_MAX];
     int64_t head;          /* the head position inside the current transaction */
     uint8_t last_hash[32]; /* the audit link of the event at head */
+    td_writer_stats stats; /* under lock */
 };
+
+static double seconds_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 static _Thread_local bool on_writer_thread;
 
@@ -140,7 +149,14 @@ static int run_unit(td_writer *w, unit *u)
     return w->backend->rollback_to(w->conn) < 0 ? TD_EIO : 0;
 }
 
-static void run_batch(td_writer *w, unit *batch)
+/* What a batch did, for td_store_writer_stats. */
+typedef struct batch_stats {
+    int64_t units, failed;
+    double commit_seconds;
+    bool committed;
+} batch_stats;
+
+static void run_batch(td_writer *w, unit *batch, batch_stats *st)
 {
     int error;
     if ((error = w->backend->begin(w->conn)) < 0 ||
@@ -155,11 +171,17 @@ static void run_batch(td_writer *w, unit *batch)
             abort_batch(w, batch, error);
             return;
         }
+        st->units++;
+        st->failed += u->result < 0;
     }
-    if ((error = w->backend->commit(w->conn)) < 0) {
+    double commit_start = seconds_now();
+    error = w->backend->commit(w->conn);
+    st->commit_seconds = seconds_now() - commit_start;
+    if (error < 0) {
         abort_batch(w, batch, TD_EIO);
         return;
     }
+    st->committed = true;
     td_store__committed(w->store, first, w->head);
 }
 
@@ -205,12 +227,19 @@ static void *writer_main(void *arg)
             break;
         unit *batch = take_batch(w);
         bool refused = w->fatal != 0;
+        batch_stats st = {0};
+        double start = seconds_now();
         pthread_mutex_unlock(&w->lock);
         if (refused)
             fail_refused(w, batch);
         else
-            run_batch(w, batch);
+            run_batch(w, batch, &st);
         pthread_mutex_lock(&w->lock);
+        w->stats.commits += st.committed;
+        w->stats.units += st.units;
+        w->stats.units_failed += st.failed;
+        w->stats.commit_seconds += st.commit_seconds;
+        w->stats.busy_seconds += seconds_now() - start;
         finish_batch(batch);
     }
     pthread_mutex_unlock(&w->lock);
@@ -250,6 +279,13 @@ void td_writer__stop(td_writer *w)
     pthread_cond_destroy(&w->wake);
     pthread_mutex_destroy(&w->lock);
     td_free(w);
+}
+
+void td_writer__stats(td_writer *w, td_writer_stats *out)
+{
+    pthread_mutex_lock(&w->lock);
+    *out = w->stats;
+    pthread_mutex_unlock(&w->lock);
 }
 
 int td_writer__submit(td_writer *w, td_unit_fn fn, void *payload, bool prechecked)

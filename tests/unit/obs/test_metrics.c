@@ -252,6 +252,14 @@ static void test_builtin_series_agree_with_what_happened(void **state)
                             "event_type=\"A\"}") == 3);
     assert_true(value_of(e, "subscription_lag_events{subscription=\"audit\"}") == 0);
     assert_true(value_of(e, "dead_letters{subscription=\"audit\"}") == 0);
+    /* the writer ran at least the five appends, in at most as many commits */
+    double units = value_of(e, "store_units_total{result=\"ok\"}");
+    double commits = value_of(e, "store_commits_total");
+    assert_true(units >= 5 && commits >= 1 && commits <= units);
+    assert_true(value_of(e, "store_units_total{result=\"failed\"}") == 0);
+    assert_true(value_of(e, "store_writer_busy_seconds_total") >=
+                value_of(e, "store_commit_seconds_total"));
+    assert_true(value_of(e, "store_commit_seconds_total") > 0);
     tt_append(store, "order-2", "A", 9); /* counted at the next render */
     e = render(m);
     assert_true(value_of(e, "domain_events_total{event_type=\"A\",source=\"order\"}") == 4);

@@ -346,6 +346,23 @@ static void test_unit_error_codes_do_not_stop_the_store(void **state)
     assert_int_equal(count_all(f->store), 1);
 }
 
+static void test_writer_stats_count_units_and_commits(void **state)
+{
+    fixture *f = *state;
+    td_writer_stats before, after;
+    assert_td_ok(td_store_writer_stats(f->store, &before));
+    for (int i = 0; i < 3; i++)
+        tt_append(f->store, "order-1", "T", i);
+    assert_td_code(td_transact(f->store, unit_reports_io_error, NULL), TD_EIO);
+    assert_td_ok(td_store_writer_stats(f->store, &after));
+    assert_int_equal(after.units - before.units, 4);
+    assert_int_equal(after.units_failed - before.units_failed, 1);
+    assert_true(after.commits - before.commits >= 1 && after.commits - before.commits <= 4);
+    assert_true(after.commit_seconds > before.commit_seconds);
+    assert_true(after.busy_seconds - before.busy_seconds >=
+                after.commit_seconds - before.commit_seconds);
+}
+
 static int unit_nested(td_txn *txn, void *payload)
 {
     (void)txn;
@@ -386,6 +403,9 @@ static void test_reopen_and_read_only(void **state)
     assert_int_equal(count_all(f->store), 1);
     td_event ev = tt_event("T", "{}");
     assert_td_code(td_store_append(f->store, "order-1", TD_EXPECT_ANY, &ev, 1), TD_EINVAL);
+    td_writer_stats none;
+    assert_td_ok(td_store_writer_stats(f->store, &none));
+    assert_int_equal(none.units + none.commits, 0); /* no writer */
 }
 
 /* ---- import --------------------------------------------------------------- */
@@ -504,6 +524,7 @@ int main(void)
         T(test_unit_commits_or_rolls_back_whole),
         T(test_failed_append_leaves_nothing_in_unit),
         T(test_unit_error_codes_do_not_stop_the_store),
+        T(test_writer_stats_count_units_and_commits),
         T(test_misuse_is_refused),
         T(test_reopen_and_read_only),
         T(test_import_keeps_identity),
