@@ -141,11 +141,15 @@ done:
     return error;
 }
 
+/* Readers do not map the file: while the log grows, SQLite remaps it at
+ * almost every read transaction, and each munmap stops every core for a TLB
+ * shootdown, the writer's included (5 % of the shop's CPU under load). Reads
+ * through the page cache are about 10 % slower in a bulk scan. */
 static int configure(td_conn *conn, bool writer)
 {
     if (!writer)
         return td_sqlite__exec(conn,
-                               "PRAGMA cache_size = -16384; PRAGMA mmap_size = 268435456;"
+                               "PRAGMA cache_size = -16384; PRAGMA mmap_size = 0;"
                                "PRAGMA query_only = 1",
                                "configuring reader");
     return td_sqlite__exec(conn,
