@@ -231,6 +231,13 @@ int td_store_stream_version(td_store *store, const char *stream, int64_t *out);
 /* The highest committed position (0 for an empty store). */
 int td_store_head(td_store *store, int64_t *out);
 
+/* The highest position this handle knows committed, without asking the
+ * database: its own commits at once, other processes' as td_store_wait last
+ * polled them. Every event up to it is visible to reads started afterwards,
+ * so a reader may take it as "read up to here" when a filtered read comes
+ * back short. Cheaper than td_store_head, which runs a query. */
+int64_t td_store_known_head(td_store *store);
+
 /* Waits until the head passes after_position or timeout_ms elapses (-1: no
  * limit), then sets *head. Commits of this process wake it at once; those of
  * other processes are seen within poll_interval_ms. */

@@ -86,7 +86,7 @@ static int append_event(const td_event *stored, void *payload)
 /* Fills the buffer with the next page; returns < 0 on a store failure. */
 static int refill(sse *s)
 {
-    int64_t head = 0;
+    int64_t head = td_store_known_head(s->store); /* no query: waits keep it fresh */
     td_read_query q = TD_READ_QUERY_INIT;
     q.after_position = s->after;
     q.stream = s->stream;
@@ -94,9 +94,7 @@ static int refill(sse *s)
     q.category = s->category;
     q.limit = SSE_PAGE;
     s->len = s->off = 0;
-    int error = td_store_head(s->store, &head);
-    if (error == 0)
-        error = td_store_read_stored(s->store, &q, append_event, s); /* upcast one by one */
+    int error = td_store_read_stored(s->store, &q, append_event, s); /* upcast one by one */
     if (error == 0 && s->len == 0 && head > s->after)
         s->after = head; /* nothing matched up to the head */
     return error;

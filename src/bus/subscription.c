@@ -278,7 +278,7 @@ static int read_more(td_subscription *sub, batch *b)
     size_t limit = read_limit(sub, &careful);
     if (limit == 0)
         return -1;
-    int64_t head = 0;
+    int64_t head = td_store_known_head(sub->store); /* no query: waits keep it fresh */
     td_read_query q = TD_READ_QUERY_INIT;
     q.after_position = sub->read_position; /* only the reader writes it */
     q.type = sub->opts.match.type;
@@ -286,9 +286,7 @@ static int read_more(td_subscription *sub, batch *b)
     q.limit = limit;
     b->count = 0;
     b->cap = limit;
-    int error = td_store_head(sub->store, &head);
-    if (error == 0)
-        error = td_store_read_stored(sub->store, &q, collect, b);
+    int error = td_store_read_stored(sub->store, &q, collect, b);
     if (error == 0 && careful && b->count == 1 && b->events[0]->position > sub->careful_until) {
         careful = false; /* the filter skipped past the suspect range: it is over */
         pthread_mutex_lock(&sub->lock);

@@ -479,10 +479,20 @@ static int poll_head(td_store *store)
     return error;
 }
 
+int64_t td_store_known_head(td_store *store)
+{
+    pthread_mutex_lock(&store->watch_lock);
+    int64_t head = store->watch_head;
+    pthread_mutex_unlock(&store->watch_lock);
+    return head;
+}
+
 int td_store_wait(td_store *store, int64_t after_position, int timeout_ms, int64_t *head)
 {
     struct timespec deadline = after_ms(timeout_ms < 0 ? 0 : timeout_ms);
-    int error = poll_head(store);
+    /* Asks the database only if this process knows of nothing newer: the
+     * answer is then at hand without a query. */
+    int error = td_store_known_head(store) > after_position ? 0 : poll_head(store);
     pthread_mutex_lock(&store->watch_lock);
     while (error == 0 && store->watch_head <= after_position) {
         int64_t left = timeout_ms < 0 ? store->opts.poll_interval_ms : ms_until(&deadline);

@@ -510,6 +510,27 @@ static void test_wait_wakes_on_commit(void **state)
     pthread_join(t, NULL);
 }
 
+/* The known head follows this handle's commits at once, and another
+ * handle's (another process's) only once a wait has polled the database. */
+static void test_known_head(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(td_store_known_head(f->store), 0);
+    for (int i = 0; i < 3; i++)
+        tt_append(f->store, "order-1", "T", i);
+    assert_int_equal(td_store_known_head(f->store), 3);
+    td_store *other = tt_open(f->url);
+    assert_int_equal(td_store_known_head(other), 3); /* read when opened */
+    tt_append(f->store, "order-1", "T", 3);
+    tt_append(f->store, "order-1", "T", 4);
+    assert_int_equal(td_store_known_head(other), 3);
+    int64_t head = 0;
+    assert_td_ok(td_store_wait(other, 3, 5000, &head));
+    assert_int_equal(head, 5);
+    assert_int_equal(td_store_known_head(other), 5);
+    td_store_free(other);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -530,6 +551,7 @@ int main(void)
         T(test_import_keeps_identity),
         T(test_audit_chain_survives_rollbacks),
         T(test_wait_wakes_on_commit),
+        T(test_known_head),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
