@@ -36,7 +36,7 @@
 #include "core/log_int.h"
 #include "tidings/upcast.h"
 
-#define CHECKPOINT_EVERY_US 20000
+#define CHECKPOINT_EVERY_US 100000
 #define INFLIGHT_WINDOW     1024
 #define REQUESTS_EVERY_US   50000
 
