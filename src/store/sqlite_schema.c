@@ -154,7 +154,7 @@ static int configure(td_conn *conn, bool writer)
                                "configuring reader");
     return td_sqlite__exec(conn,
                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
-                           "PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY",
+                           "PRAGMA cache_size = -16384",
                            "configuring writer");
 }
 
