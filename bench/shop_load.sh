@@ -28,6 +28,13 @@ if [ "$more" -gt 0 ]; then
   "$build/shop" load --url "$url" --orders "$more" --concurrency "$concurrency" \
     --decline-rate 0.1 | tail -1
 fi
+# Rebuild beside an idle shop: wait until every subscription has caught up
+# (the e-mails and read models trail the last final status a little).
+for _ in $(seq 600); do
+  lag=$(curl -sf "$url/health" | jq '[.subscriptions[].lag_events] | add')
+  [ "$lag" = 0 ] && break
+  sleep 0.1
+done
 for rm in user_orders product_sales stock_levels; do
   for _ in 1 2 3; do
     "$build/shop" projections rebuild "$rm" --db "sqlite:$dir/data/tidings.db"
