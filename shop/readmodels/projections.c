@@ -185,11 +185,16 @@ const shop_read_model shop_read_models[SHOP_READ_MODELS] = {
 
 /* Applies an event to the live copy of the read model, unless that copy was
  * rebuilt past it (rebuild.c): in the handler's unit, so the check and the
- * write are one with the rebuild's swap. */
+ * write are one with the rebuild's swap. A replayed event is left alone:
+ * each event counted once already (the handler is transactional), and a
+ * replay cannot tell what it counted; `shop projections rebuild` is the
+ * way to recompute a read model. */
 static int live(td_delivery *d, const td_event *ev, void *payload)
 {
     const shop_read_model *m = payload;
     td_txn *txn = td_delivery_txn(d);
+    if (td_delivery_is_replay(d))
+        return 0;
     json_t *data = event_data(d, ev);
     shop_rm_generation g;
     char coll[SHOP_RM_COLLECTION_MAX];
