@@ -91,4 +91,13 @@ stop
   fail "migrated a store with an unreadable event"
 grep -q "OrderCreated schema 9 cannot be read" "$dir/migrate.err" || fail "$(cat "$dir/migrate.err")"
 [ ! -e "$dir/new.db" ] || fail "the failed migration created its target"
+
+# So does a rebuild of a read model that wants it; the live copy stays live.
+generations() { sqlite3 "$dir/data/tidings.db" "SELECT body FROM documents WHERE collection = 'readmodel_generations'"; }
+before=$(generations)
+"$shop" projections rebuild user_orders --db "$db" 2>"$dir/rebuild.err" &&
+  fail "rebuilt a read model over an unreadable event"
+grep -q "OrderCreated schema 9 cannot be read" "$dir/rebuild.err" || fail "$(cat "$dir/rebuild.err")"
+[ "$(generations)" = "$before" ] || fail "the failed rebuild changed which copy is live"
+"$shop" projections rebuild stock_levels --db "$db" >/dev/null || fail "a read model that does not want it"
 echo "ok"
