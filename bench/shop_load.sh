@@ -19,6 +19,25 @@ url=$(grep -o 'http://127.0.0.1:[0-9]*' "$dir/out" | head -1)
 echo "shop load: $orders orders, $concurrency clients, against $url"
 "$build/shop" load --url "$url" --orders "$orders" --concurrency "$concurrency" --decline-rate 0.1 \
   ${RATE:+--rate "$RATE"}
+# Idle live feeds must not slow other requests: the median time of 21
+# GET /categories alone, then with 16 feeds open that match nothing.
+get_ms() {
+  for _ in $(seq 21); do curl -s -o /dev/null -w '%{time_total}\n' "$url/categories"; done |
+    sort -n | awk '{t[NR] = $1} END {printf "%.2f", t[11] * 1000}'
+}
+alone=$(get_ms)
+feeds=()
+for _ in $(seq 16); do
+  curl -sN "$url/events/stream?type=NothingAtAll" >/dev/null &
+  feeds+=($!)
+done
+sleep 1
+with=$(get_ms)
+kill "${feeds[@]}" 2>/dev/null || true
+wait "${feeds[@]}" 2>/dev/null || true
+echo "get_ms_alone: $alone"
+echo "get_ms_with_16_idle_feeds: $with"
+
 # Rebuilds of each read model beside the running shop, from a log of at least
 # REBUILD_ORDERS orders (10,000: about 80,000 events; a smaller log measures
 # mostly start-up), three each; the command prints events/s.

@@ -64,10 +64,37 @@ int http_integer(json_t *body, const char *key, bool required, int64_t *out, htt
 /* A query argument, or NULL. */
 const char *http_query(http_request *req, const char *key);
 
+/* Parked live feeds (feeds.c): a feed with nothing to send parks its
+ * connection instead of waiting on a server thread; one thread resumes it
+ * when something is committed after its position or a keep-alive is due.
+ * The server needs MHD_ALLOW_SUSPEND_RESUME. Stop before MHD_stop_daemon
+ * (it resumes every parked feed, and refuses to park more); free after. */
+#define HTTP_FEED_KEEPALIVE_US (15 * 1000000LL)
+typedef struct http_feeds http_feeds;
+typedef struct http_feed {
+    struct MHD_Connection *connection;
+    int64_t after;     /* the last position the feed has read */
+    td_time last_sent; /* when it last sent anything */
+    bool parked;
+    struct http_feed *next;
+} http_feed;
+typedef enum http_feed_parking {
+    HTTP_FEED_PARKED,   /* suspended: return 0 from the content reader */
+    HTTP_FEED_MISSED,   /* something was committed meanwhile: read again */
+    HTTP_FEED_STOPPING, /* the server stops: end the stream */
+} http_feed_parking;
+int http_feeds_start(http_feeds **out, td_store *store);
+/* From the feed's content reader only. */
+http_feed_parking http_feeds_park(http_feeds *feeds, http_feed *feed);
+/* From the response's free callback: the feed is gone. */
+void http_feeds_forget(http_feeds *feeds, http_feed *feed);
+void http_feeds_stop(http_feeds *feeds);
+void http_feeds_free(http_feeds *feeds);
+
 /* GET /events/stream (sse.c): makes the streaming response in *out, or sets
  * a problem in res and leaves *out NULL. The feed ends when *stopping. */
 int http_event_stream(http_request *req, http_response *res, const atomic_bool *stopping,
-                      struct MHD_Response **out);
+                      http_feeds *feeds, struct MHD_Response **out);
 
 /* Runs handler, honouring an Idempotency-Key header on POST (idempotency.c). */
 int http_idempotent(http_request *req, http_response *res, http_handler handler);

@@ -20,6 +20,7 @@
 struct http_server {
     struct MHD_Daemon *daemon;
     atomic_bool stopping; /* ends live event streams */
+    http_feeds *feeds;    /* live feeds parked with nothing to send */
     shop *shop;
     td_store *store;
     td_metric *requests, *duration;
@@ -187,7 +188,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     struct MHD_Response *stream = NULL;
     if (strcmp(url, "/events/stream") == 0 && strcmp(method, "GET") == 0) {
         route = "/events/stream";
-        http_event_stream(&req, &res, &s->stopping, &stream);
+        http_event_stream(&req, &res, &s->stopping, s->feeds, &stream);
     } else {
         dispatch(&req, p, &res, &route);
     }
@@ -235,13 +236,17 @@ int http_server_start(http_server **out, shop *sh, td_store *store, const http_o
             td_metrics_histogram(&s->duration, s->metrics, "http_request_duration_seconds",
                                  "Time to answer an HTTP request.", "route,method,status", NULL, 0);
     if (error == 0)
-        s->daemon = MHD_start_daemon(
-            MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO, 0, NULL, NULL,
-            on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(opts->threads ? opts->threads : 4),
-            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT,
-            (unsigned)30, MHD_OPTION_END);
+        error = http_feeds_start(&s->feeds, store);
+    if (error == 0)
+        s->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+                                         MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME,
+                                     0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
+                                     (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,
+                                     (unsigned)(opts->threads ? opts->threads : 4),
+                                     MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                                     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
     if (error < 0 || s->daemon == NULL) {
+        http_feeds_free(s->feeds);
         free(s);
         return error < 0 ? error : TD_EIO;
     }
@@ -260,7 +265,9 @@ void http_server_stop(http_server *s)
     if (s == NULL)
         return;
     atomic_store(&s->stopping, true); /* live event streams end */
+    http_feeds_stop(s->feeds);        /* ... the parked ones too, once resumed */
     MHD_quiesce_daemon(s->daemon);    /* no new connections */
     MHD_stop_daemon(s->daemon);       /* waits for the threads answering requests */
+    http_feeds_free(s->feeds);
     free(s);
 }

@@ -10,10 +10,12 @@
  * client's socket takes it, and each block is read from the store on demand.
  * A slow client therefore holds at most one block in memory and costs the
  * shop nothing; one that stops reading is dropped by the connection timeout.
- * With nothing to send, the reader waits up to 50 ms for a commit (this
- * process's commits wake it at once) and sends a comment every 15 s to keep
- * proxies from closing the stream. Events come at the schema the shop reads;
- * one it cannot read is announced as `event: unreadable` and passed over.
+ * With nothing to send, the feed parks its connection (feeds.c) instead of
+ * waiting on one of the server's few threads, and is resumed by the next
+ * commit after its position, or after 15 s to send a comment that keeps
+ * proxies from closing the stream (and finds a client that went away).
+ * Events come at the schema the shop reads; one it cannot read is announced
+ * as `event: unreadable` and passed over.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,17 +24,16 @@
 #include "http/http.h"
 
 #define SSE_PAGE         100
-#define SSE_WAIT_MS      50
-#define SSE_KEEPALIVE_US (15 * 1000000LL)
+#define SSE_MISSED_READS 3 /* rereads when commits keep coming while parking */
 
 typedef struct sse {
     td_store *store;
     char *stream, *type, *category;
-    int64_t after;
+    http_feed feed; /* position (after) and last_sent, and the parking */
     char *buf;
     size_t len, off;
-    td_time last_sent;
     const atomic_bool *stopping;
+    http_feeds *feeds;
 } sse;
 
 /* Appends one SSE message (the buffer grows as needed). */
@@ -45,7 +46,7 @@ static int append_message(sse *s, int64_t position, const char *type, const char
     s->buf = grown;
     s->len += (size_t)snprintf(s->buf + s->len, need - s->len, "id: %lld\nevent: %s\ndata: %s\n\n",
                                (long long)position, type, json);
-    s->after = position;
+    s->feed.after = position;
     return 0;
 }
 
@@ -88,16 +89,24 @@ static int refill(sse *s)
 {
     int64_t head = td_store_known_head(s->store); /* no query: waits keep it fresh */
     td_read_query q = TD_READ_QUERY_INIT;
-    q.after_position = s->after;
+    q.after_position = s->feed.after;
     q.stream = s->stream;
     q.type = s->type;
     q.category = s->category;
     q.limit = SSE_PAGE;
     s->len = s->off = 0;
     int error = td_store_read_stored(s->store, &q, append_event, s); /* upcast one by one */
-    if (error == 0 && s->len == 0 && head > s->after)
-        s->after = head; /* nothing matched up to the head */
+    if (error == 0 && s->len == 0 && head > s->feed.after)
+        s->feed.after = head; /* nothing matched up to the head */
     return error;
+}
+
+static void keep_alive(sse *s)
+{
+    free(s->buf);
+    s->buf = strdup(": keep-alive\n\n");
+    s->len = s->buf ? strlen(s->buf) : 0;
+    s->off = 0;
 }
 
 static ssize_t next_block(void *cls, uint64_t pos, char *out, size_t max)
@@ -106,25 +115,28 @@ static ssize_t next_block(void *cls, uint64_t pos, char *out, size_t max)
     (void)pos;
     if (atomic_load(s->stopping))
         return MHD_CONTENT_READER_END_OF_STREAM;
-    if (s->off == s->len) {
+    for (int reads = 0; s->off == s->len; reads++) {
         if (refill(s) < 0)
             return MHD_CONTENT_READER_END_WITH_ERROR;
-        int64_t head = 0;
-        if (s->len == 0 && td_store_wait(s->store, s->after, SSE_WAIT_MS, &head) == 0 &&
-            head > s->after && refill(s) < 0)
-            return MHD_CONTENT_READER_END_WITH_ERROR;
-    }
-    if (s->off == s->len && td_time_now() - s->last_sent > SSE_KEEPALIVE_US) {
-        free(s->buf);
-        s->buf = strdup(": keep-alive\n\n");
-        s->len = s->buf ? strlen(s->buf) : 0;
-        s->off = 0;
+        if (s->off < s->len)
+            break;
+        if (td_time_now() - s->feed.last_sent >= HTTP_FEED_KEEPALIVE_US) {
+            keep_alive(s);
+            break;
+        }
+        if (reads == SSE_MISSED_READS)
+            return 0; /* called again soon */
+        http_feed_parking parked = http_feeds_park(s->feeds, &s->feed);
+        if (parked == HTTP_FEED_STOPPING)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        if (parked == HTTP_FEED_PARKED)
+            return 0; /* resumed when there is something to send */
     }
     size_t n = s->len - s->off < max ? s->len - s->off : max;
     if (n > 0) {
         memcpy(out, s->buf + s->off, n);
         s->off += n;
-        s->last_sent = td_time_now();
+        s->feed.last_sent = td_time_now();
     }
     return (ssize_t)n;
 }
@@ -132,6 +144,7 @@ static ssize_t next_block(void *cls, uint64_t pos, char *out, size_t max)
 static void release(void *cls)
 {
     sse *s = cls;
+    http_feeds_forget(s->feeds, &s->feed);
     free(s->stream);
     free(s->type);
     free(s->category);
@@ -165,7 +178,7 @@ static int start_position(http_request *req, int64_t *after, http_response *res)
 }
 
 int http_event_stream(http_request *req, http_response *res, const atomic_bool *stopping,
-                      struct MHD_Response **out)
+                      http_feeds *feeds, struct MHD_Response **out)
 {
     td_read_query probe = TD_READ_QUERY_INIT;
     int64_t after = 0;
@@ -181,9 +194,13 @@ int http_event_stream(http_request *req, http_response *res, const atomic_bool *
     sse *s = calloc(1, sizeof *s);
     if (s == NULL)
         return http_problem(res, 500, "internal_error", NULL, "out of memory");
-    *s = (sse){
-        req->store, copy(probe.stream), copy(probe.type), copy(probe.category), after, NULL, 0,
-        0,          td_time_now(),      stopping};
+    *s = (sse){.store = req->store,
+               .stream = copy(probe.stream),
+               .type = copy(probe.type),
+               .category = copy(probe.category),
+               .feed = {.connection = req->connection, .after = after, .last_sent = td_time_now()},
+               .stopping = stopping,
+               .feeds = feeds};
     s->buf = strdup("retry: 1000\n\n"); /* reconnect soon; Last-Event-ID resumes */
     s->len = s->buf ? strlen(s->buf) : 0;
     *out = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, next_block, s, release);
