@@ -504,6 +504,7 @@ typedef struct feed {
     char ids[16][24], types[16][48];
     char buf[65536];
     size_t len;
+    CURLcode rc; /* how the stream ended */
 } feed;
 
 static size_t on_feed(char *data, size_t size, size_t n, void *payload)
@@ -546,7 +547,7 @@ static void *listen_feed(void *arg)
         headers = curl_slist_append(headers, header);
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
     }
-    curl_easy_perform(c);
+    f->rc = curl_easy_perform(c);
     curl_slist_free_all(headers);
     curl_easy_cleanup(c);
     return NULL;
@@ -591,6 +592,48 @@ static void test_live_feed_and_resume(void **state)
     reply bad = request("GET", "/events/stream?after=x", NULL, NULL, 0);
     assert_int_equal(bad.status, 400);
     free(bad.body);
+}
+
+/* More idle feeds than the server has threads (they park: that they cost
+ * requests nothing is measured in make bench): requests are answered, a
+ * commit wakes every parked feed it matches, and a stop ends the parked
+ * ones and exits 0. */
+#define IDLE_FEEDS 8
+
+static void test_idle_feeds_wake_and_stop(void **state)
+{
+    (void)state;
+    static feed waiting[IDLE_FEEDS], idle[IDLE_FEEDS];
+    pthread_t t[IDLE_FEEDS], u[IDLE_FEEDS];
+    for (int i = 0; i < IDLE_FEEDS; i++) {
+        memset(&waiting[i], 0, sizeof waiting[i]);
+        snprintf(waiting[i].path, sizeof waiting[i].path, "/events/stream?type=CategoryCreated");
+        waiting[i].want = 1;
+        pthread_create(&t[i], NULL, listen_feed, &waiting[i]);
+    }
+    usleep(300000);
+    for (int i = 0; i < 5; i++)
+        json_decref(call("GET", "/categories", NULL, 200));
+    json_decref(call("POST", "/categories", "{\"name\":\"Parked\"}", 201));
+    for (int i = 0; i < IDLE_FEEDS; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(waiting[i].got, 1);
+        assert_string_equal(waiting[i].types[0], "CategoryCreated");
+    }
+    for (int i = 0; i < IDLE_FEEDS; i++) {
+        memset(&idle[i], 0, sizeof idle[i]);
+        snprintf(idle[i].path, sizeof idle[i].path, "/events/stream?type=NothingEver");
+        idle[i].want = 1;
+        pthread_create(&u[i], NULL, listen_feed, &idle[i]);
+    }
+    usleep(300000);
+    assert_int_equal(stop_server(), 0); /* parked feeds do not keep it from stopping */
+    for (int i = 0; i < IDLE_FEEDS; i++) {
+        pthread_join(u[i], NULL);
+        assert_int_equal(idle[i].got, 0);
+        assert_true(idle[i].rc != CURLE_OPERATION_TIMEDOUT); /* ended by the stop */
+    }
+    start_server(); /* for the teardown */
 }
 
 /* ---- graceful shutdown under load ------------------------------------------------------ */
@@ -696,6 +739,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_bad_input_changes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idempotency_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_live_feed_and_resume, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idle_feeds_wake_and_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_graceful_shutdown_under_load, setup, teardown),
         cmocka_unit_test_setup_teardown(test_short_load_run_is_consistent, setup, teardown),
     };
