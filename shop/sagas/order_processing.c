@@ -11,15 +11,21 @@
  *  paying     ─PaymentProcessed ok─▶ processing ── order Processing;
  *                                        compensation: refund_payment
  *  paying     ─PaymentProcessed declined─▶ cancelled (payment_declined) ┐ compensations
- *  paying     ─DeadlineExpired─▶ cancelled (payment_timeout)            ┘ run first
+ *  paying     ─DeadlineExpired─▶ awaiting_late_payment (payment_timeout)┘ run first
  *  processing ─OrderStatusChanged Shipped─▶ completed
+ *
+ * A payment may still answer after its deadline cancelled the order. For
+ * LATE_PAYMENT_FACTOR times the payment timeout the saga waits for that:
+ *  awaiting_late_payment ─PaymentProcessed ok─▶ cancelled ── RefundPayment
+ *  awaiting_late_payment ─PaymentProcessed declined / DeadlineExpired─▶ cancelled
  *
  * A customer's cancel (OrderStatusChanged to Cancelled, cancelled_by_customer)
  * can overtake the replies the saga waits for, so it has states of its own:
  *  reserving  ─cancel─▶ cancelling_reservation: StockReserved ─▶ release, cancelled
  *                                               StockNotReserved ─▶ cancelled
  *  paying     ─cancel─▶ cancelling_payment (release now): paid ─▶ refund, cancelled
- *                                               declined / deadline ─▶ cancelled
+ *                                               declined ─▶ cancelled
+ *                                               deadline ─▶ awaiting_late_payment
  *  processing ─cancel─▶ cancelled (refund, release)
  *
  * Order status changes the saga makes itself tolerate an order the customer
@@ -176,11 +182,21 @@ static int payment_declined(td_saga_ctx *ctx, const td_event *ev, void *payload)
     return set_status(ctx, "Cancelled", "payment_declined");
 }
 
+#define LATE_PAYMENT_FACTOR 10
+
+/* After the payment deadline: a late answer is still awaited a while. */
+static int await_late_payment(td_saga_ctx *ctx, const td_event *ev, void *payload)
+{
+    shop *s = payload;
+    (void)ev;
+    return td_saga_set_deadline(ctx, td_time_now() + (td_time)s->opts.payment_timeout_ms * 1000 *
+                                                         LATE_PAYMENT_FACTOR);
+}
+
 static int payment_timeout(td_saga_ctx *ctx, const td_event *ev, void *payload)
 {
-    (void)ev;
-    (void)payload;
-    return set_status(ctx, "Cancelled", "payment_timeout");
+    int error = set_status(ctx, "Cancelled", "payment_timeout");
+    return error < 0 ? error : await_late_payment(ctx, ev, payload);
 }
 
 /* ---- the table ------------------------------------------------------------------------ */
@@ -198,11 +214,15 @@ static const td_saga_transition transitions[] = {
     {"cancelling_reservation", "StockNotReserved", "cancelled", NULL, NULL, false, NULL},
     {"paying", "PaymentProcessed", "processing", confirm, "refund_payment", false, paid},
     {"paying", "PaymentProcessed", "cancelled", payment_declined, NULL, true, declined},
-    {"paying", DEADLINE, "cancelled", payment_timeout, NULL, true, NULL},
+    {"paying", DEADLINE, "awaiting_late_payment", payment_timeout, NULL, true, NULL},
     {"paying", "OrderStatusChanged", "cancelling_payment", NULL, NULL, true, customer_cancel},
     {"cancelling_payment", "PaymentProcessed", "cancelled", refund_payment, NULL, false, paid},
     {"cancelling_payment", "PaymentProcessed", "cancelled", NULL, NULL, false, declined},
-    {"cancelling_payment", DEADLINE, "cancelled", NULL, NULL, false, NULL},
+    {"cancelling_payment", DEADLINE, "awaiting_late_payment", await_late_payment, NULL, false,
+     NULL},
+    {"awaiting_late_payment", "PaymentProcessed", "cancelled", refund_payment, NULL, false, paid},
+    {"awaiting_late_payment", "PaymentProcessed", "cancelled", NULL, NULL, false, declined},
+    {"awaiting_late_payment", DEADLINE, "cancelled", NULL, NULL, false, NULL},
     {"processing", "OrderStatusChanged", "cancelled", NULL, NULL, true, customer_cancel},
     {"processing", "OrderStatusChanged", "completed", NULL, NULL, false, shipped},
 };

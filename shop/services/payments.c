@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct key_state {
     char key[64];
@@ -57,6 +58,10 @@ static int charge(void *self, const char *key, int64_t amount, const char *curre
         *outcome = SHOP_PAYMENT_NO_ANSWER;
     } else if (strcmp(token, "tok_flaky") == 0 && n <= 2) {
         return TD_EIO; /* the provider's gateway is having a moment */
+    } else if (strcmp(token, "tok_slow") == 0) {
+        struct timespec late = {SHOP_PAYMENT_SLOW_MS / 1000,
+                                (SHOP_PAYMENT_SLOW_MS % 1000) * 1000000L};
+        nanosleep(&late, NULL); /* approves, but only after a while */
     }
     return 0;
 }

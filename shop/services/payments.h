@@ -4,7 +4,8 @@
  *
  * The simulated provider decides by card token: "tok_decline" declines,
  * "tok_timeout" never answers, "tok_flaky" fails with a transient error on
- * its first two attempts and then succeeds, anything else succeeds. It
+ * its first two attempts and then succeeds, "tok_slow" succeeds after
+ * SHOP_PAYMENT_SLOW_MS, anything else succeeds at once. It
  * remembers each idempotency key's outcome, so asking again gives the same
  * answer and never charges twice.
  */
@@ -12,6 +13,8 @@
 #define SHOP_SERVICES_PAYMENTS_H
 
 #include "shop.h"
+
+#define SHOP_PAYMENT_SLOW_MS 1000 /* how long "tok_slow" takes */
 
 typedef enum shop_payment_outcome {
     SHOP_PAYMENT_APPROVED,

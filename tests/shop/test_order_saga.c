@@ -314,6 +314,32 @@ static void test_timeout_releases_stock(void **state)
     assert_int_equal(stock_of(p), 5);
 }
 
+/* A payment that succeeds after its deadline cancelled the order is
+ * refunded; the order stays cancelled and the stock released. */
+static void test_late_payment_is_refunded(void **state)
+{
+    (void)state;
+    char u[SHOP_ID_LEN + 1], p[SHOP_ID_LEN + 1], o[SHOP_ID_LEN + 1], pay[64];
+    user(u);
+    product(5, p);
+    place(u, p, 2, "tok_slow", o); /* approves after 1 s; the deadline is 400 ms */
+    expect_final(o, "Cancelled", "payment_timeout");
+    wait_count("InventoryReleased", NULL, 1);
+    payment_stream(pay, o);
+    wait_count("PaymentRefunded", pay, 1);
+    assert_int_equal(count("PaymentProcessed", pay), 1);
+    assert_int_equal(count("RefundPayment", pay), 1);
+    json_t *after = order_of(o);
+    assert_string_equal(status_of(after), "Cancelled");
+    json_decref(after);
+    assert_int_equal(stock_of(p), 5);
+    wait_sales(p, 0, 0); /* never a sale */
+    char *saga = NULL;
+    assert_int_equal(td_saga_get(store, "order_processing", o, &saga), 0);
+    assert_non_null(strstr(saga, "\"state\":\"cancelled\""));
+    td_free(saga);
+}
+
 static void test_flaky_provider_succeeds_once(void **state)
 {
     (void)state;
@@ -451,6 +477,7 @@ int main(void)
         T(test_out_of_stock),
         T(test_declined_releases_stock),
         T(test_timeout_releases_stock),
+        T(test_late_payment_is_refunded),
         T(test_flaky_provider_succeeds_once),
         T(test_customer_cancels_before_payment),
         T(test_customer_cancels_after_payment),
