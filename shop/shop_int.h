@@ -59,11 +59,14 @@ int shop_rm_put(const shop_rm_docs *d, const char *key, json_t *doc);
  * rest and wait until all is written; without, give up what is queued.
  * Each returns the writer's failure if it had one. The _txn form writes
  * what is left in the caller's unit. A document is written once it has
- * not changed for SHOP_RM_SETTLE positions: an order's later events
- * usually come within that, and then its document is written once. */
+ * not changed for SHOP_RM_SETTLE positions (an order's later events
+ * usually come within that, and then its document is written once), or
+ * at once when more have changed than cache_max. */
 #define SHOP_RM_SETTLE 32768
 int shop_rm_writer_start(shop_rm_docs *d, td_store *store);
 int shop_rm_write_back(const shop_rm_docs *d, int64_t before);
+/* More changed documents than the cache may hold: write back now. */
+bool shop_rm_over_budget(const shop_rm_docs *d);
 int shop_rm_writer_finish(shop_rm_docs *d, bool write_rest);
 int shop_rm_write_back_txn(td_txn *txn, const shop_rm_docs *d);
 

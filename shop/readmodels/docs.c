@@ -278,11 +278,18 @@ static void evict(const shop_rm_docs *d)
     }
 }
 
+bool shop_rm_over_budget(const shop_rm_docs *d)
+{
+    return json_object_size(json_object_get(d->cache, "dirty")) > d->cache_max;
+}
+
 int shop_rm_write_back(const shop_rm_docs *d, int64_t before)
 {
     shop_rm_writer *w = d->writer;
     batch *b = NULL;
     int error = writer_error(w);
+    if (shop_rm_over_budget(d)) /* the bound wins over waiting for them to settle */
+        before = INT64_MAX;
     if (error == 0)
         error = gather(d, before, &b);
     if (error < 0 || b == NULL)

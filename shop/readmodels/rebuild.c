@@ -252,7 +252,7 @@ static int fold_pages(fold *f, readers *r)
             f->last = p->end;
             f->folded += (int64_t)p->count;
         }
-        if (error == 0 && f->last - f->handed >= WRITE_EVERY) {
+        if (error == 0 && (f->last - f->handed >= WRITE_EVERY || shop_rm_over_budget(&f->docs))) {
             error = shop_rm_write_back(&f->docs, f->last - SHOP_RM_SETTLE);
             f->handed = f->last;
         }
