@@ -84,6 +84,15 @@ typedef struct shop_rebuild_options {
 int shop_rebuild_read_model(td_store *store, const char *name, const shop_rebuild_options *opts,
                             shop_rebuild_report *out);
 
+/* A guard for the calling thread's commands: it runs in each command's unit
+ * of work, after the command succeeded, so what it writes commits with the
+ * command or not at all (the HTTP layer keeps its Idempotency-Key records
+ * this way). Returning < 0 fails the command; with *code set (a code word)
+ * and message, the shop error says so. NULL clears the guard. */
+typedef int (*shop_unit_guard_fn)(td_txn *txn, void *payload, const char **code, char *message,
+                                  size_t size);
+void shop_set_unit_guard(shop_unit_guard_fn fn, void *payload);
+
 /* Opens the store the shop commands work on: db if given, else the
  * TIDINGS_DB environment variable, else sqlite:DATA/tidings.db under data.
  * read_only: an existing store only, with writes refused. Caller owns *out;

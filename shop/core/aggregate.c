@@ -180,14 +180,47 @@ int cmd_fail(shop_cmd *cmd, int status, const char *code, const char *field, con
     return status;
 }
 
+/* The calling thread's unit guard (shop.h). */
+static _Thread_local shop_unit_guard_fn guard_fn;
+static _Thread_local void *guard_payload;
+
+void shop_set_unit_guard(shop_unit_guard_fn fn, void *payload)
+{
+    guard_fn = fn;
+    guard_payload = payload;
+}
+
+typedef struct guarded {
+    td_unit_fn fn;
+    shop_cmd *cmd;
+    shop_unit_guard_fn guard;
+    void *guard_payload;
+} guarded;
+
+/* The command, then the guard, in one unit. */
+static int guarded_unit(td_txn *txn, void *payload)
+{
+    guarded *g = payload;
+    int error = g->fn(txn, g->cmd);
+    if (error < 0 || g->guard == NULL)
+        return error;
+    const char *code = NULL;
+    char message[sizeof g->cmd->message] = "";
+    error = g->guard(txn, g->guard_payload, &code, message, sizeof message);
+    if (error < 0 && code)
+        cmd_fail(g->cmd, error, code, NULL, "%s", message);
+    return error;
+}
+
 int shop_run(td_store *store, td_unit_fn fn, void *payload)
 {
     shop_cmd *cmd = payload;
+    guarded g = {fn, cmd, guard_fn, guard_payload};
     int error = TD_ECONFLICT;
     for (int attempt = 0; attempt < CONFLICT_RETRIES && error == TD_ECONFLICT; attempt++) {
         cmd->status = 0;
         cmd->code = NULL;
-        error = td_transact(store, fn, payload);
+        error = td_transact(store, guarded_unit, &g);
         if (cmd->code) /* a domain decision, not a race: do not retry */
             break;
     }

@@ -1,15 +1,25 @@
 /*
  * idempotency.c (shop http): Idempotency-Key on POST requests.
  *
- *   first request with key K ──claim K (in_progress, fingerprint)──▶ handle ──▶
- *       answer < 500: keep it under K     answer >= 500: release K
- *   K again, same method, path and body ──▶ the kept answer, nothing done
- *   K again, another request             ──▶ 422 idempotency_key_reused
- *   K again while the first runs         ──▶ 409 request_in_progress
+ *   claim K: in_progress {fingerprint, token, claimed_at}  (a unit of its own)
+ *   run the handler; each command it runs checks, in the command's own unit,
+ *     that K is still claimed with this request's token, and marks K
+ *     committed: the effect and the mark commit together or not at all
+ *   keep the answer under K (done), unless it is >= 500 and nothing took
+ *     effect: then release K
  *
- * The claim is a unit of work, so two racing requests with one key cannot
- * both act. The fingerprint is the SHA-256 (libsodium) of method, path and
- * body. Kept answers live in documents http_idempotency/<key>.
+ *   K again, same request, done      ──▶ the kept answer; nothing is done
+ *   K again, another request         ──▶ 422 idempotency_key_reused
+ *   K again while the first runs     ──▶ 409 request_in_progress
+ *   K again, committed but no answer ──▶ 409 request_already_applied: the
+ *     server stopped between the effect and keeping the answer
+ *   K again, claimed more than CLAIM_LEASE_US ago and never committed: the
+ *     server stopped before any effect, so the request is taken over and
+ *     run. Its token replaces the old one: were the first request somehow
+ *     still running, its command would fail rather than take effect twice.
+ *
+ * The fingerprint is the SHA-256 (libsodium) of method, path and body. The
+ * records live in documents http_idempotency/<key>.
  */
 #include <sodium.h>
 #include <stdio.h>
@@ -18,15 +28,19 @@
 
 #include "http/http.h"
 
-#define KEY_MAX 200
+#define KEY_MAX        200
+#define COLLECTION     "http_idempotency"
+#define CLAIM_LEASE_US (60 * 1000000LL) /* no request runs this long */
+#define HEX(n)         ((n)*2 + 1)
 
 typedef struct claim {
     const char *key;
-    char fingerprint[crypto_hash_sha256_BYTES * 2 + 1];
-    json_t *found; /* the kept document, if any */
+    char fingerprint[HEX(crypto_hash_sha256_BYTES)];
+    char token[HEX(16)];
+    json_t *found; /* the record that answers instead of the handler, if any */
 } claim;
 
-static void fingerprint(const http_request *req, char out[crypto_hash_sha256_BYTES * 2 + 1])
+static void fingerprint(const http_request *req, char out[HEX(crypto_hash_sha256_BYTES)])
 {
     unsigned char hash[crypto_hash_sha256_BYTES];
     crypto_hash_sha256_state st;
@@ -36,38 +50,100 @@ static void fingerprint(const http_request *req, char out[crypto_hash_sha256_BYT
     crypto_hash_sha256_update(&st, (const unsigned char *)(req->body ? req->body : ""),
                               req->body_len);
     crypto_hash_sha256_final(&st, hash);
-    sodium_bin2hex(out, crypto_hash_sha256_BYTES * 2 + 1, hash, sizeof hash);
+    sodium_bin2hex(out, HEX(crypto_hash_sha256_BYTES), hash, sizeof hash);
+}
+
+/* The record under key, or NULL (none, or unreadable: TD_ECORRUPT). */
+static int load(td_txn *txn, const char *key, json_t **out)
+{
+    char *text = NULL;
+    size_t len = 0;
+    json_error_t err;
+    *out = NULL;
+    int error = td_txn_doc_get(txn, COLLECTION, key, &text, &len);
+    if (error == TD_ENOTFOUND)
+        return 0;
+    if (error == 0 && (*out = json_loadb(text, len, 0, &err)) == NULL)
+        error = TD_ECORRUPT;
+    td_free(text);
+    return error;
+}
+
+static const char *field(json_t *record, const char *name)
+{
+    return json_string_value(json_object_get(record, name));
+}
+
+static bool is(json_t *record, const char *name, const char *value)
+{
+    const char *v = field(record, name);
+    return v && strcmp(v, value) == 0;
+}
+
+/* A claim left by a server that stopped before its request took effect. */
+static bool abandoned(json_t *record, const char *fingerprint)
+{
+    json_int_t at = json_integer_value(json_object_get(record, "claimed_at"));
+    return is(record, "state", "in_progress") && is(record, "fingerprint", fingerprint) &&
+           td_time_now() - (td_time)at > CLAIM_LEASE_US;
+}
+
+static int put_state(td_txn *txn, const claim *c, const char *state, const char *time_field)
+{
+    json_t *record = json_pack("{s:s,s:s,s:s,s:I}", "state", state, "fingerprint", c->fingerprint,
+                               "token", c->token, time_field, (json_int_t)td_time_now());
+    int error = record ? td_txn_doc_put_json(txn, COLLECTION, c->key, record) : TD_ENOMEM;
+    json_decref(record);
+    return error;
 }
 
 static int claim_unit(td_txn *txn, void *payload)
 {
     claim *c = payload;
-    char *text = NULL, doc[256];
-    size_t len = 0;
-    json_error_t err;
-    int error = td_txn_doc_get(txn, "http_idempotency", c->key, &text, &len);
-    if (error == 0) {
-        c->found = json_loadb(text, len, 0, &err);
-        td_free(text);
-        return c->found ? 0 : TD_ECORRUPT;
+    int error = load(txn, c->key, &c->found);
+    if (error == 0 && c->found && abandoned(c->found, c->fingerprint)) {
+        json_decref(c->found); /* taken over */
+        c->found = NULL;
     }
-    if (error != TD_ENOTFOUND)
-        return error;
-    snprintf(doc, sizeof doc, "{\"state\":\"in_progress\",\"fingerprint\":\"%s\"}", c->fingerprint);
-    return td_txn_doc_put(txn, "http_idempotency", c->key, doc, 0);
+    return error < 0 || c->found ? error : put_state(txn, c, "in_progress", "claimed_at");
+}
+
+/* In each of the handler's commands' units (shop_set_unit_guard). */
+static int guard(td_txn *txn, void *payload, const char **code, char *message, size_t size)
+{
+    claim *c = payload;
+    json_t *record = NULL;
+    int error = load(txn, c->key, &record);
+    bool ours = record && is(record, "token", c->token);
+    json_decref(record);
+    if (error == 0 && !ours) {
+        *code = "request_in_progress";
+        snprintf(message, size, "another request took over this Idempotency-Key");
+        return TD_ECONFLICT;
+    }
+    return error < 0 ? error : put_state(txn, c, "committed", "committed_at");
 }
 
 typedef struct keep {
-    const char *key;
-    const char *text; /* NULL: release the claim */
+    const claim *c;
+    const char *text; /* the answer to keep; NULL: it was >= 500 */
 } keep;
 
 static int keep_unit(td_txn *txn, void *payload)
 {
     keep *k = payload;
+    json_t *record = NULL;
+    int error = load(txn, k->c->key, &record);
+    bool ours = record && is(record, "token", k->c->token);
+    bool committed = ours && is(record, "state", "committed");
+    json_decref(record);
+    if (error < 0 || !ours) /* taken over meanwhile: the record is not ours */
+        return error;
     if (k->text)
-        return td_txn_doc_put(txn, "http_idempotency", k->key, k->text, 0);
-    int error = td_txn_doc_delete(txn, "http_idempotency", k->key);
+        return td_txn_doc_put(txn, COLLECTION, k->c->key, k->text, 0);
+    if (committed) /* it took effect: a retry must learn so */
+        return 0;
+    error = td_txn_doc_delete(txn, COLLECTION, k->c->key); /* nothing happened: free the key */
     return error == TD_ENOTFOUND ? 0 : error;
 }
 
@@ -80,28 +156,32 @@ static bool valid_key(const char *key)
     return n > 0 && n <= KEY_MAX;
 }
 
-/* Answers from a kept document; 1 if it did, 0 to go on. */
-static int answer_from(claim *c, http_response *res)
+/* Answers from a record found under the key. */
+static void answer_from(const claim *c, http_response *res)
 {
-    const char *state = json_string_value(json_object_get(c->found, "state"));
-    const char *print = json_string_value(json_object_get(c->found, "fingerprint"));
-    if (!print || strcmp(print, c->fingerprint) != 0)
-        return http_problem(res, 422, "idempotency_key_reused", NULL,
-                            "Idempotency-Key was used for another request"),
-               1;
-    if (!state || strcmp(state, "done") != 0)
-        return http_problem(res, 409, "request_in_progress", NULL,
-                            "a request with this Idempotency-Key is still in progress"),
-               1;
-    json_t *body = json_object_get(c->found, "body");
-    const char *type = json_string_value(json_object_get(c->found, "content_type"));
-    const char *location = json_string_value(json_object_get(c->found, "location"));
-    res->status = (unsigned)json_integer_value(json_object_get(c->found, "status"));
-    res->json = json_incref(body);
+    json_t *r = c->found;
+    if (!is(r, "fingerprint", c->fingerprint)) {
+        http_problem(res, 422, "idempotency_key_reused", NULL,
+                     "Idempotency-Key was used for another request");
+        return;
+    }
+    if (is(r, "state", "committed")) {
+        http_problem(res, 409, "request_already_applied", NULL,
+                     "a request with this Idempotency-Key took effect, but the server stopped "
+                     "before it kept the answer; read the resource to see the result");
+        return;
+    }
+    if (!is(r, "state", "done")) {
+        http_problem(res, 409, "request_in_progress", NULL,
+                     "a request with this Idempotency-Key is still in progress");
+        return;
+    }
+    const char *type = field(r, "content_type"), *location = field(r, "location");
+    res->status = (unsigned)json_integer_value(json_object_get(r, "status"));
+    res->json = json_incref(json_object_get(r, "body"));
     res->content_type =
         type && strcmp(type, "application/problem+json") == 0 ? "application/problem+json" : NULL;
     snprintf(res->location, sizeof res->location, "%s", location ? location : "");
-    return 1;
 }
 
 int http_idempotent(http_request *req, http_response *res, http_handler handler)
@@ -113,8 +193,11 @@ int http_idempotent(http_request *req, http_response *res, http_handler handler)
     if (!valid_key(key))
         return http_problem(res, 400, "validation_failed", NULL,
                             "Idempotency-Key must be 1..%d printable characters", KEY_MAX);
-    claim c = {key, "", NULL};
+    claim c = {.key = key};
+    unsigned char token[16];
     fingerprint(req, c.fingerprint);
+    randombytes_buf(token, sizeof token);
+    sodium_bin2hex(c.token, sizeof c.token, token, sizeof token);
     if (td_transact(req->store, claim_unit, &c) < 0)
         return http_problem(res, 503, "unavailable", NULL, "%s", td_error_last());
     if (c.found) {
@@ -122,14 +205,16 @@ int http_idempotent(http_request *req, http_response *res, http_handler handler)
         json_decref(c.found);
         return 0;
     }
+    shop_set_unit_guard(guard, &c);
     handler(req, res);
+    shop_set_unit_guard(NULL, NULL);
     json_t *kept = json_pack(
         "{s:s,s:s,s:i,s:O?,s:s,s:s}", "state", "done", "fingerprint", c.fingerprint, "status",
         (int)res->status, "body", res->json, "content_type",
         res->content_type ? res->content_type : "application/json", "location", res->location);
     char *text = kept && res->status < 500 ? json_dumps(kept, JSON_COMPACT) : NULL;
-    keep k = {key, text};
-    td_transact(req->store, keep_unit, &k); /* a lost record only means the next try runs again */
+    keep k = {&c, text};
+    td_transact(req->store, keep_unit, &k); /* if lost, a retry learns the effect happened */
     free(text);
     json_decref(kept);
     return 0;

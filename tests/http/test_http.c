@@ -494,6 +494,98 @@ static void test_idempotency_keys(void **state)
     free(body);
 }
 
+/* ---- a server that stopped in the middle of a keyed request ---------------------------- */
+
+typedef struct record {
+    const char *key;
+    char *json;
+} record;
+
+static int put_record(td_txn *txn, void *payload)
+{
+    record *r = payload;
+    return td_txn_doc_put(txn, "http_idempotency", r->key, r->json, 0);
+}
+
+/* Writes the record a stopped server would have left under key, into the
+ * running server's store (another process, as an operator's tool would). */
+static void leave_record(const char *key, const char *state, const char *fingerprint,
+                         const char *time_field, td_time at)
+{
+    char url[4300], json[512];
+    snprintf(url, sizeof url, "sqlite:%s/data/tidings.db", dir);
+    snprintf(json, sizeof json,
+             "{\"state\":\"%s\",\"fingerprint\":\"%s\",\"token\":\"gone\","
+             "\"%s\":%lld}",
+             state, fingerprint, time_field, (long long)at);
+    td_store *st = tt_open(url);
+    record r = {key, json};
+    assert_td_ok(td_transact(st, put_record, &r));
+    td_store_free(st);
+}
+
+static char *fingerprint_of(const char *key)
+{
+    char url[4300], *text = NULL;
+    snprintf(url, sizeof url, "sqlite:%s/data/tidings.db", dir);
+    td_store *st = tt_open(url);
+    assert_td_ok(td_store_doc_get(st, "http_idempotency", key, &text, NULL));
+    td_store_free(st);
+    json_error_t err;
+    json_t *doc = json_loads(text, 0, &err);
+    char *print = strdup(str(doc, "fingerprint"));
+    json_decref(doc);
+    td_free(text);
+    return print;
+}
+
+static size_t orders_made(void)
+{
+    json_t *orders = call("GET", "/events?type=OrderCreated&limit=1000", NULL, 200);
+    size_t n = json_array_size(json_object_get(orders, "events"));
+    json_decref(orders);
+    return n;
+}
+
+static void test_idempotency_after_a_stop(void **state)
+{
+    (void)state;
+    char *body = order_body("tok_visa", 1);
+    idempotency_key = "probe"; /* the same request under another key: its fingerprint */
+    json_decref(call("POST", "/orders", body, 202));
+    char *print = fingerprint_of("probe");
+    td_time long_ago = td_time_now() - 120 * 1000000LL;
+    size_t before = orders_made();
+
+    /* claimed long ago, never took effect: taken over and run, once */
+    leave_record("stopped-before", "in_progress", print, "claimed_at", long_ago);
+    idempotency_key = "stopped-before";
+    json_t *placed = call("POST", "/orders", body, 202);
+    json_t *again = call("POST", "/orders", body, 202);
+    assert_string_equal(str(again, "id"), str(placed, "id"));
+    assert_int_equal(orders_made(), before + 1);
+
+    /* claimed just now: still running somewhere */
+    leave_record("running", "in_progress", print, "claimed_at", td_time_now());
+    idempotency_key = "running";
+    json_t *busy = call("POST", "/orders", body, 409);
+    assert_string_equal(str(busy, "code"), "request_in_progress");
+
+    /* took effect, answer lost: said so, not done again */
+    leave_record("stopped-after", "committed", print, "committed_at", long_ago);
+    idempotency_key = "stopped-after";
+    json_t *applied = call("POST", "/orders", body, 409);
+    assert_string_equal(str(applied, "code"), "request_already_applied");
+    assert_int_equal(orders_made(), before + 1);
+    idempotency_key = NULL;
+    json_decref(placed);
+    json_decref(again);
+    json_decref(busy);
+    json_decref(applied);
+    free(print);
+    free(body);
+}
+
 /* ---- the live feed --------------------------------------------------------------- */
 
 typedef struct feed {
@@ -738,6 +830,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_order_outcomes_over_http, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input_changes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idempotency_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idempotency_after_a_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_live_feed_and_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_feeds_wake_and_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_graceful_shutdown_under_load, setup, teardown),

@@ -257,14 +257,61 @@ static void test_replay_gives_the_snapshot(void **state)
     }
 }
 
+/* ---- the unit guard ------------------------------------------------------------------ */
+
+static int guard_writes(td_txn *txn, void *payload, const char **code, char *message, size_t size)
+{
+    (void)code;
+    (void)message;
+    (void)size;
+    return td_txn_doc_put(txn, "guarded", payload, "{\"seen\":true}", 0);
+}
+
+static int guard_refuses(td_txn *txn, void *payload, const char **code, char *message, size_t size)
+{
+    (void)txn;
+    (void)payload;
+    *code = "request_in_progress";
+    snprintf(message, size, "refused by the guard");
+    return TD_ECONFLICT;
+}
+
+static bool guarded(const char *key)
+{
+    char *text = NULL;
+    int error = td_store_doc_get(store, "guarded", key, &text, NULL);
+    td_free(text);
+    return error == 0;
+}
+
+/* What a command's guard writes commits with the command; a guard that
+ * refuses fails the command, which then writes nothing. */
+static void test_unit_guard(void **state)
+{
+    (void)state;
+    char id[SHOP_ID_LEN + 1];
+    shop_set_unit_guard(guard_writes, "with-the-command");
+    assert_int_equal(shop_create_category(s, "Guarded", id), 0);
+    shop_set_unit_guard(NULL, NULL);
+    assert_true(guarded("with-the-command"));
+
+    shop_set_unit_guard(guard_refuses, NULL);
+    assert_refused(shop_create_category(s, "Refused", id), TD_ECONFLICT, "request_in_progress",
+                   NULL);
+    assert_string_equal(shop_error().message, "refused by the guard");
+    shop_set_unit_guard(guard_writes, "failed-command");
+    assert_refused(shop_create_category(s, "", id), TD_EINVAL, "validation_failed", "/name");
+    shop_set_unit_guard(NULL, NULL);
+    assert_false(guarded("failed-command")); /* the command failed: the guard did not run */
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_users),
-        T(test_catalog_and_stock),
-        T(test_orders),
-        T(test_replay_gives_the_snapshot),
+        T(test_users),      T(test_catalog_and_stock),
+        T(test_orders),     T(test_replay_gives_the_snapshot),
+        T(test_unit_guard),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
