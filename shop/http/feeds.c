@@ -27,11 +27,10 @@ struct http_feeds {
     bool stopping;
 };
 
-/* Resumes f; lock held. */
-static void resume(http_feeds *feeds, http_feed **link)
+/* Takes the feed at *link off the list and resumes it; lock held. */
+static void resume(http_feed **link)
 {
     http_feed *f = *link;
-    (void)feeds;
     *link = f->next;
     f->next = NULL;
     f->parked = false;
@@ -53,13 +52,13 @@ static void *waker_main(void *arg)
         for (http_feed **link = &feeds->parked; *link;) {
             http_feed *f = *link;
             if (feeds->stopping || f->after < seen || now - f->last_sent >= HTTP_FEED_KEEPALIVE_US)
-                resume(feeds, link);
+                resume(link);
             else
                 link = &f->next;
         }
     }
     while (feeds->parked) /* the streams end once resumed */
-        resume(feeds, &feeds->parked);
+        resume(&feeds->parked);
     pthread_mutex_unlock(&feeds->lock);
     return NULL;
 }
