@@ -507,18 +507,25 @@ static int put_record(td_txn *txn, void *payload)
     return td_txn_doc_put(txn, "http_idempotency", r->key, r->json, 0);
 }
 
+/* The running server's store, opened by this process beside it. */
+static td_store *server_store(void)
+{
+    char url[4300];
+    snprintf(url, sizeof url, "sqlite:%s/data/tidings.db", dir);
+    return tt_open(url);
+}
+
 /* Writes the record a stopped server would have left under key, into the
  * running server's store (another process, as an operator's tool would). */
 static void leave_record(const char *key, const char *state, const char *fingerprint,
                          const char *time_field, td_time at)
 {
-    char url[4300], json[512];
-    snprintf(url, sizeof url, "sqlite:%s/data/tidings.db", dir);
+    char json[512];
     snprintf(json, sizeof json,
              "{\"state\":\"%s\",\"fingerprint\":\"%s\",\"token\":\"gone\","
              "\"%s\":%lld}",
              state, fingerprint, time_field, (long long)at);
-    td_store *st = tt_open(url);
+    td_store *st = server_store();
     record r = {key, json};
     assert_td_ok(td_transact(st, put_record, &r));
     td_store_free(st);
@@ -526,9 +533,8 @@ static void leave_record(const char *key, const char *state, const char *fingerp
 
 static char *fingerprint_of(const char *key)
 {
-    char url[4300], *text = NULL;
-    snprintf(url, sizeof url, "sqlite:%s/data/tidings.db", dir);
-    td_store *st = tt_open(url);
+    char *text = NULL;
+    td_store *st = server_store();
     assert_td_ok(td_store_doc_get(st, "http_idempotency", key, &text, NULL));
     td_store_free(st);
     json_error_t err;
