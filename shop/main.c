@@ -2,7 +2,7 @@
  * main.c (shop): the `shop` command.
  *
  *   shop serve [--db URL] [--listen HOST:PORT] [--data DIR] [--smtp URL]
- *              [--payment-timeout MS] [--log-level LEVEL]
+ *              [--payment-timeout MS] [--log-level LEVEL] [--handlers eager|deferred]
  *
  *   shop load …      (load.c)      shop migrate …   (migrate.c)
  *   shop projections list|rebuild  (projections_cmd.c)
@@ -25,7 +25,7 @@
 #include "projections_cmd.h"
 
 typedef struct serve_args {
-    const char *db, *listen, *data, *smtp, *broker, *log_level;
+    const char *db, *listen, *data, *smtp, *broker, *log_level, *handlers;
     int payment_timeout_ms;
 } serve_args;
 
@@ -33,10 +33,13 @@ static int usage(FILE *out, int code)
 {
     fprintf(out, "usage: shop serve [--db URL] [--listen HOST:PORT] [--data DIR] [--smtp URL]\n"
                  "                  [--payment-timeout MS] [--log-level LEVEL]\n"
+                 "                  [--handlers eager|deferred]\n"
                  "  --db      the store (default sqlite:DATA/tidings.db, or TIDINGS_DB)\n"
                  "  --listen  where to serve HTTP (default 127.0.0.1:8080; port 0: any free)\n"
                  "  --data    the data folder: store and mail (default ./data)\n"
                  "  --smtp    send e-mail through smtp://host:port instead of DATA/mail\n"
+                 "  --handlers  eager (default): the saga, inventory and read models act in\n"
+                 "            the unit that appends their event; deferred: only on their lanes\n"
                  "usage: shop load --url URL --orders N --concurrency C [--products P]\n"
                  "                 [--decline-rate R] [--seed S] [--rate ORDERS_PER_S]\n"
                  "  places orders against a running shop and checks the outcome\n"
@@ -68,17 +71,22 @@ static int parse(int argc, char **argv, serve_args *a)
     const char *timeout = NULL;
     for (int i = 0; i < argc; i++) {
         int rc = 0;
-        const char *names[] = {"--db",     "--listen",    "--data",           "--smtp",
-                               "--broker", "--log-level", "--payment-timeout"};
+        const char *names[] = {
+            "--db",        "--listen",          "--data",    "--smtp", "--broker",
+            "--log-level", "--payment-timeout", "--handlers"};
         const char **slots[] = {&a->db,     &a->listen,    &a->data, &a->smtp,
-                                &a->broker, &a->log_level, &timeout};
-        for (int k = 0; k < 7 && rc == 0; k++)
+                                &a->broker, &a->log_level, &timeout, &a->handlers};
+        for (int k = 0; k < 8 && rc == 0; k++)
             rc = flag(argc, argv, &i, names[k], slots[k]);
         if (rc <= 0) {
             fprintf(stderr, "shop serve: %s '%s'\n",
                     rc < 0 ? "missing value for" : "unknown argument", argv[i]);
             return -1;
         }
+    }
+    if (a->handlers && strcmp(a->handlers, "eager") != 0 && strcmp(a->handlers, "deferred") != 0) {
+        fprintf(stderr, "shop serve: --handlers must be eager or deferred\n");
+        return -1;
     }
     if (timeout && (a->payment_timeout_ms = atoi(timeout)) <= 0) {
         fprintf(stderr, "shop serve: --payment-timeout must be a positive number of ms\n");
@@ -127,7 +135,11 @@ static int start_all(running *r, const serve_args *a, const char *host, int port
         fprintf(stderr, "shop serve: %s\n", td_error_last());
         return error;
     }
-    shop_options so = {a->data, a->payment_timeout_ms, 0, r->metrics, NULL, false, a->smtp};
+    shop_options so = {.data_dir = a->data,
+                       .payment_timeout_ms = a->payment_timeout_ms,
+                       .metrics = r->metrics,
+                       .smtp_url = a->smtp,
+                       .deferred = a->handlers && strcmp(a->handlers, "deferred") == 0};
     if ((error = shop_open(&r->shop, r->store, &so)) < 0) {
         fprintf(stderr, "shop serve: %s\n", shop_error().message);
         return error;
@@ -140,7 +152,7 @@ static int start_all(running *r, const serve_args *a, const char *host, int port
 
 static int serve(int argc, char **argv)
 {
-    serve_args a = {NULL, "127.0.0.1:8080", "data", NULL, NULL, NULL, 0};
+    serve_args a = {NULL, "127.0.0.1:8080", "data", NULL, NULL, NULL, NULL, 0};
     char host[256];
     int port = 0, sig = 0;
     if (parse(argc, argv, &a) < 0 || split_listen(a.listen, host, sizeof host, &port) < 0)

@@ -29,6 +29,14 @@ td_subscription_options shop_subscription_options(const shop *s, const char *nam
     return opts;
 }
 
+td_subscription_options shop_handler_options(const shop *s, const char *name)
+{
+    td_subscription_options opts = shop_subscription_options(s, name);
+    opts.transactional = true;
+    opts.eager = !s->opts.deferred;
+    return opts;
+}
+
 static int start_services(shop *s)
 {
     char mail_dir[4096];
@@ -73,6 +81,8 @@ int shop_open(shop **out, td_store *store, const shop_options *opts)
         s->opts.payment_timeout_ms = 30000;
     if (s->opts.lanes == 0)
         s->opts.lanes = 2;
+    if (s->opts.io_lanes == 0)
+        s->opts.io_lanes = 8;
     s->data_dir = strdup(s->opts.data_dir ? s->opts.data_dir : "data");
     shop_error_clear();
     int error = s->data_dir == NULL ? TD_ENOMEM : shop_event_versions_new(&s->versions);

@@ -57,6 +57,10 @@ typedef struct shop_options {
                                (for tools, and for testing the commands alone) */
     const char *smtp_url;   /* "smtp://host:port": mail through SMTP; NULL: a Maildir
                                under data_dir/mail */
+    bool deferred;          /* the saga, inventory and read models only on their lanes,
+                               never eagerly in the appending unit (for comparisons) */
+    unsigned io_lanes;      /* lanes of payments and notifications, which wait on the
+                               provider and the disk; 0: 8 */
 } shop_options;
 
 /* The shop on store: registers its event handling and starts its
@@ -146,6 +150,9 @@ int shop_deliver_order(shop *s, const char *order_id);
 int shop_get_user(shop *s, const char *user_id, json_t **out);
 int shop_get_product(shop *s, const char *product_id, json_t **out); /* with stock */
 int shop_get_order(shop *s, const char *order_id, json_t **out);
+/* The order as its placement left it (status Pending): what POST /orders
+ * answers, although the saga may have moved it on within the same commit. */
+int shop_get_order_as_placed(shop *s, const char *order_id, json_t **out);
 int shop_list_categories(shop *s, json_t **out);
 /* Products in id order after `after` (NULL: from the first), at most limit:
  * {"products":[…],"next":id or null}. */

@@ -108,6 +108,9 @@ int order_saga_new(shop *s, td_saga **out);
 
 /* A subscription's options with the shop's lanes, metrics and tracer. */
 td_subscription_options shop_subscription_options(const shop *s, const char *name);
+/* ... for the handlers that keep their state in the store (saga, inventory,
+ * read models): transactional, and eager unless the shop is deferred. */
+td_subscription_options shop_handler_options(const shop *s, const char *name);
 
 /* domain/event_versions.c: the shop's event schemas and their upcasters.
  * Caller owns *out. */

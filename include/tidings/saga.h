@@ -83,7 +83,7 @@ typedef struct td_saga_definition {
     int (*correlate)(const td_event *event, json_t *data, char *out, size_t size);
 } td_saga_definition;
 
-#define TD_SAGA_OPTIONS_VERSION 1
+#define TD_SAGA_OPTIONS_VERSION 2
 
 typedef struct td_saga_options {
     unsigned int version;
@@ -92,11 +92,12 @@ typedef struct td_saga_options {
     bool start_at_end;     /* a new saga ignores events from before it first ran */
     td_metrics *metrics;   /* optional, as for subscriptions */
     td_tracer *tracer;     /* optional */
+    bool eager;            /* the subscription's eager mode (subscription.h) */
 } td_saga_options;
 
 #define TD_SAGA_OPTIONS_INIT                                                                       \
     {                                                                                              \
-        TD_SAGA_OPTIONS_VERSION, 0, 0, false, NULL, NULL                                           \
+        TD_SAGA_OPTIONS_VERSION, 0, 0, false, NULL, NULL, false                                    \
     }
 
 /* Makes a saga from def (which, with its strings and tables, must outlive

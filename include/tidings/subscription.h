@@ -33,6 +33,21 @@
  * subscription's progress mark for its stream, so its document writes and
  * publishes happen exactly once.
  *
+ * Eager mode (transactional only): while the subscription runs, an event
+ * appended in this process is handed to the handler inside the appending
+ * unit of work, right after the append (after any inline handlers, breadth
+ * first: what the handler appends is handed on after it returns), if it is
+ * the next event of its stream for this subscription. Its effects then
+ * commit with the event, in the same fsync, with no lane or extra unit in
+ * between. The reader catches up with everything else: events of other
+ * processes, of streams with an earlier event still waiting, past a chain of
+ * TD_OBSERVED_EVENTS_MAX (256) events, and those whose eager attempt failed
+ * (rolled back alone, the append goes on). The catch-up skips what the
+ * progress marks show done without a unit of work. An eager attempt that
+ * fails is counted as a failure and the event is then retried by the
+ * catch-up as any other, so it gets up to max_attempts + 1 attempts.
+ * Eager handlers run on the store's writer thread: keep them short.
+ *
  * Threads: a td_subscription is controlled (start, stop, free) from one
  * thread; handlers run on the subscription's lane threads. docs/threading.md.
  */
@@ -52,7 +67,7 @@ typedef enum td_dlq_mode {
     TD_DLQ_SKIP = 1,      /* later events of the stream go on */
 } td_dlq_mode;
 
-#define TD_SUBSCRIPTION_OPTIONS_VERSION 1
+#define TD_SUBSCRIPTION_OPTIONS_VERSION 2
 #define TD_SUBSCRIPTION_NAME_MAX        64
 
 typedef struct td_subscription_options {
@@ -75,12 +90,13 @@ typedef struct td_subscription_options {
      * (with the handler's payload): false skips the event as if it did not
      * match. NULL: take everything match lets through. */
     bool (*accept)(const td_event *event, void *payload);
+    bool eager; /* transactional only: also handle this process's appends in their unit */
 } td_subscription_options;
 
 #define TD_SUBSCRIPTION_OPTIONS_INIT                                                               \
     {                                                                                              \
         TD_SUBSCRIPTION_OPTIONS_VERSION, NULL, TD_MATCH_ALL, 1, false, 2, 5, 100, 30000,           \
-            TD_DLQ_SEQUENCED, false, 0, NULL, NULL, NULL                                           \
+            TD_DLQ_SEQUENCED, false, 0, NULL, NULL, NULL, false                                    \
     }
 
 typedef struct td_subscription td_subscription;

@@ -117,6 +117,25 @@ int agg_read(td_store *store, const char *category, shop_fold_fn fold, const cha
     return 0;
 }
 
+int agg_read_at(td_store *store, const char *category, shop_fold_fn fold, const char *id,
+                int64_t version, json_t **state)
+{
+    char stream[TD_STREAM_MAX + 1];
+    shop_aggregate a;
+    start(&a, category, id);
+    catch_up c = {&a, fold};
+    stream_of(stream, &a);
+    int error = td_store_read_stream(store, stream, 1, (size_t)version, fold_one, &c);
+    if (error == 0 && (a.state == NULL || a.version != version))
+        error = TD_ENOTFOUND;
+    if (error < 0) {
+        agg_dispose(&a);
+        return error;
+    }
+    *state = a.state;
+    return 0;
+}
+
 void agg_dispose(shop_aggregate *a)
 {
     json_decref(a->state);

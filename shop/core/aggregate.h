@@ -55,6 +55,10 @@ int agg_append(td_txn *txn, shop_aggregate *a, shop_new_event *events, size_t co
 /* Reads a snapshot's state outside a unit of work. Caller owns *state. */
 int agg_read(td_store *store, const char *category, shop_fold_fn fold, const char *id,
              json_t **state, int64_t *version);
+/* The state as it was at version (folded from the first event, no snapshot).
+ * Caller owns *state; TD_ENOTFOUND if the stream is not that long. */
+int agg_read_at(td_store *store, const char *category, shop_fold_fn fold, const char *id,
+                int64_t version, json_t **state);
 
 /* ---- commands ------------------------------------------------------------------ */
 

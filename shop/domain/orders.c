@@ -252,6 +252,15 @@ int shop_deliver_order(shop *s, const char *order_id)
     return change(s, order_id, "Delivered", NULL);
 }
 
+int shop_get_order_as_placed(shop *s, const char *order_id, json_t **out)
+{
+    int error = check_id(order_id, "/order_id");
+    if (error == 0 && (error = agg_read_at(s->store, "order", order_fold, order_id, 1, out)) < 0)
+        return error == TD_ENOTFOUND ? shop_fail(error, "not_found", NULL, "no order %s", order_id)
+                                     : shop_fail_td(error);
+    return error;
+}
+
 int shop_get_order(shop *s, const char *order_id, json_t **out)
 {
     int error = check_id(order_id, "/order_id");

@@ -207,7 +207,9 @@ static int order_input(json_t *body, shop_order_input *in, shop_order_item *item
 static int order_answer(http_request *req, http_response *res, unsigned status, const char *id)
 {
     json_t *order = NULL;
-    if (shop_get_order(req->shop, id, &order) < 0)
+    int error = status == 202 ? shop_get_order_as_placed(req->shop, id, &order)
+                              : shop_get_order(req->shop, id, &order);
+    if (error < 0)
         return http_shop_problem(res, true);
     json_object_set_new(order, "id", json_string(id));
     return status == 202 ? created(res, 202, "/orders", id, order) : http_json(res, status, order);

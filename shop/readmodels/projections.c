@@ -217,9 +217,8 @@ int read_models_new(shop *s, td_subscription *out[SHOP_READ_MODELS])
     int error = 0;
     for (int i = 0; error == 0 && i < SHOP_READ_MODELS; i++) {
         const shop_read_model *m = &shop_read_models[i];
-        td_subscription_options opts = shop_subscription_options(s, m->subscription);
+        td_subscription_options opts = shop_handler_options(s, m->subscription);
         opts.match.category = m->category;
-        opts.transactional = true;
         error = td_subscription_new(&out[i], s->store, &opts, live, (void *)m);
     }
     return error;

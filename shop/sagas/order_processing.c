@@ -255,5 +255,6 @@ int order_saga_new(shop *s, td_saga **out)
     opts.metrics = s->opts.metrics;
     opts.tracer = s->opts.tracer;
     opts.max_attempts = 10;
+    opts.eager = !s->opts.deferred;
     return td_saga_new(out, s->store, &definition, s, &opts);
 }

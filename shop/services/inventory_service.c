@@ -30,8 +30,7 @@ static int handle(td_delivery *d, const td_event *ev, void *payload)
 
 int inventory_service_new(shop *s, td_subscription **out)
 {
-    td_subscription_options opts = shop_subscription_options(s, "inventory");
+    td_subscription_options opts = shop_handler_options(s, "inventory");
     opts.match.category = "reservation";
-    opts.transactional = true;
     return td_subscription_new(out, s->store, &opts, handle, s);
 }

@@ -129,6 +129,7 @@ static int handle(td_delivery *d, const td_event *ev, void *payload)
 int notifications_new(shop *s, td_subscription **out)
 {
     td_subscription_options opts = shop_subscription_options(s, "notifications");
+    opts.lanes = s->opts.io_lanes; /* each waits for fsyncs of the mail folder */
     opts.match.category = "order";
     return td_subscription_new(out, s->store, &opts, handle, s);
 }

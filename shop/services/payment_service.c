@@ -103,6 +103,7 @@ static int handle(td_delivery *d, const td_event *ev, void *payload)
 int payment_service_new(shop *s, td_subscription **out)
 {
     td_subscription_options opts = shop_subscription_options(s, "payments");
+    opts.lanes = s->opts.io_lanes; /* each waits for the provider and a commit */
     opts.match.category = "payment";
     opts.immediate_retries = 2;
     opts.backoff_initial_ms = 50;

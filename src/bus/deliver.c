@@ -24,6 +24,7 @@
 #include "core/error.h"
 #include "core/internal.h"
 #include "core/log_int.h"
+#include "store/observers.h"
 #include "tidings/upcast.h"
 
 struct td_delivery {
@@ -32,7 +33,9 @@ struct td_delivery {
     const td_event *event;
     unsigned attempt;
     td_txn *txn;
-    bool skipped; /* transactional: the progress mark says it was done */
+    bool skipped;    /* transactional: the progress mark says it was done */
+    bool mark_known; /* eager: the caller read the stream's mark in this unit */
+    int64_t mark;
     char key[TD_UUID_STR_LEN + 1];
     char trace[TD_TRACEPARENT_LEN + 1]; /* the handler's span, or "" */
     char message[256];
@@ -114,8 +117,9 @@ static int transactional_unit(td_txn *txn, void *payload)
     td_delivery *d = payload;
     td_subscription *sub = d->sub;
     bool redelivery = d->it->dead_letter[0] != '\0' || d->it->replay;
-    int64_t done_version = 0;
-    int error = td_state__progress_get(txn, sub->name, d->event->stream, &done_version);
+    int64_t done_version = d->mark;
+    int error =
+        d->mark_known ? 0 : td_state__progress_get(txn, sub->name, d->event->stream, &done_version);
     if (error < 0)
         return error;
     if (done_version >= d->event->version && !redelivery) {
@@ -190,6 +194,39 @@ static int attempt(td_subscription *sub, item *it, char *why, size_t why_size)
         td_tracer_end(sub->opts.tracer, &span);
     }
     return rc;
+}
+
+int td_deliver__eager(td_txn *txn, td_subscription *sub, const td_event *ev, int64_t mark)
+{
+    item it = {.event = (td_event *)ev, .seq = NO_SEQ}; /* borrowed: never freed here */
+    td_event *up = NULL;
+    if (td_upcast(td_store_upcasters(sub->store), ev, &up) < 0)
+        return 0; /* the catch-up parks it, with why */
+    if (up)
+        it.event = up;
+    td_delivery d = {
+        .sub = sub, .it = &it, .event = it.event, .attempt = 1, .mark_known = true, .mark = mark};
+    td_span span;
+    char span_name[TD_TYPE_MAX + 8];
+    td_uuid_format(d.key, &ev->id);
+    bool traced = start_span(sub, &d, &span, span_name, sizeof span_name);
+    int rc = 0;
+    int error = td_txn__try_contained(txn, transactional_unit, &d, &rc);
+    if (rc < 0) {
+        td_sub_metrics__failed(sub, it.event);
+        td_log__emit(TD_LOG_DEBUG, sub->name, it.event,
+                     "eager attempt at event %lld failed, left to the catch-up: %s",
+                     (long long)ev->position, d.message[0] ? d.message : td_error_last());
+    } else if (!d.skipped) {
+        td_sub_metrics__handled(sub, it.event);
+    }
+    if (traced) {
+        span.error = rc < 0;
+        span.status_message = rc < 0 ? (d.message[0] ? d.message : td_error_last()) : NULL;
+        td_tracer_end(sub->opts.tracer, &span);
+    }
+    td_event_free(up);
+    return error;
 }
 
 typedef struct park_args {

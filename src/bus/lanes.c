@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "bus/sub_int.h"
+#include "core/internal.h"
 
 /* Most first attempts one transactional lane puts in one unit of work. */
 #define LANE_BATCH 32
@@ -89,8 +90,14 @@ static void handle(td_subscription *sub, held *h, size_t n)
     item *batch[LANE_BATCH];
     bool done[LANE_BATCH];
     size_t index[LANE_BATCH], count = 0;
+    bool skipped[LANE_BATCH] = {false};
     for (size_t i = 0; i < n; i++)
-        if (td_deliver__batchable(sub, h[i].it, h[i].blocked_by)) {
+        if (!h[i].blocked_by[0] && td_eager__done(sub, h[i].it)) {
+            skipped[i] = true; /* handled eagerly, in the unit that appended it */
+            h[i].outcome = OUTCOME_DONE;
+        }
+    for (size_t i = 0; i < n; i++)
+        if (!skipped[i] && td_deliver__batchable(sub, h[i].it, h[i].blocked_by)) {
             index[count] = i;
             batch[count++] = h[i].it;
         }
@@ -104,7 +111,7 @@ static void handle(td_subscription *sub, held *h, size_t n)
             }
     }
     for (size_t i = 0; i < n; i++)
-        if (!batched[i])
+        if (!batched[i] && !skipped[i])
             h[i].outcome =
                 td_deliver__item(sub, h[i].it, h[i].blocked_by, &h[i].delay_us, h[i].dead_letter);
 }
@@ -112,6 +119,7 @@ static void handle(td_subscription *sub, held *h, size_t n)
 void *td_lanes__main(void *arg)
 {
     td_subscription *sub = arg;
+    td_thread__name("l/", sub->name);
     held h[LANE_BATCH];
     pthread_mutex_lock(&sub->lock);
     while (!sub->stopping) {

@@ -189,17 +189,12 @@ int td_state__delete_retry(td_store *store, const char *name, int64_t position)
 
 /* ---- progress (transactional mode) --------------------------------------------- */
 
-int td_state__progress_get(td_txn *txn, const char *name, const char *stream, int64_t *version)
+/* A progress document's version; a missing document is version 0. */
+static int progress_version(int error, const char *key, char *text, size_t len, int64_t *version)
 {
-    char key[TD_STATE_KEY_MAX + 1];
-    char *text = NULL;
-    size_t len = 0;
     json_t *json = NULL;
     json_int_t v = 0;
     *version = 0;
-    int error = td_state__key(key, name, stream);
-    if (error == 0)
-        error = td_txn_doc_get(txn, TD_COLL_PROGRESS, key, &text, &len);
     if (error == TD_ENOTFOUND)
         return 0;
     if (error == 0 && (error = parse_doc(&json, text, len)) == 0 &&
@@ -209,6 +204,28 @@ int td_state__progress_get(td_txn *txn, const char *name, const char *stream, in
     json_decref(json);
     td_free(text);
     return error;
+}
+
+int td_state__progress_get(td_txn *txn, const char *name, const char *stream, int64_t *version)
+{
+    char key[TD_STATE_KEY_MAX + 1];
+    char *text = NULL;
+    size_t len = 0;
+    int error = td_state__key(key, name, stream);
+    if (error == 0)
+        error = td_txn_doc_get(txn, TD_COLL_PROGRESS, key, &text, &len);
+    return progress_version(error, key, text, len, version);
+}
+
+int td_state__progress_read(td_store *store, const char *name, const char *stream, int64_t *version)
+{
+    char key[TD_STATE_KEY_MAX + 1];
+    char *text = NULL;
+    size_t len = 0;
+    int error = td_state__key(key, name, stream);
+    if (error == 0)
+        error = td_store_doc_get(store, TD_COLL_PROGRESS, key, &text, &len);
+    return progress_version(error, key, text, len, version);
 }
 
 int td_state__progress_put(td_txn *txn, const char *name, const char *stream, int64_t version)

@@ -59,6 +59,9 @@ int td_state__save_retry(td_store *store, const char *name, int64_t position, un
 int td_state__delete_retry(td_store *store, const char *name, int64_t position);
 
 int td_state__progress_get(td_txn *txn, const char *name, const char *stream, int64_t *version);
+/* The same, outside a unit of work (the last committed mark). */
+int td_state__progress_read(td_store *store, const char *name, const char *stream,
+                            int64_t *version);
 int td_state__progress_put(td_txn *txn, const char *name, const char *stream, int64_t version);
 
 /* Dead letters as JSON documents, both ways. entry->id is the key. */

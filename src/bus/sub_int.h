@@ -78,6 +78,7 @@ struct td_subscription {
     pthread_t *lanes;
     unsigned lanes_started;
     bool reader_started;
+    bool eager_started; /* observing this process's appends (eager.c) */
     bool stopping;
     int first_error;
     char first_error_message[256];
@@ -124,6 +125,17 @@ void td_sub_metrics__unregister(td_subscription *sub);
 void td_sub_metrics__handled(td_subscription *sub, const td_event *ev);
 void td_sub_metrics__failed(td_subscription *sub, const td_event *ev);
 void td_sub_metrics__retry(td_subscription *sub);
+
+/* eager.c: handing this process's appends to the handler in their unit. */
+int td_eager__start(td_subscription *sub);
+int td_eager__stop(td_subscription *sub);
+/* Whether the progress mark shows the item handled (by its eager attempt);
+ * such an item needs no unit of work. Read on the lane, outside any unit. */
+bool td_eager__done(td_subscription *sub, const item *it);
+
+/* deliver.c: the eager attempt at ev, inside txn; < 0 only for what must
+ * fail the unit. mark is the stream's progress mark, read by the caller. */
+int td_deliver__eager(td_txn *txn, td_subscription *sub, const td_event *ev, int64_t mark);
 
 /* scheduler.c (all with the lock held) */
 int td_sched__init(td_subscription *sub);

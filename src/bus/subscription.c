@@ -60,6 +60,9 @@ static int copy_options(td_subscription *sub, const td_subscription_options *opt
     int error = td_state__check_name(opts->name);
     if (error == 0)
         error = td_match__check(&opts->match);
+    if (error == 0 && opts->eager && !opts->transactional)
+        error = td_error__set(TD_EINVAL, "subscription '%s': eager mode needs transactional mode",
+                              opts->name);
     if (error < 0)
         return error;
     sub->opts = *opts;
@@ -354,6 +357,7 @@ static void wait_for_lanes(td_subscription *sub)
 static void *reader_main(void *arg)
 {
     td_subscription *sub = arg;
+    td_thread__name("r/", sub->name);
     td_event *events[4096];
     batch b = {events, 0, 0};
     int64_t last_save = 0, last_requests = 0, head = 0;
@@ -455,7 +459,10 @@ int td_subscription_start(td_subscription *sub)
     if (sub->lanes_started == sub->opts.lanes &&
         pthread_create(&sub->reader, NULL, reader_main, sub) == 0) {
         sub->reader_started = true;
-        return 0;
+        if (!sub->opts.eager || (error = td_eager__start(sub)) == 0)
+            return 0;
+        td_subscription_stop(sub);
+        return error;
     }
     td_subscription_stop(sub);
     return td_error__set(TD_ERROR, "cannot start the threads of subscription '%s'", sub->name);
@@ -463,6 +470,8 @@ int td_subscription_start(td_subscription *sub)
 
 int td_subscription_stop(td_subscription *sub)
 {
+    if (sub->eager_started && td_eager__stop(sub) < 0)
+        td_sub__fail(sub, td_error_last_code());
     pthread_mutex_lock(&sub->lock);
     sub->stopping = true;
     pthread_cond_broadcast(&sub->lanes_cond);

@@ -12,6 +12,9 @@
 #include "tidings/store.h"
 #include "tidings/upcast.h"
 
+/* Names the calling thread prefix+name, cut to the kernel's 15 bytes. */
+void td_thread__name(const char *prefix, const char *name);
+
 /* Writes a new traceparent that starts a fresh, sampled trace. */
 int td_traceparent__new(char out[TD_TRACEPARENT_LEN + 1]);
 

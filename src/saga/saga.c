@@ -288,6 +288,7 @@ int td_saga_new(td_saga **out, td_store *store, const td_saga_definition *def, v
     sub.metrics = saga->opts.metrics;
     sub.tracer = saga->opts.tracer;
     sub.accept = accept;
+    sub.eager = saga->opts.eager;
     if ((error = td_subscription_new(&saga->sub, store, &sub, handle, saga)) < 0) {
         td_saga_free(saga);
         return error;

@@ -103,6 +103,7 @@ static void fire_due(td_saga *saga)
 void *td_saga__timer_main(void *arg)
 {
     td_saga *saga = arg;
+    td_thread__name("td-saga-timer", NULL);
     pthread_mutex_lock(&saga->lock);
     while (!saga->stopping) {
         struct timespec ts;

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 
 #include "store/backend.h"
+#include "store/observers.h"
 #include "tidings/upcast.h"
 
 typedef struct td_writer td_writer;
@@ -31,6 +32,13 @@ struct td_store {
 
     td_append_hook append_hook; /* set before the first unit; read by the writer */
     void *append_hook_payload;
+
+    /* observers of appends (observers.c): changed only by units of work */
+    struct {
+        td_append_hook fn;
+        void *payload;
+    } observers[TD_OBSERVERS_MAX];
+    size_t observer_count;
 
     struct {
         td_commit_fn fn;
@@ -71,6 +79,11 @@ struct td_txn {
     const td_event *cause;
     char cause_id[TD_UUID_STR_LEN + 1];
     char trace[TD_TRACEPARENT_LEN + 1]; /* "" unless set by td_txn_set_trace */
+
+    /* observers.c: the unit's appended events, for the observers (owned) */
+    size_t observed; /* taken for the observers in this unit */
+    td_event **queued;
+    size_t queued_count, queued_cap;
 };
 
 /* writer.c */
@@ -89,6 +102,16 @@ void td_readers__release(td_readers *readers, td_conn *conn);
 /* store.c: called by the writer after each durable commit; first..last are
  * the positions it added (first > last when none). */
 void td_store__committed(td_store *store, int64_t first, int64_t last);
+
+/* observers.c: queues appended events for the observers (none: nothing),
+ * and hands the queue to them once the unit's function has returned (the
+ * writer); < 0 only for what must fail the unit. */
+void td_store__observers_queue(td_txn *txn, const td_event *events, size_t count);
+int td_store__observers_drain(td_txn *txn);
+/* Forgets queued events past the first keep (their appends rolled back). */
+void td_store__observers_truncate(td_txn *txn, size_t keep);
+/* Frees the queue (the writer, after each unit). */
+void td_store__observers_reset(td_txn *txn);
 
 /* txn.c: checks a document's collection and key (key NULL: collection only). */
 int td_store__check_doc_key(const char *collection, const char *key);

@@ -81,9 +81,11 @@ int td_txn_try(td_txn *txn, td_unit_fn fn, void *payload)
         error = b->savepoint(txn->conn);
     if (error < 0)
         return error;
+    size_t queued = txn->queued_count;
     int rc = fn(txn, payload);
     if (rc >= 0)
         return b->release(txn->conn);
+    td_store__observers_truncate(txn, queued);
     *txn->head = saved_head;
     memcpy(txn->last_hash, saved_hash, sizeof saved_hash);
     int undo = b->rollback_to(txn->conn);
@@ -164,30 +166,19 @@ static int insert(td_txn *txn, td_event *ev, const char *category)
     return error;
 }
 
-static int ignore_event(const td_event *ev, void *payload)
-{
-    (void)ev;
-    (void)payload;
-    return 0;
-}
-
 static int append_rows(td_txn *txn, const char *stream, int64_t current, td_event *events,
                        size_t count, const char *category)
 {
     int error = 0;
     for (size_t i = 0; i < count && error == 0; i++) {
         td_event *ev = &events[i];
-        if (!td_uuid_is_nil(&ev->id)) {
-            int found = txn->store->backend->read_event(txn->conn, &ev->id, ignore_event, NULL);
-            error = found == 0
-                        ? td_error__set(TD_EEXISTS, "an event with this id is stored already")
-                    : found == TD_ENOTFOUND ? 0
-                                            : found;
-        }
-        if (error == 0)
-            error = assign(txn, ev, stream, current + 1 + (int64_t)i, *txn->head + 1 + (int64_t)i);
+        error = assign(txn, ev, stream, current + 1 + (int64_t)i, *txn->head + 1 + (int64_t)i);
         if (error == 0)
             error = insert(txn, ev, category);
+        /* the unique index on id refuses a duplicate; its position and
+         * (stream, version) are new by construction */
+        if (error == TD_EEXISTS)
+            error = td_error__set(TD_EEXISTS, "an event with this id is stored already");
     }
     return error;
 }
@@ -231,14 +222,17 @@ int td_txn_append(td_txn *txn, const char *stream, int64_t expected_version, td_
     int64_t saved_head = *txn->head;
     uint8_t saved_hash[32];
     memcpy(saved_hash, txn->last_hash, sizeof saved_hash);
+    size_t saved_queue = txn->queued_count;
     if (guarded && (error = b->savepoint(txn->conn)) < 0)
         return error;
     error = append_rows(txn, stream, current, events, count, category);
     if (error == 0) {
         *txn->head += (int64_t)count;
+        td_store__observers_queue(txn, events, count); /* before what the hook appends */
         error = run_hook(txn, events, count);
     }
     if (error < 0) {
+        td_store__observers_truncate(txn, saved_queue);
         *txn->head = saved_head;
         memcpy(txn->last_hash, saved_hash, sizeof saved_hash);
     }

@@ -33,6 +33,7 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/internal.h"
 #include "core/log_int.h"
 #include "store/store_int.h"
 
@@ -134,6 +135,9 @@ static int run_unit(td_writer *w, unit *u)
                   .prechecked = u->prechecked};
     td_error_clear();
     int rc = u->fn(&txn, u->payload);
+    if (rc >= 0 && txn.queued_count > 0)
+        rc = td_store__observers_drain(&txn);
+    td_store__observers_reset(&txn);
     if (rc >= 0 && (error = w->backend->release(w->conn)) == 0) {
         u->result = 0;
         return 0;
@@ -219,6 +223,7 @@ static void *writer_main(void *arg)
 {
     td_writer *w = arg;
     on_writer_thread = true;
+    td_thread__name("td-writer", NULL);
     pthread_mutex_lock(&w->lock);
     for (;;) {
         while (w->first == NULL && !w->stopping)

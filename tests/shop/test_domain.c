@@ -20,7 +20,7 @@ static int setup(void **state)
 {
     (void)state;
     store = tt_fixture("shop");
-    shop_options opts = {tt_fixture_dir(), 0, 0, NULL, NULL, true, NULL};
+    shop_options opts = {.data_dir = tt_fixture_dir(), .passive = true};
     assert_int_equal(shop_open(&s, store, &opts), 0);
     return 0;
 }

@@ -25,7 +25,10 @@ static int setup(void **state)
     (void)state;
     store = tt_fixture("saga");
     snprintf(mail_dir, sizeof mail_dir, "%.2000s/mail/new", tt_fixture_dir());
-    shop_options opts = {tt_fixture_dir(), 400, 2, NULL, NULL, false, NULL};
+    shop_options opts = {.data_dir = tt_fixture_dir(),
+                         .payment_timeout_ms = 400,
+                         .lanes = 2,
+                         .deferred = getenv("SHOP_TEST_DEFERRED") != NULL};
     assert_int_equal(shop_open(&s, store, &opts), 0);
     return 0;
 }

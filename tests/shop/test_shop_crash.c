@@ -64,7 +64,7 @@ static int child_main(const char *url, const char *dir)
 {
     td_store *store = NULL;
     shop *s = NULL;
-    shop_options opts = {dir, 30000, 2, NULL, NULL, false, NULL};
+    shop_options opts = {.data_dir = dir, .payment_timeout_ms = 30000, .lanes = 2};
     td_log_to_stderr("warn"); /* shows in the test's output if something goes wrong */
     if (td_store_open(&store, url, NULL) < 0 || shop_open(&s, store, &opts) < 0)
         return 2;
@@ -90,7 +90,7 @@ static void setup_orders(const char *url, const char *dir)
 {
     td_store *store = tt_open(url);
     shop *s = NULL;
-    shop_options passive = {dir, 0, 0, NULL, NULL, true, NULL};
+    shop_options passive = {.data_dir = dir, .passive = true};
     char user[SHOP_ID_LEN + 1], product[SHOP_ID_LEN + 1], order[SHOP_ID_LEN + 1];
     assert_int_equal(shop_open(&s, store, &passive), 0);
     assert_int_equal(shop_register_user(s, "kill@example.com", "Kill Test", user), 0);

@@ -140,7 +140,7 @@ static void test_orders_are_mailed_through_smtp(void **state)
     snprintf(url, sizeof url, "smtp://127.0.0.1:%d", s.port);
     td_store *store = tt_fixture("smtp");
     shop *sh = NULL;
-    shop_options opts = {"unused", 0, 1, NULL, NULL, false, url};
+    shop_options opts = {.data_dir = "unused", .lanes = 1, .smtp_url = url};
     assert_int_equal(shop_open(&sh, store, &opts), 0);
     assert_int_equal(shop_register_user(sh, "mail@example.com", "Mail \"Q\" Test", u), 0);
     shop_product_input in = {"Stamp", 100, "USD", NULL, 5};
@@ -172,7 +172,7 @@ static void test_bad_smtp_url_is_refused(void **state)
     (void)state;
     td_store *store = tt_fixture("smtp_bad");
     shop *sh = NULL;
-    shop_options opts = {"unused", 0, 1, NULL, NULL, false, "mailto:someone"};
+    shop_options opts = {.data_dir = "unused", .lanes = 1, .smtp_url = "mailto:someone"};
     assert_int_equal(shop_open(&sh, store, &opts), TD_EINVAL);
     assert_string_equal(shop_error().code, "validation_failed");
     assert_null(sh);
