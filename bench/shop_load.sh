@@ -1,24 +1,51 @@
 #!/usr/bin/env bash
 # shop_load.sh: the shop benchmark run by `make bench`: a fresh `shop serve`
 # on SQLite in a temporary folder, driven by `shop load`. Prints shop load's
-# summary (its last lines: orders_per_s, order_to_final_p95_ms, consistency),
-# then rebuilds each read model and prints its events/s.
+# summary (its last lines: orders_per_s, order_to_final_p95_ms, consistency)
+# for a baseline shop with --handlers deferred and for the default (eager)
+# one, and their ratio; then rebuilds each read model and prints its events/s.
 set -euo pipefail
 build=$1
 orders=${ORDERS:-2000}
 concurrency=${CONCURRENCY:-16}
 dir=$(mktemp -d)
+pid=
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
-"$build/shop" serve --listen 127.0.0.1:0 --data "$dir/data" --log-level error >"$dir/out" 2>&1 &
-pid=$!
-for _ in $(seq 1 100); do
-  grep -q 'listening on' "$dir/out" 2>/dev/null && break
-  sleep 0.05
-done
-url=$(grep -o 'http://127.0.0.1:[0-9]*' "$dir/out" | head -1)
+# serve DATA_DIR [ARGS...]: starts `shop serve` in the background; sets pid, url.
+serve() {
+  local data=$1
+  shift
+  "$build/shop" serve --listen 127.0.0.1:0 --data "$data" --log-level error "$@" >"$data.out" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 100); do
+    grep -q 'listening on' "$data.out" 2>/dev/null && break
+    sleep 0.05
+  done
+  url=$(grep -o 'http://127.0.0.1:[0-9]*' "$data.out" | head -1)
+}
+load() {
+  "$build/shop" load --url "$url" --orders "$orders" --concurrency "$concurrency" \
+    --decline-rate 0.1 ${RATE:+--rate "$RATE"}
+}
+
+# The baseline, in the same run: the saga, inventory and read models on
+# their subscription lanes only (--handlers deferred), on a store of its own.
+echo "shop load (baseline, --handlers deferred): $orders orders, $concurrency clients"
+serve "$dir/deferred" --handlers deferred
+load >"$dir/baseline.out"
+cat "$dir/baseline.out"
+baseline=$(awk '/^orders_per_s:/ {print $2}' "$dir/baseline.out")
+kill "$pid"
+wait "$pid" || true
+
+serve "$dir/data"
 echo "shop load: $orders orders, $concurrency clients, against $url"
-"$build/shop" load --url "$url" --orders "$orders" --concurrency "$concurrency" --decline-rate 0.1 \
-  ${RATE:+--rate "$RATE"}
+load >"$dir/eager.out"
+cat "$dir/eager.out"
+eager=$(awk '/^orders_per_s:/ {print $2}' "$dir/eager.out")
+echo "orders_per_s_deferred: $baseline"
+echo "orders_per_s_eager: $eager"
+awk -v e="$eager" -v b="$baseline" 'BEGIN {printf "ratio eager_vs_deferred_orders_per_s: %.2f\n", e / b}'
 # Idle live feeds must not slow other requests: the median time of 21
 # GET /categories alone, then with 16 feeds open that match nothing.
 get_ms() {
