@@ -81,6 +81,12 @@ typedef struct td_saga_definition {
     /* Writes the correlation id of event into out (size bytes); returns 0, or
      * a negative code when the event carries none (it is then not for us). */
     int (*correlate)(const td_event *event, json_t *data, char *out, size_t size);
+    /* Event types that routinely arrive when no transition fits (one event
+     * per line item after the first moved the saga on, the saga's own status
+     * changes): they are passed over without being recorded in "ignored",
+     * so without writing the instance. NULL-terminated; NULL: none (every
+     * event that fits no transition is recorded). */
+    const char *const *routine;
 } td_saga_definition;
 
 #define TD_SAGA_OPTIONS_VERSION 2

@@ -243,10 +243,20 @@ static int correlate(const td_event *ev, json_t *data, char *out, size_t size)
     return order ? 0 : TD_EINVAL;
 }
 
+/* An order reserves each line's stock with its own StockReserved (the
+ * first moves the saga on), and the saga's own steps change the order's
+ * status: neither is worth a write of the instance when no transition fits. */
+static const char *const routine[] = {"StockReserved", "OrderStatusChanged", NULL};
+
 static const td_saga_definition definition = {
-    "order_processing", transitions, sizeof transitions / sizeof transitions[0],
-    compensations,      2,           finals,
-    correlate,
+    .name = "order_processing",
+    .transitions = transitions,
+    .transition_count = sizeof transitions / sizeof transitions[0],
+    .compensations = compensations,
+    .compensation_count = 2,
+    .final_states = finals,
+    .correlate = correlate,
+    .routine = routine,
 };
 
 int order_saga_new(shop *s, td_saga **out)

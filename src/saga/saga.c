@@ -199,6 +199,14 @@ static int transition(td_saga_ctx *ctx, const td_saga_transition *t, const td_ev
     return 0;
 }
 
+static bool routine(const td_saga_definition *def, const char *type)
+{
+    for (const char *const *r = def->routine; r && *r; r++)
+        if (strcmp(*r, type) == 0)
+            return true;
+    return false;
+}
+
 static int apply(td_saga *saga, td_txn *txn, const td_event *ev, json_t *data,
                  const char *correlation_id)
 {
@@ -209,8 +217,10 @@ static int apply(td_saga *saga, td_txn *txn, const td_event *ev, json_t *data,
     bool completed = ctx.instance && json_is_true(json_object_get(ctx.instance, "completed"));
     ctx.state = ctx.instance ? json_string_value(json_object_get(ctx.instance, "state")) : NULL;
     const td_saga_transition *t = completed ? NULL : find_transition(saga, ctx.state, ev, data);
-    if (t == NULL && ctx.instance == NULL)
-        return 0; /* not for a running instance, and starts none */
+    if (t == NULL && (ctx.instance == NULL || routine(saga->def, ev->type))) {
+        json_decref(ctx.instance); /* for no instance, or routine: nothing to write */
+        return 0;
+    }
     if (ctx.instance == NULL &&
         (ctx.instance = td_saga__fresh(saga->def->name, correlation_id)) == NULL)
         return td_error__oom();

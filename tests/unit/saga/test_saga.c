@@ -94,17 +94,22 @@ static const td_saga_transition transitions[] = {
 static const td_saga_compensation compensations[] = {{"release_stock", release_stock}};
 static const char *const finals[] = {"done", "cancelled", NULL};
 static const td_saga_definition order_saga = {
-    "order_saga", transitions, sizeof transitions / sizeof transitions[0], compensations, 1,
-    finals,       correlate};
+    "order_saga", transitions, sizeof transitions / sizeof transitions[0], compensations, 1, finals,
+    correlate,    NULL};
 
-static td_saga *start_saga(void)
+static td_saga *start_saga_of(const td_saga_definition *def)
 {
     td_saga *saga = NULL;
     td_saga_options opts = TD_SAGA_OPTIONS_INIT;
     opts.timer_interval_ms = 20;
-    assert_td_ok(td_saga_new(&saga, store, &order_saga, NULL, &opts));
+    assert_td_ok(td_saga_new(&saga, store, def, NULL, &opts));
     assert_td_ok(td_saga_start(saga));
     return saga;
+}
+
+static td_saga *start_saga(void)
+{
+    return start_saga_of(&order_saga);
 }
 
 static int setup(void **state)
@@ -261,6 +266,33 @@ static void test_unfitting_events_are_recorded_and_ignored(void **state)
     td_saga_free(saga);
 }
 
+/* Routine events that fit no transition leave the instance as it was. */
+static void test_routine_events_are_passed_over(void **state)
+{
+    (void)state;
+    static const char *const routine[] = {"StockReserved", "Unrelated", NULL};
+    td_saga_definition def = order_saga;
+    def.routine = routine;
+    td_saga *saga = start_saga_of(&def);
+    send("order", "OrderPlaced", "o6");
+    wait_for("ReserveStock", 1);
+    send("payment", "PaymentSucceeded", "o6"); /* too early, not routine: recorded */
+    send("stock", "StockReserved", "o6");      /* fits: moves on */
+    wait_for("ChargeCard", 1);
+    json_t *before = instance("o6");
+    send("stock", "StockReserved", "o6"); /* another line's: routine, passed over */
+    send("order", "Unrelated", "o6");
+    send("order", "OrderPlaced", "o7"); /* a later event, to know the ones before are done */
+    wait_for("ReserveStock", 2);
+    json_t *after = instance("o6");
+    assert_true(json_equal(before, after)); /* not written: updated_at is the same too */
+    assert_int_equal(json_array_size(json_object_get(after, "ignored")), 1);
+    assert_string_equal(json_string_value(json_object_get(after, "state")), "awaiting_payment");
+    json_decref(before);
+    json_decref(after);
+    td_saga_free(saga);
+}
+
 static void test_failed_action_leaves_nothing_and_is_retried(void **state)
 {
     (void)state;
@@ -336,6 +368,7 @@ int main(void)
         T(test_failure_runs_compensations),
         T(test_deadline_fires_once),
         T(test_unfitting_events_are_recorded_and_ignored),
+        T(test_routine_events_are_passed_over),
         T(test_failed_action_leaves_nothing_and_is_retried),
         T(test_many_instances_exactly_once_across_restarts),
         T(test_bad_definitions),
