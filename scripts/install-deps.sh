@@ -16,6 +16,7 @@ packages=(
   jq
   python3
   clang-format
+  strace
 )
 
 missing=()

@@ -55,11 +55,19 @@ typedef struct td_store_options {
     int busy_timeout_ms;    /* wait for another process's lock; 0: 5000 */
     size_t max_batch;       /* most units in one group commit; 0: 1024 */
     int poll_interval_ms;   /* td_store_wait's check for other processes; 0: 50 */
+    /* The writer runs the next batch while the last one's fsync is in
+     * flight, on a thread of its own; callers are still answered only once
+     * their commit is durable, and this process reads no event before it is
+     * durable. Documents read in this process, and everything read by
+     * other processes, may show a commit up to one fsync before it is
+     * durable (so a power loss could take back what was seen, never what
+     * was acknowledged). See docs/internals/store.md. */
+    bool pipelined_commits;
 } td_store_options;
 
 #define TD_STORE_OPTIONS_INIT                                                                      \
     {                                                                                              \
-        TD_STORE_OPTIONS_VERSION, true, false, 0, 0, 0, 0                                          \
+        TD_STORE_OPTIONS_VERSION, true, false, 0, 0, 0, 0, false                                   \
     }
 
 #define TD_DEFAULT_MAX_EVENT_BYTES (1024 * 1024)
@@ -263,7 +271,9 @@ typedef struct td_writer_stats {
     int64_t units;         /* units of work run (td_transact, td_store_append) */
     int64_t units_failed;  /* of those, rolled back on their own */
     double busy_seconds;   /* running batches, commits included */
-    double commit_seconds; /* inside COMMIT, which waits for the disk */
+    double commit_seconds; /* inside COMMIT, which waits for the disk (pipelined: writes it) */
+    int64_t syncs;         /* pipelined commits: log syncs, each for one batch or more */
+    double sync_seconds;   /* pipelined commits: in those syncs, on the sync thread */
 } td_writer_stats;
 int td_store_writer_stats(td_store *store, td_writer_stats *out);
 

@@ -3,7 +3,9 @@
  * this process commits, and the writer thread's work (store_commits_total,
  * store_units_total{result}, store_writer_busy_seconds_total,
  * store_commit_seconds_total: busy over elapsed time is how loaded the one
- * writer is; units over commits, how well group commit batches).
+ * writer is; units over commits, how well group commit batches; with
+ * pipelined commits also store_syncs_total and store_sync_seconds_total,
+ * the sync thread's share).
  *
  * The commit listener only records position ranges (merged when they
  * touch), so the commit path pays a lock and a comparison. At render time a
@@ -23,7 +25,7 @@ typedef struct range {
 typedef struct watch {
     td_store *store;
     td_metric *events;
-    td_metric *commits, *units, *busy, *commit_time;
+    td_metric *commits, *units, *busy, *commit_time, *syncs, *sync_time;
     td_writer_stats told; /* what the counters hold so far */
     pthread_mutex_t lock;
     range *ranges;
@@ -72,6 +74,8 @@ static void collect_writer(watch *w)
     td_metric_add(w->units, failed, (double)(now.units_failed - w->told.units_failed));
     td_metric_add(w->busy, NULL, now.busy_seconds - w->told.busy_seconds);
     td_metric_add(w->commit_time, NULL, now.commit_seconds - w->told.commit_seconds);
+    td_metric_add(w->syncs, NULL, (double)(now.syncs - w->told.syncs));
+    td_metric_add(w->sync_time, NULL, now.sync_seconds - w->told.sync_seconds);
     w->told = now;
 }
 
@@ -128,6 +132,12 @@ int td_metrics_watch_store(td_metrics *m, td_store *store)
         error = td_metrics_counter(
             &w->commit_time, m, "store_commit_seconds_total",
             "Time the store's writer spent committing (waiting for the disk).", NULL);
+    if (error == 0)
+        error = td_metrics_counter(&w->syncs, m, "store_syncs_total",
+                                   "Pipelined commits: syncs of the log by the sync thread.", NULL);
+    if (error == 0)
+        error = td_metrics_counter(&w->sync_time, m, "store_sync_seconds_total",
+                                   "Pipelined commits: time the sync thread spent in syncs.", NULL);
     if (error == 0)
         error = td_store_on_commit(store, on_commit, w);
     if (error == 0 && (error = td_metrics__add_collector(m, collect, w, release)) < 0)

@@ -40,7 +40,11 @@ typedef struct td_backend {
 
     /* --- writer only --- */
     int (*begin)(td_conn *conn);  /* takes the write lock, waiting up to the busy timeout */
-    int (*commit)(td_conn *conn); /* durable when it returns 0 */
+    int (*commit)(td_conn *conn); /* durable when it returns 0, unless pipelined: */
+    /* With opts->pipelined_commits, commit only writes its log, and this
+     * makes everything committed before the call durable. Called from
+     * another thread than the writer's, concurrently with its work. */
+    int (*sync_log)(td_conn *conn);
     void (*rollback)(td_conn *conn);
     bool (*in_transaction)(td_conn *conn);
     int (*savepoint)(td_conn *conn);

@@ -41,6 +41,7 @@ struct td_conn {
     sqlite3 *db;
     char *path; /* for messages and file sizes */
     bool writer;
+    int wal_fd; /* pipelined commits: the WAL, opened by the first sync_log; -1 */
     sqlite3_stmt *stmts[STMT_COUNT];
     sqlite3_stmt *reads[READ_VARIANTS];
 };

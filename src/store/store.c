@@ -219,6 +219,12 @@ static int upcast_each(const td_event *ev, void *payload)
 {
     td_upcast_read *w = payload;
     td_event *up;
+    if (ev->position > w->through) {
+        w->hidden = true;
+        return 1; /* reads run in position order: the rest is newer still */
+    }
+    if (w->upcasters == NULL)
+        return w->fn(ev, w->payload);
     int error = td_upcast(w->upcasters, ev, &up);
     if (error < 0 || up == NULL)
         return error < 0 ? error : w->fn(ev, w->payload);
@@ -233,7 +239,29 @@ td_event_fn td_store__read_fn(const td_store *store, td_upcast_read *wrap, td_ev
     *payload_out = payload;
     if (store->upcasters == NULL)
         return fn;
-    *wrap = (td_upcast_read){store->upcasters, fn, payload};
+    *wrap = (td_upcast_read){store->upcasters, INT64_MAX, false, fn, payload};
+    *payload_out = wrap;
+    return upcast_each;
+}
+
+int64_t td_store__visible_through(const td_store *store)
+{
+    return store->writer && store->opts.pipelined_commits
+               ? td_writer__visible_through(store->writer)
+               : INT64_MAX;
+}
+
+/* The same for reads outside units: they also stop before events that are
+ * committed but not durable yet (pipelined commits). */
+static td_event_fn reader_fn(const td_store *store, td_upcast_read *wrap, td_event_fn fn,
+                             void *payload, void **payload_out, bool as_stored)
+{
+    const td_upcasters *upcasters = as_stored ? NULL : store->upcasters;
+    int64_t through = td_store__visible_through(store);
+    *wrap = (td_upcast_read){upcasters, through, false, fn, payload};
+    *payload_out = payload;
+    if (upcasters == NULL && through == INT64_MAX)
+        return fn;
     *payload_out = wrap;
     return upcast_each;
 }
@@ -246,8 +274,7 @@ static int read_all(td_store *store, const td_read_query *query, td_event_fn fn,
     int error = td_store__check_query(query);
     if (error < 0 || (error = td_readers__acquire(store->readers, &conn)) < 0)
         return error;
-    if (!as_stored)
-        fn = td_store__read_fn(store, &wrap, fn, payload, &payload);
+    fn = reader_fn(store, &wrap, fn, payload, &payload, as_stored);
     error = store->backend->read(conn, query, fn, payload);
     td_readers__release(store->readers, conn);
     return error;
@@ -261,10 +288,11 @@ static int read_event(td_store *store, const td_uuid *id, td_event_fn fn, void *
     int error = td_readers__acquire(store->readers, &conn);
     if (error < 0)
         return error;
-    if (!as_stored)
-        fn = td_store__read_fn(store, &wrap, fn, payload, &payload);
+    fn = reader_fn(store, &wrap, fn, payload, &payload, as_stored);
     error = store->backend->read_event(conn, id, fn, payload);
     td_readers__release(store->readers, conn);
+    if (error == 0 && wrap.hidden)
+        error = td_error__set(TD_ENOTFOUND, "no such event (yet)");
     return error;
 }
 
@@ -304,7 +332,7 @@ int td_store_read_stream(td_store *store, const char *stream, int64_t from_versi
     int error = td_stream_check(stream);
     if (error < 0 || (error = td_readers__acquire(store->readers, &conn)) < 0)
         return error;
-    fn = td_store__read_fn(store, &wrap, fn, payload, &payload);
+    fn = reader_fn(store, &wrap, fn, payload, &payload, false);
     error = store->backend->read_stream(conn, stream, from_version, limit, fn, payload);
     td_readers__release(store->readers, conn);
     return error;
@@ -329,7 +357,19 @@ int td_store_head(td_store *store, int64_t *out)
         return error;
     error = store->backend->head(conn, out);
     td_readers__release(store->readers, conn);
+    int64_t through = td_store__visible_through(store);
+    if (error == 0 && *out > through)
+        *out = through;
     return error;
+}
+
+/* Pipelined commits: a document read may have seen a batch that is not
+ * durable yet; returning only once it is keeps reads from running ahead of
+ * the disk. */
+static int await_durable(td_store *store)
+{
+    return store->writer && store->opts.pipelined_commits ? td_writer__await_durable(store->writer)
+                                                          : 0;
 }
 
 int td_store_doc_get(td_store *store, const char *collection, const char *key, char **json,
@@ -341,7 +381,12 @@ int td_store_doc_get(td_store *store, const char *collection, const char *key, c
         return error;
     error = store->backend->doc_get(conn, collection, key, json, len);
     td_readers__release(store->readers, conn);
-    return error;
+    int durable = await_durable(store); /* read first: what it saw is committed by now */
+    if (durable < 0 && error == 0) {
+        td_free(*json);
+        *json = NULL;
+    }
+    return durable < 0 ? durable : error;
 }
 
 int td_store_doc_list(td_store *store, const char *collection, const char *after_key, size_t limit,
@@ -353,7 +398,8 @@ int td_store_doc_list(td_store *store, const char *collection, const char *after
         return error;
     error = store->backend->doc_list(conn, collection, after_key, limit, fn, payload);
     td_readers__release(store->readers, conn);
-    return error;
+    int durable = await_durable(store); /* callers act on what they saw once it returns */
+    return durable < 0 ? durable : error;
 }
 
 int td_store_doc_collections(td_store *store, td_collection_fn fn, void *payload)

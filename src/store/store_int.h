@@ -54,7 +54,9 @@ struct td_store {
 /* What a read through an upcasting handle passes to the backend in place
  * of the caller's callback and payload (store.c). */
 typedef struct td_upcast_read {
-    const td_upcasters *upcasters;
+    const td_upcasters *upcasters; /* NULL: hand events over as stored */
+    int64_t through;               /* stop before a later event (not yet durable) */
+    bool hidden;                   /* such an event was met */
     td_event_fn fn;
     void *payload;
 } td_upcast_read;
@@ -86,11 +88,21 @@ struct td_txn {
     size_t queued_count, queued_cap;
 };
 
+/* The last position this process may read: INT64_MAX, unless pipelined
+ * commits have written events that are not durable yet (store.c). */
+int64_t td_store__visible_through(const td_store *store);
+
 /* writer.c */
 int td_writer__start(td_writer **out, td_store *store, td_conn *conn);
 void td_writer__stop(td_writer *writer); /* drains the queue, joins, closes conn */
 int td_writer__submit(td_writer *writer, td_unit_fn fn, void *payload, bool prechecked);
 void td_writer__stats(td_writer *writer, td_writer_stats *out);
+/* Pipelined commits: the last position that is durable with every one
+ * before it, as far as readers may go; INT64_MAX when nothing waits. */
+int64_t td_writer__visible_through(td_writer *writer);
+/* Pipelined commits: waits until every batch committed so far is durable
+ * (at most one sync); TD_EIO if a sync failed. */
+int td_writer__await_durable(td_writer *writer);
 
 /* readers.c */
 int td_readers__new(td_readers **out, const td_backend *backend, const char *target,

@@ -23,10 +23,30 @@
  * dropped the dirty pages and a retry could "succeed" without the data ever
  * reaching the disk; only reopening (and SQLite's recovery) is trustworthy.
  *
- * Locking: `lock` guards the queue, `stopping` and `fatal`. Units live on
- * their callers' stacks; the writer touches a unit only until it marks it
- * done under the lock.
+ * Pipelined commits (td_store_options.pipelined_commits): COMMIT only writes
+ * the log, and the batch joins the sync queue; the writer goes on with the
+ * next batch at once. The sync thread makes everything queued durable with
+ * one sync_log, then, oldest first, announces each batch's positions
+ * (td_store__committed: readers and subscriptions see them from now on) and
+ * wakes its callers. A failed sync fails every batch not yet answered with
+ * TD_EIO and stops writes, as a failed COMMIT does.
+ *
+ *   writer:  BEGIN … COMMIT(log written) ─▶ sync queue ─▶ BEGIN next batch …
+ *   syncer:                      fdatasync(log) ─▶ announce, wake callers
+ *
+ * While a batch is committed but not durable, `unsynced_from` holds its first
+ * position (set before its COMMIT can make it visible), and this process's
+ * event reads stop before it (td_writer__visible_through). Documents carry
+ * no position: a document read waits, after reading, until every batch
+ * committed by then is durable (td_writer__await_durable), so what it
+ * returns is durable too.
+ *
+ * Locking: `lock` guards the queues, `stopping`, `fatal` and the positions
+ * in flight. Units live on their callers' stacks; the writer and the syncer
+ * touch a unit only until it is marked done under the lock.
  */
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -48,6 +68,10 @@ typedef struct unit {
     bool done;
     pthread_cond_t done_cond;
     struct unit *next;
+    /* in a batch's first unit, while the batch waits for its sync: */
+    struct unit *next_batch;
+    int64_t first, last; /* the positions it added (first > last: none) */
+    uint64_t seq;        /* the batch's number, for td_writer__await_durable */
 } unit;
 
 struct td_writer {
@@ -64,6 +88,20 @@ struct td_writer {
     int64_t head;          /* the head position inside the current transaction */
     uint8_t last_hash[32]; /* the audit link of the event at head */
     td_writer_stats stats; /* under lock */
+
+    /* pipelined commits */
+    bool pipelined;
+    pthread_t syncer;
+    bool syncer_started, sync_stopping;
+    pthread_cond_t sync_wake;
+    unit *sync_first, *sync_last;  /* committed batches waiting, oldest first */
+    int64_t committing_from;       /* first position of the batch in COMMIT, or 0 */
+    int64_t syncing_from;          /* first position of the batches being synced, or 0 */
+    int64_t failed_from;           /* first position whose sync failed, or 0: never readable */
+    uint64_t committed_seq;        /* batches committed so far */
+    uint64_t durable_seq;          /* ... of which durable (all before it too) */
+    pthread_cond_t durable_cond;   /* durable_seq moved, or a sync failed */
+    _Atomic int64_t unsynced_from; /* oldest position not durable yet; INT64_MAX: none */
 };
 
 static double seconds_now(void)
@@ -103,6 +141,7 @@ static void enter_failed_state(td_writer *w, const char *why)
     pthread_mutex_lock(&w->lock);
     w->fatal = TD_EIO;
     snprintf(w->fatal_message, sizeof w->fatal_message, "%s", why);
+    pthread_cond_broadcast(&w->durable_cond);
     pthread_mutex_unlock(&w->lock);
 }
 
@@ -160,6 +199,49 @@ typedef struct batch_stats {
     bool committed;
 } batch_stats;
 
+/* The lowest position in flight, for readers (lock held). */
+static void update_unsynced(td_writer *w)
+{
+    int64_t from = INT64_MAX;
+    if (w->failed_from)
+        from = w->failed_from;
+    else if (w->syncing_from)
+        from = w->syncing_from;
+    else if (w->sync_first)
+        from = w->sync_first->first;
+    else if (w->committing_from)
+        from = w->committing_from;
+    atomic_store(&w->unsynced_from, from);
+}
+
+/* Before a pipelined COMMIT makes positions from `first` on visible. */
+static void mark_committing(td_writer *w, int64_t first)
+{
+    pthread_mutex_lock(&w->lock);
+    w->committing_from = first;
+    update_unsynced(w);
+    pthread_mutex_unlock(&w->lock);
+}
+
+int td_writer__await_durable(td_writer *w)
+{
+    int error = 0;
+    pthread_mutex_lock(&w->lock);
+    uint64_t target = w->committed_seq;
+    while (w->durable_seq < target && w->fatal == 0)
+        pthread_cond_wait(&w->durable_cond, &w->lock);
+    if (w->durable_seq < target)
+        error = td_error__set(TD_EIO, "what was read may not be durable: %s", w->fatal_message);
+    pthread_mutex_unlock(&w->lock);
+    return error;
+}
+
+int64_t td_writer__visible_through(td_writer *w)
+{
+    int64_t from = atomic_load(&w->unsynced_from);
+    return from == INT64_MAX ? INT64_MAX : from - 1;
+}
+
 static void run_batch(td_writer *w, unit *batch, batch_stats *st)
 {
     int error;
@@ -178,6 +260,8 @@ static void run_batch(td_writer *w, unit *batch, batch_stats *st)
         st->units++;
         st->failed += u->result < 0;
     }
+    if (w->pipelined)
+        mark_committing(w, first);
     double commit_start = seconds_now();
     error = w->backend->commit(w->conn);
     st->commit_seconds = seconds_now() - commit_start;
@@ -186,7 +270,10 @@ static void run_batch(td_writer *w, unit *batch, batch_stats *st)
         return;
     }
     st->committed = true;
-    td_store__committed(w->store, first, w->head);
+    batch->first = first;
+    batch->last = w->head;
+    if (!w->pipelined)
+        td_store__committed(w->store, first, w->head);
 }
 
 /* Takes up to max_batch units off the queue; called with the lock held. */
@@ -245,10 +332,97 @@ static void *writer_main(void *arg)
         w->stats.units_failed += st.failed;
         w->stats.commit_seconds += st.commit_seconds;
         w->stats.busy_seconds += seconds_now() - start;
-        finish_batch(batch);
+        if (w->pipelined && st.committed) {
+            batch->next_batch = NULL;
+            batch->seq = ++w->committed_seq;
+            if (w->sync_last)
+                w->sync_last->next_batch = batch;
+            else
+                w->sync_first = batch;
+            w->sync_last = batch;
+            pthread_cond_signal(&w->sync_wake);
+        } else {
+            finish_batch(batch);
+        }
+        w->committing_from = 0;
+        if (w->pipelined)
+            update_unsynced(w);
     }
     pthread_mutex_unlock(&w->lock);
     return NULL;
+}
+
+/* The sync thread of pipelined commits: one sync_log for every batch queued,
+ * then announce them oldest first and answer their callers. */
+static void *syncer_main(void *arg)
+{
+    td_writer *w = arg;
+    char why[MESSAGE_MAX];
+    td_thread__name("td-sync", NULL);
+    pthread_mutex_lock(&w->lock);
+    for (;;) {
+        while (w->sync_first == NULL && !w->sync_stopping)
+            pthread_cond_wait(&w->sync_wake, &w->lock);
+        if (w->sync_first == NULL)
+            break;
+        unit *batches = w->sync_first;
+        w->sync_first = w->sync_last = NULL;
+        w->syncing_from = batches->first;
+        update_unsynced(w);
+        bool refused = w->fatal != 0;
+        pthread_mutex_unlock(&w->lock);
+        double start = seconds_now();
+        int error = refused ? td_error__set(TD_EIO, "store refuses writes after an I/O error")
+                            : w->backend->sync_log(w->conn);
+        double took = seconds_now() - start;
+        if (error < 0 && !refused) {
+            td_error__copy(why, sizeof why);
+            enter_failed_state(w, why);
+            td_error__set(TD_EIO, "%s", why);
+        }
+        /* Readers may go as far as the announcements before they are made:
+         * a reader never learns of a head it may not read up to. */
+        pthread_mutex_lock(&w->lock);
+        if (error == 0) {
+            w->syncing_from = 0;
+            update_unsynced(w);
+        }
+        pthread_mutex_unlock(&w->lock);
+        for (unit *b = batches; b; b = b->next_batch)
+            if (error == 0)
+                td_store__committed(w->store, b->first, b->last);
+            else
+                fail_pending(b, TD_EIO);
+        pthread_mutex_lock(&w->lock);
+        w->stats.syncs += error == 0;
+        w->stats.sync_seconds += took;
+        if (error < 0 && w->failed_from == 0)
+            w->failed_from = batches->first;
+        for (unit *b = batches; error == 0 && b; b = b->next_batch)
+            w->durable_seq = b->seq;
+        pthread_cond_broadcast(&w->durable_cond);
+        w->syncing_from = 0;
+        update_unsynced(w);
+        for (unit *b = batches, *next; b; b = next) {
+            next = b->next_batch;
+            finish_batch(b);
+        }
+    }
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
+/* After the writer: answers what it committed last, then ends the thread. */
+static void stop_syncer(td_writer *w)
+{
+    if (!w->syncer_started)
+        return;
+    pthread_mutex_lock(&w->lock);
+    w->sync_stopping = true;
+    pthread_cond_signal(&w->sync_wake);
+    pthread_mutex_unlock(&w->lock);
+    pthread_join(w->syncer, NULL);
+    w->syncer_started = false;
 }
 
 int td_writer__start(td_writer **out, td_store *store, td_conn *conn)
@@ -259,9 +433,19 @@ int td_writer__start(td_writer **out, td_store *store, td_conn *conn)
     w->store = store;
     w->conn = conn;
     w->backend = store->backend;
+    w->pipelined = store->opts.pipelined_commits && store->backend->sync_log != NULL;
+    atomic_init(&w->unsynced_from, INT64_MAX);
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->wake, NULL);
-    if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+    pthread_cond_init(&w->sync_wake, NULL);
+    pthread_cond_init(&w->durable_cond, NULL);
+    if (w->pipelined && pthread_create(&w->syncer, NULL, syncer_main, w) == 0)
+        w->syncer_started = true;
+    if ((w->pipelined && !w->syncer_started) ||
+        pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+        stop_syncer(w);
+        pthread_cond_destroy(&w->durable_cond);
+        pthread_cond_destroy(&w->sync_wake);
         pthread_cond_destroy(&w->wake);
         pthread_mutex_destroy(&w->lock);
         td_free(w);
@@ -280,7 +464,10 @@ void td_writer__stop(td_writer *w)
     pthread_cond_signal(&w->wake);
     pthread_mutex_unlock(&w->lock);
     pthread_join(w->thread, NULL);
+    stop_syncer(w);
     w->backend->close(w->conn);
+    pthread_cond_destroy(&w->durable_cond);
+    pthread_cond_destroy(&w->sync_wake);
     pthread_cond_destroy(&w->wake);
     pthread_mutex_destroy(&w->lock);
     td_free(w);

@@ -32,7 +32,7 @@ char *tt_store_url(const char *dir, const char *name)
 {
     char *url = malloc(4096);
     assert_non_null(url);
-    if (strcmp(tt_backend(), "sqlite") != 0)
+    if (strcmp(tt_backend(), "sqlite") != 0 && strcmp(tt_backend(), "sqlite-pipelined") != 0)
         fail_msg("backend '%s' is not supported by this build of the tests", tt_backend());
     snprintf(url, 4096, "sqlite:%s/%s.db", dir, name);
     return url;
@@ -68,7 +68,9 @@ void tt_fixture_free(td_store *store)
 td_store *tt_open(const char *url)
 {
     td_store *store = NULL;
-    assert_td_ok(td_store_open(&store, url, NULL));
+    td_store_options opts = TD_STORE_OPTIONS_INIT;
+    opts.pipelined_commits = strcmp(tt_backend(), "sqlite-pipelined") == 0;
+    assert_td_ok(td_store_open(&store, url, &opts));
     return store;
 }
 
