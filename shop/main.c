@@ -3,6 +3,7 @@
  *
  *   shop serve [--db URL] [--listen HOST:PORT] [--data DIR] [--smtp URL]
  *              [--payment-timeout MS] [--log-level LEVEL] [--handlers eager|deferred]
+ *              [--commits pipelined|each]
  *
  *   shop load …      (load.c)      shop migrate …   (migrate.c)
  *   shop projections list|rebuild  (projections_cmd.c)
@@ -25,7 +26,7 @@
 #include "projections_cmd.h"
 
 typedef struct serve_args {
-    const char *db, *listen, *data, *smtp, *broker, *log_level, *handlers;
+    const char *db, *listen, *data, *smtp, *broker, *log_level, *handlers, *commits;
     int payment_timeout_ms;
 } serve_args;
 
@@ -33,13 +34,15 @@ static int usage(FILE *out, int code)
 {
     fprintf(out, "usage: shop serve [--db URL] [--listen HOST:PORT] [--data DIR] [--smtp URL]\n"
                  "                  [--payment-timeout MS] [--log-level LEVEL]\n"
-                 "                  [--handlers eager|deferred]\n"
+                 "                  [--handlers eager|deferred] [--commits pipelined|each]\n"
                  "  --db      the store (default sqlite:DATA/tidings.db, or TIDINGS_DB)\n"
                  "  --listen  where to serve HTTP (default 127.0.0.1:8080; port 0: any free)\n"
                  "  --data    the data folder: store and mail (default ./data)\n"
                  "  --smtp    send e-mail through smtp://host:port instead of DATA/mail\n"
                  "  --handlers  eager (default): the saga, inventory and read models act in\n"
                  "            the unit that appends their event; deferred: only on their lanes\n"
+                 "  --commits pipelined (default): the store's writer goes on while a commit's\n"
+                 "            fsync is in flight (answers still wait for it); each: one at a time\n"
                  "usage: shop load --url URL --orders N --concurrency C [--products P]\n"
                  "                 [--decline-rate R] [--seed S] [--rate ORDERS_PER_S]\n"
                  "  places orders against a running shop and checks the outcome\n"
@@ -72,11 +75,11 @@ static int parse(int argc, char **argv, serve_args *a)
     for (int i = 0; i < argc; i++) {
         int rc = 0;
         const char *names[] = {
-            "--db",        "--listen",          "--data",    "--smtp", "--broker",
-            "--log-level", "--payment-timeout", "--handlers"};
-        const char **slots[] = {&a->db,     &a->listen,    &a->data, &a->smtp,
-                                &a->broker, &a->log_level, &timeout, &a->handlers};
-        for (int k = 0; k < 8 && rc == 0; k++)
+            "--db",        "--listen",          "--data",     "--smtp",   "--broker",
+            "--log-level", "--payment-timeout", "--handlers", "--commits"};
+        const char **slots[] = {&a->db,        &a->listen, &a->data,     &a->smtp,   &a->broker,
+                                &a->log_level, &timeout,   &a->handlers, &a->commits};
+        for (int k = 0; k < 9 && rc == 0; k++)
             rc = flag(argc, argv, &i, names[k], slots[k]);
         if (rc <= 0) {
             fprintf(stderr, "shop serve: %s '%s'\n",
@@ -86,6 +89,10 @@ static int parse(int argc, char **argv, serve_args *a)
     }
     if (a->handlers && strcmp(a->handlers, "eager") != 0 && strcmp(a->handlers, "deferred") != 0) {
         fprintf(stderr, "shop serve: --handlers must be eager or deferred\n");
+        return -1;
+    }
+    if (a->commits && strcmp(a->commits, "pipelined") != 0 && strcmp(a->commits, "each") != 0) {
+        fprintf(stderr, "shop serve: --commits must be pipelined or each\n");
         return -1;
     }
     if (timeout && (a->payment_timeout_ms = atoi(timeout)) <= 0) {
@@ -126,7 +133,8 @@ static void stop_all(running *r)
 
 static int start_all(running *r, const serve_args *a, const char *host, int port)
 {
-    int error = shop_open_store(&r->store, a->db, a->data, false);
+    int error = shop_open_serving_store(&r->store, a->db, a->data,
+                                        a->commits && strcmp(a->commits, "each") == 0);
     if (error == 0)
         error = td_metrics_new(&r->metrics);
     if (error == 0)
@@ -152,7 +160,7 @@ static int start_all(running *r, const serve_args *a, const char *host, int port
 
 static int serve(int argc, char **argv)
 {
-    serve_args a = {NULL, "127.0.0.1:8080", "data", NULL, NULL, NULL, NULL, 0};
+    serve_args a = {NULL, "127.0.0.1:8080", "data", NULL, NULL, NULL, NULL, NULL, 0};
     char host[256];
     int port = 0, sig = 0;
     if (parse(argc, argv, &a) < 0 || split_listen(a.listen, host, sizeof host, &port) < 0)

@@ -128,15 +128,28 @@ td_store *shop_store(shop *s)
     return s->store;
 }
 
-int shop_open_store(td_store **out, const char *db, const char *data, bool read_only)
+static int open_store(td_store **out, const char *db, const char *data, const td_store_options *so)
 {
     char url[4200];
     const char *env = getenv("TIDINGS_DB");
+    snprintf(url, sizeof url, "sqlite:%s/tidings.db", data);
+    return td_store_open(out, db ? db : env && env[0] ? env : url, so);
+}
+
+int shop_open_store(td_store **out, const char *db, const char *data, bool read_only)
+{
     td_store_options so = TD_STORE_OPTIONS_INIT;
     so.create = !read_only;
     so.read_only = read_only;
-    snprintf(url, sizeof url, "sqlite:%s/tidings.db", data);
-    return td_store_open(out, db ? db : env && env[0] ? env : url, &so);
+    return open_store(out, db, data, &so);
+}
+
+int shop_open_serving_store(td_store **out, const char *db, const char *data,
+                            bool each_commit_synced)
+{
+    td_store_options so = TD_STORE_OPTIONS_INIT;
+    so.pipelined_commits = !each_commit_synced;
+    return open_store(out, db, data, &so);
 }
 
 int shop_get_product(shop *s, const char *product_id, json_t **out)

@@ -102,6 +102,11 @@ void shop_set_unit_guard(shop_unit_guard_fn fn, void *payload);
  * read_only: an existing store only, with writes refused. Caller owns *out;
  * td_error_last() says why it failed. */
 int shop_open_store(td_store **out, const char *db, const char *data, bool read_only);
+/* The same for `shop serve`: pipelined commits unless each_commit_synced
+ * (td_store_options.pipelined_commits: the writer goes on while the last
+ * batch's fsync is in flight; answers still wait for it). */
+int shop_open_serving_store(td_store **out, const char *db, const char *data,
+                            bool each_commit_synced);
 
 /* ---- commands ---------------------------------------------------------- */
 
