@@ -226,6 +226,8 @@ static void mark_committing(td_writer *w, int64_t first)
 int td_writer__await_durable(td_writer *w)
 {
     int error = 0;
+    if (on_writer_thread)
+        return 0; /* a unit reading through the pool: its own batch is not durable either */
     pthread_mutex_lock(&w->lock);
     uint64_t target = w->committed_seq;
     while (w->durable_seq < target && w->fatal == 0)
