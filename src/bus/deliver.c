@@ -24,7 +24,7 @@
 #include "core/error.h"
 #include "core/internal.h"
 #include "core/log_int.h"
-#include "store/observers.h"
+#include "store/txn_internal.h"
 #include "tidings/upcast.h"
 
 struct td_delivery {

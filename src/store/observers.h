@@ -18,9 +18,4 @@
 int td_store__observe(td_store *store, td_append_hook fn, void *payload);
 int td_store__unobserve(td_store *store, td_append_hook fn, void *payload);
 
-/* Runs fn(txn, payload) under a savepoint of its own. A failure of fn rolls
- * back what it did and is returned in *fn_rc, and the unit goes on; the
- * return value is negative only if the rollback itself failed. */
-int td_txn__try_contained(td_txn *txn, td_unit_fn fn, void *payload, int *fn_rc);
-
 #endif

@@ -15,6 +15,7 @@
 
 #include "store/backend.h"
 #include "store/observers.h"
+#include "store/txn_internal.h"
 #include "tidings/upcast.h"
 
 typedef struct td_writer td_writer;

@@ -386,6 +386,17 @@ int td_txn_doc_put(td_txn *txn, const char *collection, const char *key, const c
                : txn->store->backend->doc_put(txn->conn, collection, key, json, n, td_time_now());
 }
 
+int td_txn__doc_put_trusted(td_txn *txn, const char *collection, const char *key, const char *json,
+                            size_t len)
+{
+    int error = refuse_while_reading(txn);
+    if (error == 0)
+        error = td_store__check_doc_key(collection, key);
+    return error < 0
+               ? error
+               : txn->store->backend->doc_put(txn->conn, collection, key, json, len, td_time_now());
+}
+
 int td_txn_doc_put_json(td_txn *txn, const char *collection, const char *key, const json_t *doc)
 {
     int error = refuse_while_reading(txn);

@@ -1,0 +1,20 @@
+/*
+ * txn_internal.h: what other parts of the library may do inside a unit of
+ * work beyond the public td_txn_* calls (not public API).
+ */
+#ifndef TD_STORE_TXN_INTERNAL_H
+#define TD_STORE_TXN_INTERNAL_H
+
+#include "tidings/store.h"
+
+/* Puts a document the library wrote itself (a JSON object by construction),
+ * without parsing it again to check; the key is still checked. */
+int td_txn__doc_put_trusted(td_txn *txn, const char *collection, const char *key, const char *json,
+                            size_t len);
+
+/* Runs fn(txn, payload) under a savepoint of its own. A failure of fn rolls
+ * back what it did and is returned in *fn_rc, and the unit goes on; the
+ * return value is negative only if the rollback itself failed. */
+int td_txn__try_contained(td_txn *txn, td_unit_fn fn, void *payload, int *fn_rc);
+
+#endif
