@@ -35,14 +35,14 @@
  *
  * Eager mode (transactional only): while the subscription runs, an event
  * appended in this process is handed to the handler inside the appending
- * unit of work, right after the append (after any inline handlers, breadth
- * first: what the handler appends is handed on after it returns), if it is
- * the next event of its stream for this subscription. Its effects then
- * commit with the event, in the same fsync, with no lane or extra unit in
- * between. The reader catches up with everything else: events of other
- * processes, of streams with an earlier event still waiting, past a chain of
- * TD_OBSERVED_EVENTS_MAX (256) events, and those whose eager attempt failed
- * (rolled back alone, the append goes on). The catch-up skips what the
+ * unit of work, once the unit's function has returned (in append order,
+ * after any inline handlers; what handlers append is handed on after them,
+ * breadth first), if it is the next event of its stream for this
+ * subscription. Its effects then commit with the event, in the same fsync,
+ * with no lane or extra unit in between. The reader catches up with
+ * everything else: events of other processes, of streams with an earlier
+ * event still waiting, past 256 events handed over in one unit, and those
+ * whose eager attempt failed (rolled back alone, the unit goes on). The catch-up skips what the
  * progress marks show done without a unit of work. An eager attempt that
  * fails is counted as a failure and the event is then retried by the
  * catch-up as any other, so it gets up to max_attempts + 1 attempts.
