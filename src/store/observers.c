@@ -68,25 +68,6 @@ int td_store__unobserve(td_store *store, td_append_hook fn, void *payload)
     return td_transact(store, change_unit, &c);
 }
 
-int td_txn__try_contained(td_txn *txn, td_unit_fn fn, void *payload, int *fn_rc)
-{
-    const td_backend *b = txn->store->backend;
-    int64_t saved_head = *txn->head;
-    uint8_t saved_hash[32];
-    memcpy(saved_hash, txn->last_hash, sizeof saved_hash);
-    int error = b->savepoint(txn->conn);
-    if (error < 0)
-        return error;
-    size_t queued = txn->queued_count;
-    *fn_rc = fn(txn, payload);
-    if (*fn_rc >= 0)
-        return b->release(txn->conn);
-    td_store__observers_truncate(txn, queued);
-    *txn->head = saved_head;
-    memcpy(txn->last_hash, saved_hash, sizeof saved_hash);
-    return b->rollback_to(txn->conn);
-}
-
 /* Calls every observer for one event, keeping the unit's cause and trace. */
 static int observe_one(td_txn *txn, const td_event *ev)
 {

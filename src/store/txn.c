@@ -70,7 +70,7 @@ static int check_expected(const char *stream, int64_t expected, int64_t current)
     return 0;
 }
 
-int td_txn_try(td_txn *txn, td_unit_fn fn, void *payload)
+int td_txn__try_contained(td_txn *txn, td_unit_fn fn, void *payload, int *fn_rc)
 {
     const td_backend *b = txn->store->backend;
     int64_t saved_head = *txn->head;
@@ -82,14 +82,20 @@ int td_txn_try(td_txn *txn, td_unit_fn fn, void *payload)
     if (error < 0)
         return error;
     size_t queued = txn->queued_count;
-    int rc = fn(txn, payload);
-    if (rc >= 0)
+    *fn_rc = fn(txn, payload);
+    if (*fn_rc >= 0)
         return b->release(txn->conn);
-    td_store__observers_truncate(txn, queued);
+    td_store__observers_truncate(txn, queued); /* their appends are undone */
     *txn->head = saved_head;
     memcpy(txn->last_hash, saved_hash, sizeof saved_hash);
-    int undo = b->rollback_to(txn->conn);
-    return undo < 0 ? undo : rc;
+    return b->rollback_to(txn->conn);
+}
+
+int td_txn_try(td_txn *txn, td_unit_fn fn, void *payload)
+{
+    int rc = 0;
+    int error = td_txn__try_contained(txn, fn, payload, &rc);
+    return error < 0 ? error : rc < 0 ? rc : 0;
 }
 
 void td_txn_set_cause(td_txn *txn, const td_event *cause)
