@@ -98,7 +98,7 @@ struct td_writer {
     int64_t committing_from;       /* first position of the batch in COMMIT, or 0 */
     int64_t syncing_from;          /* first position of the batches being synced, or 0 */
     int64_t failed_from;           /* first position whose sync failed, or 0: never readable */
-    uint64_t committed_seq;        /* batches committed so far */
+    uint64_t committed_seq;        /* batches committed, or in COMMIT, so far */
     uint64_t durable_seq;          /* ... of which durable (all before it too) */
     pthread_cond_t durable_cond;   /* durable_seq moved, or a sync failed */
     _Atomic int64_t unsynced_from; /* oldest position not durable yet; INT64_MAX: none */
@@ -214,11 +214,13 @@ static void update_unsynced(td_writer *w)
     atomic_store(&w->unsynced_from, from);
 }
 
-/* Before a pipelined COMMIT makes positions from `first` on visible. */
-static void mark_committing(td_writer *w, int64_t first)
+/* Before a pipelined COMMIT makes the batch visible: its positions from
+ * `first` on, and its number, which document reads wait for. */
+static void mark_committing(td_writer *w, unit *batch, int64_t first)
 {
     pthread_mutex_lock(&w->lock);
     w->committing_from = first;
+    batch->seq = ++w->committed_seq;
     update_unsynced(w);
     pthread_mutex_unlock(&w->lock);
 }
@@ -263,7 +265,7 @@ static void run_batch(td_writer *w, unit *batch, batch_stats *st)
         st->failed += u->result < 0;
     }
     if (w->pipelined)
-        mark_committing(w, first);
+        mark_committing(w, batch, first);
     double commit_start = seconds_now();
     error = w->backend->commit(w->conn);
     st->commit_seconds = seconds_now() - commit_start;
@@ -336,7 +338,6 @@ static void *writer_main(void *arg)
         w->stats.busy_seconds += seconds_now() - start;
         if (w->pipelined && st.committed) {
             batch->next_batch = NULL;
-            batch->seq = ++w->committed_seq;
             if (w->sync_last)
                 w->sync_last->next_batch = batch;
             else
