@@ -241,7 +241,7 @@ int td_state__progress_read(td_store *store, const char *name, const char *strea
     size_t len = 0;
     int error = td_state__key(key, name, stream);
     if (error == 0)
-        error = td_store_doc_get(store, TD_COLL_PROGRESS, key, &text, &len);
+        error = td_store__doc_get_committed(store, TD_COLL_PROGRESS, key, &text, &len);
     return progress_version(error, key, text, len, version);
 }
 

@@ -59,7 +59,9 @@ int td_state__save_retry(td_store *store, const char *name, int64_t position, un
 int td_state__delete_retry(td_store *store, const char *name, int64_t position);
 
 int td_state__progress_get(td_txn *txn, const char *name, const char *stream, int64_t *version);
-/* The same, outside a unit of work (the last committed mark). */
+/* The same, outside a unit of work: the last committed mark, durable or
+ * not yet (pipelined commits). A mark at or past a durable event's version
+ * says that event was handled: its own unit, or an earlier one, did it. */
 int td_state__progress_read(td_store *store, const char *name, const char *stream,
                             int64_t *version);
 int td_state__progress_put(td_txn *txn, const char *name, const char *stream, int64_t version);

@@ -372,8 +372,8 @@ static int await_durable(td_store *store)
                                                           : 0;
 }
 
-int td_store_doc_get(td_store *store, const char *collection, const char *key, char **json,
-                     size_t *len)
+int td_store__doc_get_committed(td_store *store, const char *collection, const char *key,
+                                char **json, size_t *len)
 {
     td_conn *conn;
     int error = td_store__check_doc_key(collection, key);
@@ -381,6 +381,13 @@ int td_store_doc_get(td_store *store, const char *collection, const char *key, c
         return error;
     error = store->backend->doc_get(conn, collection, key, json, len);
     td_readers__release(store->readers, conn);
+    return error;
+}
+
+int td_store_doc_get(td_store *store, const char *collection, const char *key, char **json,
+                     size_t *len)
+{
+    int error = td_store__doc_get_committed(store, collection, key, json, len);
     int durable = await_durable(store); /* read first: what it saw is committed by now */
     if (durable < 0 && error == 0) {
         td_free(*json);

@@ -1,6 +1,6 @@
 /*
- * txn_internal.h: what other parts of the library may do inside a unit of
- * work beyond the public td_txn_* calls (not public API).
+ * txn_internal.h: what other parts of the library may do with the store
+ * beyond the public calls (not public API).
  */
 #ifndef TD_STORE_TXN_INTERNAL_H
 #define TD_STORE_TXN_INTERNAL_H
@@ -16,5 +16,11 @@ int td_txn__doc_put_trusted(td_txn *txn, const char *collection, const char *key
  * back what it did and is returned in *fn_rc, and the unit goes on; the
  * return value is negative only if the rollback itself failed. */
 int td_txn__try_contained(td_txn *txn, td_unit_fn fn, void *payload, int *fn_rc);
+
+/* td_store_doc_get without waiting, under pipelined commits, for what it
+ * read to be durable: for a reader that only needs what is committed (a
+ * progress mark for an event that is durable already). */
+int td_store__doc_get_committed(td_store *store, const char *collection, const char *key,
+                                char **json, size_t *len);
 
 #endif
