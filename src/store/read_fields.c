@@ -20,7 +20,7 @@ typedef struct picking {
     const char *const *fields;
     td_fields_fn fn;
     void *payload;
-    int64_t through; /* stop before a later (not yet durable) event */
+    const td_store *store; /* stop before events not durable yet (pipelined commits) */
 } picking;
 
 static int check_fields(const char *const *fields)
@@ -60,7 +60,7 @@ static int picked_row(const td_event *ev, const char *text, size_t len, void *pa
     picking *p = payload;
     td_event *up = NULL;
     json_error_t err;
-    if (ev->position > p->through)
+    if (ev->position > td_store__visible_through(p->store))
         return 1; /* in position order: the rest is newer still */
     int error = td_upcast__needed(p->upcasters, ev) ? td_upcast(p->upcasters, ev, &up) : 0;
     if (error < 0)
@@ -86,7 +86,7 @@ int td_store_read_fields(td_store *store, const td_read_query *query, const char
                          td_fields_fn fn, void *payload)
 {
     td_conn *conn;
-    picking p = {store->upcasters, fields, fn, payload, td_store__visible_through(store)};
+    picking p = {store->upcasters, fields, fn, payload, store};
     int error = td_store__check_query(query);
     if (error == 0)
         error = check_fields(fields);

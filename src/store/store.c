@@ -219,7 +219,9 @@ static int upcast_each(const td_event *ev, void *payload)
 {
     td_upcast_read *w = payload;
     td_event *up;
-    if (ev->position > w->through) {
+    /* Checked as each event comes: the snapshot may have begun after the
+     * read did, and a batch committed since then is marked by now. */
+    if (w->capped_by && ev->position > td_store__visible_through(w->capped_by)) {
         w->hidden = true;
         return 1; /* reads run in position order: the rest is newer still */
     }
@@ -239,7 +241,7 @@ td_event_fn td_store__read_fn(const td_store *store, td_upcast_read *wrap, td_ev
     *payload_out = payload;
     if (store->upcasters == NULL)
         return fn;
-    *wrap = (td_upcast_read){store->upcasters, INT64_MAX, false, fn, payload};
+    *wrap = (td_upcast_read){store->upcasters, NULL, false, fn, payload};
     *payload_out = wrap;
     return upcast_each;
 }
@@ -257,10 +259,10 @@ static td_event_fn reader_fn(const td_store *store, td_upcast_read *wrap, td_eve
                              void *payload, void **payload_out, bool as_stored)
 {
     const td_upcasters *upcasters = as_stored ? NULL : store->upcasters;
-    int64_t through = td_store__visible_through(store);
-    *wrap = (td_upcast_read){upcasters, through, false, fn, payload};
+    const td_store *capped_by = store->writer && store->opts.pipelined_commits ? store : NULL;
+    *wrap = (td_upcast_read){upcasters, capped_by, false, fn, payload};
     *payload_out = payload;
-    if (upcasters == NULL && through == INT64_MAX)
+    if (upcasters == NULL && capped_by == NULL)
         return fn;
     *payload_out = wrap;
     return upcast_each;

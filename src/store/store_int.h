@@ -56,7 +56,7 @@ struct td_store {
  * of the caller's callback and payload (store.c). */
 typedef struct td_upcast_read {
     const td_upcasters *upcasters; /* NULL: hand events over as stored */
-    int64_t through;               /* stop before a later event (not yet durable) */
+    const td_store *capped_by;     /* stop before events not durable yet; NULL: never */
     bool hidden;                   /* such an event was met */
     td_event_fn fn;
     void *payload;
