@@ -130,7 +130,10 @@ int td_delivery_fail(td_delivery *delivery, int code, const char *fmt, ...)
 int td_subscription_new(td_subscription **out, td_store *store, const td_subscription_options *opts,
                         td_handler_fn fn, void *payload);
 
-/* Starts the reader and lane threads. */
+/* Starts the reader and lane threads. One process at a time runs a name:
+ * TD_EBUSY, naming the holder, while another live process runs it (a lease
+ * in the store, renewed while running, released by td_subscription_stop;
+ * one left by a process that died, or expired, is taken over at once). */
 int td_subscription_start(td_subscription *sub);
 
 /* Stops gracefully: no new events are handed over, handlers in flight finish,

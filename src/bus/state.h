@@ -12,6 +12,7 @@
  *   tidings_dlq_requests  NAME|ID              {"action","who","at"}
  *   tidings_dlq_audit     UUIDv7               what was asked, by whom, when
  *   tidings_inbox         CONSUMER|EVENT_ID    {"at"}
+ *   tidings_leases        NAME                 {"owner","pid","host","expires_at"}
  *
  * Keys with NAME| sort together, so one subscription's entries are listed
  * with a prefix scan.
@@ -30,6 +31,7 @@
 #define TD_COLL_DLQ_AUDIT    "tidings_dlq_audit"
 #define TD_COLL_INBOX        "tidings_inbox"
 #define TD_COLL_REPLAYS      "tidings_replays"
+#define TD_COLL_LEASES       "tidings_leases"
 
 #define TD_STATE_KEY_MAX 512
 

@@ -79,6 +79,9 @@ struct td_subscription {
     unsigned lanes_started;
     bool reader_started;
     bool eager_started; /* observing this process's appends (eager.c) */
+    bool lease_held;    /* lease.c: this instance runs the name; only the reader renews */
+    char lease_owner[TD_UUID_STR_LEN + 1];
+    int64_t lease_renewed_us;
     bool stopping;
     int first_error;
     char first_error_message[256];
@@ -125,6 +128,12 @@ void td_sub_metrics__unregister(td_subscription *sub);
 void td_sub_metrics__handled(td_subscription *sub, const td_event *ev);
 void td_sub_metrics__failed(td_subscription *sub, const td_event *ev);
 void td_sub_metrics__retry(td_subscription *sub);
+
+/* lease.c: one process at a time runs a name. take: TD_EBUSY naming the
+ * holder; renew (reader thread, rate-limited): TD_EBUSY once lost. */
+int td_lease__take(td_subscription *sub);
+int td_lease__renew(td_subscription *sub);
+void td_lease__release(td_subscription *sub);
 
 /* eager.c: handing this process's appends to the handler in their unit. */
 int td_eager__start(td_subscription *sub);

@@ -374,6 +374,10 @@ static void *reader_main(void *arg)
             wait_for_lanes(sub);
         }
         maybe_save(sub, &last_save);
+        if (td_lease__renew(sub) < 0) {
+            td_sub__fail(sub, td_error_last_code());
+            break; /* another process runs the name now: hand out nothing more */
+        }
         if (n == -1)
             wait_for_lanes(sub);
         else if (n == 0 && td_store_wait(sub->store, sub->read_position, 50, &head) < 0)
@@ -446,13 +450,17 @@ int td_subscription_start(td_subscription *sub)
         return td_error__set(TD_EINVAL, "batch_size over 4096");
     if (sub->reader_started)
         return td_error__set(TD_EINVAL, "subscription '%s' is running already", sub->name);
-    int error = load_state(sub);
+    int error = td_lease__take(sub);
+    if (error == 0 && (error = load_state(sub)) < 0)
+        td_lease__release(sub);
     if (error < 0)
         return error;
     sub->stopping = false;
     sub->lanes = td_calloc(sub->opts.lanes, sizeof *sub->lanes);
-    if (sub->lanes == NULL)
+    if (sub->lanes == NULL) {
+        td_lease__release(sub);
         return td_error__oom();
+    }
     for (; sub->lanes_started < sub->opts.lanes; sub->lanes_started++)
         if (pthread_create(&sub->lanes[sub->lanes_started], NULL, td_lanes__main, sub) != 0)
             break;
@@ -491,6 +499,7 @@ int td_subscription_stop(td_subscription *sub)
     if (was_running && sub->checkpoint >= sub->careful_until &&
         save_checkpoint(sub, sub->checkpoint, 0, 0) < 0)
         td_sub__fail(sub, td_error_last_code());
+    td_lease__release(sub);
     if (sub->first_error < 0)
         return td_error__set(sub->first_error, "%s", sub->first_error_message);
     return 0;

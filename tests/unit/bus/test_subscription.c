@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "recorder.h"
 #include "support.h"
@@ -293,6 +295,79 @@ static void test_bad_options(void **state)
     assert_null(sub);
 }
 
+static int try_start(const char *name, td_subscription **out)
+{
+    td_subscription_options opts = TD_SUBSCRIPTION_OPTIONS_INIT;
+    opts.name = name;
+    assert_td_ok(td_subscription_new(out, store, &opts, record_all, &rec));
+    return td_subscription_start(*out);
+}
+
+/* A second instance of a running name is refused, in this process or
+ * another, until the first stops. */
+static void test_one_runner_per_name(void **state)
+{
+    (void)state;
+    td_subscription *first = NULL, *second = NULL;
+    assert_td_ok(try_start("leased", &first));
+    assert_int_equal(try_start("leased", &second), TD_EBUSY);
+    assert_non_null(strstr(td_error_last(), "runs in another process"));
+    tt_append(store, "cart-1", "Added", 1);
+    assert_td_ok(td_subscription_wait_until(first, head(), 10000));
+    td_subscription_free(first);
+    assert_td_ok(td_subscription_start(second)); /* released by the stop */
+    td_subscription_free(second);
+    assert_int_equal(recorder_count(&rec), 1);
+}
+
+typedef struct lease_doc {
+    const char *host;
+    long long pid, expires_at;
+} lease_doc;
+
+static int put_lease(td_txn *txn, void *payload)
+{
+    lease_doc *l = payload;
+    char body[512];
+    snprintf(body, sizeof body,
+             "{\"owner\":\"someone-else\",\"pid\":%lld,\"host\":\"%s\",\"expires_at\":%lld}",
+             l->pid, l->host, l->expires_at);
+    return td_txn_doc_put(txn, "tidings_leases", "leased", body, 0);
+}
+
+/* A lease left by a process that is gone (this host) or that expired is
+ * taken over at once; one held elsewhere and still valid is not. */
+static void test_stale_leases_are_taken_over(void **state)
+{
+    (void)state;
+    char host[256] = "";
+    assert_int_equal(gethostname(host, sizeof host - 1), 0);
+    pid_t gone = fork();
+    if (gone == 0)
+        _exit(0);
+    assert_int_equal(waitpid(gone, NULL, 0), gone);
+    long long later = td_time_now() + 60 * 1000000LL;
+    td_subscription *sub = NULL;
+
+    lease_doc elsewhere = {"elsewhere.example", 1, later};
+    assert_td_ok(td_transact(store, put_lease, &elsewhere));
+    assert_int_equal(try_start("leased", &sub), TD_EBUSY);
+    assert_non_null(strstr(td_error_last(), "elsewhere.example"));
+    td_subscription_free(sub);
+
+    lease_doc expired = {"elsewhere.example", 1, td_time_now() - 1};
+    assert_td_ok(td_transact(store, put_lease, &expired));
+    assert_td_ok(try_start("leased", &sub));
+    td_subscription_free(sub);
+
+    lease_doc crashed = {host, gone, later};
+    assert_td_ok(td_transact(store, put_lease, &crashed));
+    assert_td_ok(try_start("leased", &sub));
+    td_subscription_free(sub);
+    char *doc = NULL; /* released at the stop */
+    assert_int_equal(td_store_doc_get(store, "tidings_leases", "leased", &doc, NULL), TD_ENOTFOUND);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -302,6 +377,8 @@ int main(void)
         T(test_subscriptions_progress_independently),
         T(test_transactional_effects_once_across_restarts),
         T(test_retry_state_survives_restart),
+        T(test_one_runner_per_name),
+        T(test_stale_leases_are_taken_over),
         T(test_inbox_claims_once),
         T(test_bad_options),
     };
