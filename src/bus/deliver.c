@@ -152,6 +152,16 @@ static bool start_span(td_subscription *sub, td_delivery *d, td_span *span, char
     return true;
 }
 
+/* Ends a span start_span began (traced), failed if rc < 0, with why. */
+static void end_span(td_subscription *sub, bool traced, td_span *span, int rc, const char *why)
+{
+    if (!traced)
+        return;
+    span->error = rc < 0;
+    span->status_message = rc < 0 ? why : NULL;
+    td_tracer_end(sub->opts.tracer, span);
+}
+
 /* Brings the item's event to the schema this program reads (upcast.h), once:
  * the item keeps the upcast copy for its retries. An event that cannot be
  * read is a permanent failure, with why; running out of memory is not. The
@@ -188,11 +198,7 @@ static int attempt(td_subscription *sub, item *it, char *why, size_t why_size)
                  d.message[0]         ? d.message
                  : td_error_last()[0] ? td_error_last()
                                       : td_error_name(rc));
-    if (traced) {
-        span.error = rc < 0;
-        span.status_message = rc < 0 ? why : NULL;
-        td_tracer_end(sub->opts.tracer, &span);
-    }
+    end_span(sub, traced, &span, rc, why);
     return rc;
 }
 
@@ -220,11 +226,7 @@ int td_deliver__eager(td_txn *txn, td_subscription *sub, const td_event *ev, int
     } else if (!d.skipped) {
         td_sub_metrics__handled(sub, it.event);
     }
-    if (traced) {
-        span.error = rc < 0;
-        span.status_message = rc < 0 ? (d.message[0] ? d.message : td_error_last()) : NULL;
-        td_tracer_end(sub->opts.tracer, &span);
-    }
+    end_span(sub, traced, &span, rc, d.message[0] ? d.message : td_error_last());
     td_event_free(up);
     return error;
 }
@@ -363,17 +365,12 @@ static int batch_unit(td_txn *txn, void *payload)
         item *it = a->items[i]; /* upcast by td_deliver__batchable */
         td_delivery d = {.sub = a->sub, .it = it, .event = it->event, .attempt = 1};
         td_span span;
-        char span_name[TD_TYPE_MAX + 8], why[300];
+        char span_name[TD_TYPE_MAX + 8];
         td_uuid_format(d.key, &it->event->id);
         bool traced = start_span(a->sub, &d, &span, span_name, sizeof span_name);
         int rc = td_txn_try(txn, transactional_unit, &d);
         a->done[i] = rc == 0;
-        if (traced) {
-            snprintf(why, sizeof why, "%s", d.message[0] ? d.message : td_error_last());
-            span.error = rc < 0;
-            span.status_message = rc < 0 ? why : NULL;
-            td_tracer_end(a->sub->opts.tracer, &span);
-        }
+        end_span(a->sub, traced, &span, rc, d.message[0] ? d.message : td_error_last());
     }
     return 0;
 }
