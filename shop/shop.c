@@ -47,7 +47,7 @@ static int start_services(shop *s)
                     ? shop_fail(TD_EINVAL, "validation_failed", NULL,
                                 "the SMTP URL must look like smtp://host:port")
                     : 0;
-    else if (error == 0 && shop_maildir_new(&s->mailer, mail_dir) < 0)
+    else if (error == 0 && shop_spool_new(&s->mailer, mail_dir) < 0)
         error = shop_fail(TD_EIO, "internal_error", NULL, "cannot prepare the mail folder under %s",
                           s->data_dir);
     if (error == 0)
@@ -113,7 +113,7 @@ void shop_close(shop *s)
     if (s->mailer.self && s->opts.smtp_url)
         shop_smtp_free(&s->mailer);
     else if (s->mailer.self)
-        shop_maildir_free(&s->mailer);
+        shop_spool_free(&s->mailer);
     if (s->provider.self)
         shop_simulated_provider_free(&s->provider);
     if (s->versions && td_store_upcasters(s->store) == s->versions)

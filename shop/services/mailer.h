@@ -1,11 +1,12 @@
 /*
- * mailer.h (shop): the mailer interface and the Maildir mailer.
+ * mailer.h (shop): the mailer interface, the mail spool and SMTP.
  *
- * The Maildir mailer writes each e-mail as one RFC 5322 message into
- * DIR/new/, atomically: written and fsync'd in DIR/tmp/, then renamed. The
- * file is named after the causing event and the kind of e-mail, and the
- * Message-ID derives from the same, so delivering the same event again
- * never adds a second message (also not after a reader moved it to cur/).
+ * The spool (spool.c, the default) appends each e-mail as one RFC 5322
+ * message to the mbox file DIR/spool.mbox and returns once it is durable
+ * (fsyncs shared by the messages appended meanwhile). The Message-ID is
+ * named after the causing event and the kind of e-mail, and the spool
+ * remembers the names it holds, so delivering the same event again never
+ * adds a second message.
  *
  * The SMTP mailer hands the same message to an SMTP server through libcurl.
  * A server cannot be asked whether it has a message already, so delivery is
@@ -36,9 +37,10 @@ typedef struct shop_mailer {
 /* The message as RFC 5322 text, CRLF line ends. Caller frees *out. */
 int shop_mail_format(const shop_mail *mail, char **out, size_t *len);
 
-/* A Maildir under dir (made with tmp/, new/, cur/ if missing). */
-int shop_maildir_new(shop_mailer *out, const char *dir);
-void shop_maildir_free(shop_mailer *mailer);
+/* The spool DIR/spool.mbox (dir made if missing; a message torn by a crash
+ * is cut off). */
+int shop_spool_new(shop_mailer *out, const char *dir);
+void shop_spool_free(shop_mailer *mailer);
 
 /* An SMTP mailer for url ("smtp://host:port"). */
 int shop_smtp_new(shop_mailer *out, const char *url);

@@ -6,7 +6,6 @@
  * order must get exactly one order_received and one final e-mail; a replay
  * of the notifications mails again only when it forces effects.
  */
-#include <dirent.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +23,7 @@ static int setup(void **state)
 {
     (void)state;
     store = tt_fixture("saga");
-    snprintf(mail_dir, sizeof mail_dir, "%.2000s/mail/new", tt_fixture_dir());
+    snprintf(mail_dir, sizeof mail_dir, "%.2000s/mail/spool.mbox", tt_fixture_dir());
     shop_options opts = {.data_dir = tt_fixture_dir(),
                          .payment_timeout_ms = 400,
                          .lanes = 2,
@@ -126,29 +125,14 @@ static void wait_count(const char *type, const char *stream, int64_t n)
     assert_int_equal(count(type, stream), n);
 }
 
-/* E-mails in new/ for order of kind (NULL: any kind). */
+/* E-mails in the spool for order of kind (NULL: any kind). */
 static int mails(const char *order, const char *kind)
 {
-    int n = 0;
-    DIR *d = opendir(mail_dir);
-    for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
-        char path[8192], text[4096], header[128];
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(path, sizeof path, "%s/%s", mail_dir, e->d_name);
-        FILE *f = fopen(path, "r");
-        size_t len = f ? fread(text, 1, sizeof text - 1, f) : 0;
-        if (f)
-            fclose(f);
-        text[len] = '\0';
-        snprintf(header, sizeof header, "X-Order-Id: %s\r\n", order);
-        bool mine = strstr(text, header) != NULL;
-        snprintf(header, sizeof header, "X-Email-Kind: %s\r\n", kind ? kind : "");
-        n += mine && (kind == NULL || strstr(text, header) != NULL);
-    }
-    if (d)
-        closedir(d);
-    return n;
+    char mine[128], of_kind[128];
+    snprintf(mine, sizeof mine, "\nX-Order-Id: %s\n", order);
+    snprintf(of_kind, sizeof of_kind, "\nX-Email-Kind: %s\n", kind ? kind : "");
+    const char *needles[] = {mine, kind ? of_kind : NULL, NULL};
+    return tt_mbox_count(mail_dir, needles);
 }
 
 static void wait_mails(const char *order, const char *kind, int n)

@@ -147,3 +147,41 @@ int tt_wait(pid_t pid)
         ;
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
+
+int tt_mbox_count(const char *path, const char *const *needles)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    char *text = NULL;
+    size_t cap = 0, len = 0;
+    for (;;) {
+        if (len + 4096 + 1 > cap) {
+            cap = cap ? cap * 2 : 65536;
+            text = realloc(text, cap);
+            assert_non_null(text);
+        }
+        size_t n = fread(text + len, 1, cap - len - 1, f);
+        if (n == 0)
+            break;
+        len += n;
+    }
+    fclose(f);
+    int count = 0;
+    if (text == NULL)
+        return 0;
+    text[len] = '\0';
+    /* entries start with "From " at the start of the file or after a blank line */
+    for (char *entry = text; entry && *entry;) {
+        char *next = strstr(entry + 1, "\n\nFrom ");
+        if (next)
+            next[1] = '\0'; /* ends this entry's text (its blank line's first byte) */
+        bool all = true;
+        for (size_t i = 0; needles[i] && all; i++)
+            all = strstr(entry, needles[i]) != NULL;
+        count += all;
+        entry = next ? next + 2 : NULL;
+    }
+    free(text);
+    return count;
+}

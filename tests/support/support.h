@@ -62,6 +62,10 @@ td_event tt_event(const char *type, const char *data);
 /* Appends one event with data {"n": n} to stream; returns its position. */
 int64_t tt_append(td_store *store, const char *stream, const char *type, int n);
 
+/* Entries of the mbox file at path that contain every string of the
+ * NULL-terminated needles; 0 if there is no file. */
+int tt_mbox_count(const char *path, const char *const *needles);
+
 /* Counts events matching the query. */
 int64_t tt_count(td_store *store, const td_read_query *q);
 

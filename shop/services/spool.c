@@ -1,0 +1,347 @@
+/*
+ * spool.c (shop): the mail spool, the shop's default mailer (see mailer.h).
+ *
+ * Every message is appended to one mbox file, DIR/spool.mbox, and is sent
+ * once that append is durable. The fdatasync is shared: while one sender
+ * syncs, the others append and wait, and the next sync covers them all
+ * (group commit, as the store's writer does for units). A file per message
+ * (the Maildir this replaces) cost each e-mail a file creation and two
+ * fsyncs, which competed with the store's own fsyncs on the disk; see
+ * docs/benchmarks.md.
+ *
+ * Never twice: a message is named by its causing event and kind (its
+ * Message-ID), and the spool keeps the names of the messages in the file;
+ * sending a name it holds is done at once. Opening reads the names back.
+ * Each entry carries its own length (X-Spool-Length, the first header), so
+ * opening also finds an entry torn by a crash mid-append, cuts it off, and
+ * the message is sent again.
+ *
+ * After a failed fsync the spool refuses to send (TD_EIO), as the store
+ * does after one: the kernel may have dropped what was appended.
+ *
+ * Threads: send is called from the notification lanes at once; `lock`
+ * guards everything.
+ */
+#define _GNU_SOURCE /* memmem */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "services/mailer.h"
+
+#define PATH_CAP     4096
+#define NAME_MAX_LEN 200
+
+typedef struct spool {
+    pthread_mutex_t lock;
+    pthread_cond_t synced;
+    int fd;
+    off_t end;     /* bytes in the file */
+    off_t durable; /* bytes synced */
+    bool syncing;
+    int failed;   /* 0, or TD_EIO after a failed fsync or write */
+    char **names; /* open addressing, NULL: empty */
+    size_t count, cap;
+} spool;
+
+/* FNV-1a, for the name set. */
+static size_t hash_of(const char *s)
+{
+    size_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static bool holds(const spool *sp, const char *name)
+{
+    if (sp->cap == 0)
+        return false;
+    for (size_t i = hash_of(name) & (sp->cap - 1); sp->names[i]; i = (i + 1) & (sp->cap - 1))
+        if (strcmp(sp->names[i], name) == 0)
+            return true;
+    return false;
+}
+
+static int add_name(spool *sp, const char *name, size_t len)
+{
+    if ((sp->count + 1) * 2 > sp->cap) {
+        size_t cap = sp->cap ? sp->cap * 2 : 1024;
+        char **grown = calloc(cap, sizeof *grown);
+        if (grown == NULL)
+            return TD_ENOMEM;
+        for (size_t i = 0; i < sp->cap; i++)
+            if (sp->names[i]) {
+                size_t j = hash_of(sp->names[i]) & (cap - 1);
+                while (grown[j])
+                    j = (j + 1) & (cap - 1);
+                grown[j] = sp->names[i];
+            }
+        free(sp->names);
+        sp->names = grown;
+        sp->cap = cap;
+    }
+    char *copy = strndup(name, len);
+    if (copy == NULL)
+        return TD_ENOMEM;
+    size_t i = hash_of(copy) & (sp->cap - 1);
+    while (sp->names[i])
+        i = (i + 1) & (sp->cap - 1);
+    sp->names[i] = copy;
+    sp->count++;
+    return 0;
+}
+
+/* The name in "Message-ID: <NAME@" of the message at text[0..len). */
+static int message_name(const char *text, size_t len, const char **name, size_t *name_len)
+{
+    static const char tag[] = "\nMessage-ID: <";
+    const char *at = memmem(text, len, tag, sizeof tag - 1);
+    if (at == NULL)
+        return -1;
+    const char *start = at + sizeof tag - 1;
+    const char *end = memchr(start, '@', len - (size_t)(start - text));
+    if (end == NULL || end - start > NAME_MAX_LEN)
+        return -1;
+    *name = start;
+    *name_len = (size_t)(end - start);
+    return 0;
+}
+
+#define LENGTH_TAG    "X-Spool-Length: "
+#define LENGTH_DIGITS 8
+
+/* The length an entry at text[0..left) declares, or 0 if it is not whole. */
+static size_t whole_entry(const char *text, size_t left)
+{
+    const char *line = strncmp(text, "From ", 5) == 0 ? memchr(text, '\n', left) : NULL;
+    size_t tag = sizeof LENGTH_TAG - 1;
+    if (line == NULL || (size_t)(line + 1 - text) + tag + LENGTH_DIGITS + 1 > left ||
+        strncmp(line + 1, LENGTH_TAG, tag) != 0)
+        return 0;
+    char digits[LENGTH_DIGITS + 1], *end = NULL;
+    memcpy(digits, line + 1 + tag, LENGTH_DIGITS);
+    digits[LENGTH_DIGITS] = '\0';
+    unsigned long n = strtoul(digits, &end, 10);
+    if (end != digits + LENGTH_DIGITS || n > left || n < 2 || text[n - 1] != '\n' ||
+        text[n - 2] != '\n')
+        return 0;
+    return (size_t)n;
+}
+
+/* Reads the names of the whole entries; *complete: where they end (a torn
+ * last entry is cut there). */
+static int load(spool *sp, const char *text, size_t len, off_t *complete)
+{
+    size_t at = 0, n;
+    while (at < len && (n = whole_entry(text + at, len - at)) > 0) {
+        const char *name;
+        size_t name_len;
+        if (message_name(text + at, n, &name, &name_len) == 0 && add_name(sp, name, name_len) < 0)
+            return TD_ENOMEM;
+        at += n;
+    }
+    *complete = (off_t)at;
+    return 0;
+}
+
+/* The message as an mbox entry: a From line, its length, the message with
+ * LF line ends and ">"-quoted From lines, and a blank line. Caller frees
+ * *out. */
+static int entry_of(const shop_mail *mail, char **out, size_t *out_len)
+{
+    char *text = NULL, *body = NULL, date[64], head[128];
+    size_t len = 0, body_len = 0;
+    int error = shop_mail_format(mail, &text, &len);
+    if (error < 0)
+        return error;
+    FILE *f = open_memstream(&body, &body_len);
+    if (f == NULL) {
+        free(text);
+        return TD_ENOMEM;
+    }
+    bool line_start = true;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == '\r' && i + 1 < len && text[i + 1] == '\n')
+            continue;
+        if (line_start && strncmp(text + i, "From ", 5) == 0)
+            fputc('>', f);
+        fputc(text[i], f);
+        line_start = text[i] == '\n';
+    }
+    fputs(line_start ? "\n" : "\n\n", f);
+    free(text);
+    if (fclose(f) != 0)
+        return TD_ENOMEM;
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(date, sizeof date, "%a %b %e %H:%M:%S %Y", &tm);
+    int from = snprintf(head, sizeof head, "From shop@tidings.local %s\n", date);
+    size_t total = (size_t)from + sizeof LENGTH_TAG - 1 + LENGTH_DIGITS + 1 + body_len;
+    *out = malloc(total + 1);
+    if (*out == NULL || total >= 100000000) {
+        free(*out);
+        free(body);
+        return TD_ENOMEM;
+    }
+    snprintf(*out, total + 1, "%s" LENGTH_TAG "%0*zu\n%s", head, LENGTH_DIGITS, total, body);
+    *out_len = total;
+    free(body);
+    return 0;
+}
+
+/* Waits until the file is durable through `upto`, syncing it when no one
+ * else does; lock held. */
+static void sync_through(spool *sp, off_t upto)
+{
+    while (sp->durable < upto && !sp->failed) {
+        if (sp->syncing) {
+            pthread_cond_wait(&sp->synced, &sp->lock);
+            continue;
+        }
+        sp->syncing = true;
+        off_t target = sp->end;
+        pthread_mutex_unlock(&sp->lock);
+        int rc = fdatasync(sp->fd);
+        pthread_mutex_lock(&sp->lock);
+        sp->syncing = false;
+        if (rc == 0 && target > sp->durable)
+            sp->durable = target;
+        else if (rc != 0)
+            sp->failed = TD_EIO;
+        pthread_cond_broadcast(&sp->synced);
+    }
+}
+
+static int send_spooled(void *self, const shop_mail *mail)
+{
+    spool *sp = self;
+    char name[NAME_MAX_LEN + 1], *entry = NULL;
+    size_t len = 0;
+    int n = snprintf(name, sizeof name, "%s.%s", mail->event_id, mail->kind);
+    if (n < 0 || (size_t)n >= sizeof name)
+        return TD_EINVAL;
+    int error = entry_of(mail, &entry, &len);
+    if (error < 0)
+        return error;
+    pthread_mutex_lock(&sp->lock);
+    if (!sp->failed && !holds(sp, name)) {
+        ssize_t wrote = write(sp->fd, entry, len);
+        if (wrote != (ssize_t)len)
+            sp->failed = TD_EIO; /* a partial entry is cut off at the next open */
+        else if ((error = add_name(sp, name, strlen(name))) == 0)
+            sp->end += (off_t)len;
+    }
+    sync_through(sp, sp->end); /* also when held: it may not be durable yet */
+    if (error == 0 && sp->failed)
+        error = sp->failed;
+    pthread_mutex_unlock(&sp->lock);
+    free(entry);
+    return error;
+}
+
+static int make_dirs(const char *dir)
+{
+    char path[PATH_CAP];
+    snprintf(path, sizeof path, "%s", dir);
+    for (char *slash = strchr(path + 1, '/');; slash = strchr(slash + 1, '/')) {
+        if (slash)
+            *slash = '\0';
+        if (mkdir(path, 0700) != 0 && errno != EEXIST)
+            return TD_EIO;
+        if (slash == NULL)
+            return 0;
+        *slash = '/';
+    }
+}
+
+/* Reads the whole file at fd (the spool of one shop: megabytes at most). */
+static int read_all(int fd, char **out, size_t *len)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return TD_EIO;
+    *len = (size_t)st.st_size;
+    *out = malloc(*len + 1);
+    if (*out == NULL)
+        return TD_ENOMEM;
+    size_t got = 0;
+    while (got < *len) {
+        ssize_t n = pread(fd, *out + got, *len - got, (off_t)got);
+        if (n <= 0) {
+            free(*out);
+            return TD_EIO;
+        }
+        got += (size_t)n;
+    }
+    (*out)[*len] = '\0';
+    return 0;
+}
+
+static void spool_free(spool *sp)
+{
+    if (sp->fd >= 0)
+        close(sp->fd);
+    for (size_t i = 0; i < sp->cap; i++)
+        free(sp->names[i]);
+    free(sp->names);
+    pthread_cond_destroy(&sp->synced);
+    pthread_mutex_destroy(&sp->lock);
+    free(sp);
+}
+
+int shop_spool_new(shop_mailer *out, const char *dir)
+{
+    char path[PATH_CAP], *text = NULL;
+    size_t len = 0;
+    off_t complete = 0;
+    if (strlen(dir) + sizeof "/spool.mbox" > sizeof path)
+        return TD_EINVAL;
+    spool *sp = calloc(1, sizeof *sp);
+    if (sp == NULL)
+        return TD_ENOMEM;
+    sp->fd = -1;
+    pthread_mutex_init(&sp->lock, NULL);
+    pthread_cond_init(&sp->synced, NULL);
+    snprintf(path, sizeof path, "%s/spool.mbox", dir);
+    int error = make_dirs(dir);
+    bool created = error == 0 && access(path, F_OK) != 0;
+    if (error == 0 && (sp->fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600)) < 0)
+        error = TD_EIO;
+    if (error == 0)
+        error = read_all(sp->fd, &text, &len);
+    if (error == 0)
+        error = load(sp, text, len, &complete);
+    free(text);
+    if (error == 0 && complete < (off_t)len && /* cut a torn message off, durably */
+        (ftruncate(sp->fd, complete) != 0 || fdatasync(sp->fd) != 0))
+        error = TD_EIO;
+    if (error == 0 && created) { /* the new file's name, durably */
+        int d = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (d < 0 || fsync(d) != 0)
+            error = TD_EIO;
+        if (d >= 0)
+            close(d);
+    }
+    if (error < 0) {
+        spool_free(sp);
+        return error;
+    }
+    sp->end = sp->durable = complete;
+    *out = (shop_mailer){send_spooled, sp};
+    return 0;
+}
+
+void shop_spool_free(shop_mailer *mailer)
+{
+    if (mailer->self)
+        spool_free(mailer->self);
+    mailer->self = NULL;
+}

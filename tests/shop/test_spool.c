@@ -1,0 +1,166 @@
+/*
+ * test_spool.c: the mail spool (shop/services/spool.c). Messages sent from
+ * many threads at once are all in the file, once each; sending a message
+ * again, also after reopening, adds nothing; a message torn by a crash
+ * mid-append is cut off on opening and goes out again whole; a body line
+ * starting with "From " cannot split a message.
+ */
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "services/mailer.h"
+#include "support.h"
+
+static char *dir, path[4200];
+
+static int setup(void **state)
+{
+    (void)state;
+    dir = tt_tmpdir();
+    snprintf(path, sizeof path, "%s/mail/spool.mbox", dir);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    tt_rmdir(dir);
+    return 0;
+}
+
+static shop_mailer open_spool(void)
+{
+    char at[4200];
+    shop_mailer m;
+    snprintf(at, sizeof at, "%s/mail", dir);
+    assert_int_equal(shop_spool_new(&m, at), 0);
+    return m;
+}
+
+static int send_one(shop_mailer *m, const char *event, const char *body)
+{
+    shop_mail mail = {event, "order_received", "o-1", "ada@example.com", "Ada", "Hello", body};
+    return m->send(m->self, &mail);
+}
+
+static int all(void)
+{
+    const char *needles[] = {"", NULL};
+    return tt_mbox_count(path, needles);
+}
+
+static off_t size_of(void)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+static void test_once_across_reopen(void **state)
+{
+    (void)state;
+    shop_mailer m = open_spool();
+    assert_int_equal(send_one(&m, "e1", "one"), 0);
+    assert_int_equal(send_one(&m, "e2", "two"), 0);
+    assert_int_equal(send_one(&m, "e1", "one"), 0); /* redelivery */
+    assert_int_equal(all(), 2);
+    shop_spool_free(&m);
+    m = open_spool();
+    assert_int_equal(send_one(&m, "e2", "two"), 0);
+    assert_int_equal(send_one(&m, "e3", "From here on, a line that looks like a separator"), 0);
+    shop_spool_free(&m);
+    assert_int_equal(all(), 3);
+    const char *quoted[] = {"\n>From here on", NULL};
+    assert_int_equal(tt_mbox_count(path, quoted), 1);
+}
+
+static void test_torn_message_is_cut_and_sent_again(void **state)
+{
+    (void)state;
+    shop_mailer m = open_spool();
+    assert_int_equal(send_one(&m, "e1", "one"), 0);
+    assert_int_equal(send_one(&m, "e2", "two"), 0);
+    shop_spool_free(&m);
+    off_t whole = size_of();
+    /* a crash in the middle of appending e3: its first 120 bytes only */
+    char *again = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&again, &len);
+    assert_non_null(mem);
+    fprintf(mem, "From shop@tidings.local Thu Nov 26 10:00:00 2026\nX-Spool-Length: 00000600\n"
+                 "From: Shop <shop@tidings.local>\nTo: \"Ada\" <ada@example.com>\nSubj");
+    fclose(mem);
+    int fd = open(path, O_WRONLY | O_APPEND);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, again, len), (ssize_t)len);
+    close(fd);
+    free(again);
+    m = open_spool();
+    assert_int_equal(size_of(), whole); /* cut off */
+    assert_int_equal(send_one(&m, "e3", "three"), 0);
+    assert_int_equal(send_one(&m, "e2", "two"), 0);
+    shop_spool_free(&m);
+    assert_int_equal(all(), 3);
+}
+
+typedef struct sender {
+    shop_mailer *m;
+    int id;
+} sender;
+
+static void *send_many(void *arg)
+{
+    sender *s = arg;
+    for (int i = 0; i < 50; i++) {
+        char event[64];
+        snprintf(event, sizeof event, "t%d-%d", s->id, i);
+        if (send_one(s->m, event, "body") != 0)
+            return (void *)1;
+        snprintf(event, sizeof event, "t%d-%d", (s->id + 1) % 8, i / 2); /* another's, again */
+        if (send_one(s->m, event, "body") != 0)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+static void test_concurrent_senders(void **state)
+{
+    (void)state;
+    shop_mailer m = open_spool();
+    pthread_t threads[8];
+    sender senders[8];
+    for (int i = 0; i < 8; i++) {
+        senders[i] = (sender){&m, i};
+        assert_int_equal(pthread_create(&threads[i], NULL, send_many, &senders[i]), 0);
+    }
+    for (int i = 0; i < 8; i++) {
+        void *rc = NULL;
+        pthread_join(threads[i], &rc);
+        assert_null(rc);
+    }
+    shop_spool_free(&m);
+    assert_int_equal(all(), 400);
+    for (int t = 0; t < 8; t++)
+        for (int i = 0; i < 50; i += 7) {
+            char id[96];
+            snprintf(id, sizeof id, "Message-ID: <t%d-%d.order_received@", t, i);
+            const char *needles[] = {id, NULL};
+            assert_int_equal(tt_mbox_count(path, needles), 1);
+        }
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_once_across_reopen),
+        T(test_torn_message_is_cut_and_sent_again),
+        T(test_concurrent_senders),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
