@@ -45,7 +45,7 @@ typedef struct spool {
     off_t end;     /* bytes in the file */
     off_t durable; /* bytes synced */
     bool syncing;
-    int failed;   /* 0, or TD_EIO after a failed fsync or write */
+    int failed;   /* 0, or TD_EIO after a failed fsync or write, TD_ENOMEM without room for an id */
     char **names; /* open addressing, NULL: empty */
     size_t count, cap;
 } spool;
@@ -236,8 +236,11 @@ static int send_spooled(void *self, const shop_mail *mail)
         ssize_t wrote = write(sp->fd, entry, len);
         if (wrote != (ssize_t)len)
             sp->failed = TD_EIO; /* a partial entry is cut off at the next open */
-        else if ((error = add_name(sp, name, strlen(name))) == 0)
+        else {
             sp->end += (off_t)len;
+            if (add_name(sp, name, strlen(name)) < 0)
+                sp->failed = TD_ENOMEM; /* a retry would append it twice: stop */
+        }
     }
     sync_through(sp, sp->end); /* also when held: it may not be durable yet */
     if (error == 0 && sp->failed)
