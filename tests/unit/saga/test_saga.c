@@ -146,7 +146,7 @@ static int64_t count_type(const char *type)
 
 static void wait_for(const char *type, int64_t n)
 {
-    for (int i = 0; i < 1000 && count_type(type) < n; i++)
+    for (int i = 0; i < 4000 && count_type(type) < n; i++)
         usleep(5000);
     assert_int_equal(count_type(type), n);
 }
@@ -164,7 +164,7 @@ static json_t *instance(const char *order)
 
 static void wait_state(const char *order, const char *state)
 {
-    for (int i = 0; i < 1000; i++) {
+    for (int i = 0; i < 4000; i++) {
         char *text = NULL;
         if (td_saga_get(store, "order_saga", order, &text) == 0) {
             json_error_t err;
