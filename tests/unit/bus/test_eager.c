@@ -107,6 +107,15 @@ static int64_t count_of(const char *stream)
     return n;
 }
 
+/* The handler saw exactly these versions of stream, in this order. */
+static void assert_saw(const char *stream, const int64_t *want, int n)
+{
+    int64_t versions[64];
+    assert_int_equal(recorder_stream(&rec, stream, versions, 64), n);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(versions[i], want[i]);
+}
+
 static void test_needs_transactional_mode(void **state)
 {
     (void)state;
@@ -130,11 +139,11 @@ static void test_effects_commit_with_the_append(void **state)
     }
     assert_td_ok(td_subscription_wait_until(sub, head(), 10000));
     td_subscription_free(sub);
-    /* each once, in order, all on the first attempt */
-    int64_t versions[32];
-    assert_int_equal(recorder_stream(&rec, "cart-1", versions, 32), 20);
+    /* each once, in order */
+    int64_t in_order[20];
     for (int i = 0; i < 20; i++)
-        assert_int_equal(versions[i], i + 1);
+        in_order[i] = i + 1;
+    assert_saw("cart-1", in_order, 20);
     assert_int_equal(count_of("cart-1"), 20);
 
     /* stopped: appends are not handled eagerly; the next start catches up */
@@ -160,12 +169,7 @@ static void test_failure_goes_to_the_catch_up_in_order(void **state)
     assert_td_ok(td_subscription_wait_until(sub, head(), 10000));
     td_subscription_free(sub);
     /* v1: the eager attempt, then the catch-up's first (fails) and second */
-    int64_t versions[8];
-    assert_int_equal(recorder_stream(&rec, "cart-2", versions, 8), 4);
-    assert_int_equal(versions[0], 1);
-    assert_int_equal(versions[1], 1);
-    assert_int_equal(versions[2], 1);
-    assert_int_equal(versions[3], 2);
+    assert_saw("cart-2", (const int64_t[]){1, 1, 1, 2}, 4);
     char *doc = NULL; /* n is 2: the failed eager attempt's write was rolled back */
     assert_td_ok(td_store_doc_get(store, "counts", "cart-2", &doc, NULL));
     assert_string_equal(doc, "{\"n\":2,\"last\":2}");
@@ -196,12 +200,7 @@ static void test_parked_event_lets_the_stream_go_on(void **state)
     td_subscription_free(sub);
     /* v1: the eager attempt and the catch-up's one (permanent: parked at
      * once); then v2 and v3 once each */
-    int64_t versions[8];
-    assert_int_equal(recorder_stream(&rec, "cart-4", versions, 8), 4);
-    assert_int_equal(versions[0], 1);
-    assert_int_equal(versions[1], 1);
-    assert_int_equal(versions[2], 2);
-    assert_int_equal(versions[3], 3);
+    assert_saw("cart-4", (const int64_t[]){1, 1, 2, 3}, 4);
     int dead = 0;
     td_dlq_filter f = {"eager-park", NULL, NULL};
     assert_td_ok(td_dlq_list(store, &f, count_entry, &dead));
@@ -218,10 +217,7 @@ static void test_history_is_handled_before_new_events(void **state)
     tt_append(store, "cart-5", "Added", 6);
     assert_td_ok(td_subscription_wait_until(sub, head(), 10000));
     td_subscription_free(sub);
-    int64_t versions[8];
-    assert_int_equal(recorder_stream(&rec, "cart-5", versions, 8), 6);
-    for (int i = 0; i < 6; i++)
-        assert_int_equal(versions[i], i + 1);
+    assert_saw("cart-5", (const int64_t[]){1, 2, 3, 4, 5, 6}, 6);
 }
 
 static bool only_wanted(const td_event *ev, void *payload)
