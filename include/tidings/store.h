@@ -124,7 +124,7 @@ int td_txn_read_stream(td_txn *txn, const char *stream, int64_t from_version, si
                        td_event_fn fn, void *payload);
 
 /* Documents: JSON objects under (collection, key). Collections follow the
- * category rule, keys are 1..512 bytes of printable ASCII. */
+ * category rule, keys are 1..200 bytes of printable ASCII. */
 typedef int (*td_doc_fn)(const char *key, const char *json, size_t len, void *payload);
 
 int td_txn_doc_put(td_txn *txn, const char *collection, const char *key, const char *json,

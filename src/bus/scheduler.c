@@ -14,6 +14,7 @@
 #include "bus/sub_int.h"
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/internal.h"
 
 #define INITIAL_BUCKETS 256
 
@@ -64,14 +65,6 @@ void td_sched__dispose(td_subscription *sub)
     td_free(sub->ring_time);
 }
 
-static uint64_t hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
-
 static void grow(td_subscription *sub)
 {
     size_t count = sub->bucket_count * 2;
@@ -81,7 +74,7 @@ static void grow(td_subscription *sub)
     for (size_t b = 0; b < sub->bucket_count; b++)
         for (stream_q *s = sub->buckets[b], *next; s; s = next) {
             next = s->hash_next;
-            size_t i = hash(s->name) % count;
+            size_t i = td_hash__fnv1a(s->name) % count;
             s->hash_next = buckets[i];
             buckets[i] = s;
         }
@@ -92,7 +85,7 @@ static void grow(td_subscription *sub)
 
 int td_sched__stream(td_subscription *sub, const char *name, stream_q **out)
 {
-    size_t i = hash(name) % sub->bucket_count;
+    size_t i = td_hash__fnv1a(name) % sub->bucket_count;
     for (stream_q *s = sub->buckets[i]; s; s = s->hash_next)
         if (strcmp(s->name, name) == 0) {
             *out = s;

@@ -7,10 +7,14 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "tidings/event.h"
 #include "tidings/store.h"
 #include "tidings/upcast.h"
+
+/* FNV-1a of a string: a fast, well-spread hash for in-memory tables. */
+uint64_t td_hash__fnv1a(const char *s);
 
 /* Names the calling thread prefix+name, cut to the kernel's 15 bytes. */
 void td_thread__name(const char *prefix, const char *name);

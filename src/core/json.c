@@ -11,6 +11,14 @@
 #include "core/error.h"
 #include "core/internal.h"
 
+uint64_t td_hash__fnv1a(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
 size_t td_json__length(const char *text, size_t len)
 {
     return text == NULL ? 0 : len ? len : strlen(text);

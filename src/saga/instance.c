@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/internal.h"
 #include "saga/saga_int.h"
+#include "store/txn_internal.h"
 
 int td_saga__key(char buf[TD_SAGA_KEY_MAX + 1], const char *saga, const char *correlation_id)
 {
@@ -24,21 +25,36 @@ int td_saga__deadline_key(char buf[TD_SAGA_KEY_MAX + 1], const char *saga, td_ti
     return n < 0 || n > TD_SAGA_KEY_MAX ? td_error__set(TD_ETOOBIG, "saga key too long") : 0;
 }
 
-int td_saga__load(td_txn *txn, const char *saga, const char *correlation_id, json_t **out)
+int td_saga__load(td_txn *txn, td_saga *saga, const char *correlation_id, td_saga_loaded *out)
 {
-    char key[TD_SAGA_KEY_MAX + 1], *text = NULL;
-    size_t len = 0;
+    char key[TD_SAGA_KEY_MAX + 1];
     json_error_t err;
-    *out = NULL;
-    int error = td_saga__key(key, saga, correlation_id);
+    memset(out, 0, sizeof *out);
+    int error = td_saga__key(key, saga->def->name, correlation_id);
     if (error == 0)
-        error = td_txn_doc_get(txn, TD_COLL_SAGAS, key, &text, &len);
+        error = td_txn_doc_get(txn, TD_COLL_SAGAS, key, &out->text, &out->len);
     if (error == TD_ENOTFOUND)
         return 0;
-    if (error == 0 && (*out = json_loadb(text, len, 0, &err)) == NULL)
+    if (error == 0 &&
+        (out->instance = td_json_cache_take(saga->instances, key, out->text, out->len, 0, &err)) ==
+            NULL)
         error = td_error__set(TD_ECORRUPT, "saga instance %s is not JSON: %s", key, err.text);
-    td_free(text);
+    if (error < 0)
+        td_saga__loaded_done(saga, correlation_id, out, false);
     return error;
+}
+
+void td_saga__loaded_done(td_saga *saga, const char *correlation_id, td_saga_loaded *loaded,
+                          bool unchanged)
+{
+    char key[TD_SAGA_KEY_MAX + 1];
+    if (unchanged && loaded->instance && td_saga__key(key, saga->def->name, correlation_id) == 0) {
+        td_json_cache_give_back(saga->instances, key, loaded->text, loaded->len, loaded->instance);
+        loaded->instance = NULL;
+    }
+    json_decref(loaded->instance);
+    td_free(loaded->text);
+    memset(loaded, 0, sizeof *loaded);
 }
 
 json_t *td_saga__fresh(const char *saga, const char *correlation_id)
@@ -94,7 +110,14 @@ int td_saga__save(td_txn *txn, td_saga_ctx *ctx, td_time old_deadline)
     int error = move_deadline(txn, ctx, old_deadline);
     if (error == 0)
         error = td_saga__key(key, ctx->saga->def->name, ctx->correlation_id);
-    if (error == 0)
-        error = td_txn_doc_put_json(txn, TD_COLL_SAGAS, key, ctx->instance);
+    char *text = error == 0 ? json_dumps(ctx->instance, JSON_COMPACT) : NULL;
+    if (error == 0 && text == NULL)
+        error = td_error__oom();
+    size_t len = text ? strlen(text) : 0;
+    if (error == 0) /* serialised by jansson: valid JSON by construction */
+        error = td_txn__doc_put_trusted(txn, TD_COLL_SAGAS, key, text, len);
+    if (error == 0) /* for the next load; nobody changes the instance after its save */
+        td_json_cache_keep(ctx->saga->instances, key, text, len, json_incref(ctx->instance));
+    td_json__free(text);
     return error;
 }

@@ -211,18 +211,21 @@ static int apply(td_saga *saga, td_txn *txn, const td_event *ev, json_t *data,
                  const char *correlation_id)
 {
     td_saga_ctx ctx = {saga, txn, ev, data, correlation_id, NULL, NULL, NULL, 0};
-    int error = td_saga__load(txn, saga->def->name, correlation_id, &ctx.instance);
+    td_saga_loaded loaded;
+    int error = td_saga__load(txn, saga, correlation_id, &loaded);
     if (error < 0)
         return error;
+    ctx.instance = loaded.instance;
     bool completed = ctx.instance && json_is_true(json_object_get(ctx.instance, "completed"));
     ctx.state = ctx.instance ? json_string_value(json_object_get(ctx.instance, "state")) : NULL;
     const td_saga_transition *t = completed ? NULL : find_transition(saga, ctx.state, ev, data);
     if (t == NULL && (ctx.instance == NULL || routine(saga->def, ev->type))) {
-        json_decref(ctx.instance); /* for no instance, or routine: nothing to write */
+        /* for no instance, or routine: nothing to write */
+        td_saga__loaded_done(saga, correlation_id, &loaded, true);
         return 0;
     }
     if (ctx.instance == NULL &&
-        (ctx.instance = td_saga__fresh(saga->def->name, correlation_id)) == NULL)
+        (ctx.instance = loaded.instance = td_saga__fresh(saga->def->name, correlation_id)) == NULL)
         return td_error__oom();
     ctx.data = json_object_get(ctx.instance, "data");
     ctx.deadline = json_integer_value(json_object_get(ctx.instance, "deadline"));
@@ -233,7 +236,7 @@ static int apply(td_saga *saga, td_txn *txn, const td_event *ev, json_t *data,
         td_saga__record(ctx.instance, "ignored", ev, ctx.state, NULL);
     if (error == 0)
         error = td_saga__save(txn, &ctx, old_deadline);
-    json_decref(ctx.instance);
+    td_saga__loaded_done(saga, correlation_id, &loaded, false);
     return error;
 }
 
@@ -283,6 +286,10 @@ int td_saga_new(td_saga **out, td_store *store, const td_saga_definition *def, v
     if (saga->opts.timer_interval_ms <= 0)
         saga->opts.timer_interval_ms = 100;
     snprintf(saga->subscription_name, sizeof saga->subscription_name, "saga.%s", def->name);
+    if (td_json_cache_new(&saga->instances, 0) < 0) {
+        td_free(saga);
+        return td_error__oom();
+    }
     pthread_mutex_init(&saga->lock, NULL);
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
@@ -341,6 +348,7 @@ void td_saga_free(td_saga *saga)
     if (saga->sub)
         td_saga_stop(saga);
     td_subscription_free(saga->sub);
+    td_json_cache_free(saga->instances);
     pthread_cond_destroy(&saga->wake);
     pthread_mutex_destroy(&saga->lock);
     td_free(saga);

@@ -10,6 +10,7 @@
 
 #include <pthread.h>
 
+#include "core/json_cache.h"
 #include "tidings/saga.h"
 
 #define TD_COLL_SAGAS          "tidings_sagas"
@@ -31,6 +32,9 @@ struct td_saga {
     bool stopping;
     pthread_mutex_t lock;
     pthread_cond_t wake;
+
+    /* instances as last loaded or saved, by their stored text (json_cache.h) */
+    td_json_cache *instances;
 };
 
 struct td_saga_ctx {
@@ -49,8 +53,24 @@ struct td_saga_ctx {
 int td_saga__key(char buf[TD_SAGA_KEY_MAX + 1], const char *saga, const char *correlation_id);
 int td_saga__deadline_key(char buf[TD_SAGA_KEY_MAX + 1], const char *saga, td_time deadline,
                           const char *correlation_id);
-/* Loads the instance into *out (NULL if there is none). Caller owns *out. */
-int td_saga__load(td_txn *txn, const char *saga, const char *correlation_id, json_t **out);
+/* An instance as loaded: the object (NULL if there is none) and the text
+ * stored for it. */
+typedef struct td_saga_loaded {
+    json_t *instance;
+    char *text;
+    size_t len;
+} td_saga_loaded;
+
+/* Loads the instance for correlation_id, from the saga's cache of instances
+ * when it holds the one for the stored text. Caller owns *out and ends it
+ * with td_saga__loaded_done. */
+int td_saga__load(td_txn *txn, td_saga *saga, const char *correlation_id, td_saga_loaded *out);
+
+/* Ends a load: an instance not changed goes back to the cache; a changed
+ * one is dropped here (td_saga__save kept it with its new text). */
+void td_saga__loaded_done(td_saga *saga, const char *correlation_id, td_saga_loaded *loaded,
+                          bool unchanged);
+
 json_t *td_saga__fresh(const char *saga, const char *correlation_id);
 int td_saga__save(td_txn *txn, td_saga_ctx *ctx, td_time old_deadline);
 void td_saga__record(json_t *instance, const char *list, const td_event *event, const char *from,

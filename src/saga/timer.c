@@ -50,12 +50,14 @@ typedef struct fire_args {
 static int fire_unit(td_txn *txn, void *payload)
 {
     fire_args *a = payload;
-    json_t *instance = NULL;
+    td_saga_loaded loaded;
     char stream[TD_STREAM_MAX + 1], *data = NULL;
-    int error = td_saga__load(txn, a->saga->def->name, a->correlation_id, &instance);
+    int error = td_saga__load(txn, a->saga, a->correlation_id, &loaded);
+    json_t *instance = loaded.instance;
     bool live = error == 0 && instance && !json_is_true(json_object_get(instance, "completed")) &&
                 json_integer_value(json_object_get(instance, "deadline")) == a->deadline;
-    json_decref(instance);
+    if (error == 0)
+        td_saga__loaded_done(a->saga, a->correlation_id, &loaded, true);
     if (error == 0 && live) {
         snprintf(stream, sizeof stream, "deadline-%s.%s", a->saga->def->name, a->correlation_id);
         error = td_json__dump_steal(&data, NULL,

@@ -293,6 +293,39 @@ static void test_routine_events_are_passed_over(void **state)
     td_saga_free(saga);
 }
 
+typedef struct edit {
+    const char *key;
+    const char *json;
+} edit;
+
+static int put_instance(td_txn *txn, void *payload)
+{
+    const edit *e = payload;
+    return td_txn_doc_put(txn, "tidings_sagas", e->key, e->json, 0);
+}
+
+/* The engine keeps instances it saved in memory (a parse saved per
+ * transition), but only for the text stored: an instance rewritten behind
+ * its back is read as stored. */
+static void test_instance_changed_behind_the_engine_is_read_as_stored(void **state)
+{
+    (void)state;
+    td_saga *saga = start_saga();
+    send("order", "OrderPlaced", "o8");
+    wait_for("ReserveStock", 1);
+    json_t *i = instance("o8"); /* awaiting_stock, as the engine saved and holds it */
+    json_object_set_new(i, "state", json_string("awaiting_payment"));
+    char *text = json_dumps(i, JSON_COMPACT);
+    edit e = {"order_saga|o8", text};
+    assert_td_ok(td_transact(store, put_instance, &e));
+    free(text);
+    json_decref(i);
+    send("payment", "PaymentSucceeded", "o8"); /* fits only the edited state */
+    wait_state("o8", "done");
+    wait_for("OrderConfirmed", 1);
+    td_saga_free(saga);
+}
+
 static void test_failed_action_leaves_nothing_and_is_retried(void **state)
 {
     (void)state;
@@ -369,6 +402,7 @@ int main(void)
         T(test_deadline_fires_once),
         T(test_unfitting_events_are_recorded_and_ignored),
         T(test_routine_events_are_passed_over),
+        T(test_instance_changed_behind_the_engine_is_read_as_stored),
         T(test_failed_action_leaves_nothing_and_is_retried),
         T(test_many_instances_exactly_once_across_restarts),
         T(test_bad_definitions),
