@@ -35,9 +35,8 @@ int td_saga__load(td_txn *txn, td_saga *saga, const char *correlation_id, td_sag
         error = td_txn_doc_get(txn, TD_COLL_SAGAS, key, &out->text, &out->len);
     if (error == TD_ENOTFOUND)
         return 0;
-    if (error == 0 &&
-        (out->instance = td_json_cache_take(saga->instances, key, out->text, out->len, 0, &err)) ==
-            NULL)
+    if (error == 0 && (out->instance = td_json_cache_take(saga->instances, key, out->text, out->len,
+                                                          0, &err)) == NULL)
         error = td_error__set(TD_ECORRUPT, "saga instance %s is not JSON: %s", key, err.text);
     if (error < 0)
         td_saga__loaded_done(saga, correlation_id, out, false);
