@@ -3,7 +3,7 @@
  *
  *   shop serve [--db URL] [--listen HOST:PORT] [--data DIR] [--smtp URL]
  *              [--payment-timeout MS] [--log-level LEVEL] [--handlers eager|deferred]
- *              [--commits pipelined|each]
+ *              [--commits pipelined|each] [--writer-nice N]
  *
  *   shop load …      (load.c)      shop migrate …   (migrate.c)
  *   shop projections list|rebuild  (projections_cmd.c)
@@ -28,6 +28,7 @@
 typedef struct serve_args {
     const char *db, *listen, *data, *smtp, *broker, *log_level, *handlers, *commits;
     int payment_timeout_ms;
+    int writer_nice;
 } serve_args;
 
 static int usage(FILE *out, int code)
@@ -35,6 +36,7 @@ static int usage(FILE *out, int code)
     fprintf(out, "usage: shop serve [--db URL] [--listen HOST:PORT] [--data DIR] [--smtp URL]\n"
                  "                  [--payment-timeout MS] [--log-level LEVEL]\n"
                  "                  [--handlers eager|deferred] [--commits pipelined|each]\n"
+                 "                  [--writer-nice N]\n"
                  "  --db      the store (default sqlite:DATA/tidings.db, or TIDINGS_DB)\n"
                  "  --listen  where to serve HTTP (default 127.0.0.1:8080; port 0: any free)\n"
                  "  --data    the data folder: store and mail (default ./data)\n"
@@ -43,6 +45,8 @@ static int usage(FILE *out, int code)
                  "            the unit that appends their event; deferred: only on their lanes\n"
                  "  --commits pipelined (default): the store's writer goes on while a commit's\n"
                  "            fsync is in flight (answers still wait for it); each: one at a time\n"
+                 "  --writer-nice  the store writer thread's nice value, -20..19 (default -10:\n"
+                 "            it runs first when the cores are busy; kept at 0 if not allowed)\n"
                  "usage: shop load --url URL --orders N --concurrency C [--products P]\n"
                  "                 [--decline-rate R] [--seed S] [--rate ORDERS_PER_S]\n"
                  "  places orders against a running shop and checks the outcome\n"
@@ -71,15 +75,15 @@ static int flag(int argc, char **argv, int *i, const char *name, const char **va
 
 static int parse(int argc, char **argv, serve_args *a)
 {
-    const char *timeout = NULL;
+    const char *timeout = NULL, *nice = NULL;
     for (int i = 0; i < argc; i++) {
         int rc = 0;
         const char *names[] = {
-            "--db",        "--listen",          "--data",     "--smtp",   "--broker",
-            "--log-level", "--payment-timeout", "--handlers", "--commits"};
-        const char **slots[] = {&a->db,        &a->listen, &a->data,     &a->smtp,   &a->broker,
-                                &a->log_level, &timeout,   &a->handlers, &a->commits};
-        for (int k = 0; k < 9 && rc == 0; k++)
+            "--db",        "--listen",          "--data",     "--smtp",    "--broker",
+            "--log-level", "--payment-timeout", "--handlers", "--commits", "--writer-nice"};
+        const char **slots[] = {&a->db,        &a->listen, &a->data,     &a->smtp,    &a->broker,
+                                &a->log_level, &timeout,   &a->handlers, &a->commits, &nice};
+        for (int k = 0; k < 10 && rc == 0; k++)
             rc = flag(argc, argv, &i, names[k], slots[k]);
         if (rc <= 0) {
             fprintf(stderr, "shop serve: %s '%s'\n",
@@ -95,6 +99,13 @@ static int parse(int argc, char **argv, serve_args *a)
         fprintf(stderr, "shop serve: --commits must be pipelined or each\n");
         return -1;
     }
+    char *end = NULL;
+    long n = nice ? strtol(nice, &end, 10) : -10;
+    if (nice && (end == nice || *end != '\0' || n < -20 || n > 19)) {
+        fprintf(stderr, "shop serve: --writer-nice must be a whole number from -20 to 19\n");
+        return -1;
+    }
+    a->writer_nice = (int)n;
     if (timeout && (a->payment_timeout_ms = atoi(timeout)) <= 0) {
         fprintf(stderr, "shop serve: --payment-timeout must be a positive number of ms\n");
         return -1;
@@ -133,8 +144,8 @@ static void stop_all(running *r)
 
 static int start_all(running *r, const serve_args *a, const char *host, int port)
 {
-    int error = shop_open_serving_store(&r->store, a->db, a->data,
-                                        a->commits && strcmp(a->commits, "each") == 0);
+    int error = shop_open_serving_store(
+        &r->store, a->db, a->data, a->commits && strcmp(a->commits, "each") == 0, a->writer_nice);
     if (error == 0)
         error = td_metrics_new(&r->metrics);
     if (error == 0)
@@ -160,7 +171,7 @@ static int start_all(running *r, const serve_args *a, const char *host, int port
 
 static int serve(int argc, char **argv)
 {
-    serve_args a = {NULL, "127.0.0.1:8080", "data", NULL, NULL, NULL, NULL, NULL, 0};
+    serve_args a = {NULL, "127.0.0.1:8080", "data", NULL, NULL, NULL, NULL, NULL, 0, -10};
     char host[256];
     int port = 0, sig = 0;
     if (parse(argc, argv, &a) < 0 || split_listen(a.listen, host, sizeof host, &port) < 0)

@@ -145,10 +145,11 @@ int shop_open_store(td_store **out, const char *db, const char *data, bool read_
 }
 
 int shop_open_serving_store(td_store **out, const char *db, const char *data,
-                            bool each_commit_synced)
+                            bool each_commit_synced, int writer_nice)
 {
     td_store_options so = TD_STORE_OPTIONS_INIT;
     so.pipelined_commits = !each_commit_synced;
+    so.writer_nice = writer_nice;
     return open_store(out, db, data, &so);
 }
 

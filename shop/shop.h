@@ -104,9 +104,10 @@ void shop_set_unit_guard(shop_unit_guard_fn fn, void *payload);
 int shop_open_store(td_store **out, const char *db, const char *data, bool read_only);
 /* The same for `shop serve`: pipelined commits unless each_commit_synced
  * (td_store_options.pipelined_commits: the writer goes on while the last
- * batch's fsync is in flight; answers still wait for it). */
+ * batch's fsync is in flight; answers still wait for it), and the writer
+ * thread at nice writer_nice (td_store_options.writer_nice). */
 int shop_open_serving_store(td_store **out, const char *db, const char *data,
-                            bool each_commit_synced);
+                            bool each_commit_synced, int writer_nice);
 
 /* ---- commands ---------------------------------------------------------- */
 

@@ -45,7 +45,7 @@ extern "C" {
 typedef struct td_store td_store;
 typedef struct td_txn td_txn;
 
-#define TD_STORE_OPTIONS_VERSION 1
+#define TD_STORE_OPTIONS_VERSION 2
 
 typedef struct td_store_options {
     unsigned int version;   /* TD_STORE_OPTIONS_VERSION */
@@ -63,11 +63,18 @@ typedef struct td_store_options {
      * durable (so a power loss could take back what was seen, never what
      * was acknowledged). See docs/internals/store.md. */
     bool pipelined_commits;
+    /* The writer thread's nice value (Linux: per thread), 0: unchanged. The
+     * one writer is every write's bottleneck; when the cores are busy, a
+     * negative value (-10, say) lets it run before other threads instead of
+     * waiting its turn. Going below 0 needs CAP_SYS_NICE or a RLIMIT_NICE
+     * that allows it; if refused, the writer keeps its priority and the
+     * store logs a warning. Values are clamped to -20..19. */
+    int writer_nice;
 } td_store_options;
 
 #define TD_STORE_OPTIONS_INIT                                                                      \
     {                                                                                              \
-        TD_STORE_OPTIONS_VERSION, true, false, 0, 0, 0, 0, false                                   \
+        TD_STORE_OPTIONS_VERSION, true, false, 0, 0, 0, 0, false, 0                                \
     }
 
 #define TD_DEFAULT_MAX_EVENT_BYTES (1024 * 1024)

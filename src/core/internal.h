@@ -16,6 +16,10 @@
 /* FNV-1a of a string: a fast, well-spread hash for in-memory tables. */
 uint64_t td_hash__fnv1a(const char *s);
 
+/* Sets the calling thread's nice value (clamped to -20..19); the kernel's
+ * refusal is an error with why. */
+int td_thread__nice(int nice);
+
 /* Names the calling thread prefix+name, cut to the kernel's 15 bytes. */
 void td_thread__name(const char *prefix, const char *name);
 

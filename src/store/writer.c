@@ -310,11 +310,20 @@ static void fail_refused(td_writer *w, unit *batch)
     fail_all(batch, TD_ECLOSED);
 }
 
+/* Sets the writer thread's nice value (store options), or logs why not. */
+static void set_priority(int nice)
+{
+    if (nice != 0 && td_thread__nice(nice) < 0)
+        td_log__emit(TD_LOG_WARN, NULL, NULL, "the store's writer keeps its priority: %s",
+                     td_error_last());
+}
+
 static void *writer_main(void *arg)
 {
     td_writer *w = arg;
     on_writer_thread = true;
     td_thread__name("td-writer", NULL);
+    set_priority(w->store->opts.writer_nice);
     pthread_mutex_lock(&w->lock);
     for (;;) {
         while (w->first == NULL && !w->stopping)

@@ -3,8 +3,10 @@
  * runs unchanged on every backend (TD_TEST_STORE).
  */
 #include <pthread.h>
+#include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "support.h"
 
@@ -181,6 +183,47 @@ static void test_event_size_limit(void **state)
     assert_int_equal(count_all(small), 0);
     ev.data = "{\"s\":\"small\"}";
     assert_td_ok(td_store_append(small, "blob-1", TD_EXPECT_ANY, &ev, 1));
+}
+
+/* The nice value of this process's thread named name, or 99 if none. */
+static int nice_of_thread(const char *name)
+{
+    DIR *dir = opendir("/proc/self/task");
+    struct dirent *e;
+    int nice = 99;
+    while (dir && (e = readdir(dir)) != NULL && nice == 99) {
+        char path[300], comm[32] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = e->d_name[0] == '.' ? NULL : fopen(path, "r");
+        if (f && fgets(comm, sizeof comm, f))
+            comm[strcspn(comm, "\n")] = '\0';
+        if (f)
+            fclose(f);
+        if (strcmp(comm, name) == 0) /* Linux: a thread id names the thread alone */
+            nice = getpriority(PRIO_PROCESS, (id_t)atoi(e->d_name));
+    }
+    if (dir)
+        closedir(dir);
+    return nice;
+}
+
+/* writer_nice sets the writer thread's priority, and only that thread's. */
+static void test_writer_nice(void **state)
+{
+    fixture *f = *state;
+    td_store *niced = NULL;
+    td_store_options opts = TD_STORE_OPTIONS_INIT;
+    opts.writer_nice = 7; /* raising it needs no privilege */
+    td_store_free(f->store);
+    assert_td_ok(td_store_open(&niced, f->url, &opts));
+    f->store = niced;
+    tt_append(niced, "order-1", "OrderCreated", 1); /* the writer has run */
+    assert_int_equal(nice_of_thread("td-writer"), 7);
+    assert_int_equal(getpriority(PRIO_PROCESS, 0), 0); /* this thread: unchanged */
+    opts.version = 1;                                  /* a caller built against the old layout */
+    td_store *old = NULL;
+    assert_td_code(td_store_open(&old, f->url, &opts), TD_EINVAL);
+    assert_null(old);
 }
 
 static void test_reads_and_filters(void **state)
@@ -540,6 +583,7 @@ int main(void)
         T(test_batch_is_atomic),
         T(test_bad_input_writes_nothing),
         T(test_event_size_limit),
+        T(test_writer_nice),
         T(test_reads_and_filters),
         T(test_read_callback_controls),
         T(test_unit_commits_or_rolls_back_whole),
