@@ -5,9 +5,10 @@
  * The simulated provider decides by card token: "tok_decline" declines,
  * "tok_timeout" never answers, "tok_flaky" fails with a transient error on
  * its first two attempts and then succeeds, "tok_slow" succeeds after
- * SHOP_PAYMENT_SLOW_MS, anything else succeeds at once. It
- * remembers each idempotency key's outcome, so asking again gives the same
- * answer and never charges twice.
+ * SHOP_PAYMENT_SLOW_MS, anything else succeeds at once. The outcome
+ * follows from the token (and, for "tok_flaky", the attempts counted per
+ * idempotency key), so asking again gives the same answer and never charges
+ * twice.
  */
 #ifndef SHOP_SERVICES_PAYMENTS_H
 #define SHOP_SERVICES_PAYMENTS_H
