@@ -156,12 +156,23 @@ static int configure(td_conn *conn, bool writer, bool pipelined)
                                "configuring reader");
     /* Pipelined: NORMAL writes the WAL at commit without an fsync (and still
      * syncs around checkpoints, so the file stays consistent); the store's
-     * sync thread then makes each commit durable with sync_log. */
+     * sync thread then makes each commit durable with sync_log.
+     * It also checkpoints every 4,000 pages rather than SQLite's 1,000: a
+     * page rewritten many times between two checkpoints (an index's last
+     * leaf, a hot document) is copied to the database file once per
+     * checkpoint, and the checkpoint's own fsyncs come a quarter as often;
+     * the shop's COMMIT time fell by a fifth. 4,000 frames still fit in the
+     * first of the WAL index's hash tables (4,096 frames each), so a read
+     * finds a page as fast as before. Each commit synced (FULL) keeps 1,000:
+     * there the writer waits for every fsync, and while the log grows into
+     * new space each fsync also writes the file's new size, which made
+     * one-at-a-time appends a fifth slower. */
     return td_sqlite__exec(conn,
-                           pipelined ? "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
-                                       "PRAGMA cache_size = -16384"
-                                     : "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
-                                       "PRAGMA cache_size = -16384",
+                           pipelined
+                               ? "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+                                 "PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 4000"
+                               : "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+                                 "PRAGMA cache_size = -16384",
                            "configuring writer");
 }
 
