@@ -8,6 +8,10 @@
  *   schema 2: adds currency ("USD" when upcast), shipping_address (empty
  *             when upcast), items ([]: schema 1 did not record lines),
  *             payment_method ("") and order_date (the event's time)
+ *
+ * OrderStatusChanged stays at schema 1 with one optional field added,
+ * user_id: an upcaster could not know it, and its readers (the read models)
+ * look it up in the order when an older event lacks it.
  */
 #include <string.h>
 

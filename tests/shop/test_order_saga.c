@@ -200,6 +200,61 @@ static void test_happy_path_ship_and_deliver(void **state)
     assert_string_equal(shop_error().code, "illegal_transition");
 }
 
+static int last_data(const td_event *ev, void *payload)
+{
+    json_error_t err;
+    json_decref(*(json_t **)payload);
+    *(json_t **)payload =
+        json_loadb(ev->data, ev->data_len ? ev->data_len : strlen(ev->data), 0, &err);
+    return 0;
+}
+
+static const char *user_order_status(const char *user_id, json_t **list)
+{
+    json_decref(*list);
+    *list = NULL;
+    assert_int_equal(shop_list_user_orders(s, user_id, list), 0);
+    json_t *first = json_array_get(json_object_get(*list, "orders"), 0);
+    return json_string_value(json_object_get(first, "status"));
+}
+
+/* A status change names the order's user, so the read models need not read
+ * the order; one written before it did (no user_id) still reaches the
+ * user's list, through the order. */
+static void test_user_orders_with_and_without_user_in_the_event(void **state)
+{
+    (void)state;
+    char u[SHOP_ID_LEN + 1], p[SHOP_ID_LEN + 1], o[SHOP_ID_LEN + 1], stream[80], data[256];
+    user(u);
+    product(10, p);
+    place(u, p, 1, "tok_visa", o);
+    expect_final(o, "Processing", NULL);
+    snprintf(stream, sizeof stream, "order-%s", o);
+    json_t *changed = NULL;
+    assert_td_ok(td_store_read_stream(store, stream, 2, 0, last_data, &changed));
+    assert_string_equal(json_string_value(json_object_get(changed, "to_status")), "Processing");
+    assert_string_equal(json_string_value(json_object_get(changed, "user_id")), u);
+    json_decref(changed);
+    /* an older writer's event: no user_id */
+    snprintf(data, sizeof data,
+             "{\"order_id\":\"%s\",\"from_status\":\"Processing\",\"to_status\":\"Shipped\","
+             "\"changed_at\":\"2026-01-01T00:00:00Z\"}",
+             o);
+    td_event ev = tt_event("OrderStatusChanged", data);
+    ev.source = "orders";
+    assert_td_ok(td_store_append(store, stream, TD_EXPECT_ANY, &ev, 1));
+    json_t *list = NULL;
+    const char *status = NULL;
+    for (int i = 0; i < 2000; i++) {
+        status = user_order_status(u, &list);
+        if (status && strcmp(status, "Shipped") == 0)
+            break;
+        usleep(5000);
+    }
+    assert_string_equal(status, "Shipped");
+    json_decref(list);
+}
+
 static int count_replays(const char *id, const char *name, int64_t next, int64_t to, void *n)
 {
     (void)id;
@@ -461,6 +516,7 @@ int main(void)
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_happy_path_ship_and_deliver),
+        T(test_user_orders_with_and_without_user_in_the_event),
         T(test_out_of_stock),
         T(test_declined_releases_stock),
         T(test_timeout_releases_stock),
