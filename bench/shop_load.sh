@@ -3,8 +3,8 @@
 # on SQLite in a temporary folder, driven by `shop load`. Prints shop load's
 # figures for a baseline shop (--handlers deferred --commits each), one with
 # eager handlers, and the default one (eager, pipelined commits), medians of
-# ROUNDS alternating runs and their ratios; then rebuilds each read model
-# and prints its events/s.
+# ROUNDS alternating runs and their ratios; the default shop paced at 1,000
+# orders/s; then rebuilds each read model and prints its events/s.
 set -euo pipefail
 build=$1
 orders=${ORDERS:-2000}
@@ -69,6 +69,23 @@ awk -v e="$rate_each" -v d="$rate_default" -v b="$rate_baseline" 'BEGIN {
   printf "ratio eager_vs_baseline_orders_per_s: %.2f\n", e / b
   printf "ratio eager_pipelined_vs_baseline_orders_per_s: %.2f\n", d / b
 }'
+
+# The issue's target read as a paced load: the default shop offered PACED
+# orders per second (1,000) by the same 16 clients, ROUNDS times, each on a
+# fresh store: the rate it sustained and the p95 order-to-final at that
+# rate, medians. Unpaced, the clients push the shop to saturation, where the
+# p95 is mostly queueing and moves by a factor of two from run to run.
+paced=${PACED:-1000}
+for round in $(seq "$rounds"); do
+  serve "$dir/paced-$round"
+  RATE=$paced load >"$dir/paced-$round.out"
+  kill "$pid"
+  wait "$pid" || true
+  grep -q '^consistency: ok' "$dir/paced-$round.out" || { cat "$dir/paced-$round.out"; exit 1; }
+done
+echo "paced_${paced}_orders_per_s: $(cat "$dir"/paced-*.out | awk '/^orders_per_s:/ {print $2}' | median)"
+echo "paced_${paced}_order_to_final_p95_ms: $(cat "$dir"/paced-*.out |
+  awk '/^order_to_final_p95_ms:/ {print $2}' | median)"
 
 # The rest beside a default shop.
 serve "$dir/data"
