@@ -6,7 +6,9 @@
  * (fsyncs shared by the messages appended meanwhile). The Message-ID is
  * named after the causing event and the kind of e-mail, and the spool
  * remembers the names it holds, so delivering the same event again never
- * adds a second message.
+ * adds a second message. Past SHOP_SPOOL_ROTATE_BYTES the file is renamed
+ * DIR/spool.mbox.N (N counting up) and a new one begun; the names of the
+ * current and the last rotated file are remembered.
  *
  * The SMTP mailer hands the same message to an SMTP server through libcurl.
  * A server cannot be asked whether it has a message already, so delivery is
@@ -37,8 +39,12 @@ typedef struct shop_mailer {
 /* The message as RFC 5322 text, CRLF line ends. Caller frees *out. */
 int shop_mail_format(const shop_mail *mail, char **out, size_t *len);
 
+#define SHOP_SPOOL_ROTATE_BYTES (64 * 1024 * 1024)
+
 /* The spool DIR/spool.mbox (dir made if missing; a message torn by a crash
- * is cut off). */
+ * is cut off), rotated past rotate_at bytes (0: SHOP_SPOOL_ROTATE_BYTES). */
+int shop_spool_open(shop_mailer *out, const char *dir, size_t rotate_at);
+/* shop_spool_open with the default size. */
 int shop_spool_new(shop_mailer *out, const char *dir);
 void shop_spool_free(shop_mailer *mailer);
 

@@ -12,6 +12,13 @@
  * Never twice: a message is named by its causing event and kind (its
  * Message-ID), and the spool keeps the names of the messages in the file;
  * sending a name it holds is done at once. Opening reads the names back.
+ *
+ * Bounded: a message that finds the file past rotate_at bytes (64 MiB)
+ * makes it durable to its end (later senders wait meanwhile), renames it
+ * DIR/spool.mbox.N (N one above the last) and begins a new one. The spool keeps the names of the current file and of the last
+ * rotated one, and opening reads those two, so memory and start-up time
+ * stay bounded while a redelivery (which only ever concerns the last few
+ * events a crash left unmarked) still finds its message.
  * Each entry carries its own length (X-Spool-Length, the first header), so
  * opening also finds an entry torn by a crash mid-append, cuts it off, and
  * the message is sent again.
@@ -23,6 +30,7 @@
  * guards everything.
  */
 #define _GNU_SOURCE /* memmem */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -38,6 +46,12 @@
 #define PATH_CAP     4096
 #define NAME_MAX_LEN 200
 
+/* A set of message names: open addressing, NULL: empty. */
+typedef struct name_set {
+    char **names;
+    size_t count, cap;
+} name_set;
+
 typedef struct spool {
     pthread_mutex_t lock;
     pthread_cond_t synced;
@@ -45,9 +59,11 @@ typedef struct spool {
     off_t end;     /* bytes in the file */
     off_t durable; /* bytes synced */
     bool syncing;
-    int failed;   /* 0, or TD_EIO after a failed fsync or write, TD_ENOMEM without room for an id */
-    char **names; /* open addressing, NULL: empty */
-    size_t count, cap;
+    int failed; /* 0, or TD_EIO after a failed fsync or write, TD_ENOMEM without room for an id */
+    name_set current, previous; /* names in the file, and in the last rotated one */
+    char dir[PATH_CAP];
+    off_t rotate_at;
+    unsigned long rotated; /* N of the last DIR/spool.mbox.N, 0: none */
 } spool;
 
 /* FNV-1a, for the name set. */
@@ -59,42 +75,55 @@ static size_t hash_of(const char *s)
     return h;
 }
 
-static bool holds(const spool *sp, const char *name)
+static bool set_holds(const name_set *set, const char *name)
 {
-    if (sp->cap == 0)
+    if (set->cap == 0)
         return false;
-    for (size_t i = hash_of(name) & (sp->cap - 1); sp->names[i]; i = (i + 1) & (sp->cap - 1))
-        if (strcmp(sp->names[i], name) == 0)
+    for (size_t i = hash_of(name) & (set->cap - 1); set->names[i]; i = (i + 1) & (set->cap - 1))
+        if (strcmp(set->names[i], name) == 0)
             return true;
     return false;
 }
 
-static int add_name(spool *sp, const char *name, size_t len)
+static bool holds(const spool *sp, const char *name)
 {
-    if ((sp->count + 1) * 2 > sp->cap) {
-        size_t cap = sp->cap ? sp->cap * 2 : 1024;
+    return set_holds(&sp->current, name) || set_holds(&sp->previous, name);
+}
+
+static void set_clear(name_set *set)
+{
+    for (size_t i = 0; i < set->cap; i++)
+        free(set->names[i]);
+    free(set->names);
+    memset(set, 0, sizeof *set);
+}
+
+static int add_name(name_set *set, const char *name, size_t len)
+{
+    if ((set->count + 1) * 2 > set->cap) {
+        size_t cap = set->cap ? set->cap * 2 : 1024;
         char **grown = calloc(cap, sizeof *grown);
         if (grown == NULL)
             return TD_ENOMEM;
-        for (size_t i = 0; i < sp->cap; i++)
-            if (sp->names[i]) {
-                size_t j = hash_of(sp->names[i]) & (cap - 1);
+        for (size_t i = 0; i < set->cap; i++)
+            if (set->names[i]) {
+                size_t j = hash_of(set->names[i]) & (cap - 1);
                 while (grown[j])
                     j = (j + 1) & (cap - 1);
-                grown[j] = sp->names[i];
+                grown[j] = set->names[i];
             }
-        free(sp->names);
-        sp->names = grown;
-        sp->cap = cap;
+        free(set->names);
+        set->names = grown;
+        set->cap = cap;
     }
     char *copy = strndup(name, len);
     if (copy == NULL)
         return TD_ENOMEM;
-    size_t i = hash_of(copy) & (sp->cap - 1);
-    while (sp->names[i])
-        i = (i + 1) & (sp->cap - 1);
-    sp->names[i] = copy;
-    sp->count++;
+    size_t i = hash_of(copy) & (set->cap - 1);
+    while (set->names[i])
+        i = (i + 1) & (set->cap - 1);
+    set->names[i] = copy;
+    set->count++;
     return 0;
 }
 
@@ -135,15 +164,15 @@ static size_t whole_entry(const char *text, size_t left)
     return (size_t)n;
 }
 
-/* Reads the names of the whole entries; *complete: where they end (a torn
- * last entry is cut there). */
-static int load(spool *sp, const char *text, size_t len, off_t *complete)
+/* Reads the names of the whole entries into set; *complete: where they end
+ * (a torn last entry is cut there). */
+static int load(name_set *set, const char *text, size_t len, off_t *complete)
 {
     size_t at = 0, n;
     while (at < len && (n = whole_entry(text + at, len - at)) > 0) {
         const char *name;
         size_t name_len;
-        if (message_name(text + at, n, &name, &name_len) == 0 && add_name(sp, name, name_len) < 0)
+        if (message_name(text + at, n, &name, &name_len) == 0 && add_name(set, name, name_len) < 0)
             return TD_ENOMEM;
         at += n;
     }
@@ -198,10 +227,12 @@ static int entry_of(const shop_mail *mail, char **out, size_t *out_len)
 }
 
 /* Waits until the file is durable through `upto`, syncing it when no one
- * else does; lock held. */
+ * else does; lock held. A rotation meanwhile means it was: a file is
+ * rotated only once durable to its end. */
 static void sync_through(spool *sp, off_t upto)
 {
-    while (sp->durable < upto && !sp->failed) {
+    unsigned long file = sp->rotated;
+    while (sp->rotated == file && sp->durable < upto && !sp->failed) {
         if (sp->syncing) {
             pthread_cond_wait(&sp->synced, &sp->lock);
             continue;
@@ -220,6 +251,55 @@ static void sync_through(spool *sp, off_t upto)
     }
 }
 
+static int sync_dir(const char *dir)
+{
+    int d = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = d >= 0 && fsync(d) == 0 ? 0 : TD_EIO;
+    if (d >= 0)
+        close(d);
+    return rc;
+}
+
+/* Renames the full file, durable to its end and with no sync in flight,
+ * DIR/spool.mbox.N and begins a new one; its names become the previous
+ * file's. Lock held; a failure stops the spool. */
+static void rotate(spool *sp)
+{
+    char from[PATH_CAP + 16], to[PATH_CAP + 32];
+    snprintf(from, sizeof from, "%s/spool.mbox", sp->dir);
+    snprintf(to, sizeof to, "%s/spool.mbox.%lu", sp->dir, sp->rotated + 1);
+    if (rename(from, to) != 0 || sync_dir(sp->dir) < 0) {
+        sp->failed = TD_EIO;
+        return;
+    }
+    sp->rotated++;
+    int fd = open(from, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0 || sync_dir(sp->dir) < 0) {
+        if (fd >= 0)
+            close(fd);
+        sp->failed = TD_EIO; /* the next open begins the file */
+        return;
+    }
+    close(sp->fd);
+    sp->fd = fd;
+    sp->end = sp->durable = 0;
+    set_clear(&sp->previous);
+    sp->previous = sp->current;
+    memset(&sp->current, 0, sizeof sp->current);
+}
+
+/* Before an append: a full file is made durable to its end (new appends
+ * wait meanwhile) and rotated. Lock held. */
+static void make_room(spool *sp)
+{
+    while (!sp->failed && sp->end >= sp->rotate_at) {
+        if (sp->durable < sp->end)
+            sync_through(sp, sp->end);
+        else
+            rotate(sp);
+    }
+}
+
 static int send_spooled(void *self, const shop_mail *mail)
 {
     spool *sp = self;
@@ -232,13 +312,14 @@ static int send_spooled(void *self, const shop_mail *mail)
     if (error < 0)
         return error;
     pthread_mutex_lock(&sp->lock);
+    make_room(sp);
     if (!sp->failed && !holds(sp, name)) {
         ssize_t wrote = write(sp->fd, entry, len);
         if (wrote != (ssize_t)len)
             sp->failed = TD_EIO; /* a partial entry is cut off at the next open */
         else {
             sp->end += (off_t)len;
-            if (add_name(sp, name, strlen(name)) < 0)
+            if (add_name(&sp->current, name, strlen(name)) < 0)
                 sp->failed = TD_ENOMEM; /* a retry would append it twice: stop */
         }
     }
@@ -292,25 +373,65 @@ static void spool_free(spool *sp)
 {
     if (sp->fd >= 0)
         close(sp->fd);
-    for (size_t i = 0; i < sp->cap; i++)
-        free(sp->names[i]);
-    free(sp->names);
+    set_clear(&sp->current);
+    set_clear(&sp->previous);
     pthread_cond_destroy(&sp->synced);
     pthread_mutex_destroy(&sp->lock);
     free(sp);
 }
 
-int shop_spool_new(shop_mailer *out, const char *dir)
+/* N of the last DIR/spool.mbox.N, 0: none. */
+static unsigned long last_rotated(const char *dir)
+{
+    unsigned long last = 0;
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        char *end = NULL;
+        if (strncmp(e->d_name, "spool.mbox.", 11) != 0 || e->d_name[11] < '1' ||
+            e->d_name[11] > '9')
+            continue;
+        unsigned long n = strtoul(e->d_name + 11, &end, 10);
+        if (*end == '\0' && n > last)
+            last = n;
+    }
+    if (d)
+        closedir(d);
+    return last;
+}
+
+/* The names in the last rotated file, into sp->previous. */
+static int load_previous(spool *sp)
+{
+    char path[PATH_CAP + 32], *text = NULL;
+    size_t len = 0;
+    off_t complete = 0;
+    if (sp->rotated == 0)
+        return 0;
+    snprintf(path, sizeof path, "%s/spool.mbox.%lu", sp->dir, sp->rotated);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int error = fd < 0 ? TD_EIO : read_all(fd, &text, &len);
+    if (error == 0)
+        error = load(&sp->previous, text, len, &complete);
+    free(text);
+    if (fd >= 0)
+        close(fd);
+    return error;
+}
+
+int shop_spool_open(shop_mailer *out, const char *dir, size_t rotate_at)
 {
     char path[PATH_CAP], *text = NULL;
     size_t len = 0;
     off_t complete = 0;
-    if (strlen(dir) + sizeof "/spool.mbox" > sizeof path)
+    if (strlen(dir) + sizeof "/spool.mbox.18446744073709551615" > sizeof path)
         return TD_EINVAL;
     spool *sp = calloc(1, sizeof *sp);
     if (sp == NULL)
         return TD_ENOMEM;
     sp->fd = -1;
+    sp->rotate_at = (off_t)(rotate_at ? rotate_at : SHOP_SPOOL_ROTATE_BYTES);
+    snprintf(sp->dir, sizeof sp->dir, "%s", dir);
     pthread_mutex_init(&sp->lock, NULL);
     pthread_cond_init(&sp->synced, NULL);
     snprintf(path, sizeof path, "%s/spool.mbox", dir);
@@ -321,17 +442,16 @@ int shop_spool_new(shop_mailer *out, const char *dir)
     if (error == 0)
         error = read_all(sp->fd, &text, &len);
     if (error == 0)
-        error = load(sp, text, len, &complete);
+        error = load(&sp->current, text, len, &complete);
     free(text);
     if (error == 0 && complete < (off_t)len && /* cut a torn message off, durably */
         (ftruncate(sp->fd, complete) != 0 || fdatasync(sp->fd) != 0))
         error = TD_EIO;
-    if (error == 0 && created) { /* the new file's name, durably */
-        int d = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (d < 0 || fsync(d) != 0)
-            error = TD_EIO;
-        if (d >= 0)
-            close(d);
+    if (error == 0 && created) /* the new file's name, durably */
+        error = sync_dir(dir);
+    if (error == 0) {
+        sp->rotated = last_rotated(dir);
+        error = load_previous(sp);
     }
     if (error < 0) {
         spool_free(sp);
@@ -340,6 +460,11 @@ int shop_spool_new(shop_mailer *out, const char *dir)
     sp->end = sp->durable = complete;
     *out = (shop_mailer){send_spooled, sp};
     return 0;
+}
+
+int shop_spool_new(shop_mailer *out, const char *dir)
+{
+    return shop_spool_open(out, dir, SHOP_SPOOL_ROTATE_BYTES);
 }
 
 void shop_spool_free(shop_mailer *mailer)

@@ -3,7 +3,8 @@
  * many threads at once are all in the file, once each; sending a message
  * again, also after reopening, adds nothing; a message torn by a crash
  * mid-append is cut off on opening and goes out again whole; a body line
- * starting with "From " cannot split a message.
+ * starting with "From " cannot split a message; a full file is rotated,
+ * and what the current and the last rotated file hold is still sent once.
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -153,6 +154,103 @@ static void test_concurrent_senders(void **state)
         }
 }
 
+/* Messages named name in DIR/mail/spool.mbox (n 0) or spool.mbox.n. */
+static int count_in(int n, const char *name)
+{
+    char file[4300], id[96];
+    snprintf(file, sizeof file, n ? "%s.%d" : "%s", path, n);
+    snprintf(id, sizeof id, "Message-ID: <%s.order_received@", name);
+    const char *needles[] = {name[0] ? id : "", NULL};
+    struct stat st;
+    return stat(file, &st) == 0 ? tt_mbox_count(file, needles) : -1;
+}
+
+static void test_rotation(void **state)
+{
+    (void)state;
+    char at[4200], name[16];
+    snprintf(at, sizeof at, "%s/mail", dir);
+    shop_mailer m;
+    assert_int_equal(shop_spool_open(&m, at, 1200), 0); /* about two messages a file */
+    for (int i = 1; i <= 7; i++) {
+        snprintf(name, sizeof name, "e%d", i);
+        assert_int_equal(send_one(&m, name, "a body of some length for the test"), 0);
+    }
+    int files = 0, total = 0;
+    for (int n = 1; count_in(n, "") >= 0; n++, files++)
+        total += count_in(n, "");
+    total += count_in(0, "");
+    assert_true(files >= 2);
+    assert_int_equal(total, 7); /* each once, none lost to a rotation */
+    assert_int_equal(count_in(files + 1, ""), -1);
+    /* what the current file and the last rotated one hold: once, also
+     * across reopening */
+    for (int round = 0; round < 2; round++) {
+        for (int i = 1; i <= 7; i++) {
+            snprintf(name, sizeof name, "e%d", i);
+            int before = count_in(0, name) + count_in(files, name);
+            if (before == 1)
+                assert_int_equal(send_one(&m, name, "a body of some length for the test"), 0);
+        }
+        int again = count_in(0, "");
+        for (int n = 1; n <= files; n++)
+            again += count_in(n, "");
+        assert_int_equal(again, 7);
+        shop_spool_free(&m);
+        assert_int_equal(shop_spool_open(&m, at, 1200), 0);
+    }
+    shop_spool_free(&m);
+}
+
+static void *send_unique(void *arg)
+{
+    sender *s = arg;
+    for (int i = 0; i < 50; i++) {
+        char event[64];
+        snprintf(event, sizeof event, "u%d-%d", s->id, i);
+        if (send_one(s->m, event, "body") != 0)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+/* Rotations while eight threads append and wait for shared fsyncs: every
+ * message ends up in exactly one file, and no sender waits forever on a
+ * file that was rotated under it. */
+static void test_rotation_under_concurrent_senders(void **state)
+{
+    (void)state;
+    char at[4200];
+    snprintf(at, sizeof at, "%s/mail", dir);
+    shop_mailer m;
+    assert_int_equal(shop_spool_open(&m, at, 3000), 0);
+    pthread_t threads[8];
+    sender senders[8];
+    for (int i = 0; i < 8; i++) {
+        senders[i] = (sender){&m, i};
+        assert_int_equal(pthread_create(&threads[i], NULL, send_unique, &senders[i]), 0);
+    }
+    for (int i = 0; i < 8; i++) {
+        void *rc = NULL;
+        pthread_join(threads[i], &rc);
+        assert_null(rc);
+    }
+    shop_spool_free(&m);
+    int files = 0;
+    while (count_in(files + 1, "") >= 0)
+        files++;
+    assert_true(files > 10);
+    for (int t = 0; t < 8; t++)
+        for (int i = 0; i < 50; i++) {
+            char name[32];
+            snprintf(name, sizeof name, "u%d-%d", t, i);
+            int found = count_in(0, name);
+            for (int n = 1; n <= files; n++)
+                found += count_in(n, name);
+            assert_int_equal(found, 1);
+        }
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -161,6 +259,8 @@ int main(void)
         T(test_once_across_reopen),
         T(test_torn_message_is_cut_and_sent_again),
         T(test_concurrent_senders),
+        T(test_rotation),
+        T(test_rotation_under_concurrent_senders),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
