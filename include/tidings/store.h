@@ -68,7 +68,7 @@ typedef struct td_store_options {
      * negative value (-10, say) lets it run before other threads instead of
      * waiting its turn. Going below 0 needs CAP_SYS_NICE or a RLIMIT_NICE
      * that allows it; if refused, the writer keeps its priority and the
-     * store logs a warning. Values are clamped to -20..19. */
+     * store says so in an info log record. Values are clamped to -20..19. */
     int writer_nice;
 } td_store_options;
 

@@ -310,11 +310,15 @@ static void fail_refused(td_writer *w, unit *batch)
     fail_all(batch, TD_ECLOSED);
 }
 
-/* Sets the writer thread's nice value (store options), or logs why not. */
+/* Sets the writer thread's nice value (store options), or says why not: at
+ * info level, as an unprivileged process is refused a negative value by
+ * design, and the store works the same, only less well under load. */
 static void set_priority(int nice)
 {
     if (nice != 0 && td_thread__nice(nice) < 0)
-        td_log__emit(TD_LOG_WARN, NULL, NULL, "the store's writer keeps its priority: %s",
+        td_log__emit(TD_LOG_INFO, NULL, NULL,
+                     "the store's writer runs at normal priority (%s; a negative nice needs "
+                     "CAP_SYS_NICE or a RLIMIT_NICE that allows it)",
                      td_error_last());
 }
 
