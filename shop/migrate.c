@@ -9,8 +9,10 @@
  * letters, inbox) is copied verbatim and stays true; the target builds its
  * own audit chain over the new bytes. The source is opened read-only and
  * left as it was. A first pass checks that every event can be upcast, so an
- * unreadable one stops the migration before the target is created. Prints
- * what changed, per type and version step.
+ * unreadable one stops the migration before the target is created; a copy
+ * that fails later (a full disk, say) removes the target it created, so
+ * there is never half a store to mistake for a whole one. Prints what
+ * changed, per type and version step.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -204,6 +206,12 @@ static int run(td_store *source, const char *to, migration *m)
                 td_error_last());
         return 1;
     }
+    td_store_options probe = TD_STORE_OPTIONS_INIT;
+    td_store *existing = NULL;
+    probe.create = false;
+    probe.read_only = true;
+    bool created = td_store_open(&existing, to, &probe) == TD_ENOTFOUND;
+    td_store_free(existing);
     if ((error = td_store_open(&m->target, to, NULL)) == 0 &&
         (error = td_store_stats_get(m->target, &stats)) == 0 &&
         (stats.events > 0 || stats.documents > 0))
@@ -217,8 +225,18 @@ static int run(td_store *source, const char *to, migration *m)
     if ((error = each_page(source, m, true)) == 0)
         error = td_store_doc_collections(source, copy_collection, &c);
     if (error < 0) {
-        fprintf(stderr, "shop migrate: copying stopped, the target %s is incomplete: %s\n", to,
-                td_error_last());
+        char why[512];
+        snprintf(why, sizeof why, "%s", td_error_last());
+        int gone = created ? td_store_destroy(m->target) : -1;
+        if (!created)
+            td_store_free(m->target);
+        m->target = NULL;
+        if (gone == 0)
+            fprintf(stderr, "shop migrate: copying stopped, the new target %s was removed: %s\n",
+                    to, why);
+        else
+            fprintf(stderr, "shop migrate: copying stopped, the target %s is incomplete: %s\n", to,
+                    why);
         return 1;
     }
     printf("migrated %lld events and %lld documents from %s to %s\n", (long long)m->events,

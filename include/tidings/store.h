@@ -86,6 +86,11 @@ typedef struct td_store_options {
  * file is left unchanged. Caller owns *out; free with td_store_free. */
 int td_store_open(td_store **out, const char *url, const td_store_options *opts);
 
+/* td_store_free, then deletes the store's files: for undoing a store just
+ * made (a copy that failed half way). No other process may have it open.
+ * SQLite: the file with its -wal and -shm. Accepts NULL. */
+int td_store_destroy(td_store *store);
+
 /* Waits for queued units, stops the writer, closes connections. Accepts NULL.
  * Must not be called while other threads still use the store. */
 void td_store_free(td_store *store);

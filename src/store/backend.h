@@ -77,6 +77,9 @@ typedef struct td_backend {
     int (*stats)(td_conn *conn, td_store_stats *out);
     int (*type_counts)(td_conn *conn, td_type_count_fn fn, void *payload);
     int (*check)(td_conn *conn);
+
+    /* Deletes the store at target, which nothing has open any more. */
+    int (*destroy)(const char *target);
 } td_backend;
 
 extern const td_backend td_sqlite_backend;

@@ -660,4 +660,5 @@ const td_backend td_sqlite_backend = {
     .stats = sq_stats,
     .type_counts = sq_type_counts,
     .check = sq_check,
+    .destroy = td_sqlite__destroy,
 };

@@ -58,6 +58,8 @@ int td_sqlite__int(td_conn *conn, const char *sql, int64_t *out);
 /* Opens, checks and (for a writer) creates or migrates; see backend.h. */
 int td_sqlite__open(td_conn **out, const char *target, const td_store_options *opts, bool writer);
 void td_sqlite__close(td_conn *conn);
+/* Deletes the store file at target with its -wal and -shm (none open). */
+int td_sqlite__destroy(const char *target);
 
 /* The schema version this build writes. */
 int td_sqlite__schema_latest(void);

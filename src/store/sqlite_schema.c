@@ -14,6 +14,8 @@
  *
  * Migrations are append-only: never edit one that has shipped; add the next.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -241,4 +243,30 @@ void td_sqlite__close(td_conn *conn)
         close(conn->wal_fd);
     td_free(conn->path);
     td_free(conn);
+}
+
+int td_sqlite__destroy(const char *target)
+{
+    char path[4096 + 8];
+    const char *suffixes[] = {"-wal", "-shm", ""}; /* the file itself last */
+    for (size_t i = 0; i < 3; i++) {
+        if (snprintf(path, sizeof path, "%s%s", target, suffixes[i]) >= (int)sizeof path)
+            return td_error__set(TD_EINVAL, "store path too long");
+        if (unlink(path) != 0 && errno != ENOENT)
+            return td_error__set(TD_EIO, "cannot delete %s: %s", path, strerror(errno));
+    }
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", target);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        dir[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int synced = fd >= 0 && fsync(fd) == 0;
+    if (fd >= 0)
+        close(fd);
+    return synced ? 0 : td_error__set(TD_EIO, "cannot sync the folder of %s", target);
 }

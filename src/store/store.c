@@ -110,6 +110,18 @@ int td_store_open(td_store **out, const char *url, const td_store_options *opts)
     return 0;
 }
 
+int td_store_destroy(td_store *store)
+{
+    if (store == NULL)
+        return 0;
+    const td_backend *backend = store->backend;
+    char *target = td_strdup(store->target);
+    td_store_free(store);
+    int error = target ? backend->destroy(target) : td_error__oom();
+    td_free(target);
+    return error;
+}
+
 void td_store_free(td_store *store)
 {
     if (store == NULL)

@@ -4,7 +4,8 @@
 # schema 2, schema-2 ones keep their values), positions, ids and envelopes
 # kept, every document copied; the source stays byte for byte as it was;
 # the target's audit chain verifies and the shop serves it (and carries out
-# a `tidings replay`); a non-empty target is refused and left alone.
+# a `tidings replay`); a non-empty target is refused and left alone; a copy
+# that fails half way (a full disk) removes the target it created.
 # Usage: test_migrate.sh TIDINGS SHOP
 tidings=$1
 shop=$2
@@ -87,4 +88,20 @@ kept=$(envelopes "$dst")
 "$shop" migrate --data "$dir/data" --to "$dst" >/dev/null 2>&1
 [ $? = 3 ] || fail "a non-empty target was not refused with exit 3"
 [ "$(envelopes "$dst")" = "$kept" ] || fail "the refused target changed"
+
+# A disk that fills half way through the copy (strace makes every write
+# after the 40th fail with ENOSPC): exit 1, and the target it had created
+# is gone, not left half copied. (LeakSanitizer cannot run under ptrace.)
+# Bulk first, so that the copy writes far more than creating the target.
+pad=$(printf '%03000d' 0)
+for i in $(seq 60); do
+  "$tidings" --db "$src" append "bulk-$i" Noted "{\"pad\":\"$pad\"}" >/dev/null || fail "bulk $i"
+done
+half="sqlite:$dir/half.db"
+out=$(ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+  strace -f -qq -o /dev/null -e inject=pwrite64:error=ENOSPC:when=40+ \
+  "$shop" migrate --data "$dir/data" --to "$half" 2>&1)
+[ $? = 1 ] || fail "a failed copy did not exit 1: $out"
+grep -q 'was removed' <<<"$out" || fail "a failed copy did not say it removed the target: $out"
+[ -z "$(ls "$dir" | grep '^half\.db')" ] || fail "a failed copy left files: $(ls "$dir")"
 echo ok

@@ -226,6 +226,32 @@ static void test_writer_nice(void **state)
     assert_null(old);
 }
 
+/* td_store_destroy closes the store and leaves none of its files. */
+static void test_destroy(void **state)
+{
+    (void)state;
+    char *tmp = tt_tmpdir();
+    char *url = tt_store_url(tmp, "gone");
+    td_store *store = tt_open(url);
+    tt_append(store, "order-1", "OrderCreated", 3);
+    assert_td_ok(td_store_destroy(store));
+    DIR *dir = opendir(tmp);
+    struct dirent *e;
+    int left = 0;
+    while (dir && (e = readdir(dir)) != NULL)
+        left += e->d_name[0] != '.';
+    if (dir)
+        closedir(dir);
+    assert_int_equal(left, 0); /* not the file, nor its -wal or -shm */
+    td_store_options opts = TD_STORE_OPTIONS_INIT;
+    opts.create = false;
+    td_store *again = NULL;
+    assert_td_code(td_store_open(&again, url, &opts), TD_ENOTFOUND);
+    assert_td_ok(td_store_destroy(NULL));
+    free(url);
+    tt_rmdir(tmp);
+}
+
 static void test_reads_and_filters(void **state)
 {
     fixture *f = *state;
@@ -584,6 +610,7 @@ int main(void)
         T(test_bad_input_writes_nothing),
         T(test_event_size_limit),
         T(test_writer_nice),
+        T(test_destroy),
         T(test_reads_and_filters),
         T(test_read_callback_controls),
         T(test_unit_commits_or_rolls_back_whole),
