@@ -123,6 +123,28 @@ void shop_close(shop *s)
     free(s);
 }
 
+static int check_one(td_subscription *sub, const char *name, shop_failure_fn fn, void *payload)
+{
+    if (sub == NULL || td_subscription_check(sub) == 0)
+        return 0;
+    fn(name, td_error_last(), payload);
+    return 1;
+}
+
+int shop_check(shop *s, shop_failure_fn fn, void *payload)
+{
+    int failed = check_one(s->inventory, "inventory", fn, payload) +
+                 check_one(s->payments, "payments", fn, payload) +
+                 check_one(s->notifications, "notifications", fn, payload);
+    for (int i = 0; i < SHOP_READ_MODELS; i++)
+        failed += check_one(s->read_models[i], shop_read_models[i].subscription, fn, payload);
+    if (s->orders && td_saga_check(s->orders) < 0) {
+        fn("saga.order_processing", td_error_last(), payload);
+        failed++;
+    }
+    return failed;
+}
+
 td_store *shop_store(shop *s)
 {
     return s->store;

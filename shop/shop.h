@@ -71,6 +71,13 @@ int shop_open(shop **out, td_store *store, const shop_options *opts);
 void shop_close(shop *s);
 td_store *shop_store(shop *s);
 
+/* Calls fn for each of the shop's event handlers (subscriptions and the
+ * order saga) that has failed while running: its subscription name and
+ * what stopped it (td_subscription_check), such as a lease another
+ * process took over. Returns how many failed. */
+typedef void (*shop_failure_fn)(const char *subscription, const char *why, void *payload);
+int shop_check(shop *s, shop_failure_fn fn, void *payload);
+
 /* Rebuilds a read model ("user_orders", "product_sales", "stock_levels")
  * from the whole log into a fresh copy while the live one keeps serving,
  * then swaps the copy in atomically and deletes the old one. Safe beside a

@@ -114,6 +114,8 @@ int td_saga_new(td_saga **out, td_store *store, const td_saga_definition *def, v
                 const td_saga_options *opts);
 int td_saga_start(td_saga *saga);
 int td_saga_stop(td_saga *saga);
+/* td_subscription_check for the saga's subscription. */
+int td_saga_check(td_saga *saga);
 void td_saga_free(td_saga *saga);
 
 /* Inside an action. */

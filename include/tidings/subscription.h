@@ -141,6 +141,12 @@ int td_subscription_start(td_subscription *sub);
  * while running, if any. */
 int td_subscription_stop(td_subscription *sub);
 
+/* While it runs: 0, or the first error that stopped or impaired it (the one
+ * td_subscription_stop will return; td_error_last() says what), such as
+ * TD_EBUSY once another process took its lease over. For health checks;
+ * safe from any thread. */
+int td_subscription_check(td_subscription *sub);
+
 /* Stops if running, then frees. Accepts NULL. */
 void td_subscription_free(td_subscription *sub);
 

@@ -114,16 +114,30 @@ static int add_subscription(const char *name, const td_subscription_status *st, 
     return 0;
 }
 
+static void add_failure(const char *subscription, const char *why, void *payload)
+{
+    json_array_append_new(payload,
+                          json_pack("{s:s,s:s}", "subscription", subscription, "error", why));
+}
+
+/* Healthy: the store answers and no handler of this process has failed
+ * (a subscription whose lease another process took over, say); lags are
+ * reported, not judged. */
 static int get_health(http_request *req, http_response *res)
 {
     int64_t head = 0;
     health h = {json_array(), 0};
+    json_t *failures = json_array();
     bool store_ok = td_store_head(req->store, &head) == 0 &&
                     td_subscriptions_list(req->store, add_subscription, &h) == 0;
-    json_t *body = json_pack("{s:s,s:s,s:I,s:o}", "status", store_ok ? "ok" : "unhealthy", "store",
-                             store_ok ? "ok" : td_error_last(), "head", (json_int_t)head,
-                             "subscriptions", h.subscriptions);
-    return http_json(res, store_ok ? 200 : 503, body);
+    char store_state[256];
+    snprintf(store_state, sizeof store_state, "%s", store_ok ? "ok" : td_error_last());
+    bool handlers_ok = shop_check(req->shop, add_failure, failures) == 0;
+    json_t *body =
+        json_pack("{s:s,s:s,s:I,s:o,s:o}", "status", store_ok && handlers_ok ? "ok" : "unhealthy",
+                  "store", store_state, "head", (json_int_t)head, "subscriptions", h.subscriptions,
+                  "failed_handlers", failures);
+    return http_json(res, store_ok && handlers_ok ? 200 : 503, body);
 }
 
 static int add_dead_letter(const td_dead_letter *e, void *payload)

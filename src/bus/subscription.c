@@ -505,6 +505,16 @@ int td_subscription_stop(td_subscription *sub)
     return 0;
 }
 
+int td_subscription_check(td_subscription *sub)
+{
+    char message[sizeof sub->first_error_message];
+    pthread_mutex_lock(&sub->lock);
+    int code = sub->first_error;
+    memcpy(message, sub->first_error_message, sizeof message);
+    pthread_mutex_unlock(&sub->lock);
+    return code < 0 ? td_error__set(code, "%s", message) : 0;
+}
+
 void td_subscription_free(td_subscription *sub)
 {
     if (sub == NULL)

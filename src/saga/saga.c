@@ -341,6 +341,11 @@ int td_saga_stop(td_saga *saga)
     return td_subscription_stop(saga->sub);
 }
 
+int td_saga_check(td_saga *saga)
+{
+    return saga->sub ? td_subscription_check(saga->sub) : 0;
+}
+
 void td_saga_free(td_saga *saga)
 {
     if (saga == NULL)

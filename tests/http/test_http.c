@@ -237,6 +237,53 @@ static int teardown(void **state)
     return 0;
 }
 
+static int steal_lease(td_txn *txn, void *payload)
+{
+    (void)payload;
+    char body[256];
+    snprintf(body, sizeof body,
+             "{\"owner\":\"someone-else\",\"pid\":1,\"host\":\"elsewhere.example\","
+             "\"expires_at\":%lld}",
+             (long long)(td_time_now() + 600 * 1000000LL));
+    return td_txn_doc_put(txn, "tidings_leases", "payments", body, 0);
+}
+
+/* /health is 503 and names the handler when one has failed: here the
+ * payments subscription, whose lease another process took over (as if
+ * this one had stalled past it). */
+static void test_health_names_a_failed_handler(void **state)
+{
+    (void)state;
+    json_t *h = call("GET", "/health", NULL, 200);
+    assert_string_equal(str(h, "status"), "ok");
+    assert_int_equal(json_array_size(json_object_get(h, "failed_handlers")), 0);
+    json_decref(h);
+    char url[4300];
+    snprintf(url, sizeof url, "sqlite:%s/data/tidings.db", dir);
+    td_store *other = tt_open(url); /* another process's writes, as far as the shop knows */
+    assert_td_ok(td_transact(other, steal_lease, NULL));
+    td_store_free(other);
+    json_t *failed = NULL;
+    for (int i = 0; i < 100 && failed == NULL; i++) { /* renewed every 3 s */
+        usleep(100000);
+        reply r = request("GET", "/health", NULL, NULL, 0);
+        if (r.status == 503) {
+            json_error_t err;
+            json_t *body = json_loadb(r.body, r.len, 0, &err);
+            assert_string_equal(str(body, "status"), "unhealthy");
+            failed = json_incref(json_array_get(json_object_get(body, "failed_handlers"), 0));
+            json_decref(body);
+        } else {
+            assert_int_equal(r.status, 200);
+        }
+        free(r.body);
+    }
+    assert_non_null(failed);
+    assert_string_equal(str(failed, "subscription"), "payments");
+    assert_non_null(strstr(str(failed, "error"), "lost its lease"));
+    json_decref(failed);
+}
+
 static void test_order_outcomes_over_http(void **state)
 {
     (void)state;
@@ -841,6 +888,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_idle_feeds_wake_and_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_graceful_shutdown_under_load, setup, teardown),
         cmocka_unit_test_setup_teardown(test_short_load_run_is_consistent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_health_names_a_failed_handler, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

@@ -368,6 +368,36 @@ static void test_stale_leases_are_taken_over(void **state)
     assert_int_equal(td_store_doc_get(store, "tidings_leases", "leased", &doc, NULL), TD_ENOTFOUND);
 }
 
+/* A running subscription whose lease another process took over (it was
+ * stalled past the lease, say) hands out nothing more and says why. */
+static void test_a_lost_lease_stops_delivery_and_says_so(void **state)
+{
+    (void)state;
+    td_subscription *sub = NULL;
+    assert_td_ok(try_start("leased", &sub));
+    assert_int_equal(td_subscription_check(sub), 0);
+    tt_append(store, "cart-1", "Added", 1);
+    assert_td_ok(td_subscription_wait_until(sub, head(), 10000));
+    lease_doc taken = {"elsewhere.example", 1, td_time_now() + 60 * 1000000LL};
+    assert_td_ok(td_transact(store, put_lease, &taken));
+    int rc = 0;
+    for (int i = 0; i < 100 && rc == 0; i++) { /* renewed every 3 s */
+        usleep(100000);
+        rc = td_subscription_check(sub);
+    }
+    assert_int_equal(rc, TD_EBUSY);
+    assert_non_null(strstr(td_error_last(), "lost its lease"));
+    tt_append(store, "cart-2", "Added", 1);
+    usleep(300000);
+    assert_int_equal(recorder_count(&rec), 1); /* the second event was not handed out */
+    assert_int_equal(td_subscription_stop(sub), TD_EBUSY);
+    td_subscription_free(sub);
+    char *doc = NULL; /* the other holder's lease stays */
+    assert_td_ok(td_store_doc_get(store, "tidings_leases", "leased", &doc, NULL));
+    assert_non_null(strstr(doc, "elsewhere.example"));
+    td_free(doc);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -379,6 +409,7 @@ int main(void)
         T(test_retry_state_survives_restart),
         T(test_one_runner_per_name),
         T(test_stale_leases_are_taken_over),
+        T(test_a_lost_lease_stops_delivery_and_says_so),
         T(test_inbox_claims_once),
         T(test_bad_options),
     };
