@@ -3,7 +3,7 @@
  *
  *   shop serve [--db URL] [--listen HOST:PORT] [--data DIR] [--smtp URL]
  *              [--payment-timeout MS] [--log-level LEVEL] [--handlers eager|deferred]
- *              [--commits pipelined|each] [--writer-nice N]
+ *              [--commits pipelined|each] [--writer-nice N] [--http-threads N]
  *
  *   shop load …      (load.c)      shop migrate …   (migrate.c)
  *   shop projections list|rebuild  (projections_cmd.c)
@@ -29,6 +29,7 @@ typedef struct serve_args {
     const char *db, *listen, *data, *smtp, *broker, *log_level, *handlers, *commits;
     int payment_timeout_ms;
     int writer_nice;
+    unsigned http_threads;
 } serve_args;
 
 static int usage(FILE *out, int code)
@@ -36,7 +37,7 @@ static int usage(FILE *out, int code)
     fprintf(out, "usage: shop serve [--db URL] [--listen HOST:PORT] [--data DIR] [--smtp URL]\n"
                  "                  [--payment-timeout MS] [--log-level LEVEL]\n"
                  "                  [--handlers eager|deferred] [--commits pipelined|each]\n"
-                 "                  [--writer-nice N]\n"
+                 "                  [--writer-nice N] [--http-threads N]\n"
                  "  --db      the store (default sqlite:DATA/tidings.db, or TIDINGS_DB)\n"
                  "  --listen  where to serve HTTP (default 127.0.0.1:8080; port 0: any free)\n"
                  "  --data    the data folder: store and mail (default ./data)\n"
@@ -47,6 +48,7 @@ static int usage(FILE *out, int code)
                  "            fsync is in flight (answers still wait for it); each: one at a time\n"
                  "  --writer-nice  the store writer thread's nice value, -20..19 (default -10:\n"
                  "            it runs first when the cores are busy; kept at 0 if not allowed)\n"
+                 "  --http-threads  threads answering requests, 1..64 (default 8)\n"
                  "usage: shop load --url URL --orders N --concurrency C [--products P]\n"
                  "                 [--decline-rate R] [--seed S] [--rate ORDERS_PER_S]\n"
                  "  places orders against a running shop and checks the outcome\n"
@@ -75,15 +77,17 @@ static int flag(int argc, char **argv, int *i, const char *name, const char **va
 
 static int parse(int argc, char **argv, serve_args *a)
 {
-    const char *timeout = NULL, *nice = NULL;
+    const char *timeout = NULL, *nice = NULL, *threads = NULL;
     for (int i = 0; i < argc; i++) {
         int rc = 0;
         const char *names[] = {
-            "--db",        "--listen",          "--data",     "--smtp",    "--broker",
-            "--log-level", "--payment-timeout", "--handlers", "--commits", "--writer-nice"};
-        const char **slots[] = {&a->db,        &a->listen, &a->data,     &a->smtp,    &a->broker,
-                                &a->log_level, &timeout,   &a->handlers, &a->commits, &nice};
-        for (int k = 0; k < 10 && rc == 0; k++)
+            "--db",          "--listen",          "--data",     "--smtp",    "--broker",
+            "--log-level",   "--payment-timeout", "--handlers", "--commits", "--writer-nice",
+            "--http-threads"};
+        const char **slots[] = {&a->db,      &a->listen,    &a->data, &a->smtp,
+                                &a->broker,  &a->log_level, &timeout, &a->handlers,
+                                &a->commits, &nice,         &threads};
+        for (int k = 0; k < 11 && rc == 0; k++)
             rc = flag(argc, argv, &i, names[k], slots[k]);
         if (rc <= 0) {
             fprintf(stderr, "shop serve: %s '%s'\n",
@@ -106,6 +110,12 @@ static int parse(int argc, char **argv, serve_args *a)
         return -1;
     }
     a->writer_nice = (int)n;
+    long t = threads ? strtol(threads, &end, 10) : 8;
+    if (threads && (end == threads || *end != '\0' || t < 1 || t > 64)) {
+        fprintf(stderr, "shop serve: --http-threads must be a whole number from 1 to 64\n");
+        return -1;
+    }
+    a->http_threads = (unsigned)t;
     if (timeout && (a->payment_timeout_ms = atoi(timeout)) <= 0) {
         fprintf(stderr, "shop serve: --payment-timeout must be a positive number of ms\n");
         return -1;
@@ -163,7 +173,7 @@ static int start_all(running *r, const serve_args *a, const char *host, int port
         fprintf(stderr, "shop serve: %s\n", shop_error().message);
         return error;
     }
-    http_options ho = {host, port, 4, r->metrics};
+    http_options ho = {host, port, a->http_threads, r->metrics};
     if ((error = http_server_start(&r->http, r->shop, r->store, &ho)) < 0)
         fprintf(stderr, "shop serve: cannot listen on %s:%d\n", host, port);
     return error;
@@ -171,7 +181,7 @@ static int start_all(running *r, const serve_args *a, const char *host, int port
 
 static int serve(int argc, char **argv)
 {
-    serve_args a = {NULL, "127.0.0.1:8080", "data", NULL, NULL, NULL, NULL, NULL, 0, -10};
+    serve_args a = {NULL, "127.0.0.1:8080", "data", NULL, NULL, NULL, NULL, NULL, 0, -10, 8};
     char host[256];
     int port = 0, sig = 0;
     if (parse(argc, argv, &a) < 0 || split_listen(a.listen, host, sizeof host, &port) < 0)
