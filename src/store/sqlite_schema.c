@@ -1,6 +1,6 @@
 /*
- * sqlite_schema.c: opening SQLite files, recognising tidings stores, and the
- * numbered schema migrations.
+ * sqlite_schema.c: opening SQLite files, recognising tidings stores, the
+ * numbered schema migrations, and deleting a store's files.
  *
  * A tidings store is an SQLite file whose application_id is 'TDNG'; its
  * user_version is the number of the last migration applied, and the table

@@ -398,6 +398,8 @@ int td_txn__doc_put_trusted(td_txn *txn, const char *collection, const char *key
     int error = refuse_while_reading(txn);
     if (error == 0)
         error = td_store__check_doc_key(collection, key);
+    if (error == 0 && len > DOC_MAX_BYTES)
+        error = td_error__set(TD_ETOOBIG, "document of %zu bytes is over %d", len, DOC_MAX_BYTES);
     return error < 0
                ? error
                : txn->store->backend->doc_put(txn->conn, collection, key, json, len, td_time_now());

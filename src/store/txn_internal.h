@@ -8,7 +8,8 @@
 #include "tidings/store.h"
 
 /* Puts a document the library wrote itself (a JSON object by construction),
- * without parsing it again to check; the key is still checked. */
+ * without parsing it again to check; the key and the size limit are still
+ * checked. */
 int td_txn__doc_put_trusted(td_txn *txn, const char *collection, const char *key, const char *json,
                             size_t len);
 
