@@ -15,12 +15,15 @@
  *
  * Bounded: a message that finds the file past rotate_at bytes (64 MiB)
  * makes it durable to its end (later senders wait meanwhile), renames it
- * DIR/spool.mbox.N (N one above the last) and begins a new one. The spool keeps the names of the
- * current file and of the last rotated one, and opening reads those two, so memory and start-up
- * time stay bounded while a redelivery (which only ever concerns the last few events a crash left
- * unmarked) still finds its message. Each entry carries its own length (X-Spool-Length, the first
- * header), so opening also finds an entry torn by a crash mid-append, cuts it off, and the message
- * is sent again.
+ * DIR/spool.mbox.N (N one above the last) and begins a new one. The spool
+ * keeps the names of the current file and of the last rotated one, and
+ * opening reads those two, so memory and start-up time stay bounded while
+ * a redelivery (which only ever concerns the last few events a crash left
+ * unmarked) still finds its message.
+ *
+ * Each entry carries its own length (X-Spool-Length, the first header), so
+ * opening also finds an entry torn by a crash mid-append, cuts it off, and
+ * the message is sent again.
  *
  * After a failed fsync the spool refuses to send (TD_EIO), as the store
  * does after one: the kernel may have dropped what was appended.
