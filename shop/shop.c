@@ -66,7 +66,20 @@ static int start_services(shop *s)
         (error = td_subscription_start(s->payments)) == 0 &&
         (error = td_subscription_start(s->notifications)) == 0)
         error = td_saga_start(s->orders);
-    return error;
+    if (error < 0)
+        return error;
+    const shop_handler handlers[] = {
+        {.name = "inventory", .sub = s->inventory},
+        {.name = "payments", .sub = s->payments},
+        {.name = "notifications", .sub = s->notifications},
+        {.name = "saga.order_processing", .saga = s->orders},
+        {.name = shop_read_models[0].subscription, .sub = s->read_models[0]},
+        {.name = shop_read_models[1].subscription, .sub = s->read_models[1]},
+        {.name = shop_read_models[2].subscription, .sub = s->read_models[2]},
+    };
+    memcpy(s->handlers, handlers, sizeof handlers);
+    s->handler_count = sizeof handlers / sizeof handlers[0];
+    return shop_keeper_start(s);
 }
 
 int shop_open(shop **out, td_store *store, const shop_options *opts)
@@ -104,6 +117,7 @@ void shop_close(shop *s)
 {
     if (s == NULL)
         return;
+    shop_keeper_stop(s); /* first: it may be starting or stopping a handler */
     for (int i = 0; i < SHOP_READ_MODELS; i++)
         td_subscription_free(s->read_models[i]);
     td_saga_free(s->orders);
@@ -121,28 +135,6 @@ void shop_close(shop *s)
     td_upcasters_free(s->versions);
     free(s->data_dir);
     free(s);
-}
-
-static int check_one(td_subscription *sub, const char *name, shop_failure_fn fn, void *payload)
-{
-    if (sub == NULL || td_subscription_check(sub) == 0)
-        return 0;
-    fn(name, td_error_last(), payload);
-    return 1;
-}
-
-int shop_check(shop *s, shop_failure_fn fn, void *payload)
-{
-    int failed = check_one(s->inventory, "inventory", fn, payload) +
-                 check_one(s->payments, "payments", fn, payload) +
-                 check_one(s->notifications, "notifications", fn, payload);
-    for (int i = 0; i < SHOP_READ_MODELS; i++)
-        failed += check_one(s->read_models[i], shop_read_models[i].subscription, fn, payload);
-    if (s->orders && td_saga_check(s->orders) < 0) {
-        fn("saga.order_processing", td_error_last(), payload);
-        failed++;
-    }
-    return failed;
 }
 
 td_store *shop_store(shop *s)

@@ -55,8 +55,8 @@ typedef struct shop_options {
     td_tracer *tracer;      /* optional */
     bool passive;           /* commands and queries only: start no event handling
                                (for tools, and for testing the commands alone) */
-    const char *smtp_url;   /* "smtp://host:port": mail through SMTP; NULL: a Maildir
-                               under data_dir/mail */
+    const char *smtp_url;   /* "smtp://host:port": mail through SMTP; NULL: the mail
+                               spool under data_dir/mail */
     bool deferred;          /* the saga, inventory and read models only on their lanes,
                                never eagerly in the appending unit (for comparisons) */
     unsigned io_lanes;      /* lanes of payments and notifications, which wait on the
@@ -72,9 +72,9 @@ void shop_close(shop *s);
 td_store *shop_store(shop *s);
 
 /* Calls fn for each of the shop's event handlers (subscriptions and the
- * order saga) that has failed while running: its subscription name and
- * what stopped it (td_subscription_check), such as a lease another
- * process took over. Returns how many failed. */
+ * order saga) that has failed while running, or stands by while another
+ * process holds its lease (keeper.c): its subscription name and why.
+ * Returns how many. Safe from any thread. */
 typedef void (*shop_failure_fn)(const char *subscription, const char *why, void *payload);
 int shop_check(shop *s, shop_failure_fn fn, void *payload);
 

@@ -5,7 +5,9 @@
 #ifndef SHOP_SHOP_INT_H
 #define SHOP_SHOP_INT_H
 
+#include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "core/aggregate.h"
 #include "core/errors.h"
@@ -13,6 +15,16 @@
 
 #include "services/mailer.h"
 #include "services/payments.h"
+
+/* One of the shop's event handlers: a subscription, or the order saga. */
+typedef struct shop_handler {
+    const char *name; /* its subscription's name */
+    td_subscription *sub;
+    td_saga *saga;
+    bool standing_by;    /* its lease is another process's (under keeper_lock) */
+    char why[320];       /* ... and why (under keeper_lock) */
+    int64_t next_try_ms; /* the keeper's alone */
+} shop_handler;
 
 struct shop {
     td_store *store;
@@ -24,7 +36,19 @@ struct shop {
     td_saga *orders;
     td_subscription *read_models[3];
     td_upcasters *versions; /* attached to store while the shop is open */
+
+    /* the handlers above, for the keeper and shop_check (keeper.c) */
+    shop_handler handlers[8];
+    size_t handler_count;
+    pthread_t keeper;
+    pthread_mutex_t keeper_lock;
+    pthread_cond_t keeper_wake;
+    bool keeper_ready, keeper_started, keeper_stopping;
 };
+
+/* keeper.c: takes back handlers whose lease another process took over. */
+int shop_keeper_start(shop *s);
+void shop_keeper_stop(shop *s);
 
 #define SHOP_READ_MODELS 3
 

@@ -133,7 +133,9 @@ int td_subscription_new(td_subscription **out, td_store *store, const td_subscri
 /* Starts the reader and lane threads. One process at a time runs a name:
  * TD_EBUSY, naming the holder, while another live process runs it (a lease
  * in the store, renewed while running, released by td_subscription_stop;
- * one left by a process that died, or expired, is taken over at once). */
+ * one left by a process that died, or expired, is taken over at once). A
+ * stopped subscription can be started again: it carries on from its
+ * durable checkpoint. */
 int td_subscription_start(td_subscription *sub);
 
 /* Stops gracefully: no new events are handed over, handlers in flight finish,
@@ -141,7 +143,7 @@ int td_subscription_start(td_subscription *sub);
  * while running, if any. */
 int td_subscription_stop(td_subscription *sub);
 
-/* While it runs: 0, or the first error that stopped or impaired it (the one
+/* 0, or the first error that stopped or impaired the current run (the one
  * td_subscription_stop will return; td_error_last() says what), such as
  * TD_EBUSY once another process took its lease over. For health checks;
  * safe from any thread. */

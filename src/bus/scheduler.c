@@ -38,6 +38,19 @@ int td_sched__init(td_subscription *sub)
     return 0;
 }
 
+int td_sched__reset(td_subscription *sub)
+{
+    td_sched__dispose(sub);
+    sub->buckets = NULL;
+    sub->ring_position = NULL;
+    sub->ring_done = NULL;
+    sub->ring_time = NULL;
+    sub->stream_count = 0;
+    sub->ready_head = sub->ready_tail = sub->delayed = NULL;
+    sub->ring_start = sub->ring_end = 0;
+    return td_sched__init(sub);
+}
+
 void td_sched__item_free(item *it)
 {
     if (it) {

@@ -149,6 +149,9 @@ int td_deliver__eager(td_txn *txn, td_subscription *sub, const td_event *ev, int
 /* scheduler.c (all with the lock held) */
 int td_sched__init(td_subscription *sub);
 void td_sched__dispose(td_subscription *sub);
+/* Empties the scheduler for a new run (what an earlier run left queued is
+ * read again from the checkpoint). Only while no reader or lane runs. */
+int td_sched__reset(td_subscription *sub);
 int td_sched__stream(td_subscription *sub, const char *name, stream_q **out);
 void td_sched__push(td_subscription *sub, stream_q *s, item *it, bool front);
 void td_sched__offer(td_subscription *sub, stream_q *s); /* queue it if it has work */

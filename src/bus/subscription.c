@@ -450,8 +450,12 @@ int td_subscription_start(td_subscription *sub)
         return td_error__set(TD_EINVAL, "batch_size over 4096");
     if (sub->reader_started)
         return td_error__set(TD_EINVAL, "subscription '%s' is running already", sub->name);
+    pthread_mutex_lock(&sub->lock); /* a new run: its own first error */
+    sub->first_error = 0;
+    sub->first_error_message[0] = '\0';
+    pthread_mutex_unlock(&sub->lock);
     int error = td_lease__take(sub);
-    if (error == 0 && (error = load_state(sub)) < 0)
+    if (error == 0 && ((error = td_sched__reset(sub)) < 0 || (error = load_state(sub)) < 0))
         td_lease__release(sub);
     if (error < 0)
         return error;

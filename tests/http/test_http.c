@@ -237,51 +237,81 @@ static int teardown(void **state)
     return 0;
 }
 
-static int steal_lease(td_txn *txn, void *payload)
+/* Writes the payments lease as another live holder's, until `until`. */
+static int lease_elsewhere(td_txn *txn, void *payload)
 {
-    (void)payload;
+    const td_time *until = payload;
     char body[256];
     snprintf(body, sizeof body,
              "{\"owner\":\"someone-else\",\"pid\":1,\"host\":\"elsewhere.example\","
              "\"expires_at\":%lld}",
-             (long long)(td_time_now() + 600 * 1000000LL));
+             (long long)*until);
     return td_txn_doc_put(txn, "tidings_leases", "payments", body, 0);
 }
 
-/* /health is 503 and names the handler when one has failed: here the
- * payments subscription, whose lease another process took over (as if
- * this one had stalled past it). */
-static void test_health_names_a_failed_handler(void **state)
+static void set_lease_elsewhere(td_time until)
 {
-    (void)state;
-    json_t *h = call("GET", "/health", NULL, 200);
-    assert_string_equal(str(h, "status"), "ok");
-    assert_int_equal(json_array_size(json_object_get(h, "failed_handlers")), 0);
-    json_decref(h);
     char url[4300];
     snprintf(url, sizeof url, "sqlite:%s/data/tidings.db", dir);
     td_store *other = tt_open(url); /* another process's writes, as far as the shop knows */
-    assert_td_ok(td_transact(other, steal_lease, NULL));
+    assert_td_ok(td_transact(other, lease_elsewhere, &until));
     td_store_free(other);
+}
+
+/* GET /health: its status code, and the first failed handler (or NULL). */
+static long health(json_t **failed)
+{
+    reply r = request("GET", "/health", NULL, NULL, 0);
+    json_error_t err;
+    json_t *body = json_loadb(r.body, r.len, 0, &err);
+    assert_non_null(body);
+    *failed = json_incref(json_array_get(json_object_get(body, "failed_handlers"), 0));
+    assert_string_equal(str(body, "status"), r.status == 200 ? "ok" : "unhealthy");
+    json_decref(body);
+    free(r.body);
+    return r.status;
+}
+
+/* /health is 503 and names the handler when one has failed: here the
+ * payments subscription, whose lease another process took over (as if this
+ * one had stalled past it). The shop stands by and takes the handler back
+ * once the other holder's lease has expired, and payments work again. */
+static void test_health_names_a_failed_handler_until_it_is_back(void **state)
+{
+    (void)state;
     json_t *failed = NULL;
-    for (int i = 0; i < 100 && failed == NULL; i++) { /* renewed every 3 s */
+    assert_int_equal(health(&failed), 200);
+    assert_null(failed);
+    set_lease_elsewhere(td_time_now() + 600 * 1000000LL);
+    long status = 200;
+    for (int i = 0; i < 100 && status == 200; i++) { /* renewed every 3 s */
         usleep(100000);
-        reply r = request("GET", "/health", NULL, NULL, 0);
-        if (r.status == 503) {
-            json_error_t err;
-            json_t *body = json_loadb(r.body, r.len, 0, &err);
-            assert_string_equal(str(body, "status"), "unhealthy");
-            failed = json_incref(json_array_get(json_object_get(body, "failed_handlers"), 0));
-            json_decref(body);
-        } else {
-            assert_int_equal(r.status, 200);
-        }
-        free(r.body);
+        status = health(&failed);
+        if (status == 200)
+            json_decref(failed);
     }
-    assert_non_null(failed);
+    assert_int_equal(status, 503);
     assert_string_equal(str(failed, "subscription"), "payments");
     assert_non_null(strstr(str(failed, "error"), "lost its lease"));
     json_decref(failed);
+    usleep(2500000); /* the keeper tries again: still the other's */
+    assert_int_equal(health(&failed), 503);
+    assert_non_null(strstr(str(failed, "error"), "standing by"));
+    json_decref(failed);
+    set_lease_elsewhere(td_time_now() - 1); /* the other holder's lease ran out */
+    for (int i = 0; i < 100 && status != 200; i++) {
+        usleep(100000);
+        status = health(&failed);
+        json_decref(failed);
+    }
+    assert_int_equal(status, 200);
+    char *body = order_body("tok_visa", 1); /* paid: the payments handler runs again */
+    json_t *placed = call("POST", "/orders", body, 202);
+    json_t *o = wait_final(str(placed, "id"));
+    assert_string_equal(str(o, "status"), "Processing");
+    json_decref(o);
+    json_decref(placed);
+    free(body);
 }
 
 static void test_order_outcomes_over_http(void **state)
@@ -888,7 +918,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_idle_feeds_wake_and_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_graceful_shutdown_under_load, setup, teardown),
         cmocka_unit_test_setup_teardown(test_short_load_run_is_consistent, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_health_names_a_failed_handler, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_health_names_a_failed_handler_until_it_is_back, setup,
+                                        teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

@@ -369,7 +369,8 @@ static void test_stale_leases_are_taken_over(void **state)
 }
 
 /* A running subscription whose lease another process took over (it was
- * stalled past the lease, say) hands out nothing more and says why. */
+ * stalled past the lease, say) hands out nothing more and says why; started
+ * again once the other holder is gone, it carries on from its checkpoint. */
 static void test_a_lost_lease_stops_delivery_and_says_so(void **state)
 {
     (void)state;
@@ -391,11 +392,20 @@ static void test_a_lost_lease_stops_delivery_and_says_so(void **state)
     usleep(300000);
     assert_int_equal(recorder_count(&rec), 1); /* the second event was not handed out */
     assert_int_equal(td_subscription_stop(sub), TD_EBUSY);
-    td_subscription_free(sub);
     char *doc = NULL; /* the other holder's lease stays */
     assert_td_ok(td_store_doc_get(store, "tidings_leases", "leased", &doc, NULL));
     assert_non_null(strstr(doc, "elsewhere.example"));
     td_free(doc);
+    /* while the other holds it, the same subscription cannot start again;
+     * once its lease has expired, it does, and carries on where it was */
+    assert_int_equal(td_subscription_start(sub), TD_EBUSY);
+    lease_doc expired = {"elsewhere.example", 1, td_time_now() - 1};
+    assert_td_ok(td_transact(store, put_lease, &expired));
+    assert_td_ok(td_subscription_start(sub));
+    assert_int_equal(td_subscription_check(sub), 0); /* a new run */
+    assert_td_ok(td_subscription_wait_until(sub, head(), 10000));
+    assert_int_equal(recorder_count(&rec), 2); /* cart-2 now, and cart-1 not again */
+    td_subscription_free(sub);
 }
 
 int main(void)

@@ -1,0 +1,150 @@
+/*
+ * keeper.c (shop): takes back the event handlers whose lease another
+ * process took over.
+ *
+ * A subscription that finds its lease taken (this process stalled past it,
+ * see libtidings' lease.c) stops handing out events. The keeper thread
+ * looks every KEEPER_TICK_MS: it stops such a handler for good, and then
+ * tries to start it again every KEEPER_RETRY_MS. A start takes the lease as
+ * soon as the other holder is gone or its lease has expired, and carries on
+ * from the handler's durable checkpoint. Meanwhile shop_check (and so
+ * /health) names the handler as standing by. Other failures are left as
+ * they are, for an operator to see: restarting would not cure them.
+ *
+ * Threads: the keeper alone starts and stops handlers once the shop runs;
+ * `keeper_lock` guards the standing-by state that shop_check reads.
+ */
+#define _GNU_SOURCE /* pthread_setname_np */
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "shop_int.h"
+
+#define KEEPER_TICK_MS  500
+#define KEEPER_RETRY_MS 2000
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int check(const shop_handler *h)
+{
+    return h->saga ? td_saga_check(h->saga) : td_subscription_check(h->sub);
+}
+
+static void stop(const shop_handler *h)
+{
+    (void)(h->saga ? td_saga_stop(h->saga) : td_subscription_stop(h->sub));
+}
+
+static int start(const shop_handler *h)
+{
+    return h->saga ? td_saga_start(h->saga) : td_subscription_start(h->sub);
+}
+
+static void keep(shop *s, shop_handler *h, int64_t now)
+{
+    char why[sizeof h->why];
+    if (!h->standing_by) {
+        if (check(h) != TD_EBUSY)
+            return;
+        snprintf(why, sizeof why, "%s; standing by to take it back", td_error_last());
+        stop(h);
+        h->next_try_ms = now + KEEPER_RETRY_MS;
+        pthread_mutex_lock(&s->keeper_lock);
+        h->standing_by = true;
+        memcpy(h->why, why, sizeof why);
+        pthread_mutex_unlock(&s->keeper_lock);
+    } else if (now >= h->next_try_ms) {
+        int rc = start(h);
+        if (rc < 0)
+            snprintf(why, sizeof why, "standing by: %s", td_error_last());
+        h->next_try_ms = now + KEEPER_RETRY_MS;
+        pthread_mutex_lock(&s->keeper_lock);
+        h->standing_by = rc < 0;
+        if (rc < 0)
+            memcpy(h->why, why, sizeof why);
+        pthread_mutex_unlock(&s->keeper_lock);
+    }
+}
+
+static void *keeper_main(void *arg)
+{
+    shop *s = arg;
+    (void)pthread_setname_np(pthread_self(), "shop-keeper");
+    pthread_mutex_lock(&s->keeper_lock);
+    while (!s->keeper_stopping) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += KEEPER_TICK_MS * 1000000L;
+        until.tv_sec += until.tv_nsec / 1000000000L;
+        until.tv_nsec %= 1000000000L;
+        (void)pthread_cond_timedwait(&s->keeper_wake, &s->keeper_lock, &until);
+        if (s->keeper_stopping)
+            break;
+        pthread_mutex_unlock(&s->keeper_lock);
+        int64_t now = now_ms();
+        for (size_t i = 0; i < s->handler_count; i++)
+            keep(s, &s->handlers[i], now);
+        pthread_mutex_lock(&s->keeper_lock);
+    }
+    pthread_mutex_unlock(&s->keeper_lock);
+    return NULL;
+}
+
+int shop_keeper_start(shop *s)
+{
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->keeper_wake, &attr);
+    pthread_condattr_destroy(&attr);
+    pthread_mutex_init(&s->keeper_lock, NULL);
+    s->keeper_ready = true;
+    if (pthread_create(&s->keeper, NULL, keeper_main, s) != 0)
+        return shop_fail(TD_ERROR, "internal_error", NULL, "cannot start the handler keeper");
+    s->keeper_started = true;
+    return 0;
+}
+
+void shop_keeper_stop(shop *s)
+{
+    if (s->keeper_started) {
+        pthread_mutex_lock(&s->keeper_lock);
+        s->keeper_stopping = true;
+        pthread_cond_signal(&s->keeper_wake);
+        pthread_mutex_unlock(&s->keeper_lock);
+        pthread_join(s->keeper, NULL);
+        s->keeper_started = false;
+    }
+    if (s->keeper_ready) {
+        pthread_cond_destroy(&s->keeper_wake);
+        pthread_mutex_destroy(&s->keeper_lock);
+        s->keeper_ready = false;
+    }
+}
+
+int shop_check(shop *s, shop_failure_fn fn, void *payload)
+{
+    int failed = 0;
+    for (size_t i = 0; i < s->handler_count; i++) {
+        shop_handler *h = &s->handlers[i];
+        char why[sizeof h->why] = "";
+        pthread_mutex_lock(&s->keeper_lock);
+        bool standing_by = h->standing_by;
+        memcpy(why, h->why, sizeof why);
+        pthread_mutex_unlock(&s->keeper_lock);
+        if (!standing_by && check(h) < 0)
+            snprintf(why, sizeof why, "%s", td_error_last());
+        else if (!standing_by)
+            continue;
+        fn(h->name, why, payload);
+        failed++;
+    }
+    return failed;
+}
