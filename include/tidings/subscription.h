@@ -44,8 +44,9 @@
  * event still waiting, past 256 events handed over in one unit, and those
  * whose eager attempt failed (rolled back alone, the unit goes on). The catch-up skips what the
  * progress marks show done without a unit of work. An eager attempt that
- * fails is counted as a failure and the event is then retried by the
- * catch-up as any other, so it gets up to max_attempts + 1 attempts.
+ * fails counts as the event's first attempt: the catch-up goes on with the
+ * second, so max_attempts holds (a restart in between forgets it, and the
+ * event may get one attempt more).
  * Eager handlers run on the store's writer thread: keep them short.
  *
  * Threads: a td_subscription is controlled (start, stop, free) from one

@@ -220,6 +220,7 @@ int td_deliver__eager(td_txn *txn, td_subscription *sub, const td_event *ev, int
     int error = td_txn__try_contained(txn, transactional_unit, &d, &rc);
     if (rc < 0) {
         td_sub_metrics__failed(sub, it.event);
+        td_eager__note_failure(sub, &ev->id); /* the catch-up's first is attempt 2 */
         td_log__emit(TD_LOG_DEBUG, sub->name, it.event,
                      "eager attempt at event %lld failed, left to the catch-up: %s",
                      (long long)ev->position, d.message[0] ? d.message : td_error_last());

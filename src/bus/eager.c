@@ -88,6 +88,29 @@ int td_eager__stop(td_subscription *sub)
     return error;
 }
 
+void td_eager__note_failure(td_subscription *sub, const td_uuid *id)
+{
+    pthread_mutex_lock(&sub->lock);
+    sub->eager_failed[sub->eager_failed_next] = *id;
+    sub->eager_failed_next = (sub->eager_failed_next + 1) % TD_EAGER_FAILED_MAX;
+    if (sub->eager_failed_count < TD_EAGER_FAILED_MAX)
+        sub->eager_failed_count++;
+    pthread_mutex_unlock(&sub->lock);
+}
+
+/* Lock held by the caller (the reader queues events under it). */
+bool td_eager__take_failure(td_subscription *sub, const td_uuid *id)
+{
+    if (sub->eager_failed_count == 0)
+        return false;
+    for (size_t i = 0; i < TD_EAGER_FAILED_MAX; i++)
+        if (memcmp(&sub->eager_failed[i], id, sizeof *id) == 0 && !td_uuid_is_nil(id)) {
+            memset(&sub->eager_failed[i], 0, sizeof sub->eager_failed[i]);
+            return true;
+        }
+    return false;
+}
+
 bool td_eager__done(td_subscription *sub, const item *it)
 {
     int64_t mark = 0;

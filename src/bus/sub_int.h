@@ -30,7 +30,8 @@
 #include "tidings/dlq.h"
 #include "tidings/subscription.h"
 
-#define NO_SEQ UINT64_MAX /* items not tracked by the ring (redeliveries) */
+#define TD_EAGER_FAILED_MAX 64
+#define NO_SEQ              UINT64_MAX /* items not tracked by the ring (redeliveries) */
 
 typedef struct item {
     td_event *event;   /* owned */
@@ -79,7 +80,11 @@ struct td_subscription {
     unsigned lanes_started;
     bool reader_started;
     bool eager_started; /* observing this process's appends (eager.c) */
-    bool lease_held;    /* lease.c: this instance runs the name; only the reader renews */
+    /* events whose eager attempt failed, so that the catch-up counts it
+     * (under lock; a ring: an event rolled back with its unit never comes) */
+    td_uuid eager_failed[TD_EAGER_FAILED_MAX];
+    size_t eager_failed_next, eager_failed_count;
+    bool lease_held; /* lease.c: this instance runs the name; only the reader renews */
     char lease_owner[TD_UUID_STR_LEN + 1];
     int64_t lease_renewed_us;
     bool stopping;
@@ -149,6 +154,11 @@ int td_deliver__eager(td_txn *txn, td_subscription *sub, const td_event *ev, int
 /* scheduler.c (all with the lock held) */
 int td_sched__init(td_subscription *sub);
 void td_sched__dispose(td_subscription *sub);
+/* eager.c: notes an event whose eager attempt failed; takes the note back
+ * (true) when the catch-up queues that event. */
+void td_eager__note_failure(td_subscription *sub, const td_uuid *id);
+bool td_eager__take_failure(td_subscription *sub, const td_uuid *id);
+
 /* Empties the scheduler for a new run (what an earlier run left queued is
  * read again from the checkpoint). Only while no reader or lane runs. */
 int td_sched__reset(td_subscription *sub);

@@ -182,6 +182,8 @@ static int enqueue(td_subscription *sub, td_event *ev)
     }
     it->event = ev;
     apply_retry(sub, s, it);
+    if (it->attempts == 0 && td_eager__take_failure(sub, &ev->id))
+        it->attempts = 1; /* its eager attempt, which failed */
     td_sched__push(sub, s, it, false);
     td_sched__offer(sub, s);
     return 0;

@@ -42,8 +42,9 @@ static int64_t head(void)
 
 /* Records the event and counts it in a document named after its stream,
  * with the version it saw last, in the delivery's unit. Fails the first
- * attempt at events whose data says "fail_first", and every attempt at
- * "fail_always" with a permanent error. */
+ * attempt at events whose data says "fail_first", every attempt at
+ * "fail_always" with a permanent error, and every attempt at
+ * "fail_transient" with one worth retrying. */
 static int count_in_unit(td_delivery *d, const td_event *ev, void *payload)
 {
     td_txn *txn = td_delivery_txn(d);
@@ -66,6 +67,8 @@ static int count_in_unit(td_delivery *d, const td_event *ev, void *payload)
         return td_delivery_fail(d, TD_EIO, "first attempt fails");
     if (strstr(ev->data, "fail_always"))
         return td_delivery_fail(d, TD_EPERMANENT, "always fails");
+    if (strstr(ev->data, "fail_transient"))
+        return td_delivery_fail(d, TD_EIO, "fails every time, worth retrying");
     return 0;
 }
 
@@ -168,12 +171,35 @@ static void test_failure_goes_to_the_catch_up_in_order(void **state)
     assert_int_equal(count_of("cart-3"), 1);
     assert_td_ok(td_subscription_wait_until(sub, head(), 10000));
     td_subscription_free(sub);
-    /* v1: the eager attempt, then the catch-up's first (fails) and second */
-    assert_saw("cart-2", (const int64_t[]){1, 1, 1, 2}, 4);
+    /* v1: the eager attempt (its first, fails), then the catch-up's, which
+     * is its second */
+    assert_saw("cart-2", (const int64_t[]){1, 1, 2}, 3);
     char *doc = NULL; /* n is 2: the failed eager attempt's write was rolled back */
     assert_td_ok(td_store_doc_get(store, "counts", "cart-2", &doc, NULL));
     assert_string_equal(doc, "{\"n\":2,\"last\":2}");
     td_free(doc);
+}
+
+static int attempts_of_entry(const td_dead_letter *entry, void *payload)
+{
+    *(unsigned *)payload = entry->attempts;
+    return 0;
+}
+
+/* A failed eager attempt counts: with max_attempts 3, the event is tried
+ * three times in all (eager, then twice by the catch-up) and parked. */
+static void test_a_failed_eager_attempt_counts(void **state)
+{
+    (void)state;
+    td_subscription *sub = start_sub("eager-count", count_in_unit, true, NULL);
+    append_data("cart-9", "Added", "{\"fail_transient\":true}");
+    assert_td_ok(td_subscription_wait_until(sub, head(), 10000));
+    td_subscription_free(sub);
+    assert_saw("cart-9", (const int64_t[]){1, 1, 1}, 3);
+    unsigned attempts = 0;
+    td_dlq_filter f = {"eager-count", NULL, NULL};
+    assert_td_ok(td_dlq_list(store, &f, attempts_of_entry, &attempts));
+    assert_int_equal(attempts, 3);
 }
 
 static int count_entry(const td_dead_letter *entry, void *payload)
@@ -344,6 +370,7 @@ int main(void)
         T(test_effects_commit_with_the_append),
         T(test_failure_goes_to_the_catch_up_in_order),
         T(test_parked_event_lets_the_stream_go_on),
+        T(test_a_failed_eager_attempt_counts),
         T(test_history_is_handled_before_new_events),
         T(test_events_it_does_not_take_leave_no_gap),
         T(test_chains_are_breadth_first_and_bounded),
