@@ -269,7 +269,7 @@ void http_server_stop(http_server *s)
     /* No MHD_quiesce_daemon: on an epoll daemon with its own threads it
      * races with the workers removing the same listening socket, and
      * libmicrohttpd 0.9.75 then aborts the process ("Failed to remove listen
-     * FD from epoll set"; seen once in about 40 benchmark stops). Stopping
+     * FD from epoll set"; seen twice in about 60 benchmark stops). Stopping
      * closes the listening socket as well, and waits for the threads that
      * are answering requests. */
     MHD_stop_daemon(s->daemon);
