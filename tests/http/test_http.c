@@ -237,6 +237,14 @@ static int teardown(void **state)
     return 0;
 }
 
+/* The running server's store, opened as another process would. */
+static td_store *server_store(void)
+{
+    char url[4300];
+    snprintf(url, sizeof url, "sqlite:%s/data/tidings.db", dir);
+    return tt_open(url);
+}
+
 /* Writes the payments lease as another live holder's, until `until`. */
 static int lease_elsewhere(td_txn *txn, void *payload)
 {
@@ -251,9 +259,7 @@ static int lease_elsewhere(td_txn *txn, void *payload)
 
 static void set_lease_elsewhere(td_time until)
 {
-    char url[4300];
-    snprintf(url, sizeof url, "sqlite:%s/data/tidings.db", dir);
-    td_store *other = tt_open(url); /* another process's writes, as far as the shop knows */
+    td_store *other = server_store(); /* another process's writes, as far as the shop knows */
     assert_td_ok(td_transact(other, lease_elsewhere, &until));
     td_store_free(other);
 }
@@ -585,13 +591,6 @@ static int put_record(td_txn *txn, void *payload)
 }
 
 /* The running server's store, opened by this process beside it. */
-static td_store *server_store(void)
-{
-    char url[4300];
-    snprintf(url, sizeof url, "sqlite:%s/data/tidings.db", dir);
-    return tt_open(url);
-}
-
 /* Writes the record a stopped server would have left under key, into the
  * running server's store (another process, as an operator's tool would). */
 static void leave_record(const char *key, const char *state, const char *fingerprint,

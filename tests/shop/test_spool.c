@@ -128,21 +128,27 @@ static void *send_many(void *arg)
     return NULL;
 }
 
-static void test_concurrent_senders(void **state)
+/* Eight threads sending through m with fn at once; each must succeed. */
+static void run_senders(shop_mailer *m, void *(*fn)(void *))
 {
-    (void)state;
-    shop_mailer m = open_spool();
     pthread_t threads[8];
     sender senders[8];
     for (int i = 0; i < 8; i++) {
-        senders[i] = (sender){&m, i};
-        assert_int_equal(pthread_create(&threads[i], NULL, send_many, &senders[i]), 0);
+        senders[i] = (sender){m, i};
+        assert_int_equal(pthread_create(&threads[i], NULL, fn, &senders[i]), 0);
     }
     for (int i = 0; i < 8; i++) {
         void *rc = NULL;
         pthread_join(threads[i], &rc);
         assert_null(rc);
     }
+}
+
+static void test_concurrent_senders(void **state)
+{
+    (void)state;
+    shop_mailer m = open_spool();
+    run_senders(&m, send_many);
     shop_spool_free(&m);
     assert_int_equal(all(), 400);
     for (int t = 0; t < 8; t++)
@@ -224,17 +230,7 @@ static void test_rotation_under_concurrent_senders(void **state)
     snprintf(at, sizeof at, "%s/mail", dir);
     shop_mailer m;
     assert_int_equal(shop_spool_open(&m, at, 3000), 0);
-    pthread_t threads[8];
-    sender senders[8];
-    for (int i = 0; i < 8; i++) {
-        senders[i] = (sender){&m, i};
-        assert_int_equal(pthread_create(&threads[i], NULL, send_unique, &senders[i]), 0);
-    }
-    for (int i = 0; i < 8; i++) {
-        void *rc = NULL;
-        pthread_join(threads[i], &rc);
-        assert_null(rc);
-    }
+    run_senders(&m, send_unique);
     shop_spool_free(&m);
     int files = 0;
     while (count_in(files + 1, "") >= 0)
