@@ -312,6 +312,9 @@ int td_store_check(td_store *store);
 const char *td_store_backend(const td_store *store);
 const char *td_store_url(const td_store *store);
 
+/* Whether the handle was opened read-only (td_store_options.read_only). */
+bool td_store_read_only(const td_store *store);
+
 #ifdef __cplusplus
 }
 #endif

@@ -5,7 +5,8 @@
  * store with group commit and JSON documents (store.h), publishing and
  * inline handlers (bus.h), durable subscriptions with retries (subscription.h)
  * and their dead-letter queue (dlq.h), sagas (saga.h), event versioning
- * (upcast.h), the audit chain (audit.h), metrics and tracing (metrics.h,
+ * (upcast.h), the audit chain (audit.h), personal data
+ * sealed per data subject (seal.h), metrics and tracing (metrics.h,
  * trace.h), the event envelope (event.h), UUIDv7 ids (uuid.h), timestamps
  * (timestamp.h) and errors (errors.h). Include this header, or the one
  * header of the concept you use.
@@ -22,6 +23,7 @@
 #include "memory.h"
 #include "metrics.h"
 #include "saga.h"
+#include "seal.h"
 #include "store.h"
 #include "subscription.h"
 #include "timestamp.h"

@@ -19,6 +19,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/alloc.h"
@@ -71,6 +72,16 @@ int td_sqlite__schema_latest(void)
     return MIGRATION_COUNT;
 }
 
+/* A store just made (still empty) is made private to its owner before a
+ * byte is written; its -wal and -shm files take the same mode when SQLite
+ * makes them. Stores that exist keep the mode their operator gave them. */
+static void make_private(const char *file)
+{
+    struct stat st;
+    if (file && file[0] && stat(file, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0)
+        (void)chmod(file, 0600); /* best effort: a refusal leaves SQLite's own mode */
+}
+
 static int open_db(td_conn *conn, const char *target, const td_store_options *opts, bool create)
 {
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI;
@@ -82,6 +93,8 @@ static int open_db(td_conn *conn, const char *target, const td_store_options *op
                              target);
     if (rc != SQLITE_OK)
         return td_sqlite__error(conn, rc, "cannot open store");
+    if (create)
+        make_private(sqlite3_db_filename(conn->db, "main"));
     sqlite3_extended_result_codes(conn->db, 1);
     sqlite3_busy_timeout(conn->db, opts->busy_timeout_ms);
     return 0;

@@ -146,6 +146,11 @@ const char *td_store_url(const td_store *store)
     return store->url;
 }
 
+bool td_store_read_only(const td_store *store)
+{
+    return store->writer == NULL;
+}
+
 /* ---- writing -------------------------------------------------------------- */
 
 void td_store_set_append_hook(td_store *store, td_append_hook hook, void *payload)

@@ -164,13 +164,36 @@ static void test_schema_and_durability(void **state)
     free(path);
 }
 
+/* A new store and the files SQLite makes beside it are the owner's alone,
+ * whatever the umask. */
+static void test_new_store_is_private(void **state)
+{
+    (void)state;
+    char *path = path_in("private.db"), url[4200], side[4200];
+    snprintf(url, sizeof url, "sqlite:%s", path);
+    mode_t old = umask(022);
+    td_store *store = tt_open(url);
+    umask(old);
+    tt_append(store, "order-1", "T", 1);
+    const char *suffixes[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < 3; i++) {
+        struct stat st;
+        snprintf(side, sizeof side, "%s%s", path, suffixes[i]);
+        assert_int_equal(stat(side, &st), 0);
+        if ((st.st_mode & 0777) != 0600)
+            fail_msg("%s has mode %03o, expected 600", side, (unsigned)(st.st_mode & 0777));
+    }
+    td_store_free(store);
+    free(path);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_garbage_file_is_not_a_store), T(test_other_sqlite_database_is_not_a_store),
         T(test_newer_schema_is_refused),     T(test_missing_file_without_create),
-        T(test_schema_and_durability),
+        T(test_schema_and_durability),       T(test_new_store_is_private),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
