@@ -143,7 +143,8 @@ int shop_check(shop *s, shop_failure_fn fn, void *payload)
             snprintf(why, sizeof why, "%s", td_error_last());
         else if (!standing_by)
             continue;
-        fn(h->name, why, payload);
+        if (fn)
+            fn(h->name, why, payload);
         failed++;
     }
     return failed;

@@ -97,8 +97,16 @@ int shop_open(shop **out, td_store *store, const shop_options *opts)
     if (s->opts.io_lanes == 0)
         s->opts.io_lanes = 8;
     s->data_dir = strdup(s->opts.data_dir ? s->opts.data_dir : "data");
+    s->opts.master_key = NULL; /* copied into the keyring, not kept */
     shop_error_clear();
     int error = s->data_dir == NULL ? TD_ENOMEM : shop_event_versions_new(&s->versions);
+    if (error == 0 && (opts == NULL || opts->master_key == NULL))
+        error = shop_fail(TD_EINVAL, "validation_failed", NULL,
+                          "the shop needs a master key to seal personal data");
+    if (error == 0)
+        error = td_keyring_new(&s->keyring, store, opts->master_key);
+    if (error == 0)
+        error = users_upgrade(s);
     if (error == 0) /* before anything reads: every read sees the current schemas */
         td_store_set_upcasters(store, s->versions);
     if (error == 0 && !s->opts.passive)
@@ -133,6 +141,7 @@ void shop_close(shop *s)
     if (s->versions && td_store_upcasters(s->store) == s->versions)
         td_store_set_upcasters(s->store, NULL);
     td_upcasters_free(s->versions);
+    td_keyring_free(s->keyring);
     free(s->data_dir);
     free(s);
 }
@@ -150,11 +159,11 @@ static int open_store(td_store **out, const char *db, const char *data, const td
     return td_store_open(out, db ? db : env && env[0] ? env : url, so);
 }
 
-int shop_open_store(td_store **out, const char *db, const char *data, bool read_only)
+int shop_open_store(td_store **out, const char *db, const char *data, shop_store_mode mode)
 {
     td_store_options so = TD_STORE_OPTIONS_INIT;
-    so.create = !read_only;
-    so.read_only = read_only;
+    so.create = mode == SHOP_STORE_CREATE;
+    so.read_only = mode == SHOP_STORE_READ;
     return open_store(out, db, data, &so);
 }
 

@@ -61,6 +61,11 @@ typedef struct shop_options {
                                never eagerly in the appending unit (for comparisons) */
     unsigned io_lanes;      /* lanes of payments and notifications, which wait on the
                                provider and the disk; 0: 8 */
+    /* The master key (TD_MASTER_KEY_BYTES, copied) that wraps each user's
+     * key: personal data in events and documents is sealed per user
+     * (seal.h). Required. */
+    const unsigned char *master_key;
+    int64_t session_ttl_s; /* customers' sessions last this long; 0: 24 h */
 } shop_options;
 
 /* The shop on store: registers its event handling and starts its
@@ -76,7 +81,15 @@ td_store *shop_store(shop *s);
  * process holds its lease (keeper.c): its subscription name and why.
  * Returns how many. Safe from any thread. */
 typedef void (*shop_failure_fn)(const char *subscription, const char *why, void *payload);
-int shop_check(shop *s, shop_failure_fn fn, void *payload);
+int shop_check(shop *s, shop_failure_fn fn, void *payload); /* fn may be NULL */
+
+/* Opens the sealed personal fields of data (an event's, say) in place: a
+ * forgotten user's read as null, and data gains "_erased": true. Data
+ * without sealed fields is left alone. Sets the shop error on failure. */
+int shop_open_personal(shop *s, json_t *data);
+/* Seals fields of data (NULL-terminated names) under user_id's key, for
+ * documents outside the log that hold a user's personal data. */
+int shop_seal_personal(shop *s, const char *user_id, json_t *data, const char *const *fields);
 
 /* Rebuilds a read model ("user_orders", "product_sales", "stock_levels")
  * from the whole log into a fresh copy while the live one keeps serving,
@@ -106,9 +119,13 @@ void shop_set_unit_guard(shop_unit_guard_fn fn, void *payload);
 
 /* Opens the store the shop commands work on: db if given, else the
  * TIDINGS_DB environment variable, else sqlite:DATA/tidings.db under data.
- * read_only: an existing store only, with writes refused. Caller owns *out;
- * td_error_last() says why it failed. */
-int shop_open_store(td_store **out, const char *db, const char *data, bool read_only);
+ * Caller owns *out; td_error_last() says why it failed. */
+typedef enum shop_store_mode {
+    SHOP_STORE_READ,   /* an existing store, writes refused */
+    SHOP_STORE_WRITE,  /* an existing store */
+    SHOP_STORE_CREATE, /* made if missing */
+} shop_store_mode;
+int shop_open_store(td_store **out, const char *db, const char *data, shop_store_mode mode);
 /* The same for `shop serve`: pipelined commits unless each_commit_synced
  * (td_store_options.pipelined_commits: the writer goes on while the last
  * batch's fsync is in flight; answers still wait for it), and the writer
@@ -118,7 +135,16 @@ int shop_open_serving_store(td_store **out, const char *db, const char *data,
 
 /* ---- commands ---------------------------------------------------------- */
 
-int shop_register_user(shop *s, const char *email, const char *full_name, char id[SHOP_ID_LEN + 1]);
+/* Registers a customer. Their e-mail address and name are sealed under a
+ * key of their own. password: at least 10 characters, kept only as an
+ * Argon2id hash; NULL registers a user who cannot log in until one is set
+ * (shop_set_password in auth/auth.h). */
+int shop_register_user(shop *s, const char *email, const char *full_name, const char *password,
+                       char id[SHOP_ID_LEN + 1]);
+/* Forgets a user: their key is destroyed, so their e-mail address, name and
+ * addresses read as erased everywhere (null, with "_erased": true); they can
+ * no longer log in and get no more e-mail. Orders, totals and stock stay. */
+int shop_forget_user(shop *s, const char *user_id);
 int shop_create_category(shop *s, const char *name, char id[SHOP_ID_LEN + 1]);
 
 typedef struct shop_product_input {
@@ -149,7 +175,8 @@ typedef struct shop_order_input {
     size_t item_count;
     shop_address shipping_address;
     const char *payment_method; /* "card" */
-    const char *payment_token;  /* the simulated provider reads it: tok_decline, … */
+    const char *payment_token;  /* the simulated provider reads it: tok_decline, …; kept
+                                   sealed in a document until charged, never in an event */
 } shop_order_input;
 
 /* Places an order in status Pending; the order-processing saga takes it on. */
@@ -159,6 +186,8 @@ int shop_ship_order(shop *s, const char *order_id);
 int shop_deliver_order(shop *s, const char *order_id);
 
 /* ---- queries: JSON documents; caller owns *out (json_decref) ------------ */
+/* Personal fields come opened; a forgotten user's read as null, and the
+ * document has "_erased": true. */
 
 int shop_get_user(shop *s, const char *user_id, json_t **out);
 int shop_get_product(shop *s, const char *product_id, json_t **out); /* with stock */

@@ -6,6 +6,7 @@
 #define SHOP_SHOP_INT_H
 
 #include <pthread.h>
+#include <sodium.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -29,6 +30,7 @@ typedef struct shop_handler {
 struct shop {
     td_store *store;
     shop_options opts;
+    td_keyring *keyring; /* personal data, sealed per user (seal.h) */
     char *data_dir;
     shop_payment_provider provider;
     shop_mailer mailer;
@@ -161,6 +163,28 @@ int inventory_release(td_txn *txn, const char *order_id, json_t *items);
 /* orders.c: in the caller's unit; illegal moves fail with illegal_transition. */
 int order_change_status(td_txn *txn, shop_cmd *cmd, const char *order_id, const char *to,
                         const char *reason);
+
+/* ---- personal data and credentials (users.c, auth/) ------------------------- */
+
+#define SHOP_AUTH_USERS          "auth_users"          /* <user id>: password hash, lookup */
+#define SHOP_USER_LOOKUP         "user_lookup"         /* <e-mail's keyed hash>: user id */
+#define SHOP_AUTH_SESSIONS       "auth_sessions"       /* <token hash>: user, expiry */
+#define SHOP_AUTH_SESSION_EXPIRY "auth_session_expiry" /* <expiry>|<token hash> */
+#define SHOP_AUTH_KEYS           "auth_keys"           /* <key hash>: name, role */
+#define SHOP_AUTH_KEY_NAMES      "auth_key_names"      /* <name>: key hash, role */
+#define SHOP_PAYMENT_METHODS     "payment_methods"     /* <id>: the sealed card token */
+
+/* A user's data subject (seal.h): "user-<id>". */
+#define SHOP_SUBJECT_LEN (SHOP_ID_LEN + 5)
+void shop_user_subject(char out[SHOP_SUBJECT_LEN + 1], const char *user_id);
+/* Upgrades a store from before sealing: the index by e-mail address and
+ * the users' plaintext snapshots (once; nothing to do afterwards). */
+int users_upgrade(shop *s);
+/* Starts a session for user_id (auth/tokens.c). */
+struct shop_session;
+int shop_session_start(shop *s, const char *user_id, int64_t ttl_s, struct shop_session *out);
+/* Deletes expired sessions; *deleted counts them. */
+int shop_sessions_sweep(shop *s, size_t *deleted);
 
 /* The current time as RFC 3339 text. */
 void shop_now(char buf[TD_TIME_STR_LEN + 1]);

@@ -9,6 +9,17 @@
  *             when upcast), items ([]: schema 1 did not record lines),
  *             payment_method ("") and order_date (the event's time)
  *
+ *   schema 3: payment_token gone (card tokens never enter the log), and
+ *             payment_method_id names the sealed payment-method document;
+ *             upcast: the token dropped, no document (null)
+ *
+ * ProcessPayment:
+ *   schema 1: order_id, amount, currency, method, token
+ *   schema 2: token gone, payment_method_id instead (upcast: null)
+ *
+ * So events from before keep their tokens in the store's bytes, but no
+ * reader sees them, and `shop migrate` writes a copy without them.
+ *
  * OrderStatusChanged stays at schema 1 with one optional field added,
  * user_id: an upcaster could not know it, and its readers (the read models)
  * look it up in the order when an older event lacks it.
@@ -21,7 +32,8 @@ static const struct {
     const char *type;
     int32_t current;
 } versions[] = {
-    {"OrderCreated", 2},
+    {"OrderCreated", 3},
+    {"ProcessPayment", 2},
 };
 
 int32_t shop_schema_version(const char *type)
@@ -62,6 +74,27 @@ static int order_created_1_to_2(const td_event *ev, json_t *data, void *payload)
     return error;
 }
 
+/* Drops the card token of an event from before tokens left the log. */
+static int without_token(json_t *data, const char *token_field)
+{
+    json_object_del(data, token_field);
+    return default_to(data, "payment_method_id", json_null());
+}
+
+static int order_created_2_to_3(const td_event *ev, json_t *data, void *payload)
+{
+    (void)ev;
+    (void)payload;
+    return without_token(data, "payment_token");
+}
+
+static int process_payment_1_to_2(const td_event *ev, json_t *data, void *payload)
+{
+    (void)ev;
+    (void)payload;
+    return without_token(data, "token");
+}
+
 int shop_event_versions_new(td_upcasters **out)
 {
     td_upcasters *u = NULL;
@@ -70,6 +103,10 @@ int shop_event_versions_new(td_upcasters **out)
         error = td_upcasters_declare(u, versions[i].type, versions[i].current);
     if (error == 0)
         error = td_upcasters_add(u, "OrderCreated", 1, order_created_1_to_2, NULL);
+    if (error == 0)
+        error = td_upcasters_add(u, "OrderCreated", 2, order_created_2_to_3, NULL);
+    if (error == 0)
+        error = td_upcasters_add(u, "ProcessPayment", 1, process_payment_1_to_2, NULL);
     if (error < 0) {
         td_upcasters_free(u);
         return error;

@@ -1,8 +1,14 @@
 /*
  * orders.c: the orders context (order-<id>: OrderCreated,
  * OrderStatusChanged). Unit prices are copied from the products when the
- * order is placed, so later price changes leave it alone. Status moves only
- * along:
+ * order is placed, so later price changes leave it alone.
+ *
+ * Personal data and secrets stay out of the log: the shipping address is
+ * sealed under the customer's key (seal.h), and the card token goes into a
+ * payment-method document of its own, payment_methods/<id>, sealed too;
+ * OrderCreated names only the method and that document's id. The payment
+ * service deletes the document once it has charged, and a cancelled order
+ * deletes it too. Status moves only along:
  *
  *   Pending ──▶ Processing ──▶ Shipped ──▶ Delivered
  *      │            │
@@ -15,19 +21,27 @@
 
 #include "shop_int.h"
 
+static const char *const personal_fields[] = {"shipping_address", NULL};
+
 json_t *order_fold(json_t *state, const char *type, json_t *data)
 {
     if (strcmp(type, "OrderCreated") == 0) {
         json_decref(state);
         state = json_pack(
-            "{s:O,s:O,s:s,s:O,s:O,s:O,s:O,s:O,s:O,s:n,s:[{s:s,s:O}]}", "order_id",
+            "{s:O,s:O,s:s,s:O,s:O,s:O,s:O?,s:O,s:O?,s:O,s:n,s:[{s:s,s:O}]}", "order_id",
             json_object_get(data, "order_id"), "user_id", json_object_get(data, "user_id"),
             "status", "Pending", "items", json_object_get(data, "items"), "total_amount",
             json_object_get(data, "total_amount"), "currency", json_object_get(data, "currency"),
             "shipping_address", json_object_get(data, "shipping_address"), "payment_method",
-            json_object_get(data, "payment_method"), "order_date",
+            json_object_get(data, "payment_method"), "payment_method_id",
+            json_object_get(data, "payment_method_id"), "order_date",
             json_object_get(data, "order_date"), "cancel_reason", "history", "status", "Pending",
             "at", json_object_get(data, "order_date"));
+        json_t *sealed = json_object_get(data, "_sealed"); /* the address, opened on reading */
+        if (state && sealed && json_object_set(state, "_sealed", sealed) < 0) {
+            json_decref(state);
+            state = NULL;
+        }
     } else if (strcmp(type, "OrderStatusChanged") == 0 && state) {
         json_t *to = json_object_get(data, "to_status");
         json_object_set(state, "status", to);
@@ -45,6 +59,7 @@ json_t *order_fold(json_t *state, const char *type, json_t *data)
 
 typedef struct order_cmd {
     shop_cmd cmd;
+    shop *shop;
     const char *id;
     const shop_order_input *in;
     const char *to, *reason; /* status changes */
@@ -102,13 +117,53 @@ static json_t *address_json(const shop_address *a)
                      a->postal_code, "country", a->country);
 }
 
+/* Seals fields of data under the customer's key (made if they have none:
+ * users from before sealing); a customer forgotten meanwhile is gone. */
+static int seal_for_customer(td_txn *txn, order_cmd *c, json_t *data, const char *const *fields)
+{
+    char subject[SHOP_SUBJECT_LEN + 1];
+    shop_user_subject(subject, c->in->user_id);
+    int error = td_keyring_seal(c->shop->keyring, txn, subject, data, fields, TD_SEAL_CREATE_KEY);
+    return error != 1 ? error
+                      : cmd_fail(&c->cmd, TD_ENOTFOUND, "not_found", "/user_id", "no user %s",
+                                 c->in->user_id);
+}
+
+/* The card token, sealed under the customer's key, in a document of its
+ * own (*id), so that no event ever holds it. */
+static int put_payment_method(td_txn *txn, order_cmd *c, char id[SHOP_ID_LEN + 1])
+{
+    static const char *const secret[] = {"token", NULL};
+    json_t *doc = json_pack("{s:s,s:s,s:s}", "order_id", c->id, "method", c->in->payment_method,
+                            "token", c->in->payment_token);
+    int error = doc ? shop_new_id(id) : TD_ENOMEM;
+    if (error == 0)
+        error = seal_for_customer(txn, c, doc, secret);
+    if (error == 0)
+        error = td_txn_doc_put_json(txn, SHOP_PAYMENT_METHODS, id, doc);
+    json_decref(doc);
+    return error;
+}
+
+static json_t *created_data(order_cmd *c, const char *currency, int64_t total, json_t *items,
+                            const char *method_id)
+{
+    char when[TD_TIME_STR_LEN + 1];
+    shop_now(when);
+    return json_pack("{s:s,s:s,s:I,s:s,s:s,s:O,s:o,s:s,s:s}", "order_id", c->id, "user_id",
+                     c->in->user_id, "total_amount", (json_int_t)total, "currency", currency,
+                     "order_date", when, "items", items, "shipping_address",
+                     address_json(&c->in->shipping_address), "payment_method",
+                     c->in->payment_method, "payment_method_id", method_id);
+}
+
 static int place_unit(td_txn *txn, void *payload)
 {
     order_cmd *c = payload;
-    json_t *user = NULL, *items = json_array(), *first = NULL;
+    json_t *user = NULL, *items = json_array(), *first = NULL, *data = NULL;
     const char *currency = NULL;
     int64_t total = 0;
-    char when[TD_TIME_STR_LEN + 1];
+    char method_id[SHOP_ID_LEN + 1];
     shop_aggregate order;
     int error = exists(txn, "user", user_fold, c->in->user_id, &user);
     json_decref(user);
@@ -118,19 +173,20 @@ static int place_unit(td_txn *txn, void *payload)
     if (error > 0)
         error = price_items(txn, c, items, &total, &currency, &first);
     if (error == 0)
+        error = put_payment_method(txn, c, method_id);
+    if (error == 0 && (data = created_data(c, currency, total, items, method_id)) == NULL)
+        error = TD_ENOMEM;
+    if (error == 0)
+        error = seal_for_customer(txn, c, data, personal_fields);
+    if (error == 0)
         error = agg_load(txn, &order, "order", c->id, order_fold);
     if (error == 0) {
-        shop_now(when);
-        shop_new_event ev = {"OrderCreated", "orders", TD_KIND_DOMAIN,
-                             json_pack("{s:s,s:s,s:I,s:s,s:s,s:O,s:o,s:s,s:s}", "order_id", c->id,
-                                       "user_id", c->in->user_id, "total_amount", (json_int_t)total,
-                                       "currency", currency, "order_date", when, "items", items,
-                                       "shipping_address", address_json(&c->in->shipping_address),
-                                       "payment_method", c->in->payment_method, "payment_token",
-                                       c->in->payment_token)};
+        shop_new_event ev = {"OrderCreated", "orders", TD_KIND_DOMAIN, data};
+        data = NULL; /* agg_append takes it */
         error = agg_append(txn, &order, &ev, 1, order_fold);
         agg_dispose(&order);
     }
+    json_decref(data);
     json_decref(items);
     json_decref(first);
     return error;
@@ -178,7 +234,7 @@ int shop_place_order(shop *s, const shop_order_input *in, char id[SHOP_ID_LEN + 
         error = shop_new_id(id);
     if (error < 0)
         return error;
-    order_cmd c = {.id = id, .in = in};
+    order_cmd c = {.shop = s, .id = id, .in = in};
     return shop_run(s->store, place_unit, &c);
 }
 
@@ -220,6 +276,10 @@ int order_change_status(td_txn *txn, shop_cmd *cmd, const char *order_id, const 
                                        "reason", reason)};
         error = agg_append(txn, &order, &ev, 1, order_fold);
     }
+    const char *method = json_string_value(json_object_get(order.state, "payment_method_id"));
+    if (error == 0 && strcmp(to, "Cancelled") == 0 && method &&
+        (error = td_txn_doc_delete(txn, SHOP_PAYMENT_METHODS, method)) == TD_ENOTFOUND)
+        error = 0; /* charged already, or never kept (an order from before) */
     agg_dispose(&order);
     return error;
 }
@@ -254,13 +314,24 @@ int shop_deliver_order(shop *s, const char *order_id)
     return change(s, order_id, "Delivered", NULL);
 }
 
+/* The order's personal fields opened; on failure *out is freed. */
+static int opened(shop *s, json_t **out)
+{
+    int error = shop_open_personal(s, *out);
+    if (error < 0) {
+        json_decref(*out);
+        *out = NULL;
+    }
+    return error;
+}
+
 int shop_get_order_as_placed(shop *s, const char *order_id, json_t **out)
 {
     int error = check_id(order_id, "/order_id");
     if (error == 0 && (error = agg_read_at(s->store, "order", order_fold, order_id, 1, out)) < 0)
         return error == TD_ENOTFOUND ? shop_fail(error, "not_found", NULL, "no order %s", order_id)
                                      : shop_fail_td(error);
-    return error;
+    return error < 0 ? error : opened(s, out);
 }
 
 int shop_get_order(shop *s, const char *order_id, json_t **out)
@@ -269,5 +340,5 @@ int shop_get_order(shop *s, const char *order_id, json_t **out)
     if (error == 0 && (error = agg_read(s->store, "order", order_fold, order_id, out, NULL)) < 0)
         return error == TD_ENOTFOUND ? shop_fail(error, "not_found", NULL, "no order %s", order_id)
                                      : shop_fail_td(error);
-    return error;
+    return error < 0 ? error : opened(s, out);
 }

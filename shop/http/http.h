@@ -7,6 +7,15 @@
  * must be JSON objects sent as application/json, at most 1 MiB; duplicate
  * keys, invalid UTF-8, NUL characters, nesting beyond jansson's limit and
  * numbers that do not fit 64 bits are refused as malformed.
+ *
+ * Every route names the roles that may use it (auth/auth.h). Before a
+ * handler runs, the request's bearer token is resolved to a principal:
+ * a token that is malformed, unknown, revoked or expired is 401
+ * invalid_token; no token on a route that needs one is 401
+ * unauthenticated; a role the route does not allow is 403 forbidden.
+ * Handlers then check ownership: a customer reaches only their own user
+ * and orders, and another customer's answers exactly as a missing one
+ * (404). docs/api.md has the table.
  */
 #ifndef SHOP_HTTP_HTTP_H
 #define SHOP_HTTP_HTTP_H
@@ -14,6 +23,7 @@
 #include <microhttpd.h>
 #include <stdatomic.h>
 
+#include "auth/auth.h"
 #include "shop.h"
 
 #define HTTP_MAX_BODY   (1024 * 1024)
@@ -31,6 +41,8 @@ typedef struct http_request {
     const char *body;
     size_t body_len;
     const char *params[HTTP_MAX_PARAMS]; /* captured {…} path segments */
+    shop_principal who;                  /* who is asking */
+    char client[64];                     /* the client's address, for throttling */
 } http_request;
 
 typedef struct http_response {
@@ -39,7 +51,11 @@ typedef struct http_response {
     char *text;               /* owned (malloc) */
     const char *content_type; /* NULL: application/json */
     char location[160];
-    char allow[64]; /* for 405 */
+    char allow[64];                /* for 405 */
+    unsigned retry_after;          /* seconds, for 429 and 503; 0: none */
+    const char *challenge;         /* 401: the WWW-Authenticate header's value */
+    char subject[SHOP_ID_LEN + 1]; /* the user whose personal data the body holds, or
+                                      "": idempotency.c keeps such a body sealed */
 } http_response;
 
 typedef int (*http_handler)(http_request *req, http_response *res);
@@ -96,6 +112,40 @@ void http_feeds_free(http_feeds *feeds);
 int http_event_stream(http_request *req, http_response *res, const atomic_bool *stopping,
                       http_feeds *feeds, struct MHD_Response **out);
 
+/* ---- access (access.c) ---------------------------------------------------------- */
+
+#define HTTP_ANYONE                                                                                \
+    (SHOP_ROLE_ANONYMOUS | SHOP_ROLE_CUSTOMER | SHOP_ROLE_STAFF | SHOP_ROLE_ADMIN |                \
+     SHOP_ROLE_METRICS)
+#define HTTP_CUSTOMER_ADMIN       (SHOP_ROLE_CUSTOMER | SHOP_ROLE_ADMIN)
+#define HTTP_CUSTOMER_STAFF_ADMIN (SHOP_ROLE_CUSTOMER | SHOP_ROLE_STAFF | SHOP_ROLE_ADMIN)
+#define HTTP_STAFF_ADMIN          (SHOP_ROLE_STAFF | SHOP_ROLE_ADMIN)
+
+/* Resolves the request's credentials into req->who and admits it to a
+ * route open to roles; on refusal sets the 401 or 403 problem and returns
+ * < 0. */
+int http_admit(http_request *req, http_response *res, unsigned roles);
+/* Whether a customer may see user_id's data: their own only. Staff and
+ * admins may see anyone's (where the route lets them in at all). */
+bool http_owns(const http_request *req, const char *user_id);
+/* Token buckets (throttle.c) keyed by text: 0 when key may go on, else
+ * sets a 429 problem with Retry-After and returns < 0. */
+typedef struct http_throttle http_throttle;
+int http_throttle_new(http_throttle **out, double per_minute, double burst);
+void http_throttle_free(http_throttle *throttle);
+/* Seconds until key may go on again (0: now; a token is taken). */
+double http_throttle_take(http_throttle *throttle, const char *key);
+/* The server's throttles, for login and registration. */
+typedef enum http_limit {
+    HTTP_LIMIT_AUTH_CLIENT,  /* logins and registrations per client address */
+    HTTP_LIMIT_AUTH_ACCOUNT, /* logins per account */
+    HTTP_LIMITS
+} http_limit;
+int http_throttled(http_request *req, http_response *res, http_limit limit, const char *key);
+/* The server's parts for the access checks (server.c). */
+bool http_server_open_access(const http_server *server);
+http_throttle *http_server_throttle(http_server *server, http_limit limit);
+
 /* Runs handler, honouring an Idempotency-Key header on POST (idempotency.c). */
 int http_idempotent(http_request *req, http_response *res, http_handler handler);
 
@@ -104,18 +154,32 @@ typedef struct http_route {
     const char *method;
     const char *pattern; /* "/orders/{}/cancel" */
     const char *name;    /* for metrics: "/orders/{id}/cancel" */
+    unsigned roles;      /* who may: shop_role bits */
     http_handler handler;
 } http_route;
 
 extern const http_route http_shop_routes[];
 extern const http_route http_ops_routes[];
 
+/* An event as JSON for a client: its envelope, its data at the current
+ * schema with personal fields opened (erased ones null). Caller owns *out. */
+int http_event_json(shop *s, const td_event *event, json_t **out);
+
 /* Serving. */
+#define HTTP_MAX_HOSTS   8
+#define HTTP_MAX_ORIGINS 8
 typedef struct http_options {
     const char *host; /* "127.0.0.1" */
     int port;         /* 0: any free port */
     unsigned threads; /* 0: 4 */
     td_metrics *metrics;
+    /* Host header names served besides localhost, 127.0.0.1, [::1] and the
+     * listening address ("*": any); others get 421, against DNS rebinding. */
+    const char *hosts[HTTP_MAX_HOSTS];
+    /* Origins allowed cross-origin requests (CORS); none: no CORS headers. */
+    const char *origins[HTTP_MAX_ORIGINS];
+    double auth_per_minute; /* logins and registrations per client address; 0: 60 */
+    bool open_access;       /* every request is an admin's: for benchmarks only */
 } http_options;
 
 int http_server_start(http_server **out, shop *s, td_store *store, const http_options *opts);

@@ -19,7 +19,12 @@
  *     still running, its command would fail rather than take effect twice.
  *
  * The fingerprint is the SHA-256 (libsodium) of method, path and body. The
- * records live in documents http_idempotency/<key>.
+ * records live in documents http_idempotency/<scope>, where the scope is a
+ * hash of who is asking (a customer, a key, or an anonymous client's
+ * address) and the key: one caller's keys never meet another's answers.
+ * An answer that holds a customer's personal data is kept sealed under
+ * their key (seal.h), so forgetting them erases it here too. POST /sessions
+ * is never kept: its answer is a secret.
  */
 #include <sodium.h>
 #include <stdio.h>
@@ -34,7 +39,7 @@
 #define HEX(n)         ((n)*2 + 1)
 
 typedef struct claim {
-    const char *key;
+    char key[crypto_generichash_BYTES * 2 + 1]; /* the record's: caller and key, hashed */
     char fingerprint[HEX(crypto_hash_sha256_BYTES)];
     char token[HEX(16)];
     json_t *found; /* the record that answers instead of the handler, if any */
@@ -147,6 +152,26 @@ static int keep_unit(td_txn *txn, void *payload)
     return error == TD_ENOTFOUND ? 0 : error;
 }
 
+/* The record's key: the caller's identity and their Idempotency-Key. */
+static void scoped_key(const http_request *req, const char *key, char out[HEX(32)])
+{
+    unsigned char hash[32];
+    char who[128];
+    const shop_principal *p = &req->who;
+    if (p->role == SHOP_ROLE_CUSTOMER)
+        snprintf(who, sizeof who, "customer %s", p->user_id);
+    else if (p->role == SHOP_ROLE_ANONYMOUS)
+        snprintf(who, sizeof who, "anonymous %s", req->client);
+    else
+        snprintf(who, sizeof who, "key %s", p->name);
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, sizeof hash);
+    crypto_generichash_update(&st, (const unsigned char *)who, strlen(who) + 1);
+    crypto_generichash_update(&st, (const unsigned char *)key, strlen(key));
+    crypto_generichash_final(&st, hash, sizeof hash);
+    sodium_bin2hex(out, HEX(32), hash, sizeof hash);
+}
+
 static bool valid_key(const char *key)
 {
     size_t n = strlen(key);
@@ -157,7 +182,7 @@ static bool valid_key(const char *key)
 }
 
 /* Answers from a record found under the key. */
-static void answer_from(const claim *c, http_response *res)
+static void answer_from(shop *req_shop, const claim *c, http_response *res)
 {
     json_t *r = c->found;
     if (!is(r, "fingerprint", c->fingerprint)) {
@@ -177,6 +202,10 @@ static void answer_from(const claim *c, http_response *res)
         return;
     }
     const char *type = field(r, "content_type"), *location = field(r, "location");
+    if (shop_open_personal(req_shop, r) < 0) {
+        http_shop_problem(res, false);
+        return;
+    }
     res->status = (unsigned)json_integer_value(json_object_get(r, "status"));
     res->json = json_incref(json_object_get(r, "body"));
     res->content_type =
@@ -188,12 +217,13 @@ int http_idempotent(http_request *req, http_response *res, http_handler handler)
 {
     const char *key =
         MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND, "Idempotency-Key");
-    if (key == NULL || strcmp(req->method, "POST") != 0)
+    if (key == NULL || strcmp(req->method, "POST") != 0 || strcmp(req->path, "/sessions") == 0)
         return handler(req, res);
     if (!valid_key(key))
         return http_problem(res, 400, "validation_failed", NULL,
                             "Idempotency-Key must be 1..%d printable characters", KEY_MAX);
-    claim c = {.key = key};
+    claim c = {.found = NULL};
+    scoped_key(req, key, c.key);
     unsigned char token[16];
     fingerprint(req, c.fingerprint);
     randombytes_buf(token, sizeof token);
@@ -201,7 +231,7 @@ int http_idempotent(http_request *req, http_response *res, http_handler handler)
     if (td_transact(req->store, claim_unit, &c) < 0)
         return http_problem(res, 503, "unavailable", NULL, "%s", td_error_last());
     if (c.found) {
-        answer_from(&c, res);
+        answer_from(req->shop, &c, res);
         json_decref(c.found);
         return 0;
     }
@@ -212,6 +242,12 @@ int http_idempotent(http_request *req, http_response *res, http_handler handler)
         "{s:s,s:s,s:i,s:O?,s:s,s:s}", "state", "done", "fingerprint", c.fingerprint, "status",
         (int)res->status, "body", res->json, "content_type",
         res->content_type ? res->content_type : "application/json", "location", res->location);
+    static const char *const body_field[] = {"body", NULL};
+    if (kept && res->subject[0] && res->json &&
+        shop_seal_personal(req->shop, res->subject, kept, body_field) < 0) {
+        json_decref(kept); /* not kept: a retry learns that the effect happened */
+        kept = NULL;
+    }
     char *text = kept && res->status < 500 ? json_dumps(kept, JSON_COMPACT) : NULL;
     keep k = {&c, text};
     td_transact(req->store, keep_unit, &k); /* if lost, a retry learns the effect happened */

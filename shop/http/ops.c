@@ -1,7 +1,10 @@
 /*
  * ops.c (shop http): the event log and operations: GET /events, GET
  * /streams/{stream}, GET /metrics, GET /health, GET /dead-letters,
- * POST /dead-letters/{id}/retry.
+ * POST /dead-letters/{id}/retry. All but /health (its status only, to
+ * anyone) and /metrics (metrics keys too) are for administrators. Events
+ * are shown with their personal fields opened: a forgotten customer's read
+ * as null.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,12 +12,29 @@
 
 #include "http/http.h"
 
+int http_event_json(shop *s, const td_event *event, json_t **out)
+{
+    int error = td_event_to_json(out, event);
+    json_t *data = error == 0 ? json_object_get(*out, "data") : NULL;
+    if (data && (error = shop_open_personal(s, data)) < 0) {
+        json_decref(*out);
+        *out = NULL;
+    }
+    return error < 0 ? error : 0;
+}
+
+typedef struct listing {
+    http_request *req;
+    json_t *events;
+} listing;
+
 static int add_event(const td_event *ev, void *payload)
 {
+    listing *l = payload;
     json_t *json = NULL;
-    int error = td_event_to_json(&json, ev);
-    if (error == 0)
-        json_array_append_new(payload, json);
+    int error = http_event_json(l->req->shop, ev, &json);
+    if (error == 0 && json_array_append_new(l->events, json) < 0)
+        error = TD_ENOMEM;
     return error;
 }
 
@@ -54,13 +74,13 @@ static int get_events(http_request *req, http_response *res)
     q.stream = http_query(req, "stream");
     q.type = http_query(req, "type");
     q.category = http_query(req, "category");
-    json_t *list = json_array();
-    int error = list ? td_store_read(req->store, &q, add_event, list) : TD_ENOMEM;
+    listing l = {req, json_array()};
+    int error = l.events ? td_store_read(req->store, &q, add_event, &l) : TD_ENOMEM;
     if (error < 0) {
-        json_decref(list);
+        json_decref(l.events);
         return read_failed(res, error);
     }
-    return http_json(res, 200, json_pack("{s:o}", "events", list));
+    return http_json(res, 200, json_pack("{s:o}", "events", l.events));
 }
 
 static int get_stream(http_request *req, http_response *res)
@@ -68,9 +88,10 @@ static int get_stream(http_request *req, http_response *res)
     int64_t version = 0;
     if (td_stream_check(req->params[0]) < 0)
         return http_problem(res, 400, "validation_failed", NULL, "%s", td_error_last());
-    json_t *list = json_array();
+    listing l = {req, json_array()};
+    json_t *list = l.events;
     int error =
-        list ? td_store_read_stream(req->store, req->params[0], 1, 0, add_event, list) : TD_ENOMEM;
+        list ? td_store_read_stream(req->store, req->params[0], 1, 0, add_event, &l) : TD_ENOMEM;
     if (error == 0)
         error = td_store_stream_version(req->store, req->params[0], &version);
     if (error < 0) {
@@ -122,9 +143,16 @@ static void add_failure(const char *subscription, const char *why, void *payload
 
 /* Healthy: the store answers and no handler of this process has failed
  * (a subscription whose lease another process took over, say); lags are
- * reported, not judged. */
+ * reported, not judged. Only administrators see the details. */
 static int get_health(http_request *req, http_response *res)
 {
+    if (req->who.role != SHOP_ROLE_ADMIN) {
+        int64_t ignored = 0;
+        bool ok =
+            td_store_head(req->store, &ignored) == 0 && shop_check(req->shop, NULL, NULL) == 0;
+        return http_json(res, ok ? 200 : 503,
+                         json_pack("{s:s}", "status", ok ? "ok" : "unhealthy"));
+    }
     int64_t head = 0;
     health h = {json_array(), 0};
     json_t *failures = json_array();
@@ -167,7 +195,9 @@ static int get_dead_letters(http_request *req, http_response *res)
 
 static int retry_dead_letter(http_request *req, http_response *res)
 {
-    int error = td_dlq_retry(req->store, req->params[0], "http");
+    char by[SHOP_KEY_NAME_MAX + 16];
+    snprintf(by, sizeof by, "http:%s", req->who.name[0] ? req->who.name : "admin");
+    int error = td_dlq_retry(req->store, req->params[0], by);
     if (error == TD_ENOTFOUND)
         return http_problem(res, 404, "not_found", NULL, "%s", td_error_last());
     if (error == TD_EINVAL)
@@ -178,11 +208,12 @@ static int retry_dead_letter(http_request *req, http_response *res)
 }
 
 const http_route http_ops_routes[] = {
-    {"GET", "/events", "/events", get_events},
-    {"GET", "/streams/{}", "/streams/{stream}", get_stream},
-    {"GET", "/metrics", "/metrics", get_metrics},
-    {"GET", "/health", "/health", get_health},
-    {"GET", "/dead-letters", "/dead-letters", get_dead_letters},
-    {"POST", "/dead-letters/{}/retry", "/dead-letters/{id}/retry", retry_dead_letter},
-    {NULL, NULL, NULL, NULL},
+    {"GET", "/events", "/events", SHOP_ROLE_ADMIN, get_events},
+    {"GET", "/streams/{}", "/streams/{stream}", SHOP_ROLE_ADMIN, get_stream},
+    {"GET", "/metrics", "/metrics", SHOP_ROLE_METRICS | SHOP_ROLE_ADMIN, get_metrics},
+    {"GET", "/health", "/health", HTTP_ANYONE, get_health},
+    {"GET", "/dead-letters", "/dead-letters", SHOP_ROLE_ADMIN, get_dead_letters},
+    {"POST", "/dead-letters/{}/retry", "/dead-letters/{id}/retry", SHOP_ROLE_ADMIN,
+     retry_dead_letter},
+    {NULL, NULL, NULL, 0, NULL},
 };

@@ -1,12 +1,17 @@
 /*
- * routes.c (shop http): the shop's resources: users, categories, products,
- * orders. Each handler reads and checks the body's shape (400 for malformed
- * or mistyped input), calls the shop's C API (which checks the values and
- * the domain rules), and answers with the resource as the shop returns it.
+ * routes.c (shop http): the shop's resources: users, sessions, categories,
+ * products, orders. Each handler reads and checks the body's shape (400 for
+ * malformed or mistyped input), checks that a customer asks only for what
+ * is theirs (another's user or order answers as a missing one), calls the
+ * shop's C API (which checks the values and the domain rules), and answers
+ * with the resource as the shop returns it. Who may call which route is in
+ * the table at the end (access.c checks it before the handler runs).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <sodium.h>
 
 #include "http/http.h"
 
@@ -19,20 +24,37 @@ static int created(http_response *res, unsigned status, const char *prefix, cons
 
 /* ---- users -------------------------------------------------------------------- */
 
+/* A user as the API shows it: id added; the body holds their personal data. */
+static int user_answer(http_request *req, http_response *res, unsigned status, const char *id)
+{
+    json_t *user = NULL;
+    if (shop_get_user(req->shop, id, &user) < 0)
+        return http_shop_problem(res, true);
+    json_object_set_new(user, "id", json_string(id));
+    snprintf(res->subject, sizeof res->subject, "%s", id);
+    return status == 201 ? created(res, 201, "/users", id, user) : http_json(res, status, user);
+}
+
+/* Someone else's user, to a customer: as if there were none. */
+static int no_such_user(http_response *res, const char *id)
+{
+    return http_problem(res, 404, "not_found", NULL, "no user %s", id);
+}
+
 static int post_user(http_request *req, http_response *res)
 {
-    const char *email, *name;
+    const char *email, *name, *password;
     char id[SHOP_ID_LEN + 1];
-    json_t *body = http_body(req, res), *user = NULL;
+    if (http_throttled(req, res, HTTP_LIMIT_AUTH_CLIENT, req->client) < 0)
+        return 0;
+    json_t *body = http_body(req, res);
     if (body && http_string(body, "email", true, &email, res) == 0 &&
-        http_string(body, "full_name", true, &name, res) == 0) {
-        if (shop_register_user(req->shop, email, name, id) < 0 ||
-            shop_get_user(req->shop, id, &user) < 0)
+        http_string(body, "full_name", true, &name, res) == 0 &&
+        http_string(body, "password", true, &password, res) == 0) {
+        if (shop_register_user(req->shop, email, name, password, id) < 0)
             http_shop_problem(res, false);
-        else {
-            json_object_set_new(user, "id", json_string(id));
-            created(res, 201, "/users", id, user);
-        }
+        else
+            user_answer(req, res, 201, id);
     }
     json_decref(body);
     return 0;
@@ -40,19 +62,72 @@ static int post_user(http_request *req, http_response *res)
 
 static int get_user(http_request *req, http_response *res)
 {
-    json_t *user = NULL;
-    if (shop_get_user(req->shop, req->params[0], &user) < 0)
-        return http_shop_problem(res, true);
-    json_object_set_new(user, "id", json_string(req->params[0]));
-    return http_json(res, 200, user);
+    if (!http_owns(req, req->params[0]))
+        return no_such_user(res, req->params[0]);
+    return user_answer(req, res, 200, req->params[0]);
 }
 
 static int get_user_orders(http_request *req, http_response *res)
 {
     json_t *orders = NULL;
+    if (!http_owns(req, req->params[0]))
+        return no_such_user(res, req->params[0]);
     if (shop_list_user_orders(req->shop, req->params[0], &orders) < 0)
         return http_shop_problem(res, true);
     return http_json(res, 200, orders);
+}
+
+static int forget_user(http_request *req, http_response *res)
+{
+    if (shop_forget_user(req->shop, req->params[0]) < 0)
+        return http_shop_problem(res, true);
+    return user_answer(req, res, 200, req->params[0]);
+}
+
+/* ---- sessions --------------------------------------------------------------------- */
+
+static int post_session(http_request *req, http_response *res)
+{
+    const char *email, *password;
+    char lookup[TD_LOOKUP_HEX_LEN + 1], when[TD_TIME_STR_LEN + 1];
+    shop_session session;
+    if (http_throttled(req, res, HTTP_LIMIT_AUTH_CLIENT, req->client) < 0)
+        return 0;
+    json_t *body = http_body(req, res);
+    if (body && http_string(body, "email", true, &email, res) == 0 &&
+        http_string(body, "password", true, &password, res) == 0) {
+        shop_email_lookup(req->shop, email, lookup);
+        if (http_throttled(req, res, HTTP_LIMIT_AUTH_ACCOUNT, lookup) < 0)
+            ; /* 429 set */
+        else if (shop_login(req->shop, email, password, 0, &session) < 0)
+            shop_error().status == TD_ENOTFOUND
+                ? http_problem(res, 401, "invalid_credentials", NULL, "%s", shop_error().message)
+                : http_shop_problem(res, false);
+        else if (td_time_format(when, session.expires_at) == 0)
+            http_json(res, 201,
+                      json_pack("{s:s,s:s,s:s}", "token", session.token, "user_id", session.user_id,
+                                "expires_at", when));
+        sodium_memzero(session.token, sizeof session.token);
+    }
+    json_decref(body);
+    return 0;
+}
+
+static int get_session(http_request *req, http_response *res)
+{
+    const shop_principal *who = &req->who;
+    return http_json(res, 200,
+                     json_pack("{s:s,s:s?,s:s?}", "role", shop_role_name(who->role), "user_id",
+                               who->user_id[0] ? who->user_id : NULL, "key_name",
+                               who->name[0] ? who->name : NULL));
+}
+
+static int delete_session(http_request *req, http_response *res)
+{
+    if (shop_logout(req->shop, &req->who) < 0)
+        return http_shop_problem(res, false);
+    res->status = 204;
+    return 0;
 }
 
 /* ---- catalog -------------------------------------------------------------------- */
@@ -204,14 +279,31 @@ static int order_input(json_t *body, shop_order_input *in, shop_order_item *item
     return 0;
 }
 
+/* The order, if the caller may see it: *out (owned), else a 404 set in
+ * res exactly as for an order that does not exist. */
+static int visible_order(http_request *req, http_response *res, const char *id, bool as_placed,
+                         json_t **out)
+{
+    int error = as_placed ? shop_get_order_as_placed(req->shop, id, out)
+                          : shop_get_order(req->shop, id, out);
+    if (error < 0)
+        return http_shop_problem(res, true), error;
+    if (!http_owns(req, json_string_value(json_object_get(*out, "user_id")))) {
+        json_decref(*out);
+        *out = NULL;
+        return http_problem(res, 404, "not_found", NULL, "no order %s", id), TD_ENOTFOUND;
+    }
+    return 0;
+}
+
 static int order_answer(http_request *req, http_response *res, unsigned status, const char *id)
 {
     json_t *order = NULL;
-    int error = status == 202 ? shop_get_order_as_placed(req->shop, id, &order)
-                              : shop_get_order(req->shop, id, &order);
-    if (error < 0)
-        return http_shop_problem(res, true);
+    if (visible_order(req, res, id, status == 202, &order) < 0)
+        return 0;
     json_object_set_new(order, "id", json_string(id));
+    const char *user = json_string_value(json_object_get(order, "user_id"));
+    snprintf(res->subject, sizeof res->subject, "%s", user ? user : "");
     return status == 202 ? created(res, 202, "/orders", id, order) : http_json(res, status, order);
 }
 
@@ -222,8 +314,13 @@ static int post_order(http_request *req, http_response *res)
     char id[SHOP_ID_LEN + 1];
     memset(&in, 0, sizeof in);
     json_t *body = http_body(req, res);
+    if (body && req->who.role == SHOP_ROLE_CUSTOMER && !json_object_get(body, "user_id"))
+        json_object_set_new(body, "user_id", json_string(req->who.user_id)); /* their own */
     if (body && order_input(body, &in, items, res) == 0) {
-        if (shop_place_order(req->shop, &in, id) < 0)
+        if (!http_owns(req, in.user_id))
+            http_problem(res, 403, "forbidden", "/user_id",
+                         "a customer places orders for themselves only");
+        else if (shop_place_order(req->shop, &in, id) < 0)
             http_shop_problem(res, false);
         else
             order_answer(req, res, 202, id);
@@ -239,6 +336,10 @@ static int get_order(http_request *req, http_response *res)
 
 static int order_action(http_request *req, http_response *res, int (*action)(shop *, const char *))
 {
+    json_t *order = NULL;
+    if (visible_order(req, res, req->params[0], false, &order) < 0) /* a customer: theirs only */
+        return 0;
+    json_decref(order);
     if (action(req->shop, req->params[0]) < 0)
         return http_shop_problem(res, true);
     return order_answer(req, res, 200, req->params[0]);
@@ -259,21 +360,28 @@ static int deliver(http_request *req, http_response *res)
     return order_action(req, res, shop_deliver_order);
 }
 
+/* Who may call what; docs/api.md has the same table, and
+ * tests/http/authz/matrix.txt checks every cell of it. */
 const http_route http_shop_routes[] = {
-    {"POST", "/users", "/users", post_user},
-    {"GET", "/users/{}", "/users/{id}", get_user},
-    {"GET", "/users/{}/orders", "/users/{id}/orders", get_user_orders},
-    {"POST", "/categories", "/categories", post_category},
-    {"GET", "/categories", "/categories", get_categories},
-    {"POST", "/products", "/products", post_product},
-    {"GET", "/products", "/products", get_products},
-    {"GET", "/products/{}", "/products/{id}", get_product},
-    {"PUT", "/products/{}/price", "/products/{id}/price", put_price},
-    {"POST", "/products/{}/stock", "/products/{id}/stock", post_stock},
-    {"POST", "/orders", "/orders", post_order},
-    {"GET", "/orders/{}", "/orders/{id}", get_order},
-    {"POST", "/orders/{}/cancel", "/orders/{id}/cancel", cancel},
-    {"POST", "/orders/{}/ship", "/orders/{id}/ship", ship},
-    {"POST", "/orders/{}/deliver", "/orders/{id}/deliver", deliver},
-    {NULL, NULL, NULL, NULL},
+    {"POST", "/users", "/users", HTTP_ANYONE, post_user},
+    {"GET", "/users/{}", "/users/{id}", HTTP_CUSTOMER_ADMIN, get_user},
+    {"GET", "/users/{}/orders", "/users/{id}/orders", HTTP_CUSTOMER_ADMIN, get_user_orders},
+    {"POST", "/users/{}/forget", "/users/{id}/forget", SHOP_ROLE_ADMIN, forget_user},
+    {"POST", "/sessions", "/sessions", HTTP_ANYONE, post_session},
+    {"GET", "/sessions/current", "/sessions/current",
+     SHOP_ROLE_CUSTOMER | SHOP_ROLE_STAFF | SHOP_ROLE_ADMIN | SHOP_ROLE_METRICS, get_session},
+    {"DELETE", "/sessions/current", "/sessions/current", SHOP_ROLE_CUSTOMER, delete_session},
+    {"POST", "/categories", "/categories", HTTP_STAFF_ADMIN, post_category},
+    {"GET", "/categories", "/categories", HTTP_ANYONE, get_categories},
+    {"POST", "/products", "/products", HTTP_STAFF_ADMIN, post_product},
+    {"GET", "/products", "/products", HTTP_ANYONE, get_products},
+    {"GET", "/products/{}", "/products/{id}", HTTP_ANYONE, get_product},
+    {"PUT", "/products/{}/price", "/products/{id}/price", HTTP_STAFF_ADMIN, put_price},
+    {"POST", "/products/{}/stock", "/products/{id}/stock", HTTP_STAFF_ADMIN, post_stock},
+    {"POST", "/orders", "/orders", HTTP_CUSTOMER_ADMIN, post_order},
+    {"GET", "/orders/{}", "/orders/{id}", HTTP_CUSTOMER_STAFF_ADMIN, get_order},
+    {"POST", "/orders/{}/cancel", "/orders/{id}/cancel", HTTP_CUSTOMER_STAFF_ADMIN, cancel},
+    {"POST", "/orders/{}/ship", "/orders/{id}/ship", HTTP_STAFF_ADMIN, ship},
+    {"POST", "/orders/{}/deliver", "/orders/{id}/deliver", HTTP_STAFF_ADMIN, deliver},
+    {NULL, NULL, NULL, 0, NULL},
 };

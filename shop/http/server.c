@@ -4,18 +4,28 @@
  *
  * libmicrohttpd runs a thread pool; each request is collected (body up to
  * HTTP_MAX_BODY; beyond it the rest is read and dropped, and the answer is
- * 413), then matched against the route tables by method and path. A path
- * that exists under other methods is 405 with Allow; none is 404. Every
- * answer is counted in http_requests_total{route,method,status} and timed in
- * http_request_duration_seconds{route}.
+ * 413), then:
+ *
+ *   Host not served ──▶ 421 (a DNS-rebinding page cannot reach the shop)
+ *   OPTIONS from an allowed origin ──▶ 204 with the CORS preflight headers
+ *   route by method and path ──▶ none: 404; other methods only: 405 + Allow
+ *   access (access.c) ──▶ 401 / 403
+ *   the handler, under the Idempotency-Key rules (idempotency.c)
+ *
+ * Every answer is counted in http_requests_total{route,method,status} and
+ * timed in http_request_duration_seconds{route}.
  */
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "http/http.h"
+
+#define HOSTS_MAX (HTTP_MAX_HOSTS + 5)
 
 struct http_server {
     struct MHD_Daemon *daemon;
@@ -25,7 +35,22 @@ struct http_server {
     td_store *store;
     td_metric *requests, *duration;
     td_metrics *metrics;
+    http_throttle *throttles[HTTP_LIMITS];
+    bool open_access, any_host;
+    char hosts[HOSTS_MAX][256]; /* names the Host header may give */
+    size_t host_count;
+    const char *origins[HTTP_MAX_ORIGINS]; /* borrowed from the options */
 };
+
+bool http_server_open_access(const http_server *server)
+{
+    return server->open_access;
+}
+
+http_throttle *http_server_throttle(http_server *server, http_limit limit)
+{
+    return server->throttles[limit];
+}
 
 typedef struct pending {
     char *body;
@@ -95,8 +120,10 @@ static void dispatch(http_request *req, pending *p, http_response *res, const ch
         return;
     }
     const http_route *r = find_route(req, storage, sizeof storage, allow, sizeof allow, route);
-    if (r)
+    if (r && http_admit(req, res, r->roles) == 0)
         http_idempotent(req, res, r->handler);
+    else if (r)
+        ; /* refused: the problem is set */
     else if (allow[0]) {
         http_problem(res, 405, "method_not_allowed", NULL, "%s is not allowed here; use %s",
                      req->method, allow);
@@ -105,30 +132,123 @@ static void dispatch(http_request *req, pending *p, http_response *res, const ch
         http_problem(res, 404, "not_found", NULL, "no route %s %s", req->method, req->path);
 }
 
-static enum MHD_Result send_response(struct MHD_Connection *c, http_response *res)
+/* The origin of a cross-origin request, if it is one the shop allows. */
+static const char *allowed_origin(const http_server *s, struct MHD_Connection *c)
 {
-    if (res->status == 0 && res->text == NULL) /* a handler that said nothing */
-        http_problem(res, 500, "internal_error", NULL, "the handler gave no answer");
-    char *text = res->text;
-    if (text == NULL && res->json)
-        text = json_dumps(res->json, JSON_COMPACT);
-    if (text == NULL)
-        text = strdup("");
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-    if (r == NULL) {
-        free(text);
-        return MHD_NO;
-    }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-                            res->content_type ? res->content_type : "application/json");
+    const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+    for (size_t i = 0; origin && i < HTTP_MAX_ORIGINS && s->origins[i]; i++)
+        if (strcmp(s->origins[i], origin) == 0)
+            return origin;
+    return NULL;
+}
+
+/* Headers every answer may carry. */
+static void add_headers(const http_server *s, struct MHD_Connection *c, struct MHD_Response *r,
+                        const http_response *res)
+{
+    char seconds[16];
+    const char *origin = allowed_origin(s, c);
     if (res->allow[0])
         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, res->allow);
     if (res->location[0])
         MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, res->location);
+    if (res->challenge)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, res->challenge);
+    if (res->retry_after) {
+        snprintf(seconds, sizeof seconds, "%u", res->retry_after);
+        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, seconds);
+    }
+    if (origin) {
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Origin");
+        MHD_add_response_header(r, "Access-Control-Expose-Headers",
+                                "Location, Retry-After, WWW-Authenticate");
+    }
+    if (origin && res->status == 204 && res->allow[0]) { /* a preflight */
+        MHD_add_response_header(r, "Access-Control-Allow-Methods", res->allow);
+        MHD_add_response_header(r, "Access-Control-Allow-Headers",
+                                "Authorization, Content-Type, Idempotency-Key, Last-Event-ID");
+        MHD_add_response_header(r, "Access-Control-Max-Age", "600");
+    }
+}
+
+static enum MHD_Result send_response(const http_server *s, struct MHD_Connection *c,
+                                     http_response *res)
+{
+    if (res->status == 0 && res->text == NULL) /* a handler that said nothing */
+        http_problem(res, 500, "internal_error", NULL, "the handler gave no answer");
+    char *text = res->text;
+    res->text = NULL;
+    if (text == NULL && res->json && res->status != 204)
+        text = json_dumps(res->json, JSON_COMPACT);
+    if (text == NULL)
+        text = strdup("");
+    struct MHD_Response *r =
+        text ? MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE) : NULL;
+    if (r == NULL) {
+        free(text);
+        return MHD_NO;
+    }
+    if (res->status != 204)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                res->content_type ? res->content_type : "application/json");
+    add_headers(s, c, r, res);
     enum MHD_Result ok = MHD_queue_response(c, res->status, r);
     MHD_destroy_response(r);
     return ok;
+}
+
+/* ---- before routing: the Host header, CORS preflights ------------------------------ */
+
+/* Whether host (a Host header: a name or [v6], and maybe :port) names this
+ * server. The name is what matters against DNS rebinding (the attacker's
+ * name, resolved to us); the port may differ behind a proxy. */
+static bool host_served(const http_server *s, const char *host)
+{
+    char name[256];
+    const char *end = host[0] == '[' ? strchr(host, ']') : strrchr(host, ':');
+    size_t len = end ? (size_t)(end - host) + (host[0] == '[') : strlen(host);
+    if (s->any_host)
+        return true;
+    if (len == 0 || len >= sizeof name)
+        return false;
+    memcpy(name, host, len);
+    name[len] = '\0';
+    for (size_t i = 0; i < s->host_count; i++)
+        if (strcasecmp(s->hosts[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* Answers what needs no route: a Host the shop does not serve, and CORS
+ * preflights. Returns true when res holds the answer. */
+static bool before_routing(http_server *s, http_request *req, http_response *res)
+{
+    const char *host =
+        MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    if (host && !host_served(s, host)) {
+        http_problem(res, 421, "misdirected_request", NULL,
+                     "this server does not serve the host '%.100s' (see --allowed-host)", host);
+        return true;
+    }
+    if (strcmp(req->method, "OPTIONS") == 0 && allowed_origin(s, req->connection)) {
+        res->status = 204;
+        snprintf(res->allow, sizeof res->allow, "GET, POST, PUT, DELETE");
+        return true;
+    }
+    return false;
+}
+
+static void client_address(struct MHD_Connection *c, char *out, size_t size)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = info ? info->client_addr : NULL;
+    snprintf(out, size, "unknown");
+    if (sa && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)size);
+    else if (sa && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)size);
 }
 
 static void count(http_server *s, const char *route, const char *method, unsigned status,
@@ -181,22 +301,27 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *upload_size = 0;
         return ok ? MHD_YES : MHD_NO;
     }
-    http_request req = {s, s->shop, s->store, c, method, url, p->body, p->len, {0}};
+    http_request req = {s, s->shop, s->store, c, method, url, p->body, p->len, {0}, {0}, ""};
     http_response res = {0};
     const char *route = "unmatched";
     enum MHD_Result ok;
     struct MHD_Response *stream = NULL;
-    if (strcmp(url, "/events/stream") == 0 && strcmp(method, "GET") == 0) {
+    client_address(c, req.client, sizeof req.client);
+    if (before_routing(s, &req, &res)) {
+        route = "unmatched";
+    } else if (strcmp(url, "/events/stream") == 0 && strcmp(method, "GET") == 0) {
         route = "/events/stream";
-        http_event_stream(&req, &res, &s->stopping, s->feeds, &stream);
+        if (http_admit(&req, &res, HTTP_CUSTOMER_ADMIN) == 0)
+            http_event_stream(&req, &res, &s->stopping, s->feeds, &stream);
     } else {
         dispatch(&req, p, &res, &route);
     }
     if (stream) {
+        add_headers(s, c, stream, &res);
         ok = MHD_queue_response(c, 200, stream);
         MHD_destroy_response(stream);
     } else {
-        ok = send_response(c, &res);
+        ok = send_response(s, c, &res);
     }
     count(s, route, method, res.status, p->started);
     json_decref(res.json);
@@ -217,6 +342,42 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **state,
     *state = NULL;
 }
 
+/* The names the Host header may give: the loopback names, the listening
+ * address, the machine's name when listening on every address, and the
+ * operator's own. */
+static void note_hosts(http_server *s, const http_options *opts)
+{
+    const char *defaults[] = {"localhost", "127.0.0.1", "[::1]",
+                              opts->host ? opts->host : "127.0.0.1"};
+    for (size_t i = 0; i < 4; i++)
+        snprintf(s->hosts[s->host_count++], sizeof s->hosts[0], "%s", defaults[i]);
+    if (opts->host && strcmp(opts->host, "0.0.0.0") == 0 &&
+        gethostname(s->hosts[s->host_count], sizeof s->hosts[0]) == 0)
+        s->host_count++;
+    for (size_t i = 0; i < HTTP_MAX_HOSTS && opts->hosts[i]; i++) {
+        s->any_host = s->any_host || strcmp(opts->hosts[i], "*") == 0;
+        snprintf(s->hosts[s->host_count++], sizeof s->hosts[0], "%s", opts->hosts[i]);
+    }
+    memcpy(s->origins, opts->origins, sizeof s->origins);
+}
+
+static int make_throttles(http_server *s, const http_options *opts)
+{
+    double per_minute = opts->auth_per_minute > 0 ? opts->auth_per_minute : 60;
+    int error = http_throttle_new(&s->throttles[HTTP_LIMIT_AUTH_CLIENT], per_minute, per_minute);
+    if (error == 0) /* one account: a few tries a minute */
+        error = http_throttle_new(&s->throttles[HTTP_LIMIT_AUTH_ACCOUNT], 6, 10);
+    return error;
+}
+
+static void free_server(http_server *s)
+{
+    for (int i = 0; i < HTTP_LIMITS; i++)
+        http_throttle_free(s->throttles[i]);
+    http_feeds_free(s->feeds);
+    free(s);
+}
+
 int http_server_start(http_server **out, shop *sh, td_store *store, const http_options *opts)
 {
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opts->port)};
@@ -228,7 +389,11 @@ int http_server_start(http_server **out, shop *sh, td_store *store, const http_o
     s->shop = sh;
     s->store = store;
     s->metrics = opts->metrics;
-    int error = td_metrics_counter(&s->requests, s->metrics, "http_requests_total",
+    s->open_access = opts->open_access;
+    note_hosts(s, opts);
+    int error = make_throttles(s, opts);
+    if (error == 0)
+        error = td_metrics_counter(&s->requests, s->metrics, "http_requests_total",
                                    "HTTP requests answered, by route, method and status.",
                                    "route,method,status");
     if (error == 0)
@@ -246,8 +411,7 @@ int http_server_start(http_server **out, shop *sh, td_store *store, const http_o
                                      MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
                                      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
     if (error < 0 || s->daemon == NULL) {
-        http_feeds_free(s->feeds);
-        free(s);
+        free_server(s);
         return error < 0 ? error : TD_EIO;
     }
     *out = s;
@@ -273,6 +437,5 @@ void http_server_stop(http_server *s)
      * closes the listening socket as well, and waits for the threads that
      * are answering requests. */
     MHD_stop_daemon(s->daemon);
-    http_feeds_free(s->feeds);
-    free(s);
+    free_server(s);
 }

@@ -14,8 +14,13 @@
  * waiting on one of the server's few threads, and is resumed by the next
  * commit after its position, or after 15 s to send a comment that keeps
  * proxies from closing the stream (and finds a client that went away).
- * Events come at the schema the shop reads; one it cannot read is announced
- * as `event: unreadable` and passed over.
+ * Events come at the schema the shop reads, personal fields opened (a
+ * forgotten customer's read as null); one it cannot read is announced as
+ * `event: unreadable` and passed over.
+ *
+ * Administrators follow the whole log. A customer follows their own
+ * orders: events of category order whose user_id is theirs, everything
+ * else passed over as if filtered out.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,8 +33,12 @@
 
 typedef struct sse {
     td_store *store;
+    shop *shop;
+    char user[SHOP_ID_LEN + 1]; /* a customer's feed: their orders only; "" for all */
     char *stream, *type, *category;
-    http_feed feed; /* position (after) and last_sent, and the parking */
+    http_feed feed;    /* position (after) and last_sent, and the parking */
+    size_t read;       /* events the last page read */
+    int64_t last_read; /* ... and the position of its last */
     char *buf;
     size_t len, off;
     const atomic_bool *stopping;
@@ -65,21 +74,34 @@ static int append_unreadable(sse *s, const td_event *ev)
     return error;
 }
 
+/* Whether a customer's feed shows the event: one of their orders'. */
+static bool theirs(const sse *s, json_t *envelope)
+{
+    const char *user =
+        json_string_value(json_object_get(json_object_get(envelope, "data"), "user_id"));
+    return s->user[0] == '\0' || (user && strcmp(user, s->user) == 0);
+}
+
 static int append_event(const td_event *stored, void *payload)
 {
     sse *s = payload;
     td_event *up = NULL;
+    json_t *envelope = NULL;
     char *json = NULL;
-    size_t len = 0;
+    s->read++;
+    s->last_read = stored->position;
     int error = td_upcast(td_store_upcasters(s->store), stored, &up);
     if (error == TD_EVERSION)
-        return append_unreadable(s, stored);
+        return s->user[0] ? 0 : append_unreadable(s, stored);
     const td_event *ev = up ? up : stored;
     if (error == 0)
-        error = td_event_to_text(&json, &len, ev);
-    if (error == 0)
+        error = http_event_json(s->shop, ev, &envelope);
+    if (error == 0 && theirs(s, envelope) && (json = json_dumps(envelope, JSON_COMPACT)) == NULL)
+        error = TD_ENOMEM;
+    if (error == 0 && json)
         error = append_message(s, ev->position, ev->type, json);
-    td_free(json);
+    free(json);
+    json_decref(envelope);
     td_event_free(up);
     return error;
 }
@@ -95,9 +117,12 @@ static int refill(sse *s)
     q.category = s->category;
     q.limit = SSE_PAGE;
     s->len = s->off = 0;
+    s->read = 0;
     int error = td_store_read_stored(s->store, &q, append_event, s); /* upcast one by one */
-    if (error == 0 && s->len == 0 && head > s->feed.after)
-        s->feed.after = head; /* nothing matched up to the head */
+    if (error == 0 && s->read < SSE_PAGE && head > s->feed.after)
+        s->feed.after = head; /* nothing more matched up to the head */
+    else if (error == 0 && s->last_read > s->feed.after)
+        s->feed.after = s->last_read; /* a customer's feed passed over others' events */
     return error;
 }
 
@@ -182,9 +207,10 @@ int http_event_stream(http_request *req, http_response *res, const atomic_bool *
 {
     td_read_query probe = TD_READ_QUERY_INIT;
     int64_t after = 0;
+    bool customer = req->who.role == SHOP_ROLE_CUSTOMER;
     probe.stream = http_query(req, "stream");
     probe.type = http_query(req, "type");
-    probe.category = http_query(req, "category");
+    probe.category = customer ? "order" : http_query(req, "category");
     if ((probe.stream && td_stream_check(probe.stream) < 0) ||
         (probe.type && td_type_check(probe.type) < 0) ||
         (probe.category && td_category_check(probe.category) < 0))
@@ -195,12 +221,15 @@ int http_event_stream(http_request *req, http_response *res, const atomic_bool *
     if (s == NULL)
         return http_problem(res, 500, "internal_error", NULL, "out of memory");
     *s = (sse){.store = req->store,
+               .shop = req->shop,
                .stream = copy(probe.stream),
                .type = copy(probe.type),
                .category = copy(probe.category),
                .feed = {.connection = req->connection, .after = after, .last_sent = td_time_now()},
                .stopping = stopping,
                .feeds = feeds};
+    if (customer)
+        memcpy(s->user, req->who.user_id, sizeof s->user);
     s->buf = strdup("retry: 1000\n\n"); /* reconnect soon; Last-Event-ID resumes */
     s->len = s->buf ? strlen(s->buf) : 0;
     *out = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, next_block, s, release);

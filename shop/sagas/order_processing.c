@@ -109,7 +109,7 @@ static int start(td_saga_ctx *ctx, const td_event *ev, void *payload)
     (void)ev;
     json_t *data = td_saga_event_data(ctx), *saga = td_saga_data(ctx);
     static const char *const keep[] = {"user_id",  "items",          "total_amount",
-                                       "currency", "payment_method", "payment_token"};
+                                       "currency", "payment_method", "payment_method_id"};
     for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
         json_object_set(saga, keep[i], json_object_get(data, keep[i]));
     return command(ctx, "reservation", "ReserveInventory",
@@ -124,17 +124,42 @@ static int no_items(td_saga_ctx *ctx, const td_event *ev, void *payload)
     return set_status(ctx, "Cancelled", "no_items");
 }
 
+/* A saga started before card tokens left the log holds its order's token:
+ * it moves into a sealed payment-method document like a new order's. */
+static int move_legacy_token(td_saga_ctx *ctx, shop *s, json_t *saga)
+{
+    static const char *const secret[] = {"token", NULL};
+    char id[SHOP_ID_LEN + 1], subject[SHOP_SUBJECT_LEN + 1];
+    const char *user = json_string_value(json_object_get(saga, "user_id"));
+    json_t *doc = json_pack("{s:s,s:O,s:O}", "order_id", td_saga_correlation_id(ctx), "method",
+                            json_object_get(saga, "payment_method"), "token",
+                            json_object_get(saga, "payment_token"));
+    int error = doc && user ? shop_new_id(id) : TD_ENOMEM;
+    shop_user_subject(subject, user ? user : "");
+    if (error == 0 && (error = td_keyring_seal(s->keyring, td_saga_txn(ctx), subject, doc, secret,
+                                               TD_SEAL_CREATE_KEY)) == 0)
+        error = td_txn_doc_put_json(td_saga_txn(ctx), SHOP_PAYMENT_METHODS, id, doc);
+    json_decref(doc);
+    json_object_del(saga, "payment_token");
+    if (error >= 0 && json_object_set_new(saga, "payment_method_id",
+                                          error == 0 ? json_string(id) : json_null()) < 0)
+        error = TD_ENOMEM;
+    return error < 0 ? error : 0; /* forgotten (1): no method, the payment is declined */
+}
+
 static int pay(td_saga_ctx *ctx, const td_event *ev, void *payload)
 {
     shop *s = payload;
     json_t *saga = td_saga_data(ctx);
     (void)ev;
-    int error = command(ctx, "payment", "ProcessPayment",
-                        json_pack("{s:s,s:O,s:O,s:O,s:O}", "order_id", td_saga_correlation_id(ctx),
+    int error = json_object_get(saga, "payment_token") ? move_legacy_token(ctx, s, saga) : 0;
+    if (error == 0)
+        error = command(ctx, "payment", "ProcessPayment",
+                        json_pack("{s:s,s:O,s:O,s:O,s:O?}", "order_id", td_saga_correlation_id(ctx),
                                   "amount", json_object_get(saga, "total_amount"), "currency",
                                   json_object_get(saga, "currency"), "method",
-                                  json_object_get(saga, "payment_method"), "token",
-                                  json_object_get(saga, "payment_token")));
+                                  json_object_get(saga, "payment_method"), "payment_method_id",
+                                  json_object_get(saga, "payment_method_id")));
     return error < 0 ? error
                      : td_saga_set_deadline(ctx, td_time_now() +
                                                      (td_time)s->opts.payment_timeout_ms * 1000);

@@ -6,6 +6,10 @@
  * (integration) for a confirmation. The mailer names each message after its
  * event, and the integration event is published with an inbox claim, so a
  * redelivered event neither mails twice nor publishes twice.
+ *
+ * The customer's address and name are read from their snapshot and opened
+ * (seal.h); a forgotten customer gets no more e-mail, and the integration
+ * event carries the address and name sealed under the customer's key.
  */
 #include <stdio.h>
 #include <string.h>
@@ -13,37 +17,56 @@
 #include "shop_int.h"
 
 typedef struct confirmation {
+    shop *shop;
     const td_event *cause;
-    td_event *event;
-    const char *stream;
-    bool force; /* a replay that asks for effects again */
+    const char *stream, *user_id;
+    json_t *data; /* the event's, sealed in the unit */
+    bool force;   /* a replay that asks for effects again */
 } confirmation;
 
 static int confirm_unit(td_txn *txn, void *payload)
 {
+    static const char *const personal[] = {"customer_email", "customer_name", NULL};
     confirmation *c = payload;
+    char subject[SHOP_SUBJECT_LEN + 1], *text = NULL;
+    td_event ev;
     int first = td_inbox_claim(txn, "notifications", &c->cause->id);
     if (first < 0 || (first > 0 && !c->force))
         return first < 0 ? first : 0;
-    td_txn_set_cause(txn, c->cause);
-    return td_txn_append(txn, c->stream, TD_EXPECT_ANY, c->event, 1);
+    shop_user_subject(subject, c->user_id);
+    json_t *data = json_deep_copy(c->data); /* a unit may run again: seal a copy */
+    int error =
+        data ? td_keyring_seal(c->shop->keyring, txn, subject, data, personal, TD_SEAL_CREATE_KEY)
+             : TD_ENOMEM;
+    if (error < 0) {
+        json_decref(data);
+        return error;
+    }
+    if ((error = shop_event(&ev, &text, "OrderConfirmationEmail", "notifications",
+                            TD_KIND_INTEGRATION, data)) == 0) {
+        td_txn_set_cause(txn, c->cause);
+        error = td_txn_append(txn, c->stream, TD_EXPECT_ANY, &ev, 1);
+    }
+    free(text);
+    return error;
 }
 
 static int publish_confirmation(shop *s, td_delivery *d, const td_event *cause, const char *order,
-                                json_t *user, json_int_t total)
+                                json_t *order_state, json_t *user)
 {
-    char stream[TD_STREAM_MAX + 1], *text = NULL;
-    td_event ev;
+    char stream[TD_STREAM_MAX + 1];
     snprintf(stream, sizeof stream, "notification-%s", order);
-    int error =
-        shop_event(&ev, &text, "OrderConfirmationEmail", "notifications", TD_KIND_INTEGRATION,
-                   json_pack("{s:s,s:O,s:O,s:I}", "order_id", order, "customer_email",
-                             json_object_get(user, "email"), "customer_name",
-                             json_object_get(user, "full_name"), "total_amount", total));
-    confirmation c = {cause, &ev, stream, td_delivery_forces_effects(d)};
-    if (error == 0)
-        error = td_transact(s->store, confirm_unit, &c);
-    free(text);
+    confirmation c = {s,
+                      cause,
+                      stream,
+                      json_string_value(json_object_get(order_state, "user_id")),
+                      json_pack("{s:s,s:O,s:O,s:O}", "order_id", order, "customer_email",
+                                json_object_get(user, "email"), "customer_name",
+                                json_object_get(user, "full_name"), "total_amount",
+                                json_object_get(order_state, "total_amount")),
+                      td_delivery_forces_effects(d)};
+    int error = c.data && c.user_id ? td_transact(s->store, confirm_unit, &c) : TD_ENOMEM;
+    json_decref(c.data);
     return error;
 }
 
@@ -107,19 +130,21 @@ static int handle(td_delivery *d, const td_event *ev, void *payload)
     const char *kind = kind_of(ev, data);
     const char *order = json_string_value(json_object_get(data, "order_id"));
     int error = 0;
+    int erased = 0;
     if (kind && order &&
         (error = agg_read(s->store, "order", order_fold, order, &order_state, NULL)) == 0 &&
         (error = agg_read(s->store, "user", user_fold,
                           json_string_value(json_object_get(order_state, "user_id")), &user,
-                          NULL)) == 0)
+                          NULL)) == 0 &&
+        (error = erased = td_keyring_open(s->keyring, NULL, user)) == 0)
         error = mail(s, d, kind, order, user, order_state);
     if (error == TD_ENOTFOUND) /* what the event names was never written: retrying cannot help */
         error = td_delivery_fail(d, TD_EPERMANENT, "%s names an order or user that does not exist",
                                  ev->type);
-    if (error == 0 && kind && strcmp(kind, "order_confirmed") == 0)
-        error =
-            publish_confirmation(s, d, ev, order, user,
-                                 json_integer_value(json_object_get(order_state, "total_amount")));
+    if (erased == 1) /* the customer was forgotten: no more e-mail */
+        error = 0;
+    if (error == 0 && kind && !erased && strcmp(kind, "order_confirmed") == 0)
+        error = publish_confirmation(s, d, ev, order, order_state, user);
     json_decref(user);
     json_decref(order_state);
     json_decref(data);

@@ -206,7 +206,7 @@ int td_keyring_open(td_keyring *k, td_txn *txn, json_t *data)
     json_t *sealed = json_object_get(data, SEALED_MEMBER), *plain = NULL;
     if (k == NULL || !json_is_object(data))
         return td_error__set(TD_EINVAL, "td_keyring_open: keyring or data missing");
-    if (sealed == NULL)
+    if (sealed == NULL || json_is_null(sealed))
         return 0;
     const char *subject = json_string_value(json_object_get(sealed, "subject"));
     const char *b64 = json_string_value(json_object_get(sealed, "box"));

@@ -1,6 +1,7 @@
 # shop_lib.sh: what the shell tests of the shop share; source it after
 # setting `tidings` and `shop` (the binaries). Gives a temporary folder
-# ($dir, removed at exit with any shop still running), fail, and serve/stop.
+# ($dir, removed at exit with any shop still running), fail, serve/stop,
+# and api: curl with the shop's admin key.
 set -u
 dir=$(mktemp -d)
 pid=
@@ -17,19 +18,31 @@ fail() {
   exit 1
 }
 
-# serve DATA_DIR DB_URL: starts `shop serve` on a free loopback port; sets
-# pid and url.
+# serve DATA_DIR DB_URL [OPTION…]: starts `shop serve` on a free loopback
+# port; sets pid, url and key (the admin key it made in DATA_DIR on its
+# first start; a store served before keeps the key it had).
+key=
 serve() {
-  "$shop" serve --listen 127.0.0.1:0 --data "$1" --db "$2" --payment-timeout 400 \
-    --log-level error >"$dir/out" 2>>"$dir/err" &
+  local data=$1 db=$2
+  shift 2
+  "$shop" serve --listen 127.0.0.1:0 --data "$data" --db "$db" --payment-timeout 400 \
+    --log-level error "$@" >"$dir/out" 2>>"$dir/err" &
   pid=$!
   url=
   for _ in $(seq 100); do
     url=$(grep -o 'http://[0-9.:]*' "$dir/out" 2>/dev/null | head -1)
-    [ -n "$url" ] && return 0
+    if [ -n "$url" ]; then
+      [ -f "$data/admin.key" ] && key=$(cat "$data/admin.key")
+      return 0
+    fi
     sleep 0.1
   done
-  fail "the shop did not start"
+  fail "the shop did not start: $(tail -3 "$dir/err")"
+}
+
+# api CURL_ARGS…: curl with the admin key.
+api() {
+  curl -H "Authorization: Bearer $key" "$@"
 }
 
 # stop: SIGTERM, and the shop must exit 0.

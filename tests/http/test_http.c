@@ -7,6 +7,7 @@
  */
 #include <curl/curl.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <stdio.h>
@@ -23,6 +24,8 @@ static const char *shop_binary;
 static char *dir;
 static pid_t server;
 static char base[64];
+static char admin_key[128];     /* DATA/admin.key, made on the first start */
+static const char *credentials; /* sent as the bearer token; admin_key unless changed */
 
 /* ---- the server and requests ----------------------------------------------------- */
 
@@ -44,12 +47,22 @@ static void start_server(void)
     close(fds[1]);
     fd = fds[0];
     FILE *out = fdopen(fd, "r");
-    char line[256] = "";
-    assert_non_null(fgets(line, sizeof line, out));
-    const char *at = strstr(line, "http://");
+    char line[512] = "";
+    const char *at = NULL;
+    while (at == NULL && fgets(line, sizeof line, out)) /* key notes come first */
+        at = strstr(line, "listening on http://");
     assert_non_null(at);
+    at += strlen("listening on ");
     snprintf(base, sizeof base, "%.*s", (int)strcspn(at, "\n"), at);
     fclose(out);
+    char key_path[4300];
+    snprintf(key_path, sizeof key_path, "%s/admin.key", data);
+    FILE *key = fopen(key_path, "r");
+    assert_non_null(key);
+    assert_non_null(fgets(admin_key, sizeof admin_key, key));
+    admin_key[strcspn(admin_key, "\n")] = '\0';
+    fclose(key);
+    credentials = admin_key;
 }
 
 static int stop_server(void)
@@ -120,6 +133,11 @@ static reply request(const char *method, const char *path, const char *type, con
         headers = curl_slist_append(headers, header);
     }
     headers = curl_slist_append(headers, "Expect:");
+    if (credentials) {
+        char auth[256];
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", credentials);
+        headers = curl_slist_append(headers, auth);
+    }
     if (idempotency_key) {
         char key[256];
         snprintf(key, sizeof key, "Idempotency-Key: %s", idempotency_key);
@@ -170,8 +188,10 @@ static char user_id[64], product_id[64];
 
 static void make_catalog(void)
 {
-    json_t *u =
-        call("POST", "/users", "{\"email\":\"http@example.com\",\"full_name\":\"H T\"}", 201);
+    json_t *u = call(
+        "POST", "/users",
+        "{\"email\":\"http@example.com\",\"full_name\":\"H T\",\"password\":\"long enough pw\"}",
+        201);
     snprintf(user_id, sizeof user_id, "%s", str(u, "id"));
     json_decref(u);
     json_t *p = call("POST", "/products",
@@ -386,7 +406,7 @@ static void test_every_route(void **state)
     assert_true(json_integer_value(json_object_get(stream, "version")) >= 4);
     json_t *created = json_array_get(json_object_get(stream, "events"), 0);
     assert_string_equal(str(created, "type"), "OrderCreated");
-    assert_int_equal(json_integer_value(json_object_get(created, "schema_version")), 2);
+    assert_int_equal(json_integer_value(json_object_get(created, "schema_version")), 3);
     json_decref(stream);
     json_decref(call("GET", "/dead-letters", NULL, 200));
     reply m = request("GET", "/metrics", NULL, NULL, 0);
@@ -435,13 +455,16 @@ static void test_bad_input_changes_nothing(void **state)
         {"POST", "/users", J, "{\"email\":", 400, "malformed_json", NULL},
         {"POST", "/users", "text/plain", "{}", 415, "unsupported_media_type", NULL},
         {"POST", "/users", J, "[1,2]", 400, "malformed_json", ""},
-        {"POST", "/users", J, "{\"email\":1,\"full_name\":\"x\"}", 400, "validation_failed",
-         "/email"},
-        {"POST", "/users", J, "{\"full_name\":\"x\"}", 400, "validation_failed", "/email"},
-        {"POST", "/users", J, "{\"email\":\"nope\",\"full_name\":\"x\"}", 422, "validation_failed",
-         "/email"},
-        {"POST", "/users", J, "{\"email\":\"http@example.com\",\"full_name\":\"x\"}", 409,
-         "email_taken", "/email"},
+        {"POST", "/users", J, "{\"email\":1,\"full_name\":\"x\",\"password\":\"long enough pw\"}",
+         400, "validation_failed", "/email"},
+        {"POST", "/users", J, "{\"full_name\":\"x\",\"password\":\"long enough pw\"}", 400,
+         "validation_failed", "/email"},
+        {"POST", "/users", J,
+         "{\"email\":\"nope\",\"full_name\":\"x\",\"password\":\"long enough pw\"}", 422,
+         "validation_failed", "/email"},
+        {"POST", "/users", J,
+         "{\"email\":\"http@example.com\",\"full_name\":\"x\",\"password\":\"long enough pw\"}",
+         409, "email_taken", "/email"},
         {"POST", "/users", J, "{\"email\":\"a@b.cd\",\"full_name\":\"\\u0000\"}", 400,
          "malformed_json", NULL},
         {"POST", "/users", J, "{\"email\":\"a@b.cd\",\"full_name\":\"\xff\xfe\"}", 400,
@@ -553,9 +576,13 @@ static void test_idempotency_keys(void **state)
     json_decref(call("POST", "/users", "{}", 400));
     idempotency_key = "user-1";
     json_t *u1 =
-        call("POST", "/users", "{\"email\":\"idem@example.com\",\"full_name\":\"I\"}", 201);
+        call("POST", "/users",
+             "{\"email\":\"idem@example.com\",\"full_name\":\"I\",\"password\":\"long enough pw\"}",
+             201);
     json_t *u2 =
-        call("POST", "/users", "{\"email\":\"idem@example.com\",\"full_name\":\"I\"}", 201);
+        call("POST", "/users",
+             "{\"email\":\"idem@example.com\",\"full_name\":\"I\",\"password\":\"long enough pw\"}",
+             201);
     assert_string_equal(str(u1, "id"), str(u2, "id"));
     idempotency_key = NULL;
     json_decref(wait_final(str(first, "id")));
@@ -590,7 +617,23 @@ static int put_record(td_txn *txn, void *payload)
     return td_txn_doc_put(txn, "http_idempotency", r->key, r->json, 0);
 }
 
-/* The running server's store, opened by this process beside it. */
+/* The document key of the admin key's record for an Idempotency-Key: the
+ * BLAKE2b-256 of "key <key name>", a NUL and the Idempotency-Key (see
+ * shop/http/idempotency.c: one caller's keys never meet another's). */
+static const char *scoped(const char *key)
+{
+    static char out[65];
+    static const char who[] = "key admin";
+    unsigned char hash[32];
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, sizeof hash);
+    crypto_generichash_update(&st, (const unsigned char *)who, sizeof who);
+    crypto_generichash_update(&st, (const unsigned char *)key, strlen(key));
+    crypto_generichash_final(&st, hash, sizeof hash);
+    sodium_bin2hex(out, sizeof out, hash, sizeof hash);
+    return out;
+}
+
 /* Writes the record a stopped server would have left under key, into the
  * running server's store (another process, as an operator's tool would). */
 static void leave_record(const char *key, const char *state, const char *fingerprint,
@@ -602,7 +645,7 @@ static void leave_record(const char *key, const char *state, const char *fingerp
              "\"%s\":%lld}",
              state, fingerprint, time_field, (long long)at);
     td_store *st = server_store();
-    record r = {key, json};
+    record r = {scoped(key), json};
     assert_td_ok(td_transact(st, put_record, &r));
     td_store_free(st);
 }
@@ -611,7 +654,7 @@ static char *fingerprint_of(const char *key)
 {
     char *text = NULL;
     td_store *st = server_store();
-    assert_td_ok(td_store_doc_get(st, "http_idempotency", key, &text, NULL));
+    assert_td_ok(td_store_doc_get(st, "http_idempotency", scoped(key), &text, NULL));
     td_store_free(st);
     json_error_t err;
     json_t *doc = json_loads(text, 0, &err);
@@ -672,6 +715,7 @@ static void test_idempotency_after_a_stop(void **state)
 
 typedef struct feed {
     char path[256];
+    const char *token; /* whose feed: NULL for the admin's */
     const char *last_event_id;
     int want; /* stop after this many events */
     int got;
@@ -708,9 +752,11 @@ static size_t on_feed(char *data, size_t size, size_t n, void *payload)
 static void *listen_feed(void *arg)
 {
     feed *f = arg;
-    char url[512], header[64];
+    char url[512], header[64], auth[256];
     struct curl_slist *headers = NULL;
     snprintf(url, sizeof url, "%s%s", base, f->path);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", f->token ? f->token : admin_key);
+    headers = curl_slist_append(headers, auth);
     CURL *c = curl_easy_init();
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_feed);
@@ -719,8 +765,8 @@ static void *listen_feed(void *arg)
     if (f->last_event_id) {
         snprintf(header, sizeof header, "Last-Event-ID: %s", f->last_event_id);
         headers = curl_slist_append(headers, header);
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
     }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
     f->rc = curl_easy_perform(c);
     curl_slist_free_all(headers);
     curl_easy_cleanup(c);
@@ -740,9 +786,13 @@ static void test_live_feed_and_resume(void **state)
     pthread_create(&t, NULL, listen_feed, &live);
     usleep(300000); /* connected: from now on only new events */
     json_decref(
-        call("POST", "/users", "{\"email\":\"sse1@example.com\",\"full_name\":\"S\"}", 201));
+        call("POST", "/users",
+             "{\"email\":\"sse1@example.com\",\"full_name\":\"S\",\"password\":\"long enough pw\"}",
+             201));
     json_decref(
-        call("POST", "/users", "{\"email\":\"sse2@example.com\",\"full_name\":\"S\"}", 201));
+        call("POST", "/users",
+             "{\"email\":\"sse2@example.com\",\"full_name\":\"S\",\"password\":\"long enough pw\"}",
+             201));
     pthread_join(t, NULL);
     assert_int_equal(live.got, 2);
     assert_string_equal(live.types[0], "UserRegistered");
@@ -822,11 +872,13 @@ typedef struct loader {
 static void *place_until_refused(void *arg)
 {
     loader *l = arg;
-    char *body = order_body("tok_visa", 1), url[256];
+    char *body = order_body("tok_visa", 1), url[256], auth[256];
     snprintf(url, sizeof url, "%s/orders", base);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", admin_key);
     while (l->count < 400) {
         reply r = {0};
         struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
+        headers = curl_slist_append(headers, auth);
         CURL *c = curl_easy_init();
         curl_easy_setopt(c, CURLOPT_URL, url);
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
@@ -883,10 +935,11 @@ static void test_graceful_shutdown_under_load(void **state)
 static void test_short_load_run_is_consistent(void **state)
 {
     (void)state;
-    char command[512], line[256], last[256] = "";
+    char command[8192], line[256], last[256] = "";
     snprintf(command, sizeof command,
-             "'%s' load --url %s --orders 60 --concurrency 4 --products 3 --decline-rate 0.2 2>&1",
-             shop_binary, base);
+             "'%s' load --url %s --orders 60 --concurrency 4 --products 3 --decline-rate 0.2 "
+             "--key-file '%s/data/admin.key' 2>&1",
+             shop_binary, base, dir);
     FILE *out = popen(command, "r");
     assert_non_null(out);
     bool rate = false, p95 = false;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_migrate.sh: `shop migrate` copies a store the shop has worked on into
 # a new one: every event at its current schema (schema-1 OrderCreated become
-# schema 2, schema-2 ones keep their values), positions, ids and envelopes
+# schema 3, schema-2 ones keep their values but lose the card token that
+# events held before tokens left the log), positions, ids and envelopes
 # kept, every document copied; the source stays byte for byte as it was;
 # the target's audit chain verifies and the shop serves it (and carries out
 # a `tidings replay`); a non-empty target is refused and left alone; a copy
@@ -14,7 +15,7 @@ shop=$2
 # until_cancelled ORDER: waits for the saga to end a schema-1 order.
 until_cancelled() {
   for _ in $(seq 100); do
-    [ "$(curl -sf "$url/orders/$1" | jq -r .status)" = Cancelled ] && return 0
+    [ "$(api -sf "$url/orders/$1" | jq -r .status)" = Cancelled ] && return 0
     sleep 0.1
   done
   fail "order $1 did not end"
@@ -47,17 +48,21 @@ stop
 "$tidings" --db "$src" append "order-$o3" OrderCreated "{\"order_id\":\"$o3\",\"user_id\":\"$u\",\
 \"total_amount\":5,\"currency\":\"EUR\",\"items\":[],\"shipping_address\":{\"line1\":\"1 Rue\",\
 \"city\":\"Paris\",\"postal_code\":\"75001\",\"country\":\"FR\"},\"payment_method\":\"card\",\
-\"order_date\":\"2026-01-01T00:00:00.000000Z\"}" --schema-version 2 >/dev/null || fail "append schema 2"
+\"order_date\":\"2026-01-01T00:00:00.000000Z\",\"payment_token\":\"tok_legacy_secret\"}" \
+  --schema-version 2 >/dev/null || fail "append schema 2"
 
 before=$(cat "$dir"/data/tidings.db "$dir"/data/tidings.db-wal 2>/dev/null | sha256sum)
 out=$("$shop" migrate --data "$dir/data" --to "$dst") || fail "migrate: $out"
 after=$(cat "$dir"/data/tidings.db "$dir"/data/tidings.db-wal 2>/dev/null | sha256sum)
 [ "$before" = "$after" ] || fail "the source changed"
-grep -q "upcast OrderCreated schema 1 -> 2: 2 events" <<<"$out" || fail "no report of the change: $out"
+grep -q "upcast OrderCreated schema 1 -> 3: 2 events" <<<"$out" || fail "no report of the change: $out"
+grep -q "upcast OrderCreated schema 2 -> 3: 1 events" <<<"$out" || fail "no report of the change: $out"
 
 [ "$(envelopes "$src")" = "$(envelopes "$dst")" ] || fail "positions, ids or envelopes changed"
-[ "$("$tidings" --db "$dst" events --type OrderCreated | jq -r .schema_version | sort -u)" = 2 ] ||
-  fail "not every OrderCreated is at schema 2"
+[ "$("$tidings" --db "$dst" events --type OrderCreated | jq -r .schema_version | sort -u)" = 3 ] ||
+  fail "not every OrderCreated is at schema 3"
+"$tidings" --db "$src" events | grep -q tok_legacy_secret || fail "the source lost its bytes"
+"$tidings" --db "$dst" events | grep -q tok_legacy_secret && fail "the copy still holds a card token"
 [ "$("$tidings" --db "$dst" events --stream "order-$o1" | head -1 | jq -r .data.currency)" = USD ] ||
   fail "no default currency"
 [ "$("$tidings" --db "$dst" events --stream "order-$o3" | jq -r '.data.currency + .data.shipping_address.city')" = EURParis ] ||
@@ -67,8 +72,8 @@ docs() { "$tidings" --db "$1" stats | awk '/^documents:/ {print $2}'; }
   fail "documents: $(docs "$src") in the source, $(docs "$dst") in the target"
 "$tidings" --db "$dst" audit verify >/dev/null || fail "the target's chain does not verify"
 
-serve "$dir/new" "$dst" # the copy serves: the orders' state came along
-[ "$(curl -sf "$url/orders/$o1" | jq -r '.status + "," + .cancel_reason')" = "Cancelled,no_items" ] ||
+serve "$dir/new" "$dst" --master-key-file "$dir/data/master.key" # the copy serves
+[ "$(api -sf "$url/orders/$o1" | jq -r '.status + "," + .cancel_reason')" = "Cancelled,no_items" ] ||
   fail "the migrated order is not as it was"
 
 # A replay through the running shop: requested, carried out, nothing changed.
@@ -81,7 +86,7 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 [ "$("$tidings" --db "$dst" replay list)" = "no replays pending" ] || fail "the replay was not carried out"
-[ "$(curl -sf "$url/orders/$o1" | jq -r .status)" = Cancelled ] || fail "the replay changed the order"
+[ "$(api -sf "$url/orders/$o1" | jq -r .status)" = Cancelled ] || fail "the replay changed the order"
 stop
 
 kept=$(envelopes "$dst")

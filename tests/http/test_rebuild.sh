@@ -26,7 +26,7 @@ settled() {
 }
 
 serve "$dir/data" "$db"
-"$shop" load --url "$url" --orders 10000 --concurrency 16 --decline-rate 0.1 >"$dir/load" 2>&1 ||
+"$shop" load --url "$url" --key-file "$dir/data/admin.key" --orders 10000 --concurrency 16 --decline-rate 0.1 >"$dir/load" 2>&1 ||
   fail "load: $(tail -3 "$dir/load")"
 grep -q '^consistency: ok' "$dir/load" || fail "load: $(tail -3 "$dir/load")"
 settled
@@ -45,12 +45,12 @@ done
 # A user's orders come from the live copy.
 user=$(docs user_orders_g1 | head -1 | cut -d'|' -f1)
 want=$(docs user_orders_g1 | grep -c "^$user|")
-got=$(curl -sf "$url/users/$user/orders" | jq '.orders | length')
+got=$(api -sf "$url/users/$user/orders" | jq '.orders | length')
 [ "$got" = "$want" ] || fail "GET /users/$user/orders gives $got orders, the read model $want"
 
 # Under load: rebuild while orders keep coming, then compare with a rebuild
 # from scratch once everything is handled.
-"$shop" load --url "$url" --orders 400 --concurrency 8 --decline-rate 0.2 >"$dir/load2" 2>&1 &
+"$shop" load --url "$url" --key-file "$dir/data/admin.key" --orders 400 --concurrency 8 --decline-rate 0.2 >"$dir/load2" 2>&1 &
 loader=$!
 sleep 0.3
 for rm in user_orders product_sales stock_levels; do rebuild "$rm"; done
@@ -87,7 +87,7 @@ wait "$killed" 2>/dev/null
 g=$(live)
 [ "$g" = 4 ] || [ "$g" = 5 ] || fail "after a killed rebuild generation $g is live"
 [ "$(docs "user_orders_g$g")" = "$(cat "$dir/user_orders.small")" ] || fail "the live copy changed"
-got=$(curl -sf "$url/users/$user/orders" | jq '.orders | length')
+got=$(api -sf "$url/users/$user/orders" | jq '.orders | length')
 [ "$got" -ge "$want" ] || fail "GET /users/$user/orders gives $got orders after a killed rebuild"
 rebuild user_orders
 g=$(live)

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # test_versions.sh: a store holding OrderCreated events written at schema 1
 # (by `tidings append --schema-version 1`) and one at a schema from the
-# future is served by the shop: the old ones read as schema 2 through the
-# API (order, events, the live feed), the saga ends the order, the store keeps their
+# future is served by the shop: the old ones read as schema 3 through the
+# API as schema 3 (order, events, the live feed), the saga ends the order, the store keeps their
 # bytes as written, and the unreadable one is parked in each subscription's
 # dead-letter queue with its type and version named, not lost (and a
 # migration refuses the store, naming it).
@@ -25,8 +25,8 @@ mkdir -p "$dir/data"
 
 serve "$dir/data" "$db"
 
-# The order, folded from its schema-1 event upcast to schema 2.
-order=$(curl -sf "$url/orders/$old") || fail "GET the old order"
+# The order, folded from its schema-1 event upcast to schema 3.
+order=$(api -sf "$url/orders/$old") || fail "GET the old order"
 [ "$(jq -r .currency <<<"$order")" = USD ] || fail "no default currency: $order"
 [ "$(jq -c .shipping_address <<<"$order")" = '{"line1":"","city":"","postal_code":"","country":""}' ] ||
   fail "no empty shipping address: $order"
@@ -36,17 +36,17 @@ order=$(curl -sf "$url/orders/$old") || fail "GET the old order"
 # The saga ends it (schema 1 recorded no lines), through the command path,
 # which folds the stream (it has no snapshot) before it appends.
 for _ in $(seq 100); do
-  status=$(curl -sf "$url/orders/$old" | jq -r '.status + "," + (.cancel_reason // "")')
+  status=$(api -sf "$url/orders/$old" | jq -r '.status + "," + (.cancel_reason // "")')
   [ "$status" = "Cancelled,no_items" ] && break
   sleep 0.1
 done
 [ "$status" = "Cancelled,no_items" ] || fail "the old order did not end: $status"
 
-# The events, through both reading routes, at schema 2.
+# The events, through both reading routes, at schema 3.
 for route in "streams/order-$old" "events?stream=order-$old"; do
-  ev=$(curl -sf "$url/$route" | jq -c '.events[0]') || fail "GET /$route"
-  [ "$(jq -r '.schema_version, .data.currency' <<<"$ev" | paste -sd,)" = "2,USD" ] ||
-    fail "/$route is not at schema 2: $ev"
+  ev=$(api -sf "$url/$route" | jq -c '.events[0]') || fail "GET /$route"
+  [ "$(jq -r '.schema_version, .data.currency' <<<"$ev" | paste -sd,)" = "3,USD" ] ||
+    fail "/$route is not at schema 3: $ev"
 done
 
 # The store keeps the bytes as written.
@@ -56,7 +56,7 @@ stored=$("$tidings" --db "$db" events --stream "order-$old" | head -1) || fail "
 
 # The unreadable event: parked by every subscription that wants it, named.
 for _ in $(seq 100); do
-  parked=$(curl -sf "$url/dead-letters" | jq -c "[.dead_letters[] | select(.position == 2)]")
+  parked=$(api -sf "$url/dead-letters" | jq -c "[.dead_letters[] | select(.position == 2)]")
   [ "$(jq 'map(.subscription) | index("saga.order_processing") != null' <<<"$parked")" = true ] && break
   sleep 0.1
 done
@@ -69,15 +69,15 @@ projections=$("$shop" projections list --db "$db") || fail "projections list"
 grep -Eq '^user_orders +[0-9]+ +[0-9]+  stalled$' <<<"$projections" &&
   grep -Eq '^product_sales +[0-9]+ +[0-9]+  stalled$' <<<"$projections" ||
   fail "the read models that parked it are not shown stalled: $projections"
-body=$(curl -s -o /dev/stdout -w ' %{http_code}' "$url/streams/order-$future")
+body=$(api -s -o /dev/stdout -w ' %{http_code}' "$url/streams/order-$future")
 [ "${body##* }" = 500 ] || fail "reading the unreadable stream: $body"
 [ "$(jq -r .code <<<"${body% *}")" = unsupported_event_version ] || fail "wrong problem: $body"
 # The live feed announces it and goes on past it.
-feed=$(curl -sN --max-time 1 "$url/events/stream?after=0")
+feed=$(api -sN --max-time 1 "$url/events/stream?after=0")
 grep -q '^event: unreadable$' <<<"$feed" || fail "the feed does not announce the unreadable event: $feed"
 grep '^data: ' <<<"$feed" | sed 's/^data: //' | jq -se 'map(select(.position == 2))[0].error |
   contains("OrderCreated schema 9")' >/dev/null || fail "the feed does not name it: $feed"
-[ "$(grep '^data: ' <<<"$feed" | sed 's/^data: //' | jq -r 'select(.position == 1) | .schema_version')" = 2 ] ||
+[ "$(grep '^data: ' <<<"$feed" | sed 's/^data: //' | jq -r 'select(.position == 1) | .schema_version')" = 3 ] ||
   fail "the feed does not upcast: $feed"
 grep -q '^event: OrderStatusChanged$' <<<"$feed" || fail "the feed stopped at the unreadable event"
 "$tidings" --db "$db" events --stream "order-$future" | grep -q '"schema_version":9' ||

@@ -20,7 +20,8 @@ static int setup(void **state)
 {
     (void)state;
     store = tt_fixture("shop");
-    shop_options opts = {.data_dir = tt_fixture_dir(), .passive = true};
+    shop_options opts = {
+        .data_dir = tt_fixture_dir(), .passive = true, .master_key = tt_master_key()};
     assert_int_equal(shop_open(&s, store, &opts), 0);
     return 0;
 }
@@ -67,21 +68,21 @@ static void test_users(void **state)
 {
     (void)state;
     char id[SHOP_ID_LEN + 1], other[SHOP_ID_LEN + 1];
-    assert_int_equal(shop_register_user(s, "Ada@Example.com", "Ada Lovelace", id), 0);
+    assert_int_equal(shop_register_user(s, "Ada@Example.com", "Ada Lovelace", NULL, id), 0);
     json_t *user = NULL;
     assert_int_equal(shop_get_user(s, id, &user), 0);
     assert_string_equal(json_string_value(json_object_get(user, "email")), "Ada@Example.com");
     assert_string_equal(json_string_value(json_object_get(user, "full_name")), "Ada Lovelace");
     json_decref(user);
-    assert_refused(shop_register_user(s, "ada@example.COM", "Other", other), TD_EEXISTS,
+    assert_refused(shop_register_user(s, "ada@example.COM", "Other", NULL, other), TD_EEXISTS,
                    "email_taken", "/email");
-    assert_refused(shop_register_user(s, "not-an-email", "X", other), TD_EINVAL,
+    assert_refused(shop_register_user(s, "not-an-email", "X", NULL, other), TD_EINVAL,
                    "validation_failed", "/email");
-    assert_refused(shop_register_user(s, "a@b.c", "", other), TD_EINVAL, "validation_failed",
+    assert_refused(shop_register_user(s, "a@b.c", "", NULL, other), TD_EINVAL, "validation_failed",
                    "/full_name");
-    assert_refused(shop_register_user(s, "a@b.c", "bad\x01name", other), TD_EINVAL,
+    assert_refused(shop_register_user(s, "a@b.c", "bad\x01name", NULL, other), TD_EINVAL,
                    "validation_failed", "/full_name");
-    assert_refused(shop_register_user(s, "a@b.c", "bad \xc3\x28 utf8", other), TD_EINVAL,
+    assert_refused(shop_register_user(s, "a@b.c", "bad \xc3\x28 utf8", NULL, other), TD_EINVAL,
                    "validation_failed", "/full_name");
     assert_refused(shop_get_user(s, "0190c3a0-1234-7abc-8def-0123456789ab", &user), TD_ENOTFOUND,
                    "not_found", NULL);
@@ -138,7 +139,7 @@ static void test_orders(void **state)
 {
     (void)state;
     char user[SHOP_ID_LEN + 1], a[SHOP_ID_LEN + 1], b[SHOP_ID_LEN + 1], order[SHOP_ID_LEN + 1];
-    assert_int_equal(shop_register_user(s, "bob@example.com", "Bob", user), 0);
+    assert_int_equal(shop_register_user(s, "bob@example.com", "Bob", NULL, user), 0);
     make_product("Pen", 150, 100, a);
     make_product("Ink", 999, 100, b);
     shop_order_item items[] = {{a, 3}, {b, 2}};

@@ -27,7 +27,8 @@ static int setup(void **state)
     shop_options opts = {.data_dir = tt_fixture_dir(),
                          .payment_timeout_ms = 400,
                          .lanes = 2,
-                         .deferred = getenv("SHOP_TEST_DEFERRED") != NULL};
+                         .deferred = getenv("SHOP_TEST_DEFERRED") != NULL,
+                         .master_key = tt_master_key()};
     assert_int_equal(shop_open(&s, store, &opts), 0);
     return 0;
 }
@@ -45,7 +46,7 @@ static void user(char *id)
     static int n;
     char email[64];
     snprintf(email, sizeof email, "user%d@example.com", n++);
-    assert_int_equal(shop_register_user(s, email, "Grace Hopper", id), 0);
+    assert_int_equal(shop_register_user(s, email, "Grace Hopper", NULL, id), 0);
 }
 
 static void product(int64_t stock, char *id)

@@ -64,7 +64,8 @@ static int child_main(const char *url, const char *dir)
 {
     td_store *store = NULL;
     shop *s = NULL;
-    shop_options opts = {.data_dir = dir, .payment_timeout_ms = 30000, .lanes = 2};
+    shop_options opts = {
+        .data_dir = dir, .payment_timeout_ms = 30000, .lanes = 2, .master_key = tt_master_key()};
     td_log_to_stderr("warn"); /* shows in the test's output if something goes wrong */
     if (td_store_open(&store, url, NULL) < 0 || shop_open(&s, store, &opts) < 0)
         return 2;
@@ -90,10 +91,10 @@ static void setup_orders(const char *url, const char *dir)
 {
     td_store *store = tt_open(url);
     shop *s = NULL;
-    shop_options passive = {.data_dir = dir, .passive = true};
+    shop_options passive = {.data_dir = dir, .passive = true, .master_key = tt_master_key()};
     char user[SHOP_ID_LEN + 1], product[SHOP_ID_LEN + 1], order[SHOP_ID_LEN + 1];
     assert_int_equal(shop_open(&s, store, &passive), 0);
-    assert_int_equal(shop_register_user(s, "kill@example.com", "Kill Test", user), 0);
+    assert_int_equal(shop_register_user(s, "kill@example.com", "Kill Test", NULL, user), 0);
     shop_product_input in = {"Gadget", 999, "USD", NULL, UNITS};
     assert_int_equal(shop_create_product(s, &in, product), 0);
     for (int i = 0; i < ORDERS; i++) {

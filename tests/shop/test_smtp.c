@@ -140,9 +140,10 @@ static void test_orders_are_mailed_through_smtp(void **state)
     snprintf(url, sizeof url, "smtp://127.0.0.1:%d", s.port);
     td_store *store = tt_fixture("smtp");
     shop *sh = NULL;
-    shop_options opts = {.data_dir = "unused", .lanes = 1, .smtp_url = url};
+    shop_options opts = {
+        .data_dir = "unused", .lanes = 1, .smtp_url = url, .master_key = tt_master_key()};
     assert_int_equal(shop_open(&sh, store, &opts), 0);
-    assert_int_equal(shop_register_user(sh, "mail@example.com", "Mail \"Q\" Test", u), 0);
+    assert_int_equal(shop_register_user(sh, "mail@example.com", "Mail \"Q\" Test", NULL, u), 0);
     shop_product_input in = {"Stamp", 100, "USD", NULL, 5};
     assert_int_equal(shop_create_product(sh, &in, p), 0);
     shop_order_item items[] = {{p, 1}};
@@ -172,7 +173,10 @@ static void test_bad_smtp_url_is_refused(void **state)
     (void)state;
     td_store *store = tt_fixture("smtp_bad");
     shop *sh = NULL;
-    shop_options opts = {.data_dir = "unused", .lanes = 1, .smtp_url = "mailto:someone"};
+    shop_options opts = {.data_dir = "unused",
+                         .lanes = 1,
+                         .smtp_url = "mailto:someone",
+                         .master_key = tt_master_key()};
     assert_int_equal(shop_open(&sh, store, &opts), TD_EINVAL);
     assert_string_equal(shop_error().code, "validation_failed");
     assert_null(sh);

@@ -66,6 +66,9 @@ int64_t tt_append(td_store *store, const char *stream, const char *type, int n);
  * NULL-terminated needles; 0 if there is no file. */
 int tt_mbox_count(const char *path, const char *const *needles);
 
+/* A fixed master key for tests that seal personal data (seal.h). */
+const unsigned char *tt_master_key(void);
+
 /* Counts events matching the query. */
 int64_t tt_count(td_store *store, const td_read_query *q);
 

@@ -2,11 +2,14 @@
  * load.c (shop): `shop load`, the load generator.
  *
  *   shop load --url URL --orders N --concurrency C [--products P]
- *             [--decline-rate R] [--seed S] [--rate ORDERS_PER_S]
+ *             [--decline-rate R] [--seed S] [--rate ORDERS_PER_S] [--key-file F]
  *
- * Creates P products and C users through the API, then C client threads
- * place N orders (1 to 3 items, tok_decline with probability R), as fast as
- * they can or paced to --rate orders per second in all. One
+ * With the admin key in F (DATA/admin.key of the shop), it creates P
+ * products, registers C customers with passwords and logs each in, then C
+ * client threads place N orders (1 to 3 items, tok_decline with
+ * probability R), each as its own customer with its session token, as fast
+ * as they can or paced to --rate orders per second in all. (Without a key
+ * it sends no credentials: for a shop serving with --open-access.) One
  * Server-Sent Events connection watches OrderStatusChanged and notes when
  * each order reaches a final status (Processing or Cancelled), so
  * order-to-final latency is measured without polling. Afterwards it checks
@@ -27,6 +30,8 @@
 #include <jansson.h>
 #include <tidings/tidings.h>
 
+#include "cmd/commands.h"
+
 #define MAX_PRODUCTS      64
 #define STOCK_PER_PRODUCT 1000000
 
@@ -40,9 +45,12 @@ typedef struct order_slot {
 
 typedef struct load {
     const char *url;
+    char key[128];      /* the admin key, or "" */
+    char (*tokens)[64]; /* each client's session */
     int orders, concurrency, products;
     double decline_rate;
     double rate; /* orders per second in all; 0: as fast as possible */
+    const char *key_file;
     double start;
     unsigned seed;
     char product_ids[MAX_PRODUCTS][40];
@@ -78,13 +86,17 @@ static size_t collect(char *data, size_t size, size_t n, void *payload)
     return size * n;
 }
 
-/* A JSON request; returns the parsed answer (caller decrefs) and *status. */
-static json_t *call(CURL *c, const char *base, const char *method, const char *path,
-                    const char *body, long *status)
+/* A JSON request with token's credentials (none when ""); returns the
+ * parsed answer (caller decrefs) and *status. */
+static json_t *call(CURL *c, const char *base, const char *token, const char *method,
+                    const char *path, const char *body, long *status)
 {
-    char url[512];
+    char url[512], auth[256];
     buffer b = {NULL, 0};
     struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+    if (token[0])
+        headers = curl_slist_append(headers, auth);
     snprintf(url, sizeof url, "%s%s", base, path);
     curl_easy_reset(c);
     curl_easy_setopt(c, CURLOPT_URL, url);
@@ -105,7 +117,57 @@ static json_t *call(CURL *c, const char *base, const char *method, const char *p
     return json;
 }
 
+/* call, waiting out 429 Too Many Requests (registrations and logins are
+ * throttled per client address). */
+static json_t *patient_call(CURL *c, const char *base, const char *token, const char *method,
+                            const char *path, const char *body, long *status)
+{
+    for (int tries = 0;; tries++) {
+        json_t *json = call(c, base, token, method, path, body, status);
+        if (*status != 429 || tries == 600)
+            return json;
+        json_decref(json);
+        sleep(1);
+    }
+}
+
 /* ---- setting up ------------------------------------------------------------------- */
+
+/* Registers customer u (new on every run, also against the same shop) and,
+ * on a shop with authentication, logs them in. */
+static int make_customer(load *l, CURL *c, int u)
+{
+    char body[512], email[128], password[40];
+    long status;
+    snprintf(email, sizeof email, "load-%u-%lld-%d@example.com", l->seed, (long long)td_time_now(),
+             u);
+    snprintf(password, sizeof password, "load-%08x-%08x", (unsigned)rand(), (unsigned)rand());
+    snprintf(body, sizeof body,
+             "{\"email\":\"%s\",\"full_name\":\"Load client %d\",\"password\":\"%s\"}", email, u,
+             password);
+    json_t *user = patient_call(c, l->url, l->key, "POST", "/users", body, &status);
+    const char *id = json_string_value(json_object_get(user, "id"));
+    if (status != 201 || !id) {
+        fprintf(stderr, "shop load: cannot register customers (%ld)\n", status);
+        json_decref(user);
+        return -1;
+    }
+    snprintf(l->user_ids[u], sizeof l->user_ids[u], "%s", id);
+    json_decref(user);
+    if (l->key[0] == '\0')
+        return 0; /* --open-access: no sessions */
+    snprintf(body, sizeof body, "{\"email\":\"%s\",\"password\":\"%s\"}", email, password);
+    json_t *session = patient_call(c, l->url, "", "POST", "/sessions", body, &status);
+    const char *token = json_string_value(json_object_get(session, "token"));
+    if (status != 201 || !token || strlen(token) >= sizeof l->tokens[u]) {
+        fprintf(stderr, "shop load: cannot log customers in (%ld)\n", status);
+        json_decref(session);
+        return -1;
+    }
+    snprintf(l->tokens[u], sizeof l->tokens[u], "%s", token);
+    json_decref(session);
+    return 0;
+}
 
 static int make_catalog(load *l, CURL *c)
 {
@@ -115,24 +177,16 @@ static int make_catalog(load *l, CURL *c)
         snprintf(body, sizeof body,
                  "{\"name\":\"Load item %d\",\"price\":%d,\"currency\":\"USD\",\"stock\":%d}", p,
                  100 + p * 25, STOCK_PER_PRODUCT);
-        json_t *product = call(c, l->url, "POST", "/products", body, &status);
+        json_t *product = call(c, l->url, l->key, "POST", "/products", body, &status);
         const char *id = json_string_value(json_object_get(product, "id"));
         if (status != 201 || !id)
             return fprintf(stderr, "shop load: cannot create products (%ld)\n", status), -1;
         snprintf(l->product_ids[p], sizeof l->product_ids[p], "%s", id);
         json_decref(product);
     }
-    for (int u = 0; u < l->concurrency; u++) {
-        snprintf(body, sizeof body, /* new users on every run, also against the same shop */
-                 "{\"email\":\"load-%u-%lld-%d@example.com\",\"full_name\":\"Load client %d\"}",
-                 l->seed, (long long)td_time_now(), u, u);
-        json_t *user = call(c, l->url, "POST", "/users", body, &status);
-        const char *id = json_string_value(json_object_get(user, "id"));
-        if (status != 201 || !id)
-            return fprintf(stderr, "shop load: cannot create users (%ld)\n", status), -1;
-        snprintf(l->user_ids[u], sizeof l->user_ids[u], "%s", id);
-        json_decref(user);
-    }
+    for (int u = 0; u < l->concurrency; u++)
+        if (make_customer(l, c, u) < 0)
+            return -1;
     return 0;
 }
 
@@ -188,7 +242,7 @@ static void *run_client(void *arg)
         pthread_mutex_lock(&l->lock);
         slot->placed_at = start;
         pthread_mutex_unlock(&l->lock);
-        json_t *order = call(c, l->url, "POST", "/orders", body, &status);
+        json_t *order = call(c, l->url, l->tokens[cl->index], "POST", "/orders", body, &status);
         const char *id = json_string_value(json_object_get(order, "id"));
         pthread_mutex_lock(&l->lock);
         slot->placement_ms = (now_s() - start) * 1000;
@@ -274,8 +328,12 @@ static void *watch(void *arg)
     watcher *w = arg;
     char url[512];
     snprintf(url, sizeof url, "%s/events/stream?type=OrderStatusChanged", w->l->url);
+    char auth[256];
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", w->l->key);
+    struct curl_slist *headers = w->l->key[0] ? curl_slist_append(NULL, auth) : NULL;
     CURL *c = curl_easy_init();
     curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_feed);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, w);
     curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
@@ -283,6 +341,7 @@ static void *watch(void *arg)
     curl_easy_setopt(c, CURLOPT_XFERINFODATA, w);
     curl_easy_perform(c);
     curl_easy_cleanup(c);
+    curl_slist_free_all(headers);
     return NULL;
 }
 
@@ -349,7 +408,7 @@ static int check_stock(load *l, char *why, size_t size)
                 expected -= l->slots[i].quantities[p];
         char path[96];
         snprintf(path, sizeof path, "/products/%s", l->product_ids[p]);
-        json_t *product = call(c, l->url, "GET", path, NULL, &status);
+        json_t *product = call(c, l->url, "", "GET", path, NULL, &status);
         long stock = (long)json_integer_value(json_object_get(product, "stock"));
         if (status != 200 || stock != expected) {
             snprintf(why, size, "product %d has stock %ld, expected %ld", p, stock, expected);
@@ -362,6 +421,21 @@ static int check_stock(load *l, char *why, size_t size)
 }
 
 /* ---- the command -------------------------------------------------------------------------- */
+
+/* The key in path: its first line. */
+static int read_key(const char *path, char *out, size_t size)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL || fgets(out, (int)size, f) == NULL) {
+        fprintf(stderr, "shop load: cannot read the key file %s\n", path);
+        if (f)
+            fclose(f);
+        return -1;
+    }
+    fclose(f);
+    out[strcspn(out, "\r\n")] = '\0';
+    return 0;
+}
 
 static int parse(int argc, char **argv, load *l)
 {
@@ -381,6 +455,8 @@ static int parse(int argc, char **argv, load *l)
             l->rate = atof(v);
         else if (strcmp(k, "--seed") == 0)
             l->seed = (unsigned)strtoul(v, NULL, 10);
+        else if (strcmp(k, "--key-file") == 0)
+            l->key_file = v;
         else
             return -1;
     }
@@ -468,24 +544,31 @@ static int run(load *l)
     return error;
 }
 
-int shop_load_main(int argc, char **argv);
-
 int shop_load_main(int argc, char **argv)
 {
+    argc--, argv++; /* past the command's name */
     load l = {.products = 5, .seed = 42};
     if (parse(argc, argv, &l) < 0) {
         fprintf(stderr, "usage: shop load --url URL --orders N --concurrency C [--products P]\n"
-                        "                 [--decline-rate R] [--seed S] [--rate ORDERS_PER_S]\n");
+                        "                 [--decline-rate R] [--seed S] [--rate ORDERS_PER_S]\n"
+                        "                 [--key-file FILE]\n"
+                        "  --key-file  the shop's admin key (DATA/admin.key): it makes products\n"
+                        "              and follows every order; customers log in on their own\n");
         return 2;
     }
+    if (l.key_file && read_key(l.key_file, l.key, sizeof l.key) < 0)
+        return 1;
+    srand(l.seed ^ (unsigned)td_time_now());
     l.slots = calloc((size_t)l.orders, sizeof *l.slots);
     l.user_ids = calloc((size_t)l.concurrency, sizeof *l.user_ids);
+    l.tokens = calloc((size_t)l.concurrency, sizeof *l.tokens);
     pthread_mutex_init(&l.lock, NULL);
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    int rc = l.slots && l.user_ids && run(&l) == 0 ? 0 : 1;
+    int rc = l.slots && l.user_ids && l.tokens && run(&l) == 0 ? 0 : 1;
     curl_global_cleanup();
     free(l.slots);
     free(l.user_ids);
+    free(l.tokens);
     pthread_mutex_destroy(&l.lock);
     return rc;
 }

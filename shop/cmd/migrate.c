@@ -19,7 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "migrate.h"
+#include "cmd/commands.h"
 #include "shop_int.h"
 
 #define PAGE 1000
@@ -251,6 +251,7 @@ static int run(td_store *source, const char *to, migration *m)
 
 int shop_migrate_main(int argc, char **argv)
 {
+    argc--, argv++; /* past the command's name */
     const char *to = NULL, *db = NULL, *data = "data";
     for (int i = 0; i < argc; i++) {
         const char **value = strcmp(argv[i], "--to") == 0     ? &to
@@ -272,7 +273,7 @@ int shop_migrate_main(int argc, char **argv)
     td_upcasters *versions = NULL;
     migration *m = calloc(1, sizeof *m);
     int error = m ? shop_event_versions_new(&versions) : TD_ENOMEM;
-    if (error == 0 && (error = shop_open_store(&source, db, data, true)) < 0)
+    if (error == 0 && (error = shop_open_store(&source, db, data, SHOP_STORE_READ)) < 0)
         fprintf(stderr, "shop migrate: %s\n", td_error_last());
     int code = error < 0 ? 1 : 0;
     if (error == 0) {

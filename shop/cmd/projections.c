@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "projections_cmd.h"
+#include "cmd/commands.h"
 #include "shop_int.h"
 
 typedef struct row {
@@ -89,6 +89,7 @@ static int rebuild(td_store *store, const char *name, const shop_rebuild_options
 
 int shop_projections_main(int argc, char **argv)
 {
+    argc--, argv++; /* past the command's name */
     const char *db = NULL, *data = "data", *name = NULL, *cache = NULL;
     bool is_list = argc >= 1 && strcmp(argv[0], "list") == 0;
     bool is_rebuild = argc >= 2 && strcmp(argv[0], "rebuild") == 0;
@@ -117,7 +118,7 @@ int shop_projections_main(int argc, char **argv)
         opts.cache = (size_t)n;
     }
     td_store *store = NULL;
-    if (shop_open_store(&store, db, data, is_list) < 0) {
+    if (shop_open_store(&store, db, data, is_list ? SHOP_STORE_READ : SHOP_STORE_WRITE) < 0) {
         fprintf(stderr, "shop projections: %s\n", td_error_last());
         return 1;
     }
