@@ -1,6 +1,7 @@
 /*
- * keeper.c (shop): takes back the event handlers whose lease another
- * process took over.
+ * keeper.c (shop): looks after the running shop: it takes back the event
+ * handlers whose lease another process took over, and every
+ * KEEPER_SWEEP_MS deletes what has expired (customers' sessions).
  *
  * A subscription that finds its lease taken (this process stalled past it,
  * see libtidings' lease.c) stops handing out events. The keeper thread
@@ -24,6 +25,7 @@
 
 #define KEEPER_TICK_MS  500
 #define KEEPER_RETRY_MS 2000
+#define KEEPER_SWEEP_MS 60000
 
 static int64_t now_ms(void)
 {
@@ -73,9 +75,20 @@ static void keep(shop *s, shop_handler *h, int64_t now)
     }
 }
 
+/* Deletes expired sessions; a failure is logged and tried again later. */
+static void sweep(shop *s)
+{
+    size_t deleted = 0;
+    if (shop_sessions_sweep(s, &deleted) < 0)
+        td_log(TD_LOG_WARN, "shop", "cannot delete expired sessions: %s", td_error_last());
+    else if (deleted > 0)
+        td_log(TD_LOG_INFO, "shop", "deleted %zu expired sessions", deleted);
+}
+
 static void *keeper_main(void *arg)
 {
     shop *s = arg;
+    int64_t next_sweep = now_ms();
     (void)pthread_setname_np(pthread_self(), "shop-keeper");
     pthread_mutex_lock(&s->keeper_lock);
     while (!s->keeper_stopping) {
@@ -91,6 +104,10 @@ static void *keeper_main(void *arg)
         int64_t now = now_ms();
         for (size_t i = 0; i < s->handler_count; i++)
             keep(s, &s->handlers[i], now);
+        if (now >= next_sweep) {
+            sweep(s);
+            next_sweep = now + KEEPER_SWEEP_MS;
+        }
         pthread_mutex_lock(&s->keeper_lock);
     }
     pthread_mutex_unlock(&s->keeper_lock);

@@ -87,6 +87,10 @@ int shop_check(shop *s, shop_failure_fn fn, void *payload); /* fn may be NULL */
  * forgotten user's read as null, and data gains "_erased": true. Data
  * without sealed fields is left alone. Sets the shop error on failure. */
 int shop_open_personal(shop *s, json_t *data);
+/* The same for the data of an event of type (or a snapshot folded from
+ * one), which may hold personal fields in the clear when it was written
+ * before sealing: those read as erased too once their owner is forgotten. */
+int shop_open_as(shop *s, const char *type, json_t *data);
 /* Seals fields of data (NULL-terminated names) under user_id's key, for
  * documents outside the log that hold a user's personal data. */
 int shop_seal_personal(shop *s, const char *user_id, json_t *data, const char *const *fields);

@@ -177,8 +177,17 @@ int order_change_status(td_txn *txn, shop_cmd *cmd, const char *order_id, const 
 /* A user's data subject (seal.h): "user-<id>". */
 #define SHOP_SUBJECT_LEN (SHOP_ID_LEN + 5)
 void shop_user_subject(char out[SHOP_SUBJECT_LEN + 1], const char *user_id);
-/* Upgrades a store from before sealing: the index by e-mail address and
- * the users' plaintext snapshots (once; nothing to do afterwards). */
+/* domain/personal.c: the personal fields of an event type (NULL-terminated;
+ * NULL when it has none). */
+const char *const *shop_personal_fields(const char *type);
+/* Seals the personal fields of an event's data (of type) that holds them in
+ * the clear, under its owner's key (made if missing), in txn; owners: the
+ * store to find an order's customer in. Returns 1 when it sealed (or
+ * erased: the owner was forgotten), 0 when there was nothing to seal. */
+int shop_seal_event_data(td_keyring *keyring, td_txn *txn, td_store *owners, const char *type,
+                         json_t *data);
+/* Upgrades a store from before sealing: its index by e-mail address
+ * becomes the keyed one (once; nothing to do afterwards). */
 int users_upgrade(shop *s);
 /* Starts a session for user_id (auth/tokens.c). */
 struct shop_session;

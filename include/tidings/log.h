@@ -53,6 +53,12 @@ const char *td_log_level_name(td_log_level level);
  * {"time","level","message","subscription"?,"event_id"?,"correlation_id"?} */
 void td_log_stderr(const td_log_record *record, void *payload);
 
+/* Emits a record of the application's own through the same sink, if level
+ * is enabled: a printf-style message, and where it concerns one the name
+ * of a subscription or component (or NULL). Safe from any thread. */
+void td_log(td_log_level level, const char *subscription, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Installs td_log_stderr with the level named by `level` if not NULL, else by
  * TIDINGS_LOG, else info. TD_EINVAL for an unknown level name. */
 int td_log_to_stderr(const char *level);

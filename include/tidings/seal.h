@@ -94,6 +94,12 @@ int td_keyring_seal(td_keyring *keyring, td_txn *txn, const char *subject, json_
  * TD_ECORRUPT when the box does not authenticate (changed or damaged). */
 int td_keyring_open(td_keyring *keyring, td_txn *txn, json_t *data);
 
+/* Erases the named fields of data in place as a forgotten subject's read
+ * (null, and "_erased": true): for data written before it was sealed,
+ * whose subject has since been forgotten. Fields data lacks are passed
+ * over; returns 1 when it erased any, else 0. */
+int td_keyring_erase(json_t *data, const char *const *fields);
+
 /* The subject named in data's "_sealed" member, or NULL. Borrowed from data. */
 const char *td_sealed_subject(const json_t *data);
 

@@ -6,8 +6,16 @@
  *
  * Positions, ids, streams, versions and envelopes are kept, so every
  * document (snapshots, read models, saga instances, checkpoints, dead
- * letters, inbox) is copied verbatim and stays true; the target builds its
- * own audit chain over the new bytes. The source is opened read-only and
+ * letters, inbox, the users' wrapped keys) is copied verbatim and stays
+ * true; the target builds its own audit chain over the new bytes.
+ *
+ * Events written before personal data was sealed hold it in the clear;
+ * the copy seals it under each user's key (seal.h, with the master key
+ * of --master-key-file or DATA/master.key), so forgetting a user erases
+ * it there too, and a user forgotten already comes out erased. Card tokens
+ * of such events are dropped by the upcasters (domain/event_versions.c).
+ * Documents go first, so that the events are sealed under the keys the
+ * users already have. The source is opened read-only and
  * left as it was. A first pass checks that every event can be upcast, so an
  * unreadable one stops the migration before the target is created; a copy
  * that fails later (a full disk, say) removes the target it created, so
@@ -20,6 +28,7 @@
 #include <sys/stat.h>
 
 #include "cmd/commands.h"
+#include "cmd/common.h"
 #include "shop_int.h"
 
 #define PAGE 1000
@@ -32,7 +41,9 @@ typedef struct change {
 
 typedef struct migration {
     const td_upcasters *versions;
-    td_store *target;
+    td_store *source, *target;
+    td_keyring *keyring;  /* the target's */
+    int64_t sealed;       /* events whose personal data the copy sealed */
     td_event *page[PAGE]; /* owned, upcast */
     size_t count;
     int64_t last;
@@ -85,12 +96,40 @@ static int keep_one(const td_event *ev, void *payload)
     return 0;
 }
 
+/* Imports ev, its personal data sealed if it held any in the clear. */
+static int import_sealed(td_txn *txn, migration *m, const td_event *ev)
+{
+    json_t *data = NULL;
+    char *text = NULL;
+    if (shop_personal_fields(ev->type) == NULL)
+        return td_txn_import(txn, ev);
+    int error = td_event_data(&data, ev);
+    if (error == 0)
+        error = shop_seal_event_data(m->keyring, txn, m->source, ev->type, data);
+    if (error == 1 && (text = json_dumps(data, JSON_COMPACT)) == NULL)
+        error = TD_ENOMEM;
+    td_event sealed = *ev;
+    if (text) {
+        sealed.data = text;
+        sealed.data_len = strlen(text);
+        m->sealed++;
+    }
+    if (error >= 0)
+        error = td_txn_import(txn, &sealed);
+    free(text);
+    json_decref(data);
+    return error;
+}
+
 static int import_page(td_txn *txn, void *payload)
 {
     migration *m = payload;
     int error = 0;
+    int64_t sealed = m->sealed;
     for (size_t i = 0; error == 0 && i < m->count; i++)
-        error = td_txn_import(txn, m->page[i]);
+        error = import_sealed(txn, m, m->page[i]);
+    if (error < 0)
+        m->sealed = sealed; /* the unit rolls back */
     return error;
 }
 
@@ -190,13 +229,15 @@ static int copy_collection(const char *collection, void *payload)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: shop migrate --to URL [--db URL | --data DIR]\n"
+    fprintf(stderr, "usage: shop migrate --to URL [--db URL | --data DIR] [--master-key-file F]\n"
                     "  copies the store (default sqlite:DATA/tidings.db, or TIDINGS_DB) into a\n"
-                    "  new, empty store at URL with every event upcast to the current schema\n");
+                    "  new, empty store at URL with every event upcast to the current schema\n"
+                    "  and personal data sealed (master key: F, or DATA/master.key)\n");
     return 2;
 }
 
-static int run(td_store *source, const char *to, migration *m)
+static int run(td_store *source, const char *to, migration *m,
+               const unsigned char master[TD_MASTER_KEY_BYTES])
 {
     copy_docs c = {m, source};
     td_store_stats stats;
@@ -222,8 +263,10 @@ static int run(td_store *source, const char *to, migration *m)
                                     : td_error_last());
         return error == TD_EEXISTS ? 3 : 1;
     }
-    if ((error = each_page(source, m, true)) == 0)
-        error = td_store_doc_collections(source, copy_collection, &c);
+    m->source = source;
+    if ((error = td_store_doc_collections(source, copy_collection, &c)) == 0 &&
+        (error = td_keyring_new(&m->keyring, m->target, master)) == 0)
+        error = each_page(source, m, true);
     if (error < 0) {
         char why[512];
         snprintf(why, sizeof why, "%s", td_error_last());
@@ -246,18 +289,24 @@ static int run(td_store *source, const char *to, migration *m)
                m->changes[i].to, (long long)m->changes[i].count);
     if (m->changes_count == 0)
         printf("every event was at its current schema already\n");
+    if (m->sealed > 0)
+        printf("sealed the personal data of %lld events written before sealing\n",
+               (long long)m->sealed);
     return 0;
 }
 
 int shop_migrate_main(int argc, char **argv)
 {
     argc--, argv++; /* past the command's name */
-    const char *to = NULL, *db = NULL, *data = "data";
+    const char *to = NULL, *db = NULL, *data = "data", *key_file = NULL;
+    unsigned char master[TD_MASTER_KEY_BYTES];
+    bool created = false;
     for (int i = 0; i < argc; i++) {
-        const char **value = strcmp(argv[i], "--to") == 0     ? &to
-                             : strcmp(argv[i], "--db") == 0   ? &db
-                             : strcmp(argv[i], "--data") == 0 ? &data
-                                                              : NULL;
+        const char **value = strcmp(argv[i], "--to") == 0                ? &to
+                             : strcmp(argv[i], "--db") == 0              ? &db
+                             : strcmp(argv[i], "--data") == 0            ? &data
+                             : strcmp(argv[i], "--master-key-file") == 0 ? &key_file
+                                                                         : NULL;
         if (value == NULL || i + 1 >= argc) {
             fprintf(stderr, "shop migrate: %s %s\n", argv[i],
                     value ? "needs a value" : "is not an option here");
@@ -275,13 +324,18 @@ int shop_migrate_main(int argc, char **argv)
     int error = m ? shop_event_versions_new(&versions) : TD_ENOMEM;
     if (error == 0 && (error = shop_open_store(&source, db, data, SHOP_STORE_READ)) < 0)
         fprintf(stderr, "shop migrate: %s\n", td_error_last());
+    if (error == 0) /* a store from before sealing gets a master key now */
+        error = shop_cmd_master_key(master, source, key_file, data, true, "shop migrate", &created);
     int code = error < 0 ? 1 : 0;
     if (error == 0) {
         m->versions = versions;
-        code = run(source, to, m);
+        code = run(source, to, m, master);
     }
-    if (m)
+    sodium_memzero(master, sizeof master);
+    if (m) {
+        td_keyring_free(m->keyring);
         td_store_free(m->target);
+    }
     td_store_free(source);
     td_upcasters_free(versions);
     free(m);

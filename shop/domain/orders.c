@@ -21,8 +21,6 @@
 
 #include "shop_int.h"
 
-static const char *const personal_fields[] = {"shipping_address", NULL};
-
 json_t *order_fold(json_t *state, const char *type, json_t *data)
 {
     if (strcmp(type, "OrderCreated") == 0) {
@@ -177,7 +175,7 @@ static int place_unit(td_txn *txn, void *payload)
     if (error == 0 && (data = created_data(c, currency, total, items, method_id)) == NULL)
         error = TD_ENOMEM;
     if (error == 0)
-        error = seal_for_customer(txn, c, data, personal_fields);
+        error = seal_for_customer(txn, c, data, shop_personal_fields("OrderCreated"));
     if (error == 0)
         error = agg_load(txn, &order, "order", c->id, order_fold);
     if (error == 0) {
@@ -317,7 +315,7 @@ int shop_deliver_order(shop *s, const char *order_id)
 /* The order's personal fields opened; on failure *out is freed. */
 static int opened(shop *s, json_t **out)
 {
-    int error = shop_open_personal(s, *out);
+    int error = shop_open_as(s, "OrderCreated", *out);
     if (error < 0) {
         json_decref(*out);
         *out = NULL;

@@ -14,16 +14,16 @@
  *   registered ──forget──▶ forgotten: key destroyed, index and credentials
  *                          deleted; orders, totals and stock stay
  *
- * Stores from before sealing kept an index by address (user_emails/<addr>)
- * and plaintext snapshots; shop_open upgrades both once (users_upgrade).
+ * Stores from before sealing kept an index by address (user_emails/<addr>):
+ * shop_open moves it to the keyed index once (users_upgrade). Their events
+ * and snapshots hold the data in the clear; reads erase it once the user is
+ * forgotten (shop_open_as), and `shop migrate` seals it in a copy.
  */
 #include <ctype.h>
 #include <string.h>
 
 #include "auth/auth.h"
 #include "shop_int.h"
-
-static const char *const personal_fields[] = {"email", "full_name", NULL};
 
 json_t *user_fold(json_t *state, const char *type, json_t *data)
 {
@@ -94,8 +94,8 @@ static int register_unit(td_txn *txn, void *payload)
     shop_user_subject(subject, c->id);
     json_t *data = json_pack("{s:s,s:s,s:s,s:s}", "user_id", c->id, "email", c->email, "full_name",
                              c->full_name, "registered_at", when);
-    error = data ? td_keyring_seal(c->shop->keyring, txn, subject, data, personal_fields,
-                                   TD_SEAL_CREATE_KEY)
+    error = data ? td_keyring_seal(c->shop->keyring, txn, subject, data,
+                                   shop_personal_fields("UserRegistered"), TD_SEAL_CREATE_KEY)
                  : TD_ENOMEM;
     shop_new_event ev = {"UserRegistered", "users", TD_KIND_DOMAIN, data};
     if (error >= 0)
@@ -153,7 +153,7 @@ int shop_get_user(shop *s, const char *user_id, json_t **out)
     if (error == 0 && (error = agg_read(s->store, "user", user_fold, user_id, out, NULL)) < 0)
         return error == TD_ENOTFOUND ? shop_fail(error, "not_found", NULL, "no user %s", user_id)
                                      : shop_fail_td(error);
-    if (error == 0 && (error = shop_open_personal(s, *out)) < 0) {
+    if (error == 0 && (error = shop_open_as(s, "UserRegistered", *out)) < 0) {
         json_decref(*out);
         *out = NULL;
     }
@@ -218,23 +218,6 @@ typedef struct legacy_user {
     size_t seen;
 } legacy_user;
 
-/* The old snapshot's plaintext fields, sealed in place. */
-static int seal_snapshot(td_txn *txn, shop *s, const char *user_id)
-{
-    char *text = NULL, subject[SHOP_SUBJECT_LEN + 1];
-    int error = td_txn_doc_get(txn, "snap_user", user_id, &text, NULL);
-    json_t *doc = error == 0 ? json_loads(text, 0, NULL) : NULL;
-    json_t *state = json_object_get(doc, "state");
-    td_free(text);
-    shop_user_subject(subject, user_id);
-    if (error == 0 && json_is_object(state) && json_object_get(state, "_sealed") == NULL &&
-        (error = td_keyring_seal(s->keyring, txn, subject, state, personal_fields,
-                                 TD_SEAL_CREATE_KEY)) >= 0)
-        error = td_txn_doc_put_json(txn, "snap_user", user_id, doc);
-    json_decref(doc);
-    return error == TD_ENOTFOUND ? 0 : error;
-}
-
 static int upgrade_unit(td_txn *txn, void *payload)
 {
     legacy_user *u = payload;
@@ -249,8 +232,6 @@ static int upgrade_unit(td_txn *txn, void *payload)
     json_decref(credentials);
     if (error == 0)
         error = put_lookup(txn, lookup, u->user_id);
-    if (error == 0)
-        error = seal_snapshot(txn, u->shop, u->user_id);
     return error < 0 ? error : td_txn_doc_delete(txn, "user_emails", u->address);
 }
 

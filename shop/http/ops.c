@@ -16,7 +16,7 @@ int http_event_json(shop *s, const td_event *event, json_t **out)
 {
     int error = td_event_to_json(out, event);
     json_t *data = error == 0 ? json_object_get(*out, "data") : NULL;
-    if (data && (error = shop_open_personal(s, data)) < 0) {
+    if (data && (error = shop_open_as(s, event->type, data)) < 0) {
         json_decref(*out);
         *out = NULL;
     }

@@ -7,6 +7,7 @@
  *   email_taken, conflict,
  *   insufficient_stock,
  *   illegal_transition                409
+ *   invalid_credentials, invalid_token 401 (access.c)
  *   anything else                     500
  */
 #include <stdarg.h>
@@ -20,6 +21,10 @@ static const char *title_of(unsigned status)
     switch (status) {
     case 400:
         return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
     case 404:
         return "Not Found";
     case 405:
@@ -30,8 +35,12 @@ static const char *title_of(unsigned status)
         return "Content Too Large";
     case 415:
         return "Unsupported Media Type";
+    case 421:
+        return "Misdirected Request";
     case 422:
         return "Unprocessable Content";
+    case 429:
+        return "Too Many Requests";
     case 503:
         return "Service Unavailable";
     default:

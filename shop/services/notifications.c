@@ -26,7 +26,6 @@ typedef struct confirmation {
 
 static int confirm_unit(td_txn *txn, void *payload)
 {
-    static const char *const personal[] = {"customer_email", "customer_name", NULL};
     confirmation *c = payload;
     char subject[SHOP_SUBJECT_LEN + 1], *text = NULL;
     td_event ev;
@@ -36,7 +35,8 @@ static int confirm_unit(td_txn *txn, void *payload)
     shop_user_subject(subject, c->user_id);
     json_t *data = json_deep_copy(c->data); /* a unit may run again: seal a copy */
     int error =
-        data ? td_keyring_seal(c->shop->keyring, txn, subject, data, personal, TD_SEAL_CREATE_KEY)
+        data ? td_keyring_seal(c->shop->keyring, txn, subject, data,
+                               shop_personal_fields("OrderConfirmationEmail"), TD_SEAL_CREATE_KEY)
              : TD_ENOMEM;
     if (error < 0) {
         json_decref(data);

@@ -83,6 +83,20 @@ void td_log__emit(td_log_level l, const char *subscription, const td_event *even
     fn(&r, atomic_load(&sink_payload));
 }
 
+void td_log(td_log_level l, const char *subscription, const char *fmt, ...)
+{
+    char message[512];
+    td_log_fn fn = atomic_load(&sink);
+    if (fn == NULL || (int)l < atomic_load(&level) || fmt == NULL)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    td_log_record r = {l, td_time_now(), message, subscription, NULL, NULL};
+    fn(&r, atomic_load(&sink_payload));
+}
+
 void td_log_stderr(const td_log_record *r, void *payload)
 {
     char when[TD_TIME_STR_LEN + 1];

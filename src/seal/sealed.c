@@ -56,6 +56,20 @@ static int erase(json_t *data, const json_t *names)
     return json_object_set_new(data, ERASED_MEMBER, json_true()) < 0 ? td_error__oom() : 1;
 }
 
+int td_keyring_erase(json_t *data, const char *const *fields)
+{
+    json_t *names = json_array();
+    int error = names && json_is_object(data) && fields ? 0 : td_error__oom();
+    for (size_t i = 0; error == 0 && fields[i]; i++)
+        if (json_object_get(data, fields[i]) &&
+            json_array_append_new(names, json_string(fields[i])) < 0)
+            error = td_error__oom();
+    if (error == 0 && json_array_size(names) > 0)
+        error = erase(data, names);
+    json_decref(names);
+    return error;
+}
+
 static void wipe_json_text(char *text)
 {
     if (text) {

@@ -276,6 +276,24 @@ static void test_lookup_hash(void **state)
     tt_fixture_free(store);
 }
 
+/* Data written before sealing is erased in place, as a forgotten
+ * subject's sealed data reads. */
+static void test_erase_in_place(void **state)
+{
+    (void)state;
+    json_t *data = person();
+    assert_int_equal(td_keyring_erase(data, personal), 1);
+    assert_true(json_is_null(json_object_get(data, "email")));
+    assert_true(json_is_null(json_object_get(data, "full_name")));
+    assert_true(json_is_true(json_object_get(data, "_erased")));
+    assert_string_equal(json_string_value(json_object_get(data, "user_id")), "u1");
+    json_decref(data);
+    json_t *none = json_pack("{s:i}", "n", 1);
+    assert_int_equal(td_keyring_erase(none, personal), 0);
+    assert_int_equal(json_object_size(none), 1);
+    json_decref(none);
+}
+
 static void test_master_key_file(void **state)
 {
     (void)state;
@@ -317,6 +335,7 @@ int main(void)
         cmocka_unit_test(test_tampered_or_moved_boxes_do_not_open),
         cmocka_unit_test(test_master_key_is_checked),
         cmocka_unit_test(test_lookup_hash),
+        cmocka_unit_test(test_erase_in_place),
         cmocka_unit_test(test_master_key_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
