@@ -4,7 +4,9 @@
 # figures for a baseline shop (--handlers deferred --commits each), one with
 # eager handlers, and the default one (eager, pipelined commits), medians of
 # ROUNDS alternating runs and their ratios; the default shop paced at 1,100
-# orders/s; then rebuilds each read model and prints its events/s.
+# orders/s; the default shop with and without authentication (customers with
+# session tokens, against --open-access); then rebuilds each read model and
+# prints its events/s.
 set -euo pipefail
 build=$1
 orders=${ORDERS:-2000}
@@ -23,28 +25,35 @@ serve() {
     sleep 0.05
   done
   url=$(grep -o 'http://127.0.0.1:[0-9]*' "$data.out" | head -1)
+  key_file=$data/admin.key # none with --open-access
 }
+# load: shop load against the last shop served, with its admin key when it
+# has one: customers then register, log in and order with session tokens.
 load() {
+  local key=()
+  [ -f "$key_file" ] && key=(--key-file "$key_file")
   "$build/shop" load --url "$url" --orders "$orders" --concurrency "$concurrency" \
-    --decline-rate 0.1 ${RATE:+--rate "$RATE"}
+    --decline-rate 0.1 ${RATE:+--rate "$RATE"} "${key[@]}"
 }
 
-# Three configurations, alternately, ROUNDS times each (3), every run on a
+# Four configurations, alternately, ROUNDS times each (3), every run on a
 # fresh store of its own: the baseline (the saga, inventory and read models
 # on their subscription lanes only, one commit's fsync at a time:
-# --handlers deferred --commits each), eager handlers alone, and the
-# default (eager, pipelined commits). Prints each run's summary line, the
+# --handlers deferred --commits each), eager handlers alone, the default
+# (eager, pipelined commits), and the default without authentication
+# (--open-access: no tokens to check, the admin's way for every request). Prints each run's summary line, the
 # medians and their ratios to the baseline. With eager handlers the 16
 # clients wait longer for their placements (the saga's first steps commit
 # with them), so when the pipeline keeps up they, not the shop, set the pace.
 rounds=${ROUNDS:-3}
 median() { sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 for round in $(seq "$rounds"); do
-  for config in baseline each default; do
+  for config in baseline each default open; do
     case $config in
       baseline) args=(--handlers deferred --commits each) ;;
       each) args=(--commits each) ;;
       default) args=() ;;
+      open) args=(--open-access) ;;
     esac
     serve "$dir/$config-$round" "${args[@]}"
     load >"$dir/$config-$round.out"
@@ -57,7 +66,7 @@ for round in $(seq "$rounds"); do
     grep -q '^consistency: ok' "$dir/$config-$round.out" || { cat "$dir/$config-$round.out"; exit 1; }
   done
 done
-for config in baseline each default; do
+for config in baseline each default open; do
   rate=$(cat "$dir/$config"-*.out | awk '/^orders_per_s:/ {print $2}' | median)
   p95=$(cat "$dir/$config"-*.out | awk '/^order_to_final_p95_ms:/ {print $2}' | median)
   eval "rate_$config=$rate p95_$config=$p95"
@@ -65,9 +74,11 @@ done
 echo "orders_per_s_baseline: $rate_baseline (p95 order-to-final $p95_baseline ms)"
 echo "orders_per_s_eager_each_commit: $rate_each (p95 $p95_each ms)"
 echo "orders_per_s_eager_pipelined: $rate_default (p95 $p95_default ms)"
-awk -v e="$rate_each" -v d="$rate_default" -v b="$rate_baseline" 'BEGIN {
+echo "orders_per_s_without_authentication: $rate_open (p95 $p95_open ms)"
+awk -v e="$rate_each" -v d="$rate_default" -v b="$rate_baseline" -v o="$rate_open" 'BEGIN {
   printf "ratio eager_vs_baseline_orders_per_s: %.2f\n", e / b
   printf "ratio eager_pipelined_vs_baseline_orders_per_s: %.2f\n", d / b
+  printf "ratio authenticated_vs_open_access_orders_per_s: %.2f\n", d / o
 }'
 
 # The issue's target read as a paced load: the default shop offered PACED
@@ -119,12 +130,13 @@ more=$((${REBUILD_ORDERS:-10000} - orders))
 if [ "$more" -gt 0 ]; then
   echo "shop load: $more more orders for the rebuilds"
   "$build/shop" load --url "$url" --orders "$more" --concurrency "$concurrency" \
-    --decline-rate 0.1 | tail -1
+    --decline-rate 0.1 --key-file "$key_file" | tail -1
 fi
 # Rebuild beside an idle shop: wait until every subscription has caught up
 # (the e-mails and read models trail the last final status a little).
 for _ in $(seq 600); do
-  lag=$(curl -sf "$url/health" | jq '[.subscriptions[].lag_events] | add')
+  lag=$(curl -sf -H "Authorization: Bearer $(cat "$key_file")" "$url/health" |
+    jq '[.subscriptions[].lag_events] | add')
   [ "$lag" = 0 ] && break
   sleep 0.1
 done

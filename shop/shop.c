@@ -42,11 +42,11 @@ static int start_services(shop *s)
     char mail_dir[4096];
     snprintf(mail_dir, sizeof mail_dir, "%s/mail", s->data_dir);
     int error = shop_simulated_provider_new(&s->provider);
+    shop_smtp_options smtp = {s->opts.smtp_url,     s->opts.smtp_netrc_file,
+                              s->opts.smtp_user,    s->opts.smtp_password,
+                              s->opts.smtp_ca_file, s->opts.smtp_starttls};
     if (error == 0 && s->opts.smtp_url)
-        error = shop_smtp_new(&s->mailer, s->opts.smtp_url) < 0
-                    ? shop_fail(TD_EINVAL, "validation_failed", NULL,
-                                "the SMTP URL must look like smtp://host:port")
-                    : 0;
+        error = shop_smtp_new(&s->mailer, &smtp);
     else if (error == 0 && shop_spool_new(&s->mailer, mail_dir) < 0)
         error = shop_fail(TD_EIO, "internal_error", NULL, "cannot prepare the mail folder under %s",
                           s->data_dir);

@@ -55,8 +55,9 @@ typedef struct shop_options {
     td_tracer *tracer;      /* optional */
     bool passive;           /* commands and queries only: start no event handling
                                (for tools, and for testing the commands alone) */
-    const char *smtp_url;   /* "smtp://host:port": mail through SMTP; NULL: the mail
-                               spool under data_dir/mail */
+    const char *smtp_url;   /* "smtp://host:port" (STARTTLS with smtp_starttls) or
+                               "smtps://host:port" (TLS): mail through SMTP; NULL: the
+                               mail spool under data_dir/mail. No credentials in it. */
     bool deferred;          /* the saga, inventory and read models only on their lanes,
                                never eagerly in the appending unit (for comparisons) */
     unsigned io_lanes;      /* lanes of payments and notifications, which wait on the
@@ -66,6 +67,13 @@ typedef struct shop_options {
      * (seal.h). Required. */
     const unsigned char *master_key;
     int64_t session_ttl_s; /* customers' sessions last this long; 0: 24 h */
+    /* SMTP login, never from the command line: a netrc file (mode 0600),
+     * or a user and password (from the environment, say); NULL: none.
+     * Sent only over TLS (smtps://, or smtp:// with smtp_starttls). */
+    const char *smtp_netrc_file;
+    const char *smtp_user, *smtp_password;
+    const char *smtp_ca_file; /* CA certificates to check the server with; NULL: the system's */
+    bool smtp_starttls;       /* smtp://: insist on STARTTLS */
 } shop_options;
 
 /* The shop on store: registers its event handling and starts its

@@ -59,6 +59,11 @@ typedef struct order_cmd {
     shop_cmd cmd;
     shop *shop;
     const char *id;
+    /* placing: sealed on the caller's thread where the customer has a key
+     * (the writer is every order's bottleneck); the unit seals what is not */
+    char method_id[SHOP_ID_LEN + 1];
+    json_t *method_doc; /* the payment-method document */
+    json_t *personal;   /* {"_sealed"} with the address, or {"shipping_address"} */
     const shop_order_input *in;
     const char *to, *reason; /* status changes */
 } order_cmd;
@@ -127,32 +132,58 @@ static int seal_for_customer(td_txn *txn, order_cmd *c, json_t *data, const char
                                  c->in->user_id);
 }
 
+static const char *const card_secret[] = {"token", NULL};
+
 /* The card token, sealed under the customer's key, in a document of its
- * own (*id), so that no event ever holds it. */
-static int put_payment_method(td_txn *txn, order_cmd *c, char id[SHOP_ID_LEN + 1])
+ * own (c->method_id), so that no event ever holds it. */
+static int put_payment_method(td_txn *txn, order_cmd *c)
 {
-    static const char *const secret[] = {"token", NULL};
-    json_t *doc = json_pack("{s:s,s:s,s:s}", "order_id", c->id, "method", c->in->payment_method,
-                            "token", c->in->payment_token);
-    int error = doc ? shop_new_id(id) : TD_ENOMEM;
+    json_t *doc = json_deep_copy(c->method_doc); /* a unit may run again: c's stays */
+    int error = doc ? 0 : TD_ENOMEM;
+    if (error == 0 && json_object_get(doc, "_sealed") == NULL)
+        error = seal_for_customer(txn, c, doc, card_secret);
     if (error == 0)
-        error = seal_for_customer(txn, c, doc, secret);
-    if (error == 0)
-        error = td_txn_doc_put_json(txn, SHOP_PAYMENT_METHODS, id, doc);
+        error = td_txn_doc_put_json(txn, SHOP_PAYMENT_METHODS, c->method_id, doc);
     json_decref(doc);
     return error;
 }
 
-static json_t *created_data(order_cmd *c, const char *currency, int64_t total, json_t *items,
-                            const char *method_id)
+/* OrderCreated's data, its address sealed. */
+static int created_data(td_txn *txn, order_cmd *c, const char *currency, int64_t total,
+                        json_t *items, json_t **out)
 {
     char when[TD_TIME_STR_LEN + 1];
     shop_now(when);
-    return json_pack("{s:s,s:s,s:I,s:s,s:s,s:O,s:o,s:s,s:s}", "order_id", c->id, "user_id",
+    *out = json_pack("{s:s,s:s,s:I,s:s,s:s,s:O,s:s,s:s}", "order_id", c->id, "user_id",
                      c->in->user_id, "total_amount", (json_int_t)total, "currency", currency,
-                     "order_date", when, "items", items, "shipping_address",
-                     address_json(&c->in->shipping_address), "payment_method",
-                     c->in->payment_method, "payment_method_id", method_id);
+                     "order_date", when, "items", items, "payment_method", c->in->payment_method,
+                     "payment_method_id", c->method_id);
+    if (*out == NULL || json_object_update(*out, c->personal) < 0)
+        return TD_ENOMEM;
+    return json_object_get(*out, "_sealed")
+               ? 0
+               : seal_for_customer(txn, c, *out, shop_personal_fields("OrderCreated"));
+}
+
+/* What placing seals, sealed now where the customer has a key, outside
+ * the unit: c->method_doc, c->personal. Without a key (a user from before
+ * sealing, or none) they stay open for the unit to seal or refuse. */
+static int prepare(shop *s, order_cmd *c)
+{
+    char subject[SHOP_SUBJECT_LEN + 1];
+    shop_user_subject(subject, c->in->user_id);
+    c->method_doc = json_pack("{s:s,s:s,s:s}", "order_id", c->id, "method", c->in->payment_method,
+                              "token", c->in->payment_token);
+    c->personal = json_pack("{s:o}", "shipping_address", address_json(&c->in->shipping_address));
+    int error = c->method_doc && c->personal ? shop_new_id(c->method_id) : TD_ENOMEM;
+    if (error == 0)
+        error = td_keyring_seal(s->keyring, NULL, subject, c->method_doc, card_secret, 0);
+    if (error == 0)
+        error = td_keyring_seal(s->keyring, NULL, subject, c->personal,
+                                shop_personal_fields("OrderCreated"), 0);
+    if (error == 1)
+        return shop_fail(TD_ENOTFOUND, "not_found", "/user_id", "no user %s", c->in->user_id);
+    return error == TD_ENOTFOUND ? 0 : error < 0 ? shop_fail_td(error) : 0;
 }
 
 static int place_unit(td_txn *txn, void *payload)
@@ -161,7 +192,6 @@ static int place_unit(td_txn *txn, void *payload)
     json_t *user = NULL, *items = json_array(), *first = NULL, *data = NULL;
     const char *currency = NULL;
     int64_t total = 0;
-    char method_id[SHOP_ID_LEN + 1];
     shop_aggregate order;
     int error = exists(txn, "user", user_fold, c->in->user_id, &user);
     json_decref(user);
@@ -171,11 +201,9 @@ static int place_unit(td_txn *txn, void *payload)
     if (error > 0)
         error = price_items(txn, c, items, &total, &currency, &first);
     if (error == 0)
-        error = put_payment_method(txn, c, method_id);
-    if (error == 0 && (data = created_data(c, currency, total, items, method_id)) == NULL)
-        error = TD_ENOMEM;
+        error = put_payment_method(txn, c);
     if (error == 0)
-        error = seal_for_customer(txn, c, data, shop_personal_fields("OrderCreated"));
+        error = created_data(txn, c, currency, total, items, &data);
     if (error == 0)
         error = agg_load(txn, &order, "order", c->id, order_fold);
     if (error == 0) {
@@ -233,7 +261,12 @@ int shop_place_order(shop *s, const shop_order_input *in, char id[SHOP_ID_LEN + 
     if (error < 0)
         return error;
     order_cmd c = {.shop = s, .id = id, .in = in};
-    return shop_run(s->store, place_unit, &c);
+    error = prepare(s, &c);
+    if (error == 0)
+        error = shop_run(s->store, place_unit, &c);
+    json_decref(c.method_doc);
+    json_decref(c.personal);
+    return error;
 }
 
 /* ---- status ---------------------------------------------------------------------- */

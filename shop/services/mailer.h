@@ -48,8 +48,20 @@ int shop_spool_open(shop_mailer *out, const char *dir, size_t rotate_at);
 int shop_spool_new(shop_mailer *out, const char *dir);
 void shop_spool_free(shop_mailer *mailer);
 
-/* An SMTP mailer for url ("smtp://host:port"). */
-int shop_smtp_new(shop_mailer *out, const char *url);
+/* An SMTP mailer. url: "smtp://host:port" (plain, or STARTTLS required
+ * with starttls) or "smtps://host:port" (TLS from the start); credentials
+ * in it are refused: a netrc file or user and password give the login,
+ * which goes only over TLS. Certificates are checked (ca_file: the CAs to
+ * check with; NULL: the system's). Strings are copied. TD_EINVAL with the
+ * shop error saying why. */
+typedef struct shop_smtp_options {
+    const char *url;
+    const char *netrc_file;
+    const char *user, *password;
+    const char *ca_file;
+    bool starttls;
+} shop_smtp_options;
+int shop_smtp_new(shop_mailer *out, const shop_smtp_options *opts);
 void shop_smtp_free(shop_mailer *mailer);
 
 #endif

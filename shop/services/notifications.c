@@ -34,10 +34,10 @@ static int confirm_unit(td_txn *txn, void *payload)
         return first < 0 ? first : 0;
     shop_user_subject(subject, c->user_id);
     json_t *data = json_deep_copy(c->data); /* a unit may run again: seal a copy */
-    int error =
-        data ? td_keyring_seal(c->shop->keyring, txn, subject, data,
-                               shop_personal_fields("OrderConfirmationEmail"), TD_SEAL_CREATE_KEY)
-             : TD_ENOMEM;
+    int error = data ? 0 : TD_ENOMEM;
+    if (error == 0 && json_object_get(data, "_sealed") == NULL) /* no key yet: make one */
+        error = td_keyring_seal(c->shop->keyring, txn, subject, data,
+                                shop_personal_fields("OrderConfirmationEmail"), TD_SEAL_CREATE_KEY);
     if (error < 0) {
         json_decref(data);
         return error;
@@ -65,7 +65,16 @@ static int publish_confirmation(shop *s, td_delivery *d, const td_event *cause, 
                                 json_object_get(user, "full_name"), "total_amount",
                                 json_object_get(order_state, "total_amount")),
                       td_delivery_forces_effects(d)};
-    int error = c.data && c.user_id ? td_transact(s->store, confirm_unit, &c) : TD_ENOMEM;
+    char subject[SHOP_SUBJECT_LEN + 1];
+    shop_user_subject(subject, c.user_id ? c.user_id : "");
+    int error = c.data && c.user_id ? 0 : TD_ENOMEM;
+    if (error == 0) /* sealed here, off the writer, when the customer has a key */
+        error = td_keyring_seal(s->keyring, NULL, subject, c.data,
+                                shop_personal_fields("OrderConfirmationEmail"), 0);
+    if (error == TD_ENOTFOUND || error == 1) /* no key: the unit makes one; forgotten: erased */
+        error = 0;
+    if (error == 0)
+        error = td_transact(s->store, confirm_unit, &c);
     json_decref(c.data);
     return error;
 }
