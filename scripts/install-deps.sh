@@ -17,6 +17,7 @@ packages=(
   python3
   clang-format
   strace
+  openssl
 )
 
 missing=()
