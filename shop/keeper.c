@@ -21,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/expiry.h"
 #include "shop_int.h"
 
 #define KEEPER_TICK_MS  500
@@ -75,14 +76,32 @@ static void keep(shop *s, shop_handler *h, int64_t now)
     }
 }
 
-/* Deletes expired sessions; a failure is logged and tried again later. */
+int shop_sweep_expiring(shop *s, const char *collection)
+{
+    if (!s->keeper_ready)
+        return shop_fail(TD_EINVAL, "internal_error", NULL, "a passive shop sweeps nothing");
+    if (s->sweep_count == SHOP_SWEEPS_MAX)
+        return shop_fail(TD_ETOOBIG, "internal_error", NULL, "too many expiring collections");
+    pthread_mutex_lock(&s->keeper_lock);
+    s->sweeps[s->sweep_count++] = collection;
+    pthread_mutex_unlock(&s->keeper_lock);
+    return 0;
+}
+
+/* Deletes what has expired; a failure is logged and tried again later. */
 static void sweep(shop *s)
 {
-    size_t deleted = 0;
-    if (shop_sessions_sweep(s, &deleted) < 0)
-        td_log(TD_LOG_WARN, "shop", "cannot delete expired sessions: %s", td_error_last());
-    else if (deleted > 0)
-        td_log(TD_LOG_INFO, "shop", "deleted %zu expired sessions", deleted);
+    pthread_mutex_lock(&s->keeper_lock);
+    size_t count = s->sweep_count;
+    pthread_mutex_unlock(&s->keeper_lock);
+    for (size_t i = 0; i < count; i++) {
+        size_t deleted = 0;
+        if (shop_expiring_sweep(s->store, s->sweeps[i], &deleted) < 0)
+            td_log(TD_LOG_WARN, "shop", "cannot delete expired %s: %s", s->sweeps[i],
+                   td_error_last());
+        else if (deleted > 0)
+            td_log(TD_LOG_INFO, "shop", "deleted %zu expired %s", deleted, s->sweeps[i]);
+    }
 }
 
 static void *keeper_main(void *arg)
@@ -123,6 +142,7 @@ int shop_keeper_start(shop *s)
     pthread_condattr_destroy(&attr);
     pthread_mutex_init(&s->keeper_lock, NULL);
     s->keeper_ready = true;
+    s->sweeps[s->sweep_count++] = SHOP_AUTH_SESSIONS;
     if (pthread_create(&s->keeper, NULL, keeper_main, s) != 0)
         return shop_fail(TD_ERROR, "internal_error", NULL, "cannot start the handler keeper");
     s->keeper_started = true;

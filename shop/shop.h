@@ -91,6 +91,11 @@ td_store *shop_store(shop *s);
 typedef void (*shop_failure_fn)(const char *subscription, const char *why, void *payload);
 int shop_check(shop *s, shop_failure_fn fn, void *payload); /* fn may be NULL */
 
+/* Has the keeper delete the expired documents of collection (core/expiry.h:
+ * written with their expiry indexed) every minute. collection: borrowed,
+ * static. At most 4; sessions are one. */
+int shop_sweep_expiring(shop *s, const char *collection);
+
 /* Opens the sealed personal fields of data (an event's, say) in place: a
  * forgotten user's read as null, and data gains "_erased": true. Data
  * without sealed fields is left alone. Sets the shop error on failure. */
@@ -123,10 +128,11 @@ int shop_rebuild_read_model(td_store *store, const char *name, const shop_rebuil
 /* A guard for the calling thread's commands: it runs in each command's unit
  * of work, after the command succeeded, so what it writes commits with the
  * command or not at all (the HTTP layer keeps its Idempotency-Key records
- * this way). Returning < 0 fails the command; with *code set (a code word)
- * and message, the shop error says so. NULL clears the guard. */
-typedef int (*shop_unit_guard_fn)(td_txn *txn, void *payload, const char **code, char *message,
-                                  size_t size);
+ * this way). created: the id of what the command creates (a user, product,
+ * category or order), or NULL. Returning < 0 fails the command; with *code
+ * set (a code word) and message, the shop error says so. NULL clears it. */
+typedef int (*shop_unit_guard_fn)(td_txn *txn, void *payload, const char *created,
+                                  const char **code, char *message, size_t size);
 void shop_set_unit_guard(shop_unit_guard_fn fn, void *payload);
 
 /* Opens the store the shop commands work on: db if given, else the

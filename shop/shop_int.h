@@ -17,6 +17,8 @@
 #include "services/mailer.h"
 #include "services/payments.h"
 
+#define SHOP_SWEEPS_MAX 4
+
 /* One of the shop's event handlers: a subscription, or the order saga. */
 typedef struct shop_handler {
     const char *name; /* its subscription's name */
@@ -44,6 +46,8 @@ struct shop {
     size_t handler_count;
     pthread_t keeper;
     pthread_mutex_t keeper_lock;
+    const char *sweeps[SHOP_SWEEPS_MAX]; /* expiring collections the keeper sweeps */
+    size_t sweep_count;                  /* (under keeper_lock) */
     pthread_cond_t keeper_wake;
     bool keeper_ready, keeper_started, keeper_stopping;
 };
@@ -166,13 +170,12 @@ int order_change_status(td_txn *txn, shop_cmd *cmd, const char *order_id, const 
 
 /* ---- personal data and credentials (users.c, auth/) ------------------------- */
 
-#define SHOP_AUTH_USERS          "auth_users"          /* <user id>: password hash, lookup */
-#define SHOP_USER_LOOKUP         "user_lookup"         /* <e-mail's keyed hash>: user id */
-#define SHOP_AUTH_SESSIONS       "auth_sessions"       /* <token hash>: user, expiry */
-#define SHOP_AUTH_SESSION_EXPIRY "auth_session_expiry" /* <expiry>|<token hash> */
-#define SHOP_AUTH_KEYS           "auth_keys"           /* <key hash>: name, role */
-#define SHOP_AUTH_KEY_NAMES      "auth_key_names"      /* <name>: key hash, role */
-#define SHOP_PAYMENT_METHODS     "payment_methods"     /* <id>: the sealed card token */
+#define SHOP_AUTH_USERS      "auth_users"      /* <user id>: password hash, lookup */
+#define SHOP_USER_LOOKUP     "user_lookup"     /* <e-mail's keyed hash>: user id */
+#define SHOP_AUTH_SESSIONS   "auth_sessions"   /* <token hash>: user (expiring) */
+#define SHOP_AUTH_KEYS       "auth_keys"       /* <key hash>: name, role */
+#define SHOP_AUTH_KEY_NAMES  "auth_key_names"  /* <name>: key hash, role */
+#define SHOP_PAYMENT_METHODS "payment_methods" /* <id>: the sealed card token */
 
 /* A user's data subject (seal.h): "user-<id>". */
 #define SHOP_SUBJECT_LEN (SHOP_ID_LEN + 5)
@@ -192,8 +195,6 @@ int users_upgrade(shop *s);
 /* Starts a session for user_id (auth/tokens.c). */
 struct shop_session;
 int shop_session_start(shop *s, const char *user_id, int64_t ttl_s, struct shop_session *out);
-/* Deletes expired sessions; *deleted counts them. */
-int shop_sessions_sweep(shop *s, size_t *deleted);
 
 /* The current time as RFC 3339 text. */
 void shop_now(char buf[TD_TIME_STR_LEN + 1]);

@@ -4,23 +4,21 @@
  *
  * A token is a prefix and 32 random bytes; the store keeps only the hash
  * of the whole token, so a copy of the database lets nobody in. A session
- * expires: its expiry is indexed as auth_session_expiry/<expires_at,
- * zero-padded>|<hash>, so the sweep that deletes expired sessions reads
- * only those (in key order, oldest first) and stops at the first that is
- * still valid. A session of a forgotten user is worth nothing: its user's
+ * is an expiring document (core/expiry.h), deleted by the keeper's sweep
+ * once expired. A session of a forgotten user is worth nothing: its user's
  * credentials are gone, and authentication checks them.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "auth/auth.h"
+#include "core/expiry.h"
 #include "shop_int.h"
 
 #define SESSION_PREFIX "shop_s_"
 #define KEY_PREFIX     "shop_k_"
 #define PREFIX_LEN     7
 #define SECRET_BYTES   32
-#define SWEEP_PAGE     200
 
 static const struct {
     shop_role role;
@@ -100,8 +98,8 @@ static int session_principal(shop *s, const char *hash, shop_principal *out)
     int error = 0;
     json_t *session = read_doc(s->store, SHOP_AUTH_SESSIONS, hash, &error), *user = NULL;
     const char *user_id = json_string_value(json_object_get(session, "user_id"));
-    json_int_t expires = json_integer_value(json_object_get(session, "expires_at"));
-    if (error == 0 && user_id && strlen(user_id) == SHOP_ID_LEN && expires > td_time_now())
+    if (error == 0 && user_id && strlen(user_id) == SHOP_ID_LEN &&
+        !shop_expired(session, td_time_now()))
         user = read_doc(s->store, SHOP_AUTH_USERS, user_id, &error); /* gone once forgotten */
     if (error == 0 && user) {
         out->role = SHOP_ROLE_CUSTOMER;
@@ -147,11 +145,6 @@ int shop_authenticate(shop *s, const char *token, shop_principal *out)
 
 /* ---- sessions --------------------------------------------------------------------------- */
 
-static void expiry_key(char out[96], td_time expires_at, const char *hash)
-{
-    snprintf(out, 96, "%020lld|%s", (long long)expires_at, hash);
-}
-
 typedef struct session_cmd {
     shop_cmd cmd;
     const char *user_id;
@@ -162,19 +155,19 @@ typedef struct session_cmd {
 static int session_unit(td_txn *txn, void *payload)
 {
     session_cmd *c = payload;
-    char key[96], *text = NULL;
+    char *text = NULL;
     int error = td_txn_doc_get(txn, SHOP_AUTH_USERS, c->user_id, &text, NULL);
     td_free(text);
     if (error == TD_ENOTFOUND) /* forgotten meanwhile */
         return cmd_fail(&c->cmd, TD_ENOTFOUND, "invalid_credentials", NULL,
                         "the e-mail address or the password is wrong");
-    json_t *doc = json_pack("{s:s,s:I,s:I}", "user_id", c->user_id, "created_at",
-                            (json_int_t)c->created_at, "expires_at", (json_int_t)c->expires_at);
+    json_t *doc =
+        json_pack("{s:s,s:I}", "user_id", c->user_id, "created_at", (json_int_t)c->created_at);
     if (error == 0)
-        error = doc ? td_txn_doc_put_json(txn, SHOP_AUTH_SESSIONS, c->hash, doc) : TD_ENOMEM;
+        error = doc ? shop_expiring_put(txn, SHOP_AUTH_SESSIONS, c->hash, doc, c->expires_at)
+                    : TD_ENOMEM;
     json_decref(doc);
-    expiry_key(key, c->expires_at, c->hash);
-    return error < 0 ? error : td_txn_doc_put(txn, SHOP_AUTH_SESSION_EXPIRY, key, "{}", 0);
+    return error;
 }
 
 int shop_session_start(shop *s, const char *user_id, int64_t ttl_s, shop_session *out)
@@ -201,20 +194,10 @@ typedef struct end_cmd {
 static int end_unit(td_txn *txn, void *payload)
 {
     end_cmd *c = payload;
-    char *text = NULL, key[96];
-    int error = td_txn_doc_get(txn, SHOP_AUTH_SESSIONS, c->hash, &text, NULL);
-    json_t *doc = error == 0 ? json_loads(text, 0, NULL) : NULL;
-    td_free(text);
-    if (error == TD_ENOTFOUND)
-        return cmd_fail(&c->cmd, TD_ENOTFOUND, "invalid_token", NULL, "the session has ended");
-    expiry_key(key, (td_time)json_integer_value(json_object_get(doc, "expires_at")), c->hash);
-    json_decref(doc);
-    if (error == 0)
-        error = td_txn_doc_delete(txn, SHOP_AUTH_SESSIONS, c->hash);
-    if (error == 0 &&
-        (error = td_txn_doc_delete(txn, SHOP_AUTH_SESSION_EXPIRY, key)) == TD_ENOTFOUND)
-        error = 0;
-    return error;
+    int error = shop_expiring_delete(txn, SHOP_AUTH_SESSIONS, c->hash);
+    return error == TD_ENOTFOUND
+               ? cmd_fail(&c->cmd, TD_ENOTFOUND, "invalid_token", NULL, "the session has ended")
+               : error;
 }
 
 int shop_logout(shop *s, const shop_principal *who)
@@ -225,59 +208,6 @@ int shop_logout(shop *s, const shop_principal *who)
                          "'shop keys revoke'");
     end_cmd c = {.hash = who->session};
     return shop_run(s->store, end_unit, &c);
-}
-
-typedef struct sweep {
-    td_time now;
-    char keys[SWEEP_PAGE][96];
-    size_t count;
-    bool done;
-} sweep;
-
-static int note_expired(const char *key, const char *json, size_t len, void *payload)
-{
-    sweep *w = payload;
-    (void)json;
-    (void)len;
-    if (strtoll(key, NULL, 10) > w->now) {
-        w->done = true;
-        return 1; /* the rest are valid */
-    }
-    snprintf(w->keys[w->count++], sizeof w->keys[0], "%s", key);
-    return 0;
-}
-
-static int sweep_unit(td_txn *txn, void *payload)
-{
-    sweep *w = payload;
-    int error = 0;
-    for (size_t i = 0; error == 0 && i < w->count; i++) {
-        const char *hash = strchr(w->keys[i], '|');
-        error = td_txn_doc_delete(txn, SHOP_AUTH_SESSION_EXPIRY, w->keys[i]);
-        if (error == 0 && hash)
-            error = td_txn_doc_delete(txn, SHOP_AUTH_SESSIONS, hash + 1);
-        if (error == TD_ENOTFOUND) /* ended meanwhile */
-            error = 0;
-    }
-    return error;
-}
-
-int shop_sessions_sweep(shop *s, size_t *deleted)
-{
-    static sweep w; /* large; one sweeper (the keeper) */
-    int error = 0;
-    *deleted = 0;
-    do {
-        w.now = td_time_now();
-        w.count = 0;
-        w.done = false;
-        error = td_store_doc_list(s->store, SHOP_AUTH_SESSION_EXPIRY, NULL, SWEEP_PAGE,
-                                  note_expired, &w);
-        if (error == 0 && w.count > 0)
-            error = td_transact(s->store, sweep_unit, &w);
-        *deleted += error == 0 ? w.count : 0;
-    } while (error == 0 && !w.done && w.count == SWEEP_PAGE);
-    return error;
 }
 
 /* ---- API keys ------------------------------------------------------------------------------ */

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sodium.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "cmd/commands.h"
@@ -51,6 +52,7 @@ static int usage(FILE *out, int code)
         "                    address (repeatable; '*': any)\n"
         "  --cors-origin ORIGIN  allow cross-origin requests from ORIGIN (repeatable)\n"
         "  --session-ttl T   how long a customer's session lasts: 30m, 24h (default), 7d\n"
+        "  --idempotency-ttl T  how long Idempotency-Key answers are kept (default 24h)\n"
         "  --auth-limit N    logins and registrations per minute per client (default 60)\n"
         "  --smtp URL        send e-mail through smtp://host:port or smtps://host:port\n"
         "                    instead of spooling it in DATA/mail\n"
@@ -160,6 +162,42 @@ static int option(int c, const char *value, serve_args *a)
         return number(value, 1, 100000, &n) < 0
                    ? bad("--auth-limit must be a whole number from 1 to 100000")
                    : (a->http.auth_per_minute = (double)n, 0);
+    case 'r':
+        return number(value, 1, 1000000, &n) < 0
+                   ? bad("--rate-limit must be a whole number from 1 to 1000000")
+                   : (a->http.client_per_second = (double)n, 0);
+    case 'R':
+        return number(value, 1, 1000000, &n) < 0
+                   ? bad("--credential-rate-limit must be a whole number from 1 to 1000000")
+                   : (a->http.credential_per_second = (double)n, 0);
+    case 'm':
+        return number(value, 16, 1000000, &n) < 0
+                   ? bad("--max-connections must be a whole number from 16 to 1000000")
+                   : (a->http.max_connections = (unsigned)n, 0);
+    case 'M':
+        return number(value, 1, 1000000, &n) < 0
+                   ? bad("--max-connections-per-client must be a whole number from 1 to 1000000")
+                   : (a->http.max_connections_per_client = (unsigned)n, 0);
+    case 'f':
+        return number(value, 1, 1000000, &n) < 0
+                   ? bad("--max-feeds must be a whole number from 1 to 1000000")
+                   : (a->http.max_feeds = (unsigned)n, 0);
+    case 'F':
+        return number(value, 1, 1000000, &n) < 0
+                   ? bad("--max-feeds-per-client must be a whole number from 1 to 1000000")
+                   : (a->http.max_feeds_per_client = (unsigned)n, 0);
+    case 'e':
+        return number(value, 1, 3600, &n) < 0
+                   ? bad("--head-timeout must be a number of seconds from 1 to 3600")
+                   : (a->http.head_timeout_s = (unsigned)n, 0);
+    case 'E':
+        return number(value, 1, 3600, &n) < 0
+                   ? bad("--body-timeout must be a number of seconds from 1 to 3600")
+                   : (a->http.body_timeout_s = (unsigned)n, 0);
+    case 'I':
+        return duration(value, &a->http.idempotency_ttl_s) < 0
+                   ? bad("--idempotency-ttl must be a duration like 30m, 24h or 7d (up to 365d)")
+                   : 0;
     case 'T':
         return duration(value, &a->session_ttl_s) < 0
                    ? bad("--session-ttl must be a duration like 30m, 24h or 7d (up to 365d)")
@@ -192,10 +230,19 @@ static int parse(int argc, char **argv, serve_args *a)
         {"http-threads", required_argument, NULL, 't'},
         {"auth-limit", required_argument, NULL, 'a'},
         {"session-ttl", required_argument, NULL, 'T'},
+        {"idempotency-ttl", required_argument, NULL, 'I'},
         {"allowed-host", required_argument, NULL, 'A'},
         {"cors-origin", required_argument, NULL, 'O'},
         {"open-access", no_argument, NULL, 'o'},
         {"smtp-credentials-file", required_argument, NULL, 'N'},
+        {"rate-limit", required_argument, NULL, 'r'},
+        {"credential-rate-limit", required_argument, NULL, 'R'},
+        {"max-connections", required_argument, NULL, 'm'},
+        {"max-connections-per-client", required_argument, NULL, 'M'},
+        {"max-feeds", required_argument, NULL, 'f'},
+        {"max-feeds-per-client", required_argument, NULL, 'F'},
+        {"head-timeout", required_argument, NULL, 'e'},
+        {"body-timeout", required_argument, NULL, 'E'},
         {"smtp-ca-file", required_argument, NULL, 'K'},
         {"smtp-starttls", no_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},
@@ -358,6 +405,28 @@ static int start_all(running *r, serve_args *a, const char *host, int port)
     return error;
 }
 
+/* Raises the open-file limit to what max_connections needs (and a margin
+ * for the store, its readers and the mail), or lowers the cap to what the
+ * hard limit allows, saying so. */
+#define FILES_MARGIN 256
+static void fit_open_files(http_options *o)
+{
+    struct rlimit lim;
+    rlim_t want = (rlim_t)(o->max_connections ? o->max_connections : 10000) + FILES_MARGIN;
+    if (getrlimit(RLIMIT_NOFILE, &lim) < 0)
+        return;
+    if (lim.rlim_cur < want) {
+        lim.rlim_cur = lim.rlim_max < want ? lim.rlim_max : want;
+        (void)setrlimit(RLIMIT_NOFILE, &lim);
+        (void)getrlimit(RLIMIT_NOFILE, &lim);
+    }
+    if (lim.rlim_cur < want && lim.rlim_cur > 2 * FILES_MARGIN) {
+        o->max_connections = (unsigned)(lim.rlim_cur - FILES_MARGIN);
+        printf("shop: the open-file limit is %llu: at most %u connections\n",
+               (unsigned long long)lim.rlim_cur, o->max_connections);
+    }
+}
+
 static bool loopback(const char *host)
 {
     return strncmp(host, "127.", 4) == 0 || strcmp(host, "localhost") == 0;
@@ -382,6 +451,7 @@ int shop_serve_main(int argc, char **argv)
         return 2;
     }
     umask(077); /* the store, its log, keys, mail: this user's alone */
+    fit_open_files(&a.http);
     if (private_folder(a.data) < 0)
         return 1;
     signal(SIGPIPE, SIG_IGN); /* a closed client or stdout is an error, not our death */

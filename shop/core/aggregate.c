@@ -225,7 +225,7 @@ static int guarded_unit(td_txn *txn, void *payload)
         return error;
     const char *code = NULL;
     char message[sizeof g->cmd->message] = "";
-    error = g->guard(txn, g->guard_payload, &code, message, sizeof message);
+    error = g->guard(txn, g->guard_payload, g->cmd->created, &code, message, sizeof message);
     if (error < 0 && code)
         cmd_fail(g->cmd, error, code, NULL, "%s", message);
     return error;

@@ -63,6 +63,7 @@ int agg_read_at(td_store *store, const char *category, shop_fold_fn fold, const 
 /* ---- commands ------------------------------------------------------------------ */
 
 typedef struct shop_cmd {
+    const char *created; /* the id of the aggregate the command creates, or NULL */
     int status;
     const char *code;
     char field[128];

@@ -59,7 +59,7 @@ int shop_create_category(shop *s, const char *name, char id[SHOP_ID_LEN + 1])
         error = shop_new_id(id);
     if (error < 0)
         return error;
-    category_cmd c = {.id = id, .name = name};
+    category_cmd c = {.cmd.created = id, .id = id, .name = name};
     return shop_run(s->store, category_unit, &c);
 }
 
@@ -138,7 +138,7 @@ int shop_create_product(shop *s, const shop_product_input *in, char id[SHOP_ID_L
         error = shop_new_id(id);
     if (error < 0)
         return error;
-    product_cmd c = {.id = id, .in = in};
+    product_cmd c = {.cmd.created = id, .id = id, .in = in};
     return shop_run(s->store, product_unit, &c);
 }
 

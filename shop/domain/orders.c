@@ -260,7 +260,7 @@ int shop_place_order(shop *s, const shop_order_input *in, char id[SHOP_ID_LEN + 
         error = shop_new_id(id);
     if (error < 0)
         return error;
-    order_cmd c = {.shop = s, .id = id, .in = in};
+    order_cmd c = {.cmd.created = id, .shop = s, .id = id, .in = in};
     error = prepare(s, &c);
     if (error == 0)
         error = shop_run(s->store, place_unit, &c);

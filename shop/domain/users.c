@@ -123,7 +123,8 @@ int shop_register_user(shop *s, const char *email, const char *full_name, const 
         error = shop_password_hash(password, hash, sizeof hash);
     if (error < 0)
         return error;
-    register_cmd c = {.shop = s,
+    register_cmd c = {.cmd.created = id,
+                      .shop = s,
                       .id = id,
                       .email = email,
                       .full_name = full_name,

@@ -55,6 +55,16 @@ static int identify(http_request *req, http_response *res)
     return TD_EIO;
 }
 
+/* Requests per credential: a customer's (all their sessions) or a key's. */
+static int throttle_credential(http_request *req, http_response *res)
+{
+    char who[SHOP_KEY_NAME_MAX + SHOP_ID_LEN + 8];
+    const shop_principal *p = &req->who;
+    snprintf(who, sizeof who, "%s %s", p->role == SHOP_ROLE_CUSTOMER ? "user" : "key",
+             p->role == SHOP_ROLE_CUSTOMER ? p->user_id : p->name);
+    return http_throttled(req, res, HTTP_LIMIT_CREDENTIAL, who);
+}
+
 int http_admit(http_request *req, http_response *res, unsigned roles)
 {
     if (http_server_open_access(req->server)) {
@@ -64,6 +74,8 @@ int http_admit(http_request *req, http_response *res, unsigned roles)
         return 0;
     }
     int error = identify(req, res);
+    if (error == 0 && req->who.role != SHOP_ROLE_ANONYMOUS)
+        error = throttle_credential(req, res);
     if (error < 0 || (roles & req->who.role) != 0)
         return error;
     if (req->who.role == SHOP_ROLE_ANONYMOUS)
@@ -85,8 +97,11 @@ int http_throttled(http_request *req, http_response *res, http_limit limit, cons
     double wait = http_throttle_take(http_server_throttle(req->server, limit), key);
     if (wait <= 0)
         return 0;
+    http_server_count_limited(req->server, limit);
     res->retry_after = (unsigned)ceil(wait);
-    http_problem(res, 429, "too_many_requests", NULL, "too many attempts; try again in %u s",
+    http_problem(res, 429, "too_many_requests", NULL, "too many %s; try again in %u s",
+                 limit == HTTP_LIMIT_AUTH_CLIENT || limit == HTTP_LIMIT_AUTH_ACCOUNT ? "attempts"
+                                                                                     : "requests",
                  res->retry_after);
     return TD_EBUSY;
 }

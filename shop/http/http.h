@@ -54,6 +54,7 @@ typedef struct http_response {
     char allow[64];                /* for 405 */
     unsigned retry_after;          /* seconds, for 429 and 503; 0: none */
     const char *challenge;         /* 401: the WWW-Authenticate header's value */
+    bool close;                    /* close the connection after this answer */
     char subject[SHOP_ID_LEN + 1]; /* the user whose personal data the body holds, or
                                       "": idempotency.c keeps such a body sealed */
 } http_response;
@@ -92,6 +93,10 @@ typedef struct http_feed {
     int64_t after;     /* the last position the feed has read */
     td_time last_sent; /* when it last sent anything */
     bool parked;
+    /* what it follows (borrowed; NULL: any), so that the waker resumes it
+     * only for events it would send */
+    const char *stream, *type, *category, *user;
+    char client[64]; /* its client's address, for the caps */
     struct http_feed *next;
 } http_feed;
 typedef enum http_feed_parking {
@@ -99,7 +104,14 @@ typedef enum http_feed_parking {
     HTTP_FEED_MISSED,   /* something was committed meanwhile: read again */
     HTTP_FEED_STOPPING, /* the server stops: end the stream */
 } http_feed_parking;
-int http_feeds_start(http_feeds **out, td_store *store);
+int http_feeds_start(http_feeds **out, td_store *store, unsigned max_feeds,
+                     unsigned max_feeds_per_client);
+/* Admits a new feed of client (its address): 0, or TD_EBUSY when the
+ * feeds in all or the client's are at their cap (then 503 with
+ * Retry-After). A feed admitted is counted until http_feeds_forget. */
+int http_feeds_admit(http_feeds *feeds, http_feed *feed);
+/* Feeds open now. */
+unsigned http_feeds_open(http_feeds *feeds);
 /* From the feed's content reader only. */
 http_feed_parking http_feeds_park(http_feeds *feeds, http_feed *feed);
 /* From the response's free callback: the feed is gone. */
@@ -139,14 +151,22 @@ double http_throttle_take(http_throttle *throttle, const char *key);
 typedef enum http_limit {
     HTTP_LIMIT_AUTH_CLIENT,  /* logins and registrations per client address */
     HTTP_LIMIT_AUTH_ACCOUNT, /* logins per account */
+    HTTP_LIMIT_CLIENT,       /* requests per client address */
+    HTTP_LIMIT_CREDENTIAL,   /* requests per credential (a customer, a key) */
     HTTP_LIMITS
 } http_limit;
 int http_throttled(http_request *req, http_response *res, http_limit limit, const char *key);
 /* The server's parts for the access checks (server.c). */
 bool http_server_open_access(const http_server *server);
 http_throttle *http_server_throttle(http_server *server, http_limit limit);
+/* Counts a request refused by limit (http_rate_limited_total{limit}). */
+void http_server_count_limited(http_server *server, http_limit limit);
 
-/* Runs handler, honouring an Idempotency-Key header on POST (idempotency.c). */
+/* Runs handler, honouring an Idempotency-Key header on POST (idempotency.c):
+ * records in the expiring collection HTTP_IDEMPOTENCY. */
+#define HTTP_IDEMPOTENCY "http_idempotency"
+/* How long the server keeps Idempotency-Key records, in microseconds. */
+td_time http_server_idempotency_ttl(const http_server *server);
 int http_idempotent(http_request *req, http_response *res, http_handler handler);
 
 /* Route tables of the route files, ending with a NULL method. */
@@ -165,6 +185,24 @@ extern const http_route http_ops_routes[];
  * schema with personal fields opened (erased ones null). Caller owns *out. */
 int http_event_json(shop *s, const td_event *event, json_t **out);
 
+/* Whole-request deadlines (deadlines.c): a connection must deliver each
+ * request head within head_s of opening (or of its last answer) and the
+ * body within body_s of the head, or it is cut. */
+typedef struct http_deadlines http_deadlines;
+typedef enum http_phase {
+    HTTP_PHASE_BODY,      /* the head is in: the body's deadline */
+    HTTP_PHASE_ANSWERING, /* an answer is queued: no deadline */
+    HTTP_PHASE_NEXT_HEAD, /* answered: the next head's deadline */
+} http_phase;
+int http_deadlines_start(http_deadlines **out, unsigned head_s, unsigned body_s);
+void http_deadlines_stop(http_deadlines *deadlines);
+/* From libmicrohttpd's connection notifications (context: its socket context). */
+void http_deadlines_opened(http_deadlines *deadlines, struct MHD_Connection *c, void **context);
+void http_deadlines_closed(http_deadlines *deadlines, void **context);
+void http_deadlines_set(http_deadlines *deadlines, struct MHD_Connection *c, http_phase phase);
+/* Connections cut so far for missing a deadline. */
+long long http_deadlines_cut(const http_deadlines *deadlines);
+
 /* Serving. */
 #define HTTP_MAX_HOSTS   8
 #define HTTP_MAX_ORIGINS 8
@@ -178,8 +216,17 @@ typedef struct http_options {
     const char *hosts[HTTP_MAX_HOSTS];
     /* Origins allowed cross-origin requests (CORS); none: no CORS headers. */
     const char *origins[HTTP_MAX_ORIGINS];
-    double auth_per_minute; /* logins and registrations per client address; 0: 60 */
-    bool open_access;       /* every request is an admin's: for benchmarks only */
+    double auth_per_minute;              /* logins and registrations per client address; 0: 60 */
+    bool open_access;                    /* every request is an admin's: for benchmarks only */
+    unsigned max_connections;            /* in all; 0: 10,000 */
+    unsigned max_connections_per_client; /* per client address; 0: 256 */
+    unsigned head_timeout_s;             /* a request head must be in within; 0: 10 */
+    unsigned body_timeout_s;             /* its body within, after the head; 0: 30 */
+    double client_per_second;            /* requests per client address; 0: 2,000 (burst: 2 s) */
+    double credential_per_second;        /* requests per credential; 0: 1,000 (burst: 2 s) */
+    int64_t idempotency_ttl_s;           /* Idempotency-Key records are kept; 0: 24 h */
+    unsigned max_feeds;                  /* live feeds in all; 0: 10,000 */
+    unsigned max_feeds_per_client;       /* per client address; 0: 64 */
 } http_options;
 
 int http_server_start(http_server **out, shop *s, td_store *store, const http_options *opts);

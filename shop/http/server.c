@@ -33,10 +33,13 @@ struct http_server {
     http_feeds *feeds;    /* live feeds parked with nothing to send */
     shop *shop;
     td_store *store;
-    td_metric *requests, *duration;
+    td_metric *requests, *duration, *limited, *feeds_open, *cut;
+    long long cut_counted; /* connections cut, as far as the metric has them */
     td_metrics *metrics;
     http_throttle *throttles[HTTP_LIMITS];
+    http_deadlines *deadlines;
     bool open_access, any_host;
+    td_time idempotency_ttl;
     char hosts[HOSTS_MAX][256]; /* names the Host header may give */
     size_t host_count;
     const char *origins[HTTP_MAX_ORIGINS]; /* borrowed from the options */
@@ -47,15 +50,29 @@ bool http_server_open_access(const http_server *server)
     return server->open_access;
 }
 
+td_time http_server_idempotency_ttl(const http_server *server)
+{
+    return server->idempotency_ttl;
+}
+
 http_throttle *http_server_throttle(http_server *server, http_limit limit)
 {
     return server->throttles[limit];
+}
+
+void http_server_count_limited(http_server *server, http_limit limit)
+{
+    static const char *const names[HTTP_LIMITS] = {"auth_client", "auth_account", "client",
+                                                   "credential"};
+    const char *labels[1] = {names[limit]};
+    td_metric_add(server->limited, labels, 1);
 }
 
 typedef struct pending {
     char *body;
     size_t len, cap;
     bool too_big;
+    bool answered; /* refused before its body came: the rest is dropped */
     td_time started;
 } pending;
 
@@ -103,9 +120,14 @@ static const http_route *find_route(http_request *req, char *storage, size_t siz
                 memcpy(req->params, params, sizeof params);
                 return r;
             }
-            if (strlen(allow) + strlen(r->method) + 3 < allow_size)
-                snprintf(allow + strlen(allow), allow_size - strlen(allow), "%s%s",
-                         allow[0] ? ", " : "", r->method);
+            size_t used = strlen(allow);
+            const char *also = strcmp(r->method, "GET") == 0 ? ", HEAD" : "";
+            if (used + strlen(r->method) + strlen(also) + 3 < allow_size) {
+                memcpy(allow + used, ", ", used ? 2 : 0);
+                used += used ? 2 : 0;
+                strcpy(allow + used, r->method);
+                strcat(allow + used, also);
+            }
         }
     return NULL;
 }
@@ -193,6 +215,8 @@ static enum MHD_Result send_response(const http_server *s, struct MHD_Connection
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
                                 res->content_type ? res->content_type : "application/json");
     add_headers(s, c, r, res);
+    if (res->close)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ok = MHD_queue_response(c, res->status, r);
     MHD_destroy_response(r);
     return ok;
@@ -281,41 +305,118 @@ static bool collect(pending *p, const char *data, size_t size)
     return true;
 }
 
+/* Counts Content-Length headers and whether they disagree. */
+typedef struct lengths {
+    const char *first;
+    bool conflict;
+} lengths;
+
+static enum MHD_Result note_length(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    lengths *l = cls;
+    (void)kind;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0)
+        return MHD_YES;
+    if (l->first && strcmp(l->first, value ? value : "") != 0)
+        l->conflict = true;
+    if (l->first == NULL)
+        l->first = value ? value : "";
+    return MHD_YES;
+}
+
+/* Two Content-Length headers that disagree: how long is the body? Servers
+ * and proxies that pick differently let one request hide another inside
+ * it (request smuggling), so such a request is refused and the connection
+ * closed. */
+static bool conflicting_lengths(struct MHD_Connection *c)
+{
+    lengths l = {NULL, false};
+    (void)MHD_get_connection_values(c, MHD_HEADER_KIND, note_length, &l);
+    return l.conflict;
+}
+
+/* A body declared larger than the shop takes: refused before it is sent
+ * (a client that sent Expect: 100-continue never sends it). */
+static bool declared_too_big(struct MHD_Connection *c)
+{
+    const char *length =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    char *end = NULL;
+    unsigned long long n = length ? strtoull(length, &end, 10) : 0;
+    return length && end != length && n > HTTP_MAX_BODY;
+}
+
+/* The head is in: the body's deadline, or at once a refusal of its size. */
+static enum MHD_Result on_head(http_server *s, struct MHD_Connection *c, const char *method,
+                               void **state)
+{
+    pending *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return MHD_NO;
+    p->started = td_time_now();
+    *state = p;
+    http_deadlines_set(s->deadlines, c, HTTP_PHASE_BODY);
+    bool conflict = conflicting_lengths(c);
+    if (!conflict && !declared_too_big(c))
+        return MHD_YES;
+    http_response res = {0};
+    if (conflict)
+        http_problem(&res, 400, "conflicting_content_length", NULL,
+                     "the request has Content-Length headers that disagree");
+    else
+        http_problem(&res, 413, "too_large", NULL, "request bodies are limited to %d bytes",
+                     HTTP_MAX_BODY);
+    res.close = true; /* the body, whatever its length, is not read */
+    p->answered = true;
+    http_deadlines_set(s->deadlines, c, HTTP_PHASE_ANSWERING);
+    enum MHD_Result ok = send_response(s, c, &res);
+    count(s, "unmatched", method, res.status, p->started);
+    json_decref(res.json);
+    return ok;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_size, void **state)
 {
     http_server *s = cls;
     (void)version;
-    if (*state == NULL) {
-        pending *p = calloc(1, sizeof *p);
-        if (p == NULL)
-            return MHD_NO;
-        p->started = td_time_now();
-        *state = p;
-        return MHD_YES;
-    }
+    if (*state == NULL)
+        return on_head(s, c, method, state);
     pending *p = *state;
     if (*upload_size > 0) {
-        bool ok = collect(p, upload_data, *upload_size);
+        bool ok = p->answered || collect(p, upload_data, *upload_size);
         *upload_size = 0;
         return ok ? MHD_YES : MHD_NO;
     }
-    http_request req = {s, s->shop, s->store, c, method, url, p->body, p->len, {0}, {0}, ""};
+    if (p->answered)
+        return MHD_YES;
+    /* HEAD is GET without the body, which libmicrohttpd leaves out */
+    const char *routing = strcmp(method, "HEAD") == 0 ? "GET" : method;
+    http_request req = {s, s->shop, s->store, c, routing, url, p->body, p->len, {0}, {0}, ""};
     http_response res = {0};
     const char *route = "unmatched";
     enum MHD_Result ok;
     struct MHD_Response *stream = NULL;
     client_address(c, req.client, sizeof req.client);
-    if (before_routing(s, &req, &res)) {
+    if (http_throttled(&req, &res, HTTP_LIMIT_CLIENT, req.client) < 0) {
+        route = "unmatched"; /* too many from this address: 429 */
+    } else if (before_routing(s, &req, &res)) {
         route = "unmatched";
-    } else if (strcmp(url, "/events/stream") == 0 && strcmp(method, "GET") == 0) {
+    } else if (strcmp(url, "/events/stream") == 0 && strcmp(routing, "GET") == 0) {
         route = "/events/stream";
-        if (http_admit(&req, &res, HTTP_CUSTOMER_ADMIN) == 0)
+        if (http_admit(&req, &res, HTTP_CUSTOMER_ADMIN) == 0 && strcmp(method, "HEAD") == 0) {
+            res.status = 200; /* what a GET would start with, without the stream */
+            res.content_type = "text/event-stream";
+            res.text = strdup("");
+        } else if (res.status == 0) {
             http_event_stream(&req, &res, &s->stopping, s->feeds, &stream);
+        }
     } else {
         dispatch(&req, p, &res, &route);
     }
+    http_deadlines_set(s->deadlines, c, HTTP_PHASE_ANSWERING);
     if (stream) {
         add_headers(s, c, stream, &res);
         ok = MHD_queue_response(c, 200, stream);
@@ -331,10 +432,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static void on_completed(void *cls, struct MHD_Connection *c, void **state,
                          enum MHD_RequestTerminationCode code)
 {
+    http_server *s = cls;
     pending *p = *state;
-    (void)cls;
-    (void)c;
     (void)code;
+    http_deadlines_set(s->deadlines, c, HTTP_PHASE_NEXT_HEAD);
     if (p) {
         free(p->body);
         free(p);
@@ -364,10 +465,38 @@ static void note_hosts(http_server *s, const http_options *opts)
 static int make_throttles(http_server *s, const http_options *opts)
 {
     double per_minute = opts->auth_per_minute > 0 ? opts->auth_per_minute : 60;
+    double client = opts->client_per_second > 0 ? opts->client_per_second : 2000;
+    double credential = opts->credential_per_second > 0 ? opts->credential_per_second : 1000;
     int error = http_throttle_new(&s->throttles[HTTP_LIMIT_AUTH_CLIENT], per_minute, per_minute);
     if (error == 0) /* one account: a few tries a minute */
         error = http_throttle_new(&s->throttles[HTTP_LIMIT_AUTH_ACCOUNT], 6, 10);
+    if (error == 0)
+        error = http_throttle_new(&s->throttles[HTTP_LIMIT_CLIENT], client * 60, client * 2);
+    if (error == 0)
+        error = http_throttle_new(&s->throttles[HTTP_LIMIT_CREDENTIAL], credential * 60,
+                                  credential * 2);
     return error;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    http_server *s = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED)
+        http_deadlines_opened(s->deadlines, c, context);
+    else
+        http_deadlines_closed(s->deadlines, context);
+}
+
+/* The gauges read at each scrape. */
+static void collect_gauges(td_metrics *metrics, void *payload)
+{
+    http_server *s = payload;
+    (void)metrics;
+    long long cut = http_deadlines_cut(s->deadlines);
+    td_metric_set(s->feeds_open, NULL, (double)http_feeds_open(s->feeds));
+    td_metric_add(s->cut, NULL, (double)(cut - s->cut_counted));
+    s->cut_counted = cut;
 }
 
 static void free_server(http_server *s)
@@ -375,7 +504,28 @@ static void free_server(http_server *s)
     for (int i = 0; i < HTTP_LIMITS; i++)
         http_throttle_free(s->throttles[i]);
     http_feeds_free(s->feeds);
+    http_deadlines_stop(s->deadlines);
     free(s);
+}
+
+/* libmicrohttpd's daemon: a thread pool on epoll; connections capped in
+ * all and per client address; an idle connection (nothing sent or read
+ * for IDLE_TIMEOUT_S) closed; the deadlines of deadlines.c beside. */
+#define IDLE_TIMEOUT_S 15
+#define BACKLOG        4096
+static struct MHD_Daemon *start_daemon(http_server *s, const http_options *opts,
+                                       struct sockaddr_in *addr)
+{
+    return MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME,
+        0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)addr,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(opts->threads ? opts->threads : 4),
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)(opts->max_connections ? opts->max_connections : 10000),
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)(opts->max_connections_per_client ? opts->max_connections_per_client : 256),
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)BACKLOG, MHD_OPTION_END);
 }
 
 int http_server_start(http_server **out, shop *sh, td_store *store, const http_options *opts)
@@ -390,6 +540,8 @@ int http_server_start(http_server **out, shop *sh, td_store *store, const http_o
     s->store = store;
     s->metrics = opts->metrics;
     s->open_access = opts->open_access;
+    s->idempotency_ttl =
+        (td_time)(opts->idempotency_ttl_s > 0 ? opts->idempotency_ttl_s : 24 * 3600) * 1000000;
     note_hosts(s, opts);
     int error = make_throttles(s, opts);
     if (error == 0)
@@ -401,15 +553,27 @@ int http_server_start(http_server **out, shop *sh, td_store *store, const http_o
             td_metrics_histogram(&s->duration, s->metrics, "http_request_duration_seconds",
                                  "Time to answer an HTTP request.", "route,method,status", NULL, 0);
     if (error == 0)
-        error = http_feeds_start(&s->feeds, store);
+        error = td_metrics_counter(&s->limited, s->metrics, "http_rate_limited_total",
+                                   "Requests refused with 429 by a rate limit.", "limit");
     if (error == 0)
-        s->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-                                         MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME,
-                                     0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
-                                     (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,
-                                     (unsigned)(opts->threads ? opts->threads : 4),
-                                     MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                                     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
+        error = td_metrics_gauge(&s->feeds_open, s->metrics, "http_live_feeds",
+                                 "Live event feeds open now.", NULL);
+    if (error == 0)
+        error = td_metrics_counter(&s->cut, s->metrics, "http_connections_cut_total",
+                                   "Connections cut for not sending a request in time.", NULL);
+    if (error == 0)
+        error = http_feeds_start(&s->feeds, store, opts->max_feeds ? opts->max_feeds : 10000,
+                                 opts->max_feeds_per_client ? opts->max_feeds_per_client : 64);
+    if (error == 0)
+        error =
+            http_deadlines_start(&s->deadlines, opts->head_timeout_s ? opts->head_timeout_s : 10,
+                                 opts->body_timeout_s ? opts->body_timeout_s : 30);
+    if (error == 0)
+        s->daemon = start_daemon(s, opts, &addr);
+    if (error == 0 && s->daemon && s->metrics)
+        error = td_metrics_on_collect(s->metrics, collect_gauges, s);
+    if (error == 0 && s->daemon) /* the keeper deletes expired records */
+        error = shop_sweep_expiring(sh, HTTP_IDEMPOTENCY);
     if (error < 0 || s->daemon == NULL) {
         free_server(s);
         return error < 0 ? error : TD_EIO;
@@ -437,5 +601,7 @@ void http_server_stop(http_server *s)
      * closes the listening socket as well, and waits for the threads that
      * are answering requests. */
     MHD_stop_daemon(s->daemon);
+    if (s->metrics)
+        td_metrics_remove_collector(s->metrics, collect_gauges, s);
     free_server(s);
 }

@@ -43,6 +43,7 @@ typedef struct sse {
     size_t len, off;
     const atomic_bool *stopping;
     http_feeds *feeds;
+    bool admitted; /* counted against the caps (feeds.c) */
 } sse;
 
 /* Appends one SSE message (the buffer grows as needed). */
@@ -169,7 +170,8 @@ static ssize_t next_block(void *cls, uint64_t pos, char *out, size_t max)
 static void release(void *cls)
 {
     sse *s = cls;
-    http_feeds_forget(s->feeds, &s->feed);
+    if (s->admitted)
+        http_feeds_forget(s->feeds, &s->feed);
     free(s->stream);
     free(s->type);
     free(s->category);
@@ -230,8 +232,26 @@ int http_event_stream(http_request *req, http_response *res, const atomic_bool *
                .feeds = feeds};
     if (customer)
         memcpy(s->user, req->who.user_id, sizeof s->user);
+    s->feed.stream = s->stream; /* what the waker matches new events against */
+    s->feed.type = s->type;
+    s->feed.category = s->category;
+    s->feed.user = customer ? s->user : NULL;
+    snprintf(s->feed.client, sizeof s->feed.client, "%s", req->client);
     s->buf = strdup("retry: 1000\n\n"); /* reconnect soon; Last-Event-ID resumes */
     s->len = s->buf ? strlen(s->buf) : 0;
+    if (!s->buf || (probe.stream && !s->stream) || (probe.type && !s->type) ||
+        (probe.category && !s->category)) {
+        release(s);
+        return http_problem(res, 500, "internal_error", NULL, "out of memory");
+    }
+    if (http_feeds_admit(feeds, &s->feed) < 0) {
+        release(s);
+        res->retry_after = 5;
+        return http_problem(res, 503, "too_many_feeds", NULL,
+                            "the server follows as many live feeds as it may, for you or in "
+                            "all; try again later");
+    }
+    s->admitted = true;
     *out = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, next_block, s, release);
     if (*out == NULL) {
         release(s);

@@ -260,27 +260,39 @@ static void test_replay_gives_the_snapshot(void **state)
 
 /* ---- the unit guard ------------------------------------------------------------------ */
 
-static int guard_writes(td_txn *txn, void *payload, const char **code, char *message, size_t size)
+static int guard_writes(td_txn *txn, void *payload, const char *created, const char **code,
+                        char *message, size_t size)
 {
+    char body[96];
     (void)code;
     (void)message;
     (void)size;
-    return td_txn_doc_put(txn, "guarded", payload, "{\"seen\":true}", 0);
+    snprintf(body, sizeof body, "{\"created\":\"%s\"}", created ? created : "");
+    return td_txn_doc_put(txn, "guarded", payload, body, 0);
 }
 
-static int guard_refuses(td_txn *txn, void *payload, const char **code, char *message, size_t size)
+static int guard_refuses(td_txn *txn, void *payload, const char *created, const char **code,
+                         char *message, size_t size)
 {
     (void)txn;
     (void)payload;
+    (void)created;
     *code = "request_in_progress";
     snprintf(message, size, "refused by the guard");
     return TD_ECONFLICT;
 }
 
-static bool guarded(const char *key)
+/* Whether the guard wrote under key, and what it was told was created. */
+static bool guarded(const char *key, char created[SHOP_ID_LEN + 1])
 {
     char *text = NULL;
     int error = td_store_doc_get(store, "guarded", key, &text, NULL);
+    json_t *doc = error == 0 ? json_loads(text, 0, NULL) : NULL;
+    snprintf(created, SHOP_ID_LEN + 1, "%s",
+             json_string_value(json_object_get(doc, "created"))
+                 ? json_string_value(json_object_get(doc, "created"))
+                 : "");
+    json_decref(doc);
     td_free(text);
     return error == 0;
 }
@@ -290,11 +302,12 @@ static bool guarded(const char *key)
 static void test_unit_guard(void **state)
 {
     (void)state;
-    char id[SHOP_ID_LEN + 1];
+    char id[SHOP_ID_LEN + 1], created[SHOP_ID_LEN + 1];
     shop_set_unit_guard(guard_writes, "with-the-command");
     assert_int_equal(shop_create_category(s, "Guarded", id), 0);
     shop_set_unit_guard(NULL, NULL);
-    assert_true(guarded("with-the-command"));
+    assert_true(guarded("with-the-command", created));
+    assert_string_equal(created, id); /* the guard learns what the command created */
 
     shop_set_unit_guard(guard_refuses, NULL);
     assert_refused(shop_create_category(s, "Refused", id), TD_ECONFLICT, "request_in_progress",
@@ -303,7 +316,7 @@ static void test_unit_guard(void **state)
     shop_set_unit_guard(guard_writes, "failed-command");
     assert_refused(shop_create_category(s, "", id), TD_EINVAL, "validation_failed", "/name");
     shop_set_unit_guard(NULL, NULL);
-    assert_false(guarded("failed-command")); /* the command failed: the guard did not run */
+    assert_false(guarded("failed-command", created)); /* the command failed: no guard */
 }
 
 int main(void)
