@@ -9,6 +9,9 @@
  *   illegal_transition                409
  *   invalid_credentials, invalid_token 401 (access.c)
  *   anything else                     500
+ *
+ * A problem's type is "urn:tidings:problem:<code>": a name the project
+ * gives itself, not a web address on a domain it does not own (docs/api.md).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -56,7 +59,7 @@ int http_problem(http_response *res, unsigned status, const char *code, const ch
     va_start(ap, fmt);
     vsnprintf(detail, sizeof detail, fmt, ap);
     va_end(ap);
-    snprintf(type, sizeof type, "https://tidings.dev/problems/%s", code);
+    snprintf(type, sizeof type, "urn:tidings:problem:%s", code); /* a name, never fetched */
     json_decref(res->json);
     res->status = status;
     res->content_type = "application/problem+json";
