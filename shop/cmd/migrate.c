@@ -51,6 +51,7 @@ typedef struct migration {
     size_t changes_count;
     int64_t events, documents;
     const char *collection;
+    char why[256]; /* why an event could not be copied, when the library did not say */
 } migration;
 
 static void note_change(migration *m, const td_event *before, const td_event *after)
@@ -114,6 +115,10 @@ static int import_sealed(td_txn *txn, migration *m, const td_event *ev)
         sealed.data_len = strlen(text);
         m->sealed++;
     }
+    if (error == TD_ENOTFOUND)
+        snprintf(m->why, sizeof m->why,
+                 "event %lld (%s) holds personal data but names no user it belongs to",
+                 (long long)ev->position, ev->type);
     if (error >= 0)
         error = td_txn_import(txn, &sealed);
     free(text);
@@ -269,7 +274,7 @@ static int run(td_store *source, const char *to, migration *m,
         error = each_page(source, m, true);
     if (error < 0) {
         char why[512];
-        snprintf(why, sizeof why, "%s", td_error_last());
+        snprintf(why, sizeof why, "%s", m->why[0] ? m->why : td_error_last());
         int gone = created ? td_store_destroy(m->target) : -1;
         if (!created)
             td_store_free(m->target);
