@@ -18,6 +18,7 @@ packages=(
   clang-format
   strace
   openssl
+  cmark
 )
 
 missing=()
