@@ -6,9 +6,10 @@ ASAN   ?= build-asan
 JOBS   ?= $(shell nproc)
 CMAKE  ?= cmake
 DATA   ?= data
+PREFIX ?= /usr/local
 MAKEFLAGS += --no-print-directory
 
-.PHONY: all deps build build-asan run test bench fmt clean
+.PHONY: all deps build build-asan run test bench fmt clean install
 
 all: build
 
@@ -22,6 +23,11 @@ build: deps
 build-asan: deps
 	@$(CMAKE) -S . -B $(ASAN) -DCMAKE_BUILD_TYPE=Debug -DTD_SANITIZE=ON >/dev/null
 	@$(CMAKE) --build $(ASAN) -j $(JOBS)
+
+# The library, headers, tidings.pc, the CMake package, the commands and
+# their manual pages, under PREFIX (make install PREFIX=$HOME/.local).
+install: build
+	@$(CMAKE) --install $(BUILD) --prefix $(PREFIX)
 
 run: build
 	@bash scripts/run.sh $(BUILD) $(DATA)
