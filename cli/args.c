@@ -27,81 +27,87 @@ const char *cli_db_url(void)
     return env && env[0] ? env : CLI_DEFAULT_DB;
 }
 
-static void print_usage(FILE *out, const cli_command *cmd)
+enum { KEY_DB = 512, KEY_LOG_LEVEL, KEY_FLAG = 1024 };
+
+const cmdline_option cli_common_options[] = {
+    {"db", KEY_DB, "URL",
+     "the store: sqlite:PATH or a PATH (default\nTIDINGS_DB, else " CLI_DEFAULT_DB ")"},
+    {"log-level", KEY_LOG_LEVEL, "LEVEL",
+     "debug, info, warn, error or off\n(default TIDINGS_LOG, else info)"},
+    {NULL, 0, NULL, NULL},
+};
+
+static const char *log_level_flag;
+
+int cli_common_option(int key, const char *value)
 {
-    fprintf(out, "usage: tidings [--db URL] %s %s\n  %s\n", cmd->name, cmd->usage, cmd->summary);
+    if (key == KEY_DB)
+        cli_set_db_url(value);
+    else if (key == KEY_LOG_LEVEL)
+        log_level_flag = value;
+    return 0;
+}
+
+int cli_start_log(void)
+{
+    return td_log_to_stderr(log_level_flag);
+}
+
+/* The command's parser, for messages: "tidings events". */
+static void describe(cmdline *c, const cli_command *cmd, char *program, size_t size)
+{
+    snprintf(program, size, "tidings %s", cmd->name);
+    *c = (cmdline){.program = program,
+                   .usage = cmd->usage,
+                   .summary = cmd->summary,
+                   .version = TD_VERSION_STRING,
+                   .common = cli_common_options};
 }
 
 int cli_usage_error(const cli_command *cmd, const char *fmt, ...)
 {
+    char program[64], message[1024];
+    cmdline c;
     va_list ap;
-    fprintf(stderr, "tidings %s: ", cmd->name);
+    describe(&c, cmd, program, sizeof program);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
-    print_usage(stderr, cmd);
-    return EXIT_USAGE;
-}
-
-static const cli_flag *find_flag(const cli_flag *flags, const char *name, size_t len)
-{
-    for (; flags && flags->name; flags++)
-        if (strlen(flags->name) == len && strncmp(flags->name, name, len) == 0)
-            return flags;
-    return NULL;
-}
-
-/* Handles argv[*i], a word starting with "--"; may consume the next word. */
-static int parse_flag(const cli_command *cmd, int argc, char **argv, int *i, const cli_flag *flags)
-{
-    const char *word = argv[*i];
-    const char *eq = strchr(word, '=');
-    size_t len = eq ? (size_t)(eq - word) : strlen(word);
-    const cli_flag *flag = find_flag(flags, word, len);
-    if (flag == NULL)
-        return cli_usage_error(cmd, "unknown option '%.*s'", (int)len, word);
-    if (!flag->has_value) {
-        if (eq)
-            return cli_usage_error(cmd, "option '%s' takes no value", flag->name);
-        *flag->value = "";
-        return 0;
-    }
-    if (eq) {
-        *flag->value = eq + 1;
-    } else if (*i + 1 < argc) {
-        *flag->value = argv[++*i];
-    } else {
-        return cli_usage_error(cmd, "option '%s' needs a value", flag->name);
-    }
-    return 0;
+    return cmdline_error(&c, "%s", message);
 }
 
 int cli_parse(const cli_command *cmd, int argc, char **argv, const cli_flag *flags,
               const char **positional, int min, int max, int *count)
 {
-    bool options_done = false;
+    cmdline_option table[CMDLINE_MAX_OPTIONS];
+    char program[64];
+    cmdline c;
+    size_t n = 0;
+    for (; flags && flags[n].name && n + 1 < CMDLINE_MAX_OPTIONS; n++)
+        table[n] = (cmdline_option){flags[n].name, KEY_FLAG + (int)n, flags[n].arg, flags[n].help};
+    table[n] = (cmdline_option){NULL, 0, NULL, NULL};
+    describe(&c, cmd, program, sizeof program);
+    c.options = table;
+    cmdline_start(&c, argc, argv);
     *count = 0;
-    for (int i = 0; i < argc; i++) {
-        const char *word = argv[i];
-        if (!options_done && strcmp(word, "--help") == 0) {
-            print_usage(stdout, cmd);
-            return -1;
-        }
-        if (!options_done && strcmp(word, "--") == 0) {
-            options_done = true;
-        } else if (!options_done && strncmp(word, "--", 2) == 0) {
-            int rc = parse_flag(cmd, argc, argv, &i, flags);
-            if (rc != 0)
-                return rc;
-        } else if (*count >= max) {
-            return cli_usage_error(cmd, "unexpected argument '%s'", word);
-        } else {
-            positional[(*count)++] = word;
-        }
+    const char *value;
+    int key;
+    while ((key = cmdline_next(&c, &value)) > 0) {
+        if (key == CMDLINE_WORD && *count >= max)
+            return cli_usage_error(cmd, "unexpected argument '%s'", value);
+        if (key == CMDLINE_WORD)
+            positional[(*count)++] = value;
+        else if (key >= KEY_FLAG)
+            *flags[key - KEY_FLAG].value = value ? value : "";
+        else
+            cli_common_option(key, value);
     }
+    if (key < 0)
+        return c.exit_code == 0 ? -1 : c.exit_code;
     if (*count < min)
         return cli_usage_error(cmd, "missing arguments");
+    if (cli_start_log() < 0)
+        return cli_usage_error(cmd, "%s", td_error_last());
     return 0;
 }
 
@@ -128,13 +134,7 @@ int cli_exit_code(int code)
 
 int cli_int(const char *text, int64_t min, int64_t max, int64_t *out)
 {
-    char *end = NULL;
-    errno = 0;
-    long long v = strtoll(text, &end, 10);
-    if (text[0] == '\0' || *end != '\0' || errno == ERANGE || v < min || v > max)
-        return -1;
-    *out = v;
-    return 0;
+    return cmdline_int(text, min, max, out);
 }
 
 int cli_open(td_store **out, bool create, bool read_only)
@@ -188,4 +188,28 @@ int cli_first_position_since(td_store *store, const char *since, int64_t *positi
     q.limit = 1;
     *position = 0;
     return error < 0 ? error : td_store_read(store, &q, keep_first_position, position);
+}
+
+static int note_name(const char *name, const td_subscription_status *st, void *payload)
+{
+    (void)st;
+    const char **wanted = payload;
+    if (*wanted && strcmp(name, *wanted) == 0)
+        *wanted = NULL; /* found */
+    return 0;
+}
+
+int cli_check_subscription(const cli_command *cmd, td_store *store, const char *name)
+{
+    const char *wanted = name;
+    int error = td_subscriptions_list(store, note_name, &wanted);
+    if (error < 0)
+        return cli_fail(error);
+    if (wanted == NULL)
+        return 0;
+    fprintf(stderr,
+            "tidings %s: no subscription '%s' has run on this store ('tidings subscriptions' "
+            "lists them)\n",
+            cmd->name, name);
+    return EXIT_INVALID;
 }

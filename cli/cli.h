@@ -1,11 +1,14 @@
 /*
  * cli.h: what the `tidings` command's files share.
  *
- * Each command is a function taking the words after its name. Options are
- * declared as a table and parsed by one parser (args.c), which also takes
- * --db from anywhere on the line, handles --help and refuses unknown flags.
+ * Each command is a function taking argv from its own name on. Options are
+ * declared as a table, each described, and parsed by the parser every
+ * command of this project uses (tools/cmdline.h, getopt_long) through
+ * cli_parse (args.c), which also takes --db and --log-level from anywhere
+ * on the line and handles -h/--help and --version.
  * Exit codes (DESIGN.md): 0 ok, 1 failure, 2 usage, 3 expected-version
- * conflict, 4 invalid input.
+ * conflict, 4 invalid input (a value the store refuses, or a name, such as
+ * a subscription's, that names nothing).
  */
 #ifndef TD_CLI_H
 #define TD_CLI_H
@@ -13,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cmdline.h"
 #include "tidings/tidings.h"
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_CONFLICT = 3, EXIT_INVALID = 4 };
@@ -21,15 +25,16 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_CONFLICT = 3, EXIT_INVAL
 #define CLI_MAX_POSITIONAL 8
 
 typedef struct cli_flag {
-    const char *name; /* "--limit" */
-    bool has_value;
+    const char *name;   /* "limit", for --limit */
+    const char *arg;    /* the value's name ("N"), or NULL for a switch */
+    const char *help;   /* what it does, for --help */
     const char **value; /* set to the value, or to "" for a switch */
 } cli_flag;
 
 typedef struct cli_command {
     const char *name;
-    const char *usage;   /* arguments and flags, after "tidings NAME" */
-    const char *summary; /* one line */
+    const char *usage;   /* arguments after "tidings NAME"; "\n" separates forms */
+    const char *summary; /* a sentence or two; the first line is listed by --help */
     int (*run)(int argc, char **argv);
 } cli_command;
 
@@ -37,9 +42,11 @@ typedef struct cli_command {
 const char *cli_db_url(void);
 void cli_set_db_url(const char *url);
 
-/* Parses argv against flags (NULL-terminated by name) and collects the other
- * words into positional (at most max). Prints usage and returns EXIT_USAGE
- * on a bad line, 0 on success, and -1 after printing help for --help. */
+/* Parses argv (argv[0]: the command's name) against flags (ended by a NULL
+ * name) and the common options, and collects the other words into
+ * positional (at least min, at most max). Prints why and returns
+ * EXIT_USAGE on a bad line, 0 on success, and -1 after printing help or
+ * the version (the command then exits 0). */
 int cli_parse(const cli_command *cmd, int argc, char **argv, const cli_flag *flags,
               const char **positional, int min, int max, int *count);
 
@@ -47,7 +54,7 @@ int cli_parse(const cli_command *cmd, int argc, char **argv, const cli_flag *fla
  * to an exit code. */
 int cli_fail(int code);
 
-/* Prints "tidings <cmd>: <message>" and returns EXIT_USAGE. */
+/* Prints "tidings <cmd>: <message>" and the usage; returns EXIT_USAGE. */
 int cli_usage_error(const cli_command *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
@@ -63,6 +70,11 @@ int cli_first_position_since(td_store *store, const char *since, int64_t *positi
 
 /* Opens the store at cli_db_url(). create: make it if missing. */
 int cli_open(td_store **out, bool create, bool read_only);
+
+/* 0 if a subscription called name has run on store; else prints so and
+ * returns EXIT_INVALID (a filter naming nothing is an error), or the exit
+ * code of a failed read. */
+int cli_check_subscription(const cli_command *cmd, td_store *store, const char *name);
 
 /* Prints an event as one JSON line on stdout. */
 int cli_print_event(const td_event *event, void *payload);
@@ -86,5 +98,12 @@ int cmd_replay(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 
 const cli_command *cli_find_command(const char *name);
+
+/* The options every command takes (--db, --log-level), and what one of
+ * them does with its value: 0, or EXIT_USAGE after saying why. */
+extern const cmdline_option cli_common_options[];
+int cli_common_option(int key, const char *value);
+/* Sends the log to stderr at the level of --log-level or TIDINGS_LOG. */
+int cli_start_log(void);
 
 #endif

@@ -81,11 +81,12 @@ int cmd_audit(int argc, char **argv)
 {
     const cli_command *cmd = cli_find_command("audit");
     const char *from = NULL, *to = NULL, *since = NULL, *output = NULL, *pos[1];
-    const cli_flag flags[] = {{"--from", true, &from},
-                              {"--to", true, &to},
-                              {"--since", true, &since},
-                              {"--output", true, &output},
-                              {NULL, false, NULL}};
+    const cli_flag flags[] = {
+        {"from", "POS", "verify: start at this position (default 1)", &from},
+        {"to", "POS", "verify: stop at this position (default the head)", &to},
+        {"since", "ISO8601", "export: events from this time on", &since},
+        {"output", "FILE", "export: write to FILE instead of standard output", &output},
+        {NULL, NULL, NULL, NULL}};
     int count;
     td_store *store = NULL;
     int rc = cli_parse(cmd, argc, argv, flags, pos, 1, 1, &count);

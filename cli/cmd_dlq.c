@@ -77,9 +77,20 @@ typedef struct dlq_flags {
     const char *subscription, *type, *stream, *all, *by;
 } dlq_flags;
 
+static int print_counted(const td_dead_letter *e, void *payload)
+{
+    (*(int64_t *)payload)++;
+    return print_entry(e, NULL);
+}
+
 static int dlq_list(td_store *store, const td_dlq_filter *filter)
 {
-    return td_dlq_list(store, filter, print_entry, NULL);
+    int64_t printed = 0;
+    int error = td_dlq_list(store, filter, print_counted, &printed);
+    if (error == 0 && printed == 0) /* on stderr: stdout holds only entries */
+        fprintf(stderr, "tidings dlq: no dead letters%s\n",
+                filter->subscription || filter->type || filter->stream ? " match" : "");
+    return error;
 }
 
 static int show_event(const td_dead_letter *e, void *payload)
@@ -91,9 +102,18 @@ static int show_event(const td_dead_letter *e, void *payload)
 
 static int print_audit(const char *json, void *payload)
 {
-    (void)payload;
+    (*(int64_t *)payload)++;
     printf("%s\n", json);
     return 0;
+}
+
+static int dlq_history(td_store *store)
+{
+    int64_t printed = 0;
+    int error = td_dlq_audit(store, print_audit, &printed);
+    if (error == 0 && printed == 0)
+        fprintf(stderr, "tidings dlq: no retries or drops have been asked for\n");
+    return error;
 }
 
 static int dlq_act(td_store *store, const char *action, const char *id, const dlq_flags *f,
@@ -144,12 +164,14 @@ int cmd_dlq(int argc, char **argv)
 {
     const cli_command *cmd = cli_find_command("dlq");
     dlq_flags f = {0};
-    const cli_flag flags[] = {{"--subscription", true, &f.subscription},
-                              {"--type", true, &f.type},
-                              {"--stream", true, &f.stream},
-                              {"--all", false, &f.all},
-                              {"--by", true, &f.by},
-                              {NULL, false, NULL}};
+    const cli_flag flags[] = {{"subscription", "NAME",
+                               "only the dead letters of this subscription\n(one that exists)",
+                               &f.subscription},
+                              {"type", "TYPE", "only events of this type", &f.type},
+                              {"stream", "STREAM", "only events of this stream", &f.stream},
+                              {"all", NULL, "retry: every entry the filters select", &f.all},
+                              {"by", "NAME", "who asks, recorded in the audit history", &f.by},
+                              {NULL, NULL, NULL, NULL}};
     const char *pos[2];
     int count;
     td_store *store = NULL;
@@ -162,10 +184,15 @@ int cmd_dlq(int argc, char **argv)
     bool reads = strcmp(pos[0], "list") == 0 || strcmp(pos[0], "show") == 0 ||
                  strcmp(pos[0], "history") == 0;
     int error = cli_open(&store, false, reads);
+    if (error == 0 && f.subscription &&
+        (rc = cli_check_subscription(cmd, store, f.subscription)) != 0) {
+        td_store_free(store);
+        return rc;
+    }
     if (error == 0 && strcmp(pos[0], "list") == 0)
         error = dlq_list(store, &filter);
     else if (error == 0 && strcmp(pos[0], "history") == 0)
-        error = td_dlq_audit(store, print_audit, NULL);
+        error = dlq_history(store);
     else if (error == 0)
         error = dlq_act(store, pos[0], count > 1 ? pos[1] : NULL, &f, &filter);
     td_store_free(store);

@@ -66,14 +66,18 @@ int cmd_append(int argc, char **argv)
 {
     const cli_command *cmd = cli_find_command("append");
     append_flags f = {0};
-    const cli_flag flags[] = {{"--expected-version", true, &f.expected},
-                              {"--schema-version", true, &f.schema},
-                              {"--kind", true, &f.kind},
-                              {"--source", true, &f.source},
-                              {"--metadata", true, &f.metadata},
-                              {"--correlation-id", true, &f.correlation},
-                              {"--causation-id", true, &f.causation},
-                              {NULL, false, NULL}};
+    const cli_flag flags[] = {
+        {"expected-version", "N|any|no-stream",
+         "append only if the stream is at version N,\nor does not exist yet (default any)",
+         &f.expected},
+        {"schema-version", "N", "the version of the data's schema (default 1)", &f.schema},
+        {"kind", "domain|integration", "the kind of event (default domain)", &f.kind},
+        {"source", "S", "who wrote it (default the stream's category)", &f.source},
+        {"metadata", "JSON", "a JSON object kept beside the data", &f.metadata},
+        {"correlation-id", "ID", "the id that ties the events of one flow together",
+         &f.correlation},
+        {"causation-id", "ID", "the id of the event or request that caused it", &f.causation},
+        {NULL, NULL, NULL, NULL}};
     const char *pos[3];
     int count;
     int64_t expected;
@@ -140,24 +144,36 @@ static int parse_filters(const char *name, int argc, char **argv, const cli_flag
     return rc == 0 ? build_query(cmd, f, q) : rc;
 }
 
+static int print_counted(const td_event *event, void *payload)
+{
+    (*(int64_t *)payload)++;
+    return cli_print_event(event, NULL);
+}
+
 int cmd_events(int argc, char **argv)
 {
     filter_flags f = {0};
     td_read_query q = TD_READ_QUERY_INIT;
     td_store *store = NULL;
-    const cli_flag flags[] = {{"--stream", true, &f.stream},
-                              {"--category", true, &f.category},
-                              {"--type", true, &f.type},
-                              {"--since", true, &f.since},
-                              {"--after", true, &f.after},
-                              {"--limit", true, &f.limit},
-                              {NULL, false, NULL}};
+    const cli_flag flags[] = {
+        {"stream", "S", "only this stream", &f.stream},
+        {"category", "C", "only streams of this category (the stream name\nup to its first '-')",
+         &f.category},
+        {"type", "T", "only events of this type", &f.type},
+        {"since", "ISO8601", "only events stored at or after this time", &f.since},
+        {"after", "POS", "only events after this position", &f.after},
+        {"limit", "N", "at most N events", &f.limit},
+        {NULL, NULL, NULL, NULL}};
     int rc = parse_filters("events", argc, argv, flags, &f, &q);
     if (rc != 0)
         return rc == -1 ? EXIT_OK : rc;
+    int64_t printed = 0;
     int error = cli_open(&store, false, true);
     if (error == 0)
-        error = td_store_read(store, &q, cli_print_event, NULL);
+        error = td_store_read(store, &q, print_counted, &printed);
+    if (error == 0 && printed == 0) /* on stderr: stdout holds only events */
+        fprintf(stderr, "tidings events: no events%s\n",
+                f.stream || f.category || f.type || f.since || f.after ? " match" : " stored");
     td_store_free(store);
     return error < 0 ? cli_fail(error) : EXIT_OK;
 }
@@ -168,7 +184,9 @@ int cmd_export(int argc, char **argv)
     td_read_query q = TD_READ_QUERY_INIT;
     td_store *store = NULL;
     const cli_flag flags[] = {
-        {"--after", true, &f.after}, {"--output", true, &f.output}, {NULL, false, NULL}};
+        {"after", "POS", "only events after this position", &f.after},
+        {"output", "FILE", "write to FILE instead of standard output", &f.output},
+        {NULL, NULL, NULL, NULL}};
     int rc = parse_filters("export", argc, argv, flags, &f, &q);
     if (rc != 0)
         return rc == -1 ? EXIT_OK : rc;
@@ -221,11 +239,13 @@ int cmd_tail(int argc, char **argv)
     td_read_query q = TD_READ_QUERY_INIT;
     td_store *store = NULL;
     int64_t head = 0;
-    const cli_flag flags[] = {{"--stream", true, &f.stream},
-                              {"--category", true, &f.category},
-                              {"--type", true, &f.type},
-                              {"--after", true, &f.after},
-                              {NULL, false, NULL}};
+    const cli_flag flags[] = {
+        {"stream", "S", "only this stream", &f.stream},
+        {"category", "C", "only streams of this category (the stream name\nup to its first '-')",
+         &f.category},
+        {"type", "T", "only events of this type", &f.type},
+        {"after", "POS", "only events after this position", &f.after},
+        {NULL, NULL, NULL, NULL}};
     int rc = parse_filters("tail", argc, argv, flags, &f, &q);
     if (rc != 0)
         return rc == -1 ? EXIT_OK : rc;

@@ -36,15 +36,18 @@ int cmd_replay(int argc, char **argv)
     const cli_command *cmd = cli_find_command("replay");
     const char *name = NULL, *from = NULL, *since = NULL, *to = NULL, *stream = NULL, *type = NULL,
                *force = NULL, *by = NULL, *pos[1];
-    const cli_flag flags[] = {{"--subscription", true, &name},
-                              {"--from", true, &from},
-                              {"--since", true, &since},
-                              {"--to", true, &to},
-                              {"--stream", true, &stream},
-                              {"--type", true, &type},
-                              {"--force-effects", false, &force},
-                              {"--by", true, &by},
-                              {NULL, false, NULL}};
+    const cli_flag flags[] = {
+        {"subscription", "NAME",
+         "the subscription whose handler gets the events\n(one that exists)", &name},
+        {"from", "POS", "replay from this position", &from},
+        {"since", "ISO8601", "or from the first event at or after this time", &since},
+        {"to", "POS", "up to this position (default the head)", &to},
+        {"stream", "S", "only events of this stream", &stream},
+        {"type", "T", "only events of this type", &type},
+        {"force-effects", NULL, "run effects again even where the inbox says they\nhappened",
+         &force},
+        {"by", "WHO", "who asks, recorded with the replay", &by},
+        {NULL, NULL, NULL, NULL}};
     int count;
     int rc = cli_parse(cmd, argc, argv, flags, pos, 0, 1, &count);
     if (rc != 0)
@@ -65,6 +68,10 @@ int cmd_replay(int argc, char **argv)
     td_store *store = NULL;
     char id[TD_REPLAY_ID_LEN + 1];
     int error = cli_open(&store, false, false);
+    if (error == 0 && (rc = cli_check_subscription(cmd, store, name)) != 0) {
+        td_store_free(store);
+        return rc;
+    }
     if (error == 0 && since && (error = cli_first_position_since(store, since, &r.from)) == 0 &&
         r.from == 0) {
         td_store_free(store);
