@@ -213,3 +213,11 @@ int cli_check_subscription(const cli_command *cmd, td_store *store, const char *
             cmd->name, name);
     return EXIT_INVALID;
 }
+
+int cli_output_to(const char *path)
+{
+    if (freopen(path, "w", stdout) != NULL)
+        return 0;
+    fprintf(stderr, "tidings: cannot write '%s': %s\n", path, strerror(errno));
+    return EXIT_FAIL;
+}

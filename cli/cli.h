@@ -76,6 +76,10 @@ int cli_open(td_store **out, bool create, bool read_only);
  * code of a failed read. */
 int cli_check_subscription(const cli_command *cmd, td_store *store, const char *name);
 
+/* Sends stdout to the file at path (made or emptied); 0, or EXIT_FAIL after
+ * saying why. */
+int cli_output_to(const char *path);
+
 /* Prints an event as one JSON line on stdout. */
 int cli_print_event(const td_event *event, void *payload);
 

@@ -43,14 +43,12 @@ static int print_link(const td_event *ev, void *payload)
     return ferror(stdout) ? TD_EIO : 0;
 }
 
-static int export(td_store *store, const char *since_text, const char *output)
+static int export(td_store *store, const char *since_text)
 {
     export_state x = {{0}, 1};
     td_time ignored;
     if (since_text && td_time_parse(&ignored, since_text) < 0)
         return TD_EINVAL;
-    if (output && freopen(output, "w", stdout) == NULL)
-        return fprintf(stderr, "tidings: cannot write '%s'\n", output), TD_EIO;
     int error = since_text ? cli_first_position_since(store, since_text, &x.first) : 0;
     if (error == 0 && since_text && x.first == 0)
         return 0; /* nothing since then */
@@ -104,9 +102,11 @@ int cmd_audit(int argc, char **argv)
     td_time ignored;
     if (since && td_time_parse(&ignored, since) < 0)
         return cli_usage_error(cmd, "--since: %s", td_error_last());
+    if (output && cli_output_to(output) != 0)
+        return EXIT_FAIL;
     int error = cli_open(&store, false, true);
     if (error == 0)
-        error = is_verify ? verify(store, first, last) : export(store, since, output);
+        error = is_verify ? verify(store, first, last) : export(store, since);
     td_store_free(store);
     if (error == TD_ECORRUPT)
         return EXIT_FAIL; /* reported above */

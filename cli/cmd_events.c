@@ -190,10 +190,8 @@ int cmd_export(int argc, char **argv)
     int rc = parse_filters("export", argc, argv, flags, &f, &q);
     if (rc != 0)
         return rc == -1 ? EXIT_OK : rc;
-    if (f.output && freopen(f.output, "w", stdout) == NULL) {
-        fprintf(stderr, "tidings: cannot write '%s'\n", f.output);
+    if (f.output && cli_output_to(f.output) != 0)
         return EXIT_FAIL;
-    }
     int error = cli_open(&store, false, true);
     if (error == 0)
         error = td_store_read(store, &q, cli_print_event, NULL);

@@ -8,6 +8,7 @@
  * already with the same stream, version and position are skipped, which
  * makes importing the same file twice a no-op.
  */
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,7 +130,7 @@ int cmd_import(int argc, char **argv)
         return rc == -1 ? EXIT_OK : rc;
     FILE *in = strcmp(pos[0], "-") == 0 ? stdin : fopen(pos[0], "r");
     if (in == NULL) {
-        fprintf(stderr, "tidings: cannot open '%s'\n", pos[0]);
+        fprintf(stderr, "tidings: cannot open '%s': %s\n", pos[0], strerror(errno));
         return EXIT_FAIL;
     }
     rc = read_file(&b, in);

@@ -11,6 +11,7 @@
  * other processes are found by asking the backend for its head every
  * poll_interval_ms while someone waits.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -29,6 +30,14 @@ static int parse_url(const td_backend **backend, const char **target, const char
         return td_error__set(TD_EINVAL, "missing store URL");
     if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0)
         return td_error__set(TD_EINVAL, "this build has no PostgreSQL backend yet: '%s'", url);
+    size_t scheme =
+        strspn(url, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-");
+    if (scheme > 0 && url[scheme] == ':' && isalpha((unsigned char)url[0]) &&
+        !(scheme == 6 && strncmp(url, "sqlite", 6) == 0))
+        return td_error__set(TD_EINVAL,
+                             "unknown store scheme '%.*s' in '%s': this build knows sqlite:PATH "
+                             "(or a plain PATH without a colon)",
+                             (int)scheme, url, url);
     *backend = &td_sqlite_backend;
     *target = url;
     if (strncmp(url, "sqlite:", 7) == 0) {
