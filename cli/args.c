@@ -211,7 +211,7 @@ int cli_check_subscription(const cli_command *cmd, td_store *store, const char *
             "tidings %s: no subscription '%s' has run on this store ('tidings subscriptions' "
             "lists them)\n",
             cmd->name, name);
-    return EXIT_INVALID;
+    return EXIT_FAIL; /* as for any other id or name the store does not have */
 }
 
 int cli_output_to(const char *path)

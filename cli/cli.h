@@ -7,8 +7,7 @@
  * cli_parse (args.c), which also takes --db and --log-level from anywhere
  * on the line and handles -h/--help and --version.
  * Exit codes (DESIGN.md): 0 ok, 1 failure, 2 usage, 3 expected-version
- * conflict, 4 invalid input (a value the store refuses, or a name, such as
- * a subscription's, that names nothing).
+ * conflict, 4 invalid input.
  */
 #ifndef TD_CLI_H
 #define TD_CLI_H
@@ -72,8 +71,8 @@ int cli_first_position_since(td_store *store, const char *since, int64_t *positi
 int cli_open(td_store **out, bool create, bool read_only);
 
 /* 0 if a subscription called name has run on store; else prints so and
- * returns EXIT_INVALID (a filter naming nothing is an error), or the exit
- * code of a failed read. */
+ * returns EXIT_FAIL (a filter naming nothing is an error, as an unknown id
+ * is), or the exit code of a failed read. */
 int cli_check_subscription(const cli_command *cmd, td_store *store, const char *name);
 
 /* Sends stdout to the file at path (made or emptied); 0, or EXIT_FAIL after

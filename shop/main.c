@@ -1,6 +1,7 @@
 /*
  * main.c (shop): the `shop` command: one line per subcommand, each in a
- * file of its own under cmd/.
+ * file of its own under cmd/, each reading its options with the parser
+ * every command of this project uses (tools/cmdline.h).
  *
  *   shop serve …        the HTTP API (cmd/serve.c)
  *   shop load …         a load generator against a running shop (cmd/load.c)
@@ -13,6 +14,7 @@
 #include <string.h>
 
 #include "cmd/commands.h"
+#include "cmdline.h"
 
 static const struct {
     const char *name;
@@ -27,23 +29,48 @@ static const struct {
     {"users", shop_credentials_main, "users: passwd, forget"},
 };
 
-static int usage(FILE *out, int code)
+#define COMMAND_COUNT (sizeof commands / sizeof commands[0])
+
+/* The list of commands and the exit codes, for --help. */
+static const char *epilog(void)
 {
-    fprintf(out, "usage: shop COMMAND [options]   (shop COMMAND --help for its options)\n");
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
-    return code;
+    static char text[2048];
+    size_t len = (size_t)snprintf(text, sizeof text, "commands:\n");
+    for (size_t i = 0; i < COMMAND_COUNT && len < sizeof text; i++)
+        len += (size_t)snprintf(text + len, sizeof text - len, "  %-13s%s\n", commands[i].name,
+                                commands[i].summary);
+    if (len < sizeof text)
+        snprintf(text + len, sizeof text - len, "\n%s", SHOP_EXIT_CODES_HELP);
+    return text;
 }
 
 int main(int argc, char **argv)
 {
-    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-                      strcmp(argv[1], "help") == 0))
-        return usage(stdout, 0);
-    for (size_t i = 0; argc >= 2 && i < sizeof commands / sizeof commands[0]; i++)
-        if (strcmp(argv[1], commands[i].name) == 0)
-            return commands[i].main(argc - 1, argv + 1);
-    if (argc >= 2)
-        fprintf(stderr, "shop: unknown command '%s'\n", argv[1]);
-    return usage(stderr, 2);
+    cmdline c = {.program = "shop",
+                 .usage = "COMMAND [options]",
+                 .summary = "The ECommerce platform on libtidings. 'shop COMMAND --help' shows a\n"
+                            "command's options; 'man shop' says more.",
+                 .version = SHOP_VERSION,
+                 .epilog = epilog()};
+    const char *word = NULL;
+    int key;
+    cmdline_start(&c, argc, argv);
+    key = cmdline_next(&c, &word); /* stops at the command: its options are its own */
+    if (key < 0)
+        return c.exit_code;
+    if (key == 0)
+        return cmdline_error(&c, "no command given");
+    if (key != CMDLINE_WORD) /* an option of the table; there are none but help and version */
+        return cmdline_error(&c, "options go after the command");
+    if (strcmp(word, "help") == 0) {
+        cmdline_help(&c, stdout);
+        return SHOP_EXIT_OK;
+    }
+    int at = 1;
+    while (argv[at] != word)
+        at++;
+    for (size_t i = 0; i < COMMAND_COUNT; i++)
+        if (strcmp(word, commands[i].name) == 0)
+            return commands[i].main(argc - at, argv + at);
+    return cmdline_error(&c, "unknown command '%s'", word);
 }

@@ -10,6 +10,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+const cmdline_option shop_cmd_store_options[] = {
+    {"db", 'd', "URL", "the store (default TIDINGS_DB, else\nsqlite:DATA/tidings.db)"},
+    {"data", 'D', "DIR", "the data folder: store, keys, mail (default ./data)"},
+    {NULL, 0, NULL, NULL},
+};
+
 int shop_cmd_master_key(unsigned char out[TD_MASTER_KEY_BYTES], td_store *store, const char *path,
                         const char *data, bool create, const char *who, bool *created)
 {

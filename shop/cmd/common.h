@@ -7,7 +7,12 @@
 
 #include <stdbool.h>
 
+#include "cmdline.h"
 #include "shop.h"
+
+/* Where the store is, for every command that opens one: --db URL (key 'd')
+ * and --data DIR (key 'D'). */
+extern const cmdline_option shop_cmd_store_options[];
 
 /* The master key for store: read from path (NULL: DATA/master.key). When
  * there is no file, create allows making one, but only for a store that

@@ -14,7 +14,6 @@
  * standard input, never from the command line, where other users of the
  * machine could read them in the process list.
  */
-#include <getopt.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
@@ -26,65 +25,72 @@
 
 typedef struct options {
     const char *db, *data, *role, *name, *master_key_file;
-    const char *words[3];
+    const char *words[3]; /* "keys"/"users", the verb, its argument */
     int word_count;
+    cmdline line;
 } options;
 
-static int usage(FILE *out, int code)
-{
-    fprintf(
-        out,
-        "usage: shop keys create --role admin|staff|metrics --name NAME [--db URL | --data DIR]\n"
-        "       shop keys list [--db URL | --data DIR]\n"
-        "       shop keys revoke NAME [--db URL | --data DIR]\n"
-        "  API keys for staff, administrators and metrics scrapers; a new key is printed\n"
-        "  once, alone on a line, and only its hash is kept\n"
-        "usage: shop users passwd ID [--db URL | --data DIR]\n"
-        "       shop users forget ID [--db URL | --data DIR] [--master-key-file FILE]\n"
-        "  passwd: sets a user's password, read from standard input (at least 10\n"
-        "  characters); forget: erases the user's personal data everywhere\n");
-    return code;
-}
+static const cmdline_option keys_options[] = {
+    {"role", 'r', "ROLE", "create: admin, staff or metrics"},
+    {"name", 'n', "NAME", "create: the key's name, unique"},
+    {NULL, 0, NULL, NULL},
+};
 
+static const cmdline_option users_options[] = {
+    {"master-key-file", 'k', "FILE",
+     "forget: the key that seals personal data\n(default DATA/master.key)"},
+    {NULL, 0, NULL, NULL},
+};
+
+static const cmdline keys_line = {
+    .program = "shop keys",
+    .usage = "create --role admin|staff|metrics --name NAME [options]\nlist [options]\n"
+             "revoke NAME [options]",
+    .summary = "API keys for staff, administrators and metrics scrapers. A new key is\n"
+               "printed once, alone on a line; only its hash is kept.",
+    .version = SHOP_VERSION,
+    .options = keys_options,
+    .common = shop_cmd_store_options,
+    .epilog = SHOP_EXIT_CODES_HELP,
+};
+
+static const cmdline users_line = {
+    .program = "shop users",
+    .usage = "passwd ID [options]\nforget ID [options]",
+    .summary = "passwd: sets a user's password, read from standard input (at least 10\n"
+               "characters, never on the command line); forget: erases the user's\n"
+               "personal data everywhere.",
+    .version = SHOP_VERSION,
+    .options = users_options,
+    .common = shop_cmd_store_options,
+    .epilog = SHOP_EXIT_CODES_HELP,
+};
+
+/* Returns 0 to go on, or 1 + the exit code to stop with. */
 static int parse(int argc, char **argv, options *o)
 {
-    static const struct option longs[] = {
-        {"db", required_argument, NULL, 'd'},
-        {"data", required_argument, NULL, 'D'},
-        {"role", required_argument, NULL, 'r'},
-        {"name", required_argument, NULL, 'n'},
-        {"master-key-file", required_argument, NULL, 'm'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    int c;
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "+:h", longs, NULL)) != -1 || optind < argc) {
-        if (c == -1 && o->word_count == 3) {
-            fprintf(stderr, "shop %s: unexpected argument '%s'\n", o->words[0], argv[optind]);
-            return 2;
-        }
-        if (c == -1) { /* a word: keep it and go on past it */
-            o->words[o->word_count++] = argv[optind++];
+    const char *value;
+    int key;
+    o->line = strcmp(argv[0], "keys") == 0 ? keys_line : users_line;
+    cmdline_start(&o->line, argc, argv);
+    while ((key = cmdline_next(&o->line, &value)) > 0) {
+        if (key == CMDLINE_WORD && o->word_count == 3)
+            return 1 + cmdline_error(&o->line, "unexpected argument '%s'", value);
+        if (key == CMDLINE_WORD) {
+            o->words[o->word_count++] = value;
             continue;
         }
-        if (c == 'h') {
-            usage(stdout, 0);
-            return 1;
-        }
-        if (c == ':' || c == '?') {
-            fprintf(stderr, "shop %s: %s '%s'\n", o->words[0],
-                    c == ':' ? "a value is needed for" : "unknown option", argv[optind - 1]);
-            return 2;
-        }
-        const char **slot = c == 'd'   ? &o->db
-                            : c == 'D' ? &o->data
-                            : c == 'r' ? &o->role
-                            : c == 'n' ? &o->name
-                                       : &o->master_key_file;
-        *slot = optarg;
+        const char **slot = key == 'd'   ? &o->db
+                            : key == 'D' ? &o->data
+                            : key == 'r' ? &o->role
+                            : key == 'n' ? &o->name
+                                         : &o->master_key_file;
+        *slot = value;
     }
+    if (key < 0)
+        return 1 + o->line.exit_code;
+    if (o->word_count < 2)
+        return 1 + cmdline_error(&o->line, "what to do is missing");
     return 0;
 }
 
@@ -104,8 +110,6 @@ static int keys(td_store *store, const options *o)
     int count = 0, error;
     if (strcmp(verb, "create") == 0) {
         shop_role role = shop_role_parse(o->role);
-        if (role == 0 || o->name == NULL)
-            return usage(stderr, 2);
         if ((error = shop_key_create(store, role, o->name, key)) == 0) {
             printf("%s\n", key);
             sodium_memzero(key, sizeof key);
@@ -113,15 +117,13 @@ static int keys(td_store *store, const options *o)
     } else if (strcmp(verb, "list") == 0) {
         if ((error = shop_key_list(store, print_key, &count)) == 0 && count == 0)
             printf("no keys\n");
-    } else if (strcmp(verb, "revoke") == 0 && o->words[2]) {
+    } else if (strcmp(verb, "revoke") == 0) {
         if ((error = shop_key_revoke(store, o->words[2])) == 0)
             printf("revoked %s\n", o->words[2]);
-    } else {
-        return usage(stderr, 2);
     }
     if (error < 0)
         fprintf(stderr, "shop keys: %s\n", shop_error().message);
-    return error == 0 ? 0 : error == TD_EINVAL ? 4 : 1;
+    return error == 0 ? SHOP_EXIT_OK : error == TD_EINVAL ? SHOP_EXIT_INVALID : SHOP_EXIT_FAIL;
 }
 
 static int passwd(td_store *store, const char *id)
@@ -134,7 +136,7 @@ static int passwd(td_store *store, const char *id)
     sodium_memzero(password, sizeof password);
     if (error < 0) {
         fprintf(stderr, "shop users: %s\n", shop_error().message);
-        return error == TD_EINVAL ? 4 : 1;
+        return error == TD_EINVAL ? SHOP_EXIT_INVALID : SHOP_EXIT_FAIL;
     }
     printf("password set for %s\n", id);
     return 0;
@@ -158,32 +160,56 @@ static int forget(td_store *store, const options *o, const char *id)
     else
         printf("forgot %s: their personal data now reads as erased\n", id);
     shop_close(s);
-    return error == 0 ? 0 : error == TD_EINVAL ? 4 : 1;
+    return error == 0 ? SHOP_EXIT_OK : error == TD_EINVAL ? SHOP_EXIT_INVALID : SHOP_EXIT_FAIL;
 }
 
 static int users(td_store *store, const options *o)
 {
-    const char *verb = o->words[1], *id = o->words[2];
-    if (id && strcmp(verb, "passwd") == 0)
-        return passwd(store, id);
-    if (id && strcmp(verb, "forget") == 0)
-        return forget(store, o, id);
-    return usage(stderr, 2);
+    return strcmp(o->words[1], "passwd") == 0 ? passwd(store, o->words[2])
+                                              : forget(store, o, o->words[2]);
+}
+
+/* The verb and its argument make sense, before the store is opened: 0 or
+ * the exit code. */
+static int check_words(const options *o)
+{
+    const char *verb = o->words[1];
+    bool keys = strcmp(o->words[0], "keys") == 0;
+    bool known = keys ? strcmp(verb, "create") == 0 || strcmp(verb, "list") == 0 ||
+                            strcmp(verb, "revoke") == 0
+                      : strcmp(verb, "passwd") == 0 || strcmp(verb, "forget") == 0;
+    bool takes_id = strcmp(verb, "revoke") == 0 || !keys;
+    if (!known)
+        return cmdline_error(&o->line, "unknown action '%s'", verb);
+    if (takes_id && o->word_count < 3)
+        return cmdline_error(&o->line, "%s needs %s", verb,
+                             keys ? "the key's NAME" : "the user's ID");
+    if (!takes_id && o->word_count > 2)
+        return cmdline_error(&o->line, "unexpected argument '%s'", o->words[2]);
+    if (keys && strcmp(verb, "create") != 0 && (o->role || o->name))
+        return cmdline_error(&o->line, "--role and --name go with create");
+    if (keys && strcmp(verb, "create") == 0 && (o->role == NULL || o->name == NULL))
+        return cmdline_error(&o->line, "keys create needs --role and --name");
+    if (o->role && shop_role_parse(o->role) == 0)
+        return cmdline_error(&o->line, "--role must be admin, staff or metrics, not '%s'", o->role);
+    if (o->master_key_file && strcmp(verb, "forget") != 0)
+        return cmdline_error(&o->line, "--master-key-file goes with forget");
+    return 0;
 }
 
 int shop_credentials_main(int argc, char **argv)
 {
     options o = {.data = "data", .words = {argv[0]}, .word_count = 1};
-    int rc = parse(argc, argv, &o); /* argv[0], the command, is getopt's program name */
+    int rc = parse(argc, argv, &o);
     if (rc != 0)
-        return rc == 1 ? 0 : rc;
-    if (o.word_count < 2)
-        return usage(stderr, 2);
+        return rc - 1;
+    if ((rc = check_words(&o)) != 0)
+        return rc;
     td_store *store = NULL;
     bool reading = strcmp(o.words[0], "keys") == 0 && strcmp(o.words[1], "list") == 0;
     if (shop_open_store(&store, o.db, o.data, reading ? SHOP_STORE_READ : SHOP_STORE_WRITE) < 0) {
         fprintf(stderr, "shop %s: %s\n", o.words[0], td_error_last());
-        return 1;
+        return SHOP_EXIT_FAIL;
     }
     rc = strcmp(o.words[0], "keys") == 0 ? keys(store, &o) : users(store, &o);
     td_store_free(store);

@@ -19,6 +19,7 @@
  * consistency: ok (or FAILED with why, and exit 1).
  */
 #include <curl/curl.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -31,6 +32,7 @@
 #include <tidings/tidings.h>
 
 #include "cmd/commands.h"
+#include "cmdline.h"
 
 #define MAX_PRODUCTS      64
 #define STOCK_PER_PRODUCT 1000000
@@ -427,7 +429,8 @@ static int read_key(const char *path, char *out, size_t size)
 {
     FILE *f = fopen(path, "r");
     if (f == NULL || fgets(out, (int)size, f) == NULL) {
-        fprintf(stderr, "shop load: cannot read the key file %s\n", path);
+        fprintf(stderr, "shop load: cannot read the key file '%s': %s\n", path,
+                f == NULL ? strerror(errno) : "it is empty");
         if (f)
             fclose(f);
         return -1;
@@ -437,34 +440,91 @@ static int read_key(const char *path, char *out, size_t size)
     return 0;
 }
 
+static const cmdline_option load_options[] = {
+    {"url", 'u', "URL", "the running shop, like http://127.0.0.1:8080\n(required)"},
+    {"orders", 'o', "N", "orders to place, 1..1000000 (required)"},
+    {"concurrency", 'c', "C", "customers placing them at once, 1..256 (required)"},
+    {"products", 'p', "P", "products to make and order from, 1..64 (default 5)"},
+    {"decline-rate", 'd', "R", "the share of payments declined, 0..1 (default 0)"},
+    {"rate", 'r', "ORDERS_PER_S", "orders per second in all (default: as fast as\npossible)"},
+    {"seed", 's', "S", "the random seed (default 42)"},
+    {"key-file", 'k', "FILE",
+     "the shop's admin key (DATA/admin.key): it makes\nproducts and follows every order; "
+     "customers\nlog in on their own"},
+    {NULL, 0, NULL, NULL},
+};
+
+static const cmdline load_line = {
+    .program = "shop load",
+    .usage = "--url URL --orders N --concurrency C [options]",
+    .summary = "Places orders against a running shop, as customers that register and log\n"
+               "in, follows each to its end, and checks the outcome (stock, statuses).",
+    .version = SHOP_VERSION,
+    .options = load_options,
+    .epilog = SHOP_EXIT_CODES_HELP,
+};
+
+/* A number from text in [min, max], or a usage error naming the option. */
+static int number(const char *option, const char *text, double min, double max, bool whole,
+                  double *out)
+{
+    char *end = NULL;
+    errno = 0;
+    *out = strtod(text, &end);
+    if (text[0] && *end == '\0' && errno == 0 && *out >= min && *out <= max &&
+        (!whole || *out == (double)(long long)*out))
+        return 0;
+    return cmdline_error(&load_line, "--%s must be a%s number from %.15g to %.15g, not '%s'",
+                         option, whole ? " whole" : "", min, max, text);
+}
+
+/* Returns 0 to go on, or 1 + the exit code to stop with. */
 static int parse(int argc, char **argv, load *l)
 {
-    for (int i = 0; i + 1 < argc; i += 2) {
-        const char *k = argv[i], *v = argv[i + 1];
-        if (strcmp(k, "--url") == 0)
-            l->url = v;
-        else if (strcmp(k, "--orders") == 0)
-            l->orders = atoi(v);
-        else if (strcmp(k, "--concurrency") == 0)
-            l->concurrency = atoi(v);
-        else if (strcmp(k, "--products") == 0)
-            l->products = atoi(v);
-        else if (strcmp(k, "--decline-rate") == 0)
-            l->decline_rate = atof(v);
-        else if (strcmp(k, "--rate") == 0)
-            l->rate = atof(v);
-        else if (strcmp(k, "--seed") == 0)
-            l->seed = (unsigned)strtoul(v, NULL, 10);
-        else if (strcmp(k, "--key-file") == 0)
-            l->key_file = v;
-        else
-            return -1;
+    cmdline line = load_line;
+    const char *value;
+    double n = 0;
+    int key, rc = 0;
+    cmdline_start(&line, argc, argv);
+    while (rc == 0 && (key = cmdline_next(&line, &value)) > 0) {
+        switch (key) {
+        case 'u':
+            l->url = value;
+            break;
+        case 'o':
+            rc = number("orders", value, 1, 1000000, true, &n);
+            l->orders = (int)n;
+            break;
+        case 'c':
+            rc = number("concurrency", value, 1, 256, true, &n);
+            l->concurrency = (int)n;
+            break;
+        case 'p':
+            rc = number("products", value, 1, MAX_PRODUCTS, true, &n);
+            l->products = (int)n;
+            break;
+        case 'd':
+            rc = number("decline-rate", value, 0, 1, false, &l->decline_rate);
+            break;
+        case 'r':
+            rc = number("rate", value, 0, 1e9, false, &l->rate);
+            break;
+        case 's':
+            rc = number("seed", value, 0, 4294967295.0, true, &n);
+            l->seed = (unsigned)n;
+            break;
+        case 'k':
+            l->key_file = value;
+            break;
+        default:
+            rc = cmdline_error(&load_line, "unexpected argument '%s'", value);
+        }
     }
-    bool ok = argc % 2 == 0 && l->url && l->orders > 0 && l->orders <= 1000000 &&
-              l->concurrency > 0 && l->concurrency <= 256 && l->products > 0 &&
-              l->products <= MAX_PRODUCTS && l->decline_rate >= 0 && l->decline_rate <= 1 &&
-              l->rate >= 0;
-    return ok ? 0 : -1;
+    if (rc == 0 && key < 0)
+        return 1 + line.exit_code;
+    if (rc == 0 && (l->url == NULL || l->orders == 0 || l->concurrency == 0))
+        rc = cmdline_error(&load_line, "--url, --orders and --concurrency are required");
+    return rc == 0 ? 0 : 1 + rc;
 }
 
 static void report(load *l, watcher *w, double elapsed, bool consistent, const char *why)
@@ -546,16 +606,10 @@ static int run(load *l)
 
 int shop_load_main(int argc, char **argv)
 {
-    argc--, argv++; /* past the command's name */
     load l = {.products = 5, .seed = 42};
-    if (parse(argc, argv, &l) < 0) {
-        fprintf(stderr, "usage: shop load --url URL --orders N --concurrency C [--products P]\n"
-                        "                 [--decline-rate R] [--seed S] [--rate ORDERS_PER_S]\n"
-                        "                 [--key-file FILE]\n"
-                        "  --key-file  the shop's admin key (DATA/admin.key): it makes products\n"
-                        "              and follows every order; customers log in on their own\n");
-        return 2;
-    }
+    int rc = parse(argc, argv, &l);
+    if (rc != 0)
+        return rc - 1;
     if (l.key_file && read_key(l.key_file, l.key, sizeof l.key) < 0)
         return 1;
     srand(l.seed ^ (unsigned)td_time_now());
@@ -564,7 +618,7 @@ int shop_load_main(int argc, char **argv)
     l.tokens = calloc((size_t)l.concurrency, sizeof *l.tokens);
     pthread_mutex_init(&l.lock, NULL);
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    int rc = l.slots && l.user_ids && l.tokens && run(&l) == 0 ? 0 : 1;
+    rc = l.slots && l.user_ids && l.tokens && run(&l) == 0 ? SHOP_EXIT_OK : SHOP_EXIT_FAIL;
     curl_global_cleanup();
     free(l.slots);
     free(l.user_ids);

@@ -232,15 +232,6 @@ static int copy_collection(const char *collection, void *payload)
 
 /* ---- the command ---------------------------------------------------------------- */
 
-static int usage(void)
-{
-    fprintf(stderr, "usage: shop migrate --to URL [--db URL | --data DIR] [--master-key-file F]\n"
-                    "  copies the store (default sqlite:DATA/tidings.db, or TIDINGS_DB) into a\n"
-                    "  new, empty store at URL with every event upcast to the current schema\n"
-                    "  and personal data sealed (master key: F, or DATA/master.key)\n");
-    return 2;
-}
-
 static int run(td_store *source, const char *to, migration *m,
                const unsigned char master[TD_MASTER_KEY_BYTES])
 {
@@ -266,7 +257,7 @@ static int run(td_store *source, const char *to, migration *m,
         fprintf(stderr, "shop migrate: %s: %s\n", to,
                 error == TD_EEXISTS ? "the target is not empty; migrate into a new store"
                                     : td_error_last());
-        return error == TD_EEXISTS ? 3 : 1;
+        return error == TD_EEXISTS ? SHOP_EXIT_NOT_EMPTY : SHOP_EXIT_FAIL;
     }
     m->source = source;
     if ((error = td_store_doc_collections(source, copy_collection, &c)) == 0 &&
@@ -300,29 +291,42 @@ static int run(td_store *source, const char *to, migration *m,
     return 0;
 }
 
+static const cmdline_option migrate_options[] = {
+    {"to", 't', "URL", "the new store to copy into (required; must be empty)"},
+    {"master-key-file", 'k', "FILE",
+     "the key that seals personal data (default\nDATA/master.key; made if the store has none)"},
+    {NULL, 0, NULL, NULL},
+};
+
+static const cmdline migrate_line = {
+    .program = "shop migrate",
+    .usage = "--to URL [options]",
+    .summary = "Copies the store into a new, empty one with every event at the schema\n"
+               "this shop reads, personal data written before sealing sealed. The source\n"
+               "is left as it was; a copy that fails removes the target it made.",
+    .version = SHOP_VERSION,
+    .options = migrate_options,
+    .common = shop_cmd_store_options,
+    .epilog = SHOP_EXIT_CODES_HELP,
+};
+
 int shop_migrate_main(int argc, char **argv)
 {
-    argc--, argv++; /* past the command's name */
-    const char *to = NULL, *db = NULL, *data = "data", *key_file = NULL;
+    const char *to = NULL, *db = NULL, *data = "data", *key_file = NULL, *value;
     unsigned char master[TD_MASTER_KEY_BYTES];
     bool created = false;
-    for (int i = 0; i < argc; i++) {
-        const char **value = strcmp(argv[i], "--to") == 0                ? &to
-                             : strcmp(argv[i], "--db") == 0              ? &db
-                             : strcmp(argv[i], "--data") == 0            ? &data
-                             : strcmp(argv[i], "--master-key-file") == 0 ? &key_file
-                                                                         : NULL;
-        if (value == NULL || i + 1 >= argc) {
-            fprintf(stderr, "shop migrate: %s %s\n", argv[i],
-                    value ? "needs a value" : "is not an option here");
-            return usage();
-        }
-        *value = argv[++i];
+    cmdline line = migrate_line;
+    int key;
+    cmdline_start(&line, argc, argv);
+    while ((key = cmdline_next(&line, &value)) > 0) {
+        if (key == CMDLINE_WORD)
+            return cmdline_error(&line, "unexpected argument '%s'", value);
+        *(key == 't' ? &to : key == 'd' ? &db : key == 'D' ? &data : &key_file) = value;
     }
-    if (to == NULL) {
-        fprintf(stderr, "shop migrate: --to is required\n");
-        return usage();
-    }
+    if (key < 0)
+        return line.exit_code;
+    if (to == NULL)
+        return cmdline_error(&line, "--to is required");
     td_store *source = NULL;
     td_upcasters *versions = NULL;
     migration *m = calloc(1, sizeof *m);

@@ -1,5 +1,5 @@
 /*
- * projections_cmd.c (shop): `shop projections`, the read models for
+ * projections.c (shop commands): `shop projections`, the read models for
  * operators: their progress, and rebuilds (readmodels/rebuild.c).
  *
  *   shop projections list [--db URL | --data DIR]
@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "cmd/commands.h"
+#include "cmd/common.h"
 #include "shop_int.h"
 
 typedef struct row {
@@ -42,17 +43,24 @@ static const char *state_of(const row *r)
                                         : "caught-up";
 }
 
-static int usage(void)
-{
-    fprintf(stderr, "usage: shop projections list [--db URL | --data DIR]\n"
-                    "  each read model's position, lag and state\n"
-                    "usage: shop projections rebuild NAME [--db URL | --data DIR] [--cache N]\n"
-                    "  builds a fresh copy of read model NAME from the whole log while the live\n"
-                    "  one keeps serving, then swaps it in atomically; it keeps up to N\n"
-                    "  documents and N orders in memory (default 50000, at most about 1 KiB\n"
-                    "  each)\n");
-    return 2;
-}
+static const cmdline_option projections_options[] = {
+    {"cache", 'c', "N",
+     "rebuild: keep up to N documents and N orders in\nmemory, 1..100000000 (default 50000, "
+     "at most\nabout 1 KiB each)"},
+    {NULL, 0, NULL, NULL},
+};
+
+static const cmdline projections_line = {
+    .program = "shop projections",
+    .usage = "list [options]\nrebuild NAME [options]",
+    .summary = "list: each read model's position, lag and state. rebuild: builds a fresh\n"
+               "copy of read model NAME from the whole log while the live one keeps\n"
+               "serving, then swaps it in atomically.",
+    .version = SHOP_VERSION,
+    .options = projections_options,
+    .common = shop_cmd_store_options,
+    .epilog = SHOP_EXIT_CODES_HELP,
+};
 
 static int list(td_store *store)
 {
@@ -63,7 +71,7 @@ static int list(td_store *store)
         error = td_subscriptions_list(store, keep_status, rows);
     if (error < 0) {
         fprintf(stderr, "shop projections: %s\n", td_error_last());
-        return 1;
+        return SHOP_EXIT_FAIL;
     }
     printf("%-24s %12s %10s  %s\n", "PROJECTION", "POSITION", "LAG", "STATE");
     for (int i = 0; i < SHOP_READ_MODELS; i++)
@@ -89,38 +97,41 @@ static int rebuild(td_store *store, const char *name, const shop_rebuild_options
 
 int shop_projections_main(int argc, char **argv)
 {
-    argc--, argv++; /* past the command's name */
-    const char *db = NULL, *data = "data", *name = NULL, *cache = NULL;
-    bool is_list = argc >= 1 && strcmp(argv[0], "list") == 0;
-    bool is_rebuild = argc >= 2 && strcmp(argv[0], "rebuild") == 0;
+    const char *db = NULL, *data = "data", *cache = NULL, *words[2] = {NULL, NULL}, *value;
+    cmdline line = projections_line;
+    int key, count = 0;
+    cmdline_start(&line, argc, argv);
+    while ((key = cmdline_next(&line, &value)) > 0) {
+        if (key == CMDLINE_WORD && count == 2)
+            return cmdline_error(&line, "unexpected argument '%s'", value);
+        if (key == CMDLINE_WORD)
+            words[count++] = value;
+        else
+            *(key == 'd' ? &db : key == 'D' ? &data : &cache) = value;
+    }
+    if (key < 0)
+        return line.exit_code;
+    bool is_list = count >= 1 && strcmp(words[0], "list") == 0;
+    bool is_rebuild = count >= 1 && strcmp(words[0], "rebuild") == 0;
     if (!is_list && !is_rebuild)
-        return usage();
-    if (is_rebuild)
-        name = argv[1];
-    for (int i = is_rebuild ? 2 : 1; i < argc; i++) {
-        const char **value = strcmp(argv[i], "--db") == 0                    ? &db
-                             : strcmp(argv[i], "--data") == 0                ? &data
-                             : is_rebuild && strcmp(argv[i], "--cache") == 0 ? &cache
-                                                                             : NULL;
-        if (value == NULL || i + 1 >= argc)
-            return usage();
-        *value = argv[++i];
-    }
+        return count == 0 ? cmdline_error(&line, "list or rebuild?")
+                          : cmdline_error(&line, "unknown action '%s'", words[0]);
+    if (is_list && count > 1)
+        return cmdline_error(&line, "unexpected argument '%s'", words[1]);
+    if (is_rebuild && count < 2)
+        return cmdline_error(&line, "rebuild needs the NAME of a read model");
+    if (is_list && cache)
+        return cmdline_error(&line, "--cache goes with rebuild");
+    const char *name = words[1];
     shop_rebuild_options opts = {0};
-    if (cache) {
-        char *end = NULL;
-        errno = 0;
-        unsigned long long n = strtoull(cache, &end, 10);
-        if (errno || end == cache || *end || cache[0] == '-' || n < 1 || n > 100000000) {
-            fprintf(stderr, "shop projections: --cache takes a count from 1 to 100000000\n");
-            return 2;
-        }
-        opts.cache = (size_t)n;
-    }
+    int64_t n = 0;
+    if (cache && cmdline_int(cache, 1, 100000000, &n) < 0)
+        return cmdline_error(&line, "--cache takes a count from 1 to 100000000, not '%s'", cache);
+    opts.cache = (size_t)n;
     td_store *store = NULL;
     if (shop_open_store(&store, db, data, is_list ? SHOP_STORE_READ : SHOP_STORE_WRITE) < 0) {
         fprintf(stderr, "shop projections: %s\n", td_error_last());
-        return 1;
+        return SHOP_EXIT_FAIL;
     }
     int code = is_list ? list(store) : rebuild(store, name, &opts);
     td_store_free(store);

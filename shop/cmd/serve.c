@@ -11,15 +11,19 @@
  * checkpoints saved; then it exits 0.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sodium.h>
 #include <sys/resource.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cmd/commands.h"
 #include "cmd/common.h"
@@ -38,45 +42,72 @@ typedef struct serve_args {
     size_t hosts, origins;
 } serve_args;
 
-static int usage(FILE *out, int code)
-{
-    fprintf(
-        out,
-        "usage: shop serve [--db URL] [--listen HOST:PORT] [--data DIR] [options]\n"
-        "  --db URL          the store (default sqlite:DATA/tidings.db, or TIDINGS_DB)\n"
-        "  --listen H:P      where to serve HTTP (default 127.0.0.1:8080; port 0: any free)\n"
-        "  --data DIR        the data folder: store, keys, mail (default ./data)\n"
-        "  --master-key-file F  the key that seals personal data (default DATA/master.key,\n"
-        "                    made on the first start)\n"
-        "  --allowed-host NAME  a Host name served besides localhost and the listening\n"
-        "                    address (repeatable; '*': any)\n"
-        "  --cors-origin ORIGIN  allow cross-origin requests from ORIGIN (repeatable)\n"
-        "  --session-ttl T   how long a customer's session lasts: 30m, 24h (default), 7d\n"
-        "  --idempotency-ttl T  how long Idempotency-Key answers are kept (default 24h)\n"
-        "  --auth-limit N    logins and registrations per minute per client (default 60)\n"
-        "  --smtp URL        send e-mail through smtp://host:port or smtps://host:port\n"
-        "                    instead of spooling it in DATA/mail\n"
-        "  --smtp-starttls   with smtp://: STARTTLS or no mail\n"
-        "  --smtp-credentials-file F  the SMTP login, as a netrc file (mode 0600); or set\n"
-        "                    SHOP_SMTP_USER and SHOP_SMTP_PASSWORD (never on the command line)\n"
-        "  --smtp-ca-file F  CA certificates to check the SMTP server with\n"
-        "  --payment-timeout MS  no payment answer by then: the order is cancelled\n"
-        "  --log-level L     error, warn, info (default) or debug\n"
-        "  --handlers eager|deferred  eager (default): the saga, inventory and read models\n"
-        "                    act in the unit that appends their event\n"
-        "  --commits pipelined|each  pipelined (default): the writer goes on while a\n"
-        "                    commit's fsync is in flight (answers still wait for it)\n"
-        "  --writer-nice N   the store writer thread's nice value, -20..19 (default -10)\n"
-        "  --http-threads N  threads answering requests, 1..64 (default 8)\n"
-        "  --open-access     no authentication: every request is an administrator's.\n"
-        "                    For benchmarks on loopback only; refused on other addresses\n");
-    return code;
-}
+static const cmdline_option serve_options[] = {
+    {"listen", 'l', "HOST:PORT",
+     "where to serve HTTP: an IPv4 address and a port\n(default 127.0.0.1:8080; port 0: any free "
+     "one)"},
+    {"master-key-file", 'k', "FILE",
+     "the key that seals personal data (default\nDATA/master.key, made on the first start)"},
+    {"allowed-host", 'A', "NAME",
+     "a Host name served besides localhost and the\nlistening address (repeatable; '*': any)"},
+    {"cors-origin", 'O', "ORIGIN", "allow cross-origin requests from ORIGIN\n(repeatable)"},
+    {"session-ttl", 'T', "T", "how long a customer's session lasts: 30m, 24h\n(default), 7d"},
+    {"idempotency-ttl", 'I', "T", "how long Idempotency-Key answers are kept\n(default 24h)"},
+    {"auth-limit", 'a', "N", "logins and registrations per minute per client\n(default 60)"},
+    {"rate-limit", 'r', "N", "requests per second per client address\n(default 2000)"},
+    {"credential-rate-limit", 'R', "N", "requests per second per credential (default 1000)"},
+    {"max-connections", 'm', "N", "connections in all, 16..1000000 (default 10000)"},
+    {"max-connections-per-client", 'M', "N", "connections per client address (default 256)"},
+    {"max-feeds", 'f', "N", "live feeds (GET /events/stream) in all\n(default 10000)"},
+    {"max-feeds-per-client", 'F', "N", "live feeds per client address (default 64)"},
+    {"head-timeout", 'e', "S", "seconds a request's head may take to arrive\n(default 10)"},
+    {"body-timeout", 'E', "S", "seconds its body may take after it (default 30)"},
+    {"smtp", 's', "URL",
+     "send e-mail through smtp://host:port or\nsmtps://host:port instead of spooling it in\n"
+     "DATA/mail"},
+    {"smtp-starttls", 'S', NULL, "with smtp://: STARTTLS or no mail"},
+    {"smtp-credentials-file", 'N', "FILE",
+     "the SMTP login, as a netrc file (mode 0600); or\nset SHOP_SMTP_USER and SHOP_SMTP_PASSWORD\n"
+     "(never on the command line)"},
+    {"smtp-ca-file", 'K', "FILE", "CA certificates to check the SMTP server with"},
+    {"payment-timeout", 'p', "MS", "no payment answer by then: the order is\ncancelled"},
+    {"log-level", 'L', "LEVEL", "error, warn, info (default) or debug"},
+    {"handlers", 'H', "eager|deferred",
+     "eager (default): the saga, inventory and read\nmodels act in the unit that appends their "
+     "event"},
+    {"commits", 'C', "pipelined|each",
+     "pipelined (default): the writer goes on while a\ncommit's fsync is in flight (answers still "
+     "wait)"},
+    {"writer-nice", 'n', "N", "the store writer thread's nice value, -20..19\n(default -10)"},
+    {"http-threads", 't', "N", "threads answering requests, 1..64 (default 8)"},
+    {"open-access", 'o', NULL,
+     "no authentication: every request is an\nadministrator's. For benchmarks on loopback only"},
+    {"broker", 'b', "URL", "a message broker (this build has none: refused)"},
+    {NULL, 0, NULL, NULL},
+};
 
-static int bad(const char *what)
+static const cmdline serve_line = {
+    .program = "shop serve",
+    .usage = "[options]",
+    .summary = "Serves the shop's HTTP API until SIGTERM or SIGINT, then stops gracefully.\n"
+               "On its first start it makes DATA/master.key and DATA/admin.key.",
+    .version = SHOP_VERSION,
+    .options = serve_options,
+    .common = shop_cmd_store_options,
+    .epilog = SHOP_EXIT_CODES_HELP,
+};
+
+/* A usage error: says what, and returns SHOP_EXIT_USAGE. */
+static int bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int bad(const char *fmt, ...)
 {
-    fprintf(stderr, "shop serve: %s\n", what);
-    return 2;
+    char message[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    return cmdline_error(&serve_line, "%s", message);
 }
 
 /* A whole number in min..max from text, or fails with message. */
@@ -213,67 +244,24 @@ static int option(int c, const char *value, serve_args *a)
     }
 }
 
+/* Returns 0 to go on, or 1 + the exit code to stop with. */
 static int parse(int argc, char **argv, serve_args *a)
 {
-    static const struct option longs[] = {
-        {"db", required_argument, NULL, 'd'},
-        {"listen", required_argument, NULL, 'l'},
-        {"data", required_argument, NULL, 'D'},
-        {"smtp", required_argument, NULL, 's'},
-        {"broker", required_argument, NULL, 'b'},
-        {"log-level", required_argument, NULL, 'L'},
-        {"handlers", required_argument, NULL, 'H'},
-        {"commits", required_argument, NULL, 'C'},
-        {"master-key-file", required_argument, NULL, 'k'},
-        {"payment-timeout", required_argument, NULL, 'p'},
-        {"writer-nice", required_argument, NULL, 'n'},
-        {"http-threads", required_argument, NULL, 't'},
-        {"auth-limit", required_argument, NULL, 'a'},
-        {"session-ttl", required_argument, NULL, 'T'},
-        {"idempotency-ttl", required_argument, NULL, 'I'},
-        {"allowed-host", required_argument, NULL, 'A'},
-        {"cors-origin", required_argument, NULL, 'O'},
-        {"open-access", no_argument, NULL, 'o'},
-        {"smtp-credentials-file", required_argument, NULL, 'N'},
-        {"rate-limit", required_argument, NULL, 'r'},
-        {"credential-rate-limit", required_argument, NULL, 'R'},
-        {"max-connections", required_argument, NULL, 'm'},
-        {"max-connections-per-client", required_argument, NULL, 'M'},
-        {"max-feeds", required_argument, NULL, 'f'},
-        {"max-feeds-per-client", required_argument, NULL, 'F'},
-        {"head-timeout", required_argument, NULL, 'e'},
-        {"body-timeout", required_argument, NULL, 'E'},
-        {"smtp-ca-file", required_argument, NULL, 'K'},
-        {"smtp-starttls", no_argument, NULL, 'S'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    int c, rc = 0;
-    optind = 0;
-    opterr = 0;
-    while (rc == 0 && (c = getopt_long(argc, argv, ":h", longs, NULL)) != -1) {
-        if (c == 'h') {
-            usage(stdout, 0);
-            return 1;
-        }
-        if (c == ':' || c == '?') {
-            fprintf(stderr, "shop serve: %s '%s'\n",
-                    c == ':' ? "a value is needed for" : "unknown option", argv[optind - 1]);
-            return 2;
-        }
-        rc = option(c, optarg, a);
-    }
-    if (rc == 0 && optind < argc) {
-        fprintf(stderr, "shop serve: unexpected argument '%s'\n", argv[optind]);
-        rc = 2;
-    }
+    cmdline line = serve_line;
+    const char *value;
+    int key, rc = 0;
+    cmdline_start(&line, argc, argv);
+    while (rc == 0 && (key = cmdline_next(&line, &value)) > 0)
+        rc = key == CMDLINE_WORD ? bad("unexpected argument '%s'", value) : option(key, value, a);
+    if (rc == 0 && key < 0)
+        return 1 + line.exit_code;
     if (rc == 0 && a->handlers && strcmp(a->handlers, "eager") != 0 &&
         strcmp(a->handlers, "deferred") != 0)
-        rc = bad("--handlers must be eager or deferred");
+        rc = bad("--handlers must be eager or deferred, not '%s'", a->handlers);
     if (rc == 0 && a->commits && strcmp(a->commits, "pipelined") != 0 &&
         strcmp(a->commits, "each") != 0)
-        rc = bad("--commits must be pipelined or each");
-    return rc;
+        rc = bad("--commits must be pipelined or each, not '%s'", a->commits);
+    return rc == 0 ? 0 : 1 + rc;
 }
 
 static int split_listen(const char *listen, char *host, size_t size, int *port)
@@ -287,7 +275,27 @@ static int split_listen(const char *listen, char *host, size_t size, int *port)
     memcpy(host, listen, (size_t)(colon - listen));
     host[colon - listen] = '\0';
     *port = (int)p;
-    return 0;
+    struct in_addr ignored;
+    return inet_pton(AF_INET, host, &ignored) == 1 ? 0 : -1;
+}
+
+/* Whether the address can be listened on, tried before anything starts so
+ * that a taken port stops the shop before its handlers run: binds a socket
+ * as the HTTP server will (SO_REUSEADDR) and closes it. Says why not. */
+static int can_listen(const char *host, int port)
+{
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    int one = 1, error = 0;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || inet_pton(AF_INET, host, &addr.sin_addr) != 1 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(fd, 1) < 0)
+        error = errno ? errno : EINVAL;
+    if (fd >= 0)
+        close(fd);
+    if (error)
+        fprintf(stderr, "shop serve: cannot listen on %s:%d: %s\n", host, port, strerror(error));
+    return error ? -1 : 0;
 }
 
 /* The data folder, private to this user: made 0700, or narrowed to it. */
@@ -439,9 +447,11 @@ int shop_serve_main(int argc, char **argv)
     char host[256];
     int port = 0, sig = 0, rc = parse(argc, argv, &a);
     if (rc != 0)
-        return rc == 1 ? 0 : rc;
+        return rc - 1;
     if (split_listen(a.listen, host, sizeof host, &port) < 0)
-        return bad("--listen takes HOST:PORT, like 127.0.0.1:8080");
+        return bad("--listen takes HOST:PORT with an IPv4 address, like 127.0.0.1:8080, not "
+                   "'%s'",
+                   a.listen);
     if (a.broker)
         return bad("this build has no RabbitMQ transport yet");
     if (a.http.open_access && !loopback(host))
@@ -450,6 +460,8 @@ int shop_serve_main(int argc, char **argv)
         fprintf(stderr, "shop serve: %s\n", td_error_last());
         return 2;
     }
+    if (can_listen(host, port) < 0)
+        return SHOP_EXIT_FAIL;
     umask(077); /* the store, its log, keys, mail: this user's alone */
     fit_open_files(&a.http);
     if (private_folder(a.data) < 0)

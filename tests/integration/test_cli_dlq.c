@@ -93,9 +93,9 @@ static void test_operator_commands(void **state)
     assert_int_equal(run(out, sizeof out, "dlq list --type Other"), 0);
     assert_int_equal(lines(out), 1); /* an empty list says so (on stderr) */
     assert_non_null(strstr(out, "no dead letters match"));
-    assert_int_equal(run(out, sizeof out, "dlq list --subscription mailman"), 4);
+    assert_int_equal(run(out, sizeof out, "dlq list --subscription mailman"), 1);
     assert_non_null(strstr(out, "no subscription 'mailman'"));
-    assert_int_equal(run(out, sizeof out, "replay --subscription mailman --from 1"), 4);
+    assert_int_equal(run(out, sizeof out, "replay --subscription mailman --from 1"), 1);
 
     snprintf(args, sizeof args, "dlq show %s", dead);
     assert_int_equal(run(out, sizeof out, args), 0);
