@@ -87,6 +87,20 @@ done
 # unknown commands
 "$shop" frobnicate >/dev/null 2>"$work/err"
 [ $? = 2 ] && grep -q "unknown command 'frobnicate'" "$work/err" && pass || fail "shop frobnicate"
+# shop serve on a port that is taken says so, and starts nothing
+python3 -c 'import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1)
+print(s.getsockname()[1], flush=True); time.sleep(30)' >"$work/port" &
+holder=$!
+for _ in $(seq 50); do [ -s "$work/port" ] && break; sleep 0.1; done
+port=$(cat "$work/port")
+"$shop" serve --listen "127.0.0.1:$port" --data "$work/data" >/dev/null 2>"$work/err"
+code=$?
+kill "$holder" 2>/dev/null
+wait "$holder" 2>/dev/null
+rm -f "$work/port"
+[ "$code" = 1 ] && grep -q "cannot listen on 127.0.0.1:$port: Address already in use" "$work/err" &&
+  [ ! -e "$work/data" ] && pass || fail "shop serve on a taken port: exit $code, $(cat "$work/err")"
 # nothing was made
 [ -z "$(ls -A "$work" | grep -v -e '^help$' -e '^h$' -e '^err$' -e '^undescribed$')" ] && pass ||
   fail "the checks left files: $(ls -A "$work")"
