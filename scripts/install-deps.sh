@@ -19,6 +19,7 @@ packages=(
   strace
   openssl
   cmark
+  man-db groff-base
 )
 
 missing=()
