@@ -44,6 +44,7 @@ extern "C" {
 
 typedef struct td_store td_store;
 typedef struct td_txn td_txn;
+typedef struct td_tracer td_tracer; /* trace.h */
 
 #define TD_STORE_OPTIONS_VERSION 2
 
@@ -186,6 +187,13 @@ void td_store_set_append_hook(td_store *store, td_append_hook hook, void *payloa
  * which positions that commit added (first..last; nothing when a commit
  * added no events). Keep it very short. Add listeners before the first unit
  * of work; at most TD_COMMIT_LISTENERS_MAX. */
+/* Spans for appends (trace.h): for each event whose traceparent the store
+ * makes (a new trace, or a child of the unit's cause), the span it names
+ * goes to tracer once the event is durable, on the thread that waited for
+ * it. Set before the first unit of work; borrowed, and must outlive the
+ * store's writes. NULL: none. */
+void td_store_set_tracer(td_store *store, td_tracer *tracer);
+
 typedef void (*td_commit_fn)(td_store *store, int64_t first, int64_t last, void *payload);
 #define TD_COMMIT_LISTENERS_MAX 8
 int td_store_on_commit(td_store *store, td_commit_fn fn, void *payload);

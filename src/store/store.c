@@ -162,6 +162,34 @@ bool td_store_read_only(const td_store *store)
 
 /* ---- writing -------------------------------------------------------------- */
 
+void td_store_set_tracer(td_store *store, td_tracer *tracer)
+{
+    store->tracer = tracer;
+}
+
+void td_store__export_spans(td_store *store, td_append_span *spans, size_t count)
+{
+    int64_t end = td_trace_now_ns();
+    for (size_t i = 0; store->tracer && i < count; i++) {
+        const td_append_span *a = &spans[i];
+        char name[TD_TYPE_MAX + 8];
+        td_span span = {.kind = TD_SPAN_PRODUCER,
+                        .name = name,
+                        .start_ns = a->start_ns,
+                        .end_ns = end,
+                        .event_type = a->type,
+                        .event_id = a->event_id,
+                        .stream = a->stream,
+                        .position = a->position};
+        snprintf(name, sizeof name, "append %s", a->type);
+        memcpy(span.trace_id, a->traceparent + 3, 32);
+        memcpy(span.span_id, a->traceparent + 36, 16);
+        memcpy(span.parent_span_id, a->parent, sizeof span.parent_span_id);
+        td_tracer_export(store->tracer, &span);
+    }
+    td_free(spans);
+}
+
 void td_store_set_append_hook(td_store *store, td_append_hook hook, void *payload)
 {
     store->append_hook = hook;

@@ -16,6 +16,7 @@
 #include "store/backend.h"
 #include "store/observers.h"
 #include "store/txn_internal.h"
+#include "tidings/trace.h"
 #include "tidings/upcast.h"
 
 typedef struct td_writer td_writer;
@@ -33,6 +34,7 @@ struct td_store {
 
     td_append_hook append_hook; /* set before the first unit; read by the writer */
     void *append_hook_payload;
+    td_tracer *tracer; /* spans for appends (trace.h); set before the first unit */
 
     /* observers of appends (observers.c): changed only by units of work */
     struct {
@@ -70,6 +72,22 @@ td_event_fn td_store__read_fn(const td_store *store, td_upcast_read *wrap, td_ev
 /* Refuses a malformed read query with a message (store.c). */
 int td_store__check_query(const td_read_query *query);
 
+/* The span of an append whose traceparent the store made (txn.c), kept
+ * until the unit's commit is durable, then exported by the thread that
+ * waited for it (writer.c). */
+typedef struct td_append_span {
+    char traceparent[TD_TRACEPARENT_LEN + 1]; /* the event's: its trace and span ids */
+    char parent[17];                          /* the cause's span id, or "" */
+    char type[TD_TYPE_MAX + 1];
+    char stream[TD_STREAM_MAX + 1];
+    char event_id[TD_UUID_STR_LEN + 1];
+    int64_t position;
+    int64_t start_ns;
+} td_append_span;
+
+/* Exports a unit's append spans, ending now, and frees them (writer.c). */
+void td_store__export_spans(td_store *store, td_append_span *spans, size_t count);
+
 /* The handle a unit of work gets; lives on the writer thread's stack. */
 struct td_txn {
     td_store *store;
@@ -82,6 +100,10 @@ struct td_txn {
     const td_event *cause;
     char cause_id[TD_UUID_STR_LEN + 1];
     char trace[TD_TRACEPARENT_LEN + 1]; /* "" unless set by td_txn_set_trace */
+
+    /* txn.c: spans of appends whose traceparent the store made (owned) */
+    td_append_span *spans;
+    size_t span_count, span_cap;
 
     /* observers.c: the unit's appended events, for the observers (owned) */
     size_t observed; /* taken for the observers in this unit */

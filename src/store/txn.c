@@ -81,11 +81,12 @@ int td_txn__try_contained(td_txn *txn, td_unit_fn fn, void *payload, int *fn_rc)
         error = b->savepoint(txn->conn);
     if (error < 0)
         return error;
-    size_t queued = txn->queued_count;
+    size_t queued = txn->queued_count, spans = txn->span_count;
     *fn_rc = fn(txn, payload);
     if (*fn_rc >= 0)
         return b->release(txn->conn);
     td_store__observers_truncate(txn, queued); /* their appends are undone */
+    txn->span_count = spans;
     *txn->head = saved_head;
     memcpy(txn->last_hash, saved_hash, sizeof saved_hash);
     return b->rollback_to(txn->conn);
@@ -172,15 +173,43 @@ static int insert(td_txn *txn, td_event *ev, const char *category)
     return error;
 }
 
+/* Keeps the span of an append whose traceparent the store made, for the
+ * tracer once the unit is durable (writer.c). Running out of memory loses
+ * the span, never the append. */
+static void note_span(td_txn *txn, const td_event *ev, const char *parent)
+{
+    if (txn->span_count == txn->span_cap) {
+        size_t cap = txn->span_cap ? txn->span_cap * 2 : 4;
+        td_append_span *grown = td_realloc(txn->spans, cap * sizeof *grown);
+        if (grown == NULL)
+            return;
+        txn->spans = grown;
+        txn->span_cap = cap;
+    }
+    td_append_span *a = &txn->spans[txn->span_count++];
+    memcpy(a->traceparent, ev->traceparent, sizeof a->traceparent);
+    snprintf(a->parent, sizeof a->parent, "%.16s", parent);
+    snprintf(a->type, sizeof a->type, "%s", ev->type);
+    snprintf(a->stream, sizeof a->stream, "%s", ev->stream);
+    td_uuid_format(a->event_id, &ev->id);
+    a->position = ev->position;
+    a->start_ns = td_trace_now_ns();
+}
+
 static int append_rows(td_txn *txn, const char *stream, int64_t current, td_event *events,
                        size_t count, const char *category)
 {
     int error = 0;
     for (size_t i = 0; i < count && error == 0; i++) {
         td_event *ev = &events[i];
+        /* a traceparent the store makes names a span of its own: the append */
+        bool made_here = ev->traceparent[0] == '\0' && txn->trace[0] == '\0';
+        const td_event *cause = txn->cause;
         error = assign(txn, ev, stream, current + 1 + (int64_t)i, *txn->head + 1 + (int64_t)i);
         if (error == 0)
             error = insert(txn, ev, category);
+        if (error == 0 && made_here && txn->store->tracer)
+            note_span(txn, ev, cause && cause->traceparent[0] ? cause->traceparent + 36 : "");
         /* the unique index on id refuses a duplicate; its position and
          * (stream, version) are new by construction */
         if (error == TD_EEXISTS)
@@ -228,7 +257,7 @@ int td_txn_append(td_txn *txn, const char *stream, int64_t expected_version, td_
     int64_t saved_head = *txn->head;
     uint8_t saved_hash[32];
     memcpy(saved_hash, txn->last_hash, sizeof saved_hash);
-    size_t saved_queue = txn->queued_count;
+    size_t saved_queue = txn->queued_count, saved_spans = txn->span_count;
     if (guarded && (error = b->savepoint(txn->conn)) < 0)
         return error;
     error = append_rows(txn, stream, current, events, count, category);
@@ -239,6 +268,7 @@ int td_txn_append(td_txn *txn, const char *stream, int64_t expected_version, td_
     }
     if (error < 0) {
         td_store__observers_truncate(txn, saved_queue);
+        txn->span_count = saved_spans;
         *txn->head = saved_head;
         memcpy(txn->last_hash, saved_hash, sizeof saved_hash);
     }

@@ -68,6 +68,8 @@ typedef struct unit {
     bool done;
     pthread_cond_t done_cond;
     struct unit *next;
+    td_append_span *spans; /* the unit's append spans (txn.c), for its caller; owned */
+    size_t span_count;
     /* in a batch's first unit, while the batch waits for its sync: */
     struct unit *next_batch;
     int64_t first, last; /* the positions it added (first > last: none) */
@@ -179,8 +181,11 @@ static int run_unit(td_writer *w, unit *u)
     td_store__observers_reset(&txn);
     if (rc >= 0 && (error = w->backend->release(w->conn)) == 0) {
         u->result = 0;
+        u->spans = txn.spans; /* the caller exports them once the commit is durable */
+        u->span_count = txn.span_count;
         return 0;
     }
+    td_free(txn.spans);
     set_result(u, rc < 0 ? rc : error);
     w->head = saved_head;
     memcpy(w->last_hash, saved_hash, sizeof saved_hash);
@@ -518,7 +523,11 @@ int td_writer__submit(td_writer *w, td_unit_fn fn, void *payload, bool prechecke
         pthread_cond_wait(&u.done_cond, &w->lock);
     pthread_mutex_unlock(&w->lock);
     pthread_cond_destroy(&u.done_cond);
-    if (u.result < 0)
+    if (u.result < 0) {
+        td_free(u.spans);
         return td_error__set(u.result, "%s", u.message);
+    }
+    if (u.spans)
+        td_store__export_spans(w->store, u.spans, u.span_count); /* durable now */
     return 0;
 }

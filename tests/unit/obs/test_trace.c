@@ -3,8 +3,11 @@
  * appended with a traceparent is handled in a span that is its child; what
  * that handler publishes names the span as parent, and the next handler's
  * span is the child of that. Correlation and causation ids follow the same
- * chain. Spans land in the trace file as OTLP-shaped JSON lines. Also: the
- * stderr log sink writes JSON lines with the subscription and event id.
+ * chain. Spans land in the trace file as OTLP-shaped JSON lines. With the
+ * store given the tracer, an event appended without a traceparent starts a
+ * trace whose root span (the append) is exported too, so no span's parent
+ * is missing; times are in nanoseconds. Also: the stderr log sink writes
+ * JSON lines with the subscription and event id.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -133,6 +136,95 @@ static void test_trace_follows_events_through_handlers(void **state)
     tt_rmdir(dir);
 }
 
+/* Every span of the file at path, as JSON (an array; caller decrefs). */
+static json_t *spans_in(const char *path)
+{
+    json_t *all = json_array();
+    json_error_t err;
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    json_t *line;
+    while ((line = json_loadf(f, JSON_DISABLE_EOF_CHECK, &err)) != NULL) {
+        json_array_append(all, span_of(line));
+        json_decref(line);
+    }
+    fclose(f);
+    return all;
+}
+
+/* The span whose id is the 16 hex digits at id. */
+static json_t *span_with_id(json_t *spans, const char *id)
+{
+    size_t i;
+    json_t *span;
+    json_array_foreach(spans, i, span) if (strncmp(field(span, "spanId"), id, 16) == 0) return span;
+    return NULL;
+}
+
+static void test_append_spans_root_every_trace(void **state)
+{
+    (void)state;
+    char *dir = tt_tmpdir(), *url = tt_store_url(dir, "roots"), path[4200];
+    snprintf(path, sizeof path, "%s/spans.jsonl", dir);
+    td_store *store = tt_open(url);
+    td_tracer *tracer = NULL;
+    assert_td_ok(td_tracer_new_file(&tracer, path));
+    td_store_set_tracer(store, tracer);
+    td_subscription_options a = TD_SUBSCRIPTION_OPTIONS_INIT, b = TD_SUBSCRIPTION_OPTIONS_INIT;
+    td_subscription *billing = NULL, *payments = NULL;
+    td_match created = {"OrderCreated", NULL}, requested = {"PaymentRequested", NULL};
+    a.name = "billing";
+    a.match = created;
+    a.tracer = tracer;
+    b.name = "payments"; /* untraced: what it publishes is a child of its cause */
+    b.match = requested;
+    b.transactional = true;
+    assert_td_ok(td_subscription_new(&billing, store, &a, request_payment, NULL));
+    assert_td_ok(td_subscription_new(&payments, store, &b, process_payment, NULL));
+    assert_td_ok(td_subscription_start(billing));
+    assert_td_ok(td_subscription_start(payments));
+
+    int64_t before = td_trace_now_ns();
+    td_event order = tt_event("OrderCreated", "{}"); /* no traceparent: a new trace */
+    assert_td_ok(td_store_append(store, "order-1", TD_EXPECT_NO_STREAM, &order, 1));
+    int64_t head = 0;
+    assert_td_ok(td_store_wait(store, 2, 10000, &head));
+    assert_td_ok(td_subscription_wait_until(payments, 2, 10000));
+    assert_td_ok(td_store_wait(store, 2, 10000, &head)); /* payments published */
+    assert_int_equal(head, 3);
+    td_subscription_free(billing);
+    td_subscription_free(payments);
+    td_tracer_free(tracer);
+
+    json_t *spans = spans_in(path);
+    /* the append of the order, the billing handler, the append of the
+     * payment (a child of the handler's span, so no span of its own), and
+     * the append payments made as a child of its cause */
+    assert_int_equal(json_array_size(spans), 3);
+    json_t *root = span_with_id(spans, order.traceparent + 36);
+    assert_non_null(root);
+    assert_string_equal(field(root, "name"), "append OrderCreated");
+    assert_string_equal(field(root, "parentSpanId"), "");
+    assert_int_equal(json_integer_value(json_object_get(root, "kind")), TD_SPAN_PRODUCER);
+    size_t i;
+    json_t *span;
+    json_array_foreach(spans, i, span)
+    {
+        const char *parent = field(span, "parentSpanId");
+        assert_memory_equal(field(span, "traceId"), order.traceparent + 3, 32);
+        if (parent[0]) /* no parent is missing */
+            assert_non_null(span_with_id(spans, parent));
+        long long start = atoll(field(span, "startTimeUnixNano"));
+        long long end = atoll(field(span, "endTimeUnixNano"));
+        assert_true(start >= before && end >= start); /* nanoseconds, in order */
+        assert_true(start > 1000000000000000000LL);
+    }
+    json_decref(spans);
+    td_store_free(store);
+    free(url);
+    tt_rmdir(dir);
+}
+
 typedef struct captured {
     pthread_mutex_t lock;
     int errors_with_context;
@@ -186,6 +278,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_trace_follows_events_through_handlers),
+        cmocka_unit_test(test_append_spans_root_every_trace),
         cmocka_unit_test(test_parking_is_logged_with_context),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
