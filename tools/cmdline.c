@@ -55,6 +55,9 @@ static void print_usage(const cmdline *c, FILE *out)
 }
 
 static void vreport(const cmdline *c, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
+static void vreport(const cmdline *c, const char *fmt, va_list ap)
 {
     fprintf(stderr, "%s: ", c->program);
     vfprintf(stderr, fmt, ap);

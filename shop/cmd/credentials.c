@@ -107,7 +107,7 @@ static int keys(td_store *store, const options *o)
 {
     const char *verb = o->words[1];
     char key[SHOP_TOKEN_LEN + 1];
-    int count = 0, error;
+    int count = 0, error = 0;
     if (strcmp(verb, "create") == 0) {
         shop_role role = shop_role_parse(o->role);
         if ((error = shop_key_create(store, role, o->name, key)) == 0) {

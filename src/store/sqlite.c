@@ -46,8 +46,8 @@ static const char *const statement_sql[STMT_COUNT] = {
                      "SET body = excluded.body, updated_at = excluded.updated_at",
     [STMT_DOC_GET] = "SELECT body FROM documents WHERE collection = ?1 AND key = ?2",
     [STMT_DOC_DELETE] = "DELETE FROM documents WHERE collection = ?1 AND key = ?2",
-    [STMT_DOC_LIST] = "SELECT key, body FROM documents WHERE collection = ?1 AND key > ?2 "
-                      "ORDER BY key LIMIT ?3",
+    [STMT_DOC_LIST] = ("SELECT key, body FROM documents WHERE collection = ?1 AND key > ?2 "
+                       "ORDER BY key LIMIT ?3"),
     [STMT_DOC_COLLECTIONS] = "SELECT DISTINCT collection FROM documents ORDER BY collection",
 };
 
