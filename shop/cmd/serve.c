@@ -6,8 +6,9 @@
  * first start, beside the store, and refused if missing for a store that
  * has sealed data); the shop and its handlers; an admin key when the store
  * has none (written to DATA/admin.key, mode 0600, and said where); then
- * the HTTP server. SIGTERM or SIGINT stops it gracefully: no new
- * connections, requests in progress answered, event handlers finished,
+ * the HTTP server. With --trace-file or --otlp-endpoint, the store's
+ * appends and the shop's handlers are traced (services/otlp.h). SIGTERM or SIGINT stops it
+ * gracefully: no new connections, requests in progress answered, event handlers finished,
  * checkpoints saved; then it exits 0.
  */
 #include <errno.h>
@@ -28,12 +29,15 @@
 #include "cmd/commands.h"
 #include "cmd/common.h"
 #include "http/http.h"
+#include "services/otlp.h"
 
 typedef struct serve_args {
     const char *db, *listen, *data, *smtp, *broker, *log_level, *handlers, *commits;
     const char *smtp_netrc, *smtp_ca;
     bool smtp_starttls;
     const char *master_key_file;
+    const char *trace_file, *otlp_endpoint;
+    size_t otlp_queue;
     int payment_timeout_ms;
     int writer_nice;
     unsigned http_threads;
@@ -82,6 +86,12 @@ static const cmdline_option serve_options[] = {
     {"http-threads", 't', "N", "threads answering requests, 1..64 (default 8)"},
     {"open-access", 'o', NULL,
      "no authentication: every request is an\nadministrator's. For benchmarks on loopback only"},
+    {"trace-file", 'f', "PATH",
+     "append a span per append and per handler call\nto PATH, as OTLP/JSON lines"},
+    {"otlp-endpoint", 'e', "URL",
+     "send spans to an OpenTelemetry collector:\nPOST URL/v1/traces (OTLP/HTTP JSON), batched;\n"
+     "when it is slow, spans are dropped and counted"},
+    {"otlp-queue", 'Q', "N", "spans kept waiting for the collector, 16..1000000\n(default 2048)"},
     {"broker", 'b', "URL", "a message broker (this build has none: refused)"},
     {NULL, 0, NULL, NULL},
 };
@@ -177,6 +187,18 @@ static int option(int c, const char *value, serve_args *a)
     case 'S':
         a->smtp_starttls = true;
         return 0;
+    case 'f':
+        a->trace_file = value;
+        return 0;
+    case 'e':
+        if (strncmp(value, "http://", 7) != 0 && strncmp(value, "https://", 8) != 0)
+            return bad("--otlp-endpoint takes an http:// or https:// URL, not '%s'", value);
+        a->otlp_endpoint = value;
+        return 0;
+    case 'Q':
+        return number(value, 16, 1000000, &n) < 0
+                   ? bad("--otlp-queue must be a whole number from 16 to 1000000")
+                   : (a->otlp_queue = (size_t)n, 0);
     case 'p':
         return number(value, 1, 3600000, &n) < 0
                    ? bad("--payment-timeout must be a positive number of ms")
@@ -325,14 +347,55 @@ typedef struct running {
     td_metrics *metrics;
     shop *shop;
     http_server *http;
+    td_tracer *tracer;     /* what the shop and the store hand spans to, or NULL */
+    td_tracer *trace_file; /* --trace-file's, or NULL */
+    shop_otlp *otlp;       /* --otlp-endpoint's, or NULL */
 } running;
 
+/* The tracer's exporter with --otlp-endpoint: the collector's queue, and
+ * the trace file too when there is one. */
+static void export_span(const td_span *span, void *payload)
+{
+    running *r = payload;
+    if (r->trace_file)
+        td_tracer_export(r->trace_file, span);
+    shop_otlp_export(span, r->otlp);
+}
+
+/* Nothing appends or handles once the shop is closed, so the exporters
+ * stop after it; the metrics they count into go after them. */
 static void stop_all(running *r)
 {
     http_server_stop(r->http);
     shop_close(r->shop);
+    shop_otlp_stop(r->otlp);
     td_metrics_free(r->metrics);
     td_store_free(r->store);
+    if (r->tracer != r->trace_file)
+        td_tracer_free(r->tracer);
+    td_tracer_free(r->trace_file);
+}
+
+/* The tracer of --trace-file and --otlp-endpoint, given to the store (for
+ * appends) and the shop (for handlers). */
+static int start_tracing(running *r, const serve_args *a)
+{
+    int error = 0;
+    if (a->trace_file && (error = td_tracer_new_file(&r->trace_file, a->trace_file)) < 0)
+        fprintf(stderr, "shop serve: %s\n", td_error_last());
+    if (error == 0 && a->otlp_endpoint) {
+        shop_otlp_options o = {
+            .endpoint = a->otlp_endpoint, .queue = a->otlp_queue, .metrics = r->metrics};
+        if ((error = shop_otlp_start(&r->otlp, &o)) == 0)
+            error = td_tracer_new(&r->tracer, export_span, r);
+        if (error < 0)
+            fprintf(stderr, "shop serve: cannot send spans to %s\n", a->otlp_endpoint);
+    } else if (error == 0) {
+        r->tracer = r->trace_file;
+    }
+    if (error == 0 && r->tracer)
+        td_store_set_tracer(r->store, r->tracer);
+    return error;
 }
 
 /* An admin key on a store that has none, in DATA/admin.key. */
@@ -374,7 +437,8 @@ static int start_shop(running *r, const serve_args *a)
                        .smtp_user = getenv("SHOP_SMTP_USER"),
                        .smtp_password = getenv("SHOP_SMTP_PASSWORD"),
                        .smtp_ca_file = a->smtp_ca,
-                       .smtp_starttls = a->smtp_starttls};
+                       .smtp_starttls = a->smtp_starttls,
+                       .tracer = r->tracer};
     if (shop_cmd_master_key(master, r->store, a->master_key_file, a->data, true, "shop serve",
                             &created) < 0)
         return TD_EINVAL;
@@ -401,6 +465,8 @@ static int start_all(running *r, serve_args *a, const char *host, int port)
         fprintf(stderr, "shop serve: %s\n", td_error_last());
         return error;
     }
+    if ((error = start_tracing(r, a)) < 0)
+        return error;
     if ((error = start_shop(r, a)) < 0 ||
         (!a->http.open_access && (error = first_admin_key(r->store, a->data)) < 0))
         return error;
