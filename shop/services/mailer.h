@@ -26,8 +26,9 @@ typedef struct shop_mail {
     const char *kind;     /* order_received, order_confirmed, order_cancelled */
     const char *order_id;
     const char *to_email, *to_name;
-    const char *subject;
-    const char *body;
+    const char *subject; /* any UTF-8: encoded as RFC 2047 asks */
+    const char *text;    /* the body as plain text (UTF-8, LF or CRLF line ends) */
+    const char *html;    /* the same as HTML, an alternative; or NULL */
 } shop_mail;
 
 typedef struct shop_mailer {
@@ -36,7 +37,9 @@ typedef struct shop_mailer {
     void *self;
 } shop_mailer;
 
-/* The message as RFC 5322 text, CRLF line ends. Caller frees *out. */
+/* The message as RFC 5322 text, CRLF line ends, 7-bit clean: headers
+ * encoded and folded (mime.h), the body as quoted-printable text, or with
+ * html as multipart/alternative (text, then HTML). Caller frees *out. */
 int shop_mail_format(const shop_mail *mail, char **out, size_t *len);
 
 #define SHOP_SPOOL_ROTATE_BYTES (64 * 1024 * 1024)

@@ -7,13 +7,14 @@
  * event, and the integration event is published with an inbox claim, so a
  * redelivered event neither mails twice nor publishes twice.
  *
- * The customer's address and name are read from their snapshot and opened
- * (seal.h); a forgotten customer gets no more e-mail, and the integration
- * event carries the address and name sealed under the customer's key.
+ * What the e-mails say is letters.c's; the customer's address and name are
+ * read from their snapshot and opened (seal.h); a forgotten customer gets no more e-mail, and the
+ * integration event carries the address and name sealed under the customer's key.
  */
 #include <stdio.h>
 #include <string.h>
 
+#include "services/letters.h"
 #include "shop_int.h"
 
 typedef struct confirmation {
@@ -95,20 +96,9 @@ static const char *kind_of(const td_event *ev, json_t *data)
 static int mail(shop *s, td_delivery *d, const char *kind, const char *order, json_t *user,
                 json_t *order_state)
 {
-    char subject[160], body[512];
-    json_int_t total = json_integer_value(json_object_get(order_state, "total_amount"));
-    const char *currency = json_string_value(json_object_get(order_state, "currency"));
-    const char *reason = strcmp(kind, "order_cancelled") == 0
-                             ? json_string_value(json_object_get(order_state, "cancel_reason"))
-                             : NULL;
-    snprintf(subject, sizeof subject, "Your order %.8s %s", order,
-             strcmp(kind, "order_received") == 0    ? "has been received"
-             : strcmp(kind, "order_confirmed") == 0 ? "is confirmed"
-                                                    : "was cancelled");
-    snprintf(body, sizeof body, "Hello %s,\r\n\r\norder %s, total %lld.%02lld %s: %s%s%s.\r\n",
-             json_string_value(json_object_get(user, "full_name")), order, (long long)(total / 100),
-             (long long)(total % 100), currency ? currency : "", kind, reason ? ", " : "",
-             reason ? reason : "");
+    shop_letter letter;
+    if (shop_letter_write(&letter, kind, order, user, order_state) < 0)
+        return td_delivery_fail(d, TD_ENOMEM, "cannot write the e-mail");
     /* The message is named after its event, so a redelivery adds nothing; a
      * replay that forces effects sends it again, under a name of its own. */
     char key[TD_UUID_STR_LEN * 2 + 16];
@@ -124,9 +114,11 @@ static int mail(shop *s, td_delivery *d, const char *kind, const char *order, js
                    order,
                    json_string_value(json_object_get(user, "email")),
                    json_string_value(json_object_get(user, "full_name")),
-                   subject,
-                   body};
+                   letter.subject,
+                   letter.text,
+                   letter.html};
     int error = s->mailer.send(s->mailer.self, &m);
+    shop_letter_free(&letter);
     return error < 0 ? td_delivery_fail(d, error, "cannot deliver the e-mail") : 0;
 }
 
