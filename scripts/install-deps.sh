@@ -28,11 +28,24 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+# Node.js and npm run the OpenAPI checks (tests/openapi/); a machine that has
+# them from elsewhere keeps its own.
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 
-echo "install-deps: installing ${missing[*]}" >&2
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq >/dev/null
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq >/dev/null
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The npm packages of the OpenAPI checks, exactly as package-lock.json pins
+# them; again only when the lock file is newer than what is installed.
+openapi="$(dirname "$0")/../tests/openapi"
+if [ ! "$openapi/node_modules/.package-lock.json" -nt "$openapi/package-lock.json" ]; then
+  echo "install-deps: installing the OpenAPI checks' npm packages" >&2
+  (cd "$openapi" && npm ci --no-audit --no-fund --silent >/dev/null)
+fi

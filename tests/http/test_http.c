@@ -5,6 +5,7 @@
  * field, and leave the store's head where it was), and a graceful SIGTERM
  * while orders are coming in, after which every accepted order exists.
  */
+#include <errno.h>
 #include <curl/curl.h>
 #include <pthread.h>
 #include <sodium.h>
@@ -112,6 +113,29 @@ static size_t on_header(char *data, size_t size, size_t n, void *payload)
 
 static const char *idempotency_key; /* sent with the next requests when set */
 
+/* With TD_HTTP_RECORD=FILE, every exchange is appended to FILE as a JSON
+ * line (method, path, status, content_type, body), for the check of the
+ * responses against docs/openapi.yaml (tests/openapi/check_responses.mjs). */
+static void record_exchange(const char *method, const char *path, const reply *r)
+{
+    const char *file = getenv("TD_HTTP_RECORD");
+    if (file == NULL || file[0] == '\0')
+        return;
+    json_error_t err;
+    json_t *body = r->len ? json_loadb(r->body, r->len, 0, &err) : NULL;
+    if (body == NULL && r->len)
+        body = json_stringn(r->body, r->len);
+    json_t *line = json_pack("{s:s,s:s,s:I,s:s,s:o?}", "method", method, "path", path, "status",
+                             (json_int_t)r->status, "content_type", r->content_type, "body", body);
+    FILE *f = fopen(file, "a");
+    assert_non_null(line);
+    assert_non_null(f);
+    assert_int_equal(json_dumpf(line, f, JSON_COMPACT), 0);
+    fputc('\n', f);
+    assert_int_equal(fclose(f), 0);
+    json_decref(line);
+}
+
 static reply request(const char *method, const char *path, const char *type, const char *body,
                      size_t body_len)
 {
@@ -154,6 +178,7 @@ static reply request(const char *method, const char *path, const char *type, con
     curl_easy_cleanup(c);
     if (r.body == NULL)
         r.body = calloc(1, 1);
+    record_exchange(method, path, &r);
     return r;
 }
 
@@ -959,6 +984,9 @@ int main(int argc, char **argv)
     if (argc < 2)
         return fprintf(stderr, "usage: %s PATH_TO_SHOP\n", argv[0]), 2;
     shop_binary = argv[1];
+    const char *recording = getenv("TD_HTTP_RECORD");
+    if (recording && recording[0] && truncate(recording, 0) < 0 && errno != ENOENT)
+        return fprintf(stderr, "cannot empty %s: %s\n", recording, strerror(errno)), 1;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_every_route, setup, teardown),
