@@ -86,9 +86,9 @@ static const cmdline_option serve_options[] = {
     {"http-threads", 't', "N", "threads answering requests, 1..64 (default 8)"},
     {"open-access", 'o', NULL,
      "no authentication: every request is an\nadministrator's. For benchmarks on loopback only"},
-    {"trace-file", 'f', "PATH",
+    {"trace-file", 'x', "PATH",
      "append a span per append and per handler call\nto PATH, as OTLP/JSON lines"},
-    {"otlp-endpoint", 'e', "URL",
+    {"otlp-endpoint", 'X', "URL",
      "send spans to an OpenTelemetry collector:\nPOST URL/v1/traces (OTLP/HTTP JSON), batched;\n"
      "when it is slow, spans are dropped and counted"},
     {"otlp-queue", 'Q', "N", "spans kept waiting for the collector, 16..1000000\n(default 2048)"},
@@ -187,10 +187,10 @@ static int option(int c, const char *value, serve_args *a)
     case 'S':
         a->smtp_starttls = true;
         return 0;
-    case 'f':
+    case 'x':
         a->trace_file = value;
         return 0;
-    case 'e':
+    case 'X':
         if (strncmp(value, "http://", 7) != 0 && strncmp(value, "https://", 8) != 0)
             return bad("--otlp-endpoint takes an http:// or https:// URL, not '%s'", value);
         a->otlp_endpoint = value;
