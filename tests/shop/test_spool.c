@@ -45,7 +45,8 @@ static shop_mailer open_spool(void)
 
 static int send_one(shop_mailer *m, const char *event, const char *body)
 {
-    shop_mail mail = {event, "order_received", "o-1", "ada@example.com", "Ada", "Hello", body, NULL};
+    shop_mail mail = {event, "order_received", "o-1", "ada@example.com",
+                      "Ada", "Hello",          body,  NULL};
     return m->send(m->self, &mail);
 }
 
