@@ -130,8 +130,8 @@ static void wait_count(const char *type, const char *stream, int64_t n)
 static int mails(const char *order, const char *kind)
 {
     char mine[128], of_kind[128];
-    snprintf(mine, sizeof mine, "\nX-Order-Id: %s\n", order);
-    snprintf(of_kind, sizeof of_kind, "\nX-Email-Kind: %s\n", kind ? kind : "");
+    snprintf(mine, sizeof mine, "\nX-Order-Id: %.100s\n", order); /* an id: 36 */
+    snprintf(of_kind, sizeof of_kind, "\nX-Email-Kind: %.100s\n", kind ? kind : "");
     const char *needles[] = {mine, kind ? of_kind : NULL, NULL};
     return tt_mbox_count(mail_dir, needles);
 }
