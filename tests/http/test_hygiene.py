@@ -81,16 +81,16 @@ class Server:
     def raw(self, data, wait=2.0, source=None):
         s = socket.create_connection(("127.0.0.1", self.port), timeout=wait,
                                      source_address=(source, 0) if source else None)
-        s.sendall(data)
         out = b""
         try:
+            s.sendall(data)
             while True:
                 d = s.recv(65536)
                 if not d:
                     break
                 out += d
-        except socket.timeout:
-            pass
+        except (socket.timeout, ConnectionResetError, BrokenPipeError):
+            pass  # a refused connection may be reset rather than closed
         s.close()
         return out.decode(errors="replace")
 
