@@ -29,6 +29,13 @@
  * it said. Applications copy "_sealed" members as they are (into snapshots,
  * say) and open them where the data is shown or used.
  *
+ * Keys are read from the store and unwrapped on first use, then kept in
+ * memory (locked out of swap where allowed) for TD_KEYRING_CACHE_TTL_S, so
+ * the data of a customer who is busy costs no document read per seal or
+ * open. Forgetting a subject drops its key from this keyring's cache at
+ * once; a subject forgotten through another process (or another keyring)
+ * reads as erased here within TD_KEYRING_CACHE_TTL_S.
+ *
  * Threads: a td_keyring may be shared by any threads once made; every
  * function is safe to call from any thread (see docs/threading.md). Calls
  * taking a td_txn run inside that unit of work, on the writer thread; with
@@ -49,6 +56,7 @@ extern "C" {
 #define TD_MASTER_KEY_BYTES 32
 #define TD_SUBJECT_MAX      200 /* a subject is 1..200 bytes of printable ASCII */
 #define TD_LOOKUP_HEX_LEN   64  /* td_keyring_lookup's text, without its NUL */
+#define TD_KEYRING_CACHE_TTL_S 10 /* an unwrapped key is kept this long */
 
 typedef struct td_keyring td_keyring;
 

@@ -151,10 +151,13 @@ static void *waker_main(void *arg)
         int64_t head = seen, from = seen;
         if (td_store_wait(feeds->store, seen, WAKER_WAIT_MS, &head) == 0 && head > seen)
             seen = head;
-        if (seen > from)
+        pthread_mutex_lock(&feeds->lock);
+        bool anyone = feeds->parked != NULL; /* else nothing to match: no read */
+        pthread_mutex_unlock(&feeds->lock);
+        feeds->batch_count = 0;
+        feeds->batch_full = !anyone; /* unread: a feed that parks meanwhile is resumed */
+        if (seen > from && anyone)
             learn(feeds, from, seen);
-        else
-            feeds->batch_count = 0;
         td_time now = td_time_now();
         pthread_mutex_lock(&feeds->lock);
         wake(feeds, from, seen, now);

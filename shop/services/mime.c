@@ -25,10 +25,10 @@ static void base64(FILE *out, const unsigned char *in, size_t n)
     for (size_t i = 0; i < n; i += 3) {
         unsigned v = (unsigned)in[i] << 16 | (i + 1 < n ? (unsigned)in[i + 1] << 8 : 0) |
                      (i + 2 < n ? in[i + 2] : 0);
-        fputc(digits[v >> 18 & 63], out);
-        fputc(digits[v >> 12 & 63], out);
-        fputc(i + 1 < n ? digits[v >> 6 & 63] : '=', out);
-        fputc(i + 2 < n ? digits[v & 63] : '=', out);
+        putc_unlocked(digits[v >> 18 & 63], out);
+        putc_unlocked(digits[v >> 12 & 63], out);
+        putc_unlocked(i + 1 < n ? digits[v >> 6 & 63] : '=', out);
+        putc_unlocked(i + 2 < n ? digits[v & 63] : '=', out);
     }
 }
 
@@ -144,13 +144,13 @@ void mime_address(FILE *out, const char *name, const char *display, const char *
     if (!is_ascii_text(display)) {
         column = encoded_words(out, display, column);
     } else if (needs_quotes(display)) {
-        fputc('"', out);
+        putc_unlocked('"', out);
         for (const char *p = display; *p; p++) {
             if (*p == '"' || *p == '\\')
-                fputc('\\', out);
-            fputc(*p, out);
+                putc_unlocked('\\', out);
+            putc_unlocked(*p, out);
         }
-        fputc('"', out);
+        putc_unlocked('"', out);
         column += strlen(display) + 2;
     } else {
         column = folded_ascii(out, display, column);
@@ -183,7 +183,7 @@ void mime_quoted_printable(FILE *out, const char *text)
             column = 0;
         }
         if (plain)
-            fputc(*p, out);
+            putc_unlocked(*p, out);
         else
             fprintf(out, "=%c%c", hex[*p >> 4], hex[*p & 15]);
         column += width;

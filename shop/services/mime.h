@@ -5,6 +5,9 @@
  * (RFC 2045), so a message is 7-bit clean whatever names and products
  * hold. What a standard mail parser (Python's email package, GMime) reads
  * without a defect.
+ *
+ * Threads: each `out` must be a stream only the calling thread writes (a
+ * message being formatted): characters go out with unlocked stdio.
  */
 #ifndef SHOP_SERVICES_MIME_H
 #define SHOP_SERVICES_MIME_H

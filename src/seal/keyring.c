@@ -14,9 +14,11 @@
  *
  * The tombstone is final: a forgotten subject never gets a key again, so
  * a late event about them is written erased rather than sealed afresh.
- * Keys are read from the store on each use (one indexed document read and
- * one small decryption); there is no cache to go stale when another
- * process forgets a subject.
+ * Unwrapped keys are cached, direct-mapped by the subject's hash, for
+ * TD_KEYRING_CACHE_TTL_S: a busy customer's data costs one document read
+ * every ten seconds rather than one per seal or open. Forgetting drops the
+ * key from this keyring's cache at once; another process's forget is seen
+ * when the entry runs out.
  */
 #include <stdio.h>
 #include <string.h>
@@ -159,10 +161,16 @@ int td_keyring_new(td_keyring **out, td_store *store,
     if (sodium_init() < 0)
         return td_error__set(TD_ERROR, "libsodium cannot start");
     td_keyring *k = td_calloc(1, sizeof *k);
-    if (k == NULL)
+    td_cached_key *cache = k ? td_calloc(TD_KEY_CACHE_SLOTS, sizeof *cache) : NULL;
+    if (cache == NULL) {
+        td_free(k);
         return td_error__oom();
+    }
     k->store = store;
+    k->cache = cache;
+    pthread_mutex_init(&k->cache_lock, NULL);
     sodium_mlock(k, sizeof *k); /* best effort: kept out of swap where allowed */
+    sodium_mlock(cache, TD_KEY_CACHE_SLOTS * sizeof *cache);
     crypto_kdf_derive_from_key(k->wrap, sizeof k->wrap, SUBKEY_WRAP, KDF_CONTEXT, master);
     crypto_kdf_derive_from_key(k->lookup, sizeof k->lookup, SUBKEY_LOOKUP, KDF_CONTEXT, master);
     int error = check_master(k, master);
@@ -178,8 +186,54 @@ void td_keyring_free(td_keyring *k)
 {
     if (k == NULL)
         return;
-    sodium_munlock(k, sizeof *k); /* wipes it too */
+    sodium_munlock(k->cache, TD_KEY_CACHE_SLOTS * sizeof *k->cache); /* wipes it too */
+    td_free(k->cache);
+    pthread_mutex_destroy(&k->cache_lock);
+    sodium_munlock(k, sizeof *k);
     td_free(k);
+}
+
+/* ---- the cache of unwrapped keys ---------------------------------------------------------- */
+
+static td_cached_key *slot_of(td_keyring *k, const char *subject)
+{
+    unsigned char hash[8];
+    uint64_t h;
+    crypto_generichash(hash, sizeof hash, (const unsigned char *)subject, strlen(subject),
+                       k->lookup, sizeof k->lookup);
+    memcpy(&h, hash, sizeof h);
+    return &k->cache[h & (TD_KEY_CACHE_SLOTS - 1)];
+}
+
+static bool cached(td_keyring *k, const char *subject, unsigned char key[TD_SUBJECT_KEY_BYTES])
+{
+    td_cached_key *c = slot_of(k, subject);
+    pthread_mutex_lock(&k->cache_lock);
+    bool hit = strcmp(c->subject, subject) == 0 &&
+               td_time_now() - c->loaded_at < (td_time)TD_KEYRING_CACHE_TTL_S * 1000000;
+    if (hit)
+        memcpy(key, c->key, TD_SUBJECT_KEY_BYTES);
+    pthread_mutex_unlock(&k->cache_lock);
+    return hit;
+}
+
+static void remember(td_keyring *k, const char *subject, const unsigned char key[TD_SUBJECT_KEY_BYTES])
+{
+    td_cached_key *c = slot_of(k, subject);
+    pthread_mutex_lock(&k->cache_lock);
+    snprintf(c->subject, sizeof c->subject, "%s", subject);
+    memcpy(c->key, key, TD_SUBJECT_KEY_BYTES);
+    c->loaded_at = td_time_now();
+    pthread_mutex_unlock(&k->cache_lock);
+}
+
+static void drop(td_keyring *k, const char *subject)
+{
+    td_cached_key *c = slot_of(k, subject);
+    pthread_mutex_lock(&k->cache_lock);
+    if (strcmp(c->subject, subject) == 0)
+        sodium_memzero(c, sizeof *c);
+    pthread_mutex_unlock(&k->cache_lock);
 }
 
 void td_keyring_lookup(const td_keyring *k, const char *text, char out[TD_LOOKUP_HEX_LEN + 1])
@@ -245,18 +299,26 @@ int td_keyring__subject_key(td_keyring *k, td_txn *txn, const char *subject, boo
 {
     json_t *doc = NULL;
     int error = td_keyring__check_subject(subject);
+    *state = TD_SUBJECT_NONE;
+    if (error == 0 && cached(k, subject, key)) {
+        *state = TD_SUBJECT_KEY;
+        return 0;
+    }
     if (error == 0)
         error = doc_get(k, txn, KEYS_COLLECTION, subject, &doc);
-    *state = TD_SUBJECT_NONE;
     if (error == 0 && doc && json_object_get(doc, "forgotten_at"))
         *state = TD_SUBJECT_FORGOTTEN;
     else if (error == 0 && doc) {
         error = unwrap(k, subject, json_string_value(json_object_get(doc, "box")), key);
         *state = error == 0 ? TD_SUBJECT_KEY : TD_SUBJECT_NONE;
-    } else if (error == 0 && create) {
+    } else if (error == 0 && create) { /* remembered only once the unit commits: not here */
         error = create_key(k, txn, subject, key);
         *state = error == 0 ? TD_SUBJECT_KEY : TD_SUBJECT_NONE;
+        json_decref(doc);
+        return error;
     }
+    if (error == 0 && *state == TD_SUBJECT_KEY)
+        remember(k, subject, key);
     json_decref(doc);
     return error;
 }
@@ -288,6 +350,8 @@ int td_keyring_forget(td_keyring *k, td_txn *txn, const char *subject)
         error = td_time_format(when, td_time_now());
     if (error == 0) /* the wrapped key's bytes are overwritten in place */
         error = doc_put(txn, KEYS_COLLECTION, subject, json_pack("{s:s}", "forgotten_at", when));
+    if (error == 0)
+        drop(k, subject); /* also if the unit then rolls back: it is read again */
     return error;
 }
 
