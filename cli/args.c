@@ -12,7 +12,13 @@
 #include "cli.h"
 
 static const char *db_url_flag;
+static bool skip_check_flag;
 volatile int cli_stop_requested;
+
+void cli_set_skip_check(bool skip)
+{
+    skip_check_flag = skip;
+}
 
 void cli_set_db_url(const char *url)
 {
@@ -27,13 +33,16 @@ const char *cli_db_url(void)
     return env && env[0] ? env : CLI_DEFAULT_DB;
 }
 
-enum { KEY_DB = 512, KEY_LOG_LEVEL, KEY_FLAG = 1024 };
+enum { KEY_DB = 512, KEY_LOG_LEVEL, KEY_SKIP_CHECK, KEY_FLAG = 1024 };
 
 const cmdline_option cli_common_options[] = {
     {"db", KEY_DB, "URL",
      "the store: sqlite:PATH or a PATH (default\nTIDINGS_DB, else " CLI_DEFAULT_DB ")"},
     {"log-level", KEY_LOG_LEVEL, "LEVEL",
      "debug, info, warn, error or off\n(default TIDINGS_LOG, else info)"},
+    {"skip-check", KEY_SKIP_CHECK, NULL,
+     "open a store that fails the check made at open (its\n"
+     "schema, size, last events and audit links); 'check'\nchecks in full"},
     {NULL, 0, NULL, NULL},
 };
 
@@ -45,6 +54,8 @@ int cli_common_option(int key, const char *value)
         cli_set_db_url(value);
     else if (key == KEY_LOG_LEVEL)
         log_level_flag = value;
+    else if (key == KEY_SKIP_CHECK)
+        cli_set_skip_check(true);
     return 0;
 }
 
@@ -137,12 +148,23 @@ int cli_int(const char *text, int64_t min, int64_t max, int64_t *out)
     return cmdline_int(text, min, max, out);
 }
 
-int cli_open(td_store **out, bool create, bool read_only)
+static int open_store(td_store **out, bool create, bool read_only, bool skip_check)
 {
     td_store_options opts = TD_STORE_OPTIONS_INIT;
     opts.create = create;
     opts.read_only = read_only;
+    opts.skip_check = skip_check;
     return td_store_open(out, cli_db_url(), &opts);
+}
+
+int cli_open(td_store **out, bool create, bool read_only)
+{
+    return open_store(out, create, read_only, skip_check_flag);
+}
+
+int cli_open_unchecked(td_store **out)
+{
+    return open_store(out, false, true, true);
 }
 
 int cli_print_event(const td_event *event, void *payload)

@@ -37,6 +37,9 @@ typedef struct cli_command {
     int (*run)(int argc, char **argv);
 } cli_command;
 
+/* --skip-check: open stores without the check at open (td_store_options). */
+void cli_set_skip_check(bool skip);
+
 /* The store URL: --db, else TIDINGS_DB, else CLI_DEFAULT_DB. */
 const char *cli_db_url(void);
 void cli_set_db_url(const char *url);
@@ -69,6 +72,9 @@ int cli_first_position_since(td_store *store, const char *since, int64_t *positi
 
 /* Opens the store at cli_db_url(). create: make it if missing. */
 int cli_open(td_store **out, bool create, bool read_only);
+/* Read-only, without the check at open: for the commands that check the
+ * store themselves (check, audit). */
+int cli_open_unchecked(td_store **out);
 
 /* 0 if a subscription called name has run on store; else prints so and
  * returns EXIT_FAIL (a filter naming nothing is an error, as an unknown id

@@ -67,7 +67,7 @@ int cmd_check(int argc, char **argv)
     int rc = parse_bare("check", argc, argv);
     if (rc >= 0)
         return rc;
-    int error = cli_open(&store, false, true);
+    int error = cli_open_unchecked(&store); /* the full check includes the one at open */
     if (error == 0)
         error = td_store_check(store);
     if (error == 0)

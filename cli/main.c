@@ -1,9 +1,10 @@
 /*
  * main.c: the `tidings` command: operate an event store from the shell.
  *
- *   tidings [--db URL] [--log-level LEVEL] <command> [arguments]
+ *   tidings [--db URL] [--log-level LEVEL] [--skip-check] <command> [arguments]
  *
- * --db and --log-level may stand anywhere on the line (args.c); without
+ * --db, --log-level and --skip-check may stand anywhere on the line
+ * (args.c); without
  * --db, TIDINGS_DB, then sqlite:data/tidings.db (the shop's default store)
  * is used.
  */
@@ -45,7 +46,10 @@ static const cli_command commands[] = {
      "their hashes for an auditor.",
      cmd_audit},
     {"stats", "", "Count events, streams, types and documents; show the size\non disk.", cmd_stats},
-    {"check", "", "Verify the store's physical integrity.", cmd_check},
+    {"check", "",
+     "Check the store in full: every page, the schema, every\n"
+     "index's last entries, the whole audit chain.",
+     cmd_check},
 };
 
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])
@@ -86,7 +90,7 @@ static const char *epilog(void)
 int main(int argc, char **argv)
 {
     cmdline c = {.program = "tidings",
-                 .usage = "[--db URL] [--log-level LEVEL] COMMAND [arguments]",
+                 .usage = "[--db URL] [--log-level LEVEL] [--skip-check] COMMAND [arguments]",
                  .summary = "Operate a tidings event store from the shell.",
                  .version = TD_VERSION_STRING,
                  .common = cli_common_options,

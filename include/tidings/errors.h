@@ -34,6 +34,8 @@ typedef enum td_error_code {
     TD_EEXISTS = -11,    /* the thing to create exists already */
     TD_ECLOSED = -12,    /* the object is closing or refuses work after a fatal error */
     TD_EPERMANENT = -13, /* a handler's failure that retrying cannot fix */
+    TD_ENOSPC = -14,     /* the disk is full: nothing was written; the same call may succeed
+                            once space is freed (the store keeps accepting work) */
 } td_error_code;
 
 /* The message of the last failure on this thread; "" if none.

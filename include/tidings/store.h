@@ -46,7 +46,7 @@ typedef struct td_store td_store;
 typedef struct td_txn td_txn;
 typedef struct td_tracer td_tracer; /* trace.h */
 
-#define TD_STORE_OPTIONS_VERSION 2
+#define TD_STORE_OPTIONS_VERSION 3 /* 2, without skip_check, is accepted too */
 
 typedef struct td_store_options {
     unsigned int version;   /* TD_STORE_OPTIONS_VERSION */
@@ -71,20 +71,31 @@ typedef struct td_store_options {
      * that allows it; if refused, the writer keeps its priority and the
      * store says so in an info log record. Values are clamped to -20..19. */
     int writer_nice;
+    /* Opening checks the store, in a time bounded whatever its size (a few
+     * milliseconds on a million events): SQLite's own header checks, the
+     * schema, the file's size, the last events' audit links and their
+     * entries in every index, the edges of the documents. A store that fails
+     * is refused with TD_ECORRUPT naming what is wrong (td_store_check
+     * checks every page). true skips it: for an operator who knows, say to
+     * copy out what can still be read. Since version 3. */
+    bool skip_check;
 } td_store_options;
 
 #define TD_STORE_OPTIONS_INIT                                                                      \
     {                                                                                              \
-        TD_STORE_OPTIONS_VERSION, true, false, 0, 0, 0, 0, false, 0                                \
+        TD_STORE_OPTIONS_VERSION, true, false, 0, 0, 0, 0, false, 0, false                         \
     }
 
 #define TD_DEFAULT_MAX_EVENT_BYTES (1024 * 1024)
 
 /* Opens (and with opts->create, creates) the store at url; opts may be NULL
  * for the defaults. Upgrades an older schema. Fails with TD_ENOTFOUND (no
- * store and create is off), TD_ECORRUPT (not a tidings store), TD_EVERSION
- * (written by a newer tidings), TD_EINVAL (bad URL), TD_EIO; on failure the
- * file is left unchanged. Caller owns *out; free with td_store_free. */
+ * store and create is off), TD_ECORRUPT (not a tidings store: an empty file
+ * is not one either; or a store that fails the check at open, see
+ * skip_check), TD_EVERSION (written by a newer tidings), TD_EINVAL (bad
+ * URL), TD_EIO, TD_ENOSPC (the disk is full); on failure the file is left
+ * unchanged. A new store is made whole before it appears under its name.
+ * Caller owns *out; free with td_store_free. */
 int td_store_open(td_store **out, const char *url, const td_store_options *opts);
 
 /* td_store_free, then deletes the store's files: for undoing a store just
@@ -313,8 +324,34 @@ int td_store_stats_get(td_store *store, td_store_stats *out);
 typedef int (*td_type_count_fn)(const char *type, int64_t count, void *payload);
 int td_store_type_counts(td_store *store, td_type_count_fn fn, void *payload);
 
-/* Checks the store's physical integrity (TD_ECORRUPT with the first problem). */
+/* Checks the store in full (TD_ECORRUPT with the first problem): every page
+ * (SQLite's integrity check), the check made at open, and the whole audit
+ * chain. Reads the whole store. */
 int td_store_check(td_store *store);
+
+/* Whether the store takes writes, and if not, why. */
+typedef enum td_store_state {
+    TD_STORE_OK = 0, /* writes are taken */
+    /* The last write failed because the disk is full (TD_ENOSPC): nothing of
+     * it was written. Writes are still tried as they come and succeed again
+     * once there is space; reads are unaffected. The state is that of the
+     * last write tried, so it clears with the first write that succeeds. */
+    TD_STORE_FULL = 1,
+    /* Fail-stop: a commit or a sync failed (TD_EIO), or the database met
+     * corruption (TD_ECORRUPT), in a write or a read. Writes are refused with
+     * TD_ECLOSED until the store is reopened; reads go on where they can. */
+    TD_STORE_FAILED = 2,
+} td_store_state;
+
+typedef struct td_store_health {
+    td_store_state state;
+    int code;          /* 0, TD_ENOSPC, TD_EIO or TD_ECORRUPT */
+    td_time since;     /* when it entered the state; 0 when TD_STORE_OK */
+    char message[256]; /* what the database said; "" when TD_STORE_OK */
+} td_store_health;
+
+/* The store's health as this handle knows it (no query is made). */
+void td_store_health_get(td_store *store, td_store_health *out);
 
 /* The backend's name ("sqlite") and the URL it was opened with. Borrowed. */
 const char *td_store_backend(const td_store *store);

@@ -79,6 +79,10 @@ const char *td_error_name(int code)
         return "exists";
     case TD_ECLOSED:
         return "closed";
+    case TD_EPERMANENT:
+        return "permanent";
+    case TD_ENOSPC:
+        return "storage_full";
     default:
         return "error";
     }

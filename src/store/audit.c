@@ -61,6 +61,26 @@ int td_store_audit_verify(td_store *store, int64_t from, int64_t to, int64_t *fi
     return error;
 }
 
+int td_store__audit_tail(td_store *store, td_conn *conn, int64_t links)
+{
+    int64_t head = 0;
+    td_read_query q = TD_READ_QUERY_INIT;
+    int error = store->backend->head(conn, &head);
+    if (error < 0 || head == 0)
+        return error;
+    int64_t from = head > links ? head - links + 1 : 1;
+    walk w = {{0}, head, 0, 0};
+    q.after_position = from - 1;
+    if ((error = store->backend->hash_before(conn, from, w.prev)) == 0)
+        error = store->backend->read(conn, &q, check_one, &w);
+    if (error == 0 && w.first_bad)
+        error = td_error__set(TD_ECORRUPT,
+                              "the audit chain breaks at position %lld (its bytes or its link "
+                              "were changed)",
+                              (long long)w.first_bad);
+    return error;
+}
+
 int td_store_hash_before(td_store *store, int64_t position, uint8_t out[TD_HASH_LEN])
 {
     td_conn *conn;

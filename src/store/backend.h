@@ -76,7 +76,18 @@ typedef struct td_backend {
     int (*doc_collections)(td_conn *conn, td_collection_fn fn, void *payload);
     int (*stats)(td_conn *conn, td_store_stats *out);
     int (*type_counts)(td_conn *conn, td_type_count_fn fn, void *payload);
-    int (*check)(td_conn *conn);
+    int (*check)(td_conn *conn); /* in full: reads every page */
+    /* A check bounded whatever the store's size, made at open: the schema,
+     * the file's size, the last events through every index, the edges of
+     * the documents. TD_ECORRUPT naming what is wrong. */
+    int (*check_quick)(td_conn *conn);
+
+    /* The worst failure of the database itself seen on conn since the last
+     * call, and clears it: TD_ECORRUPT (the file is damaged), TD_EIO (the
+     * disk failed), TD_ENOSPC (the disk is full), or 0. A unit's own return
+     * codes say nothing about the database (a handler may report a network
+     * failure as TD_EIO); this does. why (may be NULL) gets its message. */
+    int (*take_fault)(td_conn *conn, char *why, size_t why_size);
 
     /* Deletes the store at target, which nothing has open any more. */
     int (*destroy)(const char *target);

@@ -21,6 +21,9 @@
 #include "core/error.h"
 #include "store/sqlite_int.h"
 
+#define TD_STR_(x) #x
+#define TD_STR(x)  TD_STR_(x)
+
 #define EVENT_COLUMNS                                                                              \
     "position, id, stream, version, type, schema_version, kind, source, occurred_at, "             \
     "correlation_id, causation_id, traceparent, metadata, data, hash"
@@ -51,10 +54,44 @@ static const char *const statement_sql[STMT_COUNT] = {
     [STMT_DOC_COLLECTIONS] = "SELECT DISTINCT collection FROM documents ORDER BY collection",
 };
 
+/* Out of space: SQLite's own SQLITE_FULL (a write to the database, its log
+ * or a temporary file found the disk full; nothing was written), or an I/O
+ * error whose system error was ENOSPC where the failed call was one that
+ * allocates space (growing the -shm, creating a file). A failed sync is
+ * never this, whatever its errno: after a failed fsync the kernel may have
+ * dropped the pages, and only fail-stop is safe (writer.c). */
+static bool out_of_space(td_conn *conn, int rc)
+{
+    if ((rc & 0xff) == SQLITE_FULL)
+        return true;
+    if (conn == NULL || conn->db == NULL || sqlite3_system_errno(conn->db) != ENOSPC)
+        return false;
+    return rc == SQLITE_IOERR_SHMSIZE || rc == SQLITE_IOERR_SHMOPEN || rc == SQLITE_IOERR_WRITE ||
+           rc == SQLITE_IOERR_TRUNCATE || (rc & 0xff) == SQLITE_CANTOPEN;
+}
+
+static int severity(int code)
+{
+    return code == TD_ECORRUPT ? 3 : code == TD_EIO ? 2 : code == TD_ENOSPC ? 1 : 0;
+}
+
+static void note_fault(td_conn *conn, int code)
+{
+    if (conn && severity(code) > severity(conn->fault)) {
+        conn->fault = code;
+        td_error__copy(conn->fault_message, sizeof conn->fault_message);
+    }
+}
+
 int td_sqlite__error(td_conn *conn, int rc, const char *what)
 {
     const char *why = conn && conn->db ? sqlite3_errmsg(conn->db) : sqlite3_errstr(rc);
     int code;
+    if (out_of_space(conn, rc)) {
+        td_error__set(TD_ENOSPC, "%s: the disk is full (%s)", what, why);
+        note_fault(conn, TD_ENOSPC);
+        return TD_ENOSPC;
+    }
     switch (rc & 0xff) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
@@ -64,7 +101,6 @@ int td_sqlite__error(td_conn *conn, int rc, const char *what)
         code = TD_ENOMEM;
         break;
     case SQLITE_IOERR:
-    case SQLITE_FULL:
     case SQLITE_CANTOPEN:
     case SQLITE_PROTOCOL:
     case SQLITE_READONLY:
@@ -85,7 +121,10 @@ int td_sqlite__error(td_conn *conn, int rc, const char *what)
         code = TD_ERROR;
         break;
     }
-    return td_error__set(code, "%s: %s", what, why);
+    td_error__set(code, "%s: %s", what, why);
+    if ((rc & 0xff) == SQLITE_IOERR || code == TD_ECORRUPT)
+        note_fault(conn, code);
+    return code;
 }
 
 int td_sqlite__exec(td_conn *conn, const char *sql, const char *what)
@@ -615,6 +654,169 @@ static int sq_type_counts(td_conn *conn, td_type_count_fn fn, void *payload)
     return error > 0 ? 0 : error;
 }
 
+/* ---- the bounded check at open ---------------------------------------------- */
+
+/* The schema's objects, by type and name: a damaged schema page loses them
+ * (or makes SQLite refuse the schema: SQLITE_CORRUPT). */
+static const char *const schema_objects[][2] = {
+    {"table", "events"},
+    {"table", "documents"},
+    {"table", "schema_migrations"},
+    {"index", "events_by_type"},
+    {"index", "events_by_category"},
+    {"index", "events_by_time"},
+    {"trigger", "events_no_update"},
+    {"trigger", "events_no_delete"},
+};
+
+static int check_schema(td_conn *conn)
+{
+    for (size_t i = 0; i < sizeof schema_objects / sizeof schema_objects[0]; i++) {
+        char sql[160];
+        int64_t found = 0;
+        snprintf(sql, sizeof sql,
+                 "SELECT count(*) FROM sqlite_master WHERE type = '%s' AND name = '%s'",
+                 schema_objects[i][0], schema_objects[i][1]);
+        int error = td_sqlite__int(conn, sql, &found);
+        if (error < 0)
+            return error;
+        if (found != 1)
+            return td_error__set(TD_ECORRUPT, "the schema has no %s %s", schema_objects[i][0],
+                                 schema_objects[i][1]);
+    }
+    return 0;
+}
+
+/* The database's size as its header and log say, against the files: a file
+ * cut short (a copy that stopped, a lost tail) has pages that read as
+ * zeros, which SQLite notices only when it meets them. */
+static int check_size(td_conn *conn)
+{
+    int64_t pages = 0, page_size = 0, free_pages = 0;
+    int error = td_sqlite__int(conn, "PRAGMA page_count", &pages);
+    if (error == 0)
+        error = td_sqlite__int(conn, "PRAGMA page_size", &page_size);
+    if (error == 0)
+        error = td_sqlite__int(conn, "PRAGMA freelist_count", &free_pages);
+    if (error < 0)
+        return error;
+    const char *file = sqlite3_db_filename(conn->db, "main");
+    int64_t on_disk = file && file[0] ? file_size(file, "") + file_size(file, "-wal") : INT64_MAX;
+    if (pages * page_size > on_disk)
+        return td_error__set(TD_ECORRUPT,
+                             "the file is cut short: %lld pages of %lld bytes, but %lld bytes "
+                             "with its log",
+                             (long long)pages, (long long)page_size, (long long)on_disk);
+    if (free_pages > pages)
+        return td_error__set(TD_ECORRUPT, "the free list counts %lld pages of %lld",
+                             (long long)free_pages, (long long)pages);
+    return 0;
+}
+
+/* One lookup that must find the event at `position`; binds 1..n are set by
+ * the caller. Names the index when it does not. */
+static int must_find(td_conn *conn, sqlite3_stmt *stmt, int64_t position, const char *index)
+{
+    int rc = sqlite3_step(stmt);
+    int64_t found = rc == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : 0;
+    sqlite3_reset(stmt);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return td_sqlite__error(conn, rc, index);
+    if (found != position)
+        return td_error__set(TD_ECORRUPT, "the index %s does not hold event %lld", index,
+                             (long long)position);
+    return 0;
+}
+
+#define TAIL_EVENTS 64
+
+static const char *const tail_lookups[][2] = {
+    {"the unique index on id", "SELECT position FROM events WHERE id = ?2"},
+    {"the unique index on (stream, version)",
+     "SELECT position FROM events WHERE stream = ?3 AND version = ?4"},
+    {"events_by_type",
+     "SELECT position FROM events INDEXED BY events_by_type WHERE type = ?5 AND position = ?1"},
+    {"events_by_category", "SELECT position FROM events INDEXED BY events_by_category "
+                           "WHERE category = ?6 AND position = ?1"},
+    {"events_by_time", "SELECT position FROM events INDEXED BY events_by_time "
+                       "WHERE occurred_at = ?7 AND position = ?1"},
+};
+
+#define TAIL_LOOKUPS (sizeof tail_lookups / sizeof tail_lookups[0])
+
+/* The last TAIL_EVENTS events, each found again through every index: the
+ * rightmost pages of the table and of each index, where appends land. */
+static int check_tail(td_conn *conn)
+{
+    sqlite3_stmt *rows = NULL, *find[TAIL_LOOKUPS] = {NULL};
+    int rc = sqlite3_prepare_v2(conn->db,
+                                "SELECT position, id, stream, version, type, category, occurred_at "
+                                "FROM events ORDER BY position DESC LIMIT " TD_STR(TAIL_EVENTS),
+                                -1, &rows, NULL);
+    int error = rc == SQLITE_OK ? 0 : td_sqlite__error(conn, rc, "reading the last events");
+    for (size_t i = 0; error == 0 && i < TAIL_LOOKUPS; i++)
+        if ((rc = sqlite3_prepare_v2(conn->db, tail_lookups[i][1], -1, &find[i], NULL)) !=
+            SQLITE_OK)
+            error = td_sqlite__error(conn, rc, tail_lookups[i][0]);
+    while (error == 0 && (rc = sqlite3_step(rows)) == SQLITE_ROW) {
+        int64_t position = sqlite3_column_int64(rows, 0);
+        for (size_t i = 0; error == 0 && i < TAIL_LOOKUPS; i++) {
+            for (int col = 0; col < 7; col++)
+                sqlite3_bind_value(find[i], col + 1, sqlite3_column_value(rows, col));
+            error = must_find(conn, find[i], position, tail_lookups[i][0]);
+        }
+    }
+    if (error == 0 && rc != SQLITE_DONE)
+        error = td_sqlite__error(conn, rc, "reading the last events");
+    for (size_t i = 0; i < TAIL_LOOKUPS; i++)
+        sqlite3_finalize(find[i]);
+    sqlite3_finalize(rows);
+    return error;
+}
+
+/* The first and the last document: the leftmost and rightmost pages of
+ * their tree. */
+static int check_documents(td_conn *conn)
+{
+    static const char *const edges[] = {
+        "SELECT coalesce((SELECT length(body) FROM documents ORDER BY collection, key LIMIT 1), "
+        "0)",
+        "SELECT coalesce((SELECT length(body) FROM documents ORDER BY collection DESC, key DESC "
+        "LIMIT 1), 0)",
+    };
+    int64_t n = 0;
+    int error = 0;
+    for (size_t i = 0; error == 0 && i < 2; i++)
+        error = td_sqlite__int(conn, edges[i], &n);
+    return error;
+}
+
+/* Bounded: a fixed number of lookups whatever the store's size, each a
+ * walk from a root to a leaf (see docs/internals/store.md for its cost). */
+static int sq_check_quick(td_conn *conn)
+{
+    int error = check_schema(conn);
+    if (error == 0)
+        error = check_size(conn);
+    if (error == 0)
+        error = check_tail(conn);
+    if (error == 0)
+        error = check_documents(conn);
+    conn->fault = 0; /* what it met is in the message; the open fails */
+    return error;
+}
+
+static int sq_take_fault(td_conn *conn, char *why, size_t why_size)
+{
+    int fault = conn->fault;
+    if (fault == 0) /* the common case, once per unit and per read: nothing to copy */
+        return 0;
+    if (why && why_size > 0)
+        snprintf(why, why_size, "%s", conn->fault_message);
+    conn->fault = 0;
+    return fault;
+}
+
 static int sq_check(td_conn *conn)
 {
     sqlite3_stmt *stmt = NULL;
@@ -660,5 +862,7 @@ const td_backend td_sqlite_backend = {
     .stats = sq_stats,
     .type_counts = sq_type_counts,
     .check = sq_check,
+    .take_fault = sq_take_fault,
+    .check_quick = sq_check_quick,
     .destroy = td_sqlite__destroy,
 };

@@ -42,11 +42,17 @@ struct td_conn {
     char *path; /* for messages and file sizes */
     bool writer;
     int wal_fd; /* pipelined commits: the WAL, opened by the first sync_log; -1 */
+    /* The worst failure of the database itself since take_fault last looked
+     * (TD_ECORRUPT, TD_EIO, TD_ENOSPC; 0: none), with its message. */
+    int fault;
+    char fault_message[256];
     sqlite3_stmt *stmts[STMT_COUNT];
     sqlite3_stmt *reads[READ_VARIANTS];
 };
 
-/* Maps an SQLite result to a TD_E… code and sets the message "what: why". */
+/* Maps an SQLite result to a TD_E… code and sets the message "what: why";
+ * a failure of the database itself (corruption, a failed or a full disk) is
+ * also noted on conn for take_fault. */
 int td_sqlite__error(td_conn *conn, int rc, const char *what);
 
 /* Runs SQL without results (schema, pragmas). */
@@ -60,6 +66,10 @@ int td_sqlite__open(td_conn **out, const char *target, const td_store_options *o
 void td_sqlite__close(td_conn *conn);
 /* Deletes the store file at target with its -wal and -shm (none open). */
 int td_sqlite__destroy(const char *target);
+
+/* The file a target names (a path, or a file: URI's path); -1 when it names
+ * none (an in-memory database). */
+int td_sqlite__file_path(const char *target, char *out, size_t size);
 
 /* The schema version this build writes. */
 int td_sqlite__schema_latest(void);

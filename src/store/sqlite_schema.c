@@ -8,9 +8,22 @@
  * writes anything:
  *
  *   file missing ──create?──no──▶ TD_ENOTFOUND
+ *        └──yes──▶ made whole under a name of its own, then linked in place
+ *   an empty (0-byte) file ──▶ TD_ECORRUPT: not a store
  *   not SQLite, or SQLite of another application ──▶ TD_ECORRUPT
+ *   cannot be read (the disk failed, or is full) ──▶ TD_EIO, TD_ENOSPC
  *   user_version newer than this build ──▶ TD_EVERSION
- *   empty or older ──writer──▶ WAL on, migrations applied in one transaction
+ *   older ──writer──▶ migrations applied in one transaction
+ *
+ * Why creation goes through a second name: SQLite creates a file empty and
+ * fills it at its first commit, so an empty file used to mean "a store
+ * being made", and was taken for a new store. But an empty file is also
+ * what a failed copy, a full disk or a slip of the operator leaves, and
+ * starting a blank store there hides the loss. Made whole under
+ * NAME.creating-PID and linked to NAME (link fails if NAME exists: another
+ * process made it first, and that one is used), a store never exists
+ * empty, so an empty file is refused. Where the file system has no hard
+ * links, SQLite creates the file in place as before.
  *
  * Migrations are append-only: never edit one that has shipped; add the next.
  */
@@ -82,6 +95,28 @@ static void make_private(const char *file)
         (void)chmod(file, 0600); /* best effort: a refusal leaves SQLite's own mode */
 }
 
+int td_sqlite__file_path(const char *target, char *out, size_t size)
+{
+    const char *path = target;
+    size_t len;
+    if (strncmp(target, "file:", 5) == 0) {
+        path = target + 5;
+        if (strncmp(path, "///", 3) == 0)
+            path += 2;
+        else if (strncmp(path, "//localhost/", 12) == 0)
+            path += 11;
+        len = strcspn(path, "?#");
+    } else {
+        len = strlen(path);
+    }
+    if (len == 0 || len >= size || strcmp(target, ":memory:") == 0 ||
+        strstr(target, "mode=memory") != NULL)
+        return -1;
+    memcpy(out, path, len);
+    out[len] = '\0';
+    return 0;
+}
+
 static int open_db(td_conn *conn, const char *target, const td_store_options *opts, bool create)
 {
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI;
@@ -100,20 +135,29 @@ static int open_db(td_conn *conn, const char *target, const td_store_options *op
     return 0;
 }
 
-/* Reads the identity pragmas; TD_ECORRUPT / TD_EVERSION when not ours. */
+/* Reads the identity pragmas; TD_ECORRUPT / TD_EVERSION when not ours. The
+ * first read also makes SQLite check the file's header (its magic, page
+ * size and format bytes): SQLITE_NOTADB when they are wrong. A file that
+ * cannot be read at all (the disk failed, or is too full for SQLite to make
+ * its -shm) says so, rather than blaming the file. */
 static int identify(td_conn *conn, int64_t *version, int64_t *tables)
 {
     int64_t app_id = 0;
     int error = td_sqlite__int(conn, "PRAGMA application_id", &app_id);
-    if (error == TD_ECORRUPT || error == TD_EIO)
+    if (error == TD_ECORRUPT && sqlite3_errcode(conn->db) == SQLITE_NOTADB)
         return td_error__set(TD_ECORRUPT, "'%s' is not a tidings store (not an SQLite database)",
                              conn->path);
     if (error == 0)
         error = td_sqlite__int(conn, "PRAGMA user_version", version);
     if (error == 0)
         error = td_sqlite__int(conn, "SELECT count(*) FROM sqlite_master", tables);
-    if (error < 0)
-        return error;
+    if (error < 0) {
+        char why[400];
+        td_error__copy(why, sizeof why);
+        return td_error__set(error, "%s '%s': %s",
+                             error == TD_ECORRUPT ? "damaged store" : "cannot read store",
+                             conn->path, why);
+    }
     if (app_id != TD_SQLITE_APPLICATION_ID && (app_id != 0 || *tables > 0))
         return td_error__set(TD_ECORRUPT, "'%s' is an SQLite database but not a tidings store",
                              conn->path);
@@ -208,20 +252,103 @@ static void configure_library(void)
     (void)sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, STATEMENT_JOURNAL_IN_MEMORY);
 }
 
+static void free_conn(td_conn *conn);
+
+/* Syncs the folder holding path, so that a name made or removed in it
+ * survives a crash. */
+static int sync_folder(const char *path)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        dir[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int synced = fd >= 0 && fsync(fd) == 0;
+    if (fd >= 0)
+        close(fd);
+    return synced ? 0 : td_error__set(TD_EIO, "cannot sync the folder of %s", path);
+}
+
+/* Makes a new store at path: whole (WAL mode, every migration) under a
+ * name of its own first, then linked in place; if another process made
+ * one meanwhile, theirs stays. 1: the file system has no hard links (the
+ * caller lets SQLite create the file in place). */
+static int create_whole(const char *path, const td_store_options *opts)
+{
+    char temp[4200];
+    if (snprintf(temp, sizeof temp, "%s.creating-%ld", path, (long)getpid()) >= (int)sizeof temp)
+        return td_error__set(TD_EINVAL, "store path too long");
+    (void)td_sqlite__destroy(temp); /* left by a crash of a process with our pid */
+    td_conn *conn = td_calloc(1, sizeof *conn);
+    if (conn == NULL)
+        return td_error__oom();
+    conn->writer = true;
+    conn->wal_fd = -1;
+    conn->path = td_strdup(temp);
+    int error = conn->path ? open_db(conn, temp, opts, true) : td_error__oom();
+    if (error == 0)
+        error = td_sqlite__exec(conn, "PRAGMA journal_mode = WAL", "making a new store");
+    if (error == 0)
+        error = migrate(conn);
+    free_conn(conn); /* the last connection: the log is checkpointed into the file */
+    int linked = error == 0 ? link(temp, path) : 0;
+    int link_errno = errno;
+    if (error == 0 && linked != 0 && link_errno != EEXIST)
+        error = link_errno == EPERM || link_errno == EOPNOTSUPP || link_errno == ENOSYS
+                    ? 1
+                    : td_error__set(link_errno == ENOSPC ? TD_ENOSPC : TD_EIO,
+                                    "cannot make the store %s: %s", path, strerror(link_errno));
+    (void)td_sqlite__destroy(temp);
+    return error == 0 ? sync_folder(path) : error;
+}
+
+/* Before SQLite opens the file: refuses an empty one, and makes a missing
+ * one whole (writer with create). */
+static int prepare_file(const char *target, const td_store_options *opts, bool writer,
+                        bool *create_in_place)
+{
+    char path[4096];
+    struct stat st;
+    *create_in_place = false;
+    if (td_sqlite__file_path(target, path, sizeof path) < 0)
+        return 0; /* in memory, or a name SQLite alone understands */
+    if (stat(path, &st) == 0)
+        return S_ISREG(st.st_mode) && st.st_size == 0
+                   ? td_error__set(TD_ECORRUPT,
+                                   "'%s' is an empty file, not a tidings store (a new store is "
+                                   "made only where there is no file)",
+                                   path)
+                   : 0;
+    if (errno != ENOENT || !writer || !opts->create)
+        return 0; /* SQLite says what is wrong */
+    int error = create_whole(path, opts);
+    *create_in_place = error == 1;
+    return error == 1 ? 0 : error;
+}
+
 int td_sqlite__open(td_conn **out, const char *target, const td_store_options *opts, bool writer)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     (void)pthread_once(&once, configure_library);
     int64_t version = 0, tables = 0;
+    bool create_in_place = false;
+    int error = prepare_file(target, opts, writer, &create_in_place);
+    if (error < 0)
+        return error;
     td_conn *conn = td_calloc(1, sizeof *conn);
     if (conn == NULL)
         return td_error__oom();
     conn->writer = writer;
     conn->wal_fd = -1;
     conn->path = td_strdup(target);
-    int error = conn->path ? 0 : td_error__oom();
+    error = conn->path ? 0 : td_error__oom();
     if (error == 0)
-        error = open_db(conn, target, opts, writer && opts->create);
+        error = open_db(conn, target, opts, writer && (create_in_place || opts->create));
     if (error == 0)
         error = identify(conn, &version, &tables);
     if (error == 0 && !writer && version < MIGRATION_COUNT)
@@ -245,6 +372,11 @@ int td_sqlite__open(td_conn **out, const char *target, const td_store_options *o
 
 void td_sqlite__close(td_conn *conn)
 {
+    free_conn(conn);
+}
+
+static void free_conn(td_conn *conn)
+{
     if (conn == NULL)
         return;
     for (int i = 0; i < STMT_COUNT; i++)
@@ -260,7 +392,7 @@ void td_sqlite__close(td_conn *conn)
 
 int td_sqlite__destroy(const char *target)
 {
-    char path[4096 + 8];
+    char path[4096 + 16];
     const char *suffixes[] = {"-wal", "-shm", ""}; /* the file itself last */
     for (size_t i = 0; i < 3; i++) {
         if (snprintf(path, sizeof path, "%s%s", target, suffixes[i]) >= (int)sizeof path)
@@ -268,18 +400,5 @@ int td_sqlite__destroy(const char *target)
         if (unlink(path) != 0 && errno != ENOENT)
             return td_error__set(TD_EIO, "cannot delete %s: %s", path, strerror(errno));
     }
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", target);
-    char *slash = strrchr(dir, '/');
-    if (slash == dir)
-        dir[1] = '\0';
-    else if (slash)
-        *slash = '\0';
-    else
-        snprintf(dir, sizeof dir, ".");
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int synced = fd >= 0 && fsync(fd) == 0;
-    if (fd >= 0)
-        close(fd);
-    return synced ? 0 : td_error__set(TD_EIO, "cannot sync the folder of %s", target);
+    return sync_folder(target);
 }

@@ -13,6 +13,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -21,6 +22,7 @@
 #include "core/error.h"
 #include "core/internal.h"
 #include "store/store_int.h"
+#include "tidings/audit.h"
 
 /* ---- opening ----------------------------------------------------------- */
 
@@ -50,13 +52,21 @@ static int parse_url(const td_backend **backend, const char **target, const char
     return 0;
 }
 
+/* Version 2 ended with writer_nice: a caller built against it passes a
+ * shorter struct, so only that much of it is read. */
+#define OPTIONS_V2_SIZE (offsetof(td_store_options, writer_nice) + sizeof(int))
+
 static int resolve_options(td_store_options *out, const td_store_options *in)
 {
     static const td_store_options defaults = TD_STORE_OPTIONS_INIT;
-    *out = in ? *in : defaults;
-    if (out->version != TD_STORE_OPTIONS_VERSION)
-        return td_error__set(TD_EINVAL, "td_store_options version %u is not %u", out->version,
-                             TD_STORE_OPTIONS_VERSION);
+    *out = defaults;
+    if (in && in->version == 2)
+        memcpy(out, in, OPTIONS_V2_SIZE);
+    else if (in)
+        *out = *in;
+    if (out->version != 2 && out->version != TD_STORE_OPTIONS_VERSION)
+        return td_error__set(TD_EINVAL, "td_store_options version %u is not %u (or 2)",
+                             out->version, TD_STORE_OPTIONS_VERSION);
     if (out->max_event_bytes == 0)
         out->max_event_bytes = TD_DEFAULT_MAX_EVENT_BYTES;
     if (out->busy_timeout_ms <= 0)
@@ -68,18 +78,84 @@ static int resolve_options(td_store_options *out, const td_store_options *in)
     return 0;
 }
 
+/* A read met corruption: writes stop (the writer's fail-stop), and a
+ * read-only handle remembers it for td_store_health. */
+static void on_fault(void *payload, int code, const char *why)
+{
+    td_store *store = payload;
+    if (store->writer) {
+        td_writer__fail(store->writer, code, why);
+        return;
+    }
+    pthread_mutex_lock(&store->watch_lock);
+    if (store->fault == 0) {
+        store->fault = code;
+        store->fault_since = td_time_now();
+        snprintf(store->fault_message, sizeof store->fault_message, "%s", why);
+    }
+    pthread_mutex_unlock(&store->watch_lock);
+}
+
+void td_store_health_get(td_store *store, td_store_health *out)
+{
+    memset(out, 0, sizeof *out);
+    out->state = TD_STORE_OK;
+    if (store->writer) {
+        td_writer__health(store->writer, out);
+        return;
+    }
+    pthread_mutex_lock(&store->watch_lock);
+    if (store->fault) {
+        out->state = TD_STORE_FAILED;
+        out->code = store->fault;
+        out->since = store->fault_since;
+        snprintf(out->message, sizeof out->message, "%s", store->fault_message);
+    }
+    pthread_mutex_unlock(&store->watch_lock);
+}
+
+/* The bounded check at open (td_store_options.skip_check): the backend's
+ * own, then the audit chain's last links. */
+static int check_at_open(td_store *store, td_conn *conn)
+{
+    char why[400];
+    int error = store->backend->check_quick(conn);
+    if (error == 0)
+        error = td_store__audit_tail(store, conn, AUDIT_TAIL_LINKS);
+    if (error == 0)
+        return 0;
+    td_error__copy(why, sizeof why);
+    return td_error__set(error,
+                         "store '%s' fails its check at open: %s ('tidings check' checks it in "
+                         "full; skip_check, or --skip-check, opens it anyway)",
+                         store->target, why);
+}
+
 static int start(td_store *store)
 {
     td_conn *conn = NULL;
-    int error = td_readers__new(&store->readers, store->backend, store->target, &store->opts);
+    int error = td_readers__new(&store->readers, store->backend, store->target, &store->opts,
+                                on_fault, store);
     if (error == 0 && !store->opts.read_only) {
         error = store->backend->open(&conn, store->target, &store->opts, true);
-        if (error == 0 && (error = td_writer__start(&store->writer, store, conn)) < 0)
+        if (error == 0 && !store->opts.skip_check)
+            error = check_at_open(store, conn);
+        if (error == 0)
+            error = td_writer__start(&store->writer, store, conn);
+        else if (conn)
             store->backend->close(conn);
+    } else if (error == 0 && !store->opts.skip_check &&
+               (error = td_readers__acquire(store->readers, &conn)) == 0) {
+        error = check_at_open(store, conn);
+        td_readers__release(store->readers, conn);
     }
-    /* The first read both checks a read-only store and learns the head. */
-    if (error == 0)
-        error = td_store_head(store, &store->watch_head);
+    /* The first read both checks a read-only store and learns the head. An
+     * operator who skips the check may have a store whose last page cannot
+     * be read: it opens all the same, failed (td_store_health), for what
+     * can still be read. */
+    if (error == 0 && (error = td_store_head(store, &store->watch_head)) == TD_ECORRUPT &&
+        store->opts.skip_check)
+        error = 0;
     return error;
 }
 
@@ -501,12 +577,15 @@ int td_store_type_counts(td_store *store, td_type_count_fn fn, void *payload)
 int td_store_check(td_store *store)
 {
     td_conn *conn;
+    int64_t first_bad = 0;
     int error = td_readers__acquire(store->readers, &conn);
     if (error < 0)
         return error;
     error = store->backend->check(conn);
+    if (error == 0)
+        error = store->backend->check_quick(conn);
     td_readers__release(store->readers, conn);
-    return error;
+    return error < 0 ? error : td_store_audit_verify(store, 0, 0, &first_bad, NULL);
 }
 
 /* ---- watching for commits ------------------------------------------------------ */

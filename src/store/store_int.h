@@ -52,6 +52,13 @@ struct td_store {
     pthread_mutex_t watch_lock;
     pthread_cond_t watch_cond;
     int64_t watch_head; /* highest position known committed */
+
+    /* A read-only handle's own record of corruption met by a read (a
+     * writable one keeps it in its writer, which then refuses writes);
+     * under watch_lock. */
+    int fault;
+    td_time fault_since;
+    char fault_message[256];
 };
 
 /* What a read through an upcasting handle passes to the backend in place
@@ -120,6 +127,11 @@ int td_writer__start(td_writer **out, td_store *store, td_conn *conn);
 void td_writer__stop(td_writer *writer); /* drains the queue, joins, closes conn */
 int td_writer__submit(td_writer *writer, td_unit_fn fn, void *payload, bool prechecked);
 void td_writer__stats(td_writer *writer, td_writer_stats *out);
+/* Fills in the failed or full state, if any (out starts as TD_STORE_OK). */
+void td_writer__health(td_writer *writer, td_store_health *out);
+/* Stops writes from now on (TD_EIO or TD_ECORRUPT), as a failed commit does;
+ * for corruption that a read met. */
+void td_writer__fail(td_writer *writer, int code, const char *why);
 /* Pipelined commits: the last position that is durable with every one
  * before it, as far as readers may go; INT64_MAX when nothing waits. */
 int64_t td_writer__visible_through(td_writer *writer);
@@ -127,9 +139,11 @@ int64_t td_writer__visible_through(td_writer *writer);
  * (at most one sync); TD_EIO if a sync failed. */
 int td_writer__await_durable(td_writer *writer);
 
-/* readers.c */
+/* readers.c: on_fault is told of corruption a read met (the backend's
+ * take_fault), on the reading thread. */
+typedef void (*td_fault_fn)(void *payload, int code, const char *why);
 int td_readers__new(td_readers **out, const td_backend *backend, const char *target,
-                    const td_store_options *opts);
+                    const td_store_options *opts, td_fault_fn on_fault, void *payload);
 void td_readers__free(td_readers *readers);
 int td_readers__acquire(td_readers *readers, td_conn **out);
 void td_readers__release(td_readers *readers, td_conn *conn);
@@ -147,6 +161,12 @@ int td_store__observers_drain(td_txn *txn);
 void td_store__observers_truncate(td_txn *txn, size_t keep);
 /* Frees the queue (the writer, after each unit). */
 void td_store__observers_reset(td_txn *txn);
+
+/* audit.c: the check at open's part of the audit chain: the last `links`
+ * events each follow the one before (TD_ECORRUPT naming the first that
+ * does not). Reads through conn, which the caller holds. */
+#define AUDIT_TAIL_LINKS 64
+int td_store__audit_tail(td_store *store, td_conn *conn, int64_t links);
 
 /* txn.c: checks a document's collection and key (key NULL: collection only). */
 int td_store__check_doc_key(const char *collection, const char *key);

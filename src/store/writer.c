@@ -14,14 +14,37 @@
  *     │                                                   └─fail─▶ ROLLBACK TO
  *     │                               (that unit alone gets its error)
  *     └──── wake callers ◀── COMMIT ok ◀──┘
- *                               │ fails, the database dropped the transaction,
- *                               ▼ or a unit could not be rolled back
- *                           failed: every unit of the batch gets TD_EIO;
- *                           later submissions get TD_ECLOSED until reopened
+ *        ▲                      │ fails, the database dropped the transaction,
+ *        │                      ▼ or a unit could not be rolled back: why?
+ *        │        ┌─────────────┴──────────────────────┐
+ *        │   the disk is full (TD_ENOSPC)       it failed (TD_EIO), or the
+ *        │   every unit of the batch gets       file is corrupt (TD_ECORRUPT)
+ *        │   TD_ENOSPC; the batch is rolled     failed: the batch gets that code;
+ *        └── back; the next batch is tried      later submissions get TD_ECLOSED
+ *            as usual ("full" until one         until reopened
+ *            commits: td_store_health)
  *
  * The fail-stop rule exists because after a failed fsync the kernel may have
  * dropped the dirty pages and a retry could "succeed" without the data ever
  * reaching the disk; only reopening (and SQLite's recovery) is trustworthy.
+ * Corruption stops writes as well: writing on into a damaged file spreads
+ * the damage.
+ *
+ * A full disk is different, and recoverable: write(2) refused the bytes
+ * (ENOSPC), so nothing of the batch is in the kernel's hands, and nothing
+ * was acknowledged. SQLite rolls the whole transaction back on SQLITE_FULL
+ * (at COMMIT always; in a statement it may roll back only the statement,
+ * and then its pager refuses further work until the transaction ends), and
+ * once the transaction is over the connection resets its pager and is as
+ * good as new. Frames it wrote to the log before the disk filled lie past
+ * the log's last commit, where no reader looks, and the next commit
+ * overwrites them. So the writer rolls back, answers the batch with
+ * TD_ENOSPC and carries on: writes resume by themselves when space returns.
+ * What decides is the backend's record of the database's own failure
+ * (take_fault), not a unit's return code, and only SQLITE_FULL or a failed
+ * allocation with ENOSPC counts as full: a failed sync is TD_EIO whatever
+ * its errno (some file systems report a failed delayed allocation as ENOSPC
+ * from fsync, after accepting the write), and stays fail-stop.
  *
  * Pipelined commits (td_store_options.pipelined_commits): COMMIT only writes
  * the log, and the batch joins the sync queue; the writer goes on with the
@@ -41,8 +64,14 @@
  * committed by then is durable (td_writer__await_durable), so what it
  * returns is durable too.
  *
- * Locking: `lock` guards the queues, `stopping`, `fatal` and the positions
- * in flight. Units live on their callers' stacks; the writer and the syncer
+ * With pipelined commits, a batch whose COMMIT fails for lack of space has
+ * been numbered already (document reads wait for numbers in order), so it
+ * goes through the sync queue like the others, as an empty batch: the
+ * syncer counts it durable in its turn and answers its callers with their
+ * TD_ENOSPC; a round holding only such batches needs no sync.
+ *
+ * Locking: `lock` guards the queues, `stopping`, `fatal`, `full` and the
+ * positions in flight. Units live on their callers' stacks; the writer and the syncer
  * touch a unit only until it is marked done under the lock.
  */
 #include <stdatomic.h>
@@ -72,6 +101,7 @@ typedef struct unit {
     size_t span_count;
     /* in a batch's first unit, while the batch waits for its sync: */
     struct unit *next_batch;
+    bool failed;         /* its COMMIT failed (for lack of space): nothing to announce */
     int64_t first, last; /* the positions it added (first > last: none) */
     uint64_t seq;        /* the batch's number, for td_writer__await_durable */
 } unit;
@@ -85,8 +115,12 @@ struct td_writer {
     pthread_cond_t wake;
     unit *first, *last;
     bool stopping;
-    int fatal; /* 0, or the code of the failure that stopped writes */
+    int fatal; /* 0, or the code of the failure that stopped writes (TD_EIO, TD_ECORRUPT) */
     char fatal_message[MESSAGE_MAX];
+    td_time fatal_since;
+    bool full; /* the last batch failed for lack of space (until one commits) */
+    td_time full_since;
+    char full_message[MESSAGE_MAX];
     int64_t head;          /* the head position inside the current transaction */
     uint8_t last_hash[32]; /* the audit link of the event at head */
     td_writer_stats stats; /* under lock */
@@ -136,28 +170,90 @@ static void fail_pending(unit *batch, int code)
             set_result(u, code);
 }
 
-static void enter_failed_state(td_writer *w, const char *why)
+static void enter_failed_state(td_writer *w, int code, const char *why)
 {
-    td_log__emit(TD_LOG_ERROR, NULL, NULL, "store %s refuses writes until reopened: %s",
-                 td_store_url(w->store), why);
     pthread_mutex_lock(&w->lock);
-    w->fatal = TD_EIO;
-    snprintf(w->fatal_message, sizeof w->fatal_message, "%s", why);
+    bool first = w->fatal == 0;
+    if (first) {
+        w->fatal = code;
+        w->fatal_since = td_time_now();
+        snprintf(w->fatal_message, sizeof w->fatal_message, "%s", why);
+    }
     pthread_cond_broadcast(&w->durable_cond);
     pthread_mutex_unlock(&w->lock);
+    if (first)
+        td_log__emit(TD_LOG_ERROR, NULL, NULL, "store %s refuses writes until reopened: %s",
+                     td_store_url(w->store), why);
+}
+
+void td_writer__fail(td_writer *w, int code, const char *why)
+{
+    enter_failed_state(w, code, why);
+}
+
+/* A batch failed for lack of space; says so once per spell. */
+static void note_full(td_writer *w, const char *why)
+{
+    pthread_mutex_lock(&w->lock);
+    bool first = !w->full;
+    if (first) {
+        w->full = true;
+        w->full_since = td_time_now();
+    }
+    snprintf(w->full_message, sizeof w->full_message, "%s", why);
+    pthread_mutex_unlock(&w->lock);
+    if (first)
+        td_log__emit(TD_LOG_WARN, NULL, NULL,
+                     "store %s: the disk is full; writes fail with TD_ENOSPC and are tried "
+                     "again as they come (%s)",
+                     td_store_url(w->store), why);
+}
+
+/* A batch committed: if the disk was full, it is not any more. */
+static void note_committed(td_writer *w)
+{
+    pthread_mutex_lock(&w->lock);
+    bool was_full = w->full;
+    w->full = false;
+    pthread_mutex_unlock(&w->lock);
+    if (was_full)
+        td_log__emit(TD_LOG_WARN, NULL, NULL, "store %s: writes succeed again",
+                     td_store_url(w->store));
 }
 
 /* A unit failed in a way that leaves the transaction untrustworthy: roll
- * everything back and fail the whole batch. */
+ * everything back and fail the whole batch. What the database itself
+ * reported decides what that means: corruption or a failed disk stop
+ * writes; a full disk only fails this batch. */
 static void abort_batch(td_writer *w, unit *batch, int code)
 {
-    char why[MESSAGE_MAX];
+    char why[MESSAGE_MAX], fault_why[MESSAGE_MAX];
     td_error__copy(why, sizeof why);
+    int fault = w->backend->take_fault(w->conn, fault_why, sizeof fault_why);
+    if (fault != 0) {
+        code = fault;
+        memcpy(why, fault_why, sizeof why);
+    }
     w->backend->rollback(w->conn);
     td_error__set(code, "%s", why);
     fail_pending(batch, code);
-    if (code == TD_EIO || code == TD_ECORRUPT)
-        enter_failed_state(w, why);
+    if (code == TD_ENOSPC)
+        note_full(w, why);
+    else if (code == TD_EIO || code == TD_ECORRUPT)
+        enter_failed_state(w, code, why);
+}
+
+/* What the database reported while a unit ran, even if the unit carried
+ * on (inside td_txn_try, say): corruption or a full disk ends the batch,
+ * and then this returns that code with its message set. A failed read
+ * (TD_EIO) inside a unit does not: real disk trouble shows at the commit. */
+static int unit_fault(td_writer *w)
+{
+    char why[MESSAGE_MAX];
+    int fault = w->backend->take_fault(w->conn, why, sizeof why);
+    if (fault != TD_ECORRUPT && fault != TD_ENOSPC)
+        return 0;
+    return td_error__set(fault, "%s", why);
 }
 
 /* Runs one unit under a savepoint. Returns < 0 if the batch must be aborted. */
@@ -180,6 +276,8 @@ static int run_unit(td_writer *w, unit *u)
         rc = td_store__observers_drain(&txn);
     td_store__observers_reset(&txn);
     if (rc >= 0 && (error = w->backend->release(w->conn)) == 0) {
+        if ((error = unit_fault(w)) < 0)
+            return error; /* the whole batch rolls back, this unit with it */
         u->result = 0;
         u->spans = txn.spans; /* the caller exports them once the commit is durable */
         u->span_count = txn.span_count;
@@ -189,6 +287,8 @@ static int run_unit(td_writer *w, unit *u)
     set_result(u, rc < 0 ? rc : error);
     w->head = saved_head;
     memcpy(w->last_hash, saved_hash, sizeof saved_hash);
+    if ((error = unit_fault(w)) < 0)
+        return error;
     if (!w->backend->in_transaction(w->conn))
         return td_error__set(TD_EIO, "the database dropped the transaction: %s", u->message);
     /* A unit's own code says nothing about the database (a handler may
@@ -202,6 +302,7 @@ typedef struct batch_stats {
     int64_t units, failed;
     double commit_seconds;
     bool committed;
+    bool numbered; /* pipelined: it has a number in the sync order (mark_committing) */
 } batch_stats;
 
 /* The lowest position in flight, for readers (lock held). */
@@ -271,16 +372,20 @@ static void run_batch(td_writer *w, unit *batch, batch_stats *st)
     }
     if (w->pipelined)
         mark_committing(w, batch, first);
+    st->numbered = w->pipelined;
+    batch->first = first;
     double commit_start = seconds_now();
     error = w->backend->commit(w->conn);
     st->commit_seconds = seconds_now() - commit_start;
     if (error < 0) {
         abort_batch(w, batch, TD_EIO);
+        batch->last = first - 1; /* nothing to announce */
+        batch->failed = true;
         return;
     }
     st->committed = true;
-    batch->first = first;
     batch->last = w->head;
+    note_committed(w);
     if (!w->pipelined)
         td_store__committed(w->store, first, w->head);
 }
@@ -310,7 +415,8 @@ static void finish_batch(unit *batch)
 
 static void fail_refused(td_writer *w, unit *batch)
 {
-    td_error__set(TD_ECLOSED, "store refuses writes after an I/O error (%s); reopen it",
+    td_error__set(TD_ECLOSED, "store refuses writes after %s (%s); reopen it",
+                  w->fatal == TD_ECORRUPT ? "finding it corrupt" : "an I/O error",
                   w->fatal_message);
     fail_all(batch, TD_ECLOSED);
 }
@@ -354,7 +460,7 @@ static void *writer_main(void *arg)
         w->stats.units_failed += st.failed;
         w->stats.commit_seconds += st.commit_seconds;
         w->stats.busy_seconds += seconds_now() - start;
-        if (w->pipelined && st.committed) {
+        if (w->pipelined && (st.committed || st.numbered)) {
             batch->next_batch = NULL;
             if (w->sync_last)
                 w->sync_last->next_batch = batch;
@@ -390,15 +496,18 @@ static void *syncer_main(void *arg)
         w->sync_first = w->sync_last = NULL;
         w->syncing_from = batches->first;
         update_unsynced(w);
-        bool refused = w->fatal != 0;
+        bool refused = w->fatal != 0, any_committed = false;
+        for (unit *b = batches; b; b = b->next_batch)
+            any_committed |= !b->failed;
         pthread_mutex_unlock(&w->lock);
         double start = seconds_now();
         int error = refused ? td_error__set(TD_EIO, "store refuses writes after an I/O error")
-                            : w->backend->sync_log(w->conn);
+                    : any_committed ? w->backend->sync_log(w->conn)
+                                    : 0; /* only batches that failed for lack of space */
         double took = seconds_now() - start;
         if (error < 0 && !refused) {
             td_error__copy(why, sizeof why);
-            enter_failed_state(w, why);
+            enter_failed_state(w, TD_EIO, why);
             td_error__set(TD_EIO, "%s", why);
         }
         /* Readers may go as far as the announcements before they are made:
@@ -410,12 +519,12 @@ static void *syncer_main(void *arg)
         }
         pthread_mutex_unlock(&w->lock);
         for (unit *b = batches; b; b = b->next_batch)
-            if (error == 0)
+            if (error == 0 && !b->failed)
                 td_store__committed(w->store, b->first, b->last);
-            else
+            else if (error < 0)
                 fail_pending(b, TD_EIO);
         pthread_mutex_lock(&w->lock);
-        w->stats.syncs += error == 0;
+        w->stats.syncs += error == 0 && any_committed;
         w->stats.sync_seconds += took;
         if (error < 0 && w->failed_from == 0)
             w->failed_from = batches->first;
@@ -492,6 +601,33 @@ void td_writer__stop(td_writer *w)
     pthread_cond_destroy(&w->wake);
     pthread_mutex_destroy(&w->lock);
     td_free(w);
+}
+
+/* Copies as much of a message as fits. */
+static void copy_message(char *out, size_t size, const char *message)
+{
+    size_t n = strlen(message);
+    if (n >= size)
+        n = size - 1;
+    memcpy(out, message, n);
+    out[n] = '\0';
+}
+
+void td_writer__health(td_writer *w, td_store_health *out)
+{
+    pthread_mutex_lock(&w->lock);
+    if (w->fatal) {
+        out->state = TD_STORE_FAILED;
+        out->code = w->fatal;
+        out->since = w->fatal_since;
+        copy_message(out->message, sizeof out->message, w->fatal_message);
+    } else if (w->full) {
+        out->state = TD_STORE_FULL;
+        out->code = TD_ENOSPC;
+        out->since = w->full_since;
+        copy_message(out->message, sizeof out->message, w->full_message);
+    }
+    pthread_mutex_unlock(&w->lock);
 }
 
 void td_writer__stats(td_writer *w, td_writer_stats *out)
