@@ -2,18 +2,30 @@
  * lease.c: one process at a time runs a subscription name.
  *
  * A running subscription holds a lease, a document in tidings_leases under
- * its name: {"owner","pid","host","expires_at"}. Starting takes it when
- * there is none, when it has expired, or when its holder was a process of
- * this host that is gone (so a restart after a crash takes over at once);
- * otherwise the start fails with TD_EBUSY, naming the holder. The reader
- * thread renews it every LEASE_RENEW_US; a holder that finds the lease taken
- * by another (it was stalled past LEASE_TTL_US) stops handing out events
- * and reports TD_EBUSY. Stopping releases it. Transactional handlers are
- * exactly-once even without the lease (progress marks); the lease is what
- * keeps other handlers from running twice in two processes.
+ * its name: {"owner","pid","host","expires_at"}, and, on its host, a lock
+ * beside the store (td_store__lock, "lease-NAME") that the kernel releases
+ * when the process dies. Starting takes the lock first, then the lease:
+ *
+ *   lock held by another ───────────────────────────▶ TD_EBUSY (a live
+ *     │ got it                                          holder on this host)
+ *     ▼
+ *   lease: none, ours, or its holder on this host ──▶ taken (that holder is
+ *     │ held on another host                          dead: it lost the lock)
+ *     ├── expired ──────────────────────────────────▶ taken
+ *     └── not expired ──────────────────────────────▶ TD_EBUSY, lock let go
+ *
+ * So a restart right after a crash takes over at once (within LOCK_WAIT_US
+ * of the kill), even while the dead process is a zombie not yet reaped or
+ * its pid is in use again, and a
+ * holder on this host that is alive, however slow, keeps its lease. Across
+ * hosts (a store several hosts share) only the expiry tells: the reader
+ * thread renews the lease every LEASE_RENEW_US, and a holder that finds it
+ * taken by another (it was stalled past LEASE_TTL_US) stops handing out
+ * events and reports TD_EBUSY. Stopping releases the lease, then the lock.
+ * Transactional handlers are exactly-once even without the lease (progress
+ * marks); the lease is what keeps other handlers from running twice in two
+ * processes.
  */
-#include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -25,29 +37,41 @@
 
 #define LEASE_TTL_US   (15 * 1000000LL)
 #define LEASE_RENEW_US (3 * 1000000LL)
+/* A killed process lets go of its files only once all its threads have
+ * died, a little after its main thread shows as a zombie (and before its
+ * parent hears of its death): a start waits this long for a lock held by
+ * another process before it calls that holder alive. */
+#define LOCK_WAIT_US (1000 * 1000LL)
+#define LOCK_POLL_US (5 * 1000)
 
 typedef struct lease_op {
     td_subscription *sub;
     bool release;
-    bool lost; /* renewing: another process holds it */
+    bool lost;      /* renewing: another process holds it */
+    bool lock_busy; /* taking: a live holder on this host has the lock */
 } lease_op;
 
-/* Whether the holder named in doc may keep the lease against us. */
-static bool held_by_other(td_subscription *sub, json_t *doc, char *why, size_t why_size)
+/* Whether the holder named in doc may keep the lease against us. A holder
+ * on this host is alive exactly when it has the lock; elsewhere, while its
+ * lease has not expired. */
+static bool held_by_other(const lease_op *op, json_t *doc, char *why, size_t why_size)
 {
     const char *owner = json_string_value(json_object_get(doc, "owner"));
     const char *host = json_string_value(json_object_get(doc, "host"));
     json_int_t pid = json_integer_value(json_object_get(doc, "pid"));
     json_int_t expires = json_integer_value(json_object_get(doc, "expires_at"));
-    char here[256] = "";
-    if (owner == NULL || strcmp(owner, sub->lease_owner) == 0)
-        return false;
-    if (expires < td_time_now())
-        return false; /* expired */
-    if (host && gethostname(here, sizeof here - 1) == 0 && strcmp(host, here) == 0 && pid > 0 &&
-        kill((pid_t)pid, 0) != 0 && errno == ESRCH)
-        return false; /* its process is gone */
-    char until[TD_TIME_STR_LEN + 1] = "?";
+    char here[256] = "", until[TD_TIME_STR_LEN + 1] = "?";
+    bool ours = owner && strcmp(owner, op->sub->lease_owner) == 0;
+    bool this_host = host && gethostname(here, sizeof here - 1) == 0 && strcmp(host, here) == 0;
+    if (op->lock_busy) {
+        if (owner && !ours && this_host)
+            snprintf(why, why_size, "process %lld on this host holds it", (long long)pid);
+        else
+            snprintf(why, why_size, "a live process on this host holds its lock");
+        return true;
+    }
+    if (owner == NULL || ours || this_host || expires < td_time_now())
+        return false; /* none, ours, its holder here is dead (we have the lock), expired */
     (void)td_time_format(until, expires);
     snprintf(why, why_size, "process %lld on %s holds it (lease until %s)", (long long)pid,
              host ? host : "?", until);
@@ -65,7 +89,7 @@ static int lease_unit(td_txn *txn, void *payload)
         return error;
     json_t *doc = text ? json_loads(text, 0, &err) : NULL;
     td_free(text);
-    bool other = doc && held_by_other(sub, doc, why, sizeof why);
+    bool other = (doc || op->lock_busy) && held_by_other(op, doc, why, sizeof why);
     json_decref(doc);
     if (op->release)
         return other || error == TD_ENOTFOUND ? 0
@@ -90,14 +114,28 @@ static int lease_unit(td_txn *txn, void *payload)
 int td_lease__take(td_subscription *sub)
 {
     td_uuid id;
+    char lock_name[8 + TD_SUBSCRIPTION_NAME_MAX];
+    td_store_lock *lock = NULL;
     int error = td_uuid_v7(&id);
     if (error < 0)
         return error;
     td_uuid_format(sub->lease_owner, &id);
-    lease_op op = {sub, false, false};
+    snprintf(lock_name, sizeof lock_name, "lease-%s", sub->name);
+    lease_op op = {sub, false, false, false};
+    int64_t until = td_sched__monotonic_us() + LOCK_WAIT_US;
+    while ((error = td_store__lock(sub->store, lock_name, &lock)) == TD_EBUSY &&
+           td_sched__monotonic_us() < until)
+        usleep(LOCK_POLL_US);
+    if (error == TD_EBUSY)
+        op.lock_busy = true;
+    else if (error < 0)
+        return error;
     if ((error = td_transact(sub->store, lease_unit, &op)) == 0) {
         sub->lease_held = true;
+        sub->lease_lock = lock;
         sub->lease_renewed_us = td_sched__monotonic_us();
+    } else {
+        td_store__unlock(sub->store, lock);
     }
     return error;
 }
@@ -107,7 +145,7 @@ int td_lease__renew(td_subscription *sub)
     int64_t now = td_sched__monotonic_us();
     if (!sub->lease_held || now - sub->lease_renewed_us < LEASE_RENEW_US)
         return 0;
-    lease_op op = {sub, false, false};
+    lease_op op = {sub, false, false, false};
     int error = td_transact(sub->store, lease_unit, &op);
     if (error == 0 && op.lost)
         error = td_error__set(TD_EBUSY,
@@ -123,7 +161,9 @@ void td_lease__release(td_subscription *sub)
 {
     if (!sub->lease_held)
         return;
-    lease_op op = {sub, true, false};
+    lease_op op = {sub, true, false, false};
     (void)td_transact(sub->store, lease_unit, &op); /* or it expires */
+    td_store__unlock(sub->store, sub->lease_lock);  /* after: a taker then finds no lease */
+    sub->lease_lock = NULL;
     sub->lease_held = false;
 }

@@ -27,6 +27,7 @@
 #include <pthread.h>
 
 #include "bus/state.h"
+#include "core/internal.h"
 #include "tidings/dlq.h"
 #include "tidings/subscription.h"
 
@@ -84,7 +85,8 @@ struct td_subscription {
      * (under lock; a ring: an event rolled back with its unit never comes) */
     td_uuid eager_failed[TD_EAGER_FAILED_MAX];
     size_t eager_failed_next, eager_failed_count;
-    bool lease_held; /* lease.c: this instance runs the name; only the reader renews */
+    bool lease_held;           /* lease.c: this instance runs the name; only the reader renews */
+    td_store_lock *lease_lock; /* lease.c: held with the lease; NULL without */
     char lease_owner[TD_UUID_STR_LEN + 1];
     int64_t lease_renewed_us;
     bool stopping;

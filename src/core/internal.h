@@ -53,6 +53,15 @@ int td_field__check(const char *field);
  * with another schema than ev's. */
 bool td_upcast__needed(const td_upcasters *upcasters, const td_event *ev);
 
+/* A lock beside the store that its holder keeps until td_store__unlock or
+ * its death (the kernel releases it; SQLite: STORE-locks/NAME), telling a
+ * live holder on this host from a dead one. TD_EBUSY if another holder, in
+ * this process or another, has it; *out NULL where the store has no such
+ * locks. name: letters, digits, '_', '.', '-'. */
+typedef struct td_store_lock td_store_lock;
+int td_store__lock(td_store *store, const char *name, td_store_lock **out);
+void td_store__unlock(td_store *store, td_store_lock *lock); /* accepts NULL */
+
 /* td_store_read_event, but as stored (td_store_read_stored, upcast.h):
  * subscriptions upcast each event on its lane instead, so that an
  * unreadable one is parked rather than failing the read. */

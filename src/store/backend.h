@@ -22,6 +22,7 @@
 #define TD_BACKEND_VERSION 1
 
 typedef struct td_conn td_conn;
+typedef struct td_lock td_lock;
 
 /* A projected row: the event and the picked values, a JSON array text with
  * one element per field asked for (null where the data has none). */
@@ -88,6 +89,16 @@ typedef struct td_backend {
      * codes say nothing about the database (a handler may report a network
      * failure as TD_EIO); this does. why (may be NULL) gets its message. */
     int (*take_fault)(td_conn *conn, char *why, size_t why_size);
+
+    /* A lock named `name` (letters, digits, '_', '.', '-') beside the store
+     * at target that its holder keeps until unlock or its death, whichever
+     * comes first: released by the kernel (or the server), never by a
+     * timeout. Tells a live holder on this host from a dead one. Taken
+     * without waiting: TD_EBUSY if another holder (another process, or
+     * another lock of this process) has it. *out is NULL where the target
+     * has no such locks (an in-memory database). */
+    int (*lock)(const char *target, const char *name, td_lock **out);
+    void (*unlock)(td_lock *lock); /* accepts NULL */
 
     /* Deletes the store at target, which nothing has open any more. */
     int (*destroy)(const char *target);

@@ -864,5 +864,7 @@ const td_backend td_sqlite_backend = {
     .check = sq_check,
     .take_fault = sq_take_fault,
     .check_quick = sq_check_quick,
+    .lock = td_sqlite__lock,
+    .unlock = td_sqlite__unlock,
     .destroy = td_sqlite__destroy,
 };

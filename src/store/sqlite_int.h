@@ -71,6 +71,10 @@ int td_sqlite__destroy(const char *target);
  * none (an in-memory database). */
 int td_sqlite__file_path(const char *target, char *out, size_t size);
 
+/* sqlite_locks.c: the backend's lock and unlock (backend.h). */
+int td_sqlite__lock(const char *target, const char *name, td_lock **out);
+void td_sqlite__unlock(td_lock *lock);
+
 /* The schema version this build writes. */
 int td_sqlite__schema_latest(void);
 

@@ -221,6 +221,16 @@ void td_store_free(td_store *store)
     td_free(store);
 }
 
+int td_store__lock(td_store *store, const char *name, td_store_lock **out)
+{
+    return store->backend->lock(store->target, name, (td_lock **)out);
+}
+
+void td_store__unlock(td_store *store, td_store_lock *lock)
+{
+    store->backend->unlock((td_lock *)lock);
+}
+
 const char *td_store_backend(const td_store *store)
 {
     return store->backend->name;

@@ -6,6 +6,9 @@
  * - A handler that aborts the process on one event: after max_attempts
  *   process deaths that event is parked and the service runs on.
  * - A second process appending to the store wakes the subscriber.
+ * - A subscription held by a live process on this host is not taken over,
+ *   even with its lease expired; once that process is SIGKILLed it is, at
+ *   once, while the dead process is still a zombie nobody has reaped.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -205,8 +208,90 @@ static void test_other_process_wakes_subscriber(void **state)
     tt_rmdir(dir);
 }
 
+/* Child: holds the subscription "holder" until killed. */
+static int child_hold(const char *url)
+{
+    td_store *store = NULL;
+    td_subscription *sub = NULL;
+    td_subscription_options opts = TD_SUBSCRIPTION_OPTIONS_INIT;
+    opts.name = "holder";
+    if (td_store_open(&store, url, NULL) < 0 ||
+        td_subscription_new(&sub, store, &opts, note, NULL) < 0 || td_subscription_start(sub) < 0)
+        return 2;
+    printf("ready\n");
+    fflush(stdout);
+    for (;;)
+        pause();
+}
+
+static int expire_lease(td_txn *txn, void *payload)
+{
+    char *doc = NULL, *at;
+    (void)payload;
+    int error = td_txn_doc_get(txn, "tidings_leases", "holder", &doc, NULL);
+    if (error == 0 && (at = strstr(doc, "\"expires_at\":")) != NULL)
+        snprintf(at, strlen(at) + 1, "\"expires_at\":1}");
+    if (error == 0)
+        error = td_txn_doc_put(txn, "tidings_leases", "holder", doc, 0);
+    td_free(doc);
+    return error;
+}
+
+static char process_state(pid_t pid)
+{
+    char path[64], text[512], state = '?';
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f && fgets(text, sizeof text, f)) {
+        char *paren = strrchr(text, ')');
+        if (paren && paren[1] == ' ')
+            state = paren[2];
+    }
+    if (f)
+        fclose(f);
+    return state;
+}
+
+static void test_dead_holder_is_known_by_its_lock(void **state)
+{
+    (void)state;
+    char *dir = tt_tmpdir();
+    char *url = tt_store_url(dir, "lease");
+    td_store *store = tt_open(url);
+    const char *args[] = {"hold", url, NULL};
+    int out = -1;
+    char line[16] = "";
+    pid_t pid = tt_spawn(self, args, &out);
+    FILE *f = fdopen(out, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(line, sizeof line, f));
+    assert_string_equal(line, "ready\n");
+    fclose(f);
+    td_subscription *sub = NULL;
+    td_subscription_options opts = TD_SUBSCRIPTION_OPTIONS_INIT;
+    int seen = 0;
+    opts.name = "holder";
+    assert_td_ok(td_subscription_new(&sub, store, &opts, note, &seen));
+    assert_td_ok(td_transact(store, expire_lease, NULL)); /* stalled past it, say */
+    assert_td_code(td_subscription_start(sub), TD_EBUSY); /* alive: it has the lock */
+    assert_non_null(strstr(td_error_last(), "on this host holds it"));
+    kill(pid, SIGKILL);
+    for (int i = 0; i < 1000 && process_state(pid) != 'Z'; i++)
+        usleep(1000); /* dead, not reaped */
+    assert_int_equal(process_state(pid), 'Z');
+    assert_td_ok(td_subscription_start(sub)); /* at once: the kernel let go of its lock */
+    assert_td_ok(td_subscription_stop(sub));
+    tt_wait(pid);
+    td_subscription_free(sub);
+    td_store_free(store);
+    free(url);
+    tt_rmdir(dir);
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 4 && strcmp(argv[1], "--child") == 0 && strcmp(argv[2], "hold") == 0)
+        return child_hold(argv[3]);
     if (argc >= 4 && strcmp(argv[1], "--child") == 0 && strcmp(argv[2], "append") == 0)
         return child_append(argv[3]);
     if (argc >= 4 && strcmp(argv[1], "--child") == 0)
@@ -216,6 +301,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_sigkill_during_delivery),
         cmocka_unit_test(test_crashing_handler_is_parked),
         cmocka_unit_test(test_other_process_wakes_subscriber),
+        cmocka_unit_test(test_dead_holder_is_known_by_its_lock),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
