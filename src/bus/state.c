@@ -100,20 +100,22 @@ int td_state__load_checkpoint(td_store *store, const char *name, td_checkpoint *
     char *text = NULL;
     size_t len = 0;
     json_t *json = NULL;
-    json_int_t position = 0, inflight = 0, suspect = 0, attempts = 0;
+    json_int_t position = 0, inflight = 0, suspect = 0, attempts = 0, recovering = 0;
     memset(out, 0, sizeof *out);
     int error = td_store_doc_get(store, TD_COLL_CHECKPOINTS, name, &text, &len);
     *found = error == 0;
     if (error == TD_ENOTFOUND)
         return 0;
     if (error == 0 && (error = parse_doc(&json, text, len)) == 0 &&
-        json_unpack(json, "{s:I,s:I,s:I,s:I}", "position", &position, "inflight_to", &inflight,
-                    "suspect_position", &suspect, "suspect_attempts", &attempts) < 0)
+        json_unpack(json, "{s:I,s:I,s:I,s:I,s?I}", "position", &position, "inflight_to", &inflight,
+                    "suspect_position", &suspect, "suspect_attempts", &attempts, "recovering_to",
+                    &recovering) < 0)
         error = td_error__set(TD_ECORRUPT, "checkpoint of '%s' is malformed", name);
     out->position = position;
     out->inflight_to = inflight;
     out->suspect_position = suspect;
     out->suspect_attempts = (unsigned)attempts;
+    out->recovering_to = recovering;
     json_decref(json);
     td_free(text);
     return error;
@@ -121,12 +123,12 @@ int td_state__load_checkpoint(td_store *store, const char *name, td_checkpoint *
 
 int td_state__put_checkpoint(td_txn *txn, const char *name, const td_checkpoint *cp)
 {
-    return put_json(txn, TD_COLL_CHECKPOINTS, name,
-                    json_pack("{s:I,s:I,s:I,s:I,s:I}", "position", (json_int_t)cp->position,
-                              "inflight_to", (json_int_t)cp->inflight_to, "suspect_position",
-                              (json_int_t)cp->suspect_position, "suspect_attempts",
-                              (json_int_t)cp->suspect_attempts, "updated_at",
-                              (json_int_t)td_time_now()));
+    return put_json(
+        txn, TD_COLL_CHECKPOINTS, name,
+        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "position", (json_int_t)cp->position, "inflight_to",
+                  (json_int_t)cp->inflight_to, "suspect_position", (json_int_t)cp->suspect_position,
+                  "suspect_attempts", (json_int_t)cp->suspect_attempts, "recovering_to",
+                  (json_int_t)cp->recovering_to, "updated_at", (json_int_t)td_time_now()));
 }
 
 typedef struct checkpoint_args {

@@ -5,7 +5,8 @@
  * without code of its own:
  *
  *   tidings_checkpoints   NAME                 {"position","inflight_to",
- *                                               "suspect_position","suspect_attempts"}
+ *                                               "suspect_position","suspect_attempts",
+ *                                               "recovering_to"}
  *   tidings_retries       NAME|POSITION(20)    {"attempts","next_at","last_error"}
  *   tidings_progress      NAME|STREAM          {"version"}   (transactional mode)
  *   tidings_dead_letters  ID                   the td_dead_letter fields
@@ -40,6 +41,11 @@ typedef struct td_checkpoint {
     int64_t inflight_to;      /* events up to here may have been handed over */
     int64_t suspect_position; /* the event being retried carefully after a crash */
     unsigned suspect_attempts;
+    /* After a crash, the events up to here (past position) were handed over
+     * again, in parallel; 0 once done. Still set at a start: a crash came
+     * while they were, and they go one at a time (subscription.c). Absent
+     * in checkpoints written before it existed: 0. */
+    int64_t recovering_to;
 } td_checkpoint;
 
 int td_state__check_name(const char *name);

@@ -108,7 +108,8 @@ struct td_subscription {
     int64_t read_position;   /* everything up to here has been read (or skipped) */
     int64_t checkpoint;      /* everything up to here is done (in memory) */
     td_checkpoint durable;   /* as last persisted */
-    int64_t careful_until;   /* after a crash: hand events over one at a time up to here */
+    int64_t careful_until;   /* after crashes: hand events over one at a time up to here */
+    int64_t recovering_to;   /* the range handed over again after a crash ends here; 0: none */
     restored_retry *retries; /* sorted by position; used as events are queued */
     size_t retry_count;
 

@@ -13,14 +13,32 @@
  *
  * Crash safety. An event is handed to a lane only once inflight_to covering
  * it is durable, so after a crash every event that might have been in a
- * handler lies in (checkpoint, inflight_to]. On restart that range is handled
- * carefully: one event at a time, each with a durable attempt count written
- * before it is handed over. An event whose count has reached max_attempts
- * crashed the process that often and is parked instead. inflight_to is
- * reserved INFLIGHT_WINDOW positions ahead, so the normal path pays one
- * durable write per window, not per event or batch, and most batches reach
- * the lanes without waiting for a commit; the price is that a crash replays
- * up to a window of events carefully. A graceful stop resets the window.
+ * handler lies in (checkpoint, inflight_to]. inflight_to is reserved
+ * INFLIGHT_WINDOW positions ahead, so the normal path pays one durable write
+ * per window, not per event or batch, and most batches reach the lanes
+ * without waiting for a commit. A graceful stop resets the window.
+ *
+ * After a crash, the range is handed over again in two steps:
+ *
+ *   start: recovering_to set? ──no──▶ parallel: one durable write
+ *     │ (a crash came while            {recovering_to = range end}, then the
+ *     │  the range was handed          range goes as any events do: across
+ *     │  over again)                   lanes, in order within a stream; the
+ *     │ yes                            checkpoint passing it clears it
+ *     ▼
+ *   serial: one event at a time up to recovering_to, each with a durable
+ *   {suspect_position, suspect_attempts} written before it is handed over;
+ *   an event that has crashed the process max_attempts times in all (the
+ *   crash that revealed the range, the one during the parallel step, and
+ *   its own serial attempts) is parked instead. Then parallel again.
+ *
+ * Most crashes (a kill, a power cut, a bug elsewhere) are not caused by an
+ * event, and the range, up to a window of events per subscription, goes at
+ * normal speed. An event that crashes the process every time it is handled
+ * also crashes the parallel step, and that second crash is what sends the
+ * range one at a time: only there can a crash be pinned on one event. So
+ * an innocent event is never parked, and a poison event is parked after
+ * max_attempts crashes (at least three: one in each step).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -193,7 +211,10 @@ static int save_checkpoint(td_subscription *sub, int64_t inflight_to, int64_t su
                            unsigned suspect_attempts)
 {
     pthread_mutex_lock(&sub->lock);
-    td_checkpoint cp = {sub->checkpoint, inflight_to, suspect, suspect_attempts};
+    if (sub->recovering_to && sub->checkpoint >= sub->recovering_to)
+        sub->recovering_to = 0; /* the range after the crash is done */
+    td_checkpoint cp = {sub->checkpoint, inflight_to, suspect, suspect_attempts,
+                        sub->recovering_to};
     pthread_mutex_unlock(&sub->lock);
     if (cp.inflight_to < cp.position)
         cp.inflight_to = cp.position;
@@ -203,23 +224,28 @@ static int save_checkpoint(td_subscription *sub, int64_t inflight_to, int64_t su
     return error;
 }
 
-/* After a crash: decides about the one suspect event at hand. Returns 1 if
+/* Crashes counted against every event of a serial range before its own
+ * serial attempts: the one that revealed the range, and the one during its
+ * parallel step. */
+#define CRASHES_BEFORE_SERIAL 2
+
+/* After crashes: decides about the one suspect event at hand. Returns 1 if
  * it was parked (crashed too often), 0 to hand it over. */
 static int careful_step(td_subscription *sub, td_event *ev)
 {
     unsigned crashes =
         sub->durable.suspect_position == ev->position ? sub->durable.suspect_attempts : 0;
-    /* The crash that revealed the range counts as the first attempt of the
-     * event that caused it, so max_attempts - 1 careful ones remain (at least
-     * one, so that an innocent event in flight during a kill is never parked
-     * untried). */
-    unsigned careful_limit = sub->opts.max_attempts > 1 ? sub->opts.max_attempts - 1 : 1;
+    /* max_attempts - 2 serial attempts remain (at least one, so that an
+     * innocent event in flight during two kills is never parked untried). */
+    unsigned careful_limit = sub->opts.max_attempts > CRASHES_BEFORE_SERIAL + 1
+                                 ? sub->opts.max_attempts - CRASHES_BEFORE_SERIAL
+                                 : 1;
     if (crashes < careful_limit)
         return save_checkpoint(sub, sub->careful_until, ev->position, crashes + 1);
     char why[128], dead_letter[TD_DEAD_LETTER_ID_LEN + 1];
     snprintf(why, sizeof why, "the handler crashed the process %u times on this event",
-             crashes + 1);
-    item it = {.event = ev, .attempts = crashes + 1};
+             crashes + CRASHES_BEFORE_SERIAL);
+    item it = {.event = ev, .attempts = crashes + CRASHES_BEFORE_SERIAL};
     int error = td_deliver__park(sub, &it, NULL, why, dead_letter);
     if (error < 0)
         return error;
@@ -411,6 +437,39 @@ static int collect_retry(const char *key, const char *json, size_t len, void *pa
     return 0;
 }
 
+/* After a crash (see the top of this file): what goes one at a time, what
+ * in parallel, and the durable note of the range before anything of it is
+ * handed over. Only events that existed at the crash can have been in
+ * flight: the range is capped at today's head (the reserved window may
+ * reach past it). */
+static int plan_recovery(td_subscription *sub, int64_t head)
+{
+    int64_t position = sub->durable.position;
+    int64_t suspect_end = sub->durable.inflight_to < head ? sub->durable.inflight_to : head;
+    int64_t unfinished = sub->durable.recovering_to > position ? sub->durable.recovering_to : 0;
+    if (unfinished > head)
+        unfinished = head;
+    sub->careful_until = unfinished;
+    sub->recovering_to = suspect_end > unfinished ? suspect_end : unfinished;
+    if (sub->recovering_to <= position) {
+        sub->recovering_to = 0;
+        return 0;
+    }
+    if (unfinished)
+        td_log__emit(TD_LOG_WARN, sub->name, NULL,
+                     "the last run crashed again while events %lld..%lld were handed over after "
+                     "a crash; handing them over one at a time",
+                     (long long)position + 1, (long long)unfinished);
+    if (suspect_end > (unfinished > position ? unfinished : position))
+        td_log__emit(TD_LOG_WARN, sub->name, NULL,
+                     "the last run stopped with events %lld..%lld in flight; handing them over "
+                     "again",
+                     (long long)(unfinished > position ? unfinished : position) + 1,
+                     (long long)suspect_end);
+    return save_checkpoint(sub, sub->durable.inflight_to, sub->durable.suspect_position,
+                           sub->durable.suspect_attempts);
+}
+
 static int load_state(td_subscription *sub)
 {
     bool found = false;
@@ -419,23 +478,14 @@ static int load_state(td_subscription *sub)
     if (error == 0 && !found) {
         if (sub->opts.start_at_end && (error = td_store_head(sub->store, &head)) < 0)
             return error;
-        sub->durable = (td_checkpoint){head, head, 0, 0};
+        sub->durable = (td_checkpoint){head, head, 0, 0, 0};
         error = td_state__save_checkpoint(sub->store, sub->name, &sub->durable);
     }
     if (error < 0)
         return error;
     sub->checkpoint = sub->read_position = sub->durable.position;
-    /* Only events that existed then can have been in flight: cap the careful
-     * range at today's head (the reserved window may reach past it). */
-    if ((error = td_store_head(sub->store, &head)) < 0)
+    if ((error = td_store_head(sub->store, &head)) < 0 || (error = plan_recovery(sub, head)) < 0)
         return error;
-    int64_t suspect_end = sub->durable.inflight_to < head ? sub->durable.inflight_to : head;
-    sub->careful_until = suspect_end > sub->durable.position ? suspect_end : 0;
-    if (sub->careful_until)
-        td_log__emit(TD_LOG_WARN, sub->name, NULL,
-                     "the last run stopped with events %lld..%lld in flight; handing them over "
-                     "one at a time",
-                     (long long)sub->durable.position + 1, (long long)sub->careful_until);
     td_log__emit(TD_LOG_INFO, sub->name, NULL, "starting at position %lld",
                  (long long)sub->durable.position);
     sub->retry_count = 0;
@@ -501,10 +551,17 @@ int td_subscription_stop(td_subscription *sub)
     td_free(sub->lanes);
     sub->lanes = NULL;
     /* The lanes have finished what they held: nothing is in a handler, so
-     * nothing past the checkpoint is in flight. */
-    if (was_running && sub->checkpoint >= sub->careful_until &&
-        save_checkpoint(sub, sub->checkpoint, 0, 0) < 0)
-        td_sub__fail(sub, td_error_last_code());
+     * nothing past the checkpoint is in flight, and a range handed over
+     * again after a crash is over as far as a stop can tell (the next start
+     * is not after a crash). Inside a serial range, the durable state stays
+     * as it is: the next start goes on one at a time. */
+    if (was_running && sub->checkpoint >= sub->careful_until) {
+        pthread_mutex_lock(&sub->lock);
+        sub->recovering_to = 0;
+        pthread_mutex_unlock(&sub->lock);
+        if (save_checkpoint(sub, sub->checkpoint, 0, 0) < 0)
+            td_sub__fail(sub, td_error_last_code());
+    }
     td_lease__release(sub);
     if (sub->first_error < 0)
         return td_error__set(sub->first_error, "%s", sub->first_error_message);

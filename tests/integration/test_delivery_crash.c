@@ -5,12 +5,16 @@
  *   been handled, transactional effects exactly once, nothing skipped.
  * - A handler that aborts the process on one event: after max_attempts
  *   process deaths that event is parked and the service runs on.
+ * - After a SIGKILL that no event caused, the events that were in flight
+ *   are handed over again in parallel across streams (in order within
+ *   each), with one durable write for the lot, not one each.
  * - A second process appending to the store wakes the subscriber.
  * - A subscription held by a live process on this host is not taken over,
  *   even with its lease expired; once that process is SIGKILLed it is, at
  *   once, while the dead process is still a zombie nobody has reaped.
  */
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -208,6 +212,91 @@ static void test_other_process_wakes_subscriber(void **state)
     tt_rmdir(dir);
 }
 
+/* The recovery run's handler: how many run at once, at most, and whether
+ * each stream's events come in order. */
+static atomic_int running, most_at_once, out_of_order;
+static int64_t last_version[STREAMS];
+
+static int watch_concurrency(td_delivery *d, const td_event *ev, void *payload)
+{
+    (void)d;
+    (void)payload;
+    int now = atomic_fetch_add(&running, 1) + 1;
+    int most = atomic_load(&most_at_once);
+    while (now > most && !atomic_compare_exchange_weak(&most_at_once, &most, now))
+        ;
+    int s = atoi(ev->stream + strlen("stock-"));
+    if (s >= 0 && s < STREAMS) {
+        if (ev->version < last_version[s])
+            atomic_fetch_add(&out_of_order, 1);
+        last_version[s] = ev->version; /* one lane at a time per stream */
+    }
+    usleep(2000);
+    atomic_fetch_sub(&running, 1);
+    return 0;
+}
+
+/* Child: "kill" runs the subscription "parallel" until a quarter of the
+ * events are done, then kills itself (SIGKILL: a crash no event caused);
+ * "recover" runs it again to the end and prints the most handlers that ran
+ * at once, the events out of stream order and the units of work it took. */
+static int child_recovery(const char *mode, const char *url)
+{
+    td_store *store = NULL;
+    td_subscription *sub = NULL;
+    td_subscription_options opts = TD_SUBSCRIPTION_OPTIONS_INIT;
+    int64_t head = 0;
+    opts.name = "parallel";
+    opts.lanes = 4;
+    if (td_store_open(&store, url, NULL) < 0 || td_store_head(store, &head) < 0 ||
+        td_subscription_new(&sub, store, &opts, watch_concurrency, NULL) < 0 ||
+        td_subscription_start(sub) < 0)
+        return 2;
+    if (strcmp(mode, "kill") == 0) {
+        if (td_subscription_wait_until(sub, head / 4, 60000) < 0)
+            return 3;
+        raise(SIGKILL);
+    }
+    if (td_subscription_wait_until(sub, head, 60000) < 0)
+        return 3;
+    td_writer_stats st;
+    td_store_writer_stats(store, &st);
+    printf("%d %d %lld\n", atomic_load(&most_at_once), atomic_load(&out_of_order),
+           (long long)st.units);
+    td_subscription_free(sub);
+    td_store_free(store);
+    return 0;
+}
+
+static void test_crash_recovery_is_parallel(void **state)
+{
+    (void)state;
+    char *dir = tt_tmpdir();
+    char *url = tt_store_url(dir, "parallel");
+    td_store *store = tt_open(url);
+    append_all(store, false);
+    td_store_free(store);
+    const char *kill_args[] = {"kill", url, NULL};
+    assert_int_equal(tt_wait(tt_spawn(self, kill_args, NULL)), 128 + SIGKILL);
+    const char *args[] = {"recover", url, NULL};
+    int out = -1, most = 0, disorder = -1;
+    long long units = -1;
+    pid_t pid = tt_spawn(self, args, &out);
+    FILE *f = fdopen(out, "r");
+    assert_non_null(f);
+    assert_int_equal(fscanf(f, "%d %d %lld", &most, &disorder, &units), 3);
+    fclose(f);
+    assert_int_equal(tt_wait(pid), 0);
+    print_message("after the kill: %d handlers at once at most, %lld units of work for %d "
+                  "events\n",
+                  most, units, STREAMS * PER_STREAM);
+    assert_true(most > 1);           /* not one at a time */
+    assert_int_equal(disorder, 0);   /* but in order within a stream */
+    assert_true(units < PER_STREAM); /* not a durable write per event */
+    free(url);
+    tt_rmdir(dir);
+}
+
 /* Child: holds the subscription "holder" until killed. */
 static int child_hold(const char *url)
 {
@@ -292,6 +381,9 @@ int main(int argc, char **argv)
 {
     if (argc >= 4 && strcmp(argv[1], "--child") == 0 && strcmp(argv[2], "hold") == 0)
         return child_hold(argv[3]);
+    if (argc >= 4 && strcmp(argv[1], "--child") == 0 &&
+        (strcmp(argv[2], "kill") == 0 || strcmp(argv[2], "recover") == 0))
+        return child_recovery(argv[2], argv[3]);
     if (argc >= 4 && strcmp(argv[1], "--child") == 0 && strcmp(argv[2], "append") == 0)
         return child_append(argv[3]);
     if (argc >= 4 && strcmp(argv[1], "--child") == 0)
@@ -302,6 +394,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_crashing_handler_is_parked),
         cmocka_unit_test(test_other_process_wakes_subscriber),
         cmocka_unit_test(test_dead_holder_is_known_by_its_lock),
+        cmocka_unit_test(test_crash_recovery_is_parallel),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
