@@ -9,6 +9,7 @@
  *   │    ├─ ok ─────────────────────────────▶ done (drop retry/DLQ records)
  *   │    ├─ TD_EPERMANENT or last attempt ──▶ park as dead
  *   └────┼─ within immediate_retries
+ *        ├─ TD_ENOSPC (the disk is full) ─▶ not counted, delayed 0.5 s
  *        └─ else: durable retry record, back off (exponential, jitter) ─▶ delayed
  *
  * The lane that owns the stream runs this without the subscription lock.
@@ -106,6 +107,10 @@ int td_delivery_publish(td_delivery *d, const char *stream, int64_t expected_ver
 }
 
 static int clear_records(td_txn *txn, td_subscription *sub, const item *it);
+
+/* How long an event whose attempt found the disk full waits to be tried
+ * again (td_deliver__item). */
+#define FULL_DISK_DELAY_US 500000
 
 /* The handler, its writes, the stream's progress mark and the removal of the
  * item's retry record or dead letter, all in one unit. A redelivery from the
@@ -411,6 +416,16 @@ td_outcome td_deliver__item(td_subscription *sub, item *it, const char *blocked_
             return succeed(sub, it);
         }
         td_sub_metrics__failed(sub, it->event);
+        if (rc == TD_ENOSPC) {
+            /* The disk is full: not the event's fault, and nothing of the
+             * attempt was written. Not counted, and no retry record (it
+             * could not be written either): tried again a little later. */
+            it->attempts--;
+            *delay_us = FULL_DISK_DELAY_US;
+            td_log__emit(TD_LOG_DEBUG, sub->name, it->event, "event %lld waits for disk space: %s",
+                         (long long)it->event->position, why);
+            return OUTCOME_DELAYED;
+        }
         if (it->replay && (rc == TD_EPERMANENT || it->attempts > sub->opts.immediate_retries)) {
             td_log__emit(TD_LOG_ERROR, sub->name, it->event,
                          "replay of event %lld (%s) failed after %u attempts: %s",

@@ -37,6 +37,7 @@
 
 #define LEASE_TTL_US   (15 * 1000000LL)
 #define LEASE_RENEW_US (3 * 1000000LL)
+#define LEASE_RETRY_US (1000000LL) /* after a renewal failed (a full disk, say) */
 /* A killed process lets go of its files only once all its threads have
  * died, a little after its main thread shows as a zombie (and before its
  * parent hears of its death): a start waits this long for a lock held by
@@ -148,13 +149,15 @@ int td_lease__renew(td_subscription *sub)
     lease_op op = {sub, false, false, false};
     int error = td_transact(sub->store, lease_unit, &op);
     if (error == 0 && op.lost)
-        error = td_error__set(TD_EBUSY,
-                              "subscription '%s' lost its lease to another process (this one "
-                              "was stalled for over %lld s); it stops",
-                              sub->name, LEASE_TTL_US / 1000000);
-    if (error == 0)
-        sub->lease_renewed_us = now;
-    return error;
+        return td_error__set(TD_EBUSY,
+                             "subscription '%s' lost its lease to another process (this one "
+                             "was stalled for over %lld s); it stops",
+                             sub->name, LEASE_TTL_US / 1000000);
+    /* A renewal that failed (the store is full, say) is tried again soon;
+     * meanwhile the lock keeps the name on this host. TD_EBUSY from the
+     * store (its lock timed out) is not the lease lost. */
+    sub->lease_renewed_us = error == 0 ? now : now - LEASE_RENEW_US + LEASE_RETRY_US;
+    return error == TD_EBUSY ? TD_ERROR : error;
 }
 
 void td_lease__release(td_subscription *sub)

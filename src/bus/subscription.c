@@ -60,6 +60,14 @@
 
 void td_sub__fail(td_subscription *sub, int code)
 {
+    if (code == TD_ENOSPC) {
+        /* The disk is full: what failed is tried again (a checkpoint at the
+         * next save, a handler after a delay) and succeeds once there is
+         * space. The store says so (td_store_health); this subscription
+         * has not failed. */
+        td_log__emit(TD_LOG_DEBUG, sub->name, NULL, "%s", td_error_last());
+        return;
+    }
     pthread_mutex_lock(&sub->lock);
     if (sub->first_error == 0) {
         td_log__emit(TD_LOG_ERROR, sub->name, NULL, "subscription failed: %s", td_error_last());
@@ -402,10 +410,11 @@ static void *reader_main(void *arg)
             wait_for_lanes(sub);
         }
         maybe_save(sub, &last_save);
-        if (td_lease__renew(sub) < 0) {
-            td_sub__fail(sub, td_error_last_code());
+        int renewed = td_lease__renew(sub);
+        if (renewed < 0)
+            td_sub__fail(sub, renewed);
+        if (renewed == TD_EBUSY)
             break; /* another process runs the name now: hand out nothing more */
-        }
         if (n == -1)
             wait_for_lanes(sub);
         else if (n == 0 && td_store_wait(sub->store, sub->read_position, 50, &head) < 0)

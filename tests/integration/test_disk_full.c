@@ -8,11 +8,15 @@
  * reads of what was acknowledged go on, and later appends are tried again
  * (no fail-stop). Once the file is removed, appends succeed again on the
  * same handle, the health is back to ok, and every acknowledged event is
- * there, in an intact store. Opening a store on the full disk names the
- * full disk, not "not a tidings store". Registered for both commit modes.
+ * there, in an intact store. A subscription whose handler writes finds
+ * the disk full too: it waits without counting attempts or failing, and
+ * carries on once there is space, each event handled once, at its first
+ * attempt. Opening a store on the full disk names the full disk, not "not
+ * a tidings store". Registered for both commit modes.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,6 +140,85 @@ static void test_full_disk_is_recoverable(void **state)
     td_store_free(store);
 }
 
+static atomic_int gate_reached, gate_open;
+
+/* Writes a document per event, with the attempt that wrote it. The first
+ * call waits at a gate (on the writer thread: nothing commits meanwhile)
+ * until the test has filled the disk. */
+static int note_in_unit(td_delivery *d, const td_event *ev, void *payload)
+{
+    char key[32], body[4200];
+    (void)payload;
+    if (!atomic_load(&gate_open)) {
+        atomic_store(&gate_reached, 1);
+        while (!atomic_load(&gate_open))
+            usleep(1000);
+    }
+    snprintf(key, sizeof key, "%lld", (long long)ev->position);
+    snprintf(body, sizeof body, "{\"attempt\":%u,\"pad\":\"%0*d\"}", td_delivery_attempt(d), 4000,
+             0);
+    return td_txn_doc_put(td_delivery_txn(d), "handled", key, body, 0);
+}
+
+static int count_first(const char *key, const char *json, size_t len, void *payload)
+{
+    (void)key;
+    (void)len;
+    *(int *)payload += strncmp(json, "{\"attempt\":1,", 13) == 0;
+    return 0;
+}
+
+static int any_dead(const td_dead_letter *e, void *payload)
+{
+    (void)e;
+    ++*(int *)payload;
+    return 0;
+}
+
+static void test_subscription_waits_for_space(void **state)
+{
+    (void)state;
+    char url[4200], filler[4200];
+    snprintf(url, sizeof url, "sqlite:%s/sub.db", mnt);
+    snprintf(filler, sizeof filler, "%s/filler", mnt);
+    td_store *store = tt_open(url);
+    for (int i = 0; i < 40; i++)
+        tt_append(store, "disk-3", "Noted", i);
+    td_subscription *sub = NULL;
+    td_subscription_options opts = TD_SUBSCRIPTION_OPTIONS_INIT;
+    opts.name = "writer";
+    opts.transactional = true;
+    opts.max_attempts = 2;
+    atomic_store(&gate_reached, 0);
+    atomic_store(&gate_open, 0);
+    assert_td_ok(td_subscription_new(&sub, store, &opts, note_in_unit, NULL));
+    assert_td_ok(td_subscription_start(sub));
+    while (!atomic_load(&gate_reached))
+        usleep(1000);
+    fill(filler);
+    atomic_store(&gate_open, 1);
+    int64_t head = 0;
+    assert_td_ok(td_store_head(store, &head));
+    /* well past max_attempts' worth of tries, and a lease renewal */
+    assert_td_code(td_subscription_wait_until(sub, head, 3500), TD_EBUSY);
+    assert_td_ok(td_subscription_check(sub)); /* waiting, not failed */
+    td_store_health h;
+    td_store_health_get(store, &h);
+    assert_int_equal(h.state, TD_STORE_FULL);
+    assert_int_equal(unlink(filler), 0);
+    assert_td_ok(td_store_head(store, &head));
+    assert_td_ok(td_subscription_wait_until(sub, head, 30000));
+    assert_td_ok(td_subscription_check(sub));
+    int first = 0;
+    assert_td_ok(td_store_doc_list(store, "handled", NULL, 0, count_first, &first));
+    assert_int_equal(first, 40); /* each once, at its first attempt */
+    int dead = 0;
+    assert_td_ok(td_dlq_list(store, NULL, any_dead, &dead));
+    assert_int_equal(dead, 0);
+    td_subscription_free(sub);
+    td_store_free(store);
+}
+
 /* Opening on a full disk fails and says why. */
 static void test_open_on_full_disk_names_it(void **state)
 {
@@ -177,6 +260,7 @@ int main(void)
     mnt = dir;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full_disk_is_recoverable),
+        cmocka_unit_test(test_subscription_waits_for_space),
         cmocka_unit_test(test_open_on_full_disk_names_it),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
