@@ -12,6 +12,11 @@
  * /health) names the handler as standing by. Other failures are left as
  * they are, for an operator to see: restarting would not cure them.
  *
+ * The keeper also watches the store: once it has stopped writes after a
+ * failed sync or commit (td_store_health: failed, TD_EIO), it tells the
+ * application (shop_options.on_store_failed), once; `shop serve` then
+ * exits for its supervisor to restart it, which reopens the store.
+ *
  * Threads: the keeper alone starts and stops handlers once the shop runs;
  * `keeper_lock` guards the standing-by state that shop_check reads.
  */
@@ -104,6 +109,20 @@ static void sweep(shop *s)
     }
 }
 
+/* A store that stopped writes after a failed sync or commit: tell the
+ * application, once. */
+static void watch_store(shop *s)
+{
+    td_store_health h;
+    if (s->store_failure_told || s->opts.on_store_failed == NULL)
+        return;
+    td_store_health_get(s->store, &h);
+    if (h.state != TD_STORE_FAILED || h.code != TD_EIO)
+        return;
+    s->store_failure_told = true;
+    s->opts.on_store_failed(h.message, s->opts.on_store_failed_payload);
+}
+
 static void *keeper_main(void *arg)
 {
     shop *s = arg;
@@ -121,6 +140,7 @@ static void *keeper_main(void *arg)
             break;
         pthread_mutex_unlock(&s->keeper_lock);
         int64_t now = now_ms();
+        watch_store(s);
         for (size_t i = 0; i < s->handler_count; i++)
             keep(s, &s->handlers[i], now);
         if (now >= next_sweep) {

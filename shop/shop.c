@@ -168,11 +168,12 @@ int shop_open_store(td_store **out, const char *db, const char *data, shop_store
 }
 
 int shop_open_serving_store(td_store **out, const char *db, const char *data,
-                            bool each_commit_synced, int writer_nice)
+                            bool each_commit_synced, int writer_nice, bool skip_check)
 {
     td_store_options so = TD_STORE_OPTIONS_INIT;
     so.pipelined_commits = !each_commit_synced;
     so.writer_nice = writer_nice;
+    so.skip_check = skip_check;
     return open_store(out, db, data, &so);
 }
 

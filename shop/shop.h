@@ -74,6 +74,13 @@ typedef struct shop_options {
     const char *smtp_user, *smtp_password;
     const char *smtp_ca_file; /* CA certificates to check the server with; NULL: the system's */
     bool smtp_starttls;       /* smtp://: insist on STARTTLS */
+    /* Called once, from the keeper thread, when the store has stopped
+     * writes after a failed sync or commit (TD_EIO): only reopening the
+     * store recovers, so `shop serve` exits for its supervisor to restart
+     * it. Corruption stops writes too, but a restart would not cure it:
+     * then /health says so and the shop goes on serving reads. */
+    void (*on_store_failed)(const char *why, void *payload);
+    void *on_store_failed_payload;
 } shop_options;
 
 /* The shop on store: registers its event handling and starts its
@@ -146,10 +153,11 @@ typedef enum shop_store_mode {
 int shop_open_store(td_store **out, const char *db, const char *data, shop_store_mode mode);
 /* The same for `shop serve`: pipelined commits unless each_commit_synced
  * (td_store_options.pipelined_commits: the writer goes on while the last
- * batch's fsync is in flight; answers still wait for it), and the writer
- * thread at nice writer_nice (td_store_options.writer_nice). */
+ * batch's fsync is in flight; answers still wait for it), the writer
+ * thread at nice writer_nice (td_store_options.writer_nice), and without
+ * the check at open if skip_check (td_store_options.skip_check). */
 int shop_open_serving_store(td_store **out, const char *db, const char *data,
-                            bool each_commit_synced, int writer_nice);
+                            bool each_commit_synced, int writer_nice, bool skip_check);
 
 /* ---- commands ---------------------------------------------------------- */
 

@@ -50,6 +50,7 @@ struct shop {
     size_t sweep_count;                  /* (under keeper_lock) */
     pthread_cond_t keeper_wake;
     bool keeper_ready, keeper_started, keeper_stopping;
+    bool store_failure_told; /* on_store_failed was called (the keeper's alone) */
 };
 
 /* keeper.c: takes back handlers whose lease another process took over. */

@@ -16,7 +16,9 @@
  * consistency: every order final, and for every product its initial stock
  * minus the units of its Processing orders is the stock the shop reports.
  * The last three lines are orders_per_s, order_to_final_p95_ms and
- * consistency: ok (or FAILED with why, and exit 1).
+ * consistency: ok (or FAILED with why, and exit 1). With --ids, each
+ * acknowledged order's id is appended to FILE as it is acknowledged, a line
+ * each: what a run cut short (the shop killed under it) had been told.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -59,6 +61,7 @@ typedef struct load {
     char (*user_ids)[40];
     order_slot *slots;
     atomic_int next, placed, finals, failures;
+    FILE *ids; /* --ids: acknowledged orders, under lock; NULL: none */
     pthread_mutex_t lock;
     atomic_bool stop_feed;
 } load;
@@ -250,6 +253,10 @@ static void *run_client(void *arg)
         slot->placement_ms = (now_s() - start) * 1000;
         if (status == 202 && id)
             snprintf(slot->id, sizeof slot->id, "%s", id);
+        if (status == 202 && id && l->ids) {
+            fprintf(l->ids, "%s\n", id);
+            fflush(l->ids);
+        }
         pthread_mutex_unlock(&l->lock);
         if (status == 202 && id)
             atomic_fetch_add(&l->placed, 1);
@@ -451,6 +458,8 @@ static const cmdline_option load_options[] = {
     {"key-file", 'k', "FILE",
      "the shop's admin key (DATA/admin.key): it makes\nproducts and follows every order; "
      "customers\nlog in on their own"},
+    {"ids", 'i', "FILE",
+     "append each acknowledged order's id to FILE, a\nline each (for runs cut short)"},
     {NULL, 0, NULL, NULL},
 };
 
@@ -515,6 +524,10 @@ static int parse(int argc, char **argv, load *l)
             break;
         case 'k':
             l->key_file = value;
+            break;
+        case 'i':
+            if (l->ids == NULL && (l->ids = fopen(value, "a")) == NULL)
+                rc = cmdline_error(&load_line, "--ids: cannot open %s", value);
             break;
         default:
             rc = cmdline_error(&load_line, "unexpected argument '%s'", value);
@@ -608,10 +621,16 @@ int shop_load_main(int argc, char **argv)
 {
     load l = {.products = 5, .seed = 42};
     int rc = parse(argc, argv, &l);
-    if (rc != 0)
+    if (rc != 0) {
+        if (l.ids)
+            fclose(l.ids);
         return rc - 1;
-    if (l.key_file && read_key(l.key_file, l.key, sizeof l.key) < 0)
+    }
+    if (l.key_file && read_key(l.key_file, l.key, sizeof l.key) < 0) {
+        if (l.ids)
+            fclose(l.ids);
         return 1;
+    }
     srand(l.seed ^ (unsigned)td_time_now());
     l.slots = calloc((size_t)l.orders, sizeof *l.slots);
     l.user_ids = calloc((size_t)l.concurrency, sizeof *l.user_ids);
@@ -620,6 +639,8 @@ int shop_load_main(int argc, char **argv)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     rc = l.slots && l.user_ids && l.tokens && run(&l) == 0 ? SHOP_EXIT_OK : SHOP_EXIT_FAIL;
     curl_global_cleanup();
+    if (l.ids && fclose(l.ids) != 0)
+        rc = SHOP_EXIT_FAIL;
     free(l.slots);
     free(l.user_ids);
     free(l.tokens);

@@ -9,12 +9,17 @@
  * the HTTP server. With --trace-file or --otlp-endpoint, the store's
  * appends and the shop's handlers are traced (services/otlp.h). SIGTERM or SIGINT stops it
  * gracefully: no new connections, requests in progress answered, event handlers finished,
- * checkpoints saved; then it exits 0.
+ * checkpoints saved; then it exits 0. A store that stops writes after a failed sync or
+ * commit (only reopening recovers) stops it the same way, and then it exits 1, for a
+ * supervisor to restart it. It refuses to start (exit 1) on a store that fails the check
+ * at open, unless --skip-check.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +46,7 @@ typedef struct serve_args {
     int payment_timeout_ms;
     int writer_nice;
     unsigned http_threads;
+    bool skip_check;
     int64_t session_ttl_s;
     http_options http;
     size_t hosts, origins;
@@ -93,6 +99,9 @@ static const cmdline_option serve_options[] = {
      "when it is slow, spans are dropped and counted"},
     {"otlp-queue", 'Q', "N", "spans kept waiting for the collector, 16..1000000\n(default 2048)"},
     {"broker", 'b', "URL", "a message broker (this build has none: refused)"},
+    {"skip-check", 'c', NULL,
+     "start on a store that fails the check made at\nopen (bounded; 'tidings check' checks in "
+     "full)"},
     {NULL, 0, NULL, NULL},
 };
 
@@ -186,6 +195,9 @@ static int option(int c, const char *value, serve_args *a)
         return 0;
     case 'S':
         a->smtp_starttls = true;
+        return 0;
+    case 'c':
+        a->skip_check = true;
         return 0;
     case 'x':
         a->trace_file = value;
@@ -422,6 +434,21 @@ static int first_admin_key(td_store *store, const char *data)
     return error;
 }
 
+/* The store stopped writes after a failed sync or commit (the keeper's
+ * thread): the main thread, waiting for a signal, stops the shop as for
+ * SIGTERM and exits 1. */
+static atomic_bool store_failed;
+
+static void on_store_failed(const char *why, void *payload)
+{
+    (void)payload;
+    fprintf(stderr, "shop serve: the store stopped writes (%s); stopping, for a supervisor to "
+                    "restart the shop\n",
+            why);
+    atomic_store(&store_failed, true);
+    kill(getpid(), SIGTERM); /* to the process: the main thread's sigwait takes it */
+}
+
 static int start_shop(running *r, const serve_args *a)
 {
     unsigned char master[TD_MASTER_KEY_BYTES];
@@ -438,7 +465,8 @@ static int start_shop(running *r, const serve_args *a)
                        .smtp_password = getenv("SHOP_SMTP_PASSWORD"),
                        .smtp_ca_file = a->smtp_ca,
                        .smtp_starttls = a->smtp_starttls,
-                       .tracer = r->tracer};
+                       .tracer = r->tracer,
+                       .on_store_failed = on_store_failed};
     if (shop_cmd_master_key(master, r->store, a->master_key_file, a->data, true, "shop serve",
                             &created) < 0)
         return TD_EINVAL;
@@ -455,8 +483,9 @@ static int start_shop(running *r, const serve_args *a)
 
 static int start_all(running *r, serve_args *a, const char *host, int port)
 {
-    int error = shop_open_serving_store(
-        &r->store, a->db, a->data, a->commits && strcmp(a->commits, "each") == 0, a->writer_nice);
+    int error = shop_open_serving_store(&r->store, a->db, a->data,
+                                        a->commits && strcmp(a->commits, "each") == 0,
+                                        a->writer_nice, a->skip_check);
     if (error == 0)
         error = td_metrics_new(&r->metrics);
     if (error == 0)
@@ -554,8 +583,11 @@ int shop_serve_main(int argc, char **argv)
            http_server_port(r.http), a.data, td_store_url(r.store));
     fflush(stdout);
     sigwait(&stop, &sig);
-    printf("shop: stopping (%s)\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    bool failed = atomic_load(&store_failed);
+    printf("shop: stopping (%s)\n", failed            ? "the store failed"
+                                     : sig == SIGTERM ? "SIGTERM"
+                                                      : "SIGINT");
     fflush(stdout);
     stop_all(&r);
-    return 0;
+    return failed ? 1 : 0;
 }

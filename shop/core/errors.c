@@ -39,6 +39,10 @@ static const char *word_for(int st)
         return "exists";
     case TD_EBUSY:
         return "busy";
+    case TD_ENOSPC:
+        return "storage_full";
+    case TD_ECLOSED:
+        return "store_unavailable";
     default:
         return "internal_error";
     }

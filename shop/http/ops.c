@@ -141,31 +141,54 @@ static void add_failure(const char *subscription, const char *why, void *payload
                           json_pack("{s:s,s:s}", "subscription", subscription, "error", why));
 }
 
-/* Healthy: the store answers and no handler of this process has failed
- * (a subscription whose lease another process took over, say); lags are
- * reported, not judged. Only administrators see the details. */
+/* What /health says of the store: "ok", "storage_full" (the last write
+ * found the disk full: writes get 503 until there is space, and resume by
+ * themselves), or "failed" (a failed sync or commit, or corruption: writes
+ * are refused until the store is reopened), and why. */
+static const char *store_state(td_store *store, td_store_health *h)
+{
+    td_store_health_get(store, h);
+    return h->state == TD_STORE_OK ? "ok" : h->state == TD_STORE_FULL ? "storage_full" : "failed";
+}
+
+/* Healthy: the store answers and takes writes, and no handler of this
+ * process has failed (a subscription whose lease another process took
+ * over, say); lags are reported, not judged. Only administrators see the
+ * details. */
 static int get_health(http_request *req, http_response *res)
 {
     if (req->who.role != SHOP_ROLE_ADMIN) {
         int64_t ignored = 0;
-        bool ok =
-            td_store_head(req->store, &ignored) == 0 && shop_check(req->shop, NULL, NULL) == 0;
+        td_store_health sh;
+        td_store_health_get(req->store, &sh);
+        bool ok = td_store_head(req->store, &ignored) == 0 && sh.state == TD_STORE_OK &&
+                  shop_check(req->shop, NULL, NULL) == 0;
         return http_json(res, ok ? 200 : 503,
                          json_pack("{s:s}", "status", ok ? "ok" : "unhealthy"));
     }
     int64_t head = 0;
     health h = {json_array(), 0};
     json_t *failures = json_array();
+    td_store_health sh;
+    const char *state = store_state(req->store, &sh);
+    char why[300] = "";
     bool store_ok = td_store_head(req->store, &head) == 0 &&
                     td_subscriptions_list(req->store, add_subscription, &h) == 0;
-    char store_state[256];
-    snprintf(store_state, sizeof store_state, "%s", store_ok ? "ok" : td_error_last());
+    if (!store_ok)
+        snprintf(why, sizeof why, "%s", td_error_last());
+    else if (sh.state != TD_STORE_OK)
+        snprintf(why, sizeof why, "%s", sh.message);
+    char since[TD_TIME_STR_LEN + 1] = "";
+    if (sh.since)
+        (void)td_time_format(since, sh.since);
     bool handlers_ok = shop_check(req->shop, add_failure, failures) == 0;
+    bool ok = store_ok && sh.state == TD_STORE_OK && handlers_ok;
     json_t *body =
-        json_pack("{s:s,s:s,s:I,s:o,s:o}", "status", store_ok && handlers_ok ? "ok" : "unhealthy",
-                  "store", store_state, "head", (json_int_t)head, "subscriptions", h.subscriptions,
-                  "failed_handlers", failures);
-    return http_json(res, store_ok && handlers_ok ? 200 : 503, body);
+        json_pack("{s:s,s:s,s:s?,s:s?,s:I,s:o,s:o}", "status", ok ? "ok" : "unhealthy", "store",
+                  store_ok ? state : "unreadable", "store_error", why[0] ? why : NULL,
+                  "store_since", since[0] ? since : NULL, "head", (json_int_t)head, "subscriptions",
+                  h.subscriptions, "failed_handlers", failures);
+    return http_json(res, ok ? 200 : 503, body);
 }
 
 static int add_dead_letter(const td_dead_letter *e, void *payload)

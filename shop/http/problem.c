@@ -8,6 +8,10 @@
  *   insufficient_stock,
  *   illegal_transition                409
  *   invalid_credentials, invalid_token 401 (access.c)
+ *   storage_full (the disk is full)   503, Retry-After: 5 (writes resume by
+ *                                     themselves once there is space)
+ *   store_unavailable, busy           503 (the store stopped writes, or its
+ *                                     lock was not granted in time)
  *   anything else                     500
  *
  * A problem's type is "urn:tidings:problem:<code>": a name the project
@@ -51,6 +55,9 @@ static const char *title_of(unsigned status)
     }
 }
 
+/* Seconds a client waits before it tries a write again on a full disk. */
+#define STORAGE_FULL_RETRY_AFTER 5
+
 int http_problem(http_response *res, unsigned status, const char *code, const char *field,
                  const char *fmt, ...)
 {
@@ -65,6 +72,8 @@ int http_problem(http_response *res, unsigned status, const char *code, const ch
     res->content_type = "application/problem+json";
     res->json = json_pack("{s:s,s:s,s:i,s:s,s:s,s:s?}", "type", type, "title", title_of(status),
                           "status", (int)status, "detail", detail, "code", code, "field", field);
+    if (strcmp(code, "storage_full") == 0)
+        res->retry_after = STORAGE_FULL_RETRY_AFTER;
     return 0;
 }
 
@@ -78,7 +87,7 @@ int http_shop_problem(http_response *res, bool path_entity)
         status = path_entity && e.field == NULL ? 404 : 422;
     else if (e.status == TD_ECONFLICT || e.status == TD_EEXISTS)
         status = 409;
-    else if (e.status == TD_EBUSY)
+    else if (e.status == TD_EBUSY || e.status == TD_ENOSPC || e.status == TD_ECLOSED)
         status = 503;
     return http_problem(res, status, status == 500 ? "internal_error" : e.code, e.field, "%s",
                         e.message);

@@ -26,7 +26,11 @@
  * the message is sent again.
  *
  * After a failed fsync the spool refuses to send (TD_EIO), as the store
- * does after one: the kernel may have dropped what was appended.
+ * does after one: the kernel may have dropped what was appended. A full
+ * disk is not that: an append that does not fit (ENOSPC, or cut short) is
+ * cut off the file again, nothing of it being durable or named yet, and
+ * the send fails with TD_ENOSPC; the notification is tried again, and goes
+ * out once there is space.
  *
  * Threads: send is called from the notification lanes at once; `lock`
  * guards everything.
@@ -302,6 +306,21 @@ static void make_room(spool *sp)
     }
 }
 
+/* Appends an entry (lock held). One that does not fit is cut off again and
+ * TD_ENOSPC returned; any other failure stops the spool. */
+static int append_entry(spool *sp, const char *entry, size_t len)
+{
+    ssize_t wrote = write(sp->fd, entry, len);
+    if (wrote == (ssize_t)len)
+        return 0;
+    int e = wrote < 0 ? errno : ENOSPC; /* a short write: the file system filled up */
+    if ((e != ENOSPC && e != EDQUOT) || ftruncate(sp->fd, sp->end) != 0) {
+        sp->failed = TD_EIO; /* a partial entry is cut off at the next open */
+        return TD_EIO;
+    }
+    return TD_ENOSPC;
+}
+
 static int send_spooled(void *self, const shop_mail *mail)
 {
     spool *sp = self;
@@ -315,15 +334,10 @@ static int send_spooled(void *self, const shop_mail *mail)
         return error;
     pthread_mutex_lock(&sp->lock);
     make_room(sp);
-    if (!sp->failed && !holds(sp, name)) {
-        ssize_t wrote = write(sp->fd, entry, len);
-        if (wrote != (ssize_t)len)
-            sp->failed = TD_EIO; /* a partial entry is cut off at the next open */
-        else {
-            sp->end += (off_t)len;
-            if (add_name(&sp->current, name, strlen(name)) < 0)
-                sp->failed = TD_ENOMEM; /* a retry would append it twice: stop */
-        }
+    if (!sp->failed && !holds(sp, name) && (error = append_entry(sp, entry, len)) == 0) {
+        sp->end += (off_t)len;
+        if (add_name(&sp->current, name, strlen(name)) < 0)
+            sp->failed = TD_ENOMEM; /* a retry would append it twice: stop */
     }
     sync_through(sp, sp->end); /* also when held: it may not be durable yet */
     if (error == 0 && sp->failed)

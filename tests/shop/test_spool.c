@@ -4,13 +4,17 @@
  * again, also after reopening, adds nothing; a message torn by a crash
  * mid-append is cut off on opening and goes out again whole; a body line
  * starting with "From " cannot split a message; a full file is rotated,
- * and what the current and the last rotated file hold is still sent once.
+ * and what the current and the last rotated file hold is still sent once;
+ * on a full disk (a small tmpfs, skipped where mounting is refused) a send
+ * fails with TD_ENOSPC, leaves nothing behind, and goes through once there
+ * is space.
  */
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -250,6 +254,37 @@ static void test_rotation_under_concurrent_senders(void **state)
         }
 }
 
+/* A full disk: the send fails with TD_ENOSPC and leaves the file as it
+ * was; the spool goes on, and sends once there is space. */
+static void test_full_disk(void **state)
+{
+    (void)state;
+    char filler[4300], body[8192];
+    if (mount("tidings-test", dir, "tmpfs", 0, "size=256k") != 0)
+        skip(); /* needs root */
+    shop_mailer m = open_spool();
+    assert_int_equal(send_one(&m, "e-1", "before"), 0);
+    off_t before = size_of();
+    snprintf(filler, sizeof filler, "%s/filler", dir);
+    int fd = open(filler, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    memset(body, 'x', sizeof body);
+    for (size_t n = sizeof body; n >= 1; n /= 2)
+        while (write(fd, body, n) == (ssize_t)n)
+            ;
+    close(fd);
+    body[sizeof body - 1] = '\0';
+    assert_int_equal(send_one(&m, "e-2", body), TD_ENOSPC);
+    assert_int_equal(size_of(), before);                    /* nothing of it stays */
+    assert_int_equal(send_one(&m, "e-2", body), TD_ENOSPC); /* not stopped: tried again */
+    assert_int_equal(unlink(filler), 0);
+    assert_int_equal(send_one(&m, "e-2", body), 0);
+    assert_int_equal(send_one(&m, "e-2", body), 0); /* once */
+    assert_int_equal(all(), 2);
+    shop_spool_free(&m);
+    assert_int_equal(umount(dir), 0);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -260,6 +295,7 @@ int main(void)
         T(test_concurrent_senders),
         T(test_rotation),
         T(test_rotation_under_concurrent_senders),
+        T(test_full_disk),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
