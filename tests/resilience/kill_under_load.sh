@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# kill_under_load.sh SHOP TIDINGS: SIGKILLed under load, again and again,
+# the shop comes back at once and loses nothing.
+#
+# KILLS times (20): `shop load` places orders with an always-approving card
+# (tok_visa) as fast as 8 clients can; after a random 0.8..1.8 s the shop is
+# SIGKILLed, and started again at once, while the dead process is still a
+# zombie nobody has reaped (its parent is a `sleep` that never waits). Each
+# restart must listen (its figure: start_s) and have every subscription
+# caught up (caught_up_s, from the restart) without help; the saga gives up
+# on a payment after PAYMENT_TIMEOUT_MS (5,000: the time a restart has to
+# be back to its usual lag). Afterwards: every acknowledged order is there and final,
+# none is cancelled (so none for payment_timeout), every order has exactly
+# one order_received and one order_confirmed e-mail, and each product's
+# stock plus the units of its paid orders is what it started with. Prints
+# each restart's figures, and their medians and maxima.
+shop=$1
+tidings=$2
+kills=${KILLS:-20}
+timeout_ms=${PAYMENT_TIMEOUT_MS:-5000}
+. "$(dirname "$0")/lib.sh"
+
+data=$dir/data
+serve_unreaped first "$data" --payment-timeout "$timeout_ms" || fail "the shop did not start"
+: >"$dir/ids"
+: >"$dir/figures"
+seed=$$
+for k in $(seq "$kills"); do
+  mapfile -t auth < <(load_auth)
+  "$shop" load --url "$url" --orders 100000 --concurrency 8 --decline-rate 0 --seed "$k" \
+    --ids "$dir/ids" "${auth[@]+"${auth[@]}"}" >"$dir/load.$k" 2>&1 &
+  load_pid=$!
+  pids+=("$load_pid")
+  sleep "$(awk -v s="$seed" -v k="$k" 'BEGIN { srand(s + k); printf "%.2f", 0.8 + rand() }')"
+  dead=$pid
+  dead_parent=$sleeper
+  kill -KILL "$dead"
+  kill "$load_pid" 2>/dev/null
+  { wait "$load_pid"; } 2>/dev/null
+  for _ in $(seq 200); do
+    [ "$(process_state "$dead")" = Z ] && break
+    sleep 0.005
+  done
+  [ "$(process_state "$dead")" = Z ] || fail "the killed shop is not a zombie"
+  serve_unreaped "run$k" "$data" --payment-timeout "$timeout_ms" || fail "restart $k did not start"
+  [ "$(process_state "$dead")" = Z ] || fail "the killed shop was reaped meanwhile"
+  kill "$dead_parent" # now init reaps it
+  { wait "$dead_parent"; } 2>/dev/null
+  t_started=$started_in
+  wait_caught_up 60
+  caught=$(awk -v a="$t_started" -v b="$caught_up_in" 'BEGIN { printf "%.3f", a + b }')
+  placed=$(wc -l <"$dir/ids")
+  echo "kill $k: start_s $t_started caught_up_s $caught ($placed orders acknowledged so far)"
+  echo "$t_started $caught" >>"$dir/figures"
+done
+
+# every acknowledged order final, and the state to check, with a shop this
+# script waits for
+kill "$pid"
+for _ in $(seq 600); do
+  kill -0 "$pid" 2>/dev/null || break
+  sleep 0.05
+done
+kill "$sleeper"
+{ wait "$sleeper"; } 2>/dev/null
+serve last "$data" --payment-timeout "$timeout_ms" || fail "the last start failed"
+wait_caught_up 120
+: >"$dir/stock"
+after=
+while :; do
+  api GET "/products?limit=100${after:+&after=$after}"
+  [ "$code" = 200 ] || fail "cannot list the products ($code)"
+  products=$(field '.products[].id')
+  after=$(field '.next // empty')
+  for product in $products; do
+    api GET "/products/$product"
+    [ "$code" = 200 ] || fail "cannot read product $product"
+    echo "$product $(field .stock)" >>"$dir/stock"
+  done
+  [ -n "$after" ] || break
+done
+stop
+"$tidings" --db "sqlite:$data/tidings.db" events --category order >"$dir/orders.jsonl" ||
+  fail "cannot read the orders"
+cat "$data"/mail/spool.mbox* >"$dir/mail"
+python3 - "$dir/ids" "$dir/orders.jsonl" "$dir/mail" "$dir/stock" <<'EOF' || fail "see above"
+import collections, json, re, sys
+ids, orders, mail, stock = sys.argv[1:5]
+acked = set(open(ids).read().split())
+created, status, reasons, units = {}, {}, collections.Counter(), collections.Counter()
+for line in open(orders):
+    ev = json.loads(line)
+    d = ev["data"]
+    if ev["type"] == "OrderCreated":
+        created[d["order_id"]] = d["items"]
+    elif ev["type"] == "OrderStatusChanged":
+        status[d["order_id"]] = d["to_status"]
+        if d["to_status"] == "Cancelled":
+            reasons[d.get("reason")] += 1
+problems = []
+lost = acked - set(created)
+if lost:
+    problems.append(f"{len(lost)} acknowledged orders lost, e.g. {sorted(lost)[0]}")
+final = {o: s for o, s in status.items() if s in ("Processing", "Cancelled")}
+unfinished = [o for o in created if o not in final]
+if unfinished:
+    problems.append(f"{len(unfinished)} orders not final, e.g. {unfinished[0]}")
+cancelled = sum(reasons.values())
+print(f"orders: {len(acked)} acknowledged, {len(created)} created, {cancelled} cancelled "
+      f"({dict(reasons)})")
+print(f"figure: cancelled_payment_timeout {reasons['payment_timeout']}")
+if cancelled:
+    problems.append(f"{cancelled} orders cancelled: {dict(reasons)}")
+text = open(mail, encoding="utf-8", errors="replace").read()
+kinds = collections.Counter(re.findall(r"X-Order-Id: (\S+)\r?\nX-Email-Kind: (\S+)", text))
+for o in created:
+    for kind in ("order_received", "order_confirmed"):
+        if kinds[(o, kind)] != 1:
+            problems.append(f"order {o} has {kinds[(o, kind)]} {kind} e-mails")
+            break
+for o, s in final.items():
+    if s == "Processing":
+        for item in created.get(o, []):
+            units[item["product_id"]] += item["quantity"]
+for line in open(stock):
+    product, left = line.split()
+    if int(left) + units[product] != 1000000:
+        problems.append(f"product {product}: stock {left} + {units[product]} sold != 1000000")
+print(f"e-mails: {sum(kinds.values())} for {len(created)} orders; stock checked for "
+      f"{sum(1 for _ in open(stock))} products")
+for p in problems[:10]:
+    print("PROBLEM:", p)
+sys.exit(1 if problems else 0)
+EOF
+stats() { sort -n | awk '{v[NR] = $1} END {printf "%s %s", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2, v[NR]}'; }
+read -r start_median start_max < <(awk '{print $1}' "$dir/figures" | stats)
+read -r caught_median caught_max < <(awk '{print $2}' "$dir/figures" | stats)
+figure restart_start_s_median "$start_median"
+figure restart_start_s_max "$start_max"
+figure restart_caught_up_s_median "$caught_median"
+figure restart_caught_up_s_max "$caught_max"
+echo "1 passed, 0 failed"
