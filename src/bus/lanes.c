@@ -50,7 +50,8 @@ static void settle(td_subscription *sub, stream_q *s, item *it, td_outcome outco
         s->ready_at = td_sched__monotonic_us() + (outcome == OUTCOME_DELAYED ? delay_us : 1000000);
     }
     s->busy = false;
-    td_sched__offer(sub, s);
+    if (!td_sched__forget_idle(sub, s))
+        td_sched__offer(sub, s);
     pthread_cond_broadcast(&sub->progress_cond);
     if (sub->ready_head)
         pthread_cond_signal(&sub->lanes_cond);

@@ -244,7 +244,8 @@ static void release_stream(td_subscription *sub, stream_q *s, const char *unbloc
     if (unblock && strcmp(s->blocked_by, unblock) == 0)
         s->blocked_by[0] = '\0';
     s->busy = false;
-    td_sched__offer(sub, s);
+    if (!td_sched__forget_idle(sub, s))
+        td_sched__offer(sub, s);
     pthread_cond_broadcast(&sub->lanes_cond);
     pthread_mutex_unlock(&sub->lock);
 }

@@ -7,6 +7,13 @@
  * delayed streams whose time has come. The ring records every event read, in
  * position order, with a done flag; the checkpoint is its done prefix.
  * Every function here runs with the subscription's lock held.
+ *
+ * Memory: a stream is forgotten as soon as it has nothing left to do (no
+ * events queued, no lane or request holding it, not blocked by a dead
+ * letter), so the table holds the streams in flight, at most the ring's
+ * size plus the blocked ones, not every stream ever seen: a shop order is
+ * a few streams of its own, and kept forever they grew the shop by about
+ * 1.5 KiB an order. A stream seen again is simply made again.
  */
 #include <string.h>
 #include <time.h>
@@ -115,6 +122,22 @@ int td_sched__stream(td_subscription *sub, const char *name, stream_q **out)
         grow(sub);
     *out = s;
     return 0;
+}
+
+bool td_sched__forget_idle(td_subscription *sub, stream_q *s)
+{
+    if (s->head || s->busy || s->queued || s->blocked_by[0])
+        return false;
+    stream_q **link = &sub->buckets[td_hash__fnv1a(s->name) % sub->bucket_count];
+    while (*link && *link != s)
+        link = &(*link)->hash_next;
+    if (*link == NULL)
+        return false; /* not in the table: cannot happen, and then keep it */
+    *link = s->hash_next;
+    sub->stream_count--;
+    td_free(s->name);
+    td_free(s);
+    return true;
 }
 
 void td_sched__push(td_subscription *sub, stream_q *s, item *it, bool front)

@@ -168,6 +168,9 @@ int td_sched__reset(td_subscription *sub);
 int td_sched__stream(td_subscription *sub, const char *name, stream_q **out);
 void td_sched__push(td_subscription *sub, stream_q *s, item *it, bool front);
 void td_sched__offer(td_subscription *sub, stream_q *s); /* queue it if it has work */
+/* Frees s if it has nothing to do (no items, not busy, not listed, not
+ * blocked); true if it did. Call where a holder lets a stream go. */
+bool td_sched__forget_idle(td_subscription *sub, stream_q *s);
 stream_q *td_sched__take(td_subscription *sub, int64_t now, int64_t *next_ready);
 int td_sched__track(td_subscription *sub, int64_t position, td_time occurred_at, uint64_t *seq);
 void td_sched__done(td_subscription *sub, uint64_t seq);
