@@ -42,6 +42,7 @@ test: build build-asan
 bench: build
 	@$(BUILD)/bench/tidings-bench
 	@bash bench/shop_load.sh $(BUILD)
+	@bash bench/shop_memory.sh $(BUILD)
 
 fmt:
 	@clang-format -i $$(git ls-files --cached --others --exclude-standard '*.c' '*.h')
