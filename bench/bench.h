@@ -22,5 +22,7 @@ void bench_report(const char *name, double value, const char *unit);
 int bench_store(void);
 /* bench_dispatch.c */
 int bench_dispatch(void);
+/* bench_open.c */
+int bench_open(void);
 
 #endif

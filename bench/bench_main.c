@@ -2,7 +2,8 @@
  * bench_main.c: `tidings-bench`, run by `make bench`. Prints one line per
  * figure ("name: value unit") and the ratios against the raw baselines
  * measured in the same run. Set TIDINGS_BENCH_DIR to pick the file system.
- * `tidings-bench store` or `tidings-bench dispatch` runs one part.
+ * `tidings-bench store`, `tidings-bench dispatch` or `tidings-bench open`
+ * runs one part.
  */
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +17,8 @@ int main(int argc, char **argv)
     if ((!only || strcmp(only, "store") == 0) && bench_store() < 0)
         return 1;
     if ((!only || strcmp(only, "dispatch") == 0) && bench_dispatch() < 0)
+        return 1;
+    if ((!only || strcmp(only, "open") == 0) && bench_open() < 0)
         return 1;
     return 0;
 }
