@@ -13,7 +13,8 @@
  * letter), so the table holds the streams in flight, at most the ring's
  * size plus the blocked ones, not every stream ever seen: a shop order is
  * a few streams of its own, and kept forever they grew the shop by about
- * 1.5 KiB an order. A stream seen again is simply made again.
+ * 1.5 KiB an order. A stream seen again is made again, from one of up to
+ * SPARE_MAX forgotten ones kept for the purpose.
  */
 #include <string.h>
 #include <time.h>
@@ -24,6 +25,9 @@
 #include "core/internal.h"
 
 #define INITIAL_BUCKETS 256
+/* Forgotten streams kept for reuse, so that a stream seen again (most of a
+ * shop order's streams come and go within a second) costs no allocation. */
+#define SPARE_MAX 64
 
 int64_t td_sched__monotonic_us(void)
 {
@@ -53,6 +57,8 @@ int td_sched__reset(td_subscription *sub)
     sub->ring_done = NULL;
     sub->ring_time = NULL;
     sub->stream_count = 0;
+    sub->spare = NULL;
+    sub->spare_count = 0;
     sub->ready_head = sub->ready_tail = sub->delayed = NULL;
     sub->ring_start = sub->ring_end = 0;
     return td_sched__init(sub);
@@ -79,6 +85,11 @@ void td_sched__dispose(td_subscription *sub)
             td_free(s);
         }
     }
+    for (stream_q *s = sub->spare, *next; s; s = next) {
+        next = s->hash_next;
+        td_free(s->name);
+        td_free(s);
+    }
     td_free(sub->buckets);
     td_free(sub->ring_position);
     td_free(sub->ring_done);
@@ -103,6 +114,32 @@ static void grow(td_subscription *sub)
     sub->bucket_count = count;
 }
 
+/* A fresh stream named name: a spare one if there is, else a new one. */
+static stream_q *new_stream(td_subscription *sub, const char *name)
+{
+    size_t len = strlen(name);
+    stream_q *s = sub->spare;
+    if (s) {
+        sub->spare = s->hash_next;
+        sub->spare_count--;
+    } else if ((s = td_calloc(1, sizeof *s)) == NULL) {
+        return NULL;
+    }
+    if (s->name_cap <= len) {
+        size_t cap = len + 1 > 64 ? len + 1 : 64;
+        char *grown = td_realloc(s->name, cap);
+        if (grown == NULL) {
+            td_free(s->name);
+            td_free(s);
+            return NULL;
+        }
+        s->name = grown;
+        s->name_cap = cap;
+    }
+    memcpy(s->name, name, len + 1);
+    return s;
+}
+
 int td_sched__stream(td_subscription *sub, const char *name, stream_q **out)
 {
     size_t i = td_hash__fnv1a(name) % sub->bucket_count;
@@ -111,11 +148,9 @@ int td_sched__stream(td_subscription *sub, const char *name, stream_q **out)
             *out = s;
             return 0;
         }
-    stream_q *s = td_calloc(1, sizeof *s);
-    if (s == NULL || (s->name = td_strdup(name)) == NULL) {
-        td_free(s);
+    stream_q *s = new_stream(sub, name);
+    if (s == NULL)
         return td_error__oom();
-    }
     s->hash_next = sub->buckets[i];
     sub->buckets[i] = s;
     if (++sub->stream_count > sub->bucket_count * 2)
@@ -135,8 +170,14 @@ bool td_sched__forget_idle(td_subscription *sub, stream_q *s)
         return false; /* not in the table: cannot happen, and then keep it */
     *link = s->hash_next;
     sub->stream_count--;
-    td_free(s->name);
-    td_free(s);
+    if (sub->spare_count >= SPARE_MAX) {
+        td_free(s->name);
+        td_free(s);
+        return true;
+    }
+    *s = (stream_q){.name = s->name, .name_cap = s->name_cap, .hash_next = sub->spare};
+    sub->spare = s;
+    sub->spare_count++;
     return true;
 }
 

@@ -48,6 +48,7 @@ typedef struct item {
 
 typedef struct stream_q {
     char *name;
+    size_t name_cap; /* bytes name has room for (a spare keeps its buffer) */
     item *head, *tail;
     bool busy;
     bool queued;
@@ -96,6 +97,8 @@ struct td_subscription {
     /* streams */
     stream_q **buckets;
     size_t bucket_count, stream_count;
+    stream_q *spare; /* forgotten streams kept for reuse (linked by hash_next) */
+    size_t spare_count;
     stream_q *ready_head, *ready_tail;
     stream_q *delayed;
 

@@ -118,7 +118,7 @@ struct td_writer {
     int fatal; /* 0, or the code of the failure that stopped writes (TD_EIO, TD_ECORRUPT) */
     char fatal_message[MESSAGE_MAX];
     td_time fatal_since;
-    bool full; /* the last batch failed for lack of space (until one commits) */
+    _Atomic bool full; /* the last batch failed for lack of space (until one commits) */
     td_time full_since;
     char full_message[MESSAGE_MAX];
     int64_t head;          /* the head position inside the current transaction */
@@ -209,9 +209,12 @@ static void note_full(td_writer *w, const char *why)
                      td_store_url(w->store), why);
 }
 
-/* A batch committed: if the disk was full, it is not any more. */
+/* A batch committed: if the disk was full, it is not any more. Only the
+ * writer sets `full`, so it may look without the lock first. */
 static void note_committed(td_writer *w)
 {
+    if (!atomic_load_explicit(&w->full, memory_order_relaxed))
+        return;
     pthread_mutex_lock(&w->lock);
     bool was_full = w->full;
     w->full = false;
