@@ -442,8 +442,9 @@ static atomic_bool store_failed;
 static void on_store_failed(const char *why, void *payload)
 {
     (void)payload;
-    fprintf(stderr, "shop serve: the store stopped writes (%s); stopping, for a supervisor to "
-                    "restart the shop\n",
+    fprintf(stderr,
+            "shop serve: the store stopped writes (%s); stopping, for a supervisor to "
+            "restart the shop\n",
             why);
     atomic_store(&store_failed, true);
     kill(getpid(), SIGTERM); /* to the process: the main thread's sigwait takes it */
@@ -584,9 +585,9 @@ int shop_serve_main(int argc, char **argv)
     fflush(stdout);
     sigwait(&stop, &sig);
     bool failed = atomic_load(&store_failed);
-    printf("shop: stopping (%s)\n", failed            ? "the store failed"
-                                     : sig == SIGTERM ? "SIGTERM"
-                                                      : "SIGINT");
+    printf("shop: stopping (%s)\n", failed           ? "the store failed"
+                                    : sig == SIGTERM ? "SIGTERM"
+                                                     : "SIGINT");
     fflush(stdout);
     stop_all(&r);
     return failed ? 1 : 0;

@@ -16,8 +16,8 @@ tidings=$2
 . "$(dirname "$0")/lib.sh"
 command -v sqlite3 >/dev/null || skip "no sqlite3"
 
-# A store with some history; the last thing in it is a user whose e-mail
-# is a marker.
+# A store with some history; the last thing in it is a product whose name
+# is a marker (a customer's e-mail would be sealed, not readable bytes).
 serve origin "$dir/origin" || fail "the shop did not start"
 make_catalog 1000
 ids=()
@@ -27,8 +27,8 @@ for _ in $(seq 30); do
 done
 wait_final "${ids[@]}"
 wait_caught_up
-api POST /users '{"email":"tail-marker-0123456789@example.com","full_name":"Last One"}'
-[ "$code" = 201 ] || fail "cannot create the last user"
+api POST /products '{"name":"tail-marker-0123456789","price":100,"currency":"USD"}'
+[ "$code" = 201 ] || fail "cannot create the last product"
 stop
 good=$dir/origin/tidings.db
 
@@ -42,10 +42,12 @@ smash() {
     dd of="$1" bs=1 seek=$((($2 - 1) * page_size)) conv=notrunc status=none
 }
 
-# copy_of NAME: a data folder NAME holding a copy of the good store.
+# copy_of NAME: a data folder NAME holding a copy of the good store, with
+# its keys (the master key that seals personal data, the admin key).
 copy_of() {
   mkdir -p "$dir/$1"
   cp "$good" "$dir/$1/tidings.db"
+  cp -p "$dir/origin/master.key" "$dir/origin/admin.key" "$dir/$1/"
 }
 
 # refused NAME WHY: neither shop serve nor tidings opens it; both say WHY;

@@ -3,7 +3,9 @@
 # the shop comes back at once and loses nothing.
 #
 # KILLS times (20): `shop load` places orders with an always-approving card
-# (tok_visa) as fast as 8 clients can; after a random 0.8..1.8 s the shop is
+# (tok_visa) as fast as 8 clients can; once its orders are being
+# acknowledged (it makes products and logs its customers in first), after
+# a random 0.8..1.8 s more, the shop is
 # SIGKILLed, and started again at once, while the dead process is still a
 # zombie nobody has reaped (its parent is a `sleep` that never waits). Each
 # restart must listen (its figure: start_s) and have every subscription
@@ -18,10 +20,13 @@ shop=$1
 tidings=$2
 kills=${KILLS:-20}
 timeout_ms=${PAYMENT_TIMEOUT_MS:-5000}
+# every run of shop load registers and logs in 8 customers: above the
+# default 60 a minute from one address
+opts=(--payment-timeout "$timeout_ms" --auth-limit 100000)
 . "$(dirname "$0")/lib.sh"
 
 data=$dir/data
-serve_unreaped first "$data" --payment-timeout "$timeout_ms" || fail "the shop did not start"
+serve_unreaped first "$data" "${opts[@]}" || fail "the shop did not start"
 : >"$dir/ids"
 : >"$dir/figures"
 seed=$$
@@ -31,6 +36,12 @@ for k in $(seq "$kills"); do
     --ids "$dir/ids" "${auth[@]+"${auth[@]}"}" >"$dir/load.$k" 2>&1 &
   load_pid=$!
   pids+=("$load_pid")
+  before=$(wc -l <"$dir/ids")
+  for _ in $(seq 6000); do
+    [ "$(wc -l <"$dir/ids")" -gt "$before" ] && break
+    kill -0 "$load_pid" 2>/dev/null || fail "shop load stopped: $(tail -3 "$dir/load.$k")"
+    sleep 0.01
+  done
   sleep "$(awk -v s="$seed" -v k="$k" 'BEGIN { srand(s + k); printf "%.2f", 0.8 + rand() }')"
   dead=$pid
   dead_parent=$sleeper
@@ -42,7 +53,7 @@ for k in $(seq "$kills"); do
     sleep 0.005
   done
   [ "$(process_state "$dead")" = Z ] || fail "the killed shop is not a zombie"
-  serve_unreaped "run$k" "$data" --payment-timeout "$timeout_ms" || fail "restart $k did not start"
+  serve_unreaped "run$k" "$data" "${opts[@]}" || fail "restart $k did not start"
   [ "$(process_state "$dead")" = Z ] || fail "the killed shop was reaped meanwhile"
   kill "$dead_parent" # now init reaps it
   { wait "$dead_parent"; } 2>/dev/null
@@ -63,7 +74,7 @@ for _ in $(seq 600); do
 done
 kill "$sleeper"
 { wait "$sleeper"; } 2>/dev/null
-serve last "$data" --payment-timeout "$timeout_ms" || fail "the last start failed"
+serve last "$data" "${opts[@]}" || fail "the last start failed"
 wait_caught_up 120
 : >"$dir/stock"
 after=

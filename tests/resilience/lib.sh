@@ -126,8 +126,9 @@ stop() {
   wait "$pid" || fail "the shop did not stop cleanly"
 }
 
-# The header that authenticates a request, once the shop has made its admin
-# key (DATA/admin.key); nothing before.
+# The header that authenticates a request: the admin key `shop serve` made
+# in DATA/admin.key on its first start (every request here is an
+# administrator's); nothing before there is one.
 auth_header() {
   if [ -s "$data/admin.key" ]; then
     printf 'Authorization: Bearer %s' "$(tr -d '\n' <"$data/admin.key")"
@@ -150,11 +151,12 @@ api() {
 body() { cat "$dir/body"; }
 field() { jq -r "$1" "$dir/body" 2>/dev/null; }
 
-# load_auth: the arguments `shop load` needs to authenticate, if any.
+# load_auth: the arguments `shop load` needs to authenticate, a word a
+# line: the admin key's file (it makes products and follows every order;
+# its customers register and log in on their own).
 load_auth() {
-  if [ -s "$data/admin.key" ] && "$shop" load --help 2>&1 | grep -q -- '--key'; then
-    printf -- '--key\n%s\n' "$(tr -d '\n' <"$data/admin.key")"
-  fi
+  [ -s "$data/admin.key" ] && printf -- '--key-file\n%s\n' "$data/admin.key"
+  return 0
 }
 
 # make_catalog STOCK: a product with STOCK units and a user; sets product
@@ -163,7 +165,8 @@ make_catalog() {
   api POST /products '{"name":"Pen","price":150,"currency":"USD","stock":'"$1"'}'
   [ "$code" = 201 ] || fail "cannot create a product ($code)"
   product=$(field .id)
-  api POST /users '{"email":"res-'"$RANDOM$RANDOM"'@example.com","full_name":"Res Test"}'
+  api POST /users '{"email":"res-'"$RANDOM$RANDOM"'@example.com","full_name":"Res Test",
+    "password":"resilience-test-pw"}'
   [ "$code" = 201 ] || fail "cannot create a user ($code)"
   user=$(field .id)
 }
