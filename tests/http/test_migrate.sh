@@ -103,16 +103,18 @@ kept=$(envelopes "$dst")
 [ "$(envelopes "$dst")" = "$kept" ] || fail "the refused target changed"
 
 # A disk that fills half way through the copy (strace makes every write
-# after the 40th fail with ENOSPC): exit 1, and the target it had created
+# after the 120th fail with ENOSPC): exit 1, and the target it had created
 # is gone, not left half copied. (LeakSanitizer cannot run under ptrace.)
-# Bulk first, so that the copy writes far more than creating the target.
+# Bulk first, so that the copy writes far more than creating the target
+# (about 60 writes: a new store is made whole under a name of its own, then
+# linked in place; the copy, about 200).
 pad=$(printf '%03000d' 0)
 for i in $(seq 60); do
   "$tidings" --db "$src" append "bulk-$i" Noted "{\"pad\":\"$pad\"}" >/dev/null || fail "bulk $i"
 done
 half="sqlite:$dir/half.db"
 out=$(ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
-  strace -f -qq -o /dev/null -e inject=pwrite64:error=ENOSPC:when=40+ \
+  strace -f -qq -o /dev/null -e inject=pwrite64:error=ENOSPC:when=120+ \
   "$shop" migrate --data "$dir/data" --to "$half" 2>&1)
 [ $? = 1 ] || fail "a failed copy did not exit 1: $out"
 grep -q 'was removed' <<<"$out" || fail "a failed copy did not say it removed the target: $out"

@@ -67,7 +67,7 @@ search() {
   done
   return 0
 }
-store_files() { ls "$dir"/data/tidings.db* 2>/dev/null; }
+store_files() { find "$dir/data" -maxdepth 2 -type f -path "$dir/data/tidings.db*"; }
 # While it runs: the database and its write-ahead log as they are.
 search "the running store" $(store_files)
 for f in $(store_files); do
