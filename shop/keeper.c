@@ -21,7 +21,8 @@
  * KEEPER_TRIM_MS (malloc_trim): glibc keeps what a thread freed in that
  * thread's arena, and under a steady load the shop's resident set crept up
  * (about 2.5 MB per 20,000 orders) while the memory in use stayed at about
- * 32 MB; see docs/benchmarks.md.
+ * 33-37 MB; see docs/benchmarks.md. Each trim walks the arenas' free
+ * chunks, a few milliseconds.
  *
  * Threads: the keeper alone starts and stops handlers once the shop runs;
  * `keeper_lock` guards the standing-by state that shop_check reads.
@@ -39,7 +40,7 @@
 #define KEEPER_TICK_MS  500
 #define KEEPER_RETRY_MS 2000
 #define KEEPER_SWEEP_MS 60000
-#define KEEPER_TRIM_MS  30000
+#define KEEPER_TRIM_MS  10000
 
 static int64_t now_ms(void)
 {
