@@ -184,7 +184,7 @@ static int get_health(http_request *req, http_response *res)
     bool handlers_ok = shop_check(req->shop, add_failure, failures) == 0;
     bool ok = store_ok && sh.state == TD_STORE_OK && handlers_ok;
     json_t *body =
-        json_pack("{s:s,s:s,s:s?,s:s?,s:I,s:o,s:o}", "status", ok ? "ok" : "unhealthy", "store",
+        json_pack("{s:s,s:s,s:s*,s:s*,s:I,s:o,s:o}", "status", ok ? "ok" : "unhealthy", "store",
                   store_ok ? state : "unreadable", "store_error", why[0] ? why : NULL,
                   "store_since", since[0] ? since : NULL, "head", (json_int_t)head, "subscriptions",
                   h.subscriptions, "failed_handlers", failures);
