@@ -53,10 +53,10 @@
 extern "C" {
 #endif
 
-#define TD_MASTER_KEY_BYTES 32
-#define TD_SUBJECT_MAX      200 /* a subject is 1..200 bytes of printable ASCII */
-#define TD_LOOKUP_HEX_LEN   64  /* td_keyring_lookup's text, without its NUL */
-#define TD_KEYRING_CACHE_TTL_S 10 /* an unwrapped key is kept this long */
+#define TD_MASTER_KEY_BYTES    32
+#define TD_SUBJECT_MAX         200 /* a subject is 1..200 bytes of printable ASCII */
+#define TD_LOOKUP_HEX_LEN      64  /* td_keyring_lookup's text, without its NUL */
+#define TD_KEYRING_CACHE_TTL_S 10  /* an unwrapped key is kept this long */
 
 typedef struct td_keyring td_keyring;
 

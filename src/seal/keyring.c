@@ -217,7 +217,8 @@ static bool cached(td_keyring *k, const char *subject, unsigned char key[TD_SUBJ
     return hit;
 }
 
-static void remember(td_keyring *k, const char *subject, const unsigned char key[TD_SUBJECT_KEY_BYTES])
+static void remember(td_keyring *k, const char *subject,
+                     const unsigned char key[TD_SUBJECT_KEY_BYTES])
 {
     td_cached_key *c = slot_of(k, subject);
     pthread_mutex_lock(&k->cache_lock);
