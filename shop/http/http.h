@@ -203,6 +203,18 @@ void http_deadlines_set(http_deadlines *deadlines, struct MHD_Connection *c, htt
 /* Connections cut so far for missing a deadline. */
 long long http_deadlines_cut(const http_deadlines *deadlines);
 
+/* Workers (workers.c): commands run off the connection threads. */
+typedef struct http_workers http_workers;
+typedef void (*http_work_fn)(void *arg);
+int http_workers_start(http_workers **out, unsigned threads, unsigned max_waiting);
+/* 0, or TD_EBUSY when every worker is busy and max_waiting commands wait
+ * already (the caller refuses the command at once). */
+int http_workers_submit(http_workers *workers, http_work_fn fn, void *arg);
+/* Whether a command submitted now would be refused (a hint: cheap, racy). */
+bool http_workers_full(http_workers *workers);
+/* Runs what is queued, then joins. Accepts NULL. */
+void http_workers_stop(http_workers *workers);
+
 /* Serving. */
 #define HTTP_MAX_HOSTS   8
 #define HTTP_MAX_ORIGINS 8
@@ -225,6 +237,8 @@ typedef struct http_options {
     double client_per_second;            /* requests per client address; 0: 2,000 (burst: 2 s) */
     double credential_per_second;        /* requests per credential; 0: 1,000 (burst: 2 s) */
     int64_t idempotency_ttl_s;           /* Idempotency-Key records are kept; 0: 24 h */
+    unsigned command_threads;            /* commands in flight at most; 0: 32 */
+    unsigned commands_waiting;           /* ... and waiting for one of them; 0: none */
     unsigned max_feeds;                  /* live feeds in all; 0: 10,000 */
     unsigned max_feeds_per_client;       /* per client address; 0: 64 */
 } http_options;

@@ -10,7 +10,13 @@
  *   OPTIONS from an allowed origin ──▶ 204 with the CORS preflight headers
  *   route by method and path ──▶ none: 404; other methods only: 405 + Allow
  *   access (access.c) ──▶ 401 / 403
- *   the handler, under the Idempotency-Key rules (idempotency.c)
+ *   the handler, under the Idempotency-Key rules (idempotency.c): reads on
+ *     the connection's thread; commands (POST, PUT, DELETE) on a worker
+ *     (workers.c), the connection suspended meanwhile, or 503 overloaded
+ *     at once when every worker is busy
+ *
+ * Stopping: new requests get 503 shutting_down, requests in progress are
+ * answered (up to STOP_WAIT_US), then libmicrohttpd stops.
  *
  * Every answer is counted in http_requests_total{route,method,status} and
  * timed in http_request_duration_seconds{route}.
@@ -25,7 +31,8 @@
 
 #include "http/http.h"
 
-#define HOSTS_MAX (HTTP_MAX_HOSTS + 5)
+#define HOSTS_MAX    (HTTP_MAX_HOSTS + 5)
+#define STOP_WAIT_US (10 * 1000000LL) /* for requests in progress to be answered */
 
 struct http_server {
     struct MHD_Daemon *daemon;
@@ -38,6 +45,8 @@ struct http_server {
     td_metrics *metrics;
     http_throttle *throttles[HTTP_LIMITS];
     http_deadlines *deadlines;
+    http_workers *workers;
+    atomic_int answering; /* requests between their head and their answer sent */
     bool open_access, any_host;
     td_time idempotency_ttl;
     char hosts[HOSTS_MAX][256]; /* names the Host header may give */
@@ -68,13 +77,27 @@ void http_server_count_limited(http_server *server, http_limit limit)
     td_metric_add(server->limited, labels, 1);
 }
 
+typedef struct command command;
+
 typedef struct pending {
     char *body;
     size_t len, cap;
     bool too_big;
-    bool answered; /* refused before its body came: the rest is dropped */
+    bool answered;    /* refused before its body came: the rest is dropped */
+    bool streaming;   /* a live feed: not counted as answering */
+    command *command; /* running on a worker; its answer is sent on resuming */
     td_time started;
 } pending;
+
+/* A command handed to a worker, with what its handler reads. */
+struct command {
+    http_server *server;
+    const http_route *route;
+    const char *route_name;
+    http_request req;
+    http_response res;
+    char storage[1024]; /* the path's captured segments */
+};
 
 td_metrics *http_server_metrics(http_server *server)
 {
@@ -132,19 +155,72 @@ static const http_route *find_route(http_request *req, char *storage, size_t siz
     return NULL;
 }
 
-static void dispatch(http_request *req, pending *p, http_response *res, const char **route)
+static bool is_command(const char *method)
+{
+    return strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
+}
+
+static void run_command(void *arg)
+{
+    command *cmd = arg;
+    http_idempotent(&cmd->req, &cmd->res, cmd->route->handler);
+    MHD_resume_connection(cmd->req.connection); /* the answer goes out on its thread */
+}
+
+/* Hands an admitted command to a worker, the connection suspended; or
+ * answers 503 overloaded at once. Returns true when it went. */
+static int overloaded(http_response *res)
+{
+    res->retry_after = 1;
+    return http_problem(res, 503, "overloaded", NULL,
+                        "the shop takes no more commands just now; try again in a second");
+}
+
+static bool hand_over(http_request *req, pending *p, http_response *res, const char *route)
+{
+    char allow[64];
+    const char *name = route;
+    command *cmd = calloc(1, sizeof *cmd);
+    if (cmd == NULL) {
+        http_problem(res, 503, "overloaded", NULL, "out of memory");
+        return false;
+    }
+    cmd->server = req->server;
+    cmd->req = *req;
+    cmd->route =
+        find_route(&cmd->req, cmd->storage, sizeof cmd->storage, allow, sizeof allow, &name);
+    cmd->route_name = name;
+    MHD_suspend_connection(req->connection);
+    p->command = cmd;
+    if (http_workers_submit(req->server->workers, run_command, cmd) == 0)
+        return true;
+    MHD_resume_connection(req->connection);
+    p->command = NULL;
+    free(cmd);
+    overloaded(res);
+    return false;
+}
+
+/* Routes the request: answers into res, or hands a command to a worker
+ * (returns true: the answer comes when the connection is resumed). */
+static bool dispatch(http_request *req, pending *p, http_response *res, const char **route)
 {
     char storage[1024], allow[64];
     *route = "unmatched";
     if (p->too_big) {
         http_problem(res, 413, "too_large", NULL, "request bodies are limited to %d bytes",
                      HTTP_MAX_BODY);
-        return;
+        return false;
     }
     const http_route *r = find_route(req, storage, sizeof storage, allow, sizeof allow, route);
-    if (r && http_admit(req, res, r->roles) == 0)
+    bool on_worker = r && is_command(req->method) && req->server->workers;
+    if (on_worker && http_workers_full(req->server->workers))
+        overloaded(res); /* before any work: at once */
+    else if (r && http_admit(req, res, r->roles) == 0) {
+        if (on_worker)
+            return hand_over(req, p, res, *route);
         http_idempotent(req, res, r->handler);
-    else if (r)
+    } else if (r)
         ; /* refused: the problem is set */
     else if (allow[0]) {
         http_problem(res, 405, "method_not_allowed", NULL, "%s is not allowed here; use %s",
@@ -152,6 +228,7 @@ static void dispatch(http_request *req, pending *p, http_response *res, const ch
         snprintf(res->allow, sizeof res->allow, "%s", allow);
     } else
         http_problem(res, 404, "not_found", NULL, "no route %s %s", req->method, req->path);
+    return false;
 }
 
 /* The origin of a cross-origin request, if it is one the shop allows. */
@@ -356,6 +433,7 @@ static enum MHD_Result on_head(http_server *s, struct MHD_Connection *c, const c
         return MHD_NO;
     p->started = td_time_now();
     *state = p;
+    atomic_fetch_add(&s->answering, 1);
     http_deadlines_set(s->deadlines, c, HTTP_PHASE_BODY);
     bool conflict = conflicting_lengths(c);
     if (!conflict && !declared_too_big(c))
@@ -376,6 +454,19 @@ static enum MHD_Result on_head(http_server *s, struct MHD_Connection *c, const c
     return ok;
 }
 
+/* Sends what a worker answered for the command of p. */
+static enum MHD_Result answer_command(http_server *s, struct MHD_Connection *c, const char *method,
+                                      pending *p)
+{
+    command *cmd = p->command;
+    p->command = NULL;
+    enum MHD_Result ok = send_response(s, c, &cmd->res);
+    count(s, cmd->route_name, method, cmd->res.status, p->started);
+    json_decref(cmd->res.json);
+    free(cmd);
+    return ok;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_size, void **state)
@@ -392,6 +483,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (p->answered)
         return MHD_YES;
+    if (p->command) /* resumed: the worker's answer */
+        return answer_command(s, c, method, p);
     /* HEAD is GET without the body, which libmicrohttpd leaves out */
     const char *routing = strcmp(method, "HEAD") == 0 ? "GET" : method;
     http_request req = {s, s->shop, s->store, c, routing, url, p->body, p->len, {0}, {0}, ""};
@@ -400,7 +493,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     enum MHD_Result ok;
     struct MHD_Response *stream = NULL;
     client_address(c, req.client, sizeof req.client);
-    if (http_throttled(&req, &res, HTTP_LIMIT_CLIENT, req.client) < 0) {
+    if (atomic_load(&s->stopping)) {
+        res.close = true;
+        res.retry_after = 1;
+        http_problem(&res, 503, "shutting_down", NULL, "the shop is stopping");
+    } else if (http_throttled(&req, &res, HTTP_LIMIT_CLIENT, req.client) < 0) {
         route = "unmatched"; /* too many from this address: 429 */
     } else if (before_routing(s, &req, &res)) {
         route = "unmatched";
@@ -413,10 +510,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         } else if (res.status == 0) {
             http_event_stream(&req, &res, &s->stopping, s->feeds, &stream);
         }
-    } else {
-        dispatch(&req, p, &res, &route);
+    } else if (dispatch(&req, p, &res, &route)) {
+        http_deadlines_set(s->deadlines, c, HTTP_PHASE_ANSWERING);
+        return MHD_YES; /* a worker runs it; resumed with the answer */
     }
     http_deadlines_set(s->deadlines, c, HTTP_PHASE_ANSWERING);
+    if (stream && !p->streaming) { /* a feed may last hours: not a request to wait for */
+        p->streaming = true;
+        atomic_fetch_sub(&s->answering, 1);
+    }
     if (stream) {
         add_headers(s, c, stream, &res);
         ok = MHD_queue_response(c, 200, stream);
@@ -437,6 +539,12 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **state,
     (void)code;
     http_deadlines_set(s->deadlines, c, HTTP_PHASE_NEXT_HEAD);
     if (p) {
+        if (!p->streaming)
+            atomic_fetch_sub(&s->answering, 1);
+        if (p->command) { /* its connection closed while a worker ran it: cannot be */
+            json_decref(p->command->res.json);
+            free(p->command);
+        }
         free(p->body);
         free(p);
     }
@@ -504,6 +612,7 @@ static void free_server(http_server *s)
     for (int i = 0; i < HTTP_LIMITS; i++)
         http_throttle_free(s->throttles[i]);
     http_feeds_free(s->feeds);
+    http_workers_stop(s->workers);
     http_deadlines_stop(s->deadlines);
     free(s);
 }
@@ -569,6 +678,9 @@ int http_server_start(http_server **out, shop *sh, td_store *store, const http_o
             http_deadlines_start(&s->deadlines, opts->head_timeout_s ? opts->head_timeout_s : 10,
                                  opts->body_timeout_s ? opts->body_timeout_s : 30);
     if (error == 0)
+        error = http_workers_start(&s->workers, opts->command_threads ? opts->command_threads : 32,
+                                   opts->commands_waiting);
+    if (error == 0)
         s->daemon = start_daemon(s, opts, &addr);
     if (error == 0 && s->daemon && s->metrics)
         error = td_metrics_on_collect(s->metrics, collect_gauges, s);
@@ -592,8 +704,14 @@ void http_server_stop(http_server *s)
 {
     if (s == NULL)
         return;
-    atomic_store(&s->stopping, true); /* live event streams end */
+    atomic_store(&s->stopping, true); /* live event streams end, new requests get 503 */
     http_feeds_stop(s->feeds);        /* ... the parked ones too, once resumed */
+    http_workers_stop(s->workers);    /* commands queued run, their connections resumed */
+    s->workers = NULL;
+    /* requests in progress are answered */
+    for (td_time until = td_time_now() + STOP_WAIT_US;
+         atomic_load(&s->answering) > 0 && td_time_now() < until;)
+        usleep(10000);
     /* No MHD_quiesce_daemon: on an epoll daemon with its own threads it
      * races with the workers removing the same listening socket, and
      * libmicrohttpd 0.9.75 then aborts the process ("Failed to remove listen
