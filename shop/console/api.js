@@ -26,7 +26,8 @@ function headers(extra = {}) {
   return key ? {Authorization: `Bearer ${key}`, ...extra} : extra;
 }
 
-export async function api(path, {method = 'GET', body, signal} = {}) {
+// probe: a 401 is the caller's to handle (the key form trying a key).
+export async function api(path, {method = 'GET', body, signal, probe = false} = {}) {
   const init = {
     method,
     headers: headers(body === undefined ? {Accept: 'application/json'}
@@ -44,7 +45,7 @@ export async function api(path, {method = 'GET', body, signal} = {}) {
   } catch {
     json = null;
   }
-  if (res.status === 401) auth.onRefused();
+  if (res.status === 401 && !probe) auth.onRefused();
   if (!res.ok) throw new ApiError(res.status, json);
   return json;
 }

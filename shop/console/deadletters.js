@@ -61,9 +61,14 @@ export const deadLetters = {
             h('section', {}, h('h4', {text: 'Data'}), jsonBlock(data))) : h('p', {class: 'muted', text: 'The event itself is not in the store.'}));
         detail.hidden = false;
       } catch (err) {
-        detail.hidden = true;
         selected = null;
-        if (err.status !== 404) status.say(err.message, 'error');
+        if (err.status !== 404) {
+          detail.hidden = true;
+          status.say(err.message, 'error');
+          return;
+        }
+        detail.replaceChildren(h('p', {class: 'gone', text: 'This entry has left the queue: the subscription carried out the retry or drop asked for. An event that fails again is parked anew, as a new entry.'}));
+        detail.hidden = false;
       }
     };
 
@@ -91,7 +96,7 @@ export const deadLetters = {
           h('td', {text: e.request || ''}))) : [h('tr', {}, h('td', {colspan: 8, class: 'muted', text: 'No dead letters match.'}))]));
       audit.replaceChildren(...(trail.audit.length ? trail.audit.map((a) =>
         h('tr', {},
-          h('td', {text: fmt.time(a.at)}), h('td', {class: 'mono who', text: a.who}),
+          h('td', {text: fmt.time(a.at)}), h('td', {class: 'mono by', text: a.who}),
           h('td', {}, h('span', {class: `pill ${a.action}`, text: a.action})),
           h('td', {class: 'mono', text: a.subscription}), h('td', {text: a.type}),
           h('td', {class: 'mono', text: a.stream}), h('td', {class: 'mono', title: a.dead_letter, text: fmt.short(a.dead_letter)}))) :

@@ -64,6 +64,13 @@ export const fmt = {
     if (n >= 1000) return `${fmt.num(n / 1000, 2)} s`;
     return `${fmt.num(n, n < 1 ? 3 : n < 10 ? 2 : 1)} ms`;
   },
+  // two durations in one unit: "0.38 / 0.85 ms"
+  msPair(a, b) {
+    if (a === null || b === null || a === undefined || b === undefined) return '—';
+    if (Math.max(a, b) >= 1000) return `${fmt.num(a / 1000, 2)} / ${fmt.num(b / 1000, 2)} s`;
+    const digits = Math.max(a, b) < 10 ? 2 : 1;
+    return `${fmt.num(a, digits)} / ${fmt.num(b, digits)} ms`;
+  },
   seconds(n) {
     if (n === null || n === undefined) return '—';
     return n < 1 ? fmt.ms(n * 1000) : `${fmt.num(n, 1)} s`;

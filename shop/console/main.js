@@ -36,7 +36,7 @@ function signIn(message) {
     auth.set(key.value.trim());
     key.value = '';
     try {
-      await api('/subscriptions');
+      await api('/subscriptions', {probe: true});
       if (!window.location.hash) window.location.hash = '#/feed';
       route();
     } catch (err) {

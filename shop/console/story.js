@@ -4,8 +4,8 @@
 import {api} from './api.js';
 import {fmt, h, jsonBlock, micros, s, statusLine} from './dom.js';
 
-const LABELS = 330; // the left column of the timeline
-const WIDTH = 1100;
+const LABELS = 390; // the left column of the timeline
+const WIDTH = 1300;
 const ROW = 30;
 const SPAN_ROW = 13;
 

@@ -50,7 +50,7 @@ function card(sub) {
       h('div', {}, h('span', {class: 'label', text: 'Lag'}), h('b', {text: `${fmt.int(sub.lag_events)} ev`})),
       h('div', {}, h('span', {class: 'label', text: 'Lag (oldest)'}), h('b', {text: fmt.seconds(sub.lag_seconds)})),
       h('div', {}, h('span', {class: 'label', text: 'p50 / p95'}),
-        h('b', {text: lat ? `${fmt.ms(lat.p50_ms)} / ${fmt.ms(lat.p95_ms)}` : '—'})),
+        h('b', {text: lat ? fmt.msPair(lat.p50_ms, lat.p95_ms) : '—'})),
       h('div', {}, h('span', {class: 'label', text: 'Handled'}), h('b', {text: lat ? fmt.int(lat.count) : sub.live ? '0' : '—'})),
       h('div', {}, h('span', {class: 'label', text: 'Retries / fails'}),
         h('b', {text: `${fmt.int(sub.retries)} / ${fmt.int(sub.failures)}`})),
@@ -61,9 +61,9 @@ function card(sub) {
     h('div', {class: 'charts'},
       sparkline(history.get(`${n}/lag`), {label: 'Lag (events)', format: fmt.int}),
       sparkline(history.get(`${n}/lag_s`), {label: 'Lag (s)', format: fmt.seconds}),
-      sparkline(history.get(`${n}/latency`), {label: 'Handler latency (mean)', format: fmt.ms}),
-      sparkline(history.get(`${n}/rate`), {label: 'Handled per second', format: (v) => fmt.num(v, 1)}),
-      sparkline(history.get(`${n}/retries`), {label: 'Retries per sample', format: fmt.int}),
+      sparkline(history.get(`${n}/latency`), {label: 'Latency (mean)', format: fmt.ms}),
+      sparkline(history.get(`${n}/rate`), {label: 'Handled / s', format: (v) => fmt.num(v, 1)}),
+      sparkline(history.get(`${n}/retries`), {label: 'Retries', format: fmt.int}),
       sparkline(history.get(`${n}/dead`), {label: 'Dead letters', format: fmt.int})));
 }
 
