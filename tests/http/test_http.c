@@ -572,6 +572,22 @@ static void test_console_routes(void **state)
     json_t *none = call("POST", "/dead-letters/retry", "{\"type\":\"NoSuchType\"}", 202);
     assert_int_equal(json_integer_value(json_object_get(none, "count")), 0);
     json_decref(none);
+    /* a retry: the poison fails again and is parked anew, as a new entry */
+    snprintf(path, sizeof path, "/dead-letters/%s/retry", str(dead, "id"));
+    json_decref(call("POST", path, NULL, 202));
+    json_t *again_dead = NULL;
+    for (int tries = 0; tries < 400 && again_dead == NULL; tries++) {
+        json_t *e = dead_entry(stream);
+        if (e && strcmp(str(e, "id"), str(dead, "id")) != 0)
+            again_dead = e;
+        else
+            json_decref(e);
+        if (again_dead == NULL)
+            usleep(10000);
+    }
+    assert_non_null(again_dead);
+    json_decref(dead);
+    dead = again_dead;
     snprintf(path, sizeof path, "/dead-letters/%s/drop", str(dead, "id"));
     json_decref(call("POST", path, NULL, 202));
     reply again = request("POST", path, NULL, NULL, 0); /* asked for already, or done */
