@@ -3,7 +3,7 @@
 // that matches the filter; and the audit trail of those requests (who and
 // when, recorded by the shop as `tidings dlq` records them).
 import {api, every, q} from './api.js';
-import {field, fmt, h, jsonBlock, statusLine} from './dom.js';
+import {field, fill, fmt, h, jsonBlock, statusLine} from './dom.js';
 
 export const deadLetters = {
   title: 'Dead letters',
@@ -45,7 +45,7 @@ export const deadLetters = {
             if (window.confirm(`Drop this ${e.type} for ${e.subscription}? It will not be delivered to it again.`))
               act(`/dead-letters/${encodeURIComponent(id)}/drop`, undefined, () => `Drop of ${fmt.short(id)} requested.`);
           }}});
-        detail.replaceChildren(
+        fill(detail,
           h('h3', {}, `${e.type} for `, h('span', {class: 'mono', text: e.subscription})),
           h('div', {class: 'why'}, h('span', {class: 'label', text: 'Why it is here'}),
             h('p', {class: 'error-text', text: e.last_error || 'no error was recorded'})),
@@ -67,7 +67,7 @@ export const deadLetters = {
           status.say(err.message, 'error');
           return;
         }
-        detail.replaceChildren(h('p', {class: 'gone', text: 'This entry has left the queue: the subscription carried out the retry or drop asked for. An event that fails again is parked anew, as a new entry.'}));
+        fill(detail, h('p', {class: 'gone', text: 'This entry has left the queue: the subscription carried out the retry or drop asked for. An event that fails again is parked anew, as a new entry.'}));
         detail.hidden = false;
       }
     };
@@ -84,7 +84,7 @@ export const deadLetters = {
       const dead = list.dead_letters.filter((e) => e.status === 'dead').length;
       count.textContent = `${list.dead_letters.length} entries, ${dead} dead (the others wait behind them)`;
       retryAll.disabled = dead === 0;
-      table.replaceChildren(...(list.dead_letters.length ? list.dead_letters.map((e) =>
+      fill(table, ...(list.dead_letters.length ? list.dead_letters.map((e) =>
         h('tr', {class: e.id === selected ? 'selected' : '', 'data-id': e.id, on: {click: () => showEntry(e.id).then(refresh)}},
           h('td', {}, h('span', {class: `pill ${e.status}`, text: e.status})),
           h('td', {class: 'mono', text: e.subscription}),
@@ -94,7 +94,7 @@ export const deadLetters = {
           h('td', {class: 'clip', title: e.last_error || '', text: e.last_error || ''}),
           h('td', {text: fmt.time(e.last_failure)}),
           h('td', {text: e.request || ''}))) : [h('tr', {}, h('td', {colspan: 8, class: 'muted', text: 'No dead letters match.'}))]));
-      audit.replaceChildren(...(trail.audit.length ? trail.audit.map((a) =>
+      fill(audit, ...(trail.audit.length ? trail.audit.map((a) =>
         h('tr', {},
           h('td', {text: fmt.time(a.at)}), h('td', {class: 'mono by', text: a.who}),
           h('td', {}, h('span', {class: `pill ${a.action}`, text: a.action})),

@@ -36,6 +36,13 @@ export function h(tag, props, ...children) {
   return append(setProps(document.createElement(tag), props), children);
 }
 
+// Replaces el's children, skipping null, undefined and false as h() does
+// (the DOM's own replaceChildren would show them as text).
+export function fill(el, ...children) {
+  el.replaceChildren();
+  return append(el, children);
+}
+
 // An SVG element, the same way.
 export function s(tag, props, ...children) {
   return append(setProps(document.createElementNS(SVG, tag), props), children);

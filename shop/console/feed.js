@@ -2,7 +2,7 @@
 // filtered by type and stream on the server and by correlation id here;
 // a row opens to the event's envelope and data.
 import {api, q, serverEvents} from './api.js';
-import {fmt, h, jsonBlock, statusLine} from './dom.js';
+import {fill, fmt, h, jsonBlock, statusLine} from './dom.js';
 
 const KEPT = 500; // rows kept; older ones are dropped
 const BACKLOG = 100; // positions shown from before the page opened

@@ -3,7 +3,7 @@
 // (#/feed, #/subscriptions, #/dead-letters, #/sagas, #/story/<order id>,
 // #/store). A page's mount() returns what stops its polling or feed.
 import {api, auth} from './api.js';
-import {h} from './dom.js';
+import {fill, h} from './dom.js';
 import {feed} from './feed.js';
 import {subscriptions} from './subscriptions.js';
 import {deadLetters} from './deadletters.js';
@@ -46,14 +46,14 @@ function signIn(message) {
         : err.status === 403 ? 'That key is not an administrator’s: the console needs one.' : err.message;
     }
   });
-  main.replaceChildren(form);
+  fill(main, form);
   key.focus();
 }
 
 function navigation(current) {
-  nav.replaceChildren(...Object.entries(pages).map(([name, page]) =>
+  fill(nav, ...Object.entries(pages).map(([name, page]) =>
     h('a', {href: `#/${name}`, class: name === current ? 'current' : '', 'aria-current': name === current ? 'page' : null, text: page.title})));
-  who.replaceChildren('Administrator ', h('button', {type: 'button', class: 'link', text: 'Sign out', on: {click: () => {
+  fill(who, 'Administrator ', h('button', {type: 'button', class: 'link', text: 'Sign out', on: {click: () => {
     auth.forget();
     signIn('Signed out.');
   }}}));
@@ -67,7 +67,7 @@ function route() {
   navigation(pages[name] ? name : 'feed');
   document.title = `${page.title} · tidings console`;
   const root = h('div', {class: `page page-${name}`});
-  main.replaceChildren(root);
+  fill(main, root);
   stop = page.mount(root, rest.map(decodeURIComponent).join('/')) || (() => {});
 }
 

@@ -2,7 +2,7 @@
 // state a page at a time, and one instance: its data, compensations and
 // history.
 import {api, q} from './api.js';
-import {field, fmt, h, jsonBlock, statusLine} from './dom.js';
+import {field, fill, fmt, h, jsonBlock, statusLine} from './dom.js';
 
 const PAGE = 25;
 
@@ -18,7 +18,7 @@ export const sagas = {
     const showInstance = async (saga, id) => {
       try {
         const i = await api(`/sagas/${encodeURIComponent(saga)}/instances/${encodeURIComponent(id)}`);
-        detail.replaceChildren(
+        fill(detail,
           h('h3', {}, 'Instance ', h('span', {class: 'mono', text: i.correlation_id})),
           h('div', {class: 'fields'},
             field('Saga', i.saga), field('State', h('span', {class: 'pill', text: i.state ?? '—'})),
@@ -58,7 +58,7 @@ export const sagas = {
           showState(saga, state, page.next, body);
         }}}) : null;
         if (!rows) {
-          listing.replaceChildren(
+          fill(listing,
             h('h3', {}, `${saga}: `, h('span', {class: 'pill', text: state}), ' instances'),
             h('table', {class: 'grid'},
               h('thead', {}, h('tr', {}, ...['Correlation id', 'State', 'Started', 'Updated', 'Deadline'].map((t) => h('th', {text: t})))),
@@ -76,7 +76,7 @@ export const sagas = {
       try {
         const body = await api('/sagas');
         if (stopped) return;
-        overview.replaceChildren(...(body.sagas.length ? body.sagas.map((saga) => {
+        fill(overview, ...(body.sagas.length ? body.sagas.map((saga) => {
           const max = Math.max(...saga.states.map((s) => s.instances), 1);
           return h('article', {class: 'card saga'},
             h('header', {}, h('h3', {class: 'mono', text: saga.name}),

@@ -2,7 +2,7 @@
 // and the writer's load, as numbers and charts of the samples since the
 // page opened.
 import {api, every} from './api.js';
-import {fmt, h, statusLine} from './dom.js';
+import {fill, fmt, h, statusLine} from './dom.js';
 import {History, bars, sparkline} from './charts.js';
 
 const INTERVAL_MS = 5000;
@@ -47,23 +47,23 @@ export const store = {
         history.push('busy', busy);
         history.push('units', units);
         history.push('disk', disk);
-        tiles.replaceChildren(
+        fill(tiles,
           tile('State', st.state), tile('Head', `#${fmt.int(st.head)}`), tile('Events', fmt.int(st.events)),
           tile('Streams', fmt.int(st.streams)), tile('Event types', fmt.int(st.types)),
           tile('Documents', fmt.int(st.documents)), tile('Size on disk', fmt.bytes(st.bytes)),
           tile('Schema', String(st.schema_version)));
-        writer.replaceChildren(
+        fill(writer,
           tile('Units of work', fmt.int(w.units)), tile('Failed units', fmt.int(w.units_failed)),
           tile('Commits', fmt.int(w.commits)), tile('Units per commit', w.commits ? fmt.num(w.units / w.commits, 2) : '—'),
           tile('Busy', fmt.seconds(w.busy_seconds)), tile('Committing', fmt.seconds(w.commit_seconds)),
           tile('Log syncs', fmt.int(w.syncs)));
-        charts.replaceChildren(
+        fill(charts,
           sparkline(history.get('rate'), {label: 'Events appended per second', format: (v) => fmt.num(v, 1), width: 300}),
           sparkline(history.get('units'), {label: 'Units of work per second', format: (v) => fmt.num(v, 1), width: 300}),
           sparkline(history.get('busy'), {label: 'Writer busy', format: fmt.percent, width: 300}),
           sparkline(history.get('disk'), {label: 'Writer waiting for the disk', format: fmt.percent, width: 300}));
         const sorted = [...st.event_types].sort((a, b) => b.count - a.count).map((t) => ({label: t.type, value: t.count}));
-        types.replaceChildren(sorted.length ? bars(sorted, {format: fmt.int}) : h('p', {class: 'muted', text: 'No events yet.'}));
+        fill(types, sorted.length ? bars(sorted, {format: fmt.int}) : h('p', {class: 'muted', text: 'No events yet.'}));
         status.say(`Updated ${new Date().toLocaleTimeString('en-GB')}`);
       } catch (e) {
         status.say(e.message, 'error');

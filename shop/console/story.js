@@ -2,7 +2,7 @@
 // timeline, an arrow from each event to the ones it caused, and the
 // handler spans kept when the shop traces; then each event in full.
 import {api} from './api.js';
-import {fmt, h, jsonBlock, micros, s, statusLine} from './dom.js';
+import {fill, fmt, h, jsonBlock, micros, s, statusLine} from './dom.js';
 
 const LABELS = 390; // the left column of the timeline
 const WIDTH = 1300;

@@ -3,7 +3,7 @@
 // failures and dead letters, as numbers and as charts of the samples taken
 // since the page opened.
 import {api, every} from './api.js';
-import {fmt, h, statusLine} from './dom.js';
+import {fill, fmt, h, statusLine} from './dom.js';
 import {History, sparkline} from './charts.js';
 
 const INTERVAL_MS = 2000;
@@ -89,7 +89,7 @@ export const subscriptions = {
         }
         previous = now;
         head.textContent = `Log head: #${fmt.int(body.head)} · ${body.subscriptions.length} subscriptions · updated ${new Date().toLocaleTimeString('en-GB')}`;
-        grid.replaceChildren(...body.subscriptions.map(card));
+        fill(grid, ...body.subscriptions.map(card));
         status.say('');
       } catch (e) {
         status.say(e.message, 'error');

@@ -109,7 +109,16 @@ async function launch() {
   return page;
 }
 
+// Saves the page, once it shows no placeholder a person should never see
+// (outside the JSON blocks): undefined, NaN, null.
 async function shot(page, name) {
+  const text = await page.evaluate(() => {
+    const body = document.body.cloneNode(true);
+    body.querySelectorAll('pre').forEach((pre) => pre.remove());
+    return body.textContent;
+  });
+  const odd = /undefined|null|\bNaN\b/.exec(text);
+  check(!odd, `the ${name} page shows "${odd?.[0]}": ${text.slice(Math.max(0, (odd?.index ?? 0) - 80), (odd?.index ?? 0) + 40)}`);
   await page.screenshot({path: join(shots, `${name}.png`), fullPage: true});
 }
 
