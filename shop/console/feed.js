@@ -95,8 +95,12 @@ export const feed = {
           status.say('Following the log live.', 'ok');
           for await (const message of serverEvents(path, mine.signal)) {
             after = Number(message.id) || after;
-            if (paused) held.push(message);
-            else show(message);
+            if (paused) {
+              held.push(message);
+              if (held.length > KEPT) held.shift(); // what would have scrolled away
+            } else {
+              show(message);
+            }
             refilter();
           }
           if (mine.signal.aborted) return;
