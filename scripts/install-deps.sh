@@ -20,6 +20,7 @@ packages=(
   openssl
   cmark
   man-db groff-base
+  chromium fonts-dejavu-core
 )
 
 missing=()
@@ -28,8 +29,9 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
-# Node.js and npm run the OpenAPI checks (tests/openapi/); a machine that has
-# them from elsewhere keeps its own.
+# Node.js and npm run the OpenAPI checks (tests/openapi/) and drive the
+# console's browser test (tests/console/, with Debian's Chromium above); a
+# machine that has them from elsewhere keeps its own.
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 
@@ -42,10 +44,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# The npm packages of the OpenAPI checks, exactly as package-lock.json pins
-# them; again only when the lock file is newer than what is installed.
-openapi="$(dirname "$0")/../tests/openapi"
-if [ ! "$openapi/node_modules/.package-lock.json" -nt "$openapi/package-lock.json" ]; then
-  echo "install-deps: installing the OpenAPI checks' npm packages" >&2
-  (cd "$openapi" && npm ci --no-audit --no-fund --silent >/dev/null)
-fi
+# The npm packages of the OpenAPI checks and of the console's browser test
+# (playwright-core, which downloads no browser: the test runs Debian's
+# Chromium), exactly as each package-lock.json pins them; again only when
+# the lock file is newer than what is installed.
+for checks in openapi console; do
+  folder="$(dirname "$0")/../tests/$checks"
+  if [ ! "$folder/node_modules/.package-lock.json" -nt "$folder/package-lock.json" ]; then
+    echo "install-deps: installing the npm packages of tests/$checks" >&2
+    (cd "$folder" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent >/dev/null)
+  fi
+done

@@ -205,6 +205,10 @@ typedef struct shop_order_input {
                                    sealed in a document until charged, never in an event */
 } shop_order_input;
 
+/* The order-processing saga's name: its instances are keyed by order id
+ * (td_saga_get), its subscription is "saga." SHOP_ORDER_SAGA. */
+#define SHOP_ORDER_SAGA "order_processing"
+
 /* Places an order in status Pending; the order-processing saga takes it on. */
 int shop_place_order(shop *s, const shop_order_input *in, char id[SHOP_ID_LEN + 1]);
 int shop_cancel_order(shop *s, const char *order_id);

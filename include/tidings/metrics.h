@@ -24,6 +24,7 @@
 #define TIDINGS_METRICS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "store.h"
 
@@ -64,6 +65,31 @@ double td_metric_value(td_metric *family, const char *const *values);
 typedef void (*td_metrics_collect_fn)(td_metrics *metrics, void *payload);
 int td_metrics_on_collect(td_metrics *metrics, td_metrics_collect_fn fn, void *payload);
 void td_metrics_remove_collector(td_metrics *metrics, td_metrics_collect_fn fn, void *payload);
+
+/* Runs the collectors, as a render does first: gauges such as lag are then
+ * fresh for td_metrics_read. */
+void td_metrics_collect(td_metrics *metrics);
+
+/* One series of a family, as td_metrics_read hands it over (borrowed for
+ * the call). */
+typedef struct td_metric_sample {
+    const char *const *labels; /* its label values, in the family's order */
+    size_t label_count;
+    double value;            /* a counter's or gauge's value; a histogram's sum */
+    uint64_t count;          /* a histogram's observations (0 otherwise) */
+    const double *bounds;    /* a histogram's bucket upper bounds, increasing */
+    const uint64_t *buckets; /* observations per bucket, not cumulative (those
+                                above the last bound are count minus their sum) */
+    size_t bound_count;
+} td_metric_sample;
+/* Return 0 to go on, > 0 to stop. fn runs under the registry's lock: it must
+ * not call the registry. */
+typedef int (*td_metric_sample_fn)(const td_metric_sample *sample, void *payload);
+/* Every series of the family named name, in the order they were made (no
+ * collectors run: see td_metrics_collect). TD_ENOTFOUND when no family has
+ * that name. For programs that show metrics themselves (the shop's console)
+ * rather than parse the exposition text. */
+int td_metrics_read(td_metrics *metrics, const char *name, td_metric_sample_fn fn, void *payload);
 
 /* The exposition text. Caller owns *out; free with td_free. */
 int td_metrics_render(td_metrics *metrics, char **out, size_t *len);

@@ -136,6 +136,36 @@ void td_saga_clear_deadline(td_saga_ctx *ctx);
  * Caller owns *json; free with td_free. TD_ENOTFOUND if there is none. */
 int td_saga_get(td_store *store, const char *saga, const char *correlation_id, char **json);
 
+/* ---- browsing instances (for operators) ----------------------------------------- */
+
+typedef struct td_saga_query {
+    const char *saga;  /* required */
+    const char *state; /* NULL: any */
+    const char *after; /* a correlation id: start after it (paging); NULL: from the first */
+    size_t limit;      /* instances handed over at most; 0: no limit */
+} td_saga_query;
+#define TD_SAGA_QUERY_INIT                                                                         \
+    {                                                                                              \
+        NULL, NULL, NULL, 0                                                                        \
+    }
+/* An instance: its correlation id, state (NULL for one that has none) and
+ * whole document (as td_saga_get gives it), borrowed for the call. Return
+ * 0 to go on, > 0 to stop. */
+typedef int (*td_saga_instance_fn)(const char *correlation_id, const char *state, const char *json,
+                                   size_t len, void *payload);
+/* The saga's instances in the state asked for, by correlation id (byte
+ * order), read a page at a time (not one snapshot). The state is read from each
+ * document, so a query for one state reads every instance after `after`
+ * until it has `limit`: O(instances) at worst. To page, pass the last
+ * correlation id handed over as the next query's `after`. */
+int td_saga_list(td_store *store, const td_saga_query *query, td_saga_instance_fn fn,
+                 void *payload);
+/* How many instances of the saga are in each state (in byte order of the
+ * states; an instance without a state is counted under ""). Reads every
+ * instance. */
+typedef int (*td_saga_state_fn)(const char *state, int64_t instances, void *payload);
+int td_saga_states(td_store *store, const char *saga, td_saga_state_fn fn, void *payload);
+
 #ifdef __cplusplus
 }
 #endif

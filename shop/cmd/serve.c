@@ -35,6 +35,7 @@
 #include "cmd/common.h"
 #include "http/http.h"
 #include "services/otlp.h"
+#include "services/spans.h"
 
 typedef struct serve_args {
     const char *db, *listen, *data, *smtp, *broker, *log_level, *handlers, *commits;
@@ -362,16 +363,19 @@ typedef struct running {
     td_tracer *tracer;     /* what the shop and the store hand spans to, or NULL */
     td_tracer *trace_file; /* --trace-file's, or NULL */
     shop_otlp *otlp;       /* --otlp-endpoint's, or NULL */
+    shop_spans *spans;     /* the last spans, for the console; with tracing only */
 } running;
 
-/* The tracer's exporter with --otlp-endpoint: the collector's queue, and
- * the trace file too when there is one. */
+/* The tracer's exporter: the trace file, the collector's queue, and the
+ * ring of recent spans that the console reads. */
 static void export_span(const td_span *span, void *payload)
 {
     running *r = payload;
     if (r->trace_file)
         td_tracer_export(r->trace_file, span);
-    shop_otlp_export(span, r->otlp);
+    if (r->otlp)
+        shop_otlp_export(span, r->otlp);
+    shop_spans_export(span, r->spans);
 }
 
 /* Nothing appends or handles once the shop is closed, so the exporters
@@ -383,9 +387,9 @@ static void stop_all(running *r)
     shop_otlp_stop(r->otlp);
     td_metrics_free(r->metrics);
     td_store_free(r->store);
-    if (r->tracer != r->trace_file)
-        td_tracer_free(r->tracer);
+    td_tracer_free(r->tracer);
     td_tracer_free(r->trace_file);
+    shop_spans_free(r->spans);
 }
 
 /* The tracer of --trace-file and --otlp-endpoint, given to the store (for
@@ -398,12 +402,14 @@ static int start_tracing(running *r, const serve_args *a)
     if (error == 0 && a->otlp_endpoint) {
         shop_otlp_options o = {
             .endpoint = a->otlp_endpoint, .queue = a->otlp_queue, .metrics = r->metrics};
-        if ((error = shop_otlp_start(&r->otlp, &o)) == 0)
+        if ((error = shop_otlp_start(&r->otlp, &o)) < 0)
+            fprintf(stderr, "shop serve: cannot send spans to %s\n", a->otlp_endpoint);
+    }
+    if (error == 0 && (a->trace_file || a->otlp_endpoint)) {
+        if ((error = shop_spans_new(&r->spans, 0)) == 0)
             error = td_tracer_new(&r->tracer, export_span, r);
         if (error < 0)
-            fprintf(stderr, "shop serve: cannot send spans to %s\n", a->otlp_endpoint);
-    } else if (error == 0) {
-        r->tracer = r->trace_file;
+            fprintf(stderr, "shop serve: cannot start tracing: out of memory\n");
     }
     if (error == 0 && r->tracer)
         td_store_set_tracer(r->store, r->tracer);
@@ -504,6 +510,7 @@ static int start_all(running *r, serve_args *a, const char *host, int port)
     a->http.port = port;
     a->http.threads = a->http_threads;
     a->http.metrics = r->metrics;
+    a->http.spans = r->spans;
     if ((error = http_server_start(&r->http, r->shop, r->store, &a->http)) < 0)
         fprintf(stderr, "shop serve: cannot listen on %s:%d\n", host, port);
     return error;

@@ -24,6 +24,7 @@
 #include <stdatomic.h>
 
 #include "auth/auth.h"
+#include "services/spans.h"
 #include "shop.h"
 
 #define HTTP_MAX_BODY   (1024 * 1024)
@@ -57,6 +58,8 @@ typedef struct http_response {
     bool close;                    /* close the connection after this answer */
     char subject[SHOP_ID_LEN + 1]; /* the user whose personal data the body holds, or
                                       "": idempotency.c keeps such a body sealed */
+    bool page; /* a console file: sent with the console's Content-Security-Policy and
+                  the other headers of a page, never with CORS headers */
 } http_response;
 
 typedef int (*http_handler)(http_request *req, http_response *res);
@@ -180,6 +183,21 @@ typedef struct http_route {
 
 extern const http_route http_shop_routes[];
 extern const http_route http_ops_routes[];
+extern const http_route http_dead_letter_routes[];
+extern const http_route http_status_routes[];
+extern const http_route http_saga_routes[];
+extern const http_route http_story_routes[];
+extern const http_route http_console_routes[];
+
+/* The console's static files (shop/console/, compiled in by
+ * cmake/embed_assets.cmake), ending with a NULL name. */
+typedef struct http_asset {
+    const char *name; /* "index.html" */
+    const char *type; /* its media type */
+    const unsigned char *bytes;
+    size_t size;
+} http_asset;
+extern const http_asset http_console_assets[];
 
 /* An event as JSON for a client: its envelope, its data at the current
  * schema with personal fields opened (erased ones null). Caller owns *out. */
@@ -223,6 +241,7 @@ typedef struct http_options {
     int port;         /* 0: any free port */
     unsigned threads; /* 0: 4 */
     td_metrics *metrics;
+    shop_spans *spans; /* the last spans when tracing is on (the console reads them), or NULL */
     /* Host header names served besides localhost, 127.0.0.1, [::1] and the
      * listening address ("*": any); others get 421, against DNS rebinding. */
     const char *hosts[HTTP_MAX_HOSTS];
@@ -248,5 +267,7 @@ int http_server_port(const http_server *server);
 /* Stops accepting, lets requests in progress finish, frees. */
 void http_server_stop(http_server *server);
 td_metrics *http_server_metrics(http_server *server);
+/* The ring of recent spans, or NULL when tracing is off. */
+shop_spans *http_server_spans(http_server *server);
 
 #endif

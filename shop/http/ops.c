@@ -1,8 +1,9 @@
 /*
  * ops.c (shop http): the event log and operations: GET /events, GET
- * /streams/{stream}, GET /metrics, GET /health, GET /dead-letters,
- * POST /dead-letters/{id}/retry. All but /health (its status only, to
- * anyone) and /metrics (metrics keys too) are for administrators. Events
+ * /streams/{stream}, GET /metrics, GET /health (the dead-letter queue is in
+ * dead_letters.c, what the console shows in status.c, sagas.c and
+ * story.c). All but /health (its status only, to anyone) and /metrics
+ * (metrics keys too) are for administrators. Events
  * are shown with their personal fields opened: a forgotten customer's read
  * as null.
  */
@@ -191,52 +192,10 @@ static int get_health(http_request *req, http_response *res)
     return http_json(res, ok ? 200 : 503, body);
 }
 
-static int add_dead_letter(const td_dead_letter *e, void *payload)
-{
-    char event_id[TD_UUID_STR_LEN + 1];
-    td_uuid_format(event_id, &e->event_id);
-    json_array_append_new(payload, json_pack("{s:s,s:s,s:s,s:I,s:s,s:s,s:s,s:I,s:s,s:s?}", "id",
-                                             e->id, "subscription", e->subscription, "status",
-                                             e->status, "position", (json_int_t)e->position,
-                                             "event_id", event_id, "stream", e->stream, "type",
-                                             e->type, "attempts", (json_int_t)e->attempts,
-                                             "last_error", e->last_error, "behind", e->behind));
-    return 0;
-}
-
-static int get_dead_letters(http_request *req, http_response *res)
-{
-    td_dlq_filter filter = {http_query(req, "subscription"), http_query(req, "type"),
-                            http_query(req, "stream")};
-    json_t *list = json_array();
-    if (td_dlq_list(req->store, &filter, add_dead_letter, list) < 0) {
-        json_decref(list);
-        return http_problem(res, 500, "internal_error", NULL, "%s", td_error_last());
-    }
-    return http_json(res, 200, json_pack("{s:o}", "dead_letters", list));
-}
-
-static int retry_dead_letter(http_request *req, http_response *res)
-{
-    char by[SHOP_KEY_NAME_MAX + 16];
-    snprintf(by, sizeof by, "http:%s", req->who.name[0] ? req->who.name : "admin");
-    int error = td_dlq_retry(req->store, req->params[0], by);
-    if (error == TD_ENOTFOUND)
-        return http_problem(res, 404, "not_found", NULL, "%s", td_error_last());
-    if (error == TD_EINVAL)
-        return http_problem(res, 409, "conflict", NULL, "%s", td_error_last());
-    if (error < 0)
-        return http_problem(res, 500, "internal_error", NULL, "%s", td_error_last());
-    return http_json(res, 202, json_pack("{s:s,s:s}", "id", req->params[0], "request", "retry"));
-}
-
 const http_route http_ops_routes[] = {
     {"GET", "/events", "/events", SHOP_ROLE_ADMIN, get_events},
     {"GET", "/streams/{}", "/streams/{stream}", SHOP_ROLE_ADMIN, get_stream},
     {"GET", "/metrics", "/metrics", SHOP_ROLE_METRICS | SHOP_ROLE_ADMIN, get_metrics},
     {"GET", "/health", "/health", HTTP_ANYONE, get_health},
-    {"GET", "/dead-letters", "/dead-letters", SHOP_ROLE_ADMIN, get_dead_letters},
-    {"POST", "/dead-letters/{}/retry", "/dead-letters/{id}/retry", SHOP_ROLE_ADMIN,
-     retry_dead_letter},
     {NULL, NULL, NULL, 0, NULL},
 };

@@ -43,6 +43,7 @@ struct http_server {
     td_metric *requests, *duration, *limited, *feeds_open, *cut;
     long long cut_counted; /* connections cut, as far as the metric has them */
     td_metrics *metrics;
+    shop_spans *spans;
     http_throttle *throttles[HTTP_LIMITS];
     http_deadlines *deadlines;
     http_workers *workers;
@@ -104,6 +105,11 @@ td_metrics *http_server_metrics(http_server *server)
     return server->metrics;
 }
 
+shop_spans *http_server_spans(http_server *server)
+{
+    return server->spans;
+}
+
 /* Matches path against pattern ("/orders/{}/cancel"), capturing {} parts. */
 static bool match(const char *pattern, const char *path, const char **params, char *storage,
                   size_t storage_size)
@@ -131,9 +137,11 @@ static bool match(const char *pattern, const char *path, const char **params, ch
 static const http_route *find_route(http_request *req, char *storage, size_t size, char *allow,
                                     size_t allow_size, const char **name)
 {
-    const http_route *tables[] = {http_shop_routes, http_ops_routes};
+    static const http_route *const tables[] = {
+        http_shop_routes, http_ops_routes,   http_dead_letter_routes, http_status_routes,
+        http_saga_routes, http_story_routes, http_console_routes};
     allow[0] = '\0';
-    for (size_t t = 0; t < 2; t++)
+    for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++)
         for (const http_route *r = tables[t]; r->method; r++) {
             const char *params[HTTP_MAX_PARAMS] = {0};
             if (!match(r->pattern, req->path, params, storage, size))
@@ -241,12 +249,32 @@ static const char *allowed_origin(const http_server *s, struct MHD_Connection *c
     return NULL;
 }
 
+/* The console's pages: its own files only, no inline script or style, no
+ * framing, no forms sent anywhere, no referrer. */
+#define CONSOLE_CSP                                                                                \
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "              \
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; "                 \
+    "frame-ancestors 'none'"
+
+static void add_page_headers(struct MHD_Response *r)
+{
+    MHD_add_response_header(r, "Content-Security-Policy", CONSOLE_CSP);
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+    MHD_add_response_header(r, "X-Frame-Options", "DENY");
+    MHD_add_response_header(r, "Cross-Origin-Opener-Policy", "same-origin");
+    MHD_add_response_header(r, "Cross-Origin-Resource-Policy", "same-origin");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+}
+
 /* Headers every answer may carry. */
 static void add_headers(const http_server *s, struct MHD_Connection *c, struct MHD_Response *r,
                         const http_response *res)
 {
     char seconds[16];
-    const char *origin = allowed_origin(s, c);
+    const char *origin = res->page ? NULL : allowed_origin(s, c);
+    if (res->page)
+        add_page_headers(r);
     if (res->allow[0])
         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, res->allow);
     if (res->location[0])
@@ -648,6 +676,7 @@ int http_server_start(http_server **out, shop *sh, td_store *store, const http_o
     s->shop = sh;
     s->store = store;
     s->metrics = opts->metrics;
+    s->spans = opts->spans;
     s->open_access = opts->open_access;
     s->idempotency_ttl =
         (td_time)(opts->idempotency_ttl_s > 0 ? opts->idempotency_ttl_s : 24 * 3600) * 1000000;

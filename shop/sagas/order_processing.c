@@ -274,7 +274,7 @@ static int correlate(const td_event *ev, json_t *data, char *out, size_t size)
 static const char *const routine[] = {"StockReserved", "OrderStatusChanged", NULL};
 
 static const td_saga_definition definition = {
-    .name = "order_processing",
+    .name = SHOP_ORDER_SAGA,
     .transitions = transitions,
     .transition_count = sizeof transitions / sizeof transitions[0],
     .compensations = compensations,

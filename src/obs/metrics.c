@@ -361,6 +361,31 @@ static void run_collectors(td_metrics *m)
         snapshot[i]->fn(m, snapshot[i]->payload);
 }
 
+void td_metrics_collect(td_metrics *m)
+{
+    run_collectors(m);
+}
+
+int td_metrics_read(td_metrics *m, const char *name, td_metric_sample_fn fn, void *payload)
+{
+    int rc = 0;
+    pthread_mutex_lock(&m->lock);
+    const td_metric *f = m->first;
+    while (f && strcmp(f->name, name) != 0)
+        f = f->next;
+    for (const series *s = f ? f->first : NULL; s && rc == 0; s = s->next) {
+        td_metric_sample sample = {
+            (const char *const *)s->values,           f->label_count, s->value,
+            f->type == HISTOGRAM ? s->count : 0,      f->bounds,      s->buckets,
+            f->type == HISTOGRAM ? f->bound_count : 0};
+        rc = fn(&sample, payload);
+    }
+    pthread_mutex_unlock(&m->lock);
+    if (f == NULL)
+        return td_error__set(TD_ENOTFOUND, "no metric named '%s'", name);
+    return rc < 0 ? rc : 0;
+}
+
 static void write_escaped(FILE *out, const char *s, bool quote)
 {
     for (; *s; s++) {

@@ -35,7 +35,7 @@ static const td_saga_compensation *compensation(const td_saga_definition *def, c
     return NULL;
 }
 
-static int check_name(const char *name)
+int td_saga__check_name(const char *name)
 {
     size_t n = name ? strlen(name) : 0;
     bool ok = n > 0 && n <= TD_SAGA_NAME_MAX && name[0] >= 'a' && name[0] <= 'z';
@@ -49,7 +49,8 @@ static int check_name(const char *name)
 
 static int check_definition(const td_saga_definition *def)
 {
-    int error = def ? check_name(def->name) : td_error__set(TD_EINVAL, "no saga definition");
+    int error =
+        def ? td_saga__check_name(def->name) : td_error__set(TD_EINVAL, "no saga definition");
     if (error == 0 &&
         (!def->transitions || !def->transition_count || !def->correlate || !def->final_states))
         error = td_error__set(TD_EINVAL,
@@ -362,7 +363,7 @@ void td_saga_free(td_saga *saga)
 int td_saga_get(td_store *store, const char *saga, const char *correlation_id, char **json)
 {
     char key[TD_SAGA_KEY_MAX + 1];
-    int error = check_name(saga);
+    int error = td_saga__check_name(saga);
     if (error == 0 && (correlation_id == NULL || td_ref_id_check(correlation_id) < 0))
         error = td_error__set(TD_EINVAL, "invalid correlation id");
     if (error == 0)

@@ -49,6 +49,10 @@ struct td_saga_ctx {
     td_time deadline;  /* 0: none */
 };
 
+/* saga.c: TD_EINVAL for a name that is not 1..TD_SAGA_NAME_MAX of [a-z0-9_]
+ * starting with a letter. */
+int td_saga__check_name(const char *name);
+
 /* instance.c */
 int td_saga__key(char buf[TD_SAGA_KEY_MAX + 1], const char *saga, const char *correlation_id);
 int td_saga__deadline_key(char buf[TD_SAGA_KEY_MAX + 1], const char *saga, td_time deadline,

@@ -76,7 +76,7 @@ typedef struct reply {
     long status;
     char *body;
     size_t len;
-    char allow[64], location[160], content_type[96];
+    char allow[64], location[160], content_type[96], csp[512], cors[160];
 } reply;
 
 static size_t on_body(char *data, size_t size, size_t n, void *payload)
@@ -102,8 +102,10 @@ static size_t on_header(char *data, size_t size, size_t n, void *payload)
         size_t cap;
     } keep[] = {{"Allow: ", r->allow, sizeof r->allow},
                 {"Location: ", r->location, sizeof r->location},
-                {"Content-Type: ", r->content_type, sizeof r->content_type}};
-    for (size_t i = 0; i < 3; i++) {
+                {"Content-Type: ", r->content_type, sizeof r->content_type},
+                {"Content-Security-Policy: ", r->csp, sizeof r->csp},
+                {"Access-Control-Allow-Origin: ", r->cors, sizeof r->cors}};
+    for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++) {
         size_t k = strlen(keep[i].name);
         if (len > k && strncasecmp(data, keep[i].name, k) == 0)
             snprintf(keep[i].slot, keep[i].cap, "%.*s", (int)strcspn(data + k, "\r\n"), data + k);
@@ -441,6 +443,177 @@ static void test_every_route(void **state)
     assert_non_null(strstr(m.body, "domain_events_total{event_type=\"OrderCreated\""));
     assert_non_null(strstr(m.content_type, "text/plain"));
     free(m.body);
+    free(body);
+}
+
+/* An order for a customer who does not exist, appended by another process:
+ * the notifications handler parks it for good. Returns its stream. */
+static void append_poison(char *stream, size_t size)
+{
+    char data[512];
+    snprintf(stream, size, "order-01a00000-0000-7000-8000-0000000000f1");
+    snprintf(data, sizeof data,
+             "{\"order_id\":\"01a00000-0000-7000-8000-0000000000f1\",\"user_id\":"
+             "\"01a00000-0000-7000-8000-0000000000f2\",\"total_amount\":100,\"currency\":"
+             "\"USD\",\"order_date\":\"2026-12-01T00:00:00Z\",\"items\":[],"
+             "\"payment_method\":\"card\",\"payment_method_id\":null}");
+    td_store *other = server_store();
+    td_event ev = tt_event("OrderCreated", data);
+    ev.schema_version = 3;
+    assert_td_ok(td_store_append(other, stream, TD_EXPECT_NO_STREAM, &ev, 1));
+    td_store_free(other);
+}
+
+/* The dead entry of stream for notifications, once parked; NULL if none. */
+static json_t *dead_entry(const char *stream)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/dead-letters?subscription=notifications&stream=%s", stream);
+    for (int i = 0; i < 400; i++) {
+        json_t *list = call("GET", path, NULL, 200), *e;
+        size_t at;
+        json_array_foreach(json_object_get(list, "dead_letters"), at, e)
+        {
+            if (strcmp(str(e, "status"), "dead") == 0) {
+                json_incref(e);
+                json_decref(list);
+                return e;
+            }
+        }
+        json_decref(list);
+        usleep(10000);
+    }
+    return NULL;
+}
+
+/* What the operator console reads: subscriptions, the store, sagas, an
+ * order's story, the whole dead-letter queue, and the console's files. */
+static void test_console_routes(void **state)
+{
+    (void)state;
+    char path[256], stream[128], *body = order_body("tok_visa", 1);
+    json_t *placed = call("POST", "/orders", body, 202);
+    char order[64];
+    snprintf(order, sizeof order, "%s", str(placed, "id"));
+    json_decref(placed);
+    json_decref(wait_final(order));
+    append_poison(stream, sizeof stream);
+    json_t *dead = dead_entry(stream);
+    assert_non_null(dead);
+    wait_quiet();
+
+    json_t *subs = call("GET", "/subscriptions", NULL, 200), *sub, *saga = NULL, *mail = NULL;
+    size_t i;
+    json_array_foreach(json_object_get(subs, "subscriptions"), i, sub)
+    {
+        if (strcmp(str(sub, "name"), "saga.order_processing") == 0)
+            saga = sub;
+        if (strcmp(str(sub, "name"), "notifications") == 0)
+            mail = sub;
+    }
+    assert_non_null(saga);
+    assert_non_null(mail);
+    assert_string_equal(str(saga, "saga"), "order_processing");
+    assert_true(json_is_true(json_object_get(saga, "live")));
+    assert_true(json_integer_value(json_object_get(json_object_get(saga, "latency"), "count")) >=
+                3);
+    assert_true(json_integer_value(json_object_get(mail, "dead_letters")) >= 1);
+    assert_int_equal(json_integer_value(json_object_get(subs, "head")), head());
+    json_decref(subs);
+
+    json_t *store = call("GET", "/store", NULL, 200);
+    assert_int_equal(json_integer_value(json_object_get(store, "head")), head());
+    assert_string_equal(str(store, "state"), "ok");
+    assert_true(json_integer_value(json_object_get(json_object_get(store, "writer"), "units")) > 0);
+    json_decref(store);
+
+    json_t *sagas = call("GET", "/sagas", NULL, 200);
+    json_t *first = json_array_get(json_object_get(sagas, "sagas"), 0);
+    assert_string_equal(str(first, "name"), "order_processing");
+    assert_true(json_integer_value(json_object_get(first, "instances")) >= 2);
+    json_decref(sagas);
+    json_t *page =
+        call("GET", "/sagas/order_processing/instances?state=processing&limit=1", NULL, 200);
+    json_t *listed = json_array_get(json_object_get(page, "instances"), 0);
+    assert_string_equal(str(listed, "state"), "processing");
+    assert_string_equal(str(page, "next"), str(listed, "correlation_id"));
+    json_decref(page);
+    snprintf(path, sizeof path, "/sagas/order_processing/instances/%s", order);
+    json_t *instance = call("GET", path, NULL, 200);
+    assert_true(json_array_size(json_object_get(instance, "history")) >= 3);
+    assert_null(json_object_get(json_object_get(instance, "data"), "payment_token"));
+    json_decref(instance);
+    json_decref(call("GET", "/sagas/Order/instances", NULL, 400));
+    json_decref(call("GET", "/sagas/order_processing/instances?limit=0", NULL, 400));
+    json_decref(call("GET", "/sagas/order_processing/instances/no-such-order", NULL, 404));
+
+    snprintf(path, sizeof path, "/orders/%s/story", order);
+    json_t *story = call("GET", path, NULL, 200), *ev;
+    json_t *events = json_object_get(story, "events");
+    assert_true(json_array_size(events) >= 7);
+    int64_t last = 0;
+    json_array_foreach(events, i, ev)
+    {
+        int64_t position = json_integer_value(json_object_get(ev, "position"));
+        assert_true(position > last); /* in log order, each once */
+        last = position;
+    }
+    assert_true(json_is_false(json_object_get(story, "tracing"))); /* no --trace-file here */
+    json_decref(story);
+    json_decref(call("GET", "/orders/01a00000-0000-7000-8000-000000000000/story", NULL, 404));
+
+    snprintf(path, sizeof path, "/dead-letters/%s", str(dead, "id"));
+    json_t *shown = call("GET", path, NULL, 200);
+    assert_string_equal(str(json_object_get(shown, "event"), "stream"), stream);
+    assert_non_null(strstr(str(shown, "last_error"), "does not exist"));
+    json_decref(shown);
+    json_decref(call("POST", "/dead-letters/retry", "{}", 400)); /* a filter, or all */
+    json_decref(call("POST", "/dead-letters/retry", "{\"all\":\"yes\"}", 400));
+    json_t *none = call("POST", "/dead-letters/retry", "{\"type\":\"NoSuchType\"}", 202);
+    assert_int_equal(json_integer_value(json_object_get(none, "count")), 0);
+    json_decref(none);
+    /* a retry: the poison fails again and is parked anew, as a new entry */
+    snprintf(path, sizeof path, "/dead-letters/%s/retry", str(dead, "id"));
+    json_decref(call("POST", path, NULL, 202));
+    json_t *again_dead = NULL;
+    for (int tries = 0; tries < 400 && again_dead == NULL; tries++) {
+        json_t *e = dead_entry(stream);
+        if (e && strcmp(str(e, "id"), str(dead, "id")) != 0)
+            again_dead = e;
+        else
+            json_decref(e);
+        if (again_dead == NULL)
+            usleep(10000);
+    }
+    assert_non_null(again_dead);
+    json_decref(dead);
+    dead = again_dead;
+    snprintf(path, sizeof path, "/dead-letters/%s/drop", str(dead, "id"));
+    json_decref(call("POST", path, NULL, 202));
+    reply again = request("POST", path, NULL, NULL, 0); /* asked for already, or done */
+    assert_true(again.status == 409 || again.status == 404);
+    free(again.body);
+    json_t *audit = call("GET", "/dead-letters/audit?limit=1", NULL, 200);
+    json_t *newest = json_array_get(json_object_get(audit, "audit"), 0);
+    assert_string_equal(str(newest, "action"), "drop");
+    assert_string_equal(str(newest, "who"), "http:admin");
+    assert_string_equal(str(newest, "dead_letter"), str(dead, "id"));
+    json_decref(audit);
+    json_decref(call("GET", "/dead-letters/audit?limit=0", NULL, 400));
+    json_decref(dead);
+
+    reply page_reply = request("GET", "/console", NULL, NULL, 0);
+    assert_int_equal(page_reply.status, 200);
+    assert_non_null(strstr(page_reply.content_type, "text/html"));
+    assert_non_null(strstr(page_reply.csp, "default-src 'self'"));
+    assert_non_null(strstr(page_reply.body, "/console/main.js"));
+    free(page_reply.body);
+    reply script = request("GET", "/console/main.js", NULL, NULL, 0);
+    assert_int_equal(script.status, 200);
+    assert_non_null(strstr(script.content_type, "text/javascript"));
+    assert_string_equal(script.cors, "");
+    free(script.body);
+    json_decref(call("GET", "/console/no-such-file.js", NULL, 404));
     free(body);
 }
 
@@ -990,6 +1163,7 @@ int main(int argc, char **argv)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_every_route, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_console_routes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_order_outcomes_over_http, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input_changes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idempotency_keys, setup, teardown),

@@ -210,6 +210,84 @@ static void test_registry_renders_valid_text(void **state)
     td_metrics_free(m);
 }
 
+/* ---- reading series without the text --------------------------------------------------- */
+
+typedef struct seen {
+    int series;
+    double value;
+    uint64_t count, buckets[4];
+    char first_label[32];
+} seen;
+
+static int note_sample(const td_metric_sample *s, void *payload)
+{
+    seen *n = payload;
+    if (n->series++ == 0 && s->label_count > 0)
+        snprintf(n->first_label, sizeof n->first_label, "%s", s->labels[0]);
+    n->value += s->value;
+    n->count += s->count;
+    for (size_t b = 0; b < s->bound_count && b < 4; b++)
+        n->buckets[b] += s->buckets[b];
+    return 0;
+}
+
+static int stop_at_once(const td_metric_sample *s, void *payload)
+{
+    (void)s;
+    (*(int *)payload)++;
+    return 1;
+}
+
+static void collect_sets(td_metrics *m, void *payload)
+{
+    (void)m;
+    td_metric_set(payload, NULL, 42);
+}
+
+static void test_series_read_as_numbers(void **state)
+{
+    (void)state;
+    td_metrics *m = NULL;
+    td_metric *latency, *hits, *level;
+    assert_td_ok(td_metrics_new(&m));
+    double bounds[] = {0.1, 1, 10};
+    assert_td_ok(td_metrics_histogram(&latency, m, "latency_seconds", "L.", "route", bounds, 3));
+    assert_td_ok(td_metrics_counter(&hits, m, "hits_total", "H.", "route"));
+    assert_td_ok(td_metrics_gauge(&level, m, "level", "G.", NULL));
+    assert_td_ok(td_metrics_on_collect(m, collect_sets, level));
+    const char *a[] = {"/a"}, *b[] = {"/b"};
+    double observations[] = {0.05, 0.5, 0.5, 5, 50};
+    for (int i = 0; i < 5; i++)
+        assert_td_ok(td_metric_observe(latency, i < 3 ? a : b, observations[i]));
+    assert_td_ok(td_metric_add(hits, a, 2));
+    assert_td_ok(td_metric_add(hits, b, 3));
+
+    seen n = {0};
+    assert_td_ok(td_metrics_read(m, "latency_seconds", note_sample, &n));
+    assert_int_equal(n.series, 2); /* in the order they were made */
+    assert_string_equal(n.first_label, "/a");
+    assert_int_equal(n.count, 5);
+    assert_true(fabs(n.value - 56.05) < 1e-9);
+    assert_int_equal(n.buckets[0], 1); /* per bucket, not cumulative */
+    assert_int_equal(n.buckets[1], 2);
+    assert_int_equal(n.buckets[2], 1); /* and 50 is above the last bound */
+    memset(&n, 0, sizeof n);
+    assert_td_ok(td_metrics_read(m, "hits_total", note_sample, &n));
+    assert_true(n.series == 2 && n.value == 5 && n.count == 0);
+    /* gauges are as fresh as the last collection */
+    memset(&n, 0, sizeof n);
+    assert_td_ok(td_metrics_read(m, "level", note_sample, &n));
+    assert_true(n.series == 0);
+    td_metrics_collect(m);
+    assert_td_ok(td_metrics_read(m, "level", note_sample, &n));
+    assert_true(n.series == 1 && n.value == 42);
+    int calls = 0;
+    assert_td_ok(td_metrics_read(m, "hits_total", stop_at_once, &calls));
+    assert_int_equal(calls, 1);
+    assert_td_code(td_metrics_read(m, "no_such_total", note_sample, &n), TD_ENOTFOUND);
+    td_metrics_free(m);
+}
+
 /* ---- the built-in series ------------------------------------------------------------- */
 
 static int fail_first_b(td_delivery *d, const td_event *ev, void *payload)
@@ -275,6 +353,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_registry_renders_valid_text),
+        cmocka_unit_test(test_series_read_as_numbers),
         cmocka_unit_test(test_builtin_series_agree_with_what_happened),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -393,6 +393,100 @@ static void test_bad_definitions(void **state)
     assert_null(saga);
 }
 
+/* Operators browse instances by state, a page at a time, and count them. */
+typedef struct browsed {
+    char ids[16][40];
+    char states[16][40];
+    int n;
+} browsed;
+
+static int note_instance(const char *id, const char *state, const char *json, size_t len,
+                         void *payload)
+{
+    browsed *b = payload;
+    assert_true(b->n < 16);
+    assert_non_null(strstr(json, id)); /* the whole document */
+    assert_true(len == strlen(json));
+    snprintf(b->ids[b->n], sizeof b->ids[0], "%s", id);
+    snprintf(b->states[b->n++], sizeof b->states[0], "%s", state ? state : "");
+    return 0;
+}
+
+static int note_state(const char *state, int64_t instances, void *payload)
+{
+    browsed *b = payload;
+    snprintf(b->states[b->n], sizeof b->states[0], "%s", state);
+    snprintf(b->ids[b->n++], sizeof b->ids[0], "%lld", (long long)instances);
+    return 0;
+}
+
+static void test_instances_listed_by_state(void **state)
+{
+    (void)state;
+    td_saga *saga = start_saga();
+    /* another saga whose keys sort right beside: none of its instances is
+     * listed */
+    td_saga_definition other = order_saga;
+    other.name = "order_sag";
+    td_saga *beside = start_saga_of(&other);
+    const char *orders[] = {"b2", "a1", "c3", "d4", "e5"};
+    for (int i = 0; i < 5; i++)
+        send("order", "OrderPlaced", orders[i]);
+    for (int i = 0; i < 5; i++)
+        wait_state(orders[i], "awaiting_stock");
+    send("stock", "StockReserved", "c3");
+    send("order", "OrderCancelRequested", "d4");
+    wait_state("c3", "awaiting_payment");
+    wait_state("d4", "cancelled");
+    char *text = NULL;
+    for (int i = 0; i < 4000 && td_saga_get(store, "order_sag", "e5", &text) < 0; i++)
+        usleep(5000);
+    assert_non_null(text);
+    td_free(text);
+
+    browsed b = {0};
+    td_saga_query q = TD_SAGA_QUERY_INIT;
+    q.saga = "order_saga";
+    assert_td_ok(td_saga_list(store, &q, note_instance, &b));
+    assert_int_equal(b.n, 5);
+    assert_string_equal(b.ids[0], "a1"); /* by correlation id */
+    assert_string_equal(b.ids[4], "e5");
+    assert_string_equal(b.states[2], "awaiting_payment");
+    /* one state, two at a time, each page after the last one's last id */
+    memset(&b, 0, sizeof b);
+    q.state = "awaiting_stock";
+    q.limit = 2;
+    assert_td_ok(td_saga_list(store, &q, note_instance, &b));
+    assert_int_equal(b.n, 2);
+    q.after = b.ids[1];
+    assert_td_ok(td_saga_list(store, &q, note_instance, &b));
+    assert_int_equal(b.n, 3);
+    assert_string_equal(b.ids[0], "a1");
+    assert_string_equal(b.ids[1], "b2");
+    assert_string_equal(b.ids[2], "e5");
+    q.after = b.ids[2];
+    assert_td_ok(td_saga_list(store, &q, note_instance, &b));
+    assert_int_equal(b.n, 3); /* the end */
+
+    memset(&b, 0, sizeof b);
+    assert_td_ok(td_saga_states(store, "order_saga", note_state, &b));
+    assert_int_equal(b.n, 3); /* by state name */
+    assert_string_equal(b.states[0], "awaiting_payment");
+    assert_string_equal(b.ids[0], "1");
+    assert_string_equal(b.states[1], "awaiting_stock");
+    assert_string_equal(b.ids[1], "3");
+    assert_string_equal(b.states[2], "cancelled");
+    assert_string_equal(b.ids[2], "1");
+    memset(&b, 0, sizeof b);
+    assert_td_ok(td_saga_states(store, "nothing_here", note_state, &b));
+    assert_int_equal(b.n, 0);
+    assert_td_code(td_saga_states(store, "Bad Name", note_state, &b), TD_EINVAL);
+    q.after = "";
+    assert_td_code(td_saga_list(store, &q, note_instance, &b), TD_EINVAL);
+    td_saga_free(beside);
+    td_saga_free(saga);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -406,6 +500,7 @@ int main(void)
         T(test_failed_action_leaves_nothing_and_is_retried),
         T(test_many_instances_exactly_once_across_restarts),
         T(test_bad_definitions),
+        T(test_instances_listed_by_state),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
