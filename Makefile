@@ -43,6 +43,7 @@ bench: build
 	@$(BUILD)/bench/tidings-bench
 	@bash bench/shop_load.sh $(BUILD)
 	@bash bench/shop_memory.sh $(BUILD)
+	@bash bench/shop_overload.sh $(BUILD)
 
 fmt:
 	@clang-format -i $$(git ls-files --cached --others --exclude-standard '*.c' '*.h')

@@ -151,6 +151,19 @@ td_store *shop_store(shop *s)
     return s->store;
 }
 
+td_backlog shop_backlog(shop *s)
+{
+    td_backlog all = td_saga_backlog(s->orders);
+    td_backlog parts[2] = {td_subscription_backlog(s->inventory),
+                           td_subscription_backlog(s->payments)};
+    for (size_t i = 0; i < 2; i++) {
+        all.events += parts[i].events;
+        if (parts[i].age > all.age)
+            all.age = parts[i].age;
+    }
+    return all;
+}
+
 static int open_store(td_store **out, const char *db, const char *data, const td_store_options *so)
 {
     char url[4200];

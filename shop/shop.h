@@ -91,6 +91,14 @@ int shop_open(shop **out, td_store *store, const shop_options *opts);
 void shop_close(shop *s);
 td_store *shop_store(shop *s);
 
+/* How far behind the handlers that take an order to its end (the saga,
+ * inventory, payments) are just now (td_subscription_backlog): the age of
+ * the oldest event one of them has read and not finished, and how many such
+ * events they hold in all. The HTTP server refuses new orders while both
+ * are past a bound, so that what was accepted finishes in time. Safe from
+ * any thread; cheap. */
+td_backlog shop_backlog(shop *s);
+
 /* Calls fn for each of the shop's event handlers (subscriptions and the
  * order saga) that has failed while running, or stands by while another
  * process holds its lease (keeper.c): its subscription name and why.

@@ -116,6 +116,8 @@ int td_saga_start(td_saga *saga);
 int td_saga_stop(td_saga *saga);
 /* td_subscription_check for the saga's subscription. */
 int td_saga_check(td_saga *saga);
+/* td_subscription_backlog of the saga's subscription. */
+td_backlog td_saga_backlog(td_saga *saga);
 void td_saga_free(td_saga *saga);
 
 /* Inside an action. */

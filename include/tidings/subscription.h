@@ -157,6 +157,20 @@ void td_subscription_free(td_subscription *sub);
  * matching), or timeout_ms passes (TD_EBUSY). For tests and shutdown. */
 int td_subscription_wait_until(td_subscription *sub, int64_t position, int timeout_ms);
 
+/* How far behind the running subscription is just now, from its own memory
+ * (no read of the store): age, how long ago the oldest event it has read
+ * and not yet finished occurred, in microseconds; events, how many it has
+ * read and not finished. Both 0 when it has nothing unfinished or sub is
+ * NULL. Events not read yet (its window is full) are younger than those it
+ * holds, so they do not change the age. Cheap (the subscription's lock, a
+ * walk over its window) and safe from any thread: for admission control, a
+ * service refusing new work while its handlers fall behind. */
+typedef struct td_backlog {
+    td_time age;
+    int64_t events;
+} td_backlog;
+td_backlog td_subscription_backlog(td_subscription *sub);
+
 typedef struct td_subscription_status {
     int64_t position;     /* durable checkpoint */
     int64_t head;         /* the store's head */

@@ -43,7 +43,8 @@ typedef struct order_slot {
     char id[40];
     double placed_at, final_at; /* seconds, monotonic */
     double placement_ms;
-    bool refused; /* 503 or 429: the shop turned it away, nothing done */
+    bool refused;      /* 503 or 429 and not tried again: the shop turned it away */
+    double refusal_ms; /* how long the last refusal took to come */
     char status[16];
     int quantities[MAX_PRODUCTS];
 } order_slot;
@@ -54,7 +55,8 @@ typedef struct load {
     char (*tokens)[64]; /* each client's session */
     int orders, concurrency, products;
     double decline_rate;
-    double rate; /* orders per second in all; 0: as fast as possible */
+    double rate;   /* orders per second in all; 0: as fast as possible */
+    bool no_retry; /* a refused order stays refused (else: tried again after Retry-After) */
     const char *key_file;
     double start;
     unsigned seed;
@@ -65,6 +67,7 @@ typedef struct load {
     FILE *ids; /* --ids: acknowledged orders, under lock; NULL: none */
     pthread_mutex_t lock;
     atomic_bool stop_feed;
+    char first_failure[256]; /* why the first failed placement failed (under lock) */
 } load;
 
 static double now_s(void)
@@ -94,6 +97,19 @@ static size_t collect(char *data, size_t size, size_t n, void *payload)
 
 /* A JSON request with token's credentials (none when ""); returns the
  * parsed answer (caller decrefs) and *status. */
+/* Keeps why the first failed placement failed, for the report. */
+static void note_failure(load *l, long status, json_t *answer)
+{
+    const char *detail = json_string_value(json_object_get(answer, "detail"));
+    pthread_mutex_lock(&l->lock);
+    if (status == 0)
+        snprintf(l->first_failure, sizeof l->first_failure, "no answer (connection failed)");
+    else
+        snprintf(l->first_failure, sizeof l->first_failure, "status %ld: %s", status,
+                 detail ? detail : "(no detail)");
+    pthread_mutex_unlock(&l->lock);
+}
+
 static json_t *call(CURL *c, const char *base, const char *token, const char *method,
                     const char *path, const char *body, long *status)
 {
@@ -228,6 +244,52 @@ typedef struct client {
     int index;
 } client;
 
+/* Places slot's order: once, or, refused (503, 429: nothing was done),
+ * again after the Retry-After the shop gave (at most 5 s) until it is taken,
+ * unless --no-retry. Counts every refusal; the placement's figures are
+ * those of the attempt that was answered otherwise. */
+static void place(load *l, CURL *c, const char *token, order_slot *slot, const char *body)
+{
+    for (;;) {
+        long status;
+        double start = now_s();
+        pthread_mutex_lock(&l->lock);
+        slot->placed_at = start;
+        pthread_mutex_unlock(&l->lock);
+        json_t *order = call(c, l->url, token, "POST", "/orders", body, &status);
+        const char *id = json_string_value(json_object_get(order, "id"));
+        double took_ms = (now_s() - start) * 1000;
+        bool refused = status == 503 || status == 429;
+        pthread_mutex_lock(&l->lock);
+        if (refused)
+            slot->refusal_ms = took_ms;
+        else
+            slot->placement_ms = took_ms;
+        if (status == 202 && id)
+            snprintf(slot->id, sizeof slot->id, "%s", id);
+        if (status == 202 && id && l->ids) {
+            fprintf(l->ids, "%s\n", id);
+            fflush(l->ids);
+        }
+        pthread_mutex_unlock(&l->lock);
+        if (status == 202 && id)
+            atomic_fetch_add(&l->placed, 1);
+        else if (refused) /* said at once, so the client may wait or go elsewhere */
+            atomic_fetch_add(&l->refused, 1);
+        else if (atomic_fetch_add(&l->failures, 1) == 0)
+            note_failure(l, status, order);
+        json_decref(order);
+        curl_off_t retry_after = 1;
+        if (!refused || l->no_retry) {
+            slot->refused = refused;
+            return;
+        }
+        if (curl_easy_getinfo(c, CURLINFO_RETRY_AFTER, &retry_after) != CURLE_OK || retry_after < 1)
+            retry_after = 1;
+        sleep(retry_after > 5 ? 5u : (unsigned)retry_after);
+    }
+}
+
 static void *run_client(void *arg)
 {
     client *cl = arg;
@@ -237,36 +299,13 @@ static void *run_client(void *arg)
     char body[1024];
     for (int i; c && (i = atomic_fetch_add(&l->next, 1)) < l->orders;) {
         order_slot *slot = &l->slots[i];
-        long status;
         if (l->rate > 0) { /* order i is due at start + i / rate */
             double wait = l->start + i / l->rate - now_s();
             if (wait > 0)
                 usleep((useconds_t)(wait * 1e6));
         }
         order_body(l, &seed, cl->index, slot, body, sizeof body);
-        double start = now_s();
-        pthread_mutex_lock(&l->lock);
-        slot->placed_at = start;
-        pthread_mutex_unlock(&l->lock);
-        json_t *order = call(c, l->url, l->tokens[cl->index], "POST", "/orders", body, &status);
-        const char *id = json_string_value(json_object_get(order, "id"));
-        pthread_mutex_lock(&l->lock);
-        slot->placement_ms = (now_s() - start) * 1000;
-        if (status == 202 && id)
-            snprintf(slot->id, sizeof slot->id, "%s", id);
-        if (status == 202 && id && l->ids) {
-            fprintf(l->ids, "%s\n", id);
-            fflush(l->ids);
-        }
-        pthread_mutex_unlock(&l->lock);
-        slot->refused = status == 503 || status == 429;
-        if (status == 202 && id)
-            atomic_fetch_add(&l->placed, 1);
-        else if (slot->refused) /* said at once, so the client may go elsewhere */
-            atomic_fetch_add(&l->refused, 1);
-        else
-            atomic_fetch_add(&l->failures, 1);
-        json_decref(order);
+        place(l, c, l->tokens[cl->index], slot, body);
     }
     curl_easy_cleanup(c);
     return NULL;
@@ -462,6 +501,9 @@ static const cmdline_option load_options[] = {
     {"key-file", 'k', "FILE",
      "the shop's admin key (DATA/admin.key): it makes\nproducts and follows every order; "
      "customers\nlog in on their own"},
+    {"no-retry", 'n', NULL,
+     "a refused order (503, 429) stays refused; by\ndefault it is placed again after the "
+     "Retry-After\nthe shop gave"},
     {"ids", 'i', "FILE",
      "append each acknowledged order's id to FILE, a\nline each (for runs cut short)"},
     {NULL, 0, NULL, NULL},
@@ -529,6 +571,9 @@ static int parse(int argc, char **argv, load *l)
         case 'k':
             l->key_file = value;
             break;
+        case 'n':
+            l->no_retry = true;
+            break;
         case 'i':
             if (l->ids == NULL && (l->ids = fopen(value, "a")) == NULL)
                 rc = cmdline_error(&load_line, "--ids: cannot open %s", value);
@@ -550,14 +595,17 @@ static void report(load *l, watcher *w, double elapsed, bool consistent, const c
     double *refusal = calloc((size_t)l->orders + 1, sizeof(double));
     double *to_final = calloc((size_t)l->orders + 1, sizeof(double));
     int processing = 0, cancelled = 0, n = 0, r = 0;
-    for (int i = 0; i < l->orders; i++)
+    for (int i = 0; i < l->orders; i++) {
         if (l->slots[i].id[0])
             placement[n++] = l->slots[i].placement_ms;
-        else if (l->slots[i].refused)
-            refusal[r++] = l->slots[i].placement_ms;
+        if (l->slots[i].refusal_ms > 0) /* its last refusal, taken again or not */
+            refusal[r++] = l->slots[i].refusal_ms;
+    }
     int finals = reconcile(l, w, to_final, &processing, &cancelled);
     printf("orders: %d placed, %d refused, %d failed, %d final\n", atomic_load(&l->placed),
            atomic_load(&l->refused), atomic_load(&l->failures), finals);
+    if (l->first_failure[0])
+        printf("first_failure: %s\n", l->first_failure);
     printf("elapsed_s: %.2f\n", elapsed);
     printf("placement_ms: p50 %.1f p95 %.1f p99 %.1f\n", percentile(placement, n, 0.5),
            percentile(placement, n, 0.95), percentile(placement, n, 0.99));
@@ -613,7 +661,7 @@ static int run(load *l)
         double *scratch = calloc((size_t)l->orders + 1, sizeof(double));
         int finals = reconcile(l, &w, scratch, &processing, &cancelled);
         free(scratch);
-        int accepted = l->orders - atomic_load(&l->refused);
+        int accepted = atomic_load(&l->placed);
         bool consistent = finals == accepted && atomic_load(&l->failures) == 0;
         if (!consistent)
             snprintf(why, sizeof why, "%d of %d accepted orders final, %d placements failed",

@@ -71,6 +71,9 @@ static const cmdline_option serve_options[] = {
     {"max-connections-per-client", 'M', "N", "connections per client address (default 256)"},
     {"max-feeds", 'f', "N", "live feeds (GET /events/stream) in all\n(default 10000)"},
     {"max-feeds-per-client", 'F', "N", "live feeds per client address (default 64)"},
+    {"admit-backlog", 'B', "MS",
+     "new orders get 503 while the saga, inventory or\npayments are more than MS behind\n"
+     "(default 100; 0: never)"},
     {"head-timeout", 'e', "S", "seconds a request's head may take to arrive\n(default 10)"},
     {"body-timeout", 'E', "S", "seconds its body may take after it (default 30)"},
     {"smtp", 's', "URL",
@@ -252,6 +255,10 @@ static int option(int c, const char *value, serve_args *a)
         return number(value, 1, 1000000, &n) < 0
                    ? bad("--max-feeds-per-client must be a whole number from 1 to 1000000")
                    : (a->http.max_feeds_per_client = (unsigned)n, 0);
+    case 'B':
+        return number(value, 0, 3600000, &n) < 0
+                   ? bad("--admit-backlog must be a number of milliseconds from 0 to 3600000")
+                   : (a->http.admit_backlog_ms = n ? (int)n : -1, 0);
     case 'e':
         return number(value, 1, 3600, &n) < 0
                    ? bad("--head-timeout must be a number of seconds from 1 to 3600")

@@ -179,7 +179,12 @@ typedef struct http_route {
     const char *name;    /* for metrics: "/orders/{id}/cancel" */
     unsigned roles;      /* who may: shop_role bits */
     http_handler handler;
+    unsigned flags; /* HTTP_NEW_WORK */
 } http_route;
+
+/* http_route flags: the route begins new work (an order), refused with 503
+ * while the work already begun is behind (http_options.admit_backlog_ms). */
+#define HTTP_NEW_WORK 1u
 
 extern const http_route http_shop_routes[];
 extern const http_route http_ops_routes[];
@@ -260,6 +265,8 @@ typedef struct http_options {
     unsigned commands_waiting;           /* ... and waiting for one of them; 0: none */
     unsigned max_feeds;                  /* live feeds in all; 0: 10,000 */
     unsigned max_feeds_per_client;       /* per client address; 0: 64 */
+    int admit_backlog_ms;                /* HTTP_NEW_WORK is refused while shop_backlog
+                                            is past this; 0: 100 ms; negative: never */
 } http_options;
 
 int http_server_start(http_server **out, shop *s, td_store *store, const http_options *opts);

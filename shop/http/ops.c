@@ -193,9 +193,9 @@ static int get_health(http_request *req, http_response *res)
 }
 
 const http_route http_ops_routes[] = {
-    {"GET", "/events", "/events", SHOP_ROLE_ADMIN, get_events},
-    {"GET", "/streams/{}", "/streams/{stream}", SHOP_ROLE_ADMIN, get_stream},
-    {"GET", "/metrics", "/metrics", SHOP_ROLE_METRICS | SHOP_ROLE_ADMIN, get_metrics},
-    {"GET", "/health", "/health", HTTP_ANYONE, get_health},
-    {NULL, NULL, NULL, 0, NULL},
+    {"GET", "/events", "/events", SHOP_ROLE_ADMIN, get_events, 0},
+    {"GET", "/streams/{}", "/streams/{stream}", SHOP_ROLE_ADMIN, get_stream, 0},
+    {"GET", "/metrics", "/metrics", SHOP_ROLE_METRICS | SHOP_ROLE_ADMIN, get_metrics, 0},
+    {"GET", "/health", "/health", HTTP_ANYONE, get_health, 0},
+    {NULL, NULL, NULL, 0, NULL, 0},
 };

@@ -47,7 +47,8 @@ struct http_server {
     http_throttle *throttles[HTTP_LIMITS];
     http_deadlines *deadlines;
     http_workers *workers;
-    atomic_int answering; /* requests between their head and their answer sent */
+    atomic_int answering;  /* requests between their head and their answer sent */
+    td_time admit_backlog; /* new work is refused past this backlog; 0: never */
     bool open_access, any_host;
     td_time idempotency_ttl;
     char hosts[HOSTS_MAX][256]; /* names the Host header may give */
@@ -184,6 +185,23 @@ static int overloaded(http_response *res)
                         "the shop takes no more commands just now; try again in a second");
 }
 
+/* A backlog of fewer events is a few orders on a slow machine, not a
+ * queue: one client placing orders one at a time is never refused. */
+#define HTTP_BACKLOG_MIN_EVENTS 64
+
+/* Whether new work must wait: the work begun is too far behind. Accepting
+ * more would only make every order in progress later (the handlers share
+ * one writer with the commands), so past the bound new orders are refused
+ * at once and what was accepted keeps its pace. */
+static bool behind(const http_request *req, const http_route *r)
+{
+    td_time bound = req->server->admit_backlog;
+    if (r == NULL || !(r->flags & HTTP_NEW_WORK) || bound == 0)
+        return false;
+    td_backlog b = shop_backlog(req->shop);
+    return b.age > bound && b.events >= HTTP_BACKLOG_MIN_EVENTS;
+}
+
 static bool hand_over(http_request *req, pending *p, http_response *res, const char *route)
 {
     char allow[64];
@@ -222,7 +240,7 @@ static bool dispatch(http_request *req, pending *p, http_response *res, const ch
     }
     const http_route *r = find_route(req, storage, sizeof storage, allow, sizeof allow, route);
     bool on_worker = r && is_command(req->method) && req->server->workers;
-    if (on_worker && http_workers_full(req->server->workers))
+    if ((on_worker && http_workers_full(req->server->workers)) || behind(req, r))
         overloaded(res); /* before any work: at once */
     else if (r && http_admit(req, res, r->roles) == 0) {
         if (on_worker)
@@ -680,6 +698,10 @@ int http_server_start(http_server **out, shop *sh, td_store *store, const http_o
     s->open_access = opts->open_access;
     s->idempotency_ttl =
         (td_time)(opts->idempotency_ttl_s > 0 ? opts->idempotency_ttl_s : 24 * 3600) * 1000000;
+    s->admit_backlog =
+        opts->admit_backlog_ms < 0
+            ? 0
+            : (td_time)(opts->admit_backlog_ms ? opts->admit_backlog_ms : 100) * 1000;
     note_hosts(s, opts);
     int error = make_throttles(s, opts);
     if (error == 0)

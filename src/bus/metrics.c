@@ -22,12 +22,7 @@ static const double latency_buckets[] = {0.00005, 0.0001, 0.00025, 0.0005, 0.001
 
 static double oldest_pending_age(td_subscription *sub, int64_t head, int64_t checkpoint)
 {
-    td_time oldest = 0;
-    pthread_mutex_lock(&sub->lock);
-    for (uint64_t seq = sub->ring_start; seq < sub->ring_end && oldest == 0; seq++)
-        if (!sub->ring_done[seq % sub->ring_cap])
-            oldest = sub->ring_time[seq % sub->ring_cap];
-    pthread_mutex_unlock(&sub->lock);
+    td_time oldest = td_sub__oldest_unfinished(sub, NULL);
     if (oldest == 0 && head > checkpoint)
         return -1; /* behind, but nothing read yet: unknown here */
     return oldest ? (double)(td_time_now() - oldest) / 1e6 : 0;

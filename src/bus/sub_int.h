@@ -129,9 +129,14 @@ struct td_subscription {
     } replay;
 
     /* metrics (all NULL without a registry) */
-    td_time *ring_time; /* occurred_at of each pending event, for the lag in seconds */
+    td_time *ring_time; /* occurred_at of each pending event: the lag in seconds */
     td_metric *m_duration, *m_failures, *m_retries, *m_dead, *m_lag_events, *m_lag_seconds;
 };
+
+/* The occurred_at of the oldest event read and not yet finished, or 0;
+ * *unfinished (may be NULL): how many read events are not finished
+ * (subscription.c). Takes sub->lock. */
+td_time td_sub__oldest_unfinished(td_subscription *sub, int64_t *unfinished);
 
 /* metrics.c in this folder: registering and updating the subscription's series. */
 int td_sub_metrics__register(td_subscription *sub);

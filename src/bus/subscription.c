@@ -605,6 +605,29 @@ void td_subscription_free(td_subscription *sub)
     td_free(sub);
 }
 
+td_time td_sub__oldest_unfinished(td_subscription *sub, int64_t *unfinished)
+{
+    td_time oldest = 0;
+    int64_t count = 0;
+    pthread_mutex_lock(&sub->lock);
+    for (uint64_t seq = sub->ring_start; seq < sub->ring_end; seq++)
+        if (!sub->ring_done[seq % sub->ring_cap] && count++ == 0)
+            oldest = sub->ring_time[seq % sub->ring_cap];
+    pthread_mutex_unlock(&sub->lock);
+    if (unfinished)
+        *unfinished = count;
+    return oldest;
+}
+
+td_backlog td_subscription_backlog(td_subscription *sub)
+{
+    td_backlog b = {0, 0};
+    td_time oldest = sub ? td_sub__oldest_unfinished(sub, &b.events) : 0;
+    td_time now = td_time_now();
+    b.age = oldest && now > oldest ? now - oldest : 0;
+    return b;
+}
+
 int td_subscription_wait_until(td_subscription *sub, int64_t position, int timeout_ms)
 {
     int64_t deadline = td_sched__monotonic_us() + (int64_t)timeout_ms * 1000;

@@ -329,6 +329,11 @@ int td_saga_start(td_saga *saga)
     return 0;
 }
 
+td_backlog td_saga_backlog(td_saga *saga)
+{
+    return td_subscription_backlog(saga ? saga->sub : NULL);
+}
+
 int td_saga_stop(td_saga *saga)
 {
     if (saga->timer_started) {

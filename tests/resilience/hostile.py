@@ -6,9 +6,8 @@ Scenarios, each from ADDRESSES loopback addresses (127.0.0.0/8):
   idle N        N connections that send nothing
   slowloris N   N connections sending a request head one byte every 2 s
   feeds N       N live feeds (GET /events/stream) that match nothing
-  overload R    placements offered at R per second by many clients at once
-For each it prints the well-behaved client's placement latencies (p50, p99,
-max, failures) and, for overload, how the offered requests were answered.
+For each it prints, as one JSON line, what the attack saw and the
+well-behaved client's placement latencies (p50, p99, max, failures).
 
 Usage: hostile.py URL KEY_FILE SCENARIO N [SECONDS] [ADDRESSES]
 """
@@ -46,6 +45,8 @@ class Shop:
                 return r.status, json.loads(r.read() or b"{}")
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read() or b"{}")
+        except (urllib.error.URLError, OSError) as e:
+            return 0, {"detail": str(e)}
 
 
 async def open_from(shop, address):
@@ -181,8 +182,11 @@ async def main():
     t.join()
     lat = [s[0] * 1000 for s in samples]
     failures = sum(1 for s in samples if s[1] != 202)
+    statuses = {}
+    for s in samples:
+        statuses[str(s[1])] = statuses.get(str(s[1]), 0) + 1
     print(json.dumps({"scenario": scenario, "n": int(n), "attack": result,
-                      "placements": len(samples), "failures": failures,
+                      "placements": len(samples), "failures": failures, "statuses": statuses,
                       "p50_ms": round(pct(lat, 0.5), 1), "p99_ms": round(pct(lat, 0.99), 1),
                       "max_ms": round(max(lat) if lat else 0, 1),
                       "seconds": round(time.monotonic() - started, 1)}))

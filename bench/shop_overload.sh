@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# shop_overload.sh: the shop offered three times what it can do. For each of
+# ROUNDS (3) rounds, on fresh stores: the shop's capacity (16 clients as
+# fast as they can: orders/s to a final status), then, paced at three times
+# that from 128 clients, the default shop (new orders refused while its
+# handlers are more than 100 ms behind: --admit-backlog) and the same shop
+# accepting everything (--admit-backlog 0). Prints, as medians: accepted
+# orders' placement and order-to-final p95, the refusals' p99, and how many
+# were refused. Usage: shop_overload.sh BUILD
+set -euo pipefail
+build=$1
+orders=${ORDERS:-6000}
+dir=$(mktemp -d)
+pid=
+trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
+serve() {
+  local data=$1
+  shift
+  "$build/shop" serve --listen 127.0.0.1:0 --data "$data" --log-level error "$@" >"$data.out" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 100); do
+    grep -q 'listening on' "$data.out" 2>/dev/null && break
+    sleep 0.05
+  done
+  url=$(grep -o 'http://127.0.0.1:[0-9]*' "$data.out" | head -1)
+}
+# run NAME ORDERS CONCURRENCY RATE [SERVE ARGS...]: one shop, one load.
+run() {
+  local name=$1 n=$2 c=$3 rate=$4
+  shift 4
+  serve "$dir/$name" "$@"
+  "$build/shop" load --url "$url" --key-file "$dir/$name/admin.key" --orders "$n" \
+    --concurrency "$c" --decline-rate 0.1 --no-retry ${rate:+--rate "$rate"} >"$dir/$name.load" 2>&1 || true
+  kill "$pid"
+  wait "$pid" || true
+}
+median() { sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+p() { sed -n "s/^$2: .*$3 \([0-9.]*\).*/\1/p" "$dir/$1.load" | head -1; } # p RUN LINE KEY
+rounds=${ROUNDS:-3}
+for round in $(seq "$rounds"); do
+  run "capacity-$round" 3000 16 ""
+  capacity=$(awk '/^orders_per_s:/ {print $2}' "$dir/capacity-$round.load")
+  offered=$(awk -v c="$capacity" 'BEGIN { printf "%d", 3 * c }')
+  run "shed-$round" "$orders" 128 "$offered"
+  run "all-$round" "$orders" 128 "$offered" --admit-backlog 0
+  for mode in shed all; do
+    f="$dir/$mode-$round.load"
+    read -r placed refused failed < <(sed -n 's/^orders: \([0-9]*\) placed, \([0-9]*\) refused, \([0-9]*\) failed.*/\1 \2 \3/p' "$f")
+    printf '%-4s round %d: capacity %s/s, offered %s/s: %s accepted, %s refused, %s failed; accepted placement p95 %s ms, order-to-final p95 %s ms; refusal p99 %s ms\n' \
+      "$mode" "$round" "$capacity" "$offered" "$placed" "$refused" "$failed" \
+      "$(p "$mode-$round" placement_ms p95)" "$(p "$mode-$round" order_to_final_ms p95)" \
+      "$(p "$mode-$round" refusal_ms p99)"
+    echo "$(p "$mode-$round" order_to_final_ms p95)" >>"$dir/$mode.final"
+    echo "$(p "$mode-$round" placement_ms p95)" >>"$dir/$mode.placement"
+    echo "${placed:-0}" >>"$dir/$mode.placed"
+    [ -n "$(p "$mode-$round" refusal_ms p99)" ] && echo "$(p "$mode-$round" refusal_ms p99)" >>"$dir/$mode.refusal"
+  done
+  echo "$capacity" >>"$dir/capacity"
+done
+echo "overload_capacity_orders_per_s: $(median <"$dir/capacity")"
+for mode in shed all; do
+  label=$([ "$mode" = shed ] && echo "admit_backlog_100ms" || echo "accept_all")
+  echo "overload_${label}_accepted: $(median <"$dir/$mode.placed") of $orders"
+  echo "overload_${label}_order_to_final_p95_ms: $(median <"$dir/$mode.final")"
+  echo "overload_${label}_placement_p95_ms: $(median <"$dir/$mode.placement")"
+  [ -s "$dir/$mode.refusal" ] && echo "overload_${label}_refusal_p99_ms: $(median <"$dir/$mode.refusal")"
+done
