@@ -14,21 +14,13 @@ shift 2
 orders=${ORDERS:-2000}
 concurrency=${CONCURRENCY:-16}
 rounds=${ROUNDS:-5}
-dir=$(mktemp -d)
-pid=
-trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
-median() { sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+. "$(dirname "$0")/lib.sh"
 run() { # run NAME BUILD ROUND [SERVE_ARGS...]
   local name=$1 build=$2 round=$3 data=$dir/$1-$3 key=()
   shift 3
-  "$build/shop" serve --listen 127.0.0.1:0 --data "$data" --log-level error "$@" >"$data.out" 2>&1 &
-  pid=$!
-  for _ in $(seq 1 100); do
-    grep -q 'listening on' "$data.out" 2>/dev/null && break
-    sleep 0.05
-  done
-  [ -f "$data/admin.key" ] && key=(--key-file "$data/admin.key")
-  "$build/shop" load --url "$(grep -o 'http://127.0.0.1:[0-9]*' "$data.out" | head -1)" \
+  serve "$build" "$data" "$@"
+  [ -f "$key_file" ] && key=(--key-file "$key_file")
+  "$build/shop" load --url "$url" \
     --orders "$orders" --concurrency "$concurrency" --decline-rate 0.1 "${key[@]}" >"$data.load"
   kill "$pid"
   wait "$pid" || true

@@ -11,22 +11,7 @@ set -euo pipefail
 build=$1
 orders=${ORDERS:-2000}
 concurrency=${CONCURRENCY:-16}
-dir=$(mktemp -d)
-pid=
-trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
-# serve DATA_DIR [ARGS...]: starts `shop serve` in the background; sets pid, url.
-serve() {
-  local data=$1
-  shift
-  "$build/shop" serve --listen 127.0.0.1:0 --data "$data" --log-level error "$@" >"$data.out" 2>&1 &
-  pid=$!
-  for _ in $(seq 1 100); do
-    grep -q 'listening on' "$data.out" 2>/dev/null && break
-    sleep 0.05
-  done
-  url=$(grep -o 'http://127.0.0.1:[0-9]*' "$data.out" | head -1)
-  key_file=$data/admin.key # none with --open-access
-}
+. "$(dirname "$0")/lib.sh"
 # load: shop load against the last shop served, with its admin key when it
 # has one: customers then register, log in and order with session tokens.
 load() {
@@ -46,7 +31,6 @@ load() {
 # clients wait longer for their placements (the saga's first steps commit
 # with them), so when the pipeline keeps up they, not the shop, set the pace.
 rounds=${ROUNDS:-3}
-median() { sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 for round in $(seq "$rounds"); do
   for config in baseline each default open; do
     case $config in
@@ -55,7 +39,7 @@ for round in $(seq "$rounds"); do
       default) args=() ;;
       open) args=(--open-access) ;;
     esac
-    serve "$dir/$config-$round" "${args[@]}"
+    serve "$build" "$dir/$config-$round" "${args[@]}"
     load >"$dir/$config-$round.out"
     kill "$pid"
     wait "$pid" || true
@@ -90,7 +74,7 @@ awk -v e="$rate_each" -v d="$rate_default" -v b="$rate_baseline" -v o="$rate_ope
 # factor of two from run to run.
 paced=${PACED:-1100}
 for round in $(seq "$rounds"); do
-  serve "$dir/paced-$round"
+  serve "$build" "$dir/paced-$round"
   RATE=$paced load >"$dir/paced-$round.out"
   kill "$pid"
   wait "$pid" || true
@@ -101,7 +85,7 @@ echo "paced_${paced}_order_to_final_p95_ms: $(cat "$dir"/paced-*.out |
   awk '/^order_to_final_p95_ms:/ {print $2}' | median)"
 
 # The rest beside a default shop.
-serve "$dir/data"
+serve "$build" "$dir/data"
 echo "shop load (default, for what follows): $orders orders, $concurrency clients, against $url"
 load | tail -3
 # Idle live feeds must not slow other requests: the median time of 21

@@ -10,31 +10,17 @@
 set -euo pipefail
 build=$1
 orders=${ORDERS:-6000}
-dir=$(mktemp -d)
-pid=
-trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
-serve() {
-  local data=$1
-  shift
-  "$build/shop" serve --listen 127.0.0.1:0 --data "$data" --log-level error "$@" >"$data.out" 2>&1 &
-  pid=$!
-  for _ in $(seq 1 100); do
-    grep -q 'listening on' "$data.out" 2>/dev/null && break
-    sleep 0.05
-  done
-  url=$(grep -o 'http://127.0.0.1:[0-9]*' "$data.out" | head -1)
-}
+. "$(dirname "$0")/lib.sh"
 # run NAME ORDERS CONCURRENCY RATE [SERVE ARGS...]: one shop, one load.
 run() {
   local name=$1 n=$2 c=$3 rate=$4
   shift 4
-  serve "$dir/$name" "$@"
+  serve "$build" "$dir/$name" "$@"
   "$build/shop" load --url "$url" --key-file "$dir/$name/admin.key" --orders "$n" \
     --concurrency "$c" --decline-rate 0.1 --no-retry ${rate:+--rate "$rate"} >"$dir/$name.load" 2>&1 || true
   kill "$pid"
   wait "$pid" || true
 }
-median() { sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 p() { sed -n "s/^$2: .*$3 \([0-9.]*\).*/\1/p" "$dir/$1.load" | head -1; } # p RUN LINE KEY
 rounds=${ROUNDS:-3}
 for round in $(seq "$rounds"); do
