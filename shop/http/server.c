@@ -176,13 +176,11 @@ static void run_command(void *arg)
     MHD_resume_connection(cmd->req.connection); /* the answer goes out on its thread */
 }
 
-/* Hands an admitted command to a worker, the connection suspended; or
- * answers 503 overloaded at once. Returns true when it went. */
-static int overloaded(http_response *res)
+/* 503 overloaded, said at once, before any work; why: what is full. */
+static int overloaded(http_response *res, const char *why)
 {
     res->retry_after = 1;
-    return http_problem(res, 503, "overloaded", NULL,
-                        "the shop takes no more commands just now; try again in a second");
+    return http_problem(res, 503, "overloaded", NULL, "%s; try again in a second", why);
 }
 
 /* A backlog of fewer events is a few orders on a slow machine, not a
@@ -202,13 +200,15 @@ static bool behind(const http_request *req, const http_route *r)
     return b.age > bound && b.events >= HTTP_BACKLOG_MIN_EVENTS;
 }
 
+/* Hands an admitted command to a worker, the connection suspended; or
+ * answers 503 overloaded at once. Returns true when it went. */
 static bool hand_over(http_request *req, pending *p, http_response *res, const char *route)
 {
     char allow[64];
     const char *name = route;
     command *cmd = calloc(1, sizeof *cmd);
     if (cmd == NULL) {
-        http_problem(res, 503, "overloaded", NULL, "out of memory");
+        overloaded(res, "out of memory");
         return false;
     }
     cmd->server = req->server;
@@ -223,7 +223,7 @@ static bool hand_over(http_request *req, pending *p, http_response *res, const c
     MHD_resume_connection(req->connection);
     p->command = NULL;
     free(cmd);
-    overloaded(res);
+    overloaded(res, "every command worker is busy");
     return false;
 }
 
@@ -240,8 +240,10 @@ static bool dispatch(http_request *req, pending *p, http_response *res, const ch
     }
     const http_route *r = find_route(req, storage, sizeof storage, allow, sizeof allow, route);
     bool on_worker = r && is_command(req->method) && req->server->workers;
-    if ((on_worker && http_workers_full(req->server->workers)) || behind(req, r))
-        overloaded(res); /* before any work: at once */
+    if (on_worker && http_workers_full(req->server->workers))
+        overloaded(res, "every command worker is busy");
+    else if (behind(req, r))
+        overloaded(res, "the shop is catching up with the orders it has taken");
     else if (r && http_admit(req, res, r->roles) == 0) {
         if (on_worker)
             return hand_over(req, p, res, *route);
