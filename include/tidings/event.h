@@ -90,7 +90,7 @@ int td_event_to_text(char **out, size_t *len, const td_event *event);
 
 /* Reads the JSON form, checking every field's type and shape. Fields the
  * store assigns (position, id, version, occurred_at, traceparent) may be
- * absent. Caller owns *out; free with td_event_free. */
+ * absent; so may schema_version (then 1). Caller owns *out; free with td_event_free. */
 int td_event_from_json(td_event **out, const json_t *json);
 
 /* Parses the event's data. Caller owns *out (json_decref). */

@@ -223,6 +223,8 @@ int td_event_from_json(td_event **out, const json_t *json)
         if ((error = decode_envelope(&d, key, value)) < 0)
             goto done;
     }
+    if (d.ev.schema_version == 0) /* absent: 1, as when appending */
+        d.ev.schema_version = 1;
     d.ev.metadata = d.metadata;
     d.ev.data = d.data;
     if ((error = check_decoded(&d.ev)) == 0)
