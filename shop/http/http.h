@@ -122,6 +122,11 @@ void http_feeds_forget(http_feeds *feeds, http_feed *feed);
 void http_feeds_stop(http_feeds *feeds);
 void http_feeds_free(http_feeds *feeds);
 
+/* A feed's position as a client sends it (Last-Event-ID, ?after=): whole
+ * decimal digits only, no sign or spaces, at most INT64_MAX. On success sets
+ * *out and returns true; otherwise leaves *out as it was. */
+bool http_parse_position(const char *text, int64_t *out);
+
 /* GET /events/stream (sse.c): makes the streaming response in *out, or sets
  * a problem in res and leaves *out NULL. The feed ends when *stopping. */
 int http_event_stream(http_request *req, http_response *res, const atomic_bool *stopping,

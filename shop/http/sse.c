@@ -184,23 +184,34 @@ static char *copy(const char *s)
     return s ? strdup(s) : NULL;
 }
 
+bool http_parse_position(const char *text, int64_t *out)
+{
+    int64_t v = 0;
+    if (text == NULL || text[0] == '\0')
+        return false;
+    for (const char *c = text; *c; c++) {
+        if (*c < '0' || *c > '9' || v > (INT64_MAX - (*c - '0')) / 10)
+            return false;
+        v = v * 10 + (*c - '0');
+    }
+    *out = v;
+    return true;
+}
+
 /* Where the feed starts: Last-Event-ID, else ?after=, else the head. */
 static int start_position(http_request *req, int64_t *after, http_response *res)
 {
     const char *resume =
         MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND, "Last-Event-ID");
     const char *text = resume ? resume : http_query(req, "after");
-    char *end = NULL;
     if (text == NULL)
         return td_store_head(req->store, after) < 0
                ? http_problem(res, 503, "unavailable", NULL, "%s", td_error_last()),
                -1 : 0;
-    long long v = strtoll(text, &end, 10);
-    if (text[0] == '\0' || *end != '\0' || v < 0)
+    if (!http_parse_position(text, after))
         return http_problem(res, 400, "validation_failed", NULL,
                             "after and Last-Event-ID must be positions (whole numbers >= 0)"),
                -1;
-    *after = v;
     return 0;
 }
 
