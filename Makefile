@@ -3,13 +3,15 @@
 # so on a fresh Debian 12 machine these commands are the whole set-up.
 BUILD  ?= build
 ASAN   ?= build-asan
+FUZZ   ?= build-fuzz
+FUZZ_SECONDS ?= 60
 JOBS   ?= $(shell nproc)
 CMAKE  ?= cmake
 DATA   ?= data
 PREFIX ?= /usr/local
 MAKEFLAGS += --no-print-directory
 
-.PHONY: all deps build build-asan run test bench fmt clean install
+.PHONY: all deps build build-asan build-fuzz run test fuzz bench fmt clean install
 
 all: build
 
@@ -24,6 +26,17 @@ build-asan: deps
 	@$(CMAKE) -S . -B $(ASAN) -DCMAKE_BUILD_TYPE=Debug -DTD_SANITIZE=ON >/dev/null
 	@$(CMAKE) --build $(ASAN) -j $(JOBS)
 
+# The fuzz targets (tests/fuzz/) with clang's libFuzzer, under ASan+UBSan.
+build-fuzz: deps
+	@CC=clang $(CMAKE) -S . -B $(FUZZ) -DCMAKE_BUILD_TYPE=Debug -DTD_SANITIZE=ON -DTD_FUZZ=ON \
+	  -DTD_BUILD_TESTS=OFF >/dev/null
+	@$(CMAKE) --build $(FUZZ) -j $(JOBS) --target fuzz_targets
+
+# Each fuzz target for FUZZ_SECONDS (make fuzz FUZZ_SECONDS=600), with its
+# executions per second and coverage; what it finds lands in tests/fuzz/.
+fuzz: build-fuzz
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh $(FUZZ)
+
 # The library, headers, tidings.pc, the CMake package, the commands and
 # their manual pages, under PREFIX (make install PREFIX=$HOME/.local).
 install: build
@@ -33,10 +46,14 @@ run: build
 	@bash scripts/run.sh $(BUILD) $(DATA)
 
 # The whole suite, once, under AddressSanitizer and UndefinedBehaviorSanitizer.
-# The release build is compiled too, so -Werror holds at -O2 as well.
-test: build build-asan
+# The release build is compiled too, so -Werror holds at -O2 as well. The
+# fuzz corpora are replayed twice: in the suite (GCC, tests/fuzz/replay.c)
+# and by libFuzzer itself in the clang build.
+test: build build-asan build-fuzz
 	@cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --output-on-failure -j $(JOBS)
+	@cd $(FUZZ) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure -j $(JOBS)
 
 bench: build
@@ -49,4 +66,4 @@ fmt:
 	@clang-format -i $$(git ls-files --cached --others --exclude-standard '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(ASAN)
+	rm -rf $(BUILD) $(ASAN) $(FUZZ)

@@ -2,8 +2,8 @@
  * cmd_import.c: `tidings import FILE`: append the events of a JSON lines
  * export, keeping their ids, versions and positions.
  *
- * The whole file is read and checked first (every line an event, positions
- * increasing), then imported in one unit of work, so a bad line or a version
+ * The whole file is read and checked first (import_batch.c: every line an
+ * event, positions increasing), then imported in one unit of work, so a bad line or a version
  * or position conflict anywhere writes nothing. Events whose id is stored
  * already with the same stream, version and position are skipped, which
  * makes importing the same file twice a no-op.
@@ -15,90 +15,7 @@
 #include <string.h>
 
 #include "cli.h"
-
-typedef struct import_batch {
-    td_event **events;
-    size_t *lines; /* line number of each event, for messages */
-    size_t count, capacity;
-    size_t imported, skipped;
-    size_t failed_at; /* index of the event that failed, if any */
-} import_batch;
-
-static void batch_dispose(import_batch *b)
-{
-    for (size_t i = 0; i < b->count; i++)
-        td_event_free(b->events[i]);
-    free(b->events);
-    free(b->lines);
-}
-
-static int batch_push(import_batch *b, td_event *ev, size_t line)
-{
-    if (b->count == b->capacity) {
-        size_t cap = b->capacity ? b->capacity * 2 : 256;
-        td_event **events = realloc(b->events, cap * sizeof *events);
-        if (events)
-            b->events = events;
-        size_t *lines = events ? realloc(b->lines, cap * sizeof *lines) : NULL;
-        if (lines == NULL)
-            return -1;
-        b->lines = lines;
-        b->capacity = cap;
-    }
-    b->events[b->count] = ev;
-    b->lines[b->count++] = line;
-    return 0;
-}
-
-/* Parses one line into the batch; returns 0 or an exit code after printing. */
-static int parse_line(import_batch *b, const char *text, size_t len, size_t line)
-{
-    json_error_t err;
-    td_event *ev = NULL;
-    json_t *json = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
-    if (json == NULL) {
-        fprintf(stderr, "tidings: line %zu: not JSON: %s\n", line, err.text);
-        return EXIT_INVALID;
-    }
-    int error = td_event_from_json(&ev, json);
-    json_decref(json);
-    if (error < 0) {
-        fprintf(stderr, "tidings: line %zu: %s\n", line, td_error_last());
-        return EXIT_INVALID;
-    }
-    if (ev->position < 1 || (b->count > 0 && ev->position <= b->events[b->count - 1]->position)) {
-        fprintf(stderr, "tidings: line %zu: positions must be >= 1 and increase\n", line);
-        td_event_free(ev);
-        return EXIT_INVALID;
-    }
-    if (batch_push(b, ev, line) < 0) {
-        td_event_free(ev);
-        fprintf(stderr, "tidings: out of memory\n");
-        return EXIT_FAIL;
-    }
-    return 0;
-}
-
-static int read_file(import_batch *b, FILE *in)
-{
-    char *text = NULL;
-    size_t size = 0, line = 0;
-    ssize_t len;
-    int rc = 0;
-    while (rc == 0 && (len = getline(&text, &size, in)) >= 0) {
-        line++;
-        while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
-            len--;
-        if (len > 0)
-            rc = parse_line(b, text, (size_t)len, line);
-    }
-    free(text);
-    if (rc == 0 && ferror(in)) {
-        fprintf(stderr, "tidings: reading the import file failed\n");
-        rc = EXIT_FAIL;
-    }
-    return rc;
-}
+#include "import_batch.h"
 
 static int import_unit(td_txn *txn, void *payload)
 {
@@ -121,7 +38,7 @@ static int import_unit(td_txn *txn, void *payload)
 int cmd_import(int argc, char **argv)
 {
     const cli_command *cmd = cli_find_command("import");
-    import_batch b = {.failed_at = SIZE_MAX};
+    import_batch b = IMPORT_BATCH_INIT;
     const char *pos[1];
     int count;
     td_store *store = NULL;
@@ -133,7 +50,7 @@ int cmd_import(int argc, char **argv)
         fprintf(stderr, "tidings: cannot open '%s': %s\n", pos[0], strerror(errno));
         return EXIT_FAIL;
     }
-    rc = read_file(&b, in);
+    rc = import_batch_read(&b, in);
     if (in != stdin)
         fclose(in);
     if (rc == 0) {
@@ -151,6 +68,6 @@ int cmd_import(int argc, char **argv)
             printf("imported %zu events, skipped %zu already present\n", b.imported, b.skipped);
     }
     td_store_free(store);
-    batch_dispose(&b);
+    import_batch_dispose(&b);
     return rc;
 }

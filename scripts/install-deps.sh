@@ -16,6 +16,7 @@ packages=(
   jq
   python3
   clang-format
+  clang libclang-rt-dev # libFuzzer: make fuzz, and the corpus replay of make test
   strace
   openssl
   cmark
