@@ -161,13 +161,20 @@ typedef struct batch {
 static int collect(const td_event *ev, void *payload)
 {
     batch *b = payload;
-    return b->count < b->cap ? td_event_dup(&b->events[b->count++], ev) : 1;
+    if (b->count == b->cap)
+        return 1;
+    int error = td_event_dup(&b->events[b->count], ev);
+    if (error == 0) /* a failed copy is not counted: nothing of it to free */
+        b->count++;
+    return error;
 }
 
 static void batch_dispose(batch *b)
 {
-    for (size_t i = 0; i < b->count; i++)
+    for (size_t i = 0; i < b->count; i++) {
         td_event_free(b->events[i]);
+        b->events[i] = NULL;
+    }
     b->count = 0;
 }
 
@@ -309,14 +316,24 @@ static int queue_batch(td_subscription *sub, batch *b, size_t limit, int64_t hea
     return error;
 }
 
-/* Reads and queues the next events. Returns how many it read, 0 if there was
- * nothing new, -1 if it must wait for lanes, or a TD_E code. */
-static int read_more(td_subscription *sub, batch *b)
+/* What one read_more did, apart from failing. */
+typedef enum read_outcome {
+    READ_NOTHING_NEW, /* the log holds nothing more for it now */
+    READ_SOME,        /* it read (and queued or parked) events */
+    READ_LANES_FULL,  /* it read nothing: the lanes have no room; wait for them */
+} read_outcome;
+
+/* Reads and queues the next events: 0 with *outcome, or a TD_E code (any
+ * of them, TD_ERROR included: an error never reads as backpressure). */
+static int read_more(td_subscription *sub, batch *b, read_outcome *outcome)
 {
     bool careful;
     size_t limit = read_limit(sub, &careful);
-    if (limit == 0)
-        return -1;
+    *outcome = READ_NOTHING_NEW;
+    if (limit == 0) {
+        *outcome = READ_LANES_FULL;
+        return 0;
+    }
     int64_t head = td_store_known_head(sub->store); /* no query: waits keep it fresh */
     td_read_query q = TD_READ_QUERY_INIT;
     q.after_position = sub->read_position; /* only the reader writes it */
@@ -338,7 +355,8 @@ static int read_more(td_subscription *sub, batch *b)
         b->count == 1 && (sub->opts.accept == NULL || sub->opts.accept(b->events[0], sub->payload));
     if (error == 0 && careful && accepted && (error = careful_step(sub, b->events[0])) == 1) {
         b->count = 0; /* parked; careful_step took it */
-        return 1;
+        *outcome = READ_SOME;
+        return 0;
     }
     if (error == 0 && !careful && b->count > 0 &&
         b->events[b->count - 1]->position > sub->durable.inflight_to)
@@ -347,10 +365,12 @@ static int read_more(td_subscription *sub, batch *b)
         batch_dispose(b);
         return error;
     }
-    int n = (int)b->count;
+    size_t n = b->count;
     if (head > sub->read_position || n > 0)
         error = queue_batch(sub, b, limit, head);
-    return error < 0 ? error : n;
+    if (error == 0 && n > 0)
+        *outcome = READ_SOME;
+    return error < 0 ? error : 0;
 }
 
 static void maybe_save(td_subscription *sub, int64_t *last_save)
@@ -404,9 +424,10 @@ static void *reader_main(void *arg)
             if (td_requests__process(sub) < 0 || td_replays__process(sub) < 0)
                 td_sub__fail(sub, td_error_last_code());
         }
-        int n = read_more(sub, &b);
-        if (n < -1) {
-            td_sub__fail(sub, n);
+        read_outcome outcome;
+        int error = read_more(sub, &b, &outcome);
+        if (error < 0) {
+            td_sub__fail(sub, error);
             wait_for_lanes(sub);
         }
         maybe_save(sub, &last_save);
@@ -415,9 +436,10 @@ static void *reader_main(void *arg)
             td_sub__fail(sub, renewed);
         if (renewed == TD_EBUSY)
             break; /* another process runs the name now: hand out nothing more */
-        if (n == -1)
+        if (error == 0 && outcome == READ_LANES_FULL)
             wait_for_lanes(sub);
-        else if (n == 0 && td_store_wait(sub->store, sub->read_position, 50, &head) < 0)
+        else if (error == 0 && outcome == READ_NOTHING_NEW &&
+                 td_store_wait(sub->store, sub->read_position, 50, &head) < 0)
             td_sub__fail(sub, td_error_last_code());
     }
     return NULL;
