@@ -135,8 +135,8 @@ int td_replay_list(td_store *store, td_replay_fn fn, void *payload)
 
 static void forget(td_subscription *sub)
 {
-    free(sub->replay.stream);
-    free(sub->replay.type);
+    td_free(sub->replay.stream);
+    td_free(sub->replay.type);
     sub->replay.stream = sub->replay.type = NULL;
     sub->replay.active = false;
 }
@@ -164,8 +164,8 @@ static int take_request(const char *key, const char *json, size_t len, void *pay
         sub->replay.page_end = 0;
         sub->replay.replayed = 0;
         sub->replay.force_effects = force;
-        sub->replay.stream = stream ? strdup(stream) : NULL;
-        sub->replay.type = type ? strdup(type) : NULL;
+        sub->replay.stream = stream ? td_strdup(stream) : NULL;
+        sub->replay.type = type ? td_strdup(type) : NULL;
         sub->replay.active = true;
     }
     json_decref(doc);

@@ -29,8 +29,8 @@ static void list_dispose(entry_list *l)
 {
     for (size_t i = 0; i < l->count; i++)
         json_decref(l->holders[i]);
-    free(l->entries);
-    free(l->holders);
+    td_free(l->entries);
+    td_free(l->holders);
     memset(l, 0, sizeof *l);
 }
 
@@ -48,8 +48,8 @@ static int collect_entry(const char *key, const char *json, size_t len, void *pa
     }
     if (l->count == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 16;
-        td_dead_letter *entries = realloc(l->entries, cap * sizeof *entries);
-        json_t **holders = entries ? realloc(l->holders, cap * sizeof *holders) : NULL;
+        td_dead_letter *entries = td_realloc(l->entries, cap * sizeof *entries);
+        json_t **holders = entries ? td_realloc(l->holders, cap * sizeof *holders) : NULL;
         if (entries)
             l->entries = entries;
         if (holders == NULL) {

@@ -3,9 +3,18 @@
  *
  * In normal runs the countdown is negative and each function is a plain call
  * to the C library. A test arms the countdown to fail allocations on purpose.
+ *
+ * jansson allocates through the seam too: when the library is loaded, a
+ * constructor hands td_malloc and td_free to json_set_alloc_funcs. That is
+ * process-wide, so the application's own jansson calls go through it as
+ * well; in normal runs that is malloc and free all the same. An
+ * application that sets jansson's functions itself afterwards keeps
+ * working (the library frees what jansson hands it with jansson's own free,
+ * td_json__free), only its failures are no longer injected.
  */
 #include "core/alloc.h"
 
+#include <jansson.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +22,8 @@
 #include "tidings/memory.h"
 
 static atomic_long countdown = -1;
+static atomic_ulong failed;
+static _Thread_local unsigned long thread_failures;
 
 static int should_fail(void)
 {
@@ -25,7 +36,27 @@ static int should_fail(void)
         if (left < 0)
             return 0;
     }
+    atomic_fetch_add_explicit(&failed, 1, memory_order_relaxed);
+    thread_failures++;
     return 1;
+}
+
+/* p, counting it as a failure of this thread when NULL. */
+static void *counted(void *p)
+{
+    if (p == NULL)
+        thread_failures++;
+    return p;
+}
+
+unsigned long td_alloc__thread_failures(void)
+{
+    return thread_failures;
+}
+
+unsigned long td_alloc__failed(void)
+{
+    return atomic_load(&failed);
 }
 
 void td_alloc__fail_after(long successes)
@@ -35,17 +66,17 @@ void td_alloc__fail_after(long successes)
 
 void *td_malloc(size_t size)
 {
-    return should_fail() ? NULL : malloc(size ? size : 1);
+    return should_fail() ? NULL : counted(malloc(size ? size : 1));
 }
 
 void *td_calloc(size_t count, size_t size)
 {
-    return should_fail() ? NULL : calloc(count ? count : 1, size ? size : 1);
+    return should_fail() ? NULL : counted(calloc(count ? count : 1, size ? size : 1));
 }
 
 void *td_realloc(void *ptr, size_t size)
 {
-    return should_fail() ? NULL : realloc(ptr, size ? size : 1);
+    return should_fail() ? NULL : counted(realloc(ptr, size ? size : 1));
 }
 
 char *td_strndup(const char *s, size_t n)
@@ -66,4 +97,14 @@ char *td_strdup(const char *s)
 void td_free(void *ptr)
 {
     free(ptr);
+}
+
+static void *json_malloc(size_t size)
+{
+    return td_malloc(size);
+}
+
+__attribute__((constructor)) static void route_jansson(void)
+{
+    json_set_alloc_funcs(json_malloc, td_free);
 }

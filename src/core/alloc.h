@@ -23,4 +23,14 @@ char *td_strndup(const char *s, size_t n);
  * fails until td_alloc__fail_after(-1). Process-wide, thread-safe. */
 void td_alloc__fail_after(long successes);
 
+/* How many allocations the seam has failed on purpose so far (a test that
+ * fails the Nth allocation learns this way whether there was an Nth). */
+unsigned long td_alloc__failed(void);
+
+/* How many allocations have failed on the calling thread so far, on
+ * purpose or for real: a caller of a library that hides why it failed
+ * (jansson's parser reports some failed allocations as syntax errors)
+ * compares this before and after. */
+unsigned long td_alloc__thread_failures(void);
+
 #endif

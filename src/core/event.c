@@ -74,7 +74,10 @@ int td_event_data(json_t **out, const td_event *event)
     size_t len = td_json__length(event->data, event->data_len);
     if (event->data == NULL)
         return td_error__set(TD_EINVAL, "event has no data");
-    *out = json_loadb(event->data, len, 0, &err);
+    bool oom;
+    *out = td_json__loadb(event->data, len, 0, &err, &oom);
+    if (oom)
+        return td_error__oom();
     if (*out == NULL)
         return td_error__set(TD_ECORRUPT, "event data is not JSON: %s", err.text);
     return 0;

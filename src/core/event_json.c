@@ -32,7 +32,10 @@ static int parse_payload(json_t **out, const char *what, const char *text, size_
         *out = json_object();
         return *out ? 0 : td_error__oom();
     }
-    *out = json_loadb(text, td_json__length(text, len), 0, &err);
+    bool oom;
+    *out = td_json__loadb(text, td_json__length(text, len), 0, &err, &oom);
+    if (oom)
+        return td_error__oom();
     if (*out == NULL)
         return td_error__set(TD_ECORRUPT, "event %s is not JSON: %s", what, err.text);
     return 0;

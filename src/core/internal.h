@@ -36,6 +36,12 @@ int td_json__check_object(const char *what, const char *text, size_t len, size_t
 /* Length of an optional JSON text field: len, or strlen when len is 0. */
 size_t td_json__length(const char *text, size_t len);
 
+/* json_loadb, telling a failure for want of memory from bad input: on
+ * NULL, *oom says whether an allocation failed meanwhile (then report
+ * td_error__oom(), not bad input). jansson's own error cannot tell: some
+ * failed allocations come out of its parser as syntax errors. */
+json_t *td_json__loadb(const char *text, size_t len, size_t flags, json_error_t *err, bool *oom);
+
 /* Frees memory jansson handed out (json_dumps), with jansson's own free. */
 void td_json__free(void *ptr);
 

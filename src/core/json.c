@@ -24,6 +24,14 @@ size_t td_json__length(const char *text, size_t len)
     return text == NULL ? 0 : len ? len : strlen(text);
 }
 
+json_t *td_json__loadb(const char *text, size_t len, size_t flags, json_error_t *err, bool *oom)
+{
+    unsigned long before = td_alloc__thread_failures();
+    json_t *json = json_loadb(text, len, flags, err);
+    *oom = json == NULL && td_alloc__thread_failures() != before;
+    return json;
+}
+
 void td_json__free(void *ptr)
 {
     json_malloc_t ignored;
@@ -37,7 +45,10 @@ int td_json__check_object(const char *what, const char *text, size_t len, size_t
     json_error_t err;
     if (len > max)
         return td_error__set(TD_ETOOBIG, "%s is %zu bytes, over the limit of %zu", what, len, max);
-    json_t *json = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
+    bool oom;
+    json_t *json = td_json__loadb(text, len, JSON_REJECT_DUPLICATES, &err, &oom);
+    if (oom)
+        return td_error__oom();
     if (json == NULL)
         return td_error__set(TD_EINVAL, "%s is not valid JSON: %s at offset %d", what, err.text,
                              err.position);

@@ -480,11 +480,14 @@ int td_metrics_render(td_metrics *m, char **out, size_t *len)
     for (const td_metric *family = m->first; family; family = family->next)
         write_family(f, family);
     pthread_mutex_unlock(&m->lock);
-    if (fclose(f) != 0) {
-        free(text);
+    /* open_memstream's buffer is the C library's: the text is copied into
+     * one from the allocation seam, so the caller's td_free and the tests
+     * that fail allocations see it like any other. */
+    char *copy = fclose(f) == 0 ? td_strndup(text, size) : NULL;
+    free(text);
+    if (copy == NULL)
         return td_error__oom();
-    }
-    *out = text; /* open_memstream allocates with malloc, which td_free releases */
+    *out = copy;
     if (len)
         *len = size;
     return 0;
