@@ -20,12 +20,15 @@ static const double latency_buckets[] = {0.00005, 0.0001, 0.00025, 0.0005, 0.001
                                          0.005,   0.01,   0.025,   0.05,   0.1,   0.25,
                                          0.5,     1,      2.5,     5,      10,    30};
 
-static double oldest_pending_age(td_subscription *sub, int64_t head, int64_t checkpoint)
+/* The age in seconds of the oldest event read and not yet done, into *age;
+ * false when it cannot be told here (behind, but nothing read yet). */
+static bool oldest_pending_age(td_subscription *sub, int64_t head, int64_t checkpoint, double *age)
 {
     td_time oldest = td_sub__oldest_unfinished(sub, NULL);
     if (oldest == 0 && head > checkpoint)
-        return -1; /* behind, but nothing read yet: unknown here */
-    return oldest ? (double)(td_time_now() - oldest) / 1e6 : 0;
+        return false;
+    *age = oldest ? (double)(td_time_now() - oldest) / 1e6 : 0;
+    return true;
 }
 
 static void collect(td_metrics *m, void *payload)
@@ -40,9 +43,10 @@ static void collect(td_metrics *m, void *payload)
     pthread_mutex_lock(&sub->lock);
     int64_t checkpoint = sub->checkpoint;
     pthread_mutex_unlock(&sub->lock);
-    double age = oldest_pending_age(sub, head, checkpoint);
+    double age = 0;
+    bool known = oldest_pending_age(sub, head, checkpoint, &age);
     td_metric_set(sub->m_lag_events, labels, (double)(head > checkpoint ? head - checkpoint : 0));
-    if (age >= 0)
+    if (known)
         td_metric_set(sub->m_lag_seconds, labels, age);
     if (td_state__count_dead_letters(sub->store, sub->name, &dead) == 0)
         td_metric_set(sub->m_dead, labels, (double)dead);

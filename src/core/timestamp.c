@@ -75,7 +75,7 @@ static int digits(const char **p, int n, int *out)
     int v = 0;
     for (int i = 0; i < n; i++) {
         if (!isdigit((unsigned char)(*p)[i]))
-            return -1;
+            return TD_EINVAL;
         v = v * 10 + ((*p)[i] - '0');
     }
     *p += n;
@@ -105,7 +105,7 @@ static int parse_fraction(const char **p, int64_t *usec)
         (*p)++;
     }
     if (n == 0)
-        return -1;
+        return TD_EINVAL;
     for (; n < 6; n++)
         v *= 10;
     *usec = v;
@@ -121,10 +121,10 @@ static int parse_offset(const char **p, int64_t *offset_sec)
         return 0;
     }
     if (sign != '+' && sign != '-')
-        return -1;
+        return TD_EINVAL;
     (*p)++;
     if (digits(p, 2, &oh) < 0 || *(*p)++ != ':' || digits(p, 2, &om) < 0 || oh > 23 || om > 59)
-        return -1;
+        return TD_EINVAL;
     *offset_sec = (sign == '+' ? 1 : -1) * (oh * 3600 + om * 60);
     return 0;
 }

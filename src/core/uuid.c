@@ -117,15 +117,18 @@ void td_uuid_format(char buf[TD_UUID_STR_LEN + 1], const td_uuid *id)
     *p = '\0';
 }
 
-static int hex_value(char c)
+/* The value of hex digit c into *out; false if c is not one. */
+static bool hex_value(char c, int *out)
 {
     if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
+        *out = c - '0';
+    else if (c >= 'a' && c <= 'f')
+        *out = c - 'a' + 10;
+    else if (c >= 'A' && c <= 'F')
+        *out = c - 'A' + 10;
+    else
+        return false;
+    return true;
 }
 
 int td_uuid_parse(td_uuid *out, const char *text)
@@ -137,9 +140,8 @@ int td_uuid_parse(td_uuid *out, const char *text)
     for (int i = 0; i < 16; i++) {
         if ((i == 4 || i == 6 || i == 8 || i == 10) && *p++ != '-')
             return td_error__set(TD_EINVAL, "malformed UUID: expected 8-4-4-4-12 hex digits");
-        int hi = hex_value(p[0]);
-        int lo = hi < 0 ? -1 : hex_value(p[1]);
-        if (lo < 0)
+        int hi, lo;
+        if (!hex_value(p[0], &hi) || !hex_value(p[1], &lo))
             return td_error__set(TD_EINVAL, "malformed UUID: expected 8-4-4-4-12 hex digits");
         id.bytes[i] = (uint8_t)(hi << 4 | lo);
         p += 2;

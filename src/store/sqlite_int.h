@@ -67,7 +67,7 @@ void td_sqlite__close(td_conn *conn);
 /* Deletes the store file at target with its -wal and -shm (none open). */
 int td_sqlite__destroy(const char *target);
 
-/* The file a target names (a path, or a file: URI's path); -1 when it names
+/* The file a target names (a path, or a file: URI's path); TD_ENOTFOUND when it names
  * none (an in-memory database). */
 int td_sqlite__file_path(const char *target, char *out, size_t size);
 

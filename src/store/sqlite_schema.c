@@ -111,7 +111,7 @@ int td_sqlite__file_path(const char *target, char *out, size_t size)
     }
     if (len == 0 || len >= size || strcmp(target, ":memory:") == 0 ||
         strstr(target, "mode=memory") != NULL)
-        return -1;
+        return TD_ENOTFOUND;
     memcpy(out, path, len);
     out[len] = '\0';
     return 0;
