@@ -8,6 +8,13 @@
  * unchanged through callers, so a conflict found deep in a unit of work reaches
  * td_transact()'s caller as TD_ECONFLICT.
  *
+ * Arguments are checked: a NULL handle, a missing required argument or an
+ * option struct of an unknown version is refused with TD_EINVAL (and a
+ * message naming the function), never a crash. Free functions accept NULL;
+ * setters given a NULL handle do nothing; accessors answer NULL. Option
+ * structs carry a version: an older version is read as far as it went
+ * (the fields it lacks take their defaults), as libgit2 does.
+ *
  * Callbacks (units of work, read callbacks) use the same convention: return 0
  * to go on, a negative code to fail (it is passed back unchanged), and where
  * noted a positive value to stop early without error.

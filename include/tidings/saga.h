@@ -89,6 +89,8 @@ typedef struct td_saga_definition {
     const char *const *routine;
 } td_saga_definition;
 
+/* Version 2 added eager; td_saga_new reads a version 1 struct without it
+ * and refuses other versions (TD_EINVAL). */
 #define TD_SAGA_OPTIONS_VERSION 2
 
 typedef struct td_saga_options {

@@ -68,6 +68,8 @@ typedef enum td_dlq_mode {
     TD_DLQ_SKIP = 1,      /* later events of the stream go on */
 } td_dlq_mode;
 
+/* Version 2 added eager; td_subscription_new reads a version 1 struct
+ * without it and refuses other versions (TD_EINVAL). */
 #define TD_SUBSCRIPTION_OPTIONS_VERSION 2
 #define TD_SUBSCRIPTION_NAME_MAX        64
 

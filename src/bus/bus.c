@@ -61,6 +61,7 @@ static int dispatch(td_txn *txn, const td_event *events, size_t count, void *pay
 
 int td_bus_new(td_bus **out, td_store *store)
 {
+    TD_REQUIRE(out && store);
     td_bus *bus = td_calloc(1, sizeof *bus);
     if (bus == NULL)
         return td_error__oom();
@@ -95,6 +96,7 @@ int td_match__check(const td_match *match)
 
 int td_bus_on(td_bus *bus, const td_match *match, td_inline_fn fn, void *payload)
 {
+    TD_REQUIRE(bus && fn);
     int error = td_match__check(match);
     if (error == 0 && fn == NULL)
         error = td_error__set(TD_EINVAL, "td_bus_on: fn is NULL");
@@ -124,6 +126,7 @@ int td_bus_on(td_bus *bus, const td_match *match, td_inline_fn fn, void *payload
 
 int td_publish_domain(td_txn *txn, const char *stream, int64_t expected_version, td_event *event)
 {
+    TD_REQUIRE(txn);
     event->kind = TD_KIND_DOMAIN;
     return td_txn_append(txn, stream, expected_version, event, 1);
 }

@@ -42,6 +42,7 @@ static int list_one(const char *key, const char *json, size_t len, void *payload
 
 int td_dlq_list(td_store *store, const td_dlq_filter *filter, td_dead_letter_fn fn, void *payload)
 {
+    TD_REQUIRE(store && fn);
     list_ctx ctx = {filter, fn, payload};
     return td_store_doc_list(store, TD_COLL_DEAD_LETTERS, NULL, 0, list_one, &ctx);
 }
@@ -145,11 +146,13 @@ static int request(td_store *store, const char *id, const char *action, const ch
 
 int td_dlq_retry(td_store *store, const char *id, const char *who)
 {
+    TD_REQUIRE(store && id);
     return request(store, id, "retry", who);
 }
 
 int td_dlq_drop(td_store *store, const char *id, const char *who)
 {
+    TD_REQUIRE(store && id);
     return request(store, id, "drop", who);
 }
 
@@ -177,6 +180,7 @@ static int collect_dead(const td_dead_letter *e, void *payload)
 
 int td_dlq_retry_all(td_store *store, const td_dlq_filter *filter, const char *who, size_t *count)
 {
+    TD_REQUIRE(store);
     id_list l = {NULL, 0, 0};
     *count = 0;
     int error = td_dlq_list(store, filter, collect_dead, &l);
@@ -202,6 +206,7 @@ static int audit_one(const char *key, const char *json, size_t len, void *payloa
 
 int td_dlq_audit(td_store *store, td_dlq_audit_fn fn, void *payload)
 {
+    TD_REQUIRE(store && fn);
     audit_ctx ctx = {fn, payload};
     return td_store_doc_list(store, TD_COLL_DLQ_AUDIT, NULL, 0, audit_one, &ctx);
 }

@@ -21,6 +21,7 @@ static int inbox_key(char key[TD_STATE_KEY_MAX + 1], const char *consumer, const
 
 int td_inbox_claim(td_txn *txn, const char *consumer, const td_uuid *event_id)
 {
+    TD_REQUIRE(txn && event_id);
     char key[TD_STATE_KEY_MAX + 1], *existing = NULL, body[48];
     int error = inbox_key(key, consumer, event_id);
     if (error == 0)

@@ -127,6 +127,7 @@ static int list_one(const char *key, const char *json, size_t len, void *payload
 
 int td_replay_list(td_store *store, td_replay_fn fn, void *payload)
 {
+    TD_REQUIRE(store && fn);
     list_ctx c = {fn, payload};
     return td_store_doc_list(store, TD_COLL_REPLAYS, NULL, 0, list_one, &c);
 }

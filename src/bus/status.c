@@ -48,6 +48,7 @@ static int one_subscription(const char *name, const char *json, size_t len, void
 
 int td_subscriptions_list(td_store *store, td_subscription_status_fn fn, void *payload)
 {
+    TD_REQUIRE(store && fn);
     status_ctx ctx = {store, 0, fn, payload};
     int error = td_store_head(store, &ctx.head);
     return error < 0

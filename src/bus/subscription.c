@@ -43,6 +43,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 #include <time.h>
 
@@ -79,10 +80,21 @@ void td_sub__fail(td_subscription *sub, int code)
 
 /* ---- creation ------------------------------------------------------------------ */
 
-static int copy_options(td_subscription *sub, const td_subscription_options *opts)
+/* Version 1 ended before eager: a caller built against it passes a shorter
+ * struct, so only that much of it is read. Unknown versions are refused. */
+#define OPTIONS_V1_SIZE offsetof(td_subscription_options, eager)
+
+static int copy_options(td_subscription *sub, const td_subscription_options *given)
 {
-    if (opts == NULL || opts->version != TD_SUBSCRIPTION_OPTIONS_VERSION)
-        return td_error__set(TD_EINVAL, "td_subscription_options missing or of another version");
+    td_subscription_options v1 = {0};
+    const td_subscription_options *opts = given;
+    if (given->version == 1) {
+        memcpy(&v1, given, OPTIONS_V1_SIZE);
+        opts = &v1;
+    } else if (given->version != TD_SUBSCRIPTION_OPTIONS_VERSION) {
+        return td_error__set(TD_EINVAL, "td_subscription_options version %u is not %u (or 1)",
+                             given->version, TD_SUBSCRIPTION_OPTIONS_VERSION);
+    }
     int error = td_state__check_name(opts->name);
     if (error == 0)
         error = td_match__check(&opts->match);
@@ -129,6 +141,7 @@ static void init_sync(td_subscription *sub)
 int td_subscription_new(td_subscription **out, td_store *store, const td_subscription_options *opts,
                         td_handler_fn fn, void *payload)
 {
+    TD_REQUIRE(out && store && opts && fn);
     if (store == NULL || fn == NULL)
         return td_error__set(TD_EINVAL, "td_subscription_new: store and fn are required");
     td_subscription *sub = td_calloc(1, sizeof *sub);
@@ -529,6 +542,7 @@ static int load_state(td_subscription *sub)
 
 int td_subscription_start(td_subscription *sub)
 {
+    TD_REQUIRE(sub);
     if (sub->opts.batch_size > 4096)
         return td_error__set(TD_EINVAL, "batch_size over 4096");
     if (sub->reader_started)
@@ -565,6 +579,7 @@ int td_subscription_start(td_subscription *sub)
 
 int td_subscription_stop(td_subscription *sub)
 {
+    TD_REQUIRE(sub);
     if (sub->eager_started && td_eager__stop(sub) < 0)
         td_sub__fail(sub, td_error_last_code());
     pthread_mutex_lock(&sub->lock);
@@ -601,6 +616,7 @@ int td_subscription_stop(td_subscription *sub)
 
 int td_subscription_check(td_subscription *sub)
 {
+    TD_REQUIRE(sub);
     char message[sizeof sub->first_error_message];
     pthread_mutex_lock(&sub->lock);
     int code = sub->first_error;
@@ -652,6 +668,7 @@ td_backlog td_subscription_backlog(td_subscription *sub)
 
 int td_subscription_wait_until(td_subscription *sub, int64_t position, int timeout_ms)
 {
+    TD_REQUIRE(sub);
     int64_t deadline = td_sched__monotonic_us() + (int64_t)timeout_ms * 1000;
     int error = 0;
     pthread_mutex_lock(&sub->lock);

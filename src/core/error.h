@@ -16,6 +16,16 @@ int td_error__set(int code, const char *fmt, ...) __attribute__((format(printf, 
 /* TD_ENOMEM with a standard message. */
 int td_error__oom(void);
 
+/* A public function's precondition on its arguments (a handle that must be
+ * there, an option struct it needs): when cond is false, it returns
+ * TD_EINVAL with a message naming the function and the condition, instead
+ * of crashing on it. For use at the top of a function returning int. */
+#define TD_REQUIRE(cond)                                                                           \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            return td_error__set(TD_EINVAL, "%s: needs %s", __func__, #cond);                      \
+    } while (0)
+
 /* Copies this thread's message into buf (for handing it to another thread). */
 void td_error__copy(char *buf, size_t size);
 

@@ -37,6 +37,7 @@ static const char *place(char **cursor, const char *s, size_t n)
 
 int td_event_dup(td_event **out, const td_event *event)
 {
+    TD_REQUIRE(out && event);
     size_t meta_len = td_json__length(event->metadata, event->metadata_len);
     size_t data_len = td_json__length(event->data, event->data_len);
     size_t size = sizeof(td_event) + field_size(event->stream) + field_size(event->type) +

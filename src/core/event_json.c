@@ -103,6 +103,7 @@ int td_event_to_json(json_t **out, const td_event *event)
 
 int td_event_to_text(char **out, size_t *len, const td_event *event)
 {
+    TD_REQUIRE(out && event);
     json_t *json = NULL;
     int error = td_event_to_json(&json, event);
     return error < 0 ? error : td_json__dump_steal(out, len, json);
@@ -214,6 +215,7 @@ static int check_decoded(const td_event *ev)
 
 int td_event_from_json(td_event **out, const json_t *json)
 {
+    TD_REQUIRE(out);
     decoded d = {0};
     const char *key;
     json_t *value;

@@ -35,6 +35,7 @@ struct td_upcasters {
 
 int td_upcasters_new(td_upcasters **out)
 {
+    TD_REQUIRE(out);
     *out = td_calloc(1, sizeof **out);
     return *out ? 0 : td_error__oom();
 }
@@ -71,6 +72,7 @@ static size_t find(const td_upcasters *u, const char *type, bool *found)
 
 int td_upcasters_declare(td_upcasters *u, const char *type, int32_t current)
 {
+    TD_REQUIRE(u);
     bool found;
     int error = td_type_check(type);
     if (error < 0)
@@ -105,6 +107,7 @@ int td_upcasters_declare(td_upcasters *u, const char *type, int32_t current)
 int td_upcasters_add(td_upcasters *u, const char *type, int32_t from, td_upcast_fn fn,
                      void *payload)
 {
+    TD_REQUIRE(u);
     bool found;
     size_t at = find(u, type ? type : "", &found);
     if (!found)

@@ -57,6 +57,7 @@ static const double default_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 
 
 int td_metrics_new(td_metrics **out)
 {
+    TD_REQUIRE(out);
     td_metrics *m = td_calloc(1, sizeof *m);
     if (m == NULL)
         return td_error__oom();
@@ -209,12 +210,14 @@ static int family(td_metric **out, td_metrics *m, kind type, const char *name, c
 int td_metrics_counter(td_metric **out, td_metrics *m, const char *name, const char *help,
                        const char *labels)
 {
+    TD_REQUIRE(out && m);
     return family(out, m, COUNTER, name, help, labels, NULL, 0);
 }
 
 int td_metrics_gauge(td_metric **out, td_metrics *m, const char *name, const char *help,
                      const char *labels)
 {
+    TD_REQUIRE(out && m);
     return family(out, m, GAUGE, name, help, labels, NULL, 0);
 }
 
@@ -287,6 +290,7 @@ static int update(td_metric *f, const char *const *values, double v, kind expect
 
 int td_metric_add(td_metric *f, const char *const *values, double amount)
 {
+    TD_REQUIRE(f);
     if (f && f->type == COUNTER && amount < 0)
         return td_error__set(TD_EINVAL, "a counter only goes up");
     return update(f, values, amount, f && f->type == GAUGE ? GAUGE : COUNTER, false);
@@ -294,11 +298,13 @@ int td_metric_add(td_metric *f, const char *const *values, double amount)
 
 int td_metric_set(td_metric *f, const char *const *values, double value)
 {
+    TD_REQUIRE(f);
     return update(f, values, value, GAUGE, true);
 }
 
 int td_metric_observe(td_metric *f, const char *const *values, double value)
 {
+    TD_REQUIRE(f);
     return update(f, values, value, HISTOGRAM, false);
 }
 
@@ -331,11 +337,14 @@ int td_metrics__add_collector(td_metrics *m, td_metrics_collect_fn fn, void *pay
 
 int td_metrics_on_collect(td_metrics *m, td_metrics_collect_fn fn, void *payload)
 {
+    TD_REQUIRE(m && fn);
     return td_metrics__add_collector(m, fn, payload, NULL);
 }
 
 void td_metrics_remove_collector(td_metrics *m, td_metrics_collect_fn fn, void *payload)
 {
+    if (m == NULL)
+        return;
     pthread_mutex_lock(&m->lock);
     for (collector **link = &m->collectors; *link; link = &(*link)->next)
         if ((*link)->fn == fn && (*link)->payload == payload) {
@@ -363,6 +372,8 @@ static void run_collectors(td_metrics *m)
 
 void td_metrics_collect(td_metrics *m)
 {
+    if (m == NULL)
+        return;
     run_collectors(m);
 }
 
@@ -470,6 +481,7 @@ static void write_family(FILE *out, const td_metric *f)
 
 int td_metrics_render(td_metrics *m, char **out, size_t *len)
 {
+    TD_REQUIRE(m && out);
     char *text = NULL;
     size_t size = 0;
     run_collectors(m);

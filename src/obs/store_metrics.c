@@ -110,6 +110,7 @@ static void release(void *payload)
 
 int td_metrics_watch_store(td_metrics *m, td_store *store)
 {
+    TD_REQUIRE(m && store);
     watch *w = td_calloc(1, sizeof *w);
     if (w == NULL)
         return td_error__oom();

@@ -34,6 +34,7 @@ int64_t td_trace_now_ns(void)
 
 int td_tracer_new(td_tracer **out, td_span_exporter exporter, void *payload)
 {
+    TD_REQUIRE(out && exporter);
     if (exporter == NULL)
         return td_error__set(TD_EINVAL, "td_tracer_new: exporter is NULL");
     td_tracer *t = td_calloc(1, sizeof *t);

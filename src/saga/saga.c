@@ -10,6 +10,7 @@
  * at all.
  */
 #include <stdio.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "core/alloc.h"
@@ -270,11 +271,33 @@ static bool accept(const td_event *ev, void *payload)
 
 /* ---- life ------------------------------------------------------------------------ */
 
+/* Version 1 ended before eager: a caller built against it passes a shorter
+ * struct, so only that much of it is read (libgit2's rule: older option
+ * structs are accepted, unknown versions refused). */
+#define OPTIONS_V1_SIZE offsetof(td_saga_options, eager)
+
+static int resolve_options(td_saga_options *out, const td_saga_options *in)
+{
+    static const td_saga_options defaults = TD_SAGA_OPTIONS_INIT;
+    *out = defaults;
+    if (in && in->version == 1)
+        memcpy(out, in, OPTIONS_V1_SIZE);
+    else if (in && in->version == TD_SAGA_OPTIONS_VERSION)
+        *out = *in;
+    else if (in)
+        return td_error__set(TD_EINVAL, "td_saga_options version %u is not %u (or 1)", in->version,
+                             TD_SAGA_OPTIONS_VERSION);
+    return 0;
+}
+
 int td_saga_new(td_saga **out, td_store *store, const td_saga_definition *def, void *payload,
                 const td_saga_options *opts)
 {
-    static const td_saga_options defaults = TD_SAGA_OPTIONS_INIT;
-    int error = check_definition(def);
+    TD_REQUIRE(out && store && def);
+    td_saga_options resolved;
+    int error = resolve_options(&resolved, opts);
+    if (error == 0)
+        error = check_definition(def);
     if (error < 0)
         return error;
     td_saga *saga = td_calloc(1, sizeof *saga);
@@ -283,7 +306,7 @@ int td_saga_new(td_saga **out, td_store *store, const td_saga_definition *def, v
     saga->store = store;
     saga->def = def;
     saga->payload = payload;
-    saga->opts = opts ? *opts : defaults;
+    saga->opts = resolved;
     if (saga->opts.timer_interval_ms <= 0)
         saga->opts.timer_interval_ms = 100;
     snprintf(saga->subscription_name, sizeof saga->subscription_name, "saga.%s", def->name);
@@ -317,6 +340,7 @@ int td_saga_new(td_saga **out, td_store *store, const td_saga_definition *def, v
 
 int td_saga_start(td_saga *saga)
 {
+    TD_REQUIRE(saga);
     int error = td_subscription_start(saga->sub);
     if (error < 0)
         return error;
@@ -336,6 +360,7 @@ td_backlog td_saga_backlog(td_saga *saga)
 
 int td_saga_stop(td_saga *saga)
 {
+    TD_REQUIRE(saga);
     if (saga->timer_started) {
         pthread_mutex_lock(&saga->lock);
         saga->stopping = true;
@@ -349,6 +374,7 @@ int td_saga_stop(td_saga *saga)
 
 int td_saga_check(td_saga *saga)
 {
+    TD_REQUIRE(saga);
     return saga->sub ? td_subscription_check(saga->sub) : 0;
 }
 
@@ -367,6 +393,7 @@ void td_saga_free(td_saga *saga)
 
 int td_saga_get(td_store *store, const char *saga, const char *correlation_id, char **json)
 {
+    TD_REQUIRE(store && json);
     char key[TD_SAGA_KEY_MAX + 1];
     int error = td_saga__check_name(saga);
     if (error == 0 && (correlation_id == NULL || td_ref_id_check(correlation_id) < 0))

@@ -156,6 +156,7 @@ int td_keyring_in_use(td_store *store, bool *out)
 int td_keyring_new(td_keyring **out, td_store *store,
                    const unsigned char master[TD_MASTER_KEY_BYTES])
 {
+    TD_REQUIRE(out && store && master);
     if (out == NULL || store == NULL || master == NULL)
         return td_error__set(TD_EINVAL, "td_keyring_new: out, store or master is NULL");
     if (sodium_init() < 0)

@@ -38,6 +38,7 @@ static int check_one(const td_event *ev, void *payload)
 int td_store_audit_verify(td_store *store, int64_t from, int64_t to, int64_t *first_bad,
                           int64_t *checked)
 {
+    TD_REQUIRE(store);
     td_conn *conn;
     walk w = {{0}, to, 0, 0};
     td_read_query q = TD_READ_QUERY_INIT;
@@ -83,6 +84,7 @@ int td_store__audit_tail(td_store *store, td_conn *conn, int64_t links)
 
 int td_store_hash_before(td_store *store, int64_t position, uint8_t out[TD_HASH_LEN])
 {
+    TD_REQUIRE(store);
     td_conn *conn;
     int error = td_readers__acquire(store->readers, &conn);
     if (error < 0)

@@ -161,6 +161,7 @@ static int start(td_store *store)
 
 int td_store_open(td_store **out, const char *url, const td_store_options *opts)
 {
+    TD_REQUIRE(out && url);
     const td_backend *backend = NULL;
     const char *target = NULL;
     int error;
@@ -197,6 +198,7 @@ int td_store_open(td_store **out, const char *url, const td_store_options *opts)
 
 int td_store_destroy(td_store *store)
 {
+    TD_REQUIRE(store);
     if (store == NULL)
         return 0;
     const td_backend *backend = store->backend;
@@ -233,11 +235,15 @@ void td_store__unlock(td_store *store, td_store_lock *lock)
 
 const char *td_store_backend(const td_store *store)
 {
+    if (store == NULL)
+        return NULL;
     return store->backend->name;
 }
 
 const char *td_store_url(const td_store *store)
 {
+    if (store == NULL)
+        return NULL;
     return store->url;
 }
 
@@ -250,6 +256,8 @@ bool td_store_read_only(const td_store *store)
 
 void td_store_set_tracer(td_store *store, td_tracer *tracer)
 {
+    if (store == NULL)
+        return;
     store->tracer = tracer;
 }
 
@@ -278,6 +286,8 @@ void td_store__export_spans(td_store *store, td_append_span *spans, size_t count
 
 void td_store_set_append_hook(td_store *store, td_append_hook hook, void *payload)
 {
+    if (store == NULL)
+        return;
     store->append_hook = hook;
     store->append_hook_payload = payload;
 }
@@ -293,6 +303,7 @@ static int writable(const td_store *store)
 
 int td_transact(td_store *store, td_unit_fn fn, void *payload)
 {
+    TD_REQUIRE(store && fn);
     int error = writable(store);
     if (error == 0 && fn == NULL)
         error = td_error__set(TD_EINVAL, "td_transact: fn is NULL");
@@ -315,6 +326,7 @@ static int append_unit(td_txn *txn, void *payload)
 int td_store_append(td_store *store, const char *stream, int64_t expected_version, td_event *events,
                     size_t count)
 {
+    TD_REQUIRE(store);
     append_args args = {stream, expected_version, events, count};
     int error = writable(store);
     if (error == 0)
@@ -347,11 +359,15 @@ int td_store__check_query(const td_read_query *q)
 
 void td_store_set_upcasters(td_store *store, const td_upcasters *upcasters)
 {
+    if (store == NULL)
+        return;
     store->upcasters = upcasters;
 }
 
 const td_upcasters *td_store_upcasters(const td_store *store)
 {
+    if (store == NULL)
+        return NULL;
     return store->upcasters;
 }
 
@@ -440,6 +456,7 @@ static int read_event(td_store *store, const td_uuid *id, td_event_fn fn, void *
 
 int td_store_writer_stats(td_store *store, td_writer_stats *out)
 {
+    TD_REQUIRE(store && out);
     *out = (td_writer_stats){0};
     if (store->writer)
         td_writer__stats(store->writer, out);
@@ -448,16 +465,19 @@ int td_store_writer_stats(td_store *store, td_writer_stats *out)
 
 int td_store_read(td_store *store, const td_read_query *query, td_event_fn fn, void *payload)
 {
+    TD_REQUIRE(store && query && fn);
     return read_all(store, query, fn, payload, false);
 }
 
 int td_store_read_stored(td_store *store, const td_read_query *query, td_event_fn fn, void *payload)
 {
+    TD_REQUIRE(store && query && fn);
     return read_all(store, query, fn, payload, true);
 }
 
 int td_store_read_event(td_store *store, const td_uuid *id, td_event_fn fn, void *payload)
 {
+    TD_REQUIRE(store && id && fn);
     return read_event(store, id, fn, payload, false);
 }
 
@@ -469,6 +489,7 @@ int td_store__read_event_stored(td_store *store, const td_uuid *id, td_event_fn 
 int td_store_read_stream(td_store *store, const char *stream, int64_t from_version, size_t limit,
                          td_event_fn fn, void *payload)
 {
+    TD_REQUIRE(store && fn);
     td_conn *conn;
     td_upcast_read wrap;
     int error = td_stream_check(stream);
@@ -482,6 +503,7 @@ int td_store_read_stream(td_store *store, const char *stream, int64_t from_versi
 
 int td_store_stream_version(td_store *store, const char *stream, int64_t *out)
 {
+    TD_REQUIRE(store && out);
     td_conn *conn;
     int error = td_stream_check(stream);
     if (error < 0 || (error = td_readers__acquire(store->readers, &conn)) < 0)
@@ -493,6 +515,7 @@ int td_store_stream_version(td_store *store, const char *stream, int64_t *out)
 
 int td_store_head(td_store *store, int64_t *out)
 {
+    TD_REQUIRE(store && out);
     td_conn *conn;
     int error = td_readers__acquire(store->readers, &conn);
     if (error < 0)
@@ -529,6 +552,7 @@ int td_store__doc_get_committed(td_store *store, const char *collection, const c
 int td_store_doc_get(td_store *store, const char *collection, const char *key, char **json,
                      size_t *len)
 {
+    TD_REQUIRE(store && json);
     int error = td_store__doc_get_committed(store, collection, key, json, len);
     int durable = await_durable(store); /* read first: what it saw is committed by now */
     if (durable < 0 && error == 0) {
@@ -541,6 +565,7 @@ int td_store_doc_get(td_store *store, const char *collection, const char *key, c
 int td_store_doc_list(td_store *store, const char *collection, const char *after_key, size_t limit,
                       td_doc_fn fn, void *payload)
 {
+    TD_REQUIRE(store && fn);
     td_conn *conn;
     int error = td_store__check_doc_key(collection, NULL);
     if (error < 0 || (error = td_readers__acquire(store->readers, &conn)) < 0)
@@ -564,6 +589,7 @@ int td_store_doc_collections(td_store *store, td_collection_fn fn, void *payload
 
 int td_store_stats_get(td_store *store, td_store_stats *out)
 {
+    TD_REQUIRE(store && out);
     td_conn *conn;
     int error = td_readers__acquire(store->readers, &conn);
     if (error < 0)
@@ -586,6 +612,7 @@ int td_store_type_counts(td_store *store, td_type_count_fn fn, void *payload)
 
 int td_store_check(td_store *store)
 {
+    TD_REQUIRE(store);
     td_conn *conn;
     int64_t first_bad = 0;
     int error = td_readers__acquire(store->readers, &conn);
@@ -612,6 +639,7 @@ static void raise_head(td_store *store, int64_t head)
 
 int td_store_on_commit(td_store *store, td_commit_fn fn, void *payload)
 {
+    TD_REQUIRE(store && fn);
     int error = td_error__set(TD_ETOOBIG, "more than %d commit listeners", TD_COMMIT_LISTENERS_MAX);
     pthread_mutex_lock(&store->listeners_lock);
     for (int i = 0; i < TD_COMMIT_LISTENERS_MAX; i++)
@@ -627,6 +655,8 @@ int td_store_on_commit(td_store *store, td_commit_fn fn, void *payload)
 
 void td_store_remove_commit_listener(td_store *store, td_commit_fn fn, void *payload)
 {
+    if (store == NULL)
+        return;
     pthread_mutex_lock(&store->listeners_lock);
     for (int i = 0; i < TD_COMMIT_LISTENERS_MAX; i++)
         if (store->listeners[i].fn == fn && store->listeners[i].payload == payload)
@@ -687,6 +717,7 @@ int64_t td_store_known_head(td_store *store)
 
 int td_store_wait(td_store *store, int64_t after_position, int timeout_ms, int64_t *head)
 {
+    TD_REQUIRE(store);
     struct timespec deadline = after_ms(timeout_ms < 0 ? 0 : timeout_ms);
     /* Asks the database only if this process knows of nothing newer: the
      * answer is then at hand without a query. */

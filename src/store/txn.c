@@ -94,6 +94,7 @@ int td_txn__try_contained(td_txn *txn, td_unit_fn fn, void *payload, int *fn_rc)
 
 int td_txn_try(td_txn *txn, td_unit_fn fn, void *payload)
 {
+    TD_REQUIRE(txn && fn);
     int rc = 0;
     int error = td_txn__try_contained(txn, fn, payload, &rc);
     return error < 0 ? error : rc < 0 ? rc : 0;
@@ -101,6 +102,8 @@ int td_txn_try(td_txn *txn, td_unit_fn fn, void *payload)
 
 void td_txn_set_cause(td_txn *txn, const td_event *cause)
 {
+    if (txn == NULL)
+        return;
     txn->cause = cause;
     if (cause)
         td_uuid_format(txn->cause_id, &cause->id);
@@ -108,6 +111,8 @@ void td_txn_set_cause(td_txn *txn, const td_event *cause)
 
 void td_txn_set_trace(td_txn *txn, const char *traceparent)
 {
+    if (txn == NULL)
+        return;
     txn->trace[0] = '\0';
     if (traceparent && td_traceparent_check(traceparent) == 0)
         memcpy(txn->trace, traceparent, TD_TRACEPARENT_LEN + 1);
@@ -115,6 +120,8 @@ void td_txn_set_trace(td_txn *txn, const char *traceparent)
 
 td_store *td_txn_store(td_txn *txn)
 {
+    if (txn == NULL)
+        return NULL;
     return txn->store;
 }
 
@@ -235,6 +242,7 @@ static int run_hook(td_txn *txn, const td_event *events, size_t count)
 int td_txn_append(td_txn *txn, const char *stream, int64_t expected_version, td_event *events,
                   size_t count)
 {
+    TD_REQUIRE(txn);
     const td_backend *b = txn->store->backend;
     char category[TD_CATEGORY_MAX + 1];
     int64_t current = 0;
@@ -307,6 +315,7 @@ static int check_import_fields(td_txn *txn, const td_event *ev)
 
 int td_txn_import(td_txn *txn, const td_event *ev)
 {
+    TD_REQUIRE(txn && ev);
     const td_backend *b = txn->store->backend;
     char category[TD_CATEGORY_MAX + 1];
     same_ctx ctx = {ev, false};
@@ -347,6 +356,7 @@ int td_txn_import(td_txn *txn, const td_event *ev)
 
 int td_txn_stream_version(td_txn *txn, const char *stream, int64_t *out)
 {
+    TD_REQUIRE(txn && out);
     int error = refuse_while_reading(txn);
     if (error == 0)
         error = td_stream_check(stream);
@@ -356,6 +366,7 @@ int td_txn_stream_version(td_txn *txn, const char *stream, int64_t *out)
 int td_txn_read_stream(td_txn *txn, const char *stream, int64_t from_version, size_t limit,
                        td_event_fn fn, void *payload)
 {
+    TD_REQUIRE(txn && fn);
     int error = refuse_while_reading(txn);
     if (error == 0)
         error = td_stream_check(stream);
@@ -371,6 +382,7 @@ int td_txn_read_stream(td_txn *txn, const char *stream, int64_t from_version, si
 
 int td_txn_read(td_txn *txn, const td_read_query *query, td_event_fn fn, void *payload)
 {
+    TD_REQUIRE(txn && query && fn);
     int error = refuse_while_reading(txn);
     if (error == 0)
         error = td_store__check_query(query);
@@ -409,6 +421,7 @@ int td_store__check_doc_key(const char *collection, const char *key)
 int td_txn_doc_put(td_txn *txn, const char *collection, const char *key, const char *json,
                    size_t len)
 {
+    TD_REQUIRE(txn);
     size_t n = td_json__length(json, len);
     int error = refuse_while_reading(txn);
     if (error == 0)
@@ -458,6 +471,7 @@ int td_txn_doc_put_json(td_txn *txn, const char *collection, const char *key, co
 
 int td_txn_doc_get(td_txn *txn, const char *collection, const char *key, char **json, size_t *len)
 {
+    TD_REQUIRE(txn && json);
     int error = refuse_while_reading(txn);
     if (error == 0)
         error = td_store__check_doc_key(collection, key);
@@ -466,6 +480,7 @@ int td_txn_doc_get(td_txn *txn, const char *collection, const char *key, char **
 
 int td_txn_doc_delete(td_txn *txn, const char *collection, const char *key)
 {
+    TD_REQUIRE(txn);
     int error = refuse_while_reading(txn);
     if (error == 0)
         error = td_store__check_doc_key(collection, key);
@@ -475,6 +490,7 @@ int td_txn_doc_delete(td_txn *txn, const char *collection, const char *key)
 int td_txn_doc_list(td_txn *txn, const char *collection, const char *after_key, size_t limit,
                     td_doc_fn fn, void *payload)
 {
+    TD_REQUIRE(txn && fn);
     int error = refuse_while_reading(txn);
     if (error == 0)
         error = td_store__check_doc_key(collection, NULL);
