@@ -198,8 +198,7 @@ int td_store_open(td_store **out, const char *url, const td_store_options *opts)
 
 int td_store_destroy(td_store *store)
 {
-    TD_REQUIRE(store);
-    if (store == NULL)
+    if (store == NULL) /* documented: accepts NULL, as td_store_free does */
         return 0;
     const td_backend *backend = store->backend;
     char *target = td_strdup(store->target);
