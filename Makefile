@@ -4,6 +4,7 @@
 BUILD  ?= build
 ASAN   ?= build-asan
 FUZZ   ?= build-fuzz
+TSAN   ?= build-tsan
 FUZZ_SECONDS ?= 60
 JOBS   ?= $(shell nproc)
 CMAKE  ?= cmake
@@ -11,7 +12,7 @@ DATA   ?= data
 PREFIX ?= /usr/local
 MAKEFLAGS += --no-print-directory
 
-.PHONY: all deps build build-asan build-fuzz run test fuzz bench fmt clean install
+.PHONY: all deps build build-asan build-fuzz build-tsan run test test-tsan fuzz bench fmt clean install
 
 all: build
 
@@ -56,6 +57,17 @@ test: build build-asan build-fuzz
 	@cd $(FUZZ) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure -j $(JOBS)
 
+# The threaded suites (ctest -L threaded: the writer, subscriptions, sagas,
+# the shop's handlers) under ThreadSanitizer, in a build of their own;
+# .ci/run runs it after make test.
+build-tsan: deps
+	@$(CMAKE) -S . -B $(TSAN) -DCMAKE_BUILD_TYPE=Debug -DTD_SANITIZE=thread >/dev/null
+	@$(CMAKE) --build $(TSAN) -j $(JOBS)
+
+test-tsan: build-tsan
+	@cd $(TSAN) && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	  ctest -L threaded --output-on-failure -j $(JOBS)
+
 bench: build
 	@$(BUILD)/bench/tidings-bench
 	@bash bench/shop_load.sh $(BUILD)
@@ -66,4 +78,4 @@ fmt:
 	@clang-format -i $$(git ls-files --cached --others --exclude-standard '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(ASAN) $(FUZZ)
+	rm -rf $(BUILD) $(ASAN) $(FUZZ) $(TSAN)
