@@ -12,7 +12,7 @@ DATA   ?= data
 PREFIX ?= /usr/local
 MAKEFLAGS += --no-print-directory
 
-.PHONY: all deps build build-asan build-fuzz build-tsan run test test-tsan fuzz bench fmt clean install
+.PHONY: all deps build build-asan build-fuzz build-tsan run test test-fast test-tsan fuzz bench fmt clean install
 
 all: build
 
@@ -56,6 +56,13 @@ test: build build-asan build-fuzz
 	  ctest --output-on-failure -j $(JOBS)
 	@cd $(FUZZ) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure -j $(JOBS)
+
+# The fast tier alone (ctest -L fast), under the same sanitizers: a quick
+# round while working. make test runs every tier.
+test-fast: build-asan
+	@cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --output-on-failure -j $(JOBS) -L fast
 
 # The threaded suites (ctest -L threaded: the writer, subscriptions, sagas,
 # the shop's handlers) under ThreadSanitizer, in a build of their own;

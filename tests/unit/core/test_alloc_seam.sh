@@ -3,7 +3,7 @@
 # td_malloc, td_calloc, td_realloc, td_strdup, td_strndup), so that a test
 # can fail any of them. This fails, naming the lines, if a file in src/
 # other than alloc.c itself calls the C library's allocators directly.
-# Usage: check_alloc_seam.sh SRC_DIR
+# Usage: test_alloc_seam.sh SRC_DIR
 set -euo pipefail
 src="$1"
 banned='malloc|calloc|realloc|reallocarray|strdup|strndup|asprintf|vasprintf|aligned_alloc|posix_memalign'
@@ -18,7 +18,7 @@ if [ -n "$hits" ]; then
 fi
 # The check itself must be able to fail: it finds the seam's own calls.
 grep -qP "(?<![\\w.>])malloc\\s*\\(" "$src/core/alloc.c" || {
-  echo "check_alloc_seam: the pattern no longer matches alloc.c's own malloc call" >&2
+  echo "test_alloc_seam: the pattern no longer matches alloc.c's own malloc call" >&2
   exit 1
 }
 echo "no direct allocations in $src outside core/alloc.c"
