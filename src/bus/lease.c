@@ -88,8 +88,11 @@ static int lease_unit(td_txn *txn, void *payload)
     int error = td_txn_doc_get(txn, TD_COLL_LEASES, sub->name, &text, NULL);
     if (error < 0 && error != TD_ENOTFOUND)
         return error;
-    json_t *doc = text ? json_loads(text, 0, &err) : NULL;
+    bool oom = false;
+    json_t *doc = text ? td_json__loadb(text, strlen(text), 0, &err, &oom) : NULL;
     td_free(text);
+    if (oom) /* not "no lease": another holder's lease must not be taken for want of memory */
+        return td_error__oom();
     bool other = (doc || op->lock_busy) && held_by_other(op, doc, why, sizeof why);
     json_decref(doc);
     if (op->release)

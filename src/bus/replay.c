@@ -116,7 +116,10 @@ static int list_one(const char *key, const char *json, size_t len, void *payload
     json_error_t err;
     json_int_t next = 0, to = 0;
     const char *bar = strrchr(key, '|');
-    json_t *doc = json_loadb(json, len, 0, &err);
+    bool oom;
+    json_t *doc = td_json__loadb(json, len, 0, &err, &oom);
+    if (oom)
+        return td_error__oom();
     int ok = doc && bar && json_unpack(doc, "{s:I,s:I}", "next", &next, "to", &to) == 0;
     char name[TD_SUBSCRIPTION_NAME_MAX + 1];
     snprintf(name, sizeof name, "%.*s", bar ? (int)(bar - key) : 0, key);
@@ -155,7 +158,10 @@ static int take_request(const char *key, const char *json, size_t len, void *pay
     json_int_t next = 0, to = 0;
     const char *stream = NULL, *type = NULL;
     int force = 0;
-    json_t *doc = json_loadb(json, len, 0, &err);
+    bool oom;
+    json_t *doc = td_json__loadb(json, len, 0, &err, &oom);
+    if (oom) /* not a malformed request: it stays for the next round */
+        return td_error__oom();
     int ok = doc && json_unpack(doc, "{s:I,s:I,s?s,s?s,s:b}", "next", &next, "to", &to, "stream",
                                 &stream, "type", &type, "force_effects", &force) == 0;
     if (ok) {
@@ -247,8 +253,11 @@ static int save_next(td_subscription *sub)
     int error = td_store_doc_get(sub->store, TD_COLL_REPLAYS, sub->replay.key, &json, &len);
     if (error == TD_ENOTFOUND)
         return 0; /* withdrawn meanwhile */
-    json_t *doc = error == 0 ? json_loadb(json, len, 0, &err) : NULL;
+    bool oom = false;
+    json_t *doc = error == 0 ? td_json__loadb(json, len, 0, &err, &oom) : NULL;
     td_free(json);
+    if (oom)
+        error = td_error__oom();
     if (error == 0 &&
         (doc == NULL || json_object_set_new(doc, "next", json_integer(sub->replay.next)) < 0))
         error = td_error__set(TD_ECORRUPT, "replay request %s is not JSON", sub->replay.key);

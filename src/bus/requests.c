@@ -186,7 +186,10 @@ static int collect_request(const char *key, const char *json, size_t len, void *
     const char *bar = strchr(key, '|');
     if (l->count == REQUESTS_PER_ROUND)
         return 1;
-    json_t *doc = json_loadb(json, len, 0, &err);
+    bool oom;
+    json_t *doc = td_json__loadb(json, len, 0, &err, &oom);
+    if (oom) /* not a malformed request: it stays for the next round */
+        return td_error__oom();
     request *r = &l->items[l->count];
     int ok = doc && bar && json_unpack(doc, "{s:s}", "action", &action) == 0 &&
              strlen(bar + 1) == TD_DEAD_LETTER_ID_LEN;

@@ -87,7 +87,10 @@ static int put_json(td_txn *txn, const char *collection, const char *key, json_t
 static int parse_doc(json_t **out, const char *text, size_t len)
 {
     json_error_t err;
-    *out = json_loadb(text, len, 0, &err);
+    bool oom;
+    *out = td_json__loadb(text, len, 0, &err, &oom);
+    if (oom)
+        return td_error__oom();
     if (*out == NULL)
         return td_error__set(TD_ECORRUPT, "state document is not JSON: %s", err.text);
     return 0;

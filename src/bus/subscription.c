@@ -466,7 +466,10 @@ static int collect_retry(const char *key, const char *json, size_t len, void *pa
     json_error_t err;
     json_int_t attempts = 0, next_at = 0;
     const char *bar = strrchr(key, '|');
-    json_t *doc = json_loadb(json, len, 0, &err);
+    bool oom;
+    json_t *doc = td_json__loadb(json, len, 0, &err, &oom);
+    if (oom)
+        return td_error__oom();
     int ok = doc && bar &&
              json_unpack(doc, "{s:I,s:I}", "attempts", &attempts, "next_at", &next_at) == 0;
     json_decref(doc);

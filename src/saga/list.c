@@ -51,7 +51,10 @@ static int page_doc(const char *key, const char *json, size_t len, void *payload
         s->past = true;
         return 1;
     }
-    json_t *doc = json_loadb(json, len, 0, &err);
+    bool oom;
+    json_t *doc = td_json__loadb(json, len, 0, &err, &oom);
+    if (oom)
+        return td_error__oom();
     if (doc == NULL)
         return td_error__set(TD_ECORRUPT, "saga instance %s is not JSON: %s", key, err.text);
     int rc = s->each(s, key + s->prefix_len, json_string_value(json_object_get(doc, "state")), json,

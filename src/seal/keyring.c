@@ -25,6 +25,7 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/internal.h"
 #include "seal/keyring_int.h"
 
 #define KEYS_COLLECTION    "tidings_subject_keys"
@@ -66,8 +67,10 @@ static int doc_get(td_keyring *k, td_txn *txn, const char *collection, const cha
                     : td_store_doc_get(k->store, collection, key, &text, &len);
     if (error == TD_ENOTFOUND)
         return 0;
-    if (error == 0 && (*out = json_loadb(text, len, 0, &err)) == NULL)
-        error = td_error__set(TD_ECORRUPT, "document %s/%s is not JSON", collection, key);
+    bool oom = false;
+    if (error == 0 && (*out = td_json__loadb(text, len, 0, &err, &oom)) == NULL)
+        error = oom ? td_error__oom()
+                    : td_error__set(TD_ECORRUPT, "document %s/%s is not JSON", collection, key);
     td_free(text);
     return error;
 }

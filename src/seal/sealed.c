@@ -118,10 +118,12 @@ static int unbox(json_t **out, const unsigned char *key, const char *ad, const c
                            plain, &plain_len, NULL, sealed + NONCE_BYTES, len - NONCE_BYTES,
                            (const unsigned char *)ad, strlen(ad), sealed, key) != 0))
         error = td_error__set(TD_ECORRUPT, "a sealed box does not open: changed or damaged");
+    bool oom = false;
     if (error == 0 &&
-        ((*out = json_loadb((const char *)plain, (size_t)plain_len, 0, &err)) == NULL ||
+        ((*out = td_json__loadb((const char *)plain, (size_t)plain_len, 0, &err, &oom)) == NULL ||
          !json_is_object(*out)))
-        error = td_error__set(TD_ECORRUPT, "a sealed box holds no JSON object");
+        error =
+            oom ? td_error__oom() : td_error__set(TD_ECORRUPT, "a sealed box holds no JSON object");
     if (error < 0) {
         json_decref(*out);
         *out = NULL;

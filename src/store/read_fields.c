@@ -66,10 +66,14 @@ static int picked_row(const td_event *ev, const char *text, size_t len, void *pa
     if (error < 0)
         return error;
     const td_event *now = up ? up : ev;
-    json_t *from = up ? json_loadb(up->data, td_json__length(up->data, up->data_len), 0, &err)
-                      : json_loadb(text, len, 0, &err);
+    bool oom;
+    json_t *from =
+        up ? td_json__loadb(up->data, td_json__length(up->data, up->data_len), 0, &err, &oom)
+           : td_json__loadb(text, len, 0, &err, &oom);
     json_t *values = from ? pick(p->fields, from) : NULL;
-    if (from == NULL)
+    if (oom)
+        error = td_error__oom();
+    else if (from == NULL)
         error = td_error__set(TD_ECORRUPT, "event %lld: data is not JSON: %s",
                               (long long)ev->position, err.text);
     else if (values == NULL)
