@@ -17,6 +17,7 @@
  * a crawl; their bodies are read by the same http_body and http_string.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -112,7 +113,10 @@ static int connect_server(void)
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     FUZZ_CHECK(fd >= 0);
     FUZZ_CHECK(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait) == 0);
-    FUZZ_CHECK(connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0);
+    int rc;
+    while ((rc = connect(fd, (struct sockaddr *)&addr, sizeof addr)) != 0 && errno == EINTR)
+        ;
+    FUZZ_CHECK(rc == 0);
     return fd;
 }
 
@@ -120,6 +124,8 @@ static void send_all(int fd, const char *text, size_t len)
 {
     while (len > 0) {
         ssize_t n = send(fd, text, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
         if (n <= 0)
             return; /* the server may answer and close before reading it all */
         text += n;
@@ -133,8 +139,13 @@ static int read_status(int fd)
     char answer[8192];
     size_t got = 0;
     ssize_t n;
-    while ((n = recv(fd, answer + (got < 64 ? got : 64), sizeof answer - 65, 0)) > 0)
-        got += (size_t)n;
+    /* libFuzzer's timeout alarm interrupts calls (EINTR): go on after it */
+    while ((n = recv(fd, answer + (got < 64 ? got : 64), sizeof answer - 65, 0)) > 0 ||
+           (n < 0 && errno == EINTR))
+        got += n > 0 ? (size_t)n : 0;
+    if (n < 0 || got < 12 || strncmp(answer, "HTTP/1.", 7) != 0)
+        fprintf(stderr, "fuzz_http: no answer (%zu bytes, %s)\n", got,
+                n < 0 ? strerror(errno) : "closed");
     FUZZ_CHECK(n == 0 && got >= 12 && strncmp(answer, "HTTP/1.", 7) == 0);
     return atoi(answer + 9);
 }
