@@ -25,6 +25,7 @@
 #include "bus/sub_int.h"
 #include "core/error.h"
 #include "core/log_int.h"
+#include "core/lock.h"
 #include "store/observers.h"
 
 #define GAP_MAX 16
@@ -101,6 +102,7 @@ void td_eager__note_failure(td_subscription *sub, const td_uuid *id)
 /* Lock held by the caller (the reader queues events under it). */
 bool td_eager__take_failure(td_subscription *sub, const td_uuid *id)
 {
+    TD_ASSERT_HELD(&sub->lock);
     if (sub->eager_failed_count == 0)
         return false;
     for (size_t i = 0; i < TD_EAGER_FAILED_MAX; i++)

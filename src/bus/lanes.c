@@ -17,6 +17,7 @@
 
 #include "bus/sub_int.h"
 #include "core/internal.h"
+#include "core/lock.h"
 
 /* Most first attempts one transactional lane puts in one unit of work. */
 #define LANE_BATCH 32
@@ -72,6 +73,7 @@ typedef struct held {
  * Lock held. Returns how many. */
 static size_t take_streams(td_subscription *sub, held *out, int64_t *next_ready)
 {
+    TD_ASSERT_HELD(&sub->lock);
     size_t n = 0;
     size_t max = sub->opts.transactional ? LANE_BATCH : 1;
     for (stream_q *s; n < max && (s = td_sched__take(sub, td_sched__monotonic_us(), next_ready));

@@ -23,6 +23,7 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "core/internal.h"
+#include "core/lock.h"
 
 #define INITIAL_BUCKETS 256
 /* Forgotten streams kept for reuse, so that a stream seen again (most of a
@@ -142,6 +143,7 @@ static stream_q *new_stream(td_subscription *sub, const char *name)
 
 int td_sched__stream(td_subscription *sub, const char *name, stream_q **out)
 {
+    TD_ASSERT_HELD(&sub->lock);
     size_t i = td_hash__fnv1a(name) % sub->bucket_count;
     for (stream_q *s = sub->buckets[i]; s; s = s->hash_next)
         if (strcmp(s->name, name) == 0) {
@@ -161,6 +163,7 @@ int td_sched__stream(td_subscription *sub, const char *name, stream_q **out)
 
 bool td_sched__forget_idle(td_subscription *sub, stream_q *s)
 {
+    TD_ASSERT_HELD(&sub->lock);
     if (s->head || s->busy || s->queued || s->blocked_by[0])
         return false;
     stream_q **link = &sub->buckets[td_hash__fnv1a(s->name) % sub->bucket_count];
@@ -183,6 +186,7 @@ bool td_sched__forget_idle(td_subscription *sub, stream_q *s)
 
 void td_sched__push(td_subscription *sub, stream_q *s, item *it, bool front)
 {
+    TD_ASSERT_HELD(&sub->lock);
     (void)sub;
     if (front) {
         it->next = s->head;
@@ -201,6 +205,7 @@ void td_sched__push(td_subscription *sub, stream_q *s, item *it, bool front)
 
 void td_sched__offer(td_subscription *sub, stream_q *s)
 {
+    TD_ASSERT_HELD(&sub->lock);
     if (s->busy || s->queued || s->head == NULL)
         return;
     s->queued = true;
@@ -237,6 +242,7 @@ static void promote(td_subscription *sub, int64_t now, int64_t *next_ready)
 
 stream_q *td_sched__take(td_subscription *sub, int64_t now, int64_t *next_ready)
 {
+    TD_ASSERT_HELD(&sub->lock);
     *next_ready = 0;
     promote(sub, now, next_ready);
     for (;;) {
@@ -256,6 +262,7 @@ stream_q *td_sched__take(td_subscription *sub, int64_t now, int64_t *next_ready)
 
 int td_sched__track(td_subscription *sub, int64_t position, td_time occurred_at, uint64_t *seq)
 {
+    TD_ASSERT_HELD(&sub->lock);
     if (sub->ring_end - sub->ring_start >= sub->ring_cap)
         return td_error__set(TD_EBUSY, "pending ring full");
     size_t slot = sub->ring_end % sub->ring_cap;
@@ -268,6 +275,7 @@ int td_sched__track(td_subscription *sub, int64_t position, td_time occurred_at,
 
 void td_sched__done(td_subscription *sub, uint64_t seq)
 {
+    TD_ASSERT_HELD(&sub->lock);
     if (seq == NO_SEQ)
         return;
     sub->ring_done[seq % sub->ring_cap] = true;

@@ -53,6 +53,7 @@
 #include "core/error.h"
 #include "core/internal.h"
 #include "core/log_int.h"
+#include "core/lock.h"
 #include "tidings/upcast.h"
 
 #define CHECKPOINT_EVERY_US 100000
@@ -216,6 +217,7 @@ static void apply_retry(td_subscription *sub, stream_q *s, item *it)
 /* Queues an event on its stream; takes ownership of ev. Lock held. */
 static int enqueue(td_subscription *sub, td_event *ev)
 {
+    TD_ASSERT_HELD(&sub->lock);
     stream_q *s = NULL;
     item *it = td_calloc(1, sizeof *it);
     int error = it ? td_sched__stream(sub, ev->stream, &s) : td_error__oom();
