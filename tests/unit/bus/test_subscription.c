@@ -2,8 +2,10 @@
  * test_subscription.c: durable subscriptions in one process: everything is
  * delivered, in order per stream across lanes, also while handlers fail at
  * random; subscriptions progress independently; transactional effects happen
- * once across restarts; retry state survives a restart; the inbox dedupes.
+ * once across restarts; retry state survives a restart; the inbox dedupes;
+ * a database error under the reader is reported.
  */
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -408,6 +410,31 @@ static void test_a_lost_lease_stops_delivery_and_says_so(void **state)
     td_subscription_free(sub);
 }
 
+/* A database error under the reader with no code of its own (TD_ERROR:
+ * here the events table taken away by another connection) stops the run
+ * and is reported by td_subscription_check, rather than retried in silence.
+ * (Which read meets it first, the head's or the page's, is up to timing; the
+ * page read's own mix-up of TD_ERROR with "lanes full" is kept out by
+ * read_more's separate outcome, which this test cannot single out.) */
+static void test_read_errors_are_reported(void **state)
+{
+    (void)state;
+    sqlite3 *db = NULL;
+    td_subscription *sub = start("reader", 1, record_all, &rec);
+    assert_int_equal(sqlite3_open(tt_fixture_url() + strlen("sqlite:"), &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 10000);
+    assert_int_equal(sqlite3_exec(db, "ALTER TABLE events RENAME TO events_away", NULL, NULL, NULL),
+                     SQLITE_OK);
+    int rc = 0;
+    for (int i = 0; i < 1000 && (rc = td_subscription_check(sub)) == 0; i++)
+        usleep(10 * 1000); /* polls what it waits for: the reported error */
+    assert_td_code(rc, TD_ERROR);
+    assert_int_equal(sqlite3_exec(db, "ALTER TABLE events_away RENAME TO events", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    td_subscription_free(sub);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -422,6 +449,7 @@ int main(void)
         T(test_a_lost_lease_stops_delivery_and_says_so),
         T(test_inbox_claims_once),
         T(test_bad_options),
+        T(test_read_errors_are_reported),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
