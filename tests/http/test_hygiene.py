@@ -140,7 +140,10 @@ def framing_and_head(server):
                  "/events/stream"]:
         gs, gh, _ = server.call("GET", path) if path != "/events/stream" else (200, {
             "Content-Type": "text/event-stream"}, b"")
-        hs, hh, hb = server.call("HEAD", path)
+        try:
+            hs, hh, hb = server.call("HEAD", path)
+        except OSError as e:
+            raise SystemExit("HEAD %s: %s" % (path, e))
         check(hs == gs and hb == b"" and hh.get("Content-Type") == gh.get("Content-Type"),
               "HEAD %s: %s %s %r" % (path, hs, hh.get("Content-Type"), hb[:50]))
     status, headers, _ = server.call("DELETE", "/products")
