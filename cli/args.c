@@ -37,7 +37,8 @@ enum { KEY_DB = 512, KEY_LOG_LEVEL, KEY_SKIP_CHECK, KEY_FLAG = 1024 };
 
 const cmdline_option cli_common_options[] = {
     {"db", KEY_DB, "URL",
-     "the store: sqlite:PATH or a PATH (default\nTIDINGS_DB, else " CLI_DEFAULT_DB ")"},
+     "the store: sqlite:PATH (or a PATH), or\npostgres://USER@HOST:PORT/DBNAME "
+     "(default\nTIDINGS_DB, else " CLI_DEFAULT_DB ")"},
     {"log-level", KEY_LOG_LEVEL, "LEVEL",
      "debug, info, warn, error or off\n(default TIDINGS_LOG, else info)"},
     {"skip-check", KEY_SKIP_CHECK, NULL,

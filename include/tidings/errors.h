@@ -28,21 +28,24 @@ extern "C" {
 
 typedef enum td_error_code {
     TD_OK = 0,
-    TD_ERROR = -1,       /* failure with no better code */
-    TD_EINVAL = -2,      /* invalid argument or input (bad name, bad JSON, …) */
-    TD_ENOTFOUND = -3,   /* no such stream, document, event or file */
-    TD_ECONFLICT = -4,   /* expected version does not match the stream */
-    TD_EIO = -5,         /* the operating system or disk failed */
-    TD_ECORRUPT = -6,    /* corrupt data, or a file that is not a tidings store */
-    TD_ETOOBIG = -7,     /* input over a configured limit */
-    TD_EVERSION = -8,    /* unsupported (newer) schema or format version */
-    TD_ENOMEM = -9,      /* out of memory; state is left as it was */
-    TD_EBUSY = -10,      /* a lock was not granted within the timeout */
-    TD_EEXISTS = -11,    /* the thing to create exists already */
-    TD_ECLOSED = -12,    /* the object is closing or refuses work after a fatal error */
-    TD_EPERMANENT = -13, /* a handler's failure that retrying cannot fix */
-    TD_ENOSPC = -14,     /* the disk is full: nothing was written; the same call may succeed
-                            once space is freed (the store keeps accepting work) */
+    TD_ERROR = -1,         /* failure with no better code */
+    TD_EINVAL = -2,        /* invalid argument or input (bad name, bad JSON, …) */
+    TD_ENOTFOUND = -3,     /* no such stream, document, event or file */
+    TD_ECONFLICT = -4,     /* expected version does not match the stream */
+    TD_EIO = -5,           /* the operating system or disk failed */
+    TD_ECORRUPT = -6,      /* corrupt data, or a file that is not a tidings store */
+    TD_ETOOBIG = -7,       /* input over a configured limit */
+    TD_EVERSION = -8,      /* unsupported (newer) schema or format version */
+    TD_ENOMEM = -9,        /* out of memory; state is left as it was */
+    TD_EBUSY = -10,        /* a lock was not granted within the timeout */
+    TD_EEXISTS = -11,      /* the thing to create exists already */
+    TD_ECLOSED = -12,      /* the object is closing or refuses work after a fatal error */
+    TD_EPERMANENT = -13,   /* a handler's failure that retrying cannot fix */
+    TD_ENOSPC = -14,       /* the disk is full: nothing was written; the same call may succeed
+                              once space is freed (the store keeps accepting work) */
+    TD_EUNAVAILABLE = -15, /* the database server cannot be reached (a lost connection, a
+                              server restarting): nothing of the call was committed, and the
+                              same call may succeed once the server is back */
 } td_error_code;
 
 /* The message of the last failure on this thread; "" if none.

@@ -7,6 +7,10 @@
  *
  *   sqlite:PATH  or a plain PATH    an embedded SQLite file (the default)
  *   sqlite:file:PATH?vfs=NAME       SQLite URI form, e.g. to pick a VFS
+ *   postgres://USER@HOST:PORT/DB    a PostgreSQL database (also postgresql://,
+ *   host=… dbname=…                 and libpq's keyword form); the store's
+ *                                   tables live in the first schema of the
+ *                                   search_path (?options=-csearch_path%3DNAME)
  *
  * Writes happen in units of work: td_transact() runs a function with a
  * transaction handle; everything the function appends or puts commits
@@ -21,8 +25,10 @@
  * reopened, so nothing is acknowledged that may not be on disk.
  *
  * Reads run on their own connections, concurrently with the writer, and see
- * committed data only. Several processes may open one SQLite store; a writer
+ * committed data only. Several processes may open one store; a writer
  * waits for another process's write lock up to busy_timeout_ms (TD_EBUSY).
+ * On PostgreSQL a lost connection fails what was in flight with
+ * TD_EUNAVAILABLE (nothing of it committed) and is made again with backoff.
  *
  * Threads: a td_store may be shared by any number of threads; every function
  * here is safe to call from any thread except where noted. A td_txn belongs
@@ -55,7 +61,9 @@ typedef struct td_store_options {
     size_t max_event_bytes; /* data + metadata of one event; 0: 1 MiB */
     int busy_timeout_ms;    /* wait for another process's lock; 0: 5000 */
     size_t max_batch;       /* most units in one group commit; 0: 1024 */
-    int poll_interval_ms;   /* td_store_wait's check for other processes; 0: 50 */
+    int poll_interval_ms;   /* td_store_wait's check for other processes; 0: 50. With a
+                               backend that pushes commits (PostgreSQL's LISTEN/NOTIFY),
+                               only while that connection is down */
     /* The writer runs the next batch while the last one's fsync is in
      * flight, on a thread of its own; callers are still answered only once
      * their commit is durable, and this process reads no event before it is
@@ -279,7 +287,9 @@ int64_t td_store_known_head(td_store *store);
 
 /* Waits until the head passes after_position or timeout_ms elapses (-1: no
  * limit), then sets *head. Commits of this process wake it at once; those of
- * other processes are seen within poll_interval_ms. */
+ * other processes are seen within poll_interval_ms (PostgreSQL: as soon as
+ * the server tells of them, through LISTEN/NOTIFY; polling only while that
+ * connection is down). */
 int td_store_wait(td_store *store, int64_t after_position, int timeout_ms, int64_t *head);
 
 int td_store_doc_get(td_store *store, const char *collection, const char *key, char **json,
@@ -341,11 +351,17 @@ typedef enum td_store_state {
      * corruption (TD_ECORRUPT), in a write or a read. Writes are refused with
      * TD_ECLOSED until the store is reopened; reads go on where they can. */
     TD_STORE_FAILED = 2,
+    /* The last write could not reach the database server (PostgreSQL: the
+     * connection was lost, the server restarts or hangs): TD_EUNAVAILABLE,
+     * nothing of it committed. Writes are still tried as they come, each
+     * connecting again; the state clears with the first write that
+     * succeeds. */
+    TD_STORE_UNAVAILABLE = 3,
 } td_store_state;
 
 typedef struct td_store_health {
     td_store_state state;
-    int code;          /* 0, TD_ENOSPC, TD_EIO or TD_ECORRUPT */
+    int code;          /* 0, TD_ENOSPC, TD_EUNAVAILABLE, TD_EIO or TD_ECORRUPT */
     td_time since;     /* when it entered the state; 0 when TD_STORE_OK */
     char message[256]; /* what the database said; "" when TD_STORE_OK */
 } td_store_health;
@@ -353,7 +369,8 @@ typedef struct td_store_health {
 /* The store's health as this handle knows it (no query is made). */
 void td_store_health_get(td_store *store, td_store_health *out);
 
-/* The backend's name ("sqlite") and the URL it was opened with. Borrowed. */
+/* The backend's name ("sqlite", "postgres") and the URL it was opened
+ * with, a password in it shown as "***". Borrowed. */
 const char *td_store_backend(const td_store *store);
 const char *td_store_url(const td_store *store);
 

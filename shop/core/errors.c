@@ -42,6 +42,7 @@ static const char *word_for(int st)
     case TD_ENOSPC:
         return "storage_full";
     case TD_ECLOSED:
+    case TD_EUNAVAILABLE:
         return "store_unavailable";
     default:
         return "internal_error";

@@ -87,7 +87,8 @@ int http_shop_problem(http_response *res, bool path_entity)
         status = path_entity && e.field == NULL ? 404 : 422;
     else if (e.status == TD_ECONFLICT || e.status == TD_EEXISTS)
         status = 409;
-    else if (e.status == TD_EBUSY || e.status == TD_ENOSPC || e.status == TD_ECLOSED)
+    else if (e.status == TD_EBUSY || e.status == TD_ENOSPC || e.status == TD_ECLOSED ||
+             e.status == TD_EUNAVAILABLE)
         status = 503;
     return http_problem(res, status, status == 500 ? "internal_error" : e.code, e.field, "%s",
                         e.message);

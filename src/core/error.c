@@ -83,6 +83,8 @@ const char *td_error_name(int code)
         return "permanent";
     case TD_ENOSPC:
         return "storage_full";
+    case TD_EUNAVAILABLE:
+        return "unavailable";
     default:
         return "error";
     }

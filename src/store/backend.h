@@ -19,7 +19,9 @@
 
 #include "tidings/store.h"
 
-#define TD_BACKEND_VERSION 1
+/* 2: url_help, claim, display, begin_at_head, watch_open, watch_wait,
+ * lock_check, and TD_EUNAVAILABLE as a fault (take_fault). */
+#define TD_BACKEND_VERSION 2
 
 typedef struct td_conn td_conn;
 typedef struct td_lock td_lock;
@@ -32,6 +34,16 @@ typedef int (*td_row_fields_fn)(const td_event *event, const char *values, size_
 typedef struct td_backend {
     unsigned int version; /* TD_BACKEND_VERSION */
     const char *name;
+    const char *url_help; /* the URL forms it takes, for messages: "sqlite:PATH" */
+
+    /* Whether url names a store of this backend: 1 and *target (the part of
+     * url the backend's functions take, pointing into url), 0 if it names
+     * another backend's, < 0 (with a message) if it is this backend's but
+     * malformed. Backends are asked in the order of td_backends. */
+    int (*claim)(const char *url, const char **target);
+    /* Optional: url as it may be shown (in logs, on /health): a password it
+     * holds replaced by "***". NULL: url is shown as it is. */
+    void (*display)(const char *url, char *out, size_t size);
 
     /* Opens a connection to target. A writer creates (opts->create) and
      * migrates the schema; a reader only checks it. Nothing is written to a
@@ -40,7 +52,11 @@ typedef struct td_backend {
     void (*close)(td_conn *conn);
 
     /* --- writer only --- */
-    int (*begin)(td_conn *conn);  /* takes the write lock, waiting up to the busy timeout */
+    int (*begin)(td_conn *conn); /* takes the write lock, waiting up to the busy timeout */
+    /* Optional: begin, then the head position and the audit link of the
+     * event at the head (zeros if none), read under the write lock, in as
+     * few round trips as the backend can. NULL: begin, head, hash_before. */
+    int (*begin_at_head)(td_conn *conn, int64_t *head, uint8_t last_hash[32]);
     int (*commit)(td_conn *conn); /* durable when it returns 0, unless pipelined: */
     /* With opts->pipelined_commits, commit only writes its log, and this
      * makes everything committed before the call durable. Called from
@@ -85,7 +101,9 @@ typedef struct td_backend {
 
     /* The worst failure of the database itself seen on conn since the last
      * call, and clears it: TD_ECORRUPT (the file is damaged), TD_EIO (the
-     * disk failed), TD_ENOSPC (the disk is full), or 0. A unit's own return
+     * disk failed, or a commit's outcome is unknown), TD_ENOSPC (the disk
+     * is full), TD_EUNAVAILABLE (the connection to a database server was
+     * lost and nothing of the transaction committed), or 0. A unit's own return
      * codes say nothing about the database (a handler may report a network
      * failure as TD_EIO); this does. why (may be NULL) gets its message. */
     int (*take_fault)(td_conn *conn, char *why, size_t why_size);
@@ -99,11 +117,33 @@ typedef struct td_backend {
      * has no such locks (an in-memory database). */
     int (*lock)(const char *target, const char *name, td_lock **out);
     void (*unlock)(td_lock *lock); /* accepts NULL */
+    /* Optional: 0 while lock is still held, TD_EBUSY once it is not (its
+     * holder's session with a server ended). NULL: a lock is held until
+     * unlock (a kernel's lock). */
+    int (*lock_check)(td_lock *lock);
+
+    /* Optional: wake-ups pushed by the database. watch_open opens a
+     * connection that is told of every commit (of any process) with the
+     * head it reached; watch_wait waits on it up to timeout_ms, or until
+     * wake_fd is readable: 1 with *head when told of a commit (the highest
+     * head among those told), 0 when nothing came, < 0 when the connection
+     * is lost (close it and open another). NULL: the store polls. */
+    int (*watch_open)(td_conn **out, const char *target, const td_store_options *opts);
+    int (*watch_wait)(td_conn *conn, int wake_fd, int timeout_ms, int64_t *head);
 
     /* Deletes the store at target, which nothing has open any more. */
     int (*destroy)(const char *target);
 } td_backend;
 
 extern const td_backend td_sqlite_backend;
+extern const td_backend td_pg_backend;
+
+/* Every backend this build has, in the order URLs are offered to them
+ * (backends.c); NULL-terminated. */
+extern const td_backend *const td_backends[];
+
+/* The backend that claims url, and its target (store.c reports URLs none
+ * claims, naming the forms each takes). */
+int td_backend__find(const char *url, const td_backend **backend, const char **target);
 
 #endif

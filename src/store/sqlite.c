@@ -833,9 +833,32 @@ static int sq_check(td_conn *conn)
     return error;
 }
 
+/* sqlite:PATH, sqlite://PATH, or a plain PATH without a scheme (a colon
+ * after letters: another backend's scheme, or an unknown one). */
+static int sq_claim(const char *url, const char **target)
+{
+    size_t scheme =
+        strspn(url, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-");
+    bool has_scheme = scheme > 0 && url[scheme] == ':' &&
+                      ((url[0] >= 'a' && url[0] <= 'z') || (url[0] >= 'A' && url[0] <= 'Z'));
+    if (has_scheme && !(scheme == 6 && strncmp(url, "sqlite", 6) == 0))
+        return 0;
+    *target = url;
+    if (has_scheme) {
+        *target = url + 7;
+        if (strncmp(*target, "//", 2) == 0)
+            *target += 2;
+    }
+    if ((*target)[0] == '\0')
+        return td_error__set(TD_EINVAL, "store URL '%s' names no file", url);
+    return 1;
+}
+
 const td_backend td_sqlite_backend = {
     .version = TD_BACKEND_VERSION,
     .name = "sqlite",
+    .url_help = "sqlite:PATH (or a plain PATH without a colon)",
+    .claim = sq_claim,
     .open = td_sqlite__open,
     .close = td_sqlite__close,
     .begin = sq_begin,

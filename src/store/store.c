@@ -8,15 +8,18 @@
  *
  * Change watching: the writer reports every durable commit here, which
  * raises watch_head and wakes td_store_wait() callers at once. Commits by
- * other processes are found by asking the backend for its head every
- * poll_interval_ms while someone waits.
+ * other processes are pushed by backends that can (PostgreSQL's
+ * LISTEN/NOTIFY, through a watch thread started by the first wait), and
+ * otherwise, or while that connection is down, found by asking the backend
+ * for its head every poll_interval_ms while someone waits.
  */
-#include <ctype.h>
 #include <errno.h>
+#include <poll.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/alloc.h"
 #include "core/error.h"
@@ -25,32 +28,6 @@
 #include "tidings/audit.h"
 
 /* ---- opening ----------------------------------------------------------- */
-
-static int parse_url(const td_backend **backend, const char **target, const char *url)
-{
-    if (url == NULL || url[0] == '\0')
-        return td_error__set(TD_EINVAL, "missing store URL");
-    if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0)
-        return td_error__set(TD_EINVAL, "this build has no PostgreSQL backend yet: '%s'", url);
-    size_t scheme =
-        strspn(url, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-");
-    if (scheme > 0 && url[scheme] == ':' && isalpha((unsigned char)url[0]) &&
-        !(scheme == 6 && strncmp(url, "sqlite", 6) == 0))
-        return td_error__set(TD_EINVAL,
-                             "unknown store scheme '%.*s' in '%s': this build knows sqlite:PATH "
-                             "(or a plain PATH without a colon)",
-                             (int)scheme, url, url);
-    *backend = &td_sqlite_backend;
-    *target = url;
-    if (strncmp(url, "sqlite:", 7) == 0) {
-        *target = url + 7;
-        if (strncmp(*target, "//", 2) == 0)
-            *target += 2;
-    }
-    if ((*target)[0] == '\0')
-        return td_error__set(TD_EINVAL, "store URL '%s' names no file", url);
-    return 0;
-}
 
 /* Version 2 ended with writer_nice: a caller built against it passes a
  * shorter struct, so only that much of it is read. */
@@ -168,7 +145,7 @@ int td_store_open(td_store **out, const char *url, const td_store_options *opts)
 
     if (out == NULL)
         return td_error__set(TD_EINVAL, "td_store_open: out is NULL");
-    if ((error = parse_url(&backend, &target, url)) < 0)
+    if ((error = td_backend__find(url, &backend, &target)) < 0)
         return error;
     td_store *store = td_calloc(1, sizeof *store);
     if (store == NULL)
@@ -181,8 +158,14 @@ int td_store_open(td_store **out, const char *url, const td_store_options *opts)
     pthread_cond_init(&store->watch_cond, &attr);
     pthread_condattr_destroy(&attr);
     store->backend = backend;
+    store->watch_wake[0] = store->watch_wake[1] = -1;
     if ((error = resolve_options(&store->opts, opts)) == 0) {
-        store->url = td_strdup(url);
+        char shown[1024];
+        if (backend->display)
+            backend->display(url, shown, sizeof shown);
+        else
+            snprintf(shown, sizeof shown, "%s", url);
+        store->url = td_strdup(shown);
         store->target = td_strdup(target);
         error = store->url && store->target ? 0 : td_error__oom();
     }
@@ -208,10 +191,13 @@ int td_store_destroy(td_store *store)
     return error;
 }
 
+static void stop_watch(td_store *store);
+
 void td_store_free(td_store *store)
 {
     if (store == NULL)
         return;
+    stop_watch(store);
     td_writer__stop(store->writer);
     td_readers__free(store->readers);
     pthread_cond_destroy(&store->watch_cond);
@@ -714,22 +700,129 @@ int64_t td_store_known_head(td_store *store)
     return head;
 }
 
+/* ---- commits pushed by the database ------------------------------------------- */
+
+/* Sleeps ms, or less when woken to stop. */
+static void watch_pause(td_store *store, int ms)
+{
+    struct pollfd p = {.fd = store->watch_wake[0], .events = POLLIN};
+    (void)poll(&p, 1, ms);
+}
+
+static bool watch_stopping(td_store *store)
+{
+    pthread_mutex_lock(&store->watch_lock);
+    bool stop = store->watch_stopping;
+    pthread_mutex_unlock(&store->watch_lock);
+    return stop;
+}
+
+static void set_live(td_store *store, bool live)
+{
+    pthread_mutex_lock(&store->watch_lock);
+    store->watch_live = live;
+    pthread_cond_broadcast(&store->watch_cond); /* waiters go back to polling, or stop */
+    pthread_mutex_unlock(&store->watch_lock);
+}
+
+/* The watch thread: keeps a connection the database tells of every
+ * commit, connecting again with backoff when it is lost. Commits made
+ * while it had none are found by asking for the head once it has one. */
+static void *watch_main(void *arg)
+{
+    td_store *store = arg;
+    td_conn *conn = NULL;
+    int delay_ms = 50;
+    td_thread__name("td-watch", NULL);
+    while (!watch_stopping(store)) {
+        int64_t head = 0;
+        if (conn == NULL) {
+            if (store->backend->watch_open(&conn, store->target, &store->opts) < 0) {
+                conn = NULL;
+                watch_pause(store, delay_ms);
+                delay_ms = delay_ms * 2 > 2000 ? 2000 : delay_ms * 2;
+                continue;
+            }
+            delay_ms = 50;
+            if (td_store_head(store, &head) == 0)
+                raise_head(store, head);
+            set_live(store, true);
+        }
+        int rc = store->backend->watch_wait(conn, store->watch_wake[0], 5000, &head);
+        if (rc > 0)
+            raise_head(store, head);
+        else if (rc < 0) {
+            set_live(store, false);
+            store->backend->close(conn);
+            conn = NULL;
+        }
+    }
+    if (conn)
+        store->backend->close(conn);
+    set_live(store, false);
+    return NULL;
+}
+
+/* Starts the watch thread, once, for a backend that pushes commits;
+ * watch_lock held. Without one (or if it cannot start) waits poll. */
+static void start_watch(td_store *store)
+{
+    if (store->watch_started || store->backend->watch_open == NULL || store->watch_stopping)
+        return;
+    if (pipe(store->watch_wake) != 0) {
+        store->watch_wake[0] = store->watch_wake[1] = -1;
+        return;
+    }
+    if (pthread_create(&store->watch_thread, NULL, watch_main, store) != 0) {
+        close(store->watch_wake[0]);
+        close(store->watch_wake[1]);
+        store->watch_wake[0] = store->watch_wake[1] = -1;
+        return;
+    }
+    store->watch_started = true;
+}
+
+static void stop_watch(td_store *store)
+{
+    pthread_mutex_lock(&store->watch_lock);
+    bool started = store->watch_started;
+    store->watch_stopping = true;
+    pthread_mutex_unlock(&store->watch_lock);
+    if (!started)
+        return;
+    ssize_t n = write(store->watch_wake[1], "x", 1);
+    (void)n; /* a full pipe wakes it as well */
+    pthread_join(store->watch_thread, NULL);
+    close(store->watch_wake[0]);
+    close(store->watch_wake[1]);
+}
+
 int td_store_wait(td_store *store, int64_t after_position, int timeout_ms, int64_t *head)
 {
     TD_REQUIRE(store);
     struct timespec deadline = after_ms(timeout_ms < 0 ? 0 : timeout_ms);
+    pthread_mutex_lock(&store->watch_lock);
+    start_watch(store);
+    pthread_mutex_unlock(&store->watch_lock);
     /* Asks the database only if this process knows of nothing newer: the
      * answer is then at hand without a query. */
     int error = td_store_known_head(store) > after_position ? 0 : poll_head(store);
     pthread_mutex_lock(&store->watch_lock);
     while (error == 0 && store->watch_head <= after_position) {
-        int64_t left = timeout_ms < 0 ? store->opts.poll_interval_ms : ms_until(&deadline);
+        bool pushed = store->watch_live; /* commits are told: nothing to poll */
+        int64_t left = timeout_ms < 0 ? INT64_MAX : ms_until(&deadline);
         if (left <= 0)
             break;
-        if (left > store->opts.poll_interval_ms)
+        if (!pushed && left > store->opts.poll_interval_ms)
             left = store->opts.poll_interval_ms;
-        struct timespec slice = after_ms((int)left);
-        if (pthread_cond_timedwait(&store->watch_cond, &store->watch_lock, &slice) == ETIMEDOUT) {
+        int rc = 0;
+        if (left == INT64_MAX) {
+            pthread_cond_wait(&store->watch_cond, &store->watch_lock);
+        } else {
+            struct timespec slice = after_ms((int)(left > INT32_MAX ? INT32_MAX : left));
+            rc = pthread_cond_timedwait(&store->watch_cond, &store->watch_lock, &slice);
+        }
+        if (rc == ETIMEDOUT && !pushed) {
             pthread_mutex_unlock(&store->watch_lock);
             error = poll_head(store);
             pthread_mutex_lock(&store->watch_lock);

@@ -24,8 +24,8 @@ typedef struct td_readers td_readers;
 
 struct td_store {
     const td_backend *backend;
-    char *url;
-    char *target; /* the backend's part of the URL */
+    char *url;    /* as it may be shown: a password in it as "***" */
+    char *target; /* the backend's part of the URL as given */
     td_store_options opts;
     td_writer *writer; /* NULL when read-only */
     td_readers *readers;
@@ -52,6 +52,12 @@ struct td_store {
     pthread_mutex_t watch_lock;
     pthread_cond_t watch_cond;
     int64_t watch_head; /* highest position known committed */
+    /* Commits pushed by the database (backend watch_open), under watch_lock:
+     * a thread started by the first wait keeps a watch connection; while it
+     * is live, waits do not poll. */
+    bool watch_started, watch_live, watch_stopping;
+    pthread_t watch_thread;
+    int watch_wake[2]; /* a pipe that wakes the watch thread to stop */
 
     /* A read-only handle's own record of corruption met by a read (a
      * writable one keeps it in its writer, which then refuses writes);

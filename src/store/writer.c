@@ -70,7 +70,16 @@
  * syncer counts it durable in its turn and answers its callers with their
  * TD_ENOSPC; a round holding only such batches needs no sync.
  *
- * Locking: `lock` guards the queues, `stopping`, `fatal`, `full` and the
+ * A lost connection to a database server (PostgreSQL: TD_EUNAVAILABLE,
+ * noted by the backend) is like a full disk: the batch's units fail with
+ * it, nothing of them committed, and the next batch connects again. A
+ * COMMIT whose answer was lost is resolved by the backend before it
+ * returns: committed (the batch succeeds), not committed (TD_EUNAVAILABLE),
+ * or unknown, the one case that stops writes (TD_EIO, naming the
+ * transaction), since retrying could apply it twice and giving up could
+ * lose an acknowledged one.
+ *
+ * Locking: `lock` guards the queues, `stopping`, `fatal`, `trouble` and the
  * positions in flight. Units live on their callers' stacks; the writer and the syncer
  * touch a unit only until it is marked done under the lock.
  */
@@ -118,9 +127,11 @@ struct td_writer {
     int fatal; /* 0, or the code of the failure that stopped writes (TD_EIO, TD_ECORRUPT) */
     char fatal_message[MESSAGE_MAX];
     td_time fatal_since;
-    _Atomic bool full; /* the last batch failed for lack of space (until one commits) */
-    td_time full_since;
-    char full_message[MESSAGE_MAX];
+    /* TD_STORE_FULL: the last batch failed for lack of space; TD_STORE_UNAVAILABLE: it
+     * could not reach the database server (until one commits); 0 otherwise */
+    _Atomic int trouble;
+    td_time trouble_since;
+    char trouble_message[MESSAGE_MAX];
     int64_t head;          /* the head position inside the current transaction */
     uint8_t last_hash[32]; /* the audit link of the event at head */
     td_writer_stats stats; /* under lock */
@@ -191,35 +202,42 @@ void td_writer__fail(td_writer *w, int code, const char *why)
     enter_failed_state(w, code, why);
 }
 
-/* A batch failed for lack of space; says so once per spell. */
-static void note_full(td_writer *w, const char *why)
+/* A batch failed for lack of space, or for want of the database server;
+ * says so once per spell. */
+static void note_trouble(td_writer *w, int state, const char *why)
 {
     pthread_mutex_lock(&w->lock);
-    bool first = !w->full;
+    bool first = w->trouble != state;
     if (first) {
-        w->full = true;
-        w->full_since = td_time_now();
+        w->trouble = state;
+        w->trouble_since = td_time_now();
     }
-    snprintf(w->full_message, sizeof w->full_message, "%s", why);
+    snprintf(w->trouble_message, sizeof w->trouble_message, "%s", why);
     pthread_mutex_unlock(&w->lock);
-    if (first)
+    if (first && state == TD_STORE_FULL)
         td_log__emit(TD_LOG_WARN, NULL, NULL,
                      "store %s: the disk is full; writes fail with TD_ENOSPC and are tried "
                      "again as they come (%s)",
                      td_store_url(w->store), why);
+    else if (first)
+        td_log__emit(TD_LOG_WARN, NULL, NULL,
+                     "store %s: the database server cannot be reached; writes fail with "
+                     "TD_EUNAVAILABLE and are tried again as they come (%s)",
+                     td_store_url(w->store), why);
 }
 
-/* A batch committed: if the disk was full, it is not any more. Only the
- * writer sets `full`, so it may look without the lock first. */
+/* A batch committed: if the disk was full or the server gone, they are
+ * not any more. Only the writer sets `trouble`, so it may look without the
+ * lock first. */
 static void note_committed(td_writer *w)
 {
-    if (!atomic_load_explicit(&w->full, memory_order_relaxed))
+    if (atomic_load_explicit(&w->trouble, memory_order_relaxed) == 0)
         return;
     pthread_mutex_lock(&w->lock);
-    bool was_full = w->full;
-    w->full = false;
+    int was = w->trouble;
+    w->trouble = 0;
     pthread_mutex_unlock(&w->lock);
-    if (was_full)
+    if (was)
         td_log__emit(TD_LOG_WARN, NULL, NULL, "store %s: writes succeed again",
                      td_store_url(w->store));
 }
@@ -241,20 +259,23 @@ static void abort_batch(td_writer *w, unit *batch, int code)
     td_error__set(code, "%s", why);
     fail_pending(batch, code);
     if (code == TD_ENOSPC)
-        note_full(w, why);
+        note_trouble(w, TD_STORE_FULL, why);
+    else if (code == TD_EUNAVAILABLE)
+        note_trouble(w, TD_STORE_UNAVAILABLE, why);
     else if (code == TD_EIO || code == TD_ECORRUPT)
         enter_failed_state(w, code, why);
 }
 
 /* What the database reported while a unit ran, even if the unit carried
- * on (inside td_txn_try, say): corruption or a full disk ends the batch,
- * and then this returns that code with its message set. A failed read
- * (TD_EIO) inside a unit does not: real disk trouble shows at the commit. */
+ * on (inside td_txn_try, say): corruption, a full disk or a lost
+ * connection to the server ends the batch, and then this returns that code
+ * with its message set. A failed read (TD_EIO) inside a unit does not: real
+ * disk trouble shows at the commit. */
 static int unit_fault(td_writer *w)
 {
     char why[MESSAGE_MAX];
     int fault = w->backend->take_fault(w->conn, why, sizeof why);
-    if (fault != TD_ECORRUPT && fault != TD_ENOSPC)
+    if (fault != TD_ECORRUPT && fault != TD_ENOSPC && fault != TD_EUNAVAILABLE)
         return 0;
     return td_error__set(fault, "%s", why);
 }
@@ -358,9 +379,12 @@ int64_t td_writer__visible_through(td_writer *w)
 static void run_batch(td_writer *w, unit *batch, batch_stats *st)
 {
     int error;
-    if ((error = w->backend->begin(w->conn)) < 0 ||
-        (error = w->backend->head(w->conn, &w->head)) < 0 ||
-        (error = w->backend->hash_before(w->conn, INT64_MAX, w->last_hash)) < 0) {
+    if (w->backend->begin_at_head)
+        error = w->backend->begin_at_head(w->conn, &w->head, w->last_hash);
+    else if ((error = w->backend->begin(w->conn)) == 0 &&
+             (error = w->backend->head(w->conn, &w->head)) == 0)
+        error = w->backend->hash_before(w->conn, INT64_MAX, w->last_hash);
+    if (error < 0) {
         abort_batch(w, batch, error);
         return;
     }
@@ -624,11 +648,11 @@ void td_writer__health(td_writer *w, td_store_health *out)
         out->code = w->fatal;
         out->since = w->fatal_since;
         copy_message(out->message, sizeof out->message, w->fatal_message);
-    } else if (w->full) {
-        out->state = TD_STORE_FULL;
-        out->code = TD_ENOSPC;
-        out->since = w->full_since;
-        copy_message(out->message, sizeof out->message, w->full_message);
+    } else if (w->trouble) {
+        out->state = (td_store_state)w->trouble;
+        out->code = w->trouble == TD_STORE_FULL ? TD_ENOSPC : TD_EUNAVAILABLE;
+        out->since = w->trouble_since;
+        copy_message(out->message, sizeof out->message, w->trouble_message);
     }
     pthread_mutex_unlock(&w->lock);
 }

@@ -28,8 +28,56 @@ const char *tt_backend(void)
     return b && b[0] ? b : "sqlite";
 }
 
+bool tt_postgres(void)
+{
+    return strcmp(tt_backend(), "postgres") == 0;
+}
+
+const char *tt_pg_server_url(void)
+{
+    static char url[1024];
+    const char *given = getenv("TD_TEST_PG_URL");
+    if (given && given[0])
+        return given;
+    const char *state = getenv("TD_TEST_PG_STATE");
+    FILE *f = state ? fopen(state, "r") : NULL;
+    char line[1100];
+    url[0] = '\0';
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "url=", 4) == 0) {
+            snprintf(url, sizeof url, "%s", line + 4);
+            url[strcspn(url, "\n")] = '\0';
+        }
+    if (f)
+        fclose(f);
+    if (url[0] == '\0')
+        fail_msg("no PostgreSQL server for the tests: set TD_TEST_PG_URL, or TD_TEST_PG_STATE "
+                 "to the state file of scripts/start-postgres.sh");
+    return url;
+}
+
+char *tt_pg_schema_url(const char *name)
+{
+    static int counter;
+    char schema[64];
+    int n = snprintf(schema, sizeof schema, "t%ld_%d_", (long)getpid(), counter++);
+    for (size_t i = 0; name[i] && n < (int)sizeof schema - 1; i++) {
+        char c = name[i];
+        schema[n++] = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ? c
+                      : c >= 'A' && c <= 'Z'                           ? (char)(c - 'A' + 'a')
+                                                                       : '_';
+    }
+    schema[n] = '\0';
+    char *url = malloc(2048);
+    assert_non_null(url);
+    snprintf(url, 2048, "%s?options=-csearch_path%%3D%s", tt_pg_server_url(), schema);
+    return url;
+}
+
 char *tt_store_url(const char *dir, const char *name)
 {
+    if (tt_postgres())
+        return tt_pg_schema_url(name);
     char *url = malloc(4096);
     assert_non_null(url);
     if (strcmp(tt_backend(), "sqlite") != 0 && strcmp(tt_backend(), "sqlite-pipelined") != 0)

@@ -7,6 +7,7 @@
 #define TD_TEST_SUPPORT_H
 
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -42,8 +43,18 @@ void tt_rmdir(char *dir); /* frees dir */
  * Caller frees. */
 char *tt_store_url(const char *dir, const char *name);
 
-/* The backend under test: "sqlite" unless TD_TEST_STORE says otherwise. */
+/* The backend under test: "sqlite" unless TD_TEST_STORE says otherwise
+ * ("sqlite-pipelined", "postgres"). */
 const char *tt_backend(void);
+
+/* Whether the backend under test is PostgreSQL. Its stores live each in a
+ * schema of their own on the server scripts/start-postgres.sh started
+ * (TD_TEST_PG_STATE names its state file; TD_TEST_PG_URL overrides it). */
+bool tt_postgres(void);
+const char *tt_pg_server_url(void);
+/* The URL of a new store in a schema of its own named after name. Caller
+ * frees. */
+char *tt_pg_schema_url(const char *name);
 
 /* A fresh store in a fresh temporary folder, for one test (one at a time);
  * tt_fixture_free frees the store and removes the folder. tt_fixture_url is

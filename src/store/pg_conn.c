@@ -1,0 +1,457 @@
+/*
+ * pg_conn.c: the PostgreSQL backend's connections: connecting, running
+ * statements with a client-side deadline, turning the server's errors into
+ * TD_E… codes, reconnecting, and the URL forms the backend claims.
+ *
+ * Every statement goes through libpq's asynchronous calls on a nonblocking
+ * connection and waits for its answer with poll(2) up to a deadline, so a
+ * server that hangs (stopped, or a network cut that TCP has not noticed)
+ * costs a bounded wait, not a thread forever: past the deadline the
+ * connection is dropped and the call fails with TD_EUNAVAILABLE. A lost
+ * connection is noted as a fault (take_fault), so the writer fails the
+ * batch without stopping writes; the next call outside a transaction
+ * connects again (td_pg__ensure, with backoff).
+ *
+ * Errors by SQLSTATE: 23505 unique → TD_EEXISTS; other 23 → TD_EINVAL;
+ * 22 → TD_EINVAL; 55P03, 40001, 40P01, 57014 → TD_EBUSY; 53100 disk full →
+ * TD_ENOSPC (noted); 53200 → TD_ENOMEM; 54 → TD_ETOOBIG; 58 → TD_EIO
+ * (noted); XX001, XX002 → TD_ECORRUPT (noted); 08, 57P01..57P03, 53300 and
+ * a connection libpq finds broken → TD_EUNAVAILABLE (noted).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "core/error.h"
+#include "store/pg_int.h"
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int td_pg__deadline_ms(const td_conn *conn)
+{
+    return 2 * conn->busy_timeout_ms + 1000;
+}
+
+/* ---- faults and errors ------------------------------------------------------ */
+
+static int severity(int code)
+{
+    return code == TD_ECORRUPT       ? 4
+           : code == TD_EIO          ? 3
+           : code == TD_ENOSPC       ? 2
+           : code == TD_EUNAVAILABLE ? 1
+                                     : 0;
+}
+
+void td_pg__note_fault(td_conn *conn, int code)
+{
+    if (conn && severity(code) > severity(conn->fault)) {
+        conn->fault = code;
+        td_error__copy(conn->fault_message, sizeof conn->fault_message);
+    }
+}
+
+/* The server's message on one line: libpq's hints after a newline and a
+ * tab are joined with a space; the trailing newline goes. */
+static void trimmed(char *out, size_t size, const char *text)
+{
+    size_t n = 0;
+    for (const char *p = text ? text : ""; *p && n + 1 < size; p++) {
+        if (*p == '\n' || *p == '\t') {
+            if (n > 0 && out[n - 1] != ' ')
+                out[n++] = ' ';
+            continue;
+        }
+        out[n++] = *p;
+    }
+    while (n > 0 && out[n - 1] == ' ')
+        n--;
+    out[n] = '\0';
+}
+
+static int code_of(const char *state)
+{
+    if (state == NULL || strlen(state) != 5)
+        return TD_ERROR;
+    if (strcmp(state, "23505") == 0)
+        return TD_EEXISTS;
+    if (strncmp(state, "23", 2) == 0 || strncmp(state, "22", 2) == 0)
+        return TD_EINVAL;
+    if (strcmp(state, "55P03") == 0 || strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
+        strcmp(state, "57014") == 0)
+        return TD_EBUSY;
+    if (strcmp(state, "53100") == 0)
+        return TD_ENOSPC;
+    if (strcmp(state, "53200") == 0)
+        return TD_ENOMEM;
+    if (strcmp(state, "53300") == 0 || strncmp(state, "08", 2) == 0 ||
+        strcmp(state, "57P01") == 0 || strcmp(state, "57P02") == 0 || strcmp(state, "57P03") == 0)
+        return TD_EUNAVAILABLE;
+    if (strncmp(state, "54", 2) == 0)
+        return TD_ETOOBIG;
+    if (strncmp(state, "58", 2) == 0)
+        return TD_EIO;
+    if (strcmp(state, "XX001") == 0 || strcmp(state, "XX002") == 0)
+        return TD_ECORRUPT;
+    return TD_ERROR;
+}
+
+int td_pg__error(td_conn *conn, const PGresult *res, const char *what)
+{
+    char why[400];
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    bool lost = conn->pg == NULL || PQstatus(conn->pg) == CONNECTION_BAD;
+    int code = lost && state == NULL ? TD_EUNAVAILABLE : code_of(state);
+    if (primary)
+        trimmed(why, sizeof why, primary);
+    else if (res && PQresultErrorMessage(res)[0])
+        trimmed(why, sizeof why, PQresultErrorMessage(res));
+    else
+        trimmed(why, sizeof why, conn->pg ? PQerrorMessage(conn->pg) : "the connection is lost");
+    if (code == TD_EUNAVAILABLE)
+        td_error__set(code, "%s: the database server cannot be reached (%s)", what, why);
+    else if (code == TD_ENOSPC)
+        td_error__set(code, "%s: the disk is full (%s)", what, why);
+    else
+        td_error__set(code, "%s: %s", what, why);
+    if (code == TD_EUNAVAILABLE || code == TD_ENOSPC || code == TD_EIO || code == TD_ECORRUPT)
+        td_pg__note_fault(conn, code);
+    if (code == TD_EUNAVAILABLE)
+        td_pg__drop(conn); /* whatever state it was in, it is gone */
+    return code;
+}
+
+/* ---- connecting ---------------------------------------------------------------- */
+
+PGconn *td_pg__connectdb(const char *target, int busy_timeout_ms)
+{
+    char connect_timeout[16];
+    int seconds = (busy_timeout_ms + 999) / 1000;
+    snprintf(connect_timeout, sizeof connect_timeout, "%d",
+             seconds < 2    ? 2
+             : seconds > 10 ? 10
+                            : seconds);
+    /* Ours first: the URL's own parameters, expanded from dbname, override. */
+    const char *const keys[] = {"connect_timeout",  "keepalives",
+                                "keepalives_idle",  "keepalives_interval",
+                                "keepalives_count", "tcp_user_timeout",
+                                "application_name", "client_encoding",
+                                "dbname",           NULL};
+    const char *const values[] = {connect_timeout, "1",       "5",    "2",    "3",
+                                  "10000",         "tidings", "UTF8", target, NULL};
+    return PQconnectdbParams(keys, values, 1);
+}
+
+void td_pg__drop(td_conn *conn)
+{
+    if (conn->pg)
+        PQfinish(conn->pg);
+    conn->pg = NULL;
+    conn->in_txn = false;
+    memset(conn->prepared, 0, sizeof conn->prepared);
+    memset(conn->read_prepared, 0, sizeof conn->read_prepared);
+}
+
+int td_pg__connect(td_conn *conn)
+{
+    char why[400], sql[160], shown[300];
+    td_pg__drop(conn);
+    conn->pg = td_pg__connectdb(conn->target, conn->busy_timeout_ms);
+    if (conn->pg == NULL)
+        return td_error__oom();
+    if (PQstatus(conn->pg) != CONNECTION_OK) {
+        trimmed(why, sizeof why, PQerrorMessage(conn->pg));
+        td_pg__drop(conn);
+        td_pg__display(conn->target, shown, sizeof shown);
+        td_error__set(TD_EUNAVAILABLE, "cannot connect to the PostgreSQL server of %s: %s", shown,
+                      why);
+        td_pg__note_fault(conn, TD_EUNAVAILABLE);
+        return TD_EUNAVAILABLE;
+    }
+    const char *encoding = PQparameterStatus(conn->pg, "server_encoding");
+    if (encoding == NULL || strcmp(encoding, "UTF8") != 0) {
+        td_pg__drop(conn);
+        return td_error__set(TD_EINVAL,
+                             "the database's encoding is %s: a tidings store needs UTF8 (CREATE "
+                             "DATABASE … ENCODING 'UTF8')",
+                             encoding ? encoding : "unknown");
+    }
+    if (PQsetnonblocking(conn->pg, 1) != 0) {
+        td_pg__drop(conn);
+        return td_error__set(TD_ERROR, "cannot make the connection nonblocking");
+    }
+    /* Acknowledged means durable, whatever the server's default; a lock
+     * (the store's write lock, another process's rows) is waited for as
+     * long as SQLite's busy timeout. */
+    snprintf(sql, sizeof sql,
+             "SET synchronous_commit = on; SET lock_timeout = %d; SET client_min_messages = "
+             "warning",
+             conn->busy_timeout_ms);
+    return td_pg__exec(conn, sql, "setting up the connection", td_pg__deadline_ms(conn), NULL);
+}
+
+int td_pg__ensure(td_conn *conn, int wait_ms)
+{
+    if (conn->pg && PQstatus(conn->pg) == CONNECTION_OK)
+        return 0;
+    if (conn->in_txn)
+        return td_error__set(TD_EUNAVAILABLE, "the connection was lost inside a transaction");
+    int64_t until = now_ms() + wait_ms;
+    int delay_ms = 50, error;
+    while ((error = td_pg__connect(conn)) == TD_EUNAVAILABLE && now_ms() + delay_ms < until) {
+        usleep((useconds_t)delay_ms * 1000);
+        delay_ms = delay_ms * 2 > 1000 ? 1000 : delay_ms * 2;
+    }
+    if (error == 0 && conn->store_oid == 0)
+        error = td_pg__identify_store(conn);
+    return error;
+}
+
+/* ---- running statements ------------------------------------------------------------ */
+
+/* Waits until the socket is ready for events or the deadline (0: none)
+ * passes: 1 ready, 0 timed out, < 0 failed. */
+static int wait_socket(PGconn *pg, short events, int64_t deadline)
+{
+    struct pollfd p = {.fd = PQsocket(pg), .events = events};
+    if (p.fd < 0)
+        return -1;
+    for (;;) {
+        int timeout = -1;
+        if (deadline) {
+            int64_t left = deadline - now_ms();
+            if (left <= 0)
+                return 0;
+            timeout = left > 1000000 ? 1000000 : (int)left;
+        }
+        int n = poll(&p, 1, timeout);
+        if (n > 0)
+            return 1;
+        if (n == 0)
+            return 0;
+        if (errno != EINTR)
+            return -1;
+    }
+}
+
+static int hung(td_conn *conn, const char *what, int timeout_ms)
+{
+    td_pg__drop(conn);
+    td_error__set(TD_EUNAVAILABLE,
+                  "%s: no answer from the database server within %d ms (it is hung or the "
+                  "network is cut); the connection is dropped",
+                  what, timeout_ms);
+    td_pg__note_fault(conn, TD_EUNAVAILABLE);
+    return TD_EUNAVAILABLE;
+}
+
+int td_pg__finish(td_conn *conn, int timeout_ms, const char *what, PGresult **out)
+{
+    int64_t deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
+    PGresult *failed = NULL, *last = NULL;
+    PGconn *pg = conn->pg;
+    int flushed;
+    if (out)
+        *out = NULL;
+    while ((flushed = PQflush(pg)) == 1) {
+        int ready = wait_socket(pg, POLLOUT | POLLIN, deadline);
+        if (ready == 0)
+            return hung(conn, what, timeout_ms);
+        if (ready < 0 || !PQconsumeInput(pg))
+            return td_pg__error(conn, NULL, what);
+    }
+    if (flushed < 0)
+        return td_pg__error(conn, NULL, what);
+    for (;;) {
+        while (PQisBusy(pg)) {
+            int ready = wait_socket(pg, POLLIN, deadline);
+            if (ready == 0) {
+                PQclear(failed);
+                PQclear(last);
+                return hung(conn, what, timeout_ms);
+            }
+            if (ready < 0 || !PQconsumeInput(pg))
+                break; /* PQgetResult reports the broken connection */
+        }
+        PGresult *res = PQgetResult(pg);
+        if (res == NULL)
+            break;
+        ExecStatusType st = PQresultStatus(res);
+        if ((st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE) && failed == NULL) {
+            failed = res;
+        } else if (failed == NULL) {
+            PQclear(last);
+            last = res;
+        } else {
+            PQclear(res);
+        }
+        if (PQstatus(pg) == CONNECTION_BAD)
+            break;
+    }
+    if (failed || (last == NULL && PQstatus(pg) == CONNECTION_BAD)) {
+        int code = td_pg__error(conn, failed, what);
+        PQclear(failed);
+        PQclear(last);
+        return code;
+    }
+    if (out)
+        *out = last;
+    else
+        PQclear(last);
+    return 0;
+}
+
+static int sent(td_conn *conn, int ok, const char *what, int timeout_ms, PGresult **out)
+{
+    if (!ok)
+        return td_pg__error(conn, NULL, what);
+    return td_pg__finish(conn, timeout_ms, what, out);
+}
+
+static int lost(td_conn *conn, const char *what)
+{
+    td_error__set(TD_EUNAVAILABLE, "%s: the connection to the database server is lost", what);
+    td_pg__note_fault(conn, TD_EUNAVAILABLE);
+    return TD_EUNAVAILABLE;
+}
+
+int td_pg__exec(td_conn *conn, const char *sql, const char *what, int timeout_ms, PGresult **out)
+{
+    if (conn->pg == NULL)
+        return lost(conn, what);
+    return sent(conn, PQsendQuery(conn->pg, sql), what, timeout_ms, out);
+}
+
+int td_pg__query(td_conn *conn, const char *sql, int count, const char *const *values, bool binary,
+                 const char *what, int timeout_ms, PGresult **out)
+{
+    if (conn->pg == NULL)
+        return lost(conn, what);
+    return sent(conn,
+                PQsendQueryParams(conn->pg, sql, count, NULL, values, NULL, NULL, binary ? 1 : 0),
+                what, timeout_ms, out);
+}
+
+int td_pg__prepared(td_conn *conn, bool *prepared, const char *name, const char *sql, int count,
+                    const char *const *values, const int *lengths, const int *formats,
+                    const char *what, PGresult **out)
+{
+    int error;
+    if (conn->pg == NULL)
+        return lost(conn, what);
+    if (!*prepared) {
+        error = sent(conn, PQsendPrepare(conn->pg, name, sql, count, NULL), "preparing a statement",
+                     td_pg__deadline_ms(conn), NULL);
+        if (error < 0)
+            return error;
+        *prepared = true;
+    }
+    return sent(conn, PQsendQueryPrepared(conn->pg, name, count, values, lengths, formats, 1), what,
+                td_pg__deadline_ms(conn), out);
+}
+
+/* ---- binary values -------------------------------------------------------------------- */
+
+int64_t td_pg__int8(const PGresult *res, int row, int col)
+{
+    const unsigned char *v = (const unsigned char *)PQgetvalue(res, row, col);
+    if (PQgetisnull(res, row, col) || PQgetlength(res, row, col) != 8)
+        return 0;
+    uint64_t x = 0;
+    for (int i = 0; i < 8; i++)
+        x = x << 8 | v[i];
+    return (int64_t)x;
+}
+
+int32_t td_pg__int4(const PGresult *res, int row, int col)
+{
+    const unsigned char *v = (const unsigned char *)PQgetvalue(res, row, col);
+    if (PQgetisnull(res, row, col) || PQgetlength(res, row, col) != 4)
+        return 0;
+    return (int32_t)((uint32_t)v[0] << 24 | (uint32_t)v[1] << 16 | (uint32_t)v[2] << 8 | v[3]);
+}
+
+/* ---- URLs ------------------------------------------------------------------------------ */
+
+/* Whether url looks like libpq's keyword form: it starts with a libpq
+ * keyword and '=' (a path rarely does; such a file is named sqlite:PATH). */
+static bool keyword_form(const char *url)
+{
+    size_t n = strspn(url, "abcdefghijklmnopqrstuvwxyz_");
+    if (n == 0 || url[n] != '=')
+        return false;
+    PQconninfoOption *defaults = PQconndefaults();
+    bool known = false;
+    for (PQconninfoOption *o = defaults; o && o->keyword && !known; o++)
+        known = strlen(o->keyword) == n && strncmp(o->keyword, url, n) == 0;
+    PQconninfoFree(defaults);
+    return known;
+}
+
+int td_pg__claim(const char *url, const char **target)
+{
+    bool uri = strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0;
+    if (!uri && !keyword_form(url))
+        return 0;
+    char *why = NULL;
+    PQconninfoOption *parsed = PQconninfoParse(url, &why);
+    if (parsed == NULL) {
+        char text[300];
+        trimmed(text, sizeof text, why ? why : "out of memory");
+        PQfreemem(why);
+        return td_error__set(TD_EINVAL, "bad PostgreSQL store URL: %s", text);
+    }
+    PQconninfoFree(parsed);
+    *target = url;
+    return 1;
+}
+
+/* Copies url with the password of a URI (user:PASSWORD@) and of a
+ * password=VALUE parameter replaced by "***". */
+void td_pg__display(const char *url, char *out, size_t size)
+{
+    size_t n = 0;
+    const char *p = url;
+    const char *scheme_end = strstr(url, "://");
+    const char *at = scheme_end ? strchr(scheme_end + 3, '@') : NULL;
+    const char *slash = scheme_end ? strchr(scheme_end + 3, '/') : NULL;
+    if (at && (!slash || at < slash)) {
+        const char *colon = memchr(scheme_end + 3, ':', (size_t)(at - scheme_end - 3));
+        if (colon) {
+            n = (size_t)snprintf(out, size, "%.*s:***", (int)(colon - url), url);
+            p = at;
+        }
+    }
+    while (*p && n + 1 < size) {
+        if (strncmp(p, "password=", 9) == 0 &&
+            (p == url || p[-1] == ' ' || p[-1] == '?' || p[-1] == '&')) {
+            n += (size_t)snprintf(out + n, size - n, "password=***");
+            p += 9;
+            if (*p == '\'') {
+                for (p++; *p && *p != '\''; p++)
+                    if (*p == '\\' && p[1])
+                        p++;
+                if (*p)
+                    p++;
+            } else {
+                p += strcspn(p, " &");
+            }
+            continue;
+        }
+        out[n++] = *p++;
+    }
+    if (n >= size)
+        n = size - 1;
+    out[n] = '\0';
+}
