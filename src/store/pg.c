@@ -118,6 +118,16 @@ static int64_t monotonic_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Forgets a lost connection noted as the fault of a batch that is begun
+ * again (its units never ran). */
+static int take_lost_fault(td_conn *conn)
+{
+    int fault = conn->fault;
+    if (fault == TD_EUNAVAILABLE)
+        conn->fault = 0;
+    return fault;
+}
+
 /* BEGIN, the store's write lock, the transaction's id and, when asked, the
  * head and its audit link: one round trip. Each statement of a simple query
  * takes its own snapshot (READ COMMITTED), so the last one reads the head
@@ -165,14 +175,29 @@ static int begin_locked(td_conn *conn, int64_t *head, uint8_t last_hash[32])
     return error;
 }
 
+/* A connection the server ended while it was idle (a restart,
+ * pg_terminate_backend) is found only by the next statement: the BEGIN.
+ * Nothing of the batch has run then, so it provably did not commit, and it
+ * is begun once more on a new connection instead of failing its units. */
+static int begin_again(td_conn *conn, int64_t *head, uint8_t last_hash[32])
+{
+    bool was_connected = conn->pg != NULL;
+    int error = begin_locked(conn, head, last_hash);
+    if (error == TD_EUNAVAILABLE && was_connected) {
+        (void)take_lost_fault(conn);
+        error = begin_locked(conn, head, last_hash);
+    }
+    return error;
+}
+
 static int pg_begin(td_conn *conn)
 {
-    return begin_locked(conn, NULL, NULL);
+    return begin_again(conn, NULL, NULL);
 }
 
 static int pg_begin_at_head(td_conn *conn, int64_t *head, uint8_t last_hash[32])
 {
-    return begin_locked(conn, head, last_hash);
+    return begin_again(conn, head, last_hash);
 }
 
 /* After a COMMIT whose answer was lost: what became of the transaction,

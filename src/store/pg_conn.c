@@ -153,14 +153,26 @@ PGconn *td_pg__connectdb(const char *target, int busy_timeout_ms)
     return PQconnectdbParams(keys, values, 1);
 }
 
+/* in_txn stays as it was: a connection lost inside a transaction took the
+ * transaction with it, and every statement of it until its ROLLBACK or
+ * COMMIT must fail, not run on a new connection outside any transaction
+ * (which would commit part of a unit). */
 void td_pg__drop(td_conn *conn)
 {
     if (conn->pg)
         PQfinish(conn->pg);
     conn->pg = NULL;
-    conn->in_txn = false;
     memset(conn->prepared, 0, sizeof conn->prepared);
     memset(conn->read_prepared, 0, sizeof conn->read_prepared);
+}
+
+/* The server's notices (and the FATAL it sends before ending an idle
+ * connection) are not printed on the application's stderr: what matters of
+ * them comes back as errors of the calls. */
+static void quiet_notices(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
 }
 
 int td_pg__connect(td_conn *conn)
@@ -187,6 +199,7 @@ int td_pg__connect(td_conn *conn)
                              "DATABASE … ENCODING 'UTF8')",
                              encoding ? encoding : "unknown");
     }
+    PQsetNoticeProcessor(conn->pg, quiet_notices, NULL);
     if (PQsetnonblocking(conn->pg, 1) != 0) {
         td_pg__drop(conn);
         return td_error__set(TD_ERROR, "cannot make the connection nonblocking");

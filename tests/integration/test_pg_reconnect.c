@@ -1,0 +1,192 @@
+/*
+ * test_pg_reconnect.c: the PostgreSQL backend when the server ends its
+ * connections (pg_terminate_backend, as a server restart or an operator
+ * would). Each test's store has an application_name of its own, so only
+ * its connections are ended, not those of other tests on the server.
+ *
+ *   - after its connections were ended, the store's next write connects
+ *     again and succeeds: a batch that failed before anything of it ran
+ *     is tried again, since it provably did not commit;
+ *   - a unit whose connection is ended half way is reported failed
+ *     (TD_EUNAVAILABLE), nothing of it is stored, the store says it is
+ *     unavailable, and the next write succeeds and clears that;
+ *   - a waiter whose LISTEN connection was ended still learns of commits
+ *     (polling while it connects again, then notified again);
+ *   - readers reconnect too.
+ */
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "support.h"
+
+/* The store's URL, its connections named `app`. */
+static char *store_url(const char *name, char *app, size_t app_size)
+{
+    char *base = tt_pg_schema_url(name);
+    snprintf(app, app_size, "td_rc_%ld_%s", (long)getpid(), name);
+    char *url = malloc(strlen(base) + strlen(app) + 32);
+    assert_non_null(url);
+    sprintf(url, "%s&application_name=%s", base, app);
+    free(base);
+    return url; /* freed by the test */
+}
+
+/* Ends every connection named app; how many. */
+static int terminate(const char *app)
+{
+    PGconn *pg = PQconnectdb(tt_pg_server_url());
+    assert_int_equal(PQstatus(pg), CONNECTION_OK);
+    const char *values[1] = {app};
+    PGresult *res = PQexecParams(pg,
+                                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                 "WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                                 1, NULL, values, NULL, NULL, 0);
+    assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+    int n = atoi(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    PQfinish(pg);
+    return n;
+}
+
+/* Connections named app the server still has. */
+static int connections(const char *app)
+{
+    PGconn *pg = PQconnectdb(tt_pg_server_url());
+    assert_int_equal(PQstatus(pg), CONNECTION_OK);
+    const char *values[1] = {app};
+    PGresult *res = PQexecParams(pg,
+                                 "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                                 "$1 AND pid <> pg_backend_pid()",
+                                 1, NULL, values, NULL, NULL, 0);
+    int n = atoi(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    PQfinish(pg);
+    return n;
+}
+
+static int64_t stream_events(td_store *store, const char *stream)
+{
+    td_read_query q = TD_READ_QUERY_INIT;
+    q.stream = stream;
+    return tt_count(store, &q);
+}
+
+static void test_writes_go_on_after_the_connection_ends(void **state)
+{
+    (void)state;
+    char app[64];
+    char *url = store_url("after", app, sizeof app);
+    td_store *store = tt_open(url);
+    tt_append(store, "order-1", "Placed", 1);
+    assert_true(terminate(app) >= 1);
+    /* Nothing of the next batch reached the server before it found the
+     * connection gone: tried again on a new one, and it succeeds. */
+    assert_int_equal(tt_append(store, "order-1", "Paid", 2), 2);
+    td_store_health h;
+    td_store_health_get(store, &h);
+    assert_int_equal(h.state, TD_STORE_OK);
+    /* Readers' connections were ended too: they connect again. */
+    assert_int_equal(stream_events(store, "order-1"), 2);
+    assert_true(terminate(app) >= 1);
+    assert_int_equal(stream_events(store, "order-1"), 2);
+    int64_t head = 0;
+    assert_td_ok(td_store_head(store, &head));
+    assert_int_equal(head, 2);
+    td_store_free(store);
+    free(url);
+}
+
+typedef struct cut_unit {
+    const char *app;
+    int runs;
+} cut_unit;
+
+/* Appends, then has the server end the writer's connection, then appends
+ * again: the second append (or the commit) finds it gone. */
+static int cut_half_way(td_txn *txn, void *payload)
+{
+    cut_unit *c = payload;
+    c->runs++;
+    td_event a = tt_event("First", "{}"), b = tt_event("Second", "{}");
+    int error = td_txn_append(txn, "cut-1", TD_EXPECT_ANY, &a, 1);
+    if (error < 0)
+        return error;
+    if (terminate(c->app) < 1)
+        return TD_ERROR; /* nothing to terminate: the test fails on the code */
+    return td_txn_append(txn, "cut-1", TD_EXPECT_ANY, &b, 1);
+}
+
+static void test_a_unit_cut_half_way_fails_whole(void **state)
+{
+    (void)state;
+    char app[64];
+    char *url = store_url("cut", app, sizeof app);
+    td_store *store = tt_open(url);
+    tt_append(store, "order-1", "Placed", 1);
+    cut_unit c = {.app = app};
+    int error = td_transact(store, cut_half_way, &c);
+    if (error != TD_EUNAVAILABLE)
+        fail_msg("the cut unit returned %d: %s", error, td_error_last());
+    assert_int_equal(c.runs, 1); /* reported, not run again behind the caller's back */
+    assert_non_null(strstr(td_error_last(), "server"));
+    td_store_health h;
+    td_store_health_get(store, &h);
+    assert_int_equal(h.state, TD_STORE_UNAVAILABLE);
+    assert_int_equal(h.code, TD_EUNAVAILABLE);
+    /* Nothing of it is there, and positions go on from the last commit. */
+    assert_int_equal(stream_events(store, "cut-1"), 0);
+    assert_int_equal(tt_append(store, "order-1", "Paid", 2), 2);
+    td_store_health_get(store, &h);
+    assert_int_equal(h.state, TD_STORE_OK);
+    assert_td_ok(td_store_check(store));
+    td_store_free(store);
+    free(url);
+}
+
+static void test_waiters_hear_of_commits_after_the_connection_ends(void **state)
+{
+    (void)state;
+    char app[64];
+    char *url = store_url("watch", app, sizeof app);
+    td_store *watcher = tt_open(url);
+    td_store *writer = tt_open(url);
+    int64_t head = 0;
+    /* The first wait starts the LISTEN connection. */
+    assert_int_equal(td_store_wait(watcher, 0, 50, &head), 0);
+    tt_append(writer, "order-1", "Placed", 1);
+    assert_td_ok(td_store_wait(watcher, 0, 10000, &head));
+    assert_int_equal(head, 1);
+    for (int round = 2; round <= 4; round++) {
+        assert_true(terminate(app) >= 1);
+        tt_append(writer, "order-1", "Again", round);
+        assert_td_ok(td_store_wait(watcher, round - 1, 10000, &head));
+        assert_int_equal(head, round);
+    }
+    /* And the watch connection is back (LISTEN again, not polling for
+     * good): within a few seconds the server has it. */
+    int before = connections(app);
+    for (int i = 0; i < 100 && connections(app) < 2; i++)
+        usleep(50 * 1000);
+    assert_true(connections(app) >= 2 || before >= 2);
+    td_store_free(writer);
+    td_store_free(watcher);
+    free(url);
+}
+
+int main(void)
+{
+    if (!tt_postgres()) {
+        print_message("PostgreSQL only (TD_TEST_STORE=postgres)\n");
+        return 0;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_writes_go_on_after_the_connection_ends),
+        cmocka_unit_test(test_a_unit_cut_half_way_fails_whole),
+        cmocka_unit_test(test_waiters_hear_of_commits_after_the_connection_ends),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
