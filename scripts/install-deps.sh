@@ -12,6 +12,8 @@ packages=(
   libcurl4-openssl-dev
   libmicrohttpd-dev
   libsodium-dev
+  libpq-dev
+  postgresql
   curl
   jq
   python3

@@ -12,18 +12,29 @@
 #   lines: <n>        stdout has exactly n lines
 #   events: <n>       events in the store afterwards (counts what was written)
 # Every case gets a fresh store, created with `tidings init`, in its own
-# folder ($CASE_DIR, also the working directory).
+# folder ($CASE_DIR, also the working directory). With TD_TEST_STORE=postgres
+# that store is a schema of its own on the test server (TD_TEST_PG_URL, or
+# the url= line of the state file TD_TEST_PG_STATE): every case runs against
+# PostgreSQL, and those naming sqlite: stores go across the two backends.
 set -u
 tidings=$1
 cases=$2
 passed=0
 failed=0
+pg_url=
+if [ "${TD_TEST_STORE:-sqlite}" = postgres ]; then
+  pg_url=${TD_TEST_PG_URL:-$(sed -n 's/^url=//p' "${TD_TEST_PG_STATE:-/nonexistent}" 2>/dev/null)}
+  [ -n "$pg_url" ] || { echo "no PostgreSQL server: set TD_TEST_PG_URL or TD_TEST_PG_STATE" >&2; exit 1; }
+fi
+case_number=0
 
 run_case() {
   local file=$1 dir out err code want_exit="" want_lines="" want_events="" input=""
   local -a outs=() errs=() setups=()
   dir=$(mktemp -d)
   export CASE_DIR=$dir TIDINGS_DB="sqlite:$dir/store.db"
+  case_number=$((case_number + 1))
+  [ -z "$pg_url" ] || TIDINGS_DB="$pg_url?options=-csearch_path%3Dcli_$$_$case_number"
   local run=""
   while IFS= read -r line || [ -n "$line" ]; do
     case "$line" in

@@ -8,7 +8,9 @@ tidings=$1
 script=$2
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-export TIDINGS_DB="sqlite:$dir/store.db"
+. "$(dirname "$0")/../support/store_url.sh"
+TIDINGS_DB=$(store_url "$dir" store) || exit 1
+export TIDINGS_DB
 fail() { echo "FAIL: $*"; echo "0 passed, 1 failed"; exit 1; }
 
 "$tidings" init >/dev/null || fail init
@@ -28,8 +30,13 @@ python3 "$script" "$dir/edited.jsonl" >/dev/null && fail "an export with edited 
 sed '3s/\\"n\\":3/\\"n\\":33/' "$dir/export.jsonl" >"$dir/raw.jsonl" # the hashed bytes
 cmp -s "$dir/raw.jsonl" "$dir/export.jsonl" && fail "the raw edit did not apply"
 python3 "$script" "$dir/raw.jsonl" >/dev/null && fail "an export with edited raw bytes verifies"
-sqlite3 "$dir/store.db" "DROP TRIGGER events_no_update;
-  UPDATE events SET data = '{\"n\":30}' WHERE position = 3;" || fail "tampering"
+if [ "$td_test_store" = postgres ]; then
+  psql_store "$TIDINGS_DB" "ALTER TABLE events DISABLE TRIGGER events_append_only;
+    UPDATE events SET data = '{\"n\":30}' WHERE position = 3;" || fail "tampering"
+else
+  sqlite3 "$dir/store.db" "DROP TRIGGER events_no_update;
+    UPDATE events SET data = '{\"n\":30}' WHERE position = 3;" || fail "tampering"
+fi
 out=$("$tidings" audit verify)
 [ $? = 1 ] || fail "verify of a tampered store did not fail"
 case "$out" in *"position 3"*) ;; *) fail "wrong report: $out" ;; esac

@@ -5,7 +5,9 @@ set -u
 tidings=$1
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-export TIDINGS_DB="sqlite:$dir/store.db"
+. "$(dirname "$0")/../support/store_url.sh"
+TIDINGS_DB=$(store_url "$dir" store) || exit 1
+export TIDINGS_DB
 fail() { echo "FAIL: $*"; echo "0 passed, 1 failed"; exit 1; }
 
 "$tidings" init >/dev/null || fail "init"
