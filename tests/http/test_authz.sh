@@ -12,7 +12,8 @@ shop=$2
 matrix=$3
 . "$(dirname "$0")/shop_lib.sh"
 
-db="sqlite:$dir/data/tidings.db"
+. "$(dirname "$0")/../support/store_url.sh"
+db=$(store_url "$dir/data" tidings) || exit 1
 mkdir -p "$dir/data"
 serve "$dir/data" "$db" --auth-limit 1000
 [ -n "$key" ] || fail "no admin key in DATA/admin.key"

@@ -23,6 +23,7 @@
 
 static const char *shop_binary;
 static char *dir;
+static char store_url[4300]; /* the shop's store: SQLite in DATA, or a PostgreSQL schema */
 static pid_t server;
 static char base[64];
 static char admin_key[128];     /* DATA/admin.key, made on the first start */
@@ -41,8 +42,8 @@ static void start_server(void)
     if (server == 0) {
         dup2(fds[1], 1);
         close(fds[0]);
-        execl(shop_binary, shop_binary, "serve", "--listen", "127.0.0.1:0", "--data", data,
-              "--payment-timeout", "400", "--log-level", "error", (char *)NULL);
+        execl(shop_binary, shop_binary, "serve", "--listen", "127.0.0.1:0", "--data", data, "--db",
+              store_url, "--payment-timeout", "400", "--log-level", "error", (char *)NULL);
         _exit(127);
     }
     close(fds[1]);
@@ -271,6 +272,13 @@ static int setup(void **state)
 {
     (void)state;
     dir = tt_tmpdir();
+    if (tt_postgres()) {
+        char *url = tt_pg_schema_url("http");
+        snprintf(store_url, sizeof store_url, "%s", url);
+        free(url);
+    } else {
+        snprintf(store_url, sizeof store_url, "sqlite:%s/data/tidings.db", dir);
+    }
     start_server();
     make_catalog();
     return 0;
@@ -287,9 +295,7 @@ static int teardown(void **state)
 /* The running server's store, opened as another process would. */
 static td_store *server_store(void)
 {
-    char url[4300];
-    snprintf(url, sizeof url, "sqlite:%s/data/tidings.db", dir);
-    return tt_open(url);
+    return tt_open(store_url);
 }
 
 /* Writes the payments lease as another live holder's, until `until`. */

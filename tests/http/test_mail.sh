@@ -13,7 +13,9 @@ here=$3
 
 name="Zoë Ångström-Łukasiewicz de la Fontaine-Müller, Σοφία 山田"
 mkdir -p "$dir/data"
-serve "$dir/data" "sqlite:$dir/data/tidings.db"
+. "$(dirname "$0")/../support/store_url.sh"
+db=$(store_url "$dir/data" tidings) || exit 1
+serve "$dir/data" "$db"
 json() { api -s -H 'Content-Type: application/json' "$@"; }
 product=$(json "$url/products" \
   -d '{"name":"Crème brûlée pen «deluxe»","price":123456,"currency":"EUR","stock":10}' |

@@ -11,6 +11,7 @@
 tidings=$1
 shop=$2
 . "$(dirname "$0")/shop_lib.sh"
+. "$(dirname "$0")/../support/store_url.sh"
 
 # until_cancelled ORDER: waits for the saga to end a schema-1 order.
 until_cancelled() {
@@ -23,7 +24,7 @@ until_cancelled() {
 envelopes() { "$tidings" --db "$1" events | jq -c '{position, id, stream, version, type, occurred_at, correlation_id}'; }
 
 src="sqlite:$dir/data/tidings.db"
-dst="sqlite:$dir/new.db"
+dst=$(store_url "$dir" new) || exit 1 # TD_TEST_STORE=postgres: SQLite into PostgreSQL
 mkdir -p "$dir/data" "$dir/new"
 o1=018f0000-0000-7000-8000-000000000001
 o2=018f0000-0000-7000-8000-000000000002
@@ -101,6 +102,30 @@ kept=$(envelopes "$dst")
 "$shop" migrate --data "$dir/data" --to "$dst" >/dev/null 2>&1
 [ $? = 3 ] || fail "a non-empty target was not refused with exit 3"
 [ "$(envelopes "$dst")" = "$kept" ] || fail "the refused target changed"
+
+if [ "$td_test_store" = postgres ]; then
+  # And back: the PostgreSQL copy into a new SQLite store, everything kept.
+  back="sqlite:$dir/back.db"
+  mkdir -p "$dir/back"
+  cp "$dir/data/master.key" "$dir/back/master.key"
+  out=$("$shop" migrate --db "$dst" --data "$dir/back" --to "$back") || fail "migrate back: $out"
+  [ "$(envelopes "$dst")" = "$(envelopes "$back")" ] || fail "the way back changed envelopes"
+  [ "$("$tidings" --db "$dst" export | jq -c 'del(.occurred_at)' | sha256sum)" = \
+    "$("$tidings" --db "$back" export | jq -c 'del(.occurred_at)' | sha256sum)" ] ||
+    fail "the way back changed events"
+  [ "$(docs "$dst")" = "$(docs "$back")" ] || fail "the way back lost documents"
+  "$tidings" --db "$back" audit verify >/dev/null || fail "the way back's chain does not verify"
+  # tidings export/import across the backends: SQLite into PostgreSQL.
+  imported=$(store_url "$dir" imported)
+  "$tidings" --db "$src" export --output "$dir/src.jsonl" || fail "export"
+  "$tidings" --db "$imported" init >/dev/null || fail "init the import target"
+  "$tidings" --db "$imported" import "$dir/src.jsonl" >/dev/null || fail "import into PostgreSQL"
+  [ "$("$tidings" --db "$imported" export)" = "$(cat "$dir/src.jsonl")" ] ||
+    fail "the import into PostgreSQL differs from its export"
+  "$tidings" --db "$imported" audit verify >/dev/null || fail "the import's chain does not verify"
+  echo ok
+  exit 0
+fi
 
 # A disk that fills half way through the copy (strace makes every write
 # after the 120th fail with ENOSPC): exit 1, and the target it had created
