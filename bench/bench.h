@@ -24,5 +24,7 @@ int bench_store(void);
 int bench_dispatch(void);
 /* bench_open.c */
 int bench_open(void);
+/* bench_pg.c: on the server TIDINGS_BENCH_PG_URL names (skipped without) */
+int bench_pg(void);
 
 #endif

@@ -2,8 +2,9 @@
  * bench_main.c: `tidings-bench`, run by `make bench`. Prints one line per
  * figure ("name: value unit") and the ratios against the raw baselines
  * measured in the same run. Set TIDINGS_BENCH_DIR to pick the file system.
- * `tidings-bench store`, `tidings-bench dispatch` or `tidings-bench open`
- * runs one part.
+ * `tidings-bench store`, `tidings-bench dispatch`, `tidings-bench open` or
+ * `tidings-bench postgres` runs one part; the last needs a server
+ * (TIDINGS_BENCH_PG_URL, which `make bench` sets to a private one).
  */
 #include <stdio.h>
 #include <string.h>
@@ -19,6 +20,8 @@ int main(int argc, char **argv)
     if ((!only || strcmp(only, "dispatch") == 0) && bench_dispatch() < 0)
         return 1;
     if ((!only || strcmp(only, "open") == 0) && bench_open() < 0)
+        return 1;
+    if ((!only || strcmp(only, "postgres") == 0) && bench_pg() < 0)
         return 1;
     return 0;
 }

@@ -118,6 +118,13 @@ static int64_t monotonic_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Drops the savepoint commands queued (COMMIT and ROLLBACK make them moot). */
+static void drop_pending(td_conn *conn)
+{
+    conn->pending_len = 0;
+    conn->pending[0] = '\0';
+}
+
 /* Forgets a lost connection noted as the fault of a batch that is begun
  * again (its units never ran). */
 static int take_lost_fault(td_conn *conn)
@@ -146,6 +153,7 @@ static int begin_locked(td_conn *conn, int64_t *head, uint8_t last_hash[32])
              head ? ", (SELECT coalesce(max(position), 0) FROM events), "
                     "(SELECT hash FROM events ORDER BY position DESC LIMIT 1)"
                   : "");
+    drop_pending(conn);
     conn->in_txn = true;
     conn->notify_head = 0;
     conn->xid[0] = '\0';
@@ -255,6 +263,7 @@ static int pg_commit(td_conn *conn)
     else
         snprintf(sql, sizeof sql, "COMMIT");
     bool was_lost = conn->pg == NULL;
+    drop_pending(conn); /* COMMIT releases every savepoint */
     int error = td_pg__exec(conn, sql, "commit failed", td_pg__deadline_ms(conn), &res);
     bool committed = error == 0 && res && strcmp(PQcmdStatus(res), "COMMIT") == 0;
     PQclear(res);
@@ -284,6 +293,7 @@ static int pg_commit(td_conn *conn)
 
 static void pg_rollback(td_conn *conn)
 {
+    drop_pending(conn);
     if (conn->pg && conn->in_txn)
         (void)td_pg__exec(conn, "ROLLBACK", "rolling back", td_pg__deadline_ms(conn), NULL);
     conn->in_txn = false;
@@ -302,18 +312,48 @@ static int simple(td_conn *conn, const char *sql, const char *what)
     return td_pg__exec(conn, sql, what, td_pg__deadline_ms(conn), NULL);
 }
 
+/* Savepoints cost no round trips of their own: SAVEPOINT and RELEASE are
+ * queued (conn->pending) and sent in front of the transaction's next
+ * statement, in the order they were asked for, so the server runs exactly
+ * the same commands (a unit that wrote nothing sends none at all: its
+ * queued SAVEPOINT is taken back). COMMIT and ROLLBACK drop what is queued:
+ * COMMIT releases every savepoint, ROLLBACK undoes them all. A statement
+ * that fails fails the transaction as before; only a failing RELEASE would
+ * show at the next statement rather than at once, and then the whole
+ * transaction fails, so nothing is reported committed that was not. */
+#define SAVEPOINT_SQL "SAVEPOINT unit;"
+
+/* Takes back a SAVEPOINT still queued last: nothing ran inside it. */
+static bool take_back_savepoint(td_conn *conn)
+{
+    size_t n = strlen(SAVEPOINT_SQL);
+    if (conn->pending_len < n || strcmp(conn->pending + conn->pending_len - n, SAVEPOINT_SQL) != 0)
+        return false;
+    conn->pending_len -= n;
+    conn->pending[conn->pending_len] = '\0';
+    return true;
+}
+
 static int pg_savepoint(td_conn *conn)
 {
-    return simple(conn, "SAVEPOINT unit", "savepoint");
+    if (!conn->in_txn || conn->pg == NULL)
+        return simple(conn, "SAVEPOINT unit", "savepoint");
+    return td_pg__defer(conn, SAVEPOINT_SQL);
 }
 
 static int pg_release(td_conn *conn)
 {
-    return simple(conn, "RELEASE unit", "releasing savepoint");
+    if (!conn->in_txn || conn->pg == NULL)
+        return simple(conn, "RELEASE unit", "releasing savepoint");
+    if (take_back_savepoint(conn))
+        return 0;
+    return td_pg__defer(conn, "RELEASE unit;");
 }
 
 static int pg_rollback_to(td_conn *conn)
 {
+    if (conn->in_txn && conn->pg && take_back_savepoint(conn))
+        return 0;
     return simple(conn, "ROLLBACK TO unit; RELEASE unit", "rolling back unit");
 }
 
@@ -607,7 +647,28 @@ static int pg_hash_before(td_conn *conn, int64_t position, uint8_t out[32])
 static int pg_stream_version(td_conn *conn, const char *stream, int64_t *out)
 {
     const char *values[1] = {stream};
-    return single_int(conn, PG_STREAM_VERSION, 1, values, "reading stream version", out);
+    if (!conn->in_txn || conn->pg == NULL || conn->pending_len == 0)
+        return single_int(conn, PG_STREAM_VERSION, 1, values, "reading stream version", out);
+    /* Savepoint commands are queued (an append's first read in a unit):
+     * one simple query carries them and the read. */
+    char *literal = PQescapeLiteral(conn->pg, stream, strlen(stream));
+    if (literal == NULL)
+        return td_error__oom();
+    size_t size = strlen(literal) + 96;
+    char *sql = td_malloc(size);
+    if (sql == NULL) {
+        PQfreemem(literal);
+        return td_error__oom();
+    }
+    snprintf(sql, size, "SELECT coalesce(max(version), 0) FROM events WHERE stream = %s", literal);
+    PQfreemem(literal);
+    PGresult *res = NULL;
+    int error = td_pg__exec(conn, sql, "reading stream version", td_pg__deadline_ms(conn), &res);
+    td_free(sql);
+    if (error == 0)
+        *out = res && PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+    PQclear(res);
+    return error;
 }
 
 /* ---- documents ------------------------------------------------------------ */

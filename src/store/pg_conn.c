@@ -162,6 +162,8 @@ void td_pg__drop(td_conn *conn)
     if (conn->pg)
         PQfinish(conn->pg);
     conn->pg = NULL;
+    conn->pending_len = 0;
+    conn->pending[0] = '\0';
     memset(conn->prepared, 0, sizeof conn->prepared);
     memset(conn->read_prepared, 0, sizeof conn->read_prepared);
 }
@@ -339,11 +341,49 @@ static int lost(td_conn *conn, const char *what)
     return TD_EUNAVAILABLE;
 }
 
+int td_pg__flush(td_conn *conn)
+{
+    if (conn->pending_len == 0)
+        return 0;
+    if (conn->pg == NULL)
+        return lost(conn, "savepoint");
+    char sql[sizeof conn->pending];
+    memcpy(sql, conn->pending, conn->pending_len + 1);
+    conn->pending_len = 0;
+    conn->pending[0] = '\0';
+    return sent(conn, PQsendQuery(conn->pg, sql), "savepoint", td_pg__deadline_ms(conn), NULL);
+}
+
+int td_pg__defer(td_conn *conn, const char *sql)
+{
+    size_t n = strlen(sql);
+    if (conn->pending_len + n + 1 > sizeof conn->pending) {
+        int error = td_pg__flush(conn);
+        if (error < 0)
+            return error;
+    }
+    memcpy(conn->pending + conn->pending_len, sql, n + 1);
+    conn->pending_len += n;
+    return 0;
+}
+
 int td_pg__exec(td_conn *conn, const char *sql, const char *what, int timeout_ms, PGresult **out)
 {
     if (conn->pg == NULL)
         return lost(conn, what);
-    return sent(conn, PQsendQuery(conn->pg, sql), what, timeout_ms, out);
+    if (conn->pending_len == 0)
+        return sent(conn, PQsendQuery(conn->pg, sql), what, timeout_ms, out);
+    size_t n = strlen(sql);
+    char *both = td_malloc(conn->pending_len + n + 1);
+    if (both == NULL)
+        return td_error__oom();
+    memcpy(both, conn->pending, conn->pending_len);
+    memcpy(both + conn->pending_len, sql, n + 1);
+    conn->pending_len = 0;
+    conn->pending[0] = '\0';
+    int ok = PQsendQuery(conn->pg, both);
+    td_free(both);
+    return sent(conn, ok, what, timeout_ms, out);
 }
 
 int td_pg__query(td_conn *conn, const char *sql, int count, const char *const *values, bool binary,
@@ -351,6 +391,9 @@ int td_pg__query(td_conn *conn, const char *sql, int count, const char *const *v
 {
     if (conn->pg == NULL)
         return lost(conn, what);
+    int error = td_pg__flush(conn);
+    if (error < 0)
+        return error;
     return sent(conn,
                 PQsendQueryParams(conn->pg, sql, count, NULL, values, NULL, NULL, binary ? 1 : 0),
                 what, timeout_ms, out);
@@ -363,6 +406,8 @@ int td_pg__prepared(td_conn *conn, bool *prepared, const char *name, const char 
     int error;
     if (conn->pg == NULL)
         return lost(conn, what);
+    if ((error = td_pg__flush(conn)) < 0)
+        return error;
     if (!*prepared) {
         error = sent(conn, PQsendPrepare(conn->pg, name, sql, count, NULL), "preparing a statement",
                      td_pg__deadline_ms(conn), NULL);

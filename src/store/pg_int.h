@@ -58,6 +58,12 @@ struct td_conn {
     /* The store: the events table's oid names its locks and channel. */
     unsigned int store_oid;
     char channel[40];
+    /* Savepoint commands of the open transaction not sent yet ("SAVEPOINT
+     * unit;", "RELEASE unit;"): they go in front of the next simple query,
+     * or on their own before any other statement, so that a unit costs no
+     * round trips of its own for them (pg.c). */
+    char pending[256];
+    size_t pending_len;
     bool prepared[PG_STMT_COUNT];
     bool read_prepared[PG_READ_VARIANTS];
     /* The worst failure of the database itself since take_fault last looked. */
@@ -89,7 +95,14 @@ int td_pg__deadline_ms(const td_conn *conn);
  * (message set, fault noted); what names the operation in messages. */
 int td_pg__finish(td_conn *conn, int timeout_ms, const char *what, PGresult **out);
 
-/* Runs sql (one or more statements, no parameters) and checks it ran:
+/* Queues sql (a savepoint command with its ';') to run before the next
+ * statement on conn; sends what is queued first when it is full. */
+int td_pg__defer(td_conn *conn, const char *sql);
+/* Sends what is queued, if anything. */
+int td_pg__flush(td_conn *conn);
+
+/* Runs sql (one or more statements, no parameters), behind what is
+ * queued (td_pg__defer) in the same round trip, and checks it ran:
  * 0, or the code of the first failure. Text results, if any, in *out (may
  * be NULL). */
 int td_pg__exec(td_conn *conn, const char *sql, const char *what, int timeout_ms, PGresult **out);
