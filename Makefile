@@ -75,8 +75,9 @@ test-tsan: build-tsan
 	@cd $(TSAN) && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 	  ctest -L threaded --output-on-failure -j $(JOBS)
 
+# tidings-bench's PostgreSQL figures run on a private server it starts.
 bench: build
-	@$(BUILD)/bench/tidings-bench
+	@bash bench/with_postgres.sh $(BUILD)/bench/tidings-bench
 	@bash bench/shop_load.sh $(BUILD)
 	@bash bench/shop_memory.sh $(BUILD)
 	@bash bench/shop_overload.sh $(BUILD)
