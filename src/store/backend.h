@@ -20,8 +20,9 @@
 #include "tidings/store.h"
 
 /* 2: url_help, claim, display, begin_at_head, watch_open, watch_wait,
- * lock_check, and TD_EUNAVAILABLE as a fault (take_fault). */
-#define TD_BACKEND_VERSION 2
+ * lock_check, and TD_EUNAVAILABLE as a fault (take_fault).
+ * 3: insert_batch. */
+#define TD_BACKEND_VERSION 3
 
 typedef struct td_conn td_conn;
 typedef struct td_lock td_lock;
@@ -69,6 +70,11 @@ typedef struct td_backend {
     int (*rollback_to)(td_conn *conn); /* undoes and ends the innermost savepoint */
     /* Stores a complete event: every field set, source resolved. */
     int (*insert)(td_conn *conn, const td_event *event);
+    /* Optional: insert for each of count events, in order, as one call
+     * (a server backend sends them in one round trip); the first failure's
+     * code, and then none of them may be kept by the caller's savepoint.
+     * NULL: insert one at a time. */
+    int (*insert_batch)(td_conn *conn, const td_event *events, size_t count);
     int (*doc_put)(td_conn *conn, const char *collection, const char *key, const char *json,
                    size_t len, td_time now);
     int (*doc_delete)(td_conn *conn, const char *collection, const char *key);

@@ -359,40 +359,71 @@ static int pg_rollback_to(td_conn *conn)
 
 /* ---- events --------------------------------------------------------------- */
 
+/* The INSERT's parameters for one event: text, but data, metadata and the
+ * hash in binary (text in binary format is its bytes; the hash is 32 raw
+ * bytes). */
+typedef struct insert_params {
+    char position[24], version[24], schema[16], kind[8], occurred[24], id[TD_UUID_STR_LEN + 1];
+    const char *values[15];
+    int lengths[15], formats[15];
+} insert_params;
+
+static void make_params(insert_params *p, const td_event *ev)
+{
+    int_text(p->position, sizeof p->position, ev->position);
+    int_text(p->version, sizeof p->version, ev->version);
+    snprintf(p->schema, sizeof p->schema, "%d", ev->schema_version);
+    snprintf(p->kind, sizeof p->kind, "%d", (int)ev->kind);
+    int_text(p->occurred, sizeof p->occurred, ev->occurred_at);
+    td_uuid_format(p->id, &ev->id);
+    const char *values[15] = {
+        p->position,      p->id,           ev->stream,   p->version,  ev->type,
+        p->schema,        p->kind,         ev->source,   p->occurred, ev->correlation_id,
+        ev->causation_id, ev->traceparent, ev->metadata, ev->data,    (const char *)ev->hash};
+    memcpy(p->values, values, sizeof values);
+    memset(p->lengths, 0, sizeof p->lengths);
+    memset(p->formats, 0, sizeof p->formats);
+    p->lengths[12] = (int)ev->metadata_len;
+    p->lengths[13] = (int)ev->data_len;
+    p->lengths[14] = 32;
+    p->formats[12] = p->formats[13] = p->formats[14] = 1;
+}
+
 static int pg_insert(td_conn *conn, const td_event *ev)
 {
-    char position[24], version[24], schema[16], kind[8], occurred[24], id[TD_UUID_STR_LEN + 1];
-    int_text(position, sizeof position, ev->position);
-    int_text(version, sizeof version, ev->version);
-    snprintf(schema, sizeof schema, "%d", ev->schema_version);
-    snprintf(kind, sizeof kind, "%d", (int)ev->kind);
-    int_text(occurred, sizeof occurred, ev->occurred_at);
-    td_uuid_format(id, &ev->id);
-    /* Data and metadata go as they were written, with their lengths: text
-     * in binary format is its bytes. The hash is 32 raw bytes. */
-    const char *values[15] = {position,
-                              id,
-                              ev->stream,
-                              version,
-                              ev->type,
-                              schema,
-                              kind,
-                              ev->source,
-                              occurred,
-                              ev->correlation_id,
-                              ev->causation_id,
-                              ev->traceparent,
-                              ev->metadata,
-                              ev->data,
-                              (const char *)ev->hash};
-    int lengths[15] = {0}, formats[15] = {0};
-    lengths[12] = (int)ev->metadata_len;
-    lengths[13] = (int)ev->data_len;
-    lengths[14] = 32;
-    formats[12] = formats[13] = formats[14] = 1;
-    int error = run(conn, PG_INSERT, 15, values, lengths, formats, "appending event", NULL);
+    insert_params p;
+    make_params(&p, ev);
+    int error = run(conn, PG_INSERT, 15, p.values, p.lengths, p.formats, "appending event", NULL);
     if (error == 0 && ev->position > conn->notify_head)
         conn->notify_head = ev->position;
+    return error;
+}
+
+/* The events of one append in one round trip: libpq's pipeline mode. */
+typedef struct batch_rows {
+    const td_event *events;
+    insert_params p;
+} batch_rows;
+
+static void batch_row(void *arg, size_t i, const char *const **values, const int **lengths,
+                      const int **formats)
+{
+    batch_rows *b = arg;
+    make_params(&b->p, &b->events[i]);
+    *values = b->p.values;
+    *lengths = b->p.lengths;
+    *formats = b->p.formats;
+}
+
+static int pg_insert_batch(td_conn *conn, const td_event *events, size_t count)
+{
+    batch_rows b = {.events = events};
+    int error =
+        td_pg__pipeline(conn, &conn->prepared[PG_INSERT], statement_name[PG_INSERT],
+                        statement_sql[PG_INSERT], 15, count, batch_row, &b, "appending events");
+    for (size_t i = 0; error == 0 && i < count; i++)
+        if (events[i].position > conn->notify_head)
+            conn->notify_head = events[i].position;
     return error;
 }
 
@@ -832,6 +863,7 @@ const td_backend td_pg_backend = {
     .release = pg_release,
     .rollback_to = pg_rollback_to,
     .insert = pg_insert,
+    .insert_batch = pg_insert_batch,
     .doc_put = pg_doc_put,
     .doc_delete = pg_doc_delete,
     .head = pg_head,

@@ -419,6 +419,100 @@ int td_pg__prepared(td_conn *conn, bool *prepared, const char *name, const char 
                 td_pg__deadline_ms(conn), out);
 }
 
+/* Sends what libpq holds for the server, reading what the server sends
+ * meanwhile (so that neither side blocks on a full buffer): 0, or < 0
+ * with the connection's code. */
+static int push(td_conn *conn, int64_t deadline, int timeout_ms, const char *what)
+{
+    int flushed;
+    while ((flushed = PQflush(conn->pg)) == 1) {
+        int ready = wait_socket(conn->pg, POLLOUT | POLLIN, deadline);
+        if (ready == 0)
+            return hung(conn, what, timeout_ms);
+        if (ready < 0 || !PQconsumeInput(conn->pg))
+            return td_pg__error(conn, NULL, what);
+    }
+    return flushed < 0 ? td_pg__error(conn, NULL, what) : 0;
+}
+
+int td_pg__pipeline(td_conn *conn, bool *prepared, const char *name, const char *sql, int params,
+                    size_t count, td_pg_row_fn row, void *arg, const char *what)
+{
+    int error, timeout_ms = td_pg__deadline_ms(conn);
+    if (conn->pg == NULL)
+        return lost(conn, what);
+    if ((error = td_pg__flush(conn)) < 0)
+        return error;
+    if (!*prepared) {
+        error = sent(conn, PQsendPrepare(conn->pg, name, sql, params, NULL),
+                     "preparing a statement", timeout_ms, NULL);
+        if (error < 0)
+            return error;
+        *prepared = true;
+    }
+    int64_t deadline = now_ms() + timeout_ms;
+    PGconn *pg = conn->pg;
+    if (!PQenterPipelineMode(pg))
+        return td_pg__error(conn, NULL, what);
+    for (size_t i = 0; i < count && error == 0; i++) {
+        const char *const *values;
+        const int *lengths, *formats;
+        row(arg, i, &values, &lengths, &formats);
+        if (!PQsendQueryPrepared(pg, name, params, values, lengths, formats, 1))
+            error = td_pg__error(conn, NULL, what);
+        else if (i % 64 == 63)
+            error = push(conn, deadline, timeout_ms, what);
+    }
+    if (error == 0 && !PQpipelineSync(pg))
+        error = td_pg__error(conn, NULL, what);
+    if (error == 0)
+        error = push(conn, deadline, timeout_ms, what);
+    /* Every result up to the sync: the first failure is the answer (the
+     * server skips the rest of the pipeline after it). */
+    PGresult *failed = NULL;
+    size_t ends = 0; /* statements' ends seen: one each, then the sync */
+    while (error == 0) {
+        while (PQisBusy(pg)) {
+            int ready = wait_socket(pg, POLLIN, deadline);
+            if (ready == 0) {
+                PQclear(failed);
+                return hung(conn, what, timeout_ms);
+            }
+            if (ready < 0 || !PQconsumeInput(pg))
+                break;
+        }
+        if (PQstatus(pg) == CONNECTION_BAD) {
+            error = td_pg__error(conn, failed, what);
+            break;
+        }
+        PGresult *res = PQgetResult(pg);
+        if (res == NULL) {
+            if (++ends > count + 1) { /* no sync will come: the connection is broken */
+                error = td_pg__error(conn, failed, what);
+                break;
+            }
+            continue; /* the end of one statement's results */
+        }
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_PIPELINE_SYNC) {
+            PQclear(res);
+            break;
+        }
+        if ((st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE) && failed == NULL)
+            failed = res;
+        else
+            PQclear(res);
+    }
+    if (conn->pg == pg) {
+        if (error == 0 && failed)
+            error = td_pg__error(conn, failed, what);
+        if (conn->pg == pg && !PQexitPipelineMode(pg) && error == 0)
+            error = td_pg__error(conn, NULL, what);
+    }
+    PQclear(failed);
+    return error;
+}
+
 /* ---- binary values -------------------------------------------------------------------- */
 
 int64_t td_pg__int8(const PGresult *res, int row, int col)

@@ -119,6 +119,15 @@ int td_pg__prepared(td_conn *conn, bool *prepared, const char *name, const char 
                     const char *const *values, const int *lengths, const int *formats,
                     const char *what, PGresult **out);
 
+/* Runs prepared statement name (prepared as td_pg__prepared does) count
+ * times in one round trip (libpq's pipeline mode), row i's parameters from
+ * row(arg, i, …); results are not kept. 0, or the code of the first
+ * failure (the later ones are then not run). */
+typedef void (*td_pg_row_fn)(void *arg, size_t i, const char *const **values, const int **lengths,
+                             const int **formats);
+int td_pg__pipeline(td_conn *conn, bool *prepared, const char *name, const char *sql, int params,
+                    size_t count, td_pg_row_fn row, void *arg, const char *what);
+
 /* The TD_E… code of a failed result (or of the connection, res NULL), with
  * the message "what: why" set and the database's own failures noted on
  * conn for take_fault. */

@@ -163,15 +163,22 @@ static int assign(const td_txn *txn, td_event *ev, const char *stream, int64_t v
 
 /* Inserts a copy of ev with its source and lengths resolved, linked into
  * the audit chain; the link is written back into ev. */
+static void make_row(td_event *row, const td_event *ev, const char *category,
+                     const uint8_t previous[32])
+{
+    *row = *ev;
+    if (row->source == NULL)
+        row->source = category;
+    row->data_len = td_json__length(row->data, row->data_len);
+    row->metadata = row->metadata ? row->metadata : "{}";
+    row->metadata_len = td_json__length(row->metadata, ev->metadata ? ev->metadata_len : 0);
+    td_event_hash(row->hash, previous, row);
+}
+
 static int insert(td_txn *txn, td_event *ev, const char *category)
 {
-    td_event row = *ev;
-    if (row.source == NULL)
-        row.source = category;
-    row.data_len = td_json__length(row.data, row.data_len);
-    row.metadata = row.metadata ? row.metadata : "{}";
-    row.metadata_len = td_json__length(row.metadata, ev->metadata ? ev->metadata_len : 0);
-    td_event_hash(row.hash, txn->last_hash, &row);
+    td_event row;
+    make_row(&row, ev, category, txn->last_hash);
     int error = txn->store->backend->insert(txn->conn, &row);
     if (error == 0) {
         memcpy(txn->last_hash, row.hash, sizeof row.hash);
@@ -203,10 +210,45 @@ static void note_span(td_txn *txn, const td_event *ev, const char *parent)
     a->start_ns = td_trace_now_ns();
 }
 
+/* append_rows for a backend that inserts many rows in one call: every
+ * row made and chained first, then one insert_batch. */
+static int append_batch(td_txn *txn, const char *stream, int64_t current, td_event *events,
+                        size_t count, const char *category)
+{
+    td_event *rows = td_malloc(count * sizeof *rows);
+    bool *made_here = td_malloc(count * sizeof *made_here);
+    int error = rows && made_here ? 0 : td_error__oom();
+    for (size_t i = 0; i < count && error == 0; i++) {
+        td_event *ev = &events[i];
+        made_here[i] = ev->traceparent[0] == '\0' && txn->trace[0] == '\0';
+        error = assign(txn, ev, stream, current + 1 + (int64_t)i, *txn->head + 1 + (int64_t)i);
+        if (error == 0)
+            make_row(&rows[i], ev, category, i ? rows[i - 1].hash : txn->last_hash);
+    }
+    if (error == 0)
+        error = txn->store->backend->insert_batch(txn->conn, rows, count);
+    if (error == TD_EEXISTS)
+        error = td_error__set(TD_EEXISTS, "an event with this id is stored already");
+    for (size_t i = 0; i < count && error == 0; i++) {
+        memcpy(events[i].hash, rows[i].hash, sizeof rows[i].hash);
+        const td_event *cause = txn->cause;
+        if (made_here[i] && txn->store->tracer)
+            note_span(txn, &events[i],
+                      cause && cause->traceparent[0] ? cause->traceparent + 36 : "");
+    }
+    if (error == 0)
+        memcpy(txn->last_hash, rows[count - 1].hash, sizeof rows[count - 1].hash);
+    td_free(rows);
+    td_free(made_here);
+    return error;
+}
+
 static int append_rows(td_txn *txn, const char *stream, int64_t current, td_event *events,
                        size_t count, const char *category)
 {
     int error = 0;
+    if (count > 1 && txn->store->backend->insert_batch)
+        return append_batch(txn, stream, current, events, count, category);
     for (size_t i = 0; i < count && error == 0; i++) {
         td_event *ev = &events[i];
         /* a traceparent the store makes names a span of its own: the append */
