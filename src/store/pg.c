@@ -109,6 +109,79 @@ static void int_text(char *out, size_t size, int64_t v)
     snprintf(out, size, "%lld", (long long)v);
 }
 
+/* ---- stream versions known to the writer ---------------------------------------- */
+
+/* Each append asks for its stream's version; under the store's write lock
+ * only this transaction writes, and with the head unchanged since this
+ * connection's last commit nobody else has written since either (every
+ * writer takes the lock, and every commit that adds events raises the
+ * head). So the writer keeps the versions it read and wrote: kept across
+ * transactions while the head it finds at BEGIN is the one it left; all
+ * forgotten when it is not, when a savepoint or the transaction is rolled
+ * back, or when the connection is lost. A cache: a slot taken by another
+ * stream just loses its entry. */
+#define VERSION_SLOTS  1024
+#define VERSION_PROBES 8
+
+typedef struct pg_versions {
+    struct {
+        char stream[TD_STREAM_MAX + 1];
+        int64_t version;
+    } slot[VERSION_SLOTS];
+} pg_versions;
+
+static uint32_t stream_hash(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+static void versions_forget(td_conn *conn)
+{
+    if (conn->versions)
+        memset(conn->versions, 0, sizeof *conn->versions);
+    conn->versions_head = -1;
+}
+
+static bool versions_get(td_conn *conn, const char *stream, int64_t *out)
+{
+    if (conn->versions == NULL || strlen(stream) > TD_STREAM_MAX)
+        return false;
+    uint32_t h = stream_hash(stream);
+    for (int i = 0; i < VERSION_PROBES; i++) {
+        size_t k = (h + (uint32_t)i) % VERSION_SLOTS;
+        if (conn->versions->slot[k].stream[0] == '\0')
+            return false;
+        if (strcmp(conn->versions->slot[k].stream, stream) == 0) {
+            *out = conn->versions->slot[k].version;
+            return true;
+        }
+    }
+    return false;
+}
+
+static void versions_put(td_conn *conn, const char *stream, int64_t version)
+{
+    if (!conn->in_txn || strlen(stream) > TD_STREAM_MAX)
+        return;
+    if (conn->versions == NULL && (conn->versions = td_calloc(1, sizeof *conn->versions)) == NULL)
+        return;
+    uint32_t h = stream_hash(stream);
+    size_t k = h % VERSION_SLOTS;
+    for (int i = 0; i < VERSION_PROBES; i++) {
+        size_t j = (h + (uint32_t)i) % VERSION_SLOTS;
+        if (conn->versions->slot[j].stream[0] == '\0' ||
+            strcmp(conn->versions->slot[j].stream, stream) == 0) {
+            k = j;
+            break;
+        }
+    }
+    snprintf(conn->versions->slot[k].stream, sizeof conn->versions->slot[k].stream, "%s", stream);
+    conn->versions->slot[k].version = version;
+}
+
 /* ---- transactions ------------------------------------------------------------ */
 
 static int64_t monotonic_ms(void)
@@ -154,6 +227,10 @@ static int begin_locked(td_conn *conn, int64_t *head, uint8_t last_hash[32])
                     "(SELECT hash FROM events ORDER BY position DESC LIMIT 1)"
                   : "");
     drop_pending(conn);
+    if (head == NULL) {
+        versions_forget(conn); /* nothing tells whether they still hold */
+        conn->begin_head = -1;
+    }
     conn->in_txn = true;
     conn->notify_head = 0;
     conn->xid[0] = '\0';
@@ -164,6 +241,9 @@ static int begin_locked(td_conn *conn, int64_t *head, uint8_t last_hash[32])
         snprintf(conn->xid, sizeof conn->xid, "%s", PQgetvalue(res, 0, 0));
         if (head) {
             *head = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+            if (*head != conn->versions_head)
+                versions_forget(conn); /* another writer committed since */
+            conn->begin_head = *head;
             memset(last_hash, 0, 32);
             size_t n = 0;
             unsigned char *raw =
@@ -268,6 +348,11 @@ static int pg_commit(td_conn *conn)
     bool committed = error == 0 && res && strcmp(PQcmdStatus(res), "COMMIT") == 0;
     PQclear(res);
     conn->in_txn = false;
+    int64_t left_at = conn->notify_head > 0 ? conn->notify_head : conn->begin_head;
+    if (committed && left_at >= 0)
+        conn->versions_head = left_at; /* what it knows holds while the head stays there */
+    else
+        versions_forget(conn);
     if (committed)
         return 0;
     if (error == 0) /* COMMIT of a failed transaction answers ROLLBACK */
@@ -294,6 +379,7 @@ static int pg_commit(td_conn *conn)
 static void pg_rollback(td_conn *conn)
 {
     drop_pending(conn);
+    versions_forget(conn);
     if (conn->pg && conn->in_txn)
         (void)td_pg__exec(conn, "ROLLBACK", "rolling back", td_pg__deadline_ms(conn), NULL);
     conn->in_txn = false;
@@ -354,6 +440,7 @@ static int pg_rollback_to(td_conn *conn)
 {
     if (conn->in_txn && conn->pg && take_back_savepoint(conn))
         return 0;
+    versions_forget(conn); /* what it wrote since is undone */
     return simple(conn, "ROLLBACK TO unit; RELEASE unit", "rolling back unit");
 }
 
@@ -396,6 +483,8 @@ static int pg_insert(td_conn *conn, const td_event *ev)
     int error = run(conn, PG_INSERT, 15, p.values, p.lengths, p.formats, "appending event", NULL);
     if (error == 0 && ev->position > conn->notify_head)
         conn->notify_head = ev->position;
+    if (error == 0)
+        versions_put(conn, ev->stream, ev->version);
     return error;
 }
 
@@ -421,9 +510,11 @@ static int pg_insert_batch(td_conn *conn, const td_event *events, size_t count)
     int error =
         td_pg__pipeline(conn, &conn->prepared[PG_INSERT], statement_name[PG_INSERT],
                         statement_sql[PG_INSERT], 15, count, batch_row, &b, "appending events");
-    for (size_t i = 0; error == 0 && i < count; i++)
+    for (size_t i = 0; error == 0 && i < count; i++) {
         if (events[i].position > conn->notify_head)
             conn->notify_head = events[i].position;
+        versions_put(conn, events[i].stream, events[i].version);
+    }
     return error;
 }
 
@@ -678,8 +769,16 @@ static int pg_hash_before(td_conn *conn, int64_t position, uint8_t out[32])
 static int pg_stream_version(td_conn *conn, const char *stream, int64_t *out)
 {
     const char *values[1] = {stream};
-    if (!conn->in_txn || conn->pg == NULL || conn->pending_len == 0)
+    if (!conn->in_txn)
         return single_int(conn, PG_STREAM_VERSION, 1, values, "reading stream version", out);
+    if (conn->pg && versions_get(conn, stream, out))
+        return 0;
+    if (conn->pg == NULL || conn->pending_len == 0) {
+        int error = single_int(conn, PG_STREAM_VERSION, 1, values, "reading stream version", out);
+        if (error == 0)
+            versions_put(conn, stream, *out);
+        return error;
+    }
     /* Savepoint commands are queued (an append's first read in a unit):
      * one simple query carries them and the read. */
     char *literal = PQescapeLiteral(conn->pg, stream, strlen(stream));
@@ -696,8 +795,10 @@ static int pg_stream_version(td_conn *conn, const char *stream, int64_t *out)
     PGresult *res = NULL;
     int error = td_pg__exec(conn, sql, "reading stream version", td_pg__deadline_ms(conn), &res);
     td_free(sql);
-    if (error == 0)
+    if (error == 0) {
         *out = res && PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+        versions_put(conn, stream, *out);
+    }
     PQclear(res);
     return error;
 }

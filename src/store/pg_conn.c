@@ -162,6 +162,7 @@ void td_pg__drop(td_conn *conn)
     if (conn->pg)
         PQfinish(conn->pg);
     conn->pg = NULL;
+    conn->versions_head = -1; /* pg.c's stream versions: not trusted past the next BEGIN */
     conn->pending_len = 0;
     conn->pending[0] = '\0';
     memset(conn->prepared, 0, sizeof conn->prepared);
@@ -399,21 +400,37 @@ int td_pg__query(td_conn *conn, const char *sql, int count, const char *const *v
                 what, timeout_ms, out);
 }
 
+static int run_pipeline(td_conn *conn, const char *name, int params, size_t count, td_pg_row_fn row,
+                        void *arg, const char *what, PGresult **out);
+static int prepare(td_conn *conn, bool *prepared, const char *name, const char *sql, int params);
+
+typedef struct one_row {
+    const char *const *values;
+    const int *lengths, *formats;
+} one_row;
+
+static void the_row(void *arg, size_t i, const char *const **values, const int **lengths,
+                    const int **formats)
+{
+    one_row *r = arg;
+    (void)i;
+    *values = r->values;
+    *lengths = r->lengths;
+    *formats = r->formats;
+}
+
 int td_pg__prepared(td_conn *conn, bool *prepared, const char *name, const char *sql, int count,
                     const char *const *values, const int *lengths, const int *formats,
                     const char *what, PGresult **out)
 {
-    int error;
     if (conn->pg == NULL)
         return lost(conn, what);
-    if ((error = td_pg__flush(conn)) < 0)
+    int error = prepare(conn, prepared, name, sql, count);
+    if (error < 0)
         return error;
-    if (!*prepared) {
-        error = sent(conn, PQsendPrepare(conn->pg, name, sql, count, NULL), "preparing a statement",
-                     td_pg__deadline_ms(conn), NULL);
-        if (error < 0)
-            return error;
-        *prepared = true;
+    if (conn->pending_len > 0) { /* the queued savepoint commands in the same round trip */
+        one_row r = {values, lengths, formats};
+        return run_pipeline(conn, name, count, 1, the_row, &r, what, out);
     }
     return sent(conn, PQsendQueryPrepared(conn->pg, name, count, values, lengths, formats, 1), what,
                 td_pg__deadline_ms(conn), out);
@@ -435,25 +452,35 @@ static int push(td_conn *conn, int64_t deadline, int timeout_ms, const char *wha
     return flushed < 0 ? td_pg__error(conn, NULL, what) : 0;
 }
 
-int td_pg__pipeline(td_conn *conn, bool *prepared, const char *name, const char *sql, int params,
-                    size_t count, td_pg_row_fn row, void *arg, const char *what)
+/* Sends the savepoint commands queued (conn->pending), then count runs
+ * of prepared statement name, in pipeline mode, and reads every answer up
+ * to the sync: one round trip. *out (may be NULL) gets the last run's
+ * result. */
+static int run_pipeline(td_conn *conn, const char *name, int params, size_t count, td_pg_row_fn row,
+                        void *arg, const char *what, PGresult **out)
 {
-    int error, timeout_ms = td_pg__deadline_ms(conn);
-    if (conn->pg == NULL)
-        return lost(conn, what);
-    if ((error = td_pg__flush(conn)) < 0)
-        return error;
-    if (!*prepared) {
-        error = sent(conn, PQsendPrepare(conn->pg, name, sql, params, NULL),
-                     "preparing a statement", timeout_ms, NULL);
-        if (error < 0)
-            return error;
-        *prepared = true;
-    }
+    int error = 0, timeout_ms = td_pg__deadline_ms(conn);
     int64_t deadline = now_ms() + timeout_ms;
     PGconn *pg = conn->pg;
+    size_t statements = count;
+    if (out)
+        *out = NULL;
     if (!PQenterPipelineMode(pg))
         return td_pg__error(conn, NULL, what);
+    /* The queued commands, one statement each (extended protocol). */
+    char pending[sizeof conn->pending];
+    memcpy(pending, conn->pending, conn->pending_len + 1);
+    conn->pending_len = 0;
+    conn->pending[0] = '\0';
+    for (char *cmd = pending, *end; error == 0 && *cmd; cmd = end + 1) {
+        end = strchr(cmd, ';');
+        if (end == NULL)
+            break;
+        *end = '\0';
+        if (!PQsendQueryParams(pg, cmd, 0, NULL, NULL, NULL, NULL, 0))
+            error = td_pg__error(conn, NULL, what);
+        statements++;
+    }
     for (size_t i = 0; i < count && error == 0; i++) {
         const char *const *values;
         const int *lengths, *formats;
@@ -467,15 +494,16 @@ int td_pg__pipeline(td_conn *conn, bool *prepared, const char *name, const char 
         error = td_pg__error(conn, NULL, what);
     if (error == 0)
         error = push(conn, deadline, timeout_ms, what);
-    /* Every result up to the sync: the first failure is the answer (the
+    /* Every answer up to the sync: the first failure is the answer (the
      * server skips the rest of the pipeline after it). */
-    PGresult *failed = NULL;
+    PGresult *failed = NULL, *last = NULL;
     size_t ends = 0; /* statements' ends seen: one each, then the sync */
     while (error == 0) {
         while (PQisBusy(pg)) {
             int ready = wait_socket(pg, POLLIN, deadline);
             if (ready == 0) {
                 PQclear(failed);
+                PQclear(last);
                 return hung(conn, what, timeout_ms);
             }
             if (ready < 0 || !PQconsumeInput(pg))
@@ -487,21 +515,25 @@ int td_pg__pipeline(td_conn *conn, bool *prepared, const char *name, const char 
         }
         PGresult *res = PQgetResult(pg);
         if (res == NULL) {
-            if (++ends > count + 1) { /* no sync will come: the connection is broken */
+            if (++ends > statements + 1) { /* no sync will come: the connection is broken */
                 error = td_pg__error(conn, failed, what);
                 break;
             }
-            continue; /* the end of one statement's results */
+            continue; /* the end of one statement's answer */
         }
         ExecStatusType st = PQresultStatus(res);
         if (st == PGRES_PIPELINE_SYNC) {
             PQclear(res);
             break;
         }
-        if ((st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE) && failed == NULL)
+        if ((st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE) && failed == NULL) {
             failed = res;
-        else
+        } else if (failed == NULL && st != PGRES_PIPELINE_ABORTED) {
+            PQclear(last);
+            last = res;
+        } else {
             PQclear(res);
+        }
     }
     if (conn->pg == pg) {
         if (error == 0 && failed)
@@ -510,6 +542,32 @@ int td_pg__pipeline(td_conn *conn, bool *prepared, const char *name, const char 
             error = td_pg__error(conn, NULL, what);
     }
     PQclear(failed);
+    if (error == 0 && out)
+        *out = last;
+    else
+        PQclear(last);
+    return error;
+}
+
+static int prepare(td_conn *conn, bool *prepared, const char *name, const char *sql, int params)
+{
+    if (*prepared)
+        return 0;
+    int error = sent(conn, PQsendPrepare(conn->pg, name, sql, params, NULL),
+                     "preparing a statement", td_pg__deadline_ms(conn), NULL);
+    if (error == 0)
+        *prepared = true;
+    return error;
+}
+
+int td_pg__pipeline(td_conn *conn, bool *prepared, const char *name, const char *sql, int params,
+                    size_t count, td_pg_row_fn row, void *arg, const char *what)
+{
+    if (conn->pg == NULL)
+        return lost(conn, what);
+    int error = prepare(conn, prepared, name, sql, params);
+    if (error == 0)
+        error = run_pipeline(conn, name, params, count, row, arg, what, NULL);
     return error;
 }
 

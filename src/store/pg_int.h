@@ -64,6 +64,12 @@ struct td_conn {
      * round trips of its own for them (pg.c). */
     char pending[256];
     size_t pending_len;
+    /* The writer's stream versions (pg.c), valid while no other writer has
+     * committed since: versions_head is the head after this connection's
+     * last commit (-1: none kept), begin_head the one its transaction
+     * began at. */
+    struct pg_versions *versions;
+    int64_t versions_head, begin_head;
     bool prepared[PG_STMT_COUNT];
     bool read_prepared[PG_READ_VARIANTS];
     /* The worst failure of the database itself since take_fault last looked. */

@@ -261,6 +261,7 @@ static td_conn *new_conn(const char *target, const td_store_options *opts, bool 
         return NULL;
     }
     conn->writer = writer;
+    conn->versions_head = conn->begin_head = -1;
     conn->busy_timeout_ms = opts->busy_timeout_ms > 0 ? opts->busy_timeout_ms : 5000;
     return conn;
 }
@@ -302,6 +303,7 @@ void td_pg__close(td_conn *conn)
     if (conn == NULL)
         return;
     td_pg__drop(conn);
+    td_free(conn->versions);
     td_free(conn->target);
     td_free(conn);
 }

@@ -12,7 +12,10 @@
  *     unavailable, and the next write succeeds and clears that;
  *   - a waiter whose LISTEN connection was ended still learns of commits
  *     (polling while it connects again, then notified again);
- *   - readers reconnect too.
+ *   - readers reconnect too;
+ *   - two writers taking turns on one stream see each other's versions
+ *     (the writer's remembered stream versions are dropped when another
+ *     committed).
  */
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -177,6 +180,31 @@ static void test_waiters_hear_of_commits_after_the_connection_ends(void **state)
     free(url);
 }
 
+/* Two writers (two handles: two connections, as two processes would have)
+ * take turns on one stream: each must see the other's versions, whatever
+ * it remembers of its own last transaction. */
+static void test_writers_take_turns_on_a_stream(void **state)
+{
+    (void)state;
+    char app[64];
+    char *url = store_url("turns", app, sizeof app);
+    td_store *a = tt_open(url), *b = tt_open(url);
+    for (int64_t v = 1; v <= 20; v += 2) {
+        td_event e = tt_event("FromA", "{}");
+        assert_td_ok(td_store_append(a, "order-1", v - 1, &e, 1));
+        assert_int_equal(e.version, v);
+        td_event f[2] = {tt_event("FromB", "{}"), tt_event("FromB", "{}")};
+        assert_td_ok(td_store_append(b, "order-1", TD_EXPECT_ANY, f, 1));
+        assert_int_equal(f[0].version, v + 1);
+    }
+    td_event late = tt_event("FromA", "{}");
+    assert_td_code(td_store_append(a, "order-1", 19, &late, 1), TD_ECONFLICT);
+    assert_int_equal(stream_events(a, "order-1"), 20);
+    td_store_free(b);
+    td_store_free(a);
+    free(url);
+}
+
 int main(void)
 {
     if (!tt_postgres()) {
@@ -187,6 +215,7 @@ int main(void)
         cmocka_unit_test(test_writes_go_on_after_the_connection_ends),
         cmocka_unit_test(test_a_unit_cut_half_way_fails_whole),
         cmocka_unit_test(test_waiters_hear_of_commits_after_the_connection_ends),
+        cmocka_unit_test(test_writers_take_turns_on_a_stream),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
