@@ -9,7 +9,8 @@
  *   │    ├─ ok ─────────────────────────────▶ done (drop retry/DLQ records)
  *   │    ├─ TD_EPERMANENT or last attempt ──▶ park as dead
  *   └────┼─ within immediate_retries
- *        ├─ TD_ENOSPC (the disk is full) ─▶ not counted, delayed 0.5 s
+ *        ├─ TD_ENOSPC (the disk is full), or TD_EUNAVAILABLE while the
+ *        │  store cannot reach its server ─▶ not counted, delayed 0.5 s
  *        └─ else: durable retry record, back off (exponential, jitter) ─▶ delayed
  *
  * The lane that owns the stream runs this without the subscription lock.
@@ -27,6 +28,16 @@
 #include "core/log_int.h"
 #include "store/txn_internal.h"
 #include "tidings/upcast.h"
+
+/* Whether the store's last write could not reach its database server:
+ * then a handler's TD_EUNAVAILABLE is the store's, not one of its own (a
+ * handler may report its own provider as unavailable). */
+static bool store_unreachable(td_store *store)
+{
+    td_store_health h;
+    td_store_health_get(store, &h);
+    return h.state == TD_STORE_UNAVAILABLE;
+}
 
 struct td_delivery {
     td_subscription *sub;
@@ -416,13 +427,15 @@ td_outcome td_deliver__item(td_subscription *sub, item *it, const char *blocked_
             return succeed(sub, it);
         }
         td_sub_metrics__failed(sub, it->event);
-        if (rc == TD_ENOSPC) {
-            /* The disk is full: not the event's fault, and nothing of the
-             * attempt was written. Not counted, and no retry record (it
-             * could not be written either): tried again a little later. */
+        if (rc == TD_ENOSPC || (rc == TD_EUNAVAILABLE && store_unreachable(sub->store))) {
+            /* The disk is full, or the database server out of reach: not
+             * the event's fault, and nothing of the attempt was written.
+             * Not counted (a long outage must not park innocent events),
+             * and no retry record (it could not be written either): tried
+             * again a little later. */
             it->attempts--;
             *delay_us = FULL_DISK_DELAY_US;
-            td_log__emit(TD_LOG_DEBUG, sub->name, it->event, "event %lld waits for disk space: %s",
+            td_log__emit(TD_LOG_DEBUG, sub->name, it->event, "event %lld waits for the store: %s",
                          (long long)it->event->position, why);
             return OUTCOME_DELAYED;
         }

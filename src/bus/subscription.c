@@ -62,11 +62,13 @@
 
 void td_sub__fail(td_subscription *sub, int code)
 {
-    if (code == TD_ENOSPC) {
-        /* The disk is full: what failed is tried again (a checkpoint at the
-         * next save, a handler after a delay) and succeeds once there is
-         * space. The store says so (td_store_health); this subscription
-         * has not failed. */
+    if (code == TD_ENOSPC || code == TD_EUNAVAILABLE) {
+        /* The disk is full, or the database server is out of reach (a
+         * restart, a cut connection): what failed is tried again (a
+         * checkpoint at the next save, a handler after a delay, a read at
+         * the next turn) and succeeds once there is space or a server. The
+         * store says so (td_store_health); this subscription has not
+         * failed. */
         td_log__emit(TD_LOG_DEBUG, sub->name, NULL, "%s", td_error_last());
         return;
     }

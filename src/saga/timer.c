@@ -98,8 +98,9 @@ static void fire_due(td_saga *saga)
         fire_args a = {saga, d.keys[i], strtoll(bar + 1, NULL, 10), second + 1};
         int error = td_transact(saga->store, fire_unit, &a);
         if (error < 0) /* tried again at the next tick; a full disk, the store says once */
-            td_log__emit(error == TD_ENOSPC ? TD_LOG_DEBUG : TD_LOG_ERROR, saga->subscription_name,
-                         NULL, "firing a deadline: %s", td_error_last());
+            td_log__emit(error == TD_ENOSPC || error == TD_EUNAVAILABLE ? TD_LOG_DEBUG
+                                                                        : TD_LOG_ERROR,
+                         saga->subscription_name, NULL, "firing a deadline: %s", td_error_last());
     }
 }
 

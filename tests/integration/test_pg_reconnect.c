@@ -15,7 +15,9 @@
  *   - readers reconnect too;
  *   - two writers taking turns on one stream see each other's versions
  *     (the writer's remembered stream versions are dropped when another
- *     committed).
+ *     committed);
+ *   - a transactional subscription through an outage of its server handles
+ *     every event once, parks none and has not failed.
  */
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -24,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/alloc.h"
 #include "support.h"
 
 /* The store's URL, its connections named `app`. */
@@ -205,6 +208,101 @@ static void test_writers_take_turns_on_a_stream(void **state)
     free(url);
 }
 
+static int count_in_unit(td_delivery *d, const td_event *ev, void *payload)
+{
+    td_txn *txn = td_delivery_txn(d);
+    char *doc = NULL, body[32];
+    int n = 0;
+    (void)payload;
+    if (txn == NULL)
+        return TD_EPERMANENT;
+    if (td_txn_doc_get(txn, "counts", ev->stream, &doc, NULL) == 0)
+        sscanf(doc, "{\"n\":%d}", &n);
+    td_free(doc);
+    snprintf(body, sizeof body, "{\"n\":%d}", n + 1);
+    return td_txn_doc_put(txn, "counts", ev->stream, body, 0);
+}
+
+/* Runs sql on the test server as its owner. */
+static void admin(const char *sql)
+{
+    PGconn *pg = PQconnectdb(tt_pg_server_url());
+    assert_int_equal(PQstatus(pg), CONNECTION_OK);
+    PGresult *res = PQexec(pg, sql);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        fail_msg("%s: %s", sql, PQerrorMessage(pg));
+    PQclear(res);
+    PQfinish(pg);
+}
+
+static int slow_count(td_delivery *d, const td_event *ev, void *payload)
+{
+    usleep(2000); /* a backlog when the server goes away */
+    return count_in_unit(d, ev, payload);
+}
+
+/* A subscription whose database server goes away for a while (its role
+ * may not log in, every session of it ended: as a restart looks from the
+ * client) and comes back: every event is handled once (its effect counted
+ * once), none is parked however few attempts it is allowed, and the
+ * subscription does not count as failed. */
+static void test_subscriptions_ride_out_an_outage(void **state)
+{
+    (void)state;
+    char role[64], sql[256], app[64];
+    snprintf(role, sizeof role, "td_rc_%ld", (long)getpid());
+    snprintf(sql, sizeof sql, "CREATE ROLE %s LOGIN; GRANT CREATE ON DATABASE tidings TO %s", role,
+             role);
+    admin(sql);
+    /* the server's URL with the role as its user */
+    const char *server = tt_pg_server_url();
+    const char *at = strchr(server, '@');
+    assert_non_null(at);
+    char *base = tt_pg_schema_url("outage");
+    char url[2048];
+    snprintf(url, sizeof url, "postgres://%s%s&application_name=%s", role, strchr(base, '@'), role);
+    free(base);
+    snprintf(app, sizeof app, "%s", role);
+    td_store *store = tt_open(url);
+    td_subscription_options opts = TD_SUBSCRIPTION_OPTIONS_INIT;
+    opts.name = "counter";
+    opts.transactional = true;
+    opts.lanes = 2;
+    opts.max_attempts = 2;
+    opts.immediate_retries = 0;
+    td_subscription *sub = NULL;
+    assert_td_ok(td_subscription_new(&sub, store, &opts, slow_count, NULL));
+    assert_td_ok(td_subscription_start(sub));
+    int64_t last = 0;
+    for (int i = 0; i < 400; i++) {
+        char stream[32];
+        snprintf(stream, sizeof stream, "stock-%d", i % 4);
+        last = tt_append(store, stream, "Counted", i);
+    }
+    /* The outage, while the handlers have a backlog. */
+    snprintf(sql, sizeof sql, "ALTER ROLE %s NOLOGIN", role);
+    admin(sql);
+    terminate(app);
+    td_event e = tt_event("Refused", "{}");
+    assert_int_equal(td_store_append(store, "other-1", TD_EXPECT_ANY, &e, 1), TD_EUNAVAILABLE);
+    usleep(1500 * 1000);
+    snprintf(sql, sizeof sql, "ALTER ROLE %s LOGIN", role);
+    admin(sql);
+    assert_td_ok(td_subscription_wait_until(sub, last, 60000));
+    if (td_subscription_check(sub) != 0)
+        fail_msg("the subscription counts as failed: %s", td_error_last());
+    for (int s = 0; s < 4; s++) {
+        char name[32], *doc = NULL;
+        snprintf(name, sizeof name, "stock-%d", s);
+        assert_td_ok(td_store_doc_get(store, "counts", name, &doc, NULL));
+        assert_string_equal(doc, "{\"n\":100}");
+        td_free(doc);
+    }
+    assert_td_ok(td_subscription_stop(sub));
+    td_subscription_free(sub);
+    td_store_free(store);
+}
+
 int main(void)
 {
     if (!tt_postgres()) {
@@ -216,6 +314,7 @@ int main(void)
         cmocka_unit_test(test_a_unit_cut_half_way_fails_whole),
         cmocka_unit_test(test_waiters_hear_of_commits_after_the_connection_ends),
         cmocka_unit_test(test_writers_take_turns_on_a_stream),
+        cmocka_unit_test(test_subscriptions_ride_out_an_outage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
