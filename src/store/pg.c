@@ -45,21 +45,21 @@
 #define PAGE_ROWS 500
 
 static const char *const statement_sql[PG_STMT_COUNT] = {
-    [PG_INSERT] = "INSERT INTO events (" EVENT_COLUMNS ") "
-                  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+    [PG_INSERT] = ("INSERT INTO events (" EVENT_COLUMNS ") "
+                   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"),
     [PG_HEAD] = "SELECT coalesce(max(position), 0) FROM events",
     [PG_HASH_BEFORE] = "SELECT hash FROM events WHERE position < $1 ORDER BY position DESC LIMIT 1",
     [PG_STREAM_VERSION] = "SELECT coalesce(max(version), 0) FROM events WHERE stream = $1",
-    [PG_READ_STREAM] = "SELECT " EVENT_COLUMNS " FROM events WHERE stream = $1 AND version >= $2 "
-                       "ORDER BY version LIMIT $3",
-    [PG_READ_EVENT] = "SELECT " EVENT_COLUMNS " FROM events WHERE id = $1",
-    [PG_DOC_PUT] = "INSERT INTO documents (collection, key, body, updated_at) VALUES ($1, $2, $3, "
-                   "$4) ON CONFLICT (collection, key) DO UPDATE SET body = excluded.body, "
-                   "updated_at = excluded.updated_at",
+    [PG_READ_STREAM] = ("SELECT " EVENT_COLUMNS " FROM events WHERE stream = $1 AND version >= $2 "
+                        "ORDER BY version LIMIT $3"),
+    [PG_READ_EVENT] = ("SELECT " EVENT_COLUMNS " FROM events WHERE id = $1"),
+    [PG_DOC_PUT] = ("INSERT INTO documents (collection, key, body, updated_at) VALUES ($1, $2, $3, "
+                    "$4) ON CONFLICT (collection, key) DO UPDATE SET body = excluded.body, "
+                    "updated_at = excluded.updated_at"),
     [PG_DOC_GET] = "SELECT body FROM documents WHERE collection = $1 AND key = $2",
     [PG_DOC_DELETE] = "DELETE FROM documents WHERE collection = $1 AND key = $2",
-    [PG_DOC_LIST] = "SELECT key, body FROM documents WHERE collection = $1 AND key > $2 "
-                    "ORDER BY key LIMIT $3",
+    [PG_DOC_LIST] = ("SELECT key, body FROM documents WHERE collection = $1 AND key > $2 "
+                     "ORDER BY key LIMIT $3"),
     [PG_DOC_COLLECTIONS] = "SELECT DISTINCT collection FROM documents ORDER BY collection",
 };
 
