@@ -12,6 +12,8 @@ packages=(
   libcurl4-openssl-dev
   libmicrohttpd-dev
   libsodium-dev
+  librabbitmq-dev
+  rabbitmq-server
   curl
   jq
   python3
