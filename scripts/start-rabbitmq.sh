@@ -2,7 +2,7 @@
 # Starts a private RabbitMQ node for tests and benchmarks, in DIR (made if
 # missing), and prints its amqp:// URL once it accepts connections.
 #
-#   scripts/start-rabbitmq.sh DIR     # prints amqp://tidings:…@127.0.0.1:PORT/
+#   scripts/start-rabbitmq.sh DIR     # prints amqp://tidings:…@127.0.0.1:PORT
 #   scripts/stop-rabbitmq.sh DIR      # stops it and its epmd; DIR stays
 #
 # The node is nobody else's: its own name (tidings-<random>@localhost), its
@@ -59,7 +59,7 @@ log.console = false
 log.file.level = warning
 disk_free_limit.absolute = 20MB
 EOF
-printf 'amqp://tidings:%s@127.0.0.1:%s/\n' "$password" "$amqp_port" >"$dir/url"
+printf 'amqp://tidings:%s@127.0.0.1:%s\n' "$password" "$amqp_port" >"$dir/url"
 
 export HOME="$dir" # the Erlang cookie
 export ERL_EPMD_PORT="$epmd_port" ERL_EPMD_ADDRESS=127.0.0.1
