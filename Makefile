@@ -77,6 +77,7 @@ test-tsan: build-tsan
 
 bench: build
 	@$(BUILD)/bench/tidings-bench
+	@bash bench/broker.sh $(BUILD)
 	@bash bench/shop_load.sh $(BUILD)
 	@bash bench/shop_memory.sh $(BUILD)
 	@bash bench/shop_overload.sh $(BUILD)

@@ -24,5 +24,7 @@ int bench_store(void);
 int bench_dispatch(void);
 /* bench_open.c */
 int bench_open(void);
+/* bench_broker.c: skipped without TIDINGS_BENCH_RABBITMQ_URL_FILE */
+int bench_broker(void);
 
 #endif

@@ -3,7 +3,8 @@
  * figure ("name: value unit") and the ratios against the raw baselines
  * measured in the same run. Set TIDINGS_BENCH_DIR to pick the file system.
  * `tidings-bench store`, `tidings-bench dispatch` or `tidings-bench open`
- * runs one part.
+ * runs one part; `tidings-bench broker` runs the broker part, which needs
+ * a RabbitMQ node (bench/broker.sh starts one).
  */
 #include <stdio.h>
 #include <string.h>
@@ -19,6 +20,8 @@ int main(int argc, char **argv)
     if ((!only || strcmp(only, "dispatch") == 0) && bench_dispatch() < 0)
         return 1;
     if ((!only || strcmp(only, "open") == 0) && bench_open() < 0)
+        return 1;
+    if (only && strcmp(only, "broker") == 0 && bench_broker() < 0)
         return 1;
     return 0;
 }
