@@ -217,6 +217,43 @@ static void test_republished_events_change_nothing(void **state)
     pair_close(&p);
 }
 
+/* The receiving service is down while its queue fills up: started again
+ * (a new consumer on the same durable queue, as a restarted process would
+ * be), it catches up, each event once, in stream order. */
+static void test_restarted_consumer_catches_up_in_order(void **state)
+{
+    (void)state;
+    pair p;
+    pair_open(&p, TD_QUEUE_QUORUM);
+    int64_t head = append_events(p.from, 0, EVENTS / 4);
+    td_read_query q = integration_types();
+    assert_int_equal(tb_wait_count(p.to, &q, EVENTS / 4, 30000), EVENTS / 4);
+
+    assert_td_ok(td_consumer_stop(p.consumer));
+    td_consumer_free(p.consumer);
+    p.consumer = NULL;
+    head = append_events(p.from, EVENTS / 4, EVENTS / 2);
+    assert_td_ok(td_relay_wait_until(p.relay, head, 30000)); /* all in the queue */
+    assert_int_equal(tt_count(p.to, &q), EVENTS / 4);
+
+    td_consumer_options co = TD_CONSUMER_OPTIONS_INIT;
+    co.queue = p.queue;
+    co.broker.url = tb_url();
+    co.broker.exchange = p.exchange;
+    co.types = handled;
+    co.type_count = 2;
+    co.prefetch = 7; /* many small batches */
+    assert_td_ok(td_consumer_new(&p.consumer, p.to, &co));
+    assert_td_ok(td_consumer_start(p.consumer));
+    assert_int_equal(tb_wait_count(p.to, &q, EVENTS * 3 / 4, 30000), EVENTS * 3 / 4);
+    assert_int_equal(tb_check_copy(p.from, p.to), EVENTS * 3 / 4);
+    td_broker_stats cs;
+    td_consumer_stats(p.consumer, &cs);
+    assert_int_equal(cs.consumed, EVENTS / 2);
+    assert_int_equal(cs.duplicates, 0);
+    pair_close(&p);
+}
+
 /* ---- messages that cannot be taken ---------------------------------------- */
 
 typedef struct raw {
@@ -409,6 +446,7 @@ int main(void)
         cmocka_unit_test(test_quorum_end_to_end),
         cmocka_unit_test(test_classic_end_to_end),
         cmocka_unit_test(test_republished_events_change_nothing),
+        cmocka_unit_test(test_restarted_consumer_catches_up_in_order),
         cmocka_unit_test(test_unusable_messages_are_parked_with_why),
         cmocka_unit_test(test_bad_options_are_refused_without_the_password),
         cmocka_unit_test(test_unreachable_broker_is_reported),
