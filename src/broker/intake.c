@@ -262,7 +262,8 @@ static int take(td_txn *txn, const td_intake_rules *rules, amqp_envelope_t *env,
     int error = read_event(&c);
     if (error == 0)
         error = td_txn_try(txn, append_event, &c);
-    if (error == TD_EINVAL || error == TD_ETOOBIG) {
+    bool rejecting = error == TD_EINVAL || error == TD_ETOOBIG;
+    if (rejecting) {
         snprintf(c.why, sizeof c.why, "%s", td_error_last());
         error = td_txn_try(txn, append_rejected, &c);
         tally->rejected += error == 0;
@@ -275,7 +276,9 @@ static int take(td_txn *txn, const td_intake_rules *rules, amqp_envelope_t *env,
     }
     td_free(c.metadata);
     td_free(c.data);
-    return error < 0 && store_failure(error) ? error : 0;
+    /* nothing is acknowledged that is not stored: a message that could be
+     * neither appended nor parked fails the unit, whatever the code */
+    return error < 0 && (rejecting || store_failure(error)) ? error : 0;
 }
 
 typedef struct batch_ctx {

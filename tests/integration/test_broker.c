@@ -254,6 +254,64 @@ static void test_restarted_consumer_catches_up_in_order(void **state)
     pair_close(&p);
 }
 
+/* A receiving store that takes nothing (here: events over its size limit,
+ * so even the rejection cannot be stored): nothing is acknowledged. Opened
+ * as it should be, the next consumer gets every event, once. */
+static void test_nothing_is_acknowledged_that_is_not_stored(void **state)
+{
+    (void)state;
+    pair p;
+    pair_open(&p, TD_QUEUE_QUORUM);
+    assert_td_ok(td_consumer_stop(p.consumer));
+    td_consumer_free(p.consumer);
+    p.consumer = NULL;
+    char *url = strdup(td_store_url(p.to));
+    td_store_free(p.to);
+    td_store_options so = TD_STORE_OPTIONS_INIT;
+    so.max_event_bytes = 8;
+    assert_td_ok(td_store_open(&p.to, url, &so));
+
+    td_consumer_options co = TD_CONSUMER_OPTIONS_INIT;
+    co.queue = p.queue;
+    co.broker.url = tb_url();
+    co.broker.exchange = p.exchange;
+    co.broker.backoff_initial_ms = 50;
+    co.broker.backoff_max_ms = 200;
+    co.types = handled;
+    co.type_count = 2;
+    assert_td_ok(td_consumer_new(&p.consumer, p.to, &co));
+    assert_td_ok(td_consumer_start(p.consumer));
+    int64_t head = append_events(p.from, 0, 20);
+    assert_td_ok(td_relay_wait_until(p.relay, head, 30000));
+    td_broker_stats cs;
+    for (int i = 0; i < 200; i++) {
+        td_consumer_stats(p.consumer, &cs);
+        if (strstr(cs.last_error, "refused a batch"))
+            break;
+        usleep(50000);
+    }
+    if (strstr(cs.last_error, "refused a batch") == NULL)
+        fail_msg("the consumer did not report the store's refusal: '%s'", cs.last_error);
+    td_read_query all = TD_READ_QUERY_INIT;
+    assert_int_equal(tt_count(p.to, &all), 0);
+    assert_int_equal(cs.consumed, 0);
+    assert_td_code(td_consumer_stop(p.consumer), TD_ETOOBIG);
+    td_consumer_free(p.consumer);
+    td_store_free(p.to);
+
+    p.to = tt_open(url);
+    free(url);
+    co.broker.backoff_initial_ms = 0;
+    co.broker.backoff_max_ms = 0;
+    assert_td_ok(td_consumer_new(&p.consumer, p.to, &co));
+    assert_td_ok(td_consumer_start(p.consumer));
+    td_read_query q = integration_types();
+    assert_int_equal(tb_wait_count(p.to, &q, 20, 30000), 20);
+    assert_int_equal(tb_check_copy(p.from, p.to), 20);
+    assert_int_equal(tt_count(p.to, &all), 20); /* nothing rejected either */
+    pair_close(&p);
+}
+
 /* ---- messages that cannot be taken ---------------------------------------- */
 
 typedef struct raw {
@@ -447,6 +505,7 @@ int main(void)
         cmocka_unit_test(test_classic_end_to_end),
         cmocka_unit_test(test_republished_events_change_nothing),
         cmocka_unit_test(test_restarted_consumer_catches_up_in_order),
+        cmocka_unit_test(test_nothing_is_acknowledged_that_is_not_stored),
         cmocka_unit_test(test_unusable_messages_are_parked_with_why),
         cmocka_unit_test(test_bad_options_are_refused_without_the_password),
         cmocka_unit_test(test_unreachable_broker_is_reported),
