@@ -61,6 +61,7 @@ struct td_consumer {
     td_amqp amqp;
     amqp_envelope_t *batch;
     size_t batch_count;
+    unsigned store_failures; /* batches the store refused in a row */
 };
 
 static bool rpc_ok(td_consumer *c, const char *step, char *err, size_t size)
@@ -150,6 +151,8 @@ static int commit_batch(td_consumer *c)
     td_intake_tally t;
     int error = td_broker__intake(c->store, &c->rules, c->batch, c->batch_count, &t);
     if (error < 0) {
+        /* the broker delivers the batch again: wait, longer each time */
+        td_broker__sleep(&c->stop, td_broker__backoff_ms(&c->conf, c->store_failures++));
         char what[300];
         snprintf(what, sizeof what, "the store refused a batch: %s", td_error_last());
         note(c, what);
@@ -160,6 +163,7 @@ static int commit_batch(td_consumer *c)
         drop_batch(c);
         return TD_EIO;
     }
+    c->store_failures = 0;
     tally(c, &t);
     uint64_t last = c->batch[c->batch_count - 1].delivery_tag;
     drop_batch(c);

@@ -41,9 +41,10 @@
 #include "core/error.h"
 #include "core/internal.h"
 
-#define CHECKPOINTS   "broker_relays"
-#define SAVE_EVERY_MS 100
-#define DRAIN_MS      3000
+#define CHECKPOINTS    "broker_relays"
+#define SAVE_EVERY_MS  100
+#define DRAIN_MS       3000
+#define STORE_RETRY_MS 200 /* after a failed read of the store */
 
 typedef struct pending {
     int64_t position;
@@ -188,6 +189,9 @@ static int fail(td_relay *r, const char *what, const amqp_rpc_reply_t *reply, in
     return TD_EIO;
 }
 
+/* Publishes what the store holds after read_pos, as far as the window
+ * allows: TD_EIO when the broker failed (drop the connection). A failed
+ * read of the store is waited out instead, and the connection kept. */
 static int publish_batch(td_relay *r)
 {
     td_read_query q = TD_READ_QUERY_INIT;
@@ -195,9 +199,12 @@ static int publish_batch(td_relay *r)
     q.limit = r->batch_size;
     r->publish_status = AMQP_STATUS_OK;
     int error = td_store_read_stored(r->store, &q, publish_one, r);
-    if (error < 0) {
-        td_broker__set_error(&r->counters, td_error_last());
-        return error;
+    if (error < 0) { /* the store's trouble, not the broker's: keep the connection */
+        char message[400];
+        snprintf(message, sizeof message, "relay %s: reading the store: %.250s", r->name,
+                 td_error_last());
+        td_broker__set_error(&r->counters, message);
+        td_broker__sleep(&r->stop, STORE_RETRY_MS);
     }
     if (r->publish_status != AMQP_STATUS_OK)
         return fail(r, "publish", NULL, r->publish_status);
