@@ -10,6 +10,7 @@
  * on. Bad options are refused with a clear error.
  */
 #include <amqp.h>
+#include <signal.h>
 #include <amqp_tcp_socket.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "broker_support.h"
+#include "child.h"
 
 #define STREAMS 8
 #define EVENTS  400
@@ -312,6 +314,80 @@ static void test_nothing_is_acknowledged_that_is_not_stored(void **state)
     pair_close(&p);
 }
 
+/* ---- a relay killed mid-flight ------------------------------------------- */
+
+#define KILLS 3
+
+/* The child: a relay on the sending store, and appends, until killed. */
+static int child_main(const char *store_url, const char *exchange)
+{
+    td_store *store = NULL;
+    td_relay *relay = NULL;
+    td_relay_options ro = TD_RELAY_OPTIONS_INIT;
+    ro.name = "orders";
+    ro.broker.url = tb_url();
+    ro.broker.exchange = exchange;
+    ro.max_in_flight = 512;
+    if (td_store_open(&store, store_url, NULL) < 0 || td_relay_new(&relay, store, &ro) < 0 ||
+        td_relay_start(relay) < 0) {
+        fprintf(stderr, "child: %s\n", td_error_last());
+        return 2;
+    }
+    for (int i = 0;; i++) {
+        char stream[32];
+        snprintf(stream, sizeof stream, "item-%d", i % STREAMS);
+        td_event ev = tt_event("ItemAdded", "{\"n\":1}");
+        ev.kind = TD_KIND_INTEGRATION;
+        if (td_store_append(store, stream, TD_EXPECT_ANY, &ev, 1) < 0)
+            return 3;
+        if (i % 4 == 0)
+            usleep(500);
+    }
+}
+
+static const char *self;
+
+/* SIGKILL while messages wait for their confirms, three times: the
+ * checkpoint never passed an unconfirmed event, so the relay that takes
+ * over republishes and never skips, and the receiver holds each event
+ * once. */
+static void test_relay_killed_mid_flight_skips_nothing(void **state)
+{
+    (void)state;
+    pair p;
+    pair_open(&p, TD_QUEUE_QUORUM);
+    assert_td_ok(td_relay_stop(p.relay)); /* the children relay */
+    char *url = strdup(td_store_url(p.from));
+    for (int round = 0; round < KILLS; round++) {
+        const char *args[] = {url, p.exchange, NULL};
+        pid_t pid = tt_spawn(self, args, NULL);
+        usleep(1500000);
+        assert_int_equal(kill(pid, SIGKILL), 0);
+        assert_int_equal(tt_wait(pid), 128 + SIGKILL);
+    }
+    free(url);
+    int64_t head = 0;
+    assert_td_ok(td_store_head(p.from, &head));
+    td_relay_free(p.relay);
+    td_relay_options ro = TD_RELAY_OPTIONS_INIT;
+    ro.name = "orders";
+    ro.broker.url = tb_url();
+    ro.broker.exchange = p.exchange;
+    assert_td_ok(td_relay_new(&p.relay, p.from, &ro));
+    assert_td_ok(td_relay_start(p.relay));
+    assert_td_ok(td_relay_wait_until(p.relay, head, 60000));
+    td_read_query q = integration_types();
+    int64_t sent = tt_count(p.from, &q);
+    assert_true(sent > 100);
+    assert_int_equal(tb_wait_count(p.to, &q, sent, 60000), sent);
+    assert_int_equal(tb_check_copy(p.from, p.to), sent);
+    td_broker_stats cs;
+    td_consumer_stats(p.consumer, &cs);
+    print_message("%lld events over %d kills; %lld duplicates dropped\n", (long long)sent, KILLS,
+                  (long long)cs.duplicates);
+    pair_close(&p);
+}
+
 /* ---- messages that cannot be taken ---------------------------------------- */
 
 typedef struct raw {
@@ -498,14 +574,18 @@ static void test_unreachable_broker_is_reported(void **state)
     tt_fixture_free(store);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc >= 4 && strcmp(argv[1], "--child") == 0)
+        return child_main(argv[2], argv[3]);
+    self = argv[0];
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_quorum_end_to_end),
         cmocka_unit_test(test_classic_end_to_end),
         cmocka_unit_test(test_republished_events_change_nothing),
         cmocka_unit_test(test_restarted_consumer_catches_up_in_order),
         cmocka_unit_test(test_nothing_is_acknowledged_that_is_not_stored),
+        cmocka_unit_test(test_relay_killed_mid_flight_skips_nothing),
         cmocka_unit_test(test_unusable_messages_are_parked_with_why),
         cmocka_unit_test(test_bad_options_are_refused_without_the_password),
         cmocka_unit_test(test_unreachable_broker_is_reported),
