@@ -97,11 +97,15 @@ typedef struct td_relay_options {
     td_broker_options broker; /* broker.url required */
     size_t max_in_flight;     /* published, not yet confirmed; 0: 1024 */
     size_t batch_size;        /* events read from the store at a time; 0: 512 */
+    /* Only integration events of these sources (NULL-terminated; copied).
+     * NULL: every source. A service that also consumes names its own
+     * contexts here, so that what it received is not sent out again. */
+    const char *const *sources;
 } td_relay_options;
 
 #define TD_RELAY_OPTIONS_INIT                                                                      \
     {                                                                                              \
-        TD_RELAY_OPTIONS_VERSION, NULL, TD_BROKER_OPTIONS_INIT, 0, 0                               \
+        TD_RELAY_OPTIONS_VERSION, NULL, TD_BROKER_OPTIONS_INIT, 0, 0, NULL                         \
     }
 
 typedef struct td_relay td_relay;

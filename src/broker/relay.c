@@ -13,11 +13,10 @@
  *
  * One thread owns the connection. It reads events after read_pos in
  * position order (as stored: consumers upcast), publishes each integration
- * event and remembers it in the window (its position and time; the delivery
- * tag is implied: the window's first entry has first_tag, the next +1). Up
- * to max_in_flight entries wait for their confirm at once; the broker acks
- * them one by one or many at a time (multiple). The confirmed prefix of the
- * window is dropped, and the checkpoint becomes:
+ * event (of the configured sources) and remembers it in the window (its position and time; the
+ * delivery tag is implied: the window's first entry has first_tag, the next +1). Up to
+ * max_in_flight entries wait for their confirm at once; the broker acks them one by one or many at
+ * a time (multiple). The confirmed prefix of the window is dropped, and the checkpoint becomes:
  *
  *   window empty:  read_pos (events read and not published are domain
  *                  events: nothing to confirm)
@@ -57,6 +56,7 @@ struct td_relay {
     char name[TD_BROKER_NAME_MAX + 1];
     td_broker_conf conf;
     size_t max_in_flight, batch_size;
+    char **sources; /* NULL-terminated, or NULL: every source */
     td_broker_counters counters;
     td_broker_metrics m;
     pthread_t thread;
@@ -117,7 +117,11 @@ static void save_checkpoint(td_relay *r, bool now)
     int64_t before = r->saved;
     r->saved = checkpoint;
     int error = td_transact(r->store, put_checkpoint, r);
-    if (error < 0) { /* tried again at the next save; the broker has what it has */
+    if (error == 0) {
+        pthread_mutex_lock(&r->lock);
+        r->error = 0; /* saved after all */
+        pthread_mutex_unlock(&r->lock);
+    } else { /* tried again at the next save; the broker has what it has */
         r->saved = before;
         td_broker__set_error(&r->counters, td_error_last());
         pthread_mutex_lock(&r->lock);
@@ -149,12 +153,22 @@ static void advance(td_relay *r)
     pthread_mutex_unlock(&r->lock);
 }
 
+static bool from_source(const td_relay *r, const char *source)
+{
+    if (r->sources == NULL)
+        return true;
+    for (char **s = r->sources; *s; s++)
+        if (source && strcmp(*s, source) == 0)
+            return true;
+    return false;
+}
+
 static int publish_one(const td_event *ev, void *payload)
 {
     td_relay *r = payload;
     if (r->count == r->max_in_flight)
         return 1;
-    if (ev->kind == TD_KIND_INTEGRATION) {
+    if (ev->kind == TD_KIND_INTEGRATION && from_source(r, ev->source)) {
         amqp_basic_properties_t props;
         amqp_table_entry_t entries[TD_HDR_COUNT];
         char id[TD_UUID_STR_LEN + 1];
@@ -374,6 +388,25 @@ static void collect(td_metrics *registry, void *payload)
     td_metric_set(r->m.connected, labels, s.connected);
 }
 
+static int copy_sources(td_relay *r, const char *const *sources)
+{
+    size_t n = 0;
+    if (sources == NULL)
+        return 0;
+    while (sources[n])
+        n++;
+    if ((r->sources = td_calloc(n + 1, sizeof *r->sources)) == NULL)
+        return td_error__oom();
+    for (size_t i = 0; i < n; i++) {
+        int error = td_source_check(sources[i]);
+        if (error < 0)
+            return error;
+        if ((r->sources[i] = td_strdup(sources[i])) == NULL)
+            return td_error__oom();
+    }
+    return 0;
+}
+
 int td_relay_new(td_relay **out, td_store *store, const td_relay_options *opts)
 {
     *out = NULL;
@@ -394,6 +427,8 @@ int td_relay_new(td_relay **out, td_store *store, const td_relay_options *opts)
     pthread_cond_init(&r->cond, NULL);
     atomic_init(&r->stop, false);
     error = td_broker__conf_init(&r->conf, &opts->broker);
+    if (error == 0)
+        error = copy_sources(r, opts->sources);
     if (error == 0 && (r->window = td_calloc(r->max_in_flight, sizeof *r->window)) == NULL)
         error = td_error__oom();
     if (error == 0)
@@ -449,6 +484,9 @@ void td_relay_free(td_relay *r)
     td_broker__counters_dispose(&r->counters);
     pthread_cond_destroy(&r->cond);
     pthread_mutex_destroy(&r->lock);
+    for (char **s = r->sources; s && *s; s++)
+        td_free(*s);
+    td_free(r->sources);
     td_free(r->window);
     td_free(r);
 }

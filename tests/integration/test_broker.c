@@ -314,6 +314,47 @@ static void test_nothing_is_acknowledged_that_is_not_stored(void **state)
     pair_close(&p);
 }
 
+/* A relay limited to some sources leaves the others' integration events
+ * at home (a service that also consumes does not send back what it got). */
+static void test_relay_sends_only_its_sources(void **state)
+{
+    (void)state;
+    pair p;
+    pair_open(&p, TD_QUEUE_QUORUM);
+    assert_td_ok(td_relay_stop(p.relay));
+    td_relay_free(p.relay);
+    td_relay_options ro = TD_RELAY_OPTIONS_INIT;
+    ro.name = "billing";
+    ro.broker.url = tb_url();
+    ro.broker.exchange = p.exchange;
+    ro.sources = (const char *const[]){"billing", "shipping", NULL};
+    assert_td_ok(td_relay_new(&p.relay, p.from, &ro));
+    assert_td_ok(td_relay_start(p.relay));
+    int64_t head = 0;
+    for (int i = 0; i < 30; i++) {
+        td_event ev = tt_event("ItemAdded", "{}");
+        ev.kind = TD_KIND_INTEGRATION;
+        ev.source = i % 3 == 0 ? "billing" : i % 3 == 1 ? "received" : NULL; /* NULL: "item" */
+        assert_td_ok(td_store_append(p.from, "item-1", TD_EXPECT_ANY, &ev, 1));
+        head = ev.position;
+    }
+    assert_td_ok(td_relay_wait_until(p.relay, head, 30000));
+    td_read_query q = integration_types();
+    assert_int_equal(tb_wait_count(p.to, &q, 10, 30000), 10);
+    usleep(300000); /* nothing more comes */
+    assert_int_equal(tt_count(p.to, &q), 10);
+    td_broker_stats rs;
+    td_relay_stats(p.relay, &rs);
+    assert_int_equal(rs.published, 10);
+    assert_int_equal(rs.checkpoint, head);
+
+    td_relay *bad = NULL;
+    ro.sources = (const char *const[]){"bad source!", NULL};
+    assert_td_code(td_relay_new(&bad, p.from, &ro), TD_EINVAL);
+    assert_null(bad);
+    pair_close(&p);
+}
+
 /* ---- a relay killed mid-flight ------------------------------------------- */
 
 #define KILLS 3
@@ -586,6 +627,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_restarted_consumer_catches_up_in_order),
         cmocka_unit_test(test_nothing_is_acknowledged_that_is_not_stored),
         cmocka_unit_test(test_relay_killed_mid_flight_skips_nothing),
+        cmocka_unit_test(test_relay_sends_only_its_sources),
         cmocka_unit_test(test_unusable_messages_are_parked_with_why),
         cmocka_unit_test(test_bad_options_are_refused_without_the_password),
         cmocka_unit_test(test_unreachable_broker_is_reported),
