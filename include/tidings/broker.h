@@ -163,7 +163,8 @@ typedef enum td_queue_type {
 } td_queue_type;
 
 /* A handled type: bound as a routing key; messages of a schema version
- * above max_schema_version (0: any) are rejected as too new. */
+ * above max_schema_version are rejected as too new. 0: the schema the
+ * store's upcasters declare for the type (upcast.h), or any if none. */
 typedef struct td_consumer_type {
     const char *type;
     int32_t max_schema_version;

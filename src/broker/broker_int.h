@@ -17,6 +17,7 @@
 
 #include "tidings/broker.h"
 #include "tidings/subscription.h"
+#include "tidings/upcast.h"
 
 #define TD_BROKER_CHANNEL 1
 
@@ -120,6 +121,7 @@ typedef struct td_intake_rules {
     const char *queue;
     const td_consumer_type *types;
     size_t type_count;
+    const td_upcasters *upcasters; /* the store's: the schema it reads a type at, or NULL */
 } td_intake_rules;
 
 /* Appends the batch's messages to store in one unit of work, in order: each

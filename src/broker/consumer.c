@@ -149,6 +149,7 @@ static void tally(td_consumer *c, const td_intake_tally *t)
 static int commit_batch(td_consumer *c)
 {
     td_intake_tally t;
+    c->rules.upcasters = td_store_upcasters(c->store);
     int error = td_broker__intake(c->store, &c->rules, c->batch, c->batch_count, &t);
     if (error < 0) {
         /* the broker delivers the batch again: wait, longer each time */
@@ -286,7 +287,7 @@ static int copy_types(td_consumer *c, const td_consumer_options *opts)
     c->types = td_calloc(opts->type_count, sizeof *c->types);
     if (c->types == NULL)
         return td_error__oom();
-    c->rules = (td_intake_rules){c->queue, c->types, 0};
+    c->rules = (td_intake_rules){c->queue, c->types, 0, NULL};
     for (size_t i = 0; i < opts->type_count; i++) {
         int error = td_type_check(opts->types[i].type);
         if (error == 0 && opts->types[i].max_schema_version < 0)

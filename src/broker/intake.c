@@ -12,7 +12,8 @@
  *       -> nothing: the unique event id refuses it, the savepoint undoes it
  *   anything else (no or bad message id, headers missing or of the wrong
  *   kind, a body that is not a JSON object, a type not bound, a schema
- *   too new)
+ *   too new: above the type's max_schema_version, or when that is 0,
+ *   above the schema the store's upcasters declare for it)
  *       -> a tidings.Rejected event in stream rejected-<queue> saying why,
  *          with the message's id when it has a usable one (so a
  *          redelivered bad message is parked once); the consumer's
@@ -131,10 +132,12 @@ static int check_type(intake_ctx *c, int64_t schema)
         const td_consumer_type *t = &c->rules->types[i];
         if (strcmp(t->type, c->type) != 0)
             continue;
-        if (t->max_schema_version > 0 && schema > t->max_schema_version)
+        int32_t limit = t->max_schema_version;
+        if (limit == 0 && c->rules->upcasters) /* what the store's reader declares */
+            limit = td_upcasters_current(c->rules->upcasters, c->type);
+        if (limit > 0 && schema > limit)
             return td_error__set(TD_EINVAL, "%s at schema %lld is newer than the %d queue %s reads",
-                                 c->type, (long long)schema, t->max_schema_version,
-                                 c->rules->queue);
+                                 c->type, (long long)schema, limit, c->rules->queue);
         return 0;
     }
     return td_error__set(TD_EINVAL, "queue %s does not take events of type %s", c->rules->queue,

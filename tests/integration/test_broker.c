@@ -549,6 +549,66 @@ static void test_unusable_messages_are_parked_with_why(void **state)
     pair_close(&p);
 }
 
+/* Without a limit of its own, a type's limit is the schema the receiving
+ * store's upcasters read it at. */
+static void test_schema_limit_from_the_upcasters(void **state)
+{
+    (void)state;
+    char *dir = tt_tmpdir(), *url = tt_store_url(dir, "receiver.db");
+    char exchange[64], queue[64];
+    tb_name(exchange, sizeof exchange, "x");
+    tb_name(queue, sizeof queue, "q");
+    td_store *to = tt_open(url);
+    td_upcasters *up = NULL;
+    assert_td_ok(td_upcasters_new(&up));
+    assert_td_ok(td_upcasters_declare(up, "ItemRemoved", 1));
+    td_store_set_upcasters(to, up);
+    td_consumer *consumer = NULL;
+    td_consumer_options co = TD_CONSUMER_OPTIONS_INIT;
+    co.queue = queue;
+    co.broker.url = tb_url();
+    co.broker.exchange = exchange;
+    co.types = handled; /* ItemRemoved without a limit of its own */
+    co.type_count = 2;
+    assert_td_ok(td_consumer_new(&consumer, to, &co));
+    assert_td_ok(td_consumer_start(consumer));
+    td_broker_stats cs;
+    for (int i = 0; i < 200 && (td_consumer_stats(consumer, &cs), !cs.connected); i++)
+        usleep(50000);
+    assert_true(cs.connected);
+    raw r;
+    raw_open(&r);
+    raw_publish(&r, exchange, "ItemRemoved", "0190c3a0-0000-7000-8000-000000000011", "ItemRemoved",
+                2, "{}");
+    raw_publish(&r, exchange, "ItemRemoved", "0190c3a0-0000-7000-8000-000000000012", "ItemRemoved",
+                1, "{}");
+    raw_close(&r);
+    td_read_query q = TD_READ_QUERY_INIT;
+    q.stream = "item-raw";
+    assert_int_equal(tb_wait_count(to, &q, 1, 20000), 1);
+    for (int i = 0; i < 200 && (td_consumer_stats(consumer, &cs), cs.rejected < 1); i++)
+        usleep(50000);
+    assert_int_equal(cs.rejected, 1);
+    assert_int_equal(cs.consumed, 1);
+    dead d = {0, ""};
+    char intake[80];
+    snprintf(intake, sizeof intake, "%s.intake", queue);
+    td_dlq_filter f = {intake, NULL, NULL};
+    for (int i = 0; i < 200 && d.count < 1; i++) {
+        d = (dead){0, ""};
+        assert_td_ok(td_dlq_list(to, &f, collect_dead, &d));
+        usleep(50000);
+    }
+    assert_int_equal(d.count, 1);
+    assert_non_null(strstr(d.errors, "ItemRemoved at schema 2 is newer than the 1"));
+    assert_td_ok(td_consumer_stop(consumer));
+    td_consumer_free(consumer);
+    td_store_free(to);
+    td_upcasters_free(up);
+    free(url);
+    tt_rmdir(dir);
+}
+
 /* ---- bad options ------------------------------------------------------------ */
 
 static void test_bad_options_are_refused_without_the_password(void **state)
@@ -629,6 +689,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_relay_killed_mid_flight_skips_nothing),
         cmocka_unit_test(test_relay_sends_only_its_sources),
         cmocka_unit_test(test_unusable_messages_are_parked_with_why),
+        cmocka_unit_test(test_schema_limit_from_the_upcasters),
         cmocka_unit_test(test_bad_options_are_refused_without_the_password),
         cmocka_unit_test(test_unreachable_broker_is_reported),
     };
