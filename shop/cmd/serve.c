@@ -108,7 +108,7 @@ static const cmdline_option serve_options[] = {
      "publish the shop's integration events to RabbitMQ\n(amqp://HOST:PORT, no password: that goes "
      "in\n"
      "--broker-file or TIDINGS_BROKER)"},
-    {"broker-file", 'B', "FILE", "a file (mode 0600) holding the broker URL"},
+    {"broker-file", 'U', "FILE", "a file (mode 0600) holding the broker URL"},
     {"broker-exchange", 'G', "NAME", "the broker's topic exchange (default tidings)"},
     {"skip-check", 'c', NULL,
      "start on a store that fails the check made at\nopen (bounded; 'tidings check' checks in "
@@ -183,7 +183,7 @@ static int option(int c, const char *value, serve_args *a)
     case 'b':
         a->broker = value;
         return 0;
-    case 'B':
+    case 'U':
         a->broker_file = value;
         return 0;
     case 'G':
