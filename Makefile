@@ -78,6 +78,7 @@ test-tsan: build-tsan
 # tidings-bench's PostgreSQL figures run on a private server it starts.
 bench: build
 	@bash bench/with_postgres.sh $(BUILD)/bench/tidings-bench
+	@bash bench/broker.sh $(BUILD)
 	@bash bench/shop_load.sh $(BUILD)
 	@bash bench/shop_memory.sh $(BUILD)
 	@bash bench/shop_overload.sh $(BUILD)

@@ -26,5 +26,7 @@ int bench_dispatch(void);
 int bench_open(void);
 /* bench_pg.c: on the server TIDINGS_BENCH_PG_URL names (skipped without) */
 int bench_pg(void);
+/* bench_broker.c: skipped without TIDINGS_BENCH_RABBITMQ_URL_FILE */
+int bench_broker(void);
 
 #endif

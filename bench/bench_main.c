@@ -5,6 +5,8 @@
  * `tidings-bench store`, `tidings-bench dispatch`, `tidings-bench open` or
  * `tidings-bench postgres` runs one part; the last needs a server
  * (TIDINGS_BENCH_PG_URL, which `make bench` sets to a private one).
+ * `tidings-bench broker` runs the broker part, which needs a RabbitMQ node
+ * (bench/broker.sh starts one).
  */
 #include <stdio.h>
 #include <string.h>
@@ -22,6 +24,8 @@ int main(int argc, char **argv)
     if ((!only || strcmp(only, "open") == 0) && bench_open() < 0)
         return 1;
     if ((!only || strcmp(only, "postgres") == 0) && bench_pg() < 0)
+        return 1;
+    if (only && strcmp(only, "broker") == 0 && bench_broker() < 0)
         return 1;
     return 0;
 }

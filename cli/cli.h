@@ -104,6 +104,8 @@ int cmd_import(int argc, char **argv);
 int cmd_subscriptions(int argc, char **argv);
 int cmd_dlq(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
+int cmd_relay(int argc, char **argv);
+int cmd_consume(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 
 const cli_command *cli_find_command(const char *name);

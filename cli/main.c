@@ -45,6 +45,15 @@ static const cli_command commands[] = {
      "Check the tamper-evident hash chain, or export events with\n"
      "their hashes for an auditor.",
      cmd_audit},
+    {"relay", "[--broker URL | --broker-file FILE] [options]",
+     "Publish the store's integration events to RabbitMQ (broker\n"
+     "URL also from TIDINGS_BROKER), with confirms, until\ninterrupted.",
+     cmd_relay},
+    {"consume", "--queue NAME --types LIST [options]",
+     "Append a RabbitMQ queue's integration events into the store,\n"
+     "once each, until interrupted; unusable ones are parked in\n"
+     "the dead-letter queue of NAME.intake.",
+     cmd_consume},
     {"stats", "", "Count events, streams, types and documents; show the size\non disk.", cmd_stats},
     {"check", "",
      "Check the store in full: every page, the schema, every\n"

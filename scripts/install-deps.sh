@@ -14,6 +14,8 @@ packages=(
   libsodium-dev
   libpq-dev
   postgresql
+  librabbitmq-dev
+  rabbitmq-server
   curl
   jq
   python3
@@ -43,6 +45,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   export DEBIAN_FRONTEND=noninteractive
+  # The rabbitmq-server package would start a system-wide node listening
+  # on every interface; the tests and benchmarks start private ones
+  # (scripts/start-rabbitmq.sh), so keep the package from starting it
+  # (policy-rc.d, the Debian way, only for this install and only when the
+  # machine has no policy of its own).
+  policy=/usr/sbin/policy-rc.d
+  if [[ " ${missing[*]} " == *" rabbitmq-server "* ]] && [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\ncase "$1" in rabbitmq-server|epmd) exit 101 ;; esac\nexit 0\n' |
+      $sudo tee "$policy" >/dev/null
+    $sudo chmod 755 "$policy"
+    trap '$sudo rm -f "$policy"' EXIT
+  fi
   $sudo apt-get update -qq >/dev/null
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi

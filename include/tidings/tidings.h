@@ -8,13 +8,15 @@
  * (upcast.h), the audit chain (audit.h), personal data
  * sealed per data subject (seal.h), metrics and tracing (metrics.h,
  * trace.h), the event envelope (event.h), UUIDv7 ids (uuid.h), timestamps
- * (timestamp.h) and errors (errors.h). Include this header, or the one
+ * (timestamp.h), errors (errors.h), and integration events between
+ * services over RabbitMQ (broker.h). Include this header, or the one
  * header of the concept you use.
  */
 #ifndef TIDINGS_TIDINGS_H
 #define TIDINGS_TIDINGS_H
 
 #include "audit.h"
+#include "broker.h"
 #include "bus.h"
 #include "dlq.h"
 #include "errors.h"

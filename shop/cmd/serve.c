@@ -31,6 +31,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "broker_url.h"
 #include "cmd/commands.h"
 #include "cmd/common.h"
 #include "http/http.h"
@@ -38,7 +39,8 @@
 #include "services/spans.h"
 
 typedef struct serve_args {
-    const char *db, *listen, *data, *smtp, *broker, *log_level, *handlers, *commits;
+    const char *db, *listen, *data, *smtp, *broker, *broker_file, *exchange, *log_level, *handlers,
+        *commits;
     const char *smtp_netrc, *smtp_ca;
     bool smtp_starttls;
     const char *master_key_file;
@@ -102,7 +104,12 @@ static const cmdline_option serve_options[] = {
      "send spans to an OpenTelemetry collector:\nPOST URL/v1/traces (OTLP/HTTP JSON), batched;\n"
      "when it is slow, spans are dropped and counted"},
     {"otlp-queue", 'Q', "N", "spans kept waiting for the collector, 16..1000000\n(default 2048)"},
-    {"broker", 'b', "URL", "a message broker (this build has none: refused)"},
+    {"broker", 'b', "URL",
+     "publish the shop's integration events to RabbitMQ\n(amqp://HOST:PORT, no password: that goes "
+     "in\n"
+     "--broker-file or TIDINGS_BROKER)"},
+    {"broker-file", 'U', "FILE", "a file (mode 0600) holding the broker URL"},
+    {"broker-exchange", 'G', "NAME", "the broker's topic exchange (default tidings)"},
     {"skip-check", 'c', NULL,
      "start on a store that fails the check made at\nopen (bounded; 'tidings check' checks in "
      "full)"},
@@ -175,6 +182,12 @@ static int option(int c, const char *value, serve_args *a)
         return 0;
     case 'b':
         a->broker = value;
+        return 0;
+    case 'U':
+        a->broker_file = value;
+        return 0;
+    case 'G':
+        a->exchange = value;
         return 0;
     case 'L':
         a->log_level = value;
@@ -371,6 +384,7 @@ typedef struct running {
     td_tracer *trace_file; /* --trace-file's, or NULL */
     shop_otlp *otlp;       /* --otlp-endpoint's, or NULL */
     shop_spans *spans;     /* the last spans, for the console; with tracing only */
+    td_relay *relay;       /* --broker's, or NULL */
 } running;
 
 /* The tracer's exporter: the trace file, the collector's queue, and the
@@ -391,6 +405,7 @@ static void stop_all(running *r)
 {
     http_server_stop(r->http);
     shop_close(r->shop);
+    td_relay_free(r->relay); /* after the shop: what it published last is confirmed */
     shop_otlp_stop(r->otlp);
     td_metrics_free(r->metrics);
     td_store_free(r->store);
@@ -495,7 +510,26 @@ static int start_shop(running *r, const serve_args *a)
     return error;
 }
 
-static int start_all(running *r, serve_args *a, const char *host, int port)
+/* The relay of the shop's integration events to the broker (broker.h),
+ * when there is one: it connects in the background, and /health says how
+ * it is doing. The URL is wiped once handed over. */
+static int start_relay(running *r, char *url, const char *exchange)
+{
+    td_relay_options ro = TD_RELAY_OPTIONS_INIT;
+    ro.name = "shop";
+    ro.broker.url = url;
+    ro.broker.exchange = exchange;
+    ro.broker.metrics = r->metrics;
+    int error = td_relay_new(&r->relay, r->store, &ro);
+    sodium_memzero(url, strlen(url));
+    if (error == 0)
+        error = td_relay_start(r->relay);
+    if (error < 0)
+        fprintf(stderr, "shop serve: %s\n", td_error_last());
+    return error;
+}
+
+static int start_all(running *r, serve_args *a, const char *host, int port, char *broker)
 {
     int error = shop_open_serving_store(&r->store, a->db, a->data,
                                         a->commits && strcmp(a->commits, "each") == 0,
@@ -516,8 +550,11 @@ static int start_all(running *r, serve_args *a, const char *host, int port)
     a->http.host = host;
     a->http.port = port;
     a->http.threads = a->http_threads;
+    if (broker[0] && (error = start_relay(r, broker, a->exchange)) < 0)
+        return error;
     a->http.metrics = r->metrics;
     a->http.spans = r->spans;
+    a->http.relay = r->relay;
     if ((error = http_server_start(&r->http, r->shop, r->store, &a->http)) < 0)
         fprintf(stderr, "shop serve: cannot listen on %s:%d\n", host, port);
     return error;
@@ -562,8 +599,9 @@ int shop_serve_main(int argc, char **argv)
         return bad("--listen takes HOST:PORT with an IPv4 address, like 127.0.0.1:8080, not "
                    "'%s'",
                    a.listen);
-    if (a.broker)
-        return bad("this build has no RabbitMQ transport yet");
+    char broker[1024], why[512];
+    if (broker_url_resolve(broker, sizeof broker, a.broker, a.broker_file, why, sizeof why) < 0)
+        return bad("%s", why);
     if (a.http.open_access && !loopback(host))
         return bad("--open-access serves everyone as an administrator: loopback only");
     if (td_log_to_stderr(a.log_level) < 0) {
@@ -587,7 +625,7 @@ int shop_serve_main(int argc, char **argv)
     sigaddset(&stop, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop, NULL); /* every thread started from here on too */
     running r = {0};
-    if (start_all(&r, &a, host, port) < 0) {
+    if (start_all(&r, &a, host, port, broker) < 0) {
         stop_all(&r);
         return 1;
     }
@@ -596,6 +634,9 @@ int shop_serve_main(int argc, char **argv)
                "administrator's\n");
     printf("shop: listening on http://%s:%d\nshop: data in %s, store %s\n", host,
            http_server_port(r.http), a.data, td_store_url(r.store));
+    if (r.relay)
+        printf("shop: publishing integration events to the broker (GET /health shows "
+               "the connection)\n");
     fflush(stdout);
     sigwait(&stop, &sig);
     bool failed = atomic_load(&store_failed);

@@ -272,6 +272,7 @@ typedef struct http_options {
     unsigned max_feeds_per_client;       /* per client address; 0: 64 */
     int admit_backlog_ms;                /* HTTP_NEW_WORK is refused while shop_backlog
                                             is past this; 0: 100 ms; negative: never */
+    td_relay *relay;                     /* the broker relay, for /health; NULL: none */
 } http_options;
 
 int http_server_start(http_server **out, shop *s, td_store *store, const http_options *opts);
@@ -281,5 +282,7 @@ void http_server_stop(http_server *server);
 td_metrics *http_server_metrics(http_server *server);
 /* The ring of recent spans, or NULL when tracing is off. */
 shop_spans *http_server_spans(http_server *server);
+/* The broker relay /health reports on, or NULL. Borrowed. */
+td_relay *http_server_relay(http_server *server);
 
 #endif

@@ -152,6 +152,23 @@ static const char *store_state(td_store *store, td_store_health *h)
     return h->state == TD_STORE_OK ? "ok" : h->state == TD_STORE_FULL ? "storage_full" : "failed";
 }
 
+/* The broker relay's connection and progress, or NULL without one. A
+ * broker that is away does not make the shop unhealthy: its events wait in
+ * the store and go out once it is back. */
+static json_t *broker_health(td_relay *relay)
+{
+    td_broker_stats s;
+    if (relay == NULL)
+        return NULL;
+    td_relay_stats(relay, &s);
+    return json_pack("{s:s,s:I,s:I,s:f,s:I,s:I,s:I,s:s*}", "connection",
+                     s.connected ? "connected" : "disconnected", "checkpoint",
+                     (json_int_t)s.checkpoint, "lag_events", (json_int_t)s.lag_events,
+                     "lag_seconds", s.lag_seconds, "published", (json_int_t)s.published,
+                     "confirmed", (json_int_t)s.confirmed, "nacked", (json_int_t)s.nacked,
+                     "last_error", s.last_error[0] ? s.last_error : NULL);
+}
+
 /* Healthy: the store answers and takes writes, and no handler of this
  * process has failed (a subscription whose lease another process took
  * over, say); lags are reported, not judged. Only administrators see the
@@ -189,6 +206,9 @@ static int get_health(http_request *req, http_response *res)
                   store_ok ? state : "unreadable", "store_error", why[0] ? why : NULL,
                   "store_since", since[0] ? since : NULL, "head", (json_int_t)head, "subscriptions",
                   h.subscriptions, "failed_handlers", failures);
+    json_t *broker = broker_health(http_server_relay(req->server));
+    if (broker)
+        json_object_set_new(body, "broker", broker);
     return http_json(res, ok ? 200 : 503, body);
 }
 

@@ -44,6 +44,7 @@ struct http_server {
     long long cut_counted; /* connections cut, as far as the metric has them */
     td_metrics *metrics;
     shop_spans *spans;
+    td_relay *relay; /* borrowed, or NULL */
     http_throttle *throttles[HTTP_LIMITS];
     http_deadlines *deadlines;
     http_workers *workers;
@@ -109,6 +110,11 @@ td_metrics *http_server_metrics(http_server *server)
 shop_spans *http_server_spans(http_server *server)
 {
     return server->spans;
+}
+
+td_relay *http_server_relay(http_server *server)
+{
+    return server->relay;
 }
 
 /* Matches path against pattern ("/orders/{}/cancel"), capturing {} parts. */
@@ -697,6 +703,7 @@ int http_server_start(http_server **out, shop *sh, td_store *store, const http_o
     s->store = store;
     s->metrics = opts->metrics;
     s->spans = opts->spans;
+    s->relay = opts->relay;
     s->open_access = opts->open_access;
     s->idempotency_ttl =
         (td_time)(opts->idempotency_ttl_s > 0 ? opts->idempotency_ttl_s : 24 * 3600) * 1000000;

@@ -69,7 +69,7 @@ check_command() {
 }
 
 check_command "$tidings"
-for c in init append events tail export import subscriptions dlq replay audit stats check; do
+for c in init append events tail export import subscriptions dlq replay audit relay consume stats check; do
   check_command "$tidings" "$c"
 done
 check_command "$shop"

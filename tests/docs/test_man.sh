@@ -30,7 +30,7 @@ for page in tidings.1 shop.1; do
 done
 in_page() { grep -qF -- "$2" "$work/$(basename "$1")"; }
 
-for c in "" init append events tail export import subscriptions dlq replay audit stats check; do
+for c in "" init append events tail export import subscriptions dlq replay audit relay consume stats check; do
   # shellcheck disable=SC2086
   for opt in $(options_of "$tidings" $c); do
     in_page "$man_dir/tidings.1" "$opt" || fail "tidings.1 does not mention '$opt' (tidings $c)"

@@ -1,0 +1,524 @@
+/*
+ * relay.c: publishes a store's integration events to the broker, with
+ * streamed publisher confirms, and keeps a checkpoint that never passes an
+ * event the broker has not confirmed.
+ *
+ *              connect ok                       publish error, nack,
+ *   backoff ---------------> relaying <-----+   heartbeat timeout,
+ *     ^                        |   |        |   channel closed
+ *     |                        |   +--------+   (read, publish, confirm)
+ *     +------------------------+
+ *           any failure: close, forget the window, read again from
+ *           the confirmed checkpoint
+ *
+ * One thread owns the connection. It reads events after read_pos in
+ * position order (as stored: consumers upcast), publishes each integration
+ * event (of the configured sources) and remembers it in the window (its position and time; the
+ * delivery tag is implied: the window's first entry has first_tag, the next +1). Up to
+ * max_in_flight entries wait for their confirm at once; the broker acks them one by one or many at
+ * a time (multiple). The confirmed prefix of the window is dropped, and the checkpoint becomes:
+ *
+ *   window empty:  read_pos (events read and not published are domain
+ *                  events: nothing to confirm)
+ *   else:          the first unconfirmed entry's position - 1
+ *
+ * so it only ever passes confirmed events. It is saved (document
+ * broker_relays/NAME, {"position":N}) at most every SAVE_EVERY_MS and at
+ * stop. A nack, or any failure, drops the connection: the window is
+ * forgotten and reading starts again at the checkpoint, so events published
+ * but not confirmed are published again (consumers drop the duplicates by
+ * id). Order: one channel, position order, so each queue gets a stream's
+ * events in order; a republished run repeats a suffix, never reorders it.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "broker/broker_int.h"
+#include "tidings/log.h"
+#include "core/alloc.h"
+#include "core/error.h"
+#include "core/internal.h"
+
+#define CHECKPOINTS    "broker_relays"
+#define SAVE_EVERY_MS  100
+#define DRAIN_MS       3000
+#define STORE_RETRY_MS 200 /* after a failed read of the store */
+
+typedef struct pending {
+    int64_t position;
+    td_time occurred_at;
+    bool confirmed;
+} pending;
+
+struct td_relay {
+    td_store *store;
+    char name[TD_BROKER_NAME_MAX + 1];
+    td_broker_conf conf;
+    size_t max_in_flight, batch_size;
+    char **sources; /* NULL-terminated, or NULL: every source */
+    td_broker_counters counters;
+    td_broker_metrics m;
+    pthread_t thread;
+    bool running;
+    atomic_bool stop;
+
+    pthread_mutex_t lock; /* checkpoint, error; cond: checkpoint moved */
+    pthread_cond_t cond;
+    int64_t checkpoint;
+    int error;
+
+    /* the relay thread's own */
+    td_amqp amqp;
+    pending *window; /* ring of max_in_flight */
+    size_t first, count;
+    uint64_t first_tag, next_tag;
+    int64_t read_pos, saved;
+    td_time saved_at;
+    int publish_status;
+};
+
+static int load_checkpoint(td_relay *r)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int error = td_store_doc_get(r->store, CHECKPOINTS, r->name, &text, &len);
+    if (error == TD_ENOTFOUND)
+        return 0;
+    if (error < 0)
+        return error;
+    json_t *doc = json_loadb(text, len, 0, NULL);
+    json_t *pos = json_object_get(doc, "position");
+    if (json_is_integer(pos) && json_integer_value(pos) >= 0)
+        r->checkpoint = r->saved = json_integer_value(pos);
+    else
+        error = td_error__set(TD_ECORRUPT, "relay '%s': its checkpoint is not readable", r->name);
+    json_decref(doc);
+    td_free(text);
+    return error;
+}
+
+static int put_checkpoint(td_txn *txn, void *payload)
+{
+    td_relay *r = payload;
+    char json[64];
+    snprintf(json, sizeof json, "{\"position\":%lld}", (long long)r->saved);
+    return td_txn_doc_put(txn, CHECKPOINTS, r->name, json, strlen(json));
+}
+
+static void save_checkpoint(td_relay *r, bool now)
+{
+    pthread_mutex_lock(&r->lock);
+    int64_t checkpoint = r->checkpoint;
+    pthread_mutex_unlock(&r->lock);
+    td_time t = td_time_now();
+    if (checkpoint <= r->saved || (!now && t - r->saved_at < SAVE_EVERY_MS * 1000))
+        return;
+    int64_t before = r->saved;
+    r->saved = checkpoint;
+    int error = td_transact(r->store, put_checkpoint, r);
+    if (error == 0) {
+        pthread_mutex_lock(&r->lock);
+        r->error = 0; /* saved after all */
+        pthread_mutex_unlock(&r->lock);
+    } else { /* tried again at the next save; the broker has what it has */
+        r->saved = before;
+        td_broker__set_error(&r->counters, td_error_last());
+        pthread_mutex_lock(&r->lock);
+        if (r->error == 0)
+            r->error = error;
+        pthread_mutex_unlock(&r->lock);
+    }
+    r->saved_at = t;
+}
+
+/* The checkpoint after the window changed; wakes td_relay_wait_until. */
+static void advance(td_relay *r)
+{
+    while (r->count > 0 && r->window[r->first].confirmed) {
+        r->first = (r->first + 1) % r->max_in_flight;
+        r->count--;
+        r->first_tag++;
+    }
+    int64_t checkpoint = r->count ? r->window[r->first].position - 1 : r->read_pos;
+    pthread_mutex_lock(&r->counters.lock);
+    r->counters.stats.lag_seconds =
+        r->count ? (double)(td_time_now() - r->window[r->first].occurred_at) / 1e6 : 0;
+    pthread_mutex_unlock(&r->counters.lock);
+    pthread_mutex_lock(&r->lock);
+    if (checkpoint > r->checkpoint) {
+        r->checkpoint = checkpoint;
+        pthread_cond_broadcast(&r->cond);
+    }
+    pthread_mutex_unlock(&r->lock);
+}
+
+static bool from_source(const td_relay *r, const char *source)
+{
+    if (r->sources == NULL)
+        return true;
+    for (char **s = r->sources; *s; s++)
+        if (source && strcmp(*s, source) == 0)
+            return true;
+    return false;
+}
+
+static int publish_one(const td_event *ev, void *payload)
+{
+    td_relay *r = payload;
+    if (r->count == r->max_in_flight)
+        return 1;
+    if (ev->kind == TD_KIND_INTEGRATION && from_source(r, ev->source)) {
+        amqp_basic_properties_t props;
+        amqp_table_entry_t entries[TD_HDR_COUNT];
+        char id[TD_UUID_STR_LEN + 1];
+        amqp_bytes_t body = {td_json__length(ev->data, ev->data_len), (void *)(uintptr_t)ev->data};
+        td_broker__message_props(&props, entries, ev, id);
+        int status = amqp_basic_publish(r->amqp.conn, TD_BROKER_CHANNEL,
+                                        amqp_cstring_bytes(r->conf.exchange),
+                                        amqp_cstring_bytes(ev->type), 0, 0, &props, body);
+        if (status != AMQP_STATUS_OK) {
+            r->publish_status = status;
+            return 1;
+        }
+        pending *p = &r->window[(r->first + r->count++) % r->max_in_flight];
+        *p = (pending){ev->position, ev->occurred_at, false};
+        r->next_tag++;
+        pthread_mutex_lock(&r->counters.lock);
+        r->counters.stats.published++;
+        pthread_mutex_unlock(&r->counters.lock);
+        td_broker__count(r->m.published, r->name, 1);
+    }
+    r->read_pos = ev->position;
+    return 0;
+}
+
+static int fail(td_relay *r, const char *what, const amqp_rpc_reply_t *reply, int status)
+{
+    char why[200], message[320];
+    td_amqp__describe(why, sizeof why, reply, status);
+    snprintf(message, sizeof message, "relay %s: %.40s: %.190s", r->name, what, why);
+    td_broker__set_error(&r->counters, message);
+    td_log(TD_LOG_WARN, NULL, "%s", message);
+    return TD_EIO;
+}
+
+/* Publishes what the store holds after read_pos, as far as the window
+ * allows: TD_EIO when the broker failed (drop the connection). A failed
+ * read of the store is waited out instead, and the connection kept. */
+static int publish_batch(td_relay *r)
+{
+    td_read_query q = TD_READ_QUERY_INIT;
+    q.after_position = r->read_pos;
+    q.limit = r->batch_size;
+    r->publish_status = AMQP_STATUS_OK;
+    int error = td_store_read_stored(r->store, &q, publish_one, r);
+    if (error < 0) { /* the store's trouble, not the broker's: keep the connection */
+        char message[400];
+        snprintf(message, sizeof message, "relay %s: reading the store: %.250s", r->name,
+                 td_error_last());
+        td_broker__set_error(&r->counters, message);
+        td_broker__sleep(&r->stop, STORE_RETRY_MS);
+    }
+    if (r->publish_status != AMQP_STATUS_OK)
+        return fail(r, "publish", NULL, r->publish_status);
+    advance(r);
+    return 0;
+}
+
+/* Marks tag (and with multiple, every tag before it) confirmed. */
+static void confirm(td_relay *r, uint64_t tag, bool multiple)
+{
+    int64_t n = 0;
+    for (uint64_t t = multiple ? r->first_tag : tag; t <= tag && t < r->first_tag + r->count; t++) {
+        pending *p = &r->window[(r->first + (t - r->first_tag)) % r->max_in_flight];
+        n += !p->confirmed;
+        p->confirmed = true;
+    }
+    pthread_mutex_lock(&r->counters.lock);
+    r->counters.stats.confirmed += n;
+    pthread_mutex_unlock(&r->counters.lock);
+    td_broker__count(r->m.confirmed, r->name, (double)n);
+}
+
+static int on_frame(td_relay *r, const amqp_frame_t *frame)
+{
+    if (frame->frame_type != AMQP_FRAME_METHOD)
+        return 0;
+    const amqp_method_t *m = &frame->payload.method;
+    if (m->id == AMQP_BASIC_ACK_METHOD) {
+        const amqp_basic_ack_t *ack = m->decoded;
+        confirm(r, ack->delivery_tag, ack->multiple);
+        return 0;
+    }
+    if (m->id == AMQP_BASIC_NACK_METHOD) {
+        const amqp_basic_nack_t *nack = m->decoded;
+        pthread_mutex_lock(&r->counters.lock);
+        r->counters.stats.nacked++;
+        pthread_mutex_unlock(&r->counters.lock);
+        td_broker__count(r->m.nacked, r->name, 1);
+        char message[160];
+        snprintf(message, sizeof message,
+                 "relay %s: the broker refused message %llu; publishing again from the checkpoint",
+                 r->name, (unsigned long long)nack->delivery_tag);
+        td_broker__set_error(&r->counters, message);
+        td_log(TD_LOG_WARN, NULL, "%s", message);
+        return TD_EIO;
+    }
+    if (m->id == AMQP_CHANNEL_CLOSE_METHOD || m->id == AMQP_CONNECTION_CLOSE_METHOD) {
+        amqp_rpc_reply_t reply = {AMQP_RESPONSE_SERVER_EXCEPTION, *m, 0};
+        return fail(r, "closed", &reply, 0);
+    }
+    return 0;
+}
+
+/* Reads what the broker sent: waits up to wait_ms for the first frame. */
+static int read_confirms(td_relay *r, unsigned wait_ms)
+{
+    struct timeval tv = {wait_ms / 1000, (wait_ms % 1000) * 1000};
+    int error = 0;
+    while (error == 0) {
+        amqp_frame_t frame;
+        int status = amqp_simple_wait_frame_noblock(r->amqp.conn, &frame, &tv);
+        if (status == AMQP_STATUS_TIMEOUT)
+            break;
+        if (status != AMQP_STATUS_OK)
+            return fail(r, "waiting for confirms", NULL, status);
+        error = on_frame(r, &frame);
+        tv = (struct timeval){0, 0};
+    }
+    amqp_maybe_release_buffers(r->amqp.conn);
+    if (error == 0)
+        advance(r);
+    return error;
+}
+
+/* One round: publish what fits, take confirms, save the checkpoint. */
+static int step(td_relay *r)
+{
+    int64_t head = td_store_known_head(r->store);
+    int error = 0;
+    if (r->count < r->max_in_flight && r->read_pos < head)
+        error = publish_batch(r);
+    bool more = r->count < r->max_in_flight && r->read_pos < td_store_known_head(r->store);
+    if (error == 0 && r->count == 0 && !more) {
+        td_store_wait(r->store, r->read_pos, 100, &head); /* idle */
+        error = read_confirms(r, 0);                      /* heartbeats */
+    } else if (error == 0) {
+        error = read_confirms(r, more ? 0 : 50);
+    }
+    save_checkpoint(r, false);
+    return error;
+}
+
+static int setup(td_relay *r, char *err, size_t size)
+{
+    int error = td_amqp__connect(&r->amqp, &r->conf, err, size);
+    if (error < 0)
+        return error;
+    amqp_confirm_select(r->amqp.conn, TD_BROKER_CHANNEL);
+    amqp_rpc_reply_t reply = amqp_get_rpc_reply(r->amqp.conn);
+    if (reply.reply_type != AMQP_RESPONSE_NORMAL) {
+        char why[200];
+        td_amqp__describe(why, sizeof why, &reply, 0);
+        snprintf(err, size, "confirm.select: %s", why);
+        td_amqp__close(&r->amqp);
+        return TD_EIO;
+    }
+    pthread_mutex_lock(&r->lock);
+    r->read_pos = r->checkpoint;
+    pthread_mutex_unlock(&r->lock);
+    r->first = r->count = 0;
+    r->first_tag = r->next_tag = 1;
+    return 0;
+}
+
+static void disconnect(td_relay *r)
+{
+    td_amqp__close(&r->amqp);
+    r->count = 0;
+    td_broker__set_connected(&r->counters, false);
+}
+
+static void drain(td_relay *r)
+{
+    td_time until = td_time_now() + DRAIN_MS * 1000;
+    while (r->amqp.open && r->count > 0 && td_time_now() < until)
+        if (read_confirms(r, 50) < 0)
+            break;
+}
+
+static void *relay_main(void *arg)
+{
+    td_relay *r = arg;
+    unsigned attempt = 0;
+    char err[256];
+    td_thread__name("b/", r->name);
+    while (!atomic_load(&r->stop)) {
+        if (!r->amqp.open) {
+            if (setup(r, err, sizeof err) < 0) {
+                char message[600];
+                snprintf(message, sizeof message, "relay %s: %.255s (%.255s)", r->name, err,
+                         r->conf.redacted);
+                td_broker__set_error(&r->counters, message);
+                td_broker__sleep(&r->stop, td_broker__backoff_ms(&r->conf, attempt++));
+                continue;
+            }
+            attempt = 0;
+            td_broker__set_connected(&r->counters, true);
+        }
+        if (step(r) < 0)
+            disconnect(r);
+    }
+    drain(r);
+    save_checkpoint(r, true);
+    disconnect(r);
+    return NULL;
+}
+
+static void collect(td_metrics *registry, void *payload)
+{
+    td_relay *r = payload;
+    td_broker_stats s;
+    (void)registry;
+    td_relay_stats(r, &s);
+    const char *labels[1] = {r->name};
+    td_metric_set(r->m.lag_events, labels, (double)s.lag_events);
+    td_metric_set(r->m.lag_seconds, labels, s.lag_seconds);
+    td_metric_set(r->m.connected, labels, s.connected);
+}
+
+static int copy_sources(td_relay *r, const char *const *sources)
+{
+    size_t n = 0;
+    if (sources == NULL)
+        return 0;
+    while (sources[n])
+        n++;
+    if ((r->sources = td_calloc(n + 1, sizeof *r->sources)) == NULL)
+        return td_error__oom();
+    for (size_t i = 0; i < n; i++) {
+        int error = td_source_check(sources[i]);
+        if (error < 0)
+            return error;
+        if ((r->sources[i] = td_strdup(sources[i])) == NULL)
+            return td_error__oom();
+    }
+    return 0;
+}
+
+int td_relay_new(td_relay **out, td_store *store, const td_relay_options *opts)
+{
+    *out = NULL;
+    if (store == NULL || opts == NULL || opts->version != TD_RELAY_OPTIONS_VERSION)
+        return td_error__set(TD_EINVAL, "td_relay_new: no store, or options of another version");
+    int error = td_broker__check_name("relay", opts->name, TD_BROKER_NAME_MAX);
+    if (error < 0)
+        return error;
+    td_relay *r = td_calloc(1, sizeof *r);
+    if (r == NULL)
+        return td_error__oom();
+    snprintf(r->name, sizeof r->name, "%s", opts->name);
+    r->store = store;
+    r->max_in_flight = opts->max_in_flight ? opts->max_in_flight : 1024;
+    r->batch_size = opts->batch_size ? opts->batch_size : 512;
+    td_broker__counters_init(&r->counters);
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_cond_init(&r->cond, NULL);
+    atomic_init(&r->stop, false);
+    error = td_broker__conf_init(&r->conf, &opts->broker);
+    if (error == 0)
+        error = copy_sources(r, opts->sources);
+    if (error == 0 && (r->window = td_calloc(r->max_in_flight, sizeof *r->window)) == NULL)
+        error = td_error__oom();
+    if (error == 0)
+        error = load_checkpoint(r);
+    if (error == 0)
+        error = td_broker__metrics_relay(&r->m, r->conf.metrics);
+    if (error == 0 && r->conf.metrics)
+        error = td_metrics_on_collect(r->conf.metrics, collect, r);
+    if (error < 0) {
+        td_relay_free(r);
+        return error;
+    }
+    *out = r;
+    return 0;
+}
+
+int td_relay_start(td_relay *r)
+{
+    if (r == NULL)
+        return td_error__set(TD_EINVAL, "td_relay_start: no relay");
+    if (r->running)
+        return 0;
+    atomic_store(&r->stop, false);
+    r->error = 0;
+    if (pthread_create(&r->thread, NULL, relay_main, r) != 0)
+        return td_error__set(TD_ERROR, "relay %s: cannot start its thread", r->name);
+    r->running = true;
+    return 0;
+}
+
+int td_relay_stop(td_relay *r)
+{
+    if (r == NULL || !r->running)
+        return 0;
+    atomic_store(&r->stop, true);
+    pthread_join(r->thread, NULL);
+    r->running = false;
+    pthread_mutex_lock(&r->lock);
+    int error = r->error;
+    pthread_mutex_unlock(&r->lock);
+    return error < 0 ? td_error__set(error, "relay %s: its checkpoint could not be saved", r->name)
+                     : 0;
+}
+
+void td_relay_free(td_relay *r)
+{
+    if (r == NULL)
+        return;
+    td_relay_stop(r);
+    if (r->conf.metrics)
+        td_metrics_remove_collector(r->conf.metrics, collect, r);
+    td_broker__conf_dispose(&r->conf);
+    td_broker__counters_dispose(&r->counters);
+    pthread_cond_destroy(&r->cond);
+    pthread_mutex_destroy(&r->lock);
+    for (char **s = r->sources; s && *s; s++)
+        td_free(*s);
+    td_free(r->sources);
+    td_free(r->window);
+    td_free(r);
+}
+
+int td_relay_wait_until(td_relay *r, int64_t position, int timeout_ms)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    int rc = 0;
+    pthread_mutex_lock(&r->lock);
+    while (r->checkpoint < position && rc == 0)
+        rc = pthread_cond_timedwait(&r->cond, &r->lock, &deadline);
+    int64_t reached = r->checkpoint;
+    pthread_mutex_unlock(&r->lock);
+    if (reached >= position)
+        return 0;
+    return td_error__set(TD_EBUSY, "relay %s: confirmed up to %lld, not %lld within %d ms", r->name,
+                         (long long)reached, (long long)position, timeout_ms);
+}
+
+void td_relay_stats(td_relay *r, td_broker_stats *out)
+{
+    td_broker__snapshot(&r->counters, out);
+    pthread_mutex_lock(&r->lock);
+    out->checkpoint = r->checkpoint;
+    pthread_mutex_unlock(&r->lock);
+    int64_t head = td_store_known_head(r->store);
+    out->lag_events = head > out->checkpoint ? head - out->checkpoint : 0;
+}

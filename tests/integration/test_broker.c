@@ -1,0 +1,697 @@
+/*
+ * test_broker.c: integration events from one store to another through a
+ * real RabbitMQ node (CTest starts it: scripts/start-rabbitmq.sh).
+ *
+ * A relay on the sending store, a consumer on the receiving one: every
+ * integration event arrives once, with its envelope, in stream order, and
+ * domain events stay home. A relay that forgets its checkpoint publishes
+ * everything again and the receiver changes nothing. Messages that cannot
+ * be taken are parked in the dead-letter queue with why, and the rest go
+ * on. Bad options are refused with a clear error.
+ */
+#include <amqp.h>
+#include <signal.h>
+#include <amqp_tcp_socket.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "broker_support.h"
+#include "child.h"
+
+#define STREAMS 8
+#define EVENTS  400
+
+typedef struct pair {
+    char *dir;
+    td_store *from, *to;
+    td_relay *relay;
+    td_consumer *consumer;
+    td_metrics *metrics;
+    char exchange[64], queue[64];
+} pair;
+
+static const td_consumer_type handled[] = {{"ItemAdded", 2}, {"ItemRemoved", 0}};
+
+static void pair_open(pair *p, td_queue_type queue_type)
+{
+    memset(p, 0, sizeof *p);
+    p->dir = tt_tmpdir();
+    char *a = tt_store_url(p->dir, "sender.db"), *b = tt_store_url(p->dir, "receiver.db");
+    p->from = tt_open(a);
+    p->to = tt_open(b);
+    free(a);
+    free(b);
+    assert_td_ok(td_metrics_new(&p->metrics));
+    tb_name(p->exchange, sizeof p->exchange, "x");
+    tb_name(p->queue, sizeof p->queue, "q");
+
+    td_relay_options ro = TD_RELAY_OPTIONS_INIT;
+    ro.name = "orders";
+    ro.broker.url = tb_url();
+    ro.broker.exchange = p->exchange;
+    ro.broker.metrics = p->metrics;
+    ro.max_in_flight = 64; /* many in flight, and the window fills up */
+    assert_td_ok(td_relay_new(&p->relay, p->from, &ro));
+
+    td_consumer_options co = TD_CONSUMER_OPTIONS_INIT;
+    co.queue = p->queue;
+    co.broker.url = tb_url();
+    co.broker.exchange = p->exchange;
+    co.broker.metrics = p->metrics;
+    co.types = handled;
+    co.type_count = 2;
+    co.queue_type = queue_type;
+    co.prefetch = 50;
+    assert_td_ok(td_consumer_new(&p->consumer, p->to, &co));
+    /* the queue exists and is bound before anything is published */
+    assert_td_ok(td_consumer_start(p->consumer));
+    td_broker_stats s;
+    for (int i = 0; i < 200; i++) {
+        td_consumer_stats(p->consumer, &s);
+        if (s.connected)
+            break;
+        usleep(50000);
+    }
+    td_consumer_stats(p->consumer, &s);
+    if (!s.connected)
+        fail_msg("the consumer did not connect: %s", s.last_error);
+    assert_td_ok(td_relay_start(p->relay));
+}
+
+static void pair_close(pair *p)
+{
+    assert_td_ok(td_relay_stop(p->relay));
+    assert_td_ok(td_consumer_stop(p->consumer));
+    td_relay_free(p->relay);
+    td_consumer_free(p->consumer);
+    td_store_free(p->from);
+    td_store_free(p->to);
+    td_metrics_free(p->metrics);
+    tt_rmdir(p->dir);
+}
+
+/* n integration events over STREAMS streams, and a domain event now and then;
+ * returns the head. */
+static int64_t append_events(td_store *store, int first, int n)
+{
+    int64_t head = 0;
+    for (int i = first; i < first + n; i++) {
+        char stream[32], data[96];
+        snprintf(stream, sizeof stream, "item-%d", i % STREAMS);
+        snprintf(data, sizeof data, "{\"n\":%d,\"note\":\"caf\\u00e9 %d\"}", i, i);
+        td_event ev = tt_event(i % 5 == 4 ? "ItemRemoved" : "ItemAdded", data);
+        ev.kind = TD_KIND_INTEGRATION;
+        ev.correlation_id = "corr-1";
+        ev.metadata = "{\"who\":\"test\"}";
+        assert_td_ok(td_store_append(store, stream, TD_EXPECT_ANY, &ev, 1));
+        head = ev.position;
+        if (i % 7 == 0) {
+            td_event dom = tt_event("ItemCounted", "{}");
+            assert_td_ok(td_store_append(store, stream, TD_EXPECT_ANY, &dom, 1));
+            head = dom.position;
+        }
+    }
+    return head;
+}
+
+static td_read_query integration_types(void)
+{
+    td_read_query q = TD_READ_QUERY_INIT;
+    q.category = "item";
+    return q;
+}
+
+static void end_to_end(td_queue_type queue_type)
+{
+    pair p;
+    pair_open(&p, queue_type);
+    int64_t head = append_events(p.from, 0, EVENTS);
+    assert_td_ok(td_relay_wait_until(p.relay, head, 30000));
+    td_read_query q = integration_types();
+    assert_int_equal(tb_wait_count(p.to, &q, EVENTS, 30000), EVENTS);
+    assert_int_equal(tb_check_copy(p.from, p.to), EVENTS);
+
+    td_broker_stats rs, cs;
+    td_relay_stats(p.relay, &rs);
+    td_consumer_stats(p.consumer, &cs);
+    assert_true(rs.connected);
+    assert_int_equal(rs.published, EVENTS);
+    assert_int_equal(rs.confirmed, EVENTS);
+    assert_int_equal(rs.nacked, 0);
+    assert_int_equal(rs.checkpoint, head);
+    assert_int_equal(rs.lag_events, 0);
+    assert_int_equal(cs.consumed, EVENTS);
+    assert_int_equal(cs.duplicates, 0);
+    assert_int_equal(cs.rejected, 0);
+
+    char *text = NULL;
+    size_t len = 0;
+    assert_td_ok(td_metrics_render(p.metrics, &text, &len));
+    char line[160];
+    snprintf(line, sizeof line, "broker_consumed_total{queue=\"%s\"} %d\n", p.queue, EVENTS);
+    if (strstr(text, line) == NULL)
+        fail_msg("no '%s' in the metrics:\n%s", line, text);
+    assert_non_null(strstr(text, "broker_confirmed_total{relay=\"orders\"} 400\n"));
+    assert_non_null(strstr(text, "broker_relay_lag_events{relay=\"orders\"} 0\n"));
+    assert_non_null(strstr(text, "broker_relay_connected{relay=\"orders\"} 1\n"));
+    td_free(text);
+    pair_close(&p);
+}
+
+static void test_quorum_end_to_end(void **state)
+{
+    (void)state;
+    end_to_end(TD_QUEUE_QUORUM);
+}
+
+static void test_classic_end_to_end(void **state)
+{
+    (void)state;
+    end_to_end(TD_QUEUE_CLASSIC);
+}
+
+static int reset_checkpoint(td_txn *txn, void *payload)
+{
+    (void)payload;
+    return td_txn_doc_put(txn, "broker_relays", "orders", "{\"position\":0}", 14);
+}
+
+/* A relay that lost its checkpoint publishes everything again: the
+ * receiver takes none of it twice. */
+static void test_republished_events_change_nothing(void **state)
+{
+    (void)state;
+    pair p;
+    pair_open(&p, TD_QUEUE_QUORUM);
+    int64_t head = append_events(p.from, 0, EVENTS / 2);
+    assert_td_ok(td_relay_wait_until(p.relay, head, 30000));
+    td_read_query q = integration_types();
+    assert_int_equal(tb_wait_count(p.to, &q, EVENTS / 2, 30000), EVENTS / 2);
+    int64_t receiver_head = 0;
+    assert_td_ok(td_store_head(p.to, &receiver_head));
+
+    assert_td_ok(td_relay_stop(p.relay));
+    assert_td_ok(td_transact(p.from, reset_checkpoint, NULL));
+    td_relay_free(p.relay);
+    td_relay_options ro = TD_RELAY_OPTIONS_INIT;
+    ro.name = "orders";
+    ro.broker.url = tb_url();
+    ro.broker.exchange = p.exchange;
+    assert_td_ok(td_relay_new(&p.relay, p.from, &ro));
+    assert_td_ok(td_relay_start(p.relay));
+    assert_td_ok(td_relay_wait_until(p.relay, head, 30000));
+
+    td_broker_stats cs;
+    for (int i = 0; i < 600; i++) {
+        td_consumer_stats(p.consumer, &cs);
+        if (cs.duplicates >= EVENTS / 2)
+            break;
+        usleep(50000);
+    }
+    assert_int_equal(cs.duplicates, EVENTS / 2);
+    assert_int_equal(cs.consumed, EVENTS / 2);
+    int64_t after = 0;
+    assert_td_ok(td_store_head(p.to, &after));
+    assert_int_equal(after, receiver_head);
+    assert_int_equal(tb_check_copy(p.from, p.to), EVENTS / 2);
+    pair_close(&p);
+}
+
+/* The receiving service is down while its queue fills up: started again
+ * (a new consumer on the same durable queue, as a restarted process would
+ * be), it catches up, each event once, in stream order. */
+static void test_restarted_consumer_catches_up_in_order(void **state)
+{
+    (void)state;
+    pair p;
+    pair_open(&p, TD_QUEUE_QUORUM);
+    int64_t head = append_events(p.from, 0, EVENTS / 4);
+    td_read_query q = integration_types();
+    assert_int_equal(tb_wait_count(p.to, &q, EVENTS / 4, 30000), EVENTS / 4);
+
+    assert_td_ok(td_consumer_stop(p.consumer));
+    td_consumer_free(p.consumer);
+    p.consumer = NULL;
+    head = append_events(p.from, EVENTS / 4, EVENTS / 2);
+    assert_td_ok(td_relay_wait_until(p.relay, head, 30000)); /* all in the queue */
+    assert_int_equal(tt_count(p.to, &q), EVENTS / 4);
+
+    td_consumer_options co = TD_CONSUMER_OPTIONS_INIT;
+    co.queue = p.queue;
+    co.broker.url = tb_url();
+    co.broker.exchange = p.exchange;
+    co.types = handled;
+    co.type_count = 2;
+    co.prefetch = 7; /* many small batches */
+    assert_td_ok(td_consumer_new(&p.consumer, p.to, &co));
+    assert_td_ok(td_consumer_start(p.consumer));
+    assert_int_equal(tb_wait_count(p.to, &q, EVENTS * 3 / 4, 30000), EVENTS * 3 / 4);
+    assert_int_equal(tb_check_copy(p.from, p.to), EVENTS * 3 / 4);
+    td_broker_stats cs;
+    td_consumer_stats(p.consumer, &cs);
+    assert_int_equal(cs.consumed, EVENTS / 2);
+    assert_int_equal(cs.duplicates, 0);
+    pair_close(&p);
+}
+
+/* A receiving store that takes nothing (here: events over its size limit,
+ * so even the rejection cannot be stored): nothing is acknowledged. Opened
+ * as it should be, the next consumer gets every event, once. */
+static void test_nothing_is_acknowledged_that_is_not_stored(void **state)
+{
+    (void)state;
+    pair p;
+    pair_open(&p, TD_QUEUE_QUORUM);
+    assert_td_ok(td_consumer_stop(p.consumer));
+    td_consumer_free(p.consumer);
+    p.consumer = NULL;
+    char *url = strdup(td_store_url(p.to));
+    td_store_free(p.to);
+    td_store_options so = TD_STORE_OPTIONS_INIT;
+    so.max_event_bytes = 8;
+    assert_td_ok(td_store_open(&p.to, url, &so));
+
+    td_consumer_options co = TD_CONSUMER_OPTIONS_INIT;
+    co.queue = p.queue;
+    co.broker.url = tb_url();
+    co.broker.exchange = p.exchange;
+    co.broker.backoff_initial_ms = 50;
+    co.broker.backoff_max_ms = 200;
+    co.types = handled;
+    co.type_count = 2;
+    assert_td_ok(td_consumer_new(&p.consumer, p.to, &co));
+    assert_td_ok(td_consumer_start(p.consumer));
+    int64_t head = append_events(p.from, 0, 20);
+    assert_td_ok(td_relay_wait_until(p.relay, head, 30000));
+    td_broker_stats cs;
+    for (int i = 0; i < 200; i++) {
+        td_consumer_stats(p.consumer, &cs);
+        if (strstr(cs.last_error, "refused a batch"))
+            break;
+        usleep(50000);
+    }
+    if (strstr(cs.last_error, "refused a batch") == NULL)
+        fail_msg("the consumer did not report the store's refusal: '%s'", cs.last_error);
+    td_read_query all = TD_READ_QUERY_INIT;
+    assert_int_equal(tt_count(p.to, &all), 0);
+    assert_int_equal(cs.consumed, 0);
+    assert_td_code(td_consumer_stop(p.consumer), TD_ETOOBIG);
+    td_consumer_free(p.consumer);
+    td_store_free(p.to);
+
+    p.to = tt_open(url);
+    free(url);
+    co.broker.backoff_initial_ms = 0;
+    co.broker.backoff_max_ms = 0;
+    assert_td_ok(td_consumer_new(&p.consumer, p.to, &co));
+    assert_td_ok(td_consumer_start(p.consumer));
+    td_read_query q = integration_types();
+    assert_int_equal(tb_wait_count(p.to, &q, 20, 30000), 20);
+    assert_int_equal(tb_check_copy(p.from, p.to), 20);
+    assert_int_equal(tt_count(p.to, &all), 20); /* nothing rejected either */
+    pair_close(&p);
+}
+
+/* A relay limited to some sources leaves the others' integration events
+ * at home (a service that also consumes does not send back what it got). */
+static void test_relay_sends_only_its_sources(void **state)
+{
+    (void)state;
+    pair p;
+    pair_open(&p, TD_QUEUE_QUORUM);
+    assert_td_ok(td_relay_stop(p.relay));
+    td_relay_free(p.relay);
+    td_relay_options ro = TD_RELAY_OPTIONS_INIT;
+    ro.name = "billing";
+    ro.broker.url = tb_url();
+    ro.broker.exchange = p.exchange;
+    ro.sources = (const char *const[]){"billing", "shipping", NULL};
+    assert_td_ok(td_relay_new(&p.relay, p.from, &ro));
+    assert_td_ok(td_relay_start(p.relay));
+    int64_t head = 0;
+    for (int i = 0; i < 30; i++) {
+        td_event ev = tt_event("ItemAdded", "{}");
+        ev.kind = TD_KIND_INTEGRATION;
+        ev.source = i % 3 == 0 ? "billing" : i % 3 == 1 ? "received" : NULL; /* NULL: "item" */
+        assert_td_ok(td_store_append(p.from, "item-1", TD_EXPECT_ANY, &ev, 1));
+        head = ev.position;
+    }
+    assert_td_ok(td_relay_wait_until(p.relay, head, 30000));
+    td_read_query q = integration_types();
+    assert_int_equal(tb_wait_count(p.to, &q, 10, 30000), 10);
+    usleep(300000); /* nothing more comes */
+    assert_int_equal(tt_count(p.to, &q), 10);
+    td_broker_stats rs;
+    td_relay_stats(p.relay, &rs);
+    assert_int_equal(rs.published, 10);
+    assert_int_equal(rs.checkpoint, head);
+
+    td_relay *bad = NULL;
+    ro.sources = (const char *const[]){"bad source!", NULL};
+    assert_td_code(td_relay_new(&bad, p.from, &ro), TD_EINVAL);
+    assert_null(bad);
+    pair_close(&p);
+}
+
+/* ---- a relay killed mid-flight ------------------------------------------- */
+
+#define KILLS 3
+
+/* The child: a relay on the sending store, and appends, until killed. */
+static int child_main(const char *store_url, const char *exchange)
+{
+    td_store *store = NULL;
+    td_relay *relay = NULL;
+    td_relay_options ro = TD_RELAY_OPTIONS_INIT;
+    ro.name = "orders";
+    ro.broker.url = tb_url();
+    ro.broker.exchange = exchange;
+    ro.max_in_flight = 512;
+    if (td_store_open(&store, store_url, NULL) < 0 || td_relay_new(&relay, store, &ro) < 0 ||
+        td_relay_start(relay) < 0) {
+        fprintf(stderr, "child: %s\n", td_error_last());
+        return 2;
+    }
+    for (int i = 0;; i++) {
+        char stream[32];
+        snprintf(stream, sizeof stream, "item-%d", i % STREAMS);
+        td_event ev = tt_event("ItemAdded", "{\"n\":1}");
+        ev.kind = TD_KIND_INTEGRATION;
+        if (td_store_append(store, stream, TD_EXPECT_ANY, &ev, 1) < 0)
+            return 3;
+        if (i % 4 == 0)
+            usleep(500);
+    }
+}
+
+static const char *self;
+
+/* SIGKILL while messages wait for their confirms, three times: the
+ * checkpoint never passed an unconfirmed event, so the relay that takes
+ * over republishes and never skips, and the receiver holds each event
+ * once. */
+static void test_relay_killed_mid_flight_skips_nothing(void **state)
+{
+    (void)state;
+    pair p;
+    pair_open(&p, TD_QUEUE_QUORUM);
+    assert_td_ok(td_relay_stop(p.relay)); /* the children relay */
+    char *url = strdup(td_store_url(p.from));
+    for (int round = 0; round < KILLS; round++) {
+        const char *args[] = {url, p.exchange, NULL};
+        pid_t pid = tt_spawn(self, args, NULL);
+        usleep(1500000);
+        assert_int_equal(kill(pid, SIGKILL), 0);
+        assert_int_equal(tt_wait(pid), 128 + SIGKILL);
+    }
+    free(url);
+    int64_t head = 0;
+    assert_td_ok(td_store_head(p.from, &head));
+    td_relay_free(p.relay);
+    td_relay_options ro = TD_RELAY_OPTIONS_INIT;
+    ro.name = "orders";
+    ro.broker.url = tb_url();
+    ro.broker.exchange = p.exchange;
+    assert_td_ok(td_relay_new(&p.relay, p.from, &ro));
+    assert_td_ok(td_relay_start(p.relay));
+    assert_td_ok(td_relay_wait_until(p.relay, head, 60000));
+    td_read_query q = integration_types();
+    int64_t sent = tt_count(p.from, &q);
+    assert_true(sent > 100);
+    assert_int_equal(tb_wait_count(p.to, &q, sent, 60000), sent);
+    assert_int_equal(tb_check_copy(p.from, p.to), sent);
+    td_broker_stats cs;
+    td_consumer_stats(p.consumer, &cs);
+    print_message("%lld events over %d kills; %lld duplicates dropped\n", (long long)sent, KILLS,
+                  (long long)cs.duplicates);
+    pair_close(&p);
+}
+
+/* ---- messages that cannot be taken ---------------------------------------- */
+
+typedef struct raw {
+    amqp_connection_state_t conn;
+} raw;
+
+static void raw_open(raw *r)
+{
+    struct amqp_connection_info info;
+    char *url = strdup(tb_url());
+    assert_int_equal(amqp_parse_url(url, &info), AMQP_STATUS_OK);
+    r->conn = amqp_new_connection();
+    amqp_socket_t *s = amqp_tcp_socket_new(r->conn);
+    assert_int_equal(amqp_socket_open(s, info.host, info.port), AMQP_STATUS_OK);
+    assert_int_equal(amqp_login(r->conn, info.vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN,
+                                info.user, info.password)
+                         .reply_type,
+                     AMQP_RESPONSE_NORMAL);
+    amqp_channel_open(r->conn, 1);
+    assert_int_equal(amqp_get_rpc_reply(r->conn).reply_type, AMQP_RESPONSE_NORMAL);
+    free(url);
+}
+
+static void raw_publish(raw *r, const char *exchange, const char *key, const char *id,
+                        const char *type, int schema, const char *body)
+{
+    amqp_table_entry_t h[3];
+    int n = 0;
+    if (type) {
+        h[n].key = amqp_cstring_bytes("type");
+        h[n].value.kind = AMQP_FIELD_KIND_UTF8;
+        h[n++].value.value.bytes = amqp_cstring_bytes(type);
+    }
+    h[n].key = amqp_cstring_bytes("stream");
+    h[n].value.kind = AMQP_FIELD_KIND_UTF8;
+    h[n++].value.value.bytes = amqp_cstring_bytes("item-raw");
+    h[n].key = amqp_cstring_bytes("schema_version");
+    h[n].value.kind = AMQP_FIELD_KIND_I32;
+    h[n++].value.value.i32 = schema;
+    amqp_basic_properties_t props;
+    memset(&props, 0, sizeof props);
+    props._flags = AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
+    props.delivery_mode = 2;
+    props.headers = (amqp_table_t){n, h};
+    if (id) {
+        props._flags |= AMQP_BASIC_MESSAGE_ID_FLAG;
+        props.message_id = amqp_cstring_bytes(id);
+    }
+    assert_int_equal(amqp_basic_publish(r->conn, 1, amqp_cstring_bytes(exchange),
+                                        amqp_cstring_bytes(key), 0, 0, &props,
+                                        amqp_cstring_bytes(body)),
+                     AMQP_STATUS_OK);
+}
+
+static void raw_close(raw *r)
+{
+    amqp_channel_close(r->conn, 1, AMQP_REPLY_SUCCESS);
+    amqp_connection_close(r->conn, AMQP_REPLY_SUCCESS);
+    amqp_destroy_connection(r->conn);
+}
+
+typedef struct dead {
+    int count;
+    char errors[1024];
+} dead;
+
+static int collect_dead(const td_dead_letter *entry, void *payload)
+{
+    dead *d = payload;
+    d->count++;
+    strncat(d->errors, entry->last_error, sizeof d->errors - strlen(d->errors) - 2);
+    strcat(d->errors, "\n");
+    return 0;
+}
+
+static void test_unusable_messages_are_parked_with_why(void **state)
+{
+    (void)state;
+    pair p;
+    pair_open(&p, TD_QUEUE_QUORUM);
+    raw r;
+    raw_open(&r);
+    /* no id; a body that is not JSON; a schema too new; a type not bound */
+    raw_publish(&r, p.exchange, "ItemAdded", NULL, "ItemAdded", 1, "{}");
+    raw_publish(&r, p.exchange, "ItemAdded", "0190c3a0-0000-7000-8000-000000000001", "ItemAdded", 1,
+                "not json");
+    raw_publish(&r, p.exchange, "ItemAdded", "0190c3a0-0000-7000-8000-000000000002", "ItemAdded", 3,
+                "{}");
+    raw_publish(&r, p.exchange, "ItemAdded", "0190c3a0-0000-7000-8000-000000000003", "Other", 1,
+                "{}");
+    /* ... and a good one, which goes on */
+    raw_publish(&r, p.exchange, "ItemAdded", "0190c3a0-0000-7000-8000-000000000004", "ItemAdded", 2,
+                "{\"n\":1}");
+    raw_close(&r);
+
+    td_read_query q = TD_READ_QUERY_INIT;
+    q.stream = "item-raw";
+    assert_int_equal(tb_wait_count(p.to, &q, 1, 20000), 1);
+    dead d = {0, ""};
+    td_dlq_filter f = {NULL, NULL, NULL};
+    char intake[80];
+    snprintf(intake, sizeof intake, "%s.intake", p.queue);
+    f.subscription = intake;
+    for (int i = 0; i < 400 && d.count < 4; i++) {
+        d = (dead){0, ""};
+        assert_td_ok(td_dlq_list(p.to, &f, collect_dead, &d));
+        usleep(50000);
+    }
+    assert_int_equal(d.count, 4);
+    assert_non_null(strstr(d.errors, "no event id"));
+    assert_non_null(strstr(d.errors, "data"));
+    assert_non_null(strstr(d.errors, "newer than the 2"));
+    assert_non_null(strstr(d.errors, "does not take events of type Other"));
+    td_broker_stats cs;
+    td_consumer_stats(p.consumer, &cs);
+    assert_int_equal(cs.rejected, 4);
+    assert_int_equal(cs.consumed, 1);
+    pair_close(&p);
+}
+
+/* Without a limit of its own, a type's limit is the schema the receiving
+ * store's upcasters read it at. */
+static void test_schema_limit_from_the_upcasters(void **state)
+{
+    (void)state;
+    char *dir = tt_tmpdir(), *url = tt_store_url(dir, "receiver.db");
+    char exchange[64], queue[64];
+    tb_name(exchange, sizeof exchange, "x");
+    tb_name(queue, sizeof queue, "q");
+    td_store *to = tt_open(url);
+    td_upcasters *up = NULL;
+    assert_td_ok(td_upcasters_new(&up));
+    assert_td_ok(td_upcasters_declare(up, "ItemRemoved", 1));
+    td_store_set_upcasters(to, up);
+    td_consumer *consumer = NULL;
+    td_consumer_options co = TD_CONSUMER_OPTIONS_INIT;
+    co.queue = queue;
+    co.broker.url = tb_url();
+    co.broker.exchange = exchange;
+    co.types = handled; /* ItemRemoved without a limit of its own */
+    co.type_count = 2;
+    assert_td_ok(td_consumer_new(&consumer, to, &co));
+    assert_td_ok(td_consumer_start(consumer));
+    td_broker_stats cs;
+    for (int i = 0; i < 200 && (td_consumer_stats(consumer, &cs), !cs.connected); i++)
+        usleep(50000);
+    assert_true(cs.connected);
+    raw r;
+    raw_open(&r);
+    raw_publish(&r, exchange, "ItemRemoved", "0190c3a0-0000-7000-8000-000000000011", "ItemRemoved",
+                2, "{}");
+    raw_publish(&r, exchange, "ItemRemoved", "0190c3a0-0000-7000-8000-000000000012", "ItemRemoved",
+                1, "{}");
+    raw_close(&r);
+    td_read_query q = TD_READ_QUERY_INIT;
+    q.stream = "item-raw";
+    assert_int_equal(tb_wait_count(to, &q, 1, 20000), 1);
+    for (int i = 0; i < 200 && (td_consumer_stats(consumer, &cs), cs.rejected < 1); i++)
+        usleep(50000);
+    assert_int_equal(cs.rejected, 1);
+    assert_int_equal(cs.consumed, 1);
+    dead d = {0, ""};
+    char intake[80];
+    snprintf(intake, sizeof intake, "%s.intake", queue);
+    td_dlq_filter f = {intake, NULL, NULL};
+    for (int i = 0; i < 200 && d.count < 1; i++) {
+        d = (dead){0, ""};
+        assert_td_ok(td_dlq_list(to, &f, collect_dead, &d));
+        usleep(50000);
+    }
+    assert_int_equal(d.count, 1);
+    assert_non_null(strstr(d.errors, "ItemRemoved at schema 2 is newer than the 1"));
+    assert_td_ok(td_consumer_stop(consumer));
+    td_consumer_free(consumer);
+    td_store_free(to);
+    td_upcasters_free(up);
+    free(url);
+    tt_rmdir(dir);
+}
+
+/* ---- bad options ------------------------------------------------------------ */
+
+static void test_bad_options_are_refused_without_the_password(void **state)
+{
+    (void)state;
+    td_store *store = tt_fixture("opts");
+    td_relay *relay = NULL;
+    td_relay_options ro = TD_RELAY_OPTIONS_INIT;
+    ro.name = "orders";
+    ro.broker.url = "http://user:s3cret@127.0.0.1/";
+    assert_td_code(td_relay_new(&relay, store, &ro), TD_EINVAL);
+    assert_null(strstr(td_error_last(), "s3cret"));
+    assert_non_null(strstr(td_error_last(), "user:***@127.0.0.1"));
+    ro.broker.url = "amqp://user:s3cret@127.0.0.1/";
+    ro.name = "1bad";
+    assert_td_code(td_relay_new(&relay, store, &ro), TD_EINVAL);
+    assert_null(relay);
+
+    td_consumer *consumer = NULL;
+    td_consumer_options co = TD_CONSUMER_OPTIONS_INIT;
+    co.queue = "orders";
+    co.broker.url = "amqp://user:s3cret@127.0.0.1/";
+    assert_td_code(td_consumer_new(&consumer, store, &co), TD_EINVAL); /* no types */
+    co.types = (td_consumer_type[]){{"Bad type", 0}};
+    co.type_count = 1;
+    assert_td_code(td_consumer_new(&consumer, store, &co), TD_EINVAL);
+    assert_null(consumer);
+
+    char buf[128];
+    td_broker_redact(buf, sizeof buf, "amqp://tidings:pw@127.0.0.1:5672/");
+    assert_string_equal(buf, "amqp://tidings:***@127.0.0.1:5672/");
+    td_broker_redact(buf, sizeof buf, "amqp://127.0.0.1:5672/");
+    assert_string_equal(buf, "amqp://127.0.0.1:5672/");
+    tt_fixture_free(store);
+}
+
+/* A broker that is not there: the relay keeps trying, says why, and
+ * relays once it can (here: never; it stops cleanly). */
+static void test_unreachable_broker_is_reported(void **state)
+{
+    (void)state;
+    td_store *store = tt_fixture("unreachable");
+    td_relay *relay = NULL;
+    td_relay_options ro = TD_RELAY_OPTIONS_INIT;
+    ro.name = "orders";
+    ro.broker.url = "amqp://tidings:s3cret@127.0.0.1:1/";
+    ro.broker.backoff_initial_ms = 10;
+    ro.broker.backoff_max_ms = 50;
+    assert_td_ok(td_relay_new(&relay, store, &ro));
+    assert_td_ok(td_relay_start(relay));
+    td_event ev = tt_event("ItemAdded", "{}");
+    ev.kind = TD_KIND_INTEGRATION;
+    assert_td_ok(td_store_append(store, "item-1", TD_EXPECT_ANY, &ev, 1));
+    assert_td_code(td_relay_wait_until(relay, ev.position, 300), TD_EBUSY);
+    td_broker_stats s;
+    td_relay_stats(relay, &s);
+    assert_false(s.connected);
+    assert_int_equal(s.checkpoint, 0);
+    assert_int_equal(s.lag_events, 1);
+    assert_non_null(strstr(s.last_error, "127.0.0.1:1"));
+    assert_null(strstr(s.last_error, "s3cret"));
+    assert_td_ok(td_relay_stop(relay));
+    td_relay_free(relay);
+    tt_fixture_free(store);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 4 && strcmp(argv[1], "--child") == 0)
+        return child_main(argv[2], argv[3]);
+    self = argv[0];
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_quorum_end_to_end),
+        cmocka_unit_test(test_classic_end_to_end),
+        cmocka_unit_test(test_republished_events_change_nothing),
+        cmocka_unit_test(test_restarted_consumer_catches_up_in_order),
+        cmocka_unit_test(test_nothing_is_acknowledged_that_is_not_stored),
+        cmocka_unit_test(test_relay_killed_mid_flight_skips_nothing),
+        cmocka_unit_test(test_relay_sends_only_its_sources),
+        cmocka_unit_test(test_unusable_messages_are_parked_with_why),
+        cmocka_unit_test(test_schema_limit_from_the_upcasters),
+        cmocka_unit_test(test_bad_options_are_refused_without_the_password),
+        cmocka_unit_test(test_unreachable_broker_is_reported),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
