@@ -26,12 +26,13 @@ rounds=${ROUNDS:-3}
 for round in $(seq "$rounds"); do
   run "capacity-$round" 3000 16 ""
   capacity=$(awk '/^orders_per_s:/ {print $2}' "$dir/capacity-$round.load")
+  [ -n "$capacity" ] || { echo "round $round: the capacity run failed: $(tail -3 "$dir/capacity-$round.load")"; continue; }
   offered=$(awk -v c="$capacity" 'BEGIN { printf "%d", 3 * c }')
   run "shed-$round" "$orders" 128 "$offered"
   run "all-$round" "$orders" 128 "$offered" --admit-backlog 0
   for mode in shed all; do
     f="$dir/$mode-$round.load"
-    read -r placed refused failed < <(sed -n 's/^orders: \([0-9]*\) placed, \([0-9]*\) refused, \([0-9]*\) failed.*/\1 \2 \3/p' "$f")
+    read -r placed refused failed < <(sed -n 's/^orders: \([0-9]*\) placed, \([0-9]*\) refused, \([0-9]*\) failed.*/\1 \2 \3/p' "$f") || true
     printf '%-4s round %d: capacity %s/s, offered %s/s: %s accepted, %s refused, %s failed; accepted placement p95 %s ms, order-to-final p95 %s ms; refusal p99 %s ms\n' \
       "$mode" "$round" "$capacity" "$offered" "$placed" "$refused" "$failed" \
       "$(p "$mode-$round" placement_ms p95)" "$(p "$mode-$round" order_to_final_ms p95)" \
