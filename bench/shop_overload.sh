@@ -15,7 +15,7 @@ orders=${ORDERS:-6000}
 run() {
   local name=$1 n=$2 c=$3 rate=$4
   shift 4
-  serve "$build" "$dir/$name" "$@"
+  serve "$build" "$dir/$name" --auth-limit 100000 "$@" # 128 customers log in
   "$build/shop" load --url "$url" --key-file "$dir/$name/admin.key" --orders "$n" \
     --concurrency "$c" --decline-rate 0.1 --no-retry ${rate:+--rate "$rate"} >"$dir/$name.load" 2>&1 || true
   kill "$pid"

@@ -73,6 +73,9 @@ static const cmdline_option serve_options[] = {
     {"max-connections-per-client", 'M', "N", "connections per client address (default 256)"},
     {"max-feeds", 'f', "N", "live feeds (GET /events/stream) in all\n(default 10000)"},
     {"max-feeds-per-client", 'F', "N", "live feeds per client address (default 64)"},
+    {"command-workers", 'W', "N",
+     "run commands on N workers off the connection\nthreads, 1..256; more are refused with 503\n"
+     "(default: none; experimental)"},
     {"admit-backlog", 'B', "MS",
      "new orders get 503 while the saga, inventory or\npayments are more than MS behind\n"
      "(default 100; 0: never)"},
@@ -268,6 +271,10 @@ static int option(int c, const char *value, serve_args *a)
         return number(value, 1, 1000000, &n) < 0
                    ? bad("--max-feeds-per-client must be a whole number from 1 to 1000000")
                    : (a->http.max_feeds_per_client = (unsigned)n, 0);
+    case 'W':
+        return number(value, 1, 256, &n) < 0
+                   ? bad("--command-workers must be a whole number from 1 to 256")
+                   : (a->http.command_threads = (unsigned)n, 0);
     case 'B':
         return number(value, 0, 3600000, &n) < 0
                    ? bad("--admit-backlog must be a number of milliseconds from 0 to 3600000")

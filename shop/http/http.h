@@ -266,7 +266,9 @@ typedef struct http_options {
     double client_per_second;            /* requests per client address; 0: 2,000 (burst: 2 s) */
     double credential_per_second;        /* requests per credential; 0: 1,000 (burst: 2 s) */
     int64_t idempotency_ttl_s;           /* Idempotency-Key records are kept; 0: 24 h */
-    unsigned command_threads;            /* commands in flight at most; 0: 32 */
+    unsigned command_threads;            /* command workers (workers.c); 0: none, commands run on
+                                            the connection threads (the default: see
+                                            docs/internals/shop.md on why) */
     unsigned commands_waiting;           /* ... and waiting for one of them; 0: none */
     unsigned max_feeds;                  /* live feeds in all; 0: 10,000 */
     unsigned max_feeds_per_client;       /* per client address; 0: 64 */

@@ -10,10 +10,11 @@
  *   OPTIONS from an allowed origin ──▶ 204 with the CORS preflight headers
  *   route by method and path ──▶ none: 404; other methods only: 405 + Allow
  *   access (access.c) ──▶ 401 / 403
- *   the handler, under the Idempotency-Key rules (idempotency.c): reads on
- *     the connection's thread; commands (POST, PUT, DELETE) on a worker
- *     (workers.c), the connection suspended meanwhile, or 503 overloaded
- *     at once when every worker is busy
+ *   POST /orders while the order's handlers are behind ──▶ 503 overloaded
+ *   the handler, under the Idempotency-Key rules (idempotency.c), on the
+ *     connection's thread; with --command-workers, commands (POST, PUT,
+ *     DELETE) on a worker (workers.c), the connection suspended meanwhile,
+ *     or 503 overloaded at once when every worker is busy
  *
  * Stopping: new requests get 503 shutting_down, requests in progress are
  * answered (up to STOP_WAIT_US), then libmicrohttpd stops.
@@ -737,9 +738,8 @@ int http_server_start(http_server **out, shop *sh, td_store *store, const http_o
         error =
             http_deadlines_start(&s->deadlines, opts->head_timeout_s ? opts->head_timeout_s : 10,
                                  opts->body_timeout_s ? opts->body_timeout_s : 30);
-    if (error == 0)
-        error = http_workers_start(&s->workers, opts->command_threads ? opts->command_threads : 32,
-                                   opts->commands_waiting);
+    if (error == 0 && opts->command_threads > 0)
+        error = http_workers_start(&s->workers, opts->command_threads, opts->commands_waiting);
     if (error == 0)
         s->daemon = start_daemon(s, opts, &addr);
     if (error == 0 && s->daemon && s->metrics)
