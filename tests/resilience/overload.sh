@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # overload.sh: offered more orders than it can take to their end, the shop
 # refuses the rest at once and loses nothing. The shop runs with
-# --admit-backlog 1 (new orders refused while the saga, inventory or
+# --admit-backlog 1 and --command-workers 32 (so that 32 placements can be
+# in flight at once; new orders refused while the saga, inventory or
 # payments hold an event older than 1 ms), so that 32 clients placing
 # orders as fast as they can are certainly more than it takes, on any
 # machine. Then:
@@ -18,7 +19,7 @@ shop=$1
 tidings=$2
 . "$(dirname "$0")/lib.sh"
 
-serve a "$dir/a" --admit-backlog 1 || fail "the shop did not start"
+serve a "$dir/a" --admit-backlog 1 --command-workers 32 || fail "the shop did not start"
 make_catalog 1000000
 mapfile -t auth < <(load_auth)
 "$shop" load --url "$url" "${auth[@]}" --orders 1000 --concurrency 32 --decline-rate 0.1 --no-retry \
