@@ -255,7 +255,7 @@ def idempotency(server, product):
         "events"])
     results = []
 
-    def send(i):  # from addresses of their own: one address holds 4 connections at most
+    def send(i):  # from addresses of their own, as eight clients would be
         results.append(server.call("POST", "/orders", order_body(product), token=token,
                                    headers={"Idempotency-Key": "k-race"},
                                    source="127.0.1.%d" % (i + 1)))
@@ -279,15 +279,21 @@ def idempotency(server, product):
 
 
 def main():
-    server = Server("--head-timeout", "3", "--body-timeout", "3", "--max-connections-per-client",
-                    "4", "--max-feeds-per-client", "2", "--idempotency-ttl", "2")
+    server = Server("--head-timeout", "3", "--body-timeout", "3", "--idempotency-ttl", "2")
     try:
         product = framing_and_head(server)
         deadlines(server)
-        caps(server)
         idempotency(server, product)
     finally:
         server.stop()
+    # Caps on a server of their own: a closed connection counts against its
+    # address until the server has seen it close, so sequential requests
+    # from one address could meet a cap this small on a busy machine.
+    capped = Server("--max-connections-per-client", "4", "--max-feeds-per-client", "2")
+    try:
+        caps(capped)
+    finally:
+        capped.stop()
     limited = Server("--rate-limit", "10")
     try:
         rate_limit(limited)
