@@ -164,8 +164,8 @@ int td_subscription_wait_until(td_subscription *sub, int64_t position, int timeo
  * and not yet finished occurred, in microseconds; events, how many it has
  * read and not finished. Both 0 when it has nothing unfinished or sub is
  * NULL. Events not read yet (its window is full) are younger than those it
- * holds, so they do not change the age. Cheap (the subscription's lock, a
- * walk over its window) and safe from any thread: for admission control, a
+ * holds, so they do not change the age. Cheap (the subscription's lock and
+ * two counters it keeps) and safe from any thread: for admission control, a
  * service refusing new work while its handlers fall behind. */
 typedef struct td_backlog {
     td_time age;

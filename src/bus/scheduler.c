@@ -62,6 +62,7 @@ int td_sched__reset(td_subscription *sub)
     sub->spare_count = 0;
     sub->ready_head = sub->ready_tail = sub->delayed = NULL;
     sub->ring_start = sub->ring_end = 0;
+    sub->ring_unfinished = 0;
     return td_sched__init(sub);
 }
 
@@ -269,6 +270,7 @@ int td_sched__track(td_subscription *sub, int64_t position, td_time occurred_at,
     sub->ring_position[slot] = position;
     sub->ring_time[slot] = occurred_at;
     sub->ring_done[slot] = false;
+    sub->ring_unfinished++;
     *seq = sub->ring_end++;
     return 0;
 }
@@ -276,9 +278,10 @@ int td_sched__track(td_subscription *sub, int64_t position, td_time occurred_at,
 void td_sched__done(td_subscription *sub, uint64_t seq)
 {
     TD_ASSERT_HELD(&sub->lock);
-    if (seq == NO_SEQ)
+    if (seq == NO_SEQ || seq < sub->ring_start || sub->ring_done[seq % sub->ring_cap])
         return;
     sub->ring_done[seq % sub->ring_cap] = true;
+    sub->ring_unfinished--;
     while (sub->ring_start < sub->ring_end && sub->ring_done[sub->ring_start % sub->ring_cap]) {
         sub->checkpoint = sub->ring_position[sub->ring_start % sub->ring_cap];
         sub->ring_start++;

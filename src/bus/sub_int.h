@@ -107,6 +107,7 @@ struct td_subscription {
     bool *ring_done;
     size_t ring_cap;
     uint64_t ring_start, ring_end; /* sequence numbers; ring_end - ring_start pending */
+    int64_t ring_unfinished;       /* entries of the ring not done; ring_start's is one */
 
     int64_t read_position;   /* everything up to here has been read (or skipped) */
     int64_t checkpoint;      /* everything up to here is done (in memory) */

@@ -650,14 +650,15 @@ void td_subscription_free(td_subscription *sub)
     td_free(sub);
 }
 
+/* O(1): done entries at the ring's start are dropped as they finish
+ * (td_sched__done), so the entry at ring_start, if any, is the oldest
+ * unfinished one. */
 td_time td_sub__oldest_unfinished(td_subscription *sub, int64_t *unfinished)
 {
-    td_time oldest = 0;
-    int64_t count = 0;
     pthread_mutex_lock(&sub->lock);
-    for (uint64_t seq = sub->ring_start; seq < sub->ring_end; seq++)
-        if (!sub->ring_done[seq % sub->ring_cap] && count++ == 0)
-            oldest = sub->ring_time[seq % sub->ring_cap];
+    td_time oldest =
+        sub->ring_start < sub->ring_end ? sub->ring_time[sub->ring_start % sub->ring_cap] : 0;
+    int64_t count = sub->ring_unfinished;
     pthread_mutex_unlock(&sub->lock);
     if (unfinished)
         *unfinished = count;

@@ -3,7 +3,8 @@
  * delivered, in order per stream across lanes, also while handlers fail at
  * random; subscriptions progress independently; transactional effects happen
  * once across restarts; retry state survives a restart; the inbox dedupes;
- * a database error under the reader is reported.
+ * a database error under the reader is reported; the backlog counts what is
+ * read and unfinished, and ages with its oldest event.
  */
 #include <sqlite3.h>
 #include <stdio.h>
@@ -437,6 +438,57 @@ static void test_read_errors_are_reported(void **state)
     td_subscription_free(sub);
 }
 
+/* A gate the handlers wait at until it opens. */
+typedef struct gate {
+    pthread_mutex_t lock;
+    pthread_cond_t opened;
+    bool open;
+} gate;
+
+static int wait_at_gate(td_delivery *d, const td_event *ev, void *payload)
+{
+    (void)d;
+    (void)ev;
+    gate *g = payload;
+    pthread_mutex_lock(&g->lock);
+    while (!g->open)
+        pthread_cond_wait(&g->opened, &g->lock);
+    pthread_mutex_unlock(&g->lock);
+    return 0;
+}
+
+static void test_backlog_counts_unfinished_events(void **state)
+{
+    (void)state;
+    td_backlog none = td_subscription_backlog(NULL);
+    assert_true(none.events == 0 && none.age == 0);
+    gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false};
+    td_subscription *sub = start("gated", 4, wait_at_gate, &g);
+    td_backlog idle = td_subscription_backlog(sub);
+    assert_true(idle.events == 0 && idle.age == 0);
+    append_round_robin(10, 1, "gated");
+    td_backlog held = {0, 0};
+    for (int i = 0; i < 2000 && held.events < 10; i++) { /* the reader takes all ten */
+        usleep(1000);
+        held = td_subscription_backlog(sub);
+    }
+    assert_int_equal(held.events, 10);
+    assert_true(held.age > 0);
+    usleep(30000);
+    td_backlog older = td_subscription_backlog(sub);
+    assert_int_equal(older.events, 10);
+    assert_true(older.age >= held.age + 30000); /* the oldest event is still the same */
+    pthread_mutex_lock(&g.lock);
+    g.open = true;
+    pthread_cond_broadcast(&g.opened);
+    pthread_mutex_unlock(&g.lock);
+    assert_td_ok(td_subscription_wait_until(sub, head(), 20000));
+    td_backlog after = td_subscription_backlog(sub);
+    assert_true(after.events == 0 && after.age == 0);
+    assert_td_ok(td_subscription_stop(sub));
+    td_subscription_free(sub);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -452,6 +504,7 @@ int main(void)
         T(test_inbox_claims_once),
         T(test_bad_options),
         T(test_read_errors_are_reported),
+        T(test_backlog_counts_unfinished_events),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
