@@ -15,6 +15,7 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/lock.h"
 #include "obs/obs_int.h"
 
 typedef enum { COUNTER, GAUGE, HISTOGRAM } kind;
@@ -236,6 +237,7 @@ int td_metrics_histogram(td_metric **out, td_metrics *m, const char *name, const
 /* The series for values, made if missing; lock held. NULL when out of memory. */
 static series *find(td_metric *f, const char *const *values, bool make)
 {
+    TD_ASSERT_HELD(&f->registry->lock);
     for (series *s = f->first; s; s = s->next) {
         size_t i = 0;
         while (i < f->label_count && strcmp(s->values[i], values[i] ? values[i] : "") == 0)

@@ -26,6 +26,7 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/lock.h"
 #include "store/pg_int.h"
 
 typedef struct session {
@@ -67,6 +68,7 @@ static void session_free(session *s)
 /* The live session for target, made if there is none; lock held. */
 static int session_for(const char *target, session **out)
 {
+    TD_ASSERT_HELD(&sessions_lock);
     for (session **link = &sessions; *link; link = &(*link)->next) {
         session *s = *link;
         if (strcmp(s->conn->target, target) != 0)

@@ -24,6 +24,7 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "core/internal.h"
+#include "core/lock.h"
 #include "store/store_int.h"
 #include "tidings/audit.h"
 
@@ -767,6 +768,7 @@ static void *watch_main(void *arg)
  * watch_lock held. Without one (or if it cannot start) waits poll. */
 static void start_watch(td_store *store)
 {
+    TD_ASSERT_HELD(&store->watch_lock);
     if (store->watch_started || store->backend->watch_open == NULL || store->watch_stopping)
         return;
     if (pipe(store->watch_wake) != 0) {

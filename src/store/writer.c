@@ -92,6 +92,7 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "core/internal.h"
+#include "core/lock.h"
 #include "core/log_int.h"
 #include "store/store_int.h"
 
@@ -332,6 +333,7 @@ typedef struct batch_stats {
 /* The lowest position in flight, for readers (lock held). */
 static void update_unsynced(td_writer *w)
 {
+    TD_ASSERT_HELD(&w->lock);
     int64_t from = INT64_MAX;
     if (w->failed_from)
         from = w->failed_from;
@@ -420,6 +422,7 @@ static void run_batch(td_writer *w, unit *batch, batch_stats *st)
 /* Takes up to max_batch units off the queue; called with the lock held. */
 static unit *take_batch(td_writer *w)
 {
+    TD_ASSERT_HELD(&w->lock);
     unit *batch = w->first, *u = batch;
     for (size_t n = 1; n < w->store->opts.max_batch && u->next; n++)
         u = u->next;
