@@ -7,6 +7,7 @@
 #ifndef TD_BENCH_H
 #define TD_BENCH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,10 +23,17 @@ void bench_report(const char *name, double value, const char *unit);
 int bench_store(void);
 /* bench_dispatch.c */
 int bench_dispatch(void);
+/* Commit-to-handler latency at rate events/s on fresh stores: a SQLite file
+ * when url is NULL (figures dispatch_*), else bench_fresh_url(url) (figures
+ * pg_notify_*); apart: the subscription on a second handle of the store.
+ * Reports p50/p95/p99/max in µs (medians over BENCH_RUNS) and the p99. */
+int bench_latency(const char *url, bool apart, double rate, const char *label, double *p99_out);
 /* bench_open.c */
 int bench_open(void);
 /* bench_pg.c: on the server TIDINGS_BENCH_PG_URL names (skipped without) */
 int bench_pg(void);
+/* A store URL on server_url in a schema of its own, named after what. */
+void bench_fresh_url(char *out, size_t size, const char *server_url, const char *what);
 /* bench_broker.c: skipped without TIDINGS_BENCH_RABBITMQ_URL_FILE */
 int bench_broker(void);
 

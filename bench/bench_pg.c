@@ -15,6 +15,9 @@
  *   pg_append_64          the same from 64 threads at once (group commit)
  *   pg_batch_1000         td_store_append of 1000 events in one call
  * Runs of the baseline and of tidings alternate, each on a fresh schema.
+ * Then the latency from a durable commit to a handler reading the store
+ * through a second handle, woken by LISTEN/NOTIFY, at 1,000 events/s
+ * (pg_notify_*_us_at_1k; bench_dispatch.c).
  */
 #include <libpq-fe.h>
 #include <pthread.h>
@@ -43,13 +46,18 @@ static const char insert_head[] =
     "occurred_at, correlation_id, causation_id, traceparent, metadata, data, hash) VALUES ";
 
 static const char *server_url;
-static int schemas;
+
+void bench_fresh_url(char *out, size_t size, const char *server, const char *what)
+{
+    static int schemas;
+    snprintf(out, size, "%s%soptions=-csearch_path%%3Dbench_%ld_%s_%d", server,
+             strchr(server, '?') ? "&" : "?", (long)getpid(), what, ++schemas);
+}
 
 /* A store URL in a new schema of the server. */
 static void schema_url(char *out, size_t size, const char *what)
 {
-    snprintf(out, size, "%s%soptions=-csearch_path%%3Dbench_%ld_%s_%d", server_url,
-             strchr(server_url, '?') ? "&" : "?", (long)getpid(), what, ++schemas);
+    bench_fresh_url(out, size, server_url, what);
 }
 
 static int make_store(const char *url)
@@ -264,5 +272,6 @@ int bench_pg(void)
     printf("ratio pg_append_1_vs_raw_1: %.2f\n", median[APPEND_1] / median[RAW_1]);
     printf("ratio pg_append_64_vs_raw_1: %.2f\n", median[APPEND_64] / median[RAW_1]);
     printf("ratio pg_batch_1000_vs_raw_batch: %.2f\n", median[BATCH_1000] / median[RAW_BATCH]);
-    return 0;
+    double p99;
+    return bench_latency(server_url, true, 1000, "1k", &p99);
 }
