@@ -21,6 +21,9 @@
 
 #define TD_BROKER_CHANNEL 1
 
+#define TD_BROKER_EXCHANGE_MAX 127         /* an exchange name's bytes */
+#define UNROUTED_SUFFIX        ".unrouted" /* EXCHANGE.unrouted keeps what no queue is bound for */
+
 /* The options with defaults applied and the URL parsed; owns its strings. */
 typedef struct td_broker_conf {
     char *url_copy; /* amqp_parse_url's buffer: host, user, … point into it */

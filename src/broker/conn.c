@@ -2,7 +2,7 @@
  * conn.c: one AMQP connection to the broker, as the relay and the consumer
  * use it, and the settings and backoff they share.
  *
- *   closed --connect: TCP, handshake, login, channel, exchange--> open
+ *   closed --connect: TCP, handshake, login, channel, exchanges--> open
  *     ^                                                            |
  *     +---- td_amqp__close (after any failure, or to stop) <--------+
  *
@@ -14,6 +14,10 @@
  *
  * The URL's password lives only in the parsed copy handed to the login; what
  * is shown anywhere is conf->redacted.
+ *
+ * The topic exchange names EXCHANGE.unrouted as its alternate exchange: a
+ * message no queue is bound for lands in the durable queue of that name
+ * instead of being dropped, where an operator sees and moves it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,7 +77,7 @@ int td_broker__conf_init(td_broker_conf *conf, const td_broker_options *opts)
             error = td_error__set(TD_EINVAL, "broker URL '%s' cannot be read", conf->redacted);
     }
     if (error == 0)
-        error = td_broker__check_name("exchange", conf->exchange, 127);
+        error = td_broker__check_name("exchange", conf->exchange, TD_BROKER_EXCHANGE_MAX);
     if (error < 0) {
         td_broker__conf_dispose(conf);
         return error;
@@ -144,6 +148,34 @@ static bool open_socket(td_amqp *amqp, const td_broker_conf *conf, char *err, si
     return status == AMQP_STATUS_OK;
 }
 
+/* The exchange, its alternate exchange and the queue that keeps what no
+ * one is bound for (every declaration idempotent). */
+static bool declare_exchanges(amqp_connection_state_t c, const char *exchange, char *err,
+                              size_t err_size)
+{
+    char unrouted[TD_BROKER_EXCHANGE_MAX + sizeof UNROUTED_SUFFIX];
+    snprintf(unrouted, sizeof unrouted, "%s" UNROUTED_SUFFIX, exchange);
+    amqp_table_entry_t quorum = {
+        amqp_cstring_bytes("x-queue-type"),
+        {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes("quorum")}};
+    amqp_table_entry_t alternate = {
+        amqp_cstring_bytes("alternate-exchange"),
+        {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes(unrouted)}};
+    bool ok = (amqp_exchange_declare(c, TD_BROKER_CHANNEL, amqp_cstring_bytes(unrouted),
+                                     amqp_cstring_bytes("fanout"), 0, 1, 0, 0, amqp_empty_table),
+               reply_ok(amqp_get_rpc_reply(c), "exchange.declare (unrouted)", err, err_size));
+    ok = ok && (amqp_queue_declare(c, TD_BROKER_CHANNEL, amqp_cstring_bytes(unrouted), 0, 1, 0, 0,
+                                   (amqp_table_t){1, &quorum}),
+                reply_ok(amqp_get_rpc_reply(c), "queue.declare (unrouted)", err, err_size));
+    ok = ok && (amqp_queue_bind(c, TD_BROKER_CHANNEL, amqp_cstring_bytes(unrouted),
+                                amqp_cstring_bytes(unrouted), amqp_empty_bytes, amqp_empty_table),
+                reply_ok(amqp_get_rpc_reply(c), "queue.bind (unrouted)", err, err_size));
+    return ok && (amqp_exchange_declare(c, TD_BROKER_CHANNEL, amqp_cstring_bytes(exchange),
+                                        amqp_cstring_bytes("topic"), 0, 1, 0, 0,
+                                        (amqp_table_t){1, &alternate}),
+                  reply_ok(amqp_get_rpc_reply(c), "exchange.declare", err, err_size));
+}
+
 int td_amqp__connect(td_amqp *amqp, const td_broker_conf *conf, char *err, size_t err_size)
 {
     amqp_connection_state_t c = amqp_new_connection();
@@ -159,9 +191,7 @@ int td_amqp__connect(td_amqp *amqp, const td_broker_conf *conf, char *err, size_
                         "login", err, err_size);
     ok = ok && (amqp_channel_open(c, TD_BROKER_CHANNEL),
                 reply_ok(amqp_get_rpc_reply(c), "channel.open", err, err_size));
-    ok = ok && (amqp_exchange_declare(c, TD_BROKER_CHANNEL, amqp_cstring_bytes(conf->exchange),
-                                      amqp_cstring_bytes("topic"), 0, 1, 0, 0, amqp_empty_table),
-                reply_ok(amqp_get_rpc_reply(c), "exchange.declare", err, err_size));
+    ok = ok && declare_exchanges(c, conf->exchange, err, err_size);
     if (!ok) {
         td_amqp__close(amqp);
         return TD_EIO;

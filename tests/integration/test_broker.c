@@ -7,7 +7,8 @@
  * domain events stay home. A relay that forgets its checkpoint publishes
  * everything again and the receiver changes nothing. Messages that cannot
  * be taken are parked in the dead-letter queue with why, and the rest go
- * on. Bad options are refused with a clear error.
+ * on; events no queue is bound for are kept in EXCHANGE.unrouted. Bad
+ * options are refused with a clear error.
  */
 #include <amqp.h>
 #include <signal.h>
@@ -551,6 +552,56 @@ static void test_unusable_messages_are_parked_with_why(void **state)
 
 /* Without a limit of its own, a type's limit is the schema the receiving
  * store's upcasters read it at. */
+/* Integration events of a type no queue is bound for are kept in the
+ * exchange's .unrouted queue, not dropped by the broker. */
+static void test_unbound_types_are_kept(void **state)
+{
+    (void)state;
+    pair p;
+    pair_open(&p, TD_QUEUE_QUORUM);
+    int64_t head = 0;
+    for (int i = 0; i < 12; i++) {
+        td_event ev = tt_event(i % 3 == 0 ? "ItemAdded" : "NobodyIsBoundForThis", "{}");
+        ev.kind = TD_KIND_INTEGRATION;
+        assert_td_ok(td_store_append(p.from, "item-1", TD_EXPECT_ANY, &ev, 1));
+        head = ev.position;
+    }
+    assert_td_ok(td_relay_wait_until(p.relay, head, 30000)); /* all confirmed */
+    td_read_query q = integration_types();
+    assert_int_equal(tb_wait_count(p.to, &q, 4, 30000), 4);
+
+    raw r;
+    raw_open(&r);
+    char unrouted[80];
+    snprintf(unrouted, sizeof unrouted, "%s.unrouted", p.exchange);
+    int kept = 0;
+    for (int tries = 0; tries < 100 && kept < 8; tries++) {
+        amqp_rpc_reply_t got = amqp_basic_get(r.conn, 1, amqp_cstring_bytes(unrouted), 1);
+        assert_int_equal(got.reply_type, AMQP_RESPONSE_NORMAL);
+        if (got.reply.id != AMQP_BASIC_GET_OK_METHOD) { /* empty just now */
+            usleep(50000);
+            continue;
+        }
+        amqp_message_t message;
+        assert_int_equal(amqp_read_message(r.conn, 1, &message, 0).reply_type,
+                         AMQP_RESPONSE_NORMAL);
+        amqp_table_t *headers = &message.properties.headers;
+        for (int i = 0; i < headers->num_entries; i++) {
+            amqp_bytes_t key = headers->entries[i].key,
+                         value = headers->entries[i].value.value.bytes;
+            if (key.len == 4 && memcmp(key.bytes, "type", 4) == 0) {
+                assert_int_equal(value.len, 20);
+                assert_memory_equal(value.bytes, "NobodyIsBoundForThis", 20);
+            }
+        }
+        amqp_destroy_message(&message);
+        kept++;
+    }
+    raw_close(&r);
+    assert_int_equal(kept, 8);
+    pair_close(&p);
+}
+
 static void test_schema_limit_from_the_upcasters(void **state)
 {
     (void)state;
@@ -689,6 +740,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_relay_killed_mid_flight_skips_nothing),
         cmocka_unit_test(test_relay_sends_only_its_sources),
         cmocka_unit_test(test_unusable_messages_are_parked_with_why),
+        cmocka_unit_test(test_unbound_types_are_kept),
         cmocka_unit_test(test_schema_limit_from_the_upcasters),
         cmocka_unit_test(test_bad_options_are_refused_without_the_password),
         cmocka_unit_test(test_unreachable_broker_is_reported),
