@@ -342,7 +342,9 @@ static int init(td_consumer *c, const td_consumer_options *opts)
 
 int td_consumer_new(td_consumer **out, td_store *store, const td_consumer_options *opts)
 {
+    TD_REQUIRE(out);
     *out = NULL;
+    TD_REQUIRE(store && opts);
     if (store == NULL || opts == NULL || opts->version != TD_CONSUMER_OPTIONS_VERSION)
         return td_error__set(TD_EINVAL, "td_consumer_new: no store, or options of another version");
     int error = td_broker__check_name("queue", opts->queue, TD_QUEUE_NAME_MAX);

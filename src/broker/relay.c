@@ -409,7 +409,9 @@ static int copy_sources(td_relay *r, const char *const *sources)
 
 int td_relay_new(td_relay **out, td_store *store, const td_relay_options *opts)
 {
+    TD_REQUIRE(out);
     *out = NULL;
+    TD_REQUIRE(store && opts);
     if (store == NULL || opts == NULL || opts->version != TD_RELAY_OPTIONS_VERSION)
         return td_error__set(TD_EINVAL, "td_relay_new: no store, or options of another version");
     int error = td_broker__check_name("relay", opts->name, TD_BROKER_NAME_MAX);
@@ -493,6 +495,7 @@ void td_relay_free(td_relay *r)
 
 int td_relay_wait_until(td_relay *r, int64_t position, int timeout_ms)
 {
+    TD_REQUIRE(r);
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);
     deadline.tv_sec += timeout_ms / 1000;

@@ -134,6 +134,7 @@ int td_publish_domain(td_txn *txn, const char *stream, int64_t expected_version,
 int td_publish_integration(td_txn *txn, const char *stream, int64_t expected_version,
                            td_event *event)
 {
+    TD_REQUIRE(txn && event);
     event->kind = TD_KIND_INTEGRATION;
     return td_txn_append(txn, stream, expected_version, event, 1);
 }
@@ -141,5 +142,6 @@ int td_publish_integration(td_txn *txn, const char *stream, int64_t expected_ver
 int td_publish_batch(td_txn *txn, const char *stream, int64_t expected_version, td_event *events,
                      size_t count)
 {
+    TD_REQUIRE(txn);
     return td_txn_append(txn, stream, expected_version, events, count);
 }

@@ -85,6 +85,7 @@ const char *td_delivery_idempotency_key(const td_delivery *d)
 
 int td_delivery_fail(td_delivery *d, int code, const char *fmt, ...)
 {
+    TD_REQUIRE(d);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(d->message, sizeof d->message, fmt, ap);
@@ -111,6 +112,7 @@ static int publish_unit(td_txn *txn, void *payload)
 int td_delivery_publish(td_delivery *d, const char *stream, int64_t expected_version,
                         td_event *events, size_t count)
 {
+    TD_REQUIRE(d);
     publish_args a = {d, stream, expected_version, events, count};
     if (d->txn)
         return td_txn_append(d->txn, stream, expected_version, events, count);

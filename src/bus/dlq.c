@@ -57,6 +57,7 @@ static int check_id(const char *id)
 
 int td_dlq_get(td_store *store, const char *id, td_dead_letter_fn fn, void *payload)
 {
+    TD_REQUIRE(store && fn);
     char *json = NULL;
     size_t len = 0;
     list_ctx ctx = {NULL, fn, payload};

@@ -37,6 +37,7 @@ int td_inbox_claim(td_txn *txn, const char *consumer, const td_uuid *event_id)
 
 int td_inbox_seen(td_store *store, const char *consumer, const td_uuid *event_id, bool *seen)
 {
+    TD_REQUIRE(store && consumer && event_id && seen);
     char key[TD_STATE_KEY_MAX + 1], *existing = NULL;
     int error = inbox_key(key, consumer, event_id);
     if (error == 0)

@@ -62,6 +62,7 @@ static int match_name(const char *name, const td_subscription_status *st, void *
 int td_replay_request_add(td_store *store, const td_replay_request *r,
                           char id_out[TD_REPLAY_ID_LEN + 1])
 {
+    TD_REQUIRE(store && r);
     char key[TD_STATE_KEY_MAX + 1], id[TD_REPLAY_ID_LEN + 1];
     int64_t head = 0;
     find_sub f = {r->subscription, false};

@@ -71,6 +71,7 @@ void td_event_free(td_event *event)
 
 int td_event_data(json_t **out, const td_event *event)
 {
+    TD_REQUIRE(out && event);
     json_error_t err;
     size_t len = td_json__length(event->data, event->data_len);
     if (event->data == NULL)

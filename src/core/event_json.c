@@ -81,6 +81,7 @@ static int add_context(json_t *obj, const td_event *ev)
 
 int td_event_to_json(json_t **out, const td_event *event)
 {
+    TD_REQUIRE(out && event);
     json_t *metadata = NULL, *data = NULL;
     json_t *obj = json_object();
     int error = obj ? 0 : td_error__oom();

@@ -32,6 +32,7 @@ struct td_json_cache {
 
 int td_json_cache_new(td_json_cache **out, size_t slots)
 {
+    TD_REQUIRE(out);
     td_json_cache *c = td_calloc(1, sizeof *c);
     if (c)
         c->count = slots ? slots : 256;

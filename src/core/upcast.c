@@ -160,6 +160,7 @@ bool td_upcast__needed(const td_upcasters *u, const td_event *ev)
 
 int td_upcast(const td_upcasters *u, const td_event *ev, td_event **out)
 {
+    TD_REQUIRE(ev && out);
     bool found;
     *out = NULL;
     size_t at = u && ev->type ? find(u, ev->type, &found) : 0;

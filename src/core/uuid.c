@@ -82,6 +82,7 @@ static void compose(td_uuid *out, int64_t ms, uint32_t a, uint64_t b)
 
 int td_uuid_v7(td_uuid *out)
 {
+    TD_REQUIRE(out);
     int error = 0;
     int64_t ms = now_millis();
 
@@ -133,6 +134,7 @@ static bool hex_value(char c, int *out)
 
 int td_uuid_parse(td_uuid *out, const char *text)
 {
+    TD_REQUIRE(out);
     td_uuid id;
     const char *p = text;
     if (text == NULL)

@@ -381,6 +381,7 @@ void td_metrics_collect(td_metrics *m)
 
 int td_metrics_read(td_metrics *m, const char *name, td_metric_sample_fn fn, void *payload)
 {
+    TD_REQUIRE(m && name && fn);
     int rc = 0;
     pthread_mutex_lock(&m->lock);
     const td_metric *f = m->first;

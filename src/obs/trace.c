@@ -95,6 +95,7 @@ static json_t *span_json(const td_span *s)
 
 int td_span_otlp_json(char **out, const td_span *span)
 {
+    TD_REQUIRE(out && span);
     *out = NULL;
     return td_json__dump_steal(out, NULL, span_json(span));
 }
@@ -118,6 +119,7 @@ static void write_line(const td_span *span, void *payload)
 
 int td_tracer_new_file(td_tracer **out, const char *path)
 {
+    TD_REQUIRE(out && path);
     FILE *file = fopen(path, "a");
     if (file == NULL)
         return td_error__set(TD_EIO, "cannot open trace file '%s': %s", path, strerror(errno));

@@ -122,11 +122,13 @@ td_txn *td_saga_txn(td_saga_ctx *ctx)
 int td_saga_publish(td_saga_ctx *ctx, const char *stream, int64_t expected_version,
                     td_event *events, size_t count)
 {
+    TD_REQUIRE(ctx);
     return td_txn_append(ctx->txn, stream, expected_version, events, count);
 }
 
 int td_saga_set_deadline(td_saga_ctx *ctx, td_time at)
 {
+    TD_REQUIRE(ctx);
     if (at <= 0)
         return td_error__set(TD_EINVAL, "a deadline must be a time after 1970");
     ctx->deadline = at;

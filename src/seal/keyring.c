@@ -147,6 +147,7 @@ static int check_master(td_keyring *k, const unsigned char master[TD_MASTER_KEY_
 
 int td_keyring_in_use(td_store *store, bool *out)
 {
+    TD_REQUIRE(store && out);
     char *text = NULL;
     if (store == NULL || out == NULL)
         return td_error__set(TD_EINVAL, "td_keyring_in_use: store or out is NULL");
@@ -330,6 +331,7 @@ int td_keyring__subject_key(td_keyring *k, td_txn *txn, const char *subject, boo
 
 int td_keyring_add_subject(td_keyring *k, td_txn *txn, const char *subject)
 {
+    TD_REQUIRE(k && txn && subject);
     unsigned char key[TD_SUBJECT_KEY_BYTES];
     td_subject_state state = TD_SUBJECT_NONE;
     if (k == NULL || txn == NULL)
@@ -347,6 +349,7 @@ int td_keyring_add_subject(td_keyring *k, td_txn *txn, const char *subject)
 
 int td_keyring_forget(td_keyring *k, td_txn *txn, const char *subject)
 {
+    TD_REQUIRE(k && txn && subject);
     char when[TD_TIME_STR_LEN + 1];
     if (k == NULL || txn == NULL)
         return td_error__set(TD_EINVAL, "td_keyring_forget: keyring or txn is NULL");
@@ -362,6 +365,7 @@ int td_keyring_forget(td_keyring *k, td_txn *txn, const char *subject)
 
 int td_keyring_forgotten(td_keyring *k, td_txn *txn, const char *subject, bool *out)
 {
+    TD_REQUIRE(k && subject && out);
     json_t *doc = NULL;
     if (k == NULL || out == NULL)
         return td_error__set(TD_EINVAL, "td_keyring_forgotten: keyring or out is NULL");

@@ -43,6 +43,7 @@ static int read_all(int fd, char *buf, size_t size, size_t *len)
 
 int td_master_key_read(unsigned char out[TD_MASTER_KEY_BYTES], const char *path)
 {
+    TD_REQUIRE(out && path);
     char text[HEX_LEN + 8];
     size_t len = 0, bin_len = 0;
     struct stat st;

@@ -58,8 +58,11 @@ static int erase(json_t *data, const json_t *names)
 
 int td_keyring_erase(json_t *data, const char *const *fields)
 {
+    TD_REQUIRE(data && fields);
+    if (!json_is_object(data))
+        return td_error__set(TD_EINVAL, "td_keyring_erase: data is not a JSON object");
     json_t *names = json_array();
-    int error = names && json_is_object(data) && fields ? 0 : td_error__oom();
+    int error = names ? 0 : td_error__oom();
     for (size_t i = 0; error == 0 && fields[i]; i++)
         if (json_object_get(data, fields[i]) &&
             json_array_append_new(names, json_string(fields[i])) < 0)
@@ -159,6 +162,7 @@ static int attach(json_t *data, const char *subject, json_t *names, const char *
 int td_keyring_seal(td_keyring *k, td_txn *txn, const char *subject, json_t *data,
                     const char *const *fields, unsigned flags)
 {
+    TD_REQUIRE(k && subject && data);
     unsigned char key[TD_SUBJECT_KEY_BYTES];
     td_subject_state state = TD_SUBJECT_NONE;
     char *ad = NULL, *b64 = NULL;
@@ -217,6 +221,7 @@ static bool well_formed(const json_t *names)
 
 int td_keyring_open(td_keyring *k, td_txn *txn, json_t *data)
 {
+    TD_REQUIRE(k && data);
     unsigned char key[TD_SUBJECT_KEY_BYTES];
     td_subject_state state = TD_SUBJECT_NONE;
     json_t *sealed = json_object_get(data, SEALED_MEMBER), *plain = NULL;

@@ -89,6 +89,7 @@ static int picked_row(const td_event *ev, const char *text, size_t len, void *pa
 int td_store_read_fields(td_store *store, const td_read_query *query, const char *const *fields,
                          td_fields_fn fn, void *payload)
 {
+    TD_REQUIRE(store && query && fields && fn);
     td_conn *conn;
     picking p = {store->upcasters, fields, fn, payload, store};
     int error = td_store__check_query(query);

@@ -564,6 +564,7 @@ int td_store_doc_list(td_store *store, const char *collection, const char *after
 
 int td_store_doc_collections(td_store *store, td_collection_fn fn, void *payload)
 {
+    TD_REQUIRE(store && fn);
     td_conn *conn;
     int error = td_readers__acquire(store->readers, &conn);
     if (error < 0)
@@ -587,6 +588,7 @@ int td_store_stats_get(td_store *store, td_store_stats *out)
 
 int td_store_type_counts(td_store *store, td_type_count_fn fn, void *payload)
 {
+    TD_REQUIRE(store && fn);
     td_conn *conn;
     int error = td_readers__acquire(store->readers, &conn);
     if (error < 0)

@@ -492,6 +492,7 @@ int td_txn__doc_put_trusted(td_txn *txn, const char *collection, const char *key
 
 int td_txn_doc_put_json(td_txn *txn, const char *collection, const char *key, const json_t *doc)
 {
+    TD_REQUIRE(txn && collection && key && doc);
     int error = refuse_while_reading(txn);
     if (error == 0)
         error = td_store__check_doc_key(collection, key);

@@ -76,6 +76,9 @@ static void test_store(void **state)
     REFUSES(td_store_on_commit(NULL, NULL, NULL));
     REFUSES(td_store_hash_before(NULL, 1, (uint8_t[TD_HASH_LEN]){0}));
     REFUSES(td_store_audit_verify(NULL, 0, 0, &n, &n));
+    REFUSES(td_store_read_fields(NULL, &q, (const char *const[]){"f", NULL}, NULL, NULL));
+    REFUSES(td_store_doc_collections(NULL, NULL, NULL));
+    REFUSES(td_store_type_counts(NULL, NULL, NULL));
     td_store_free(NULL);
     td_store_set_append_hook(NULL, NULL, NULL);
     td_store_set_tracer(NULL, NULL);
@@ -106,6 +109,9 @@ static void test_txn(void **state)
     REFUSES(td_txn_try(NULL, unit, NULL));
     REFUSES(td_publish_domain(NULL, "order-1", TD_EXPECT_ANY, &ev));
     REFUSES(td_inbox_claim(NULL, "consumer", &ev.id));
+    REFUSES(td_txn_doc_put_json(NULL, "c", "k", NULL));
+    REFUSES(td_publish_integration(NULL, "order-1", TD_EXPECT_ANY, &ev));
+    REFUSES(td_publish_batch(NULL, "order-1", TD_EXPECT_ANY, &ev, 1));
     td_txn_set_cause(NULL, &ev);
     td_txn_set_trace(NULL, NULL);
     assert_null(td_txn_store(NULL));
@@ -152,6 +158,39 @@ static void test_subscription_and_saga(void **state)
     REFUSES(td_dlq_drop(NULL, "id", "who"));
     REFUSES(td_dlq_audit(NULL, NULL, NULL));
     REFUSES(td_replay_list(NULL, NULL, NULL));
+    REFUSES(td_replay_request_add(NULL, NULL, NULL));
+    REFUSES(td_dlq_get(NULL, "id", NULL, NULL));
+    bool seen = false;
+    td_uuid id = {{0}};
+    REFUSES(td_inbox_seen(NULL, "consumer", &id, &seen));
+    REFUSES(td_inbox_seen(store, "consumer", &id, NULL));
+    REFUSES(td_delivery_fail(NULL, TD_EIO, "why"));
+    REFUSES(td_delivery_publish(NULL, "order-1", TD_EXPECT_ANY, NULL, 0));
+    REFUSES(td_saga_publish(NULL, "order-1", TD_EXPECT_ANY, NULL, 0));
+    REFUSES(td_saga_set_deadline(NULL, 1));
+    bool in_use = false;
+    REFUSES(td_keyring_in_use(NULL, &in_use));
+    REFUSES(td_keyring_add_subject(NULL, NULL, "user-1"));
+    REFUSES(td_keyring_forget(NULL, NULL, "user-1"));
+    REFUSES(td_keyring_forgotten(NULL, NULL, "user-1", &in_use));
+    REFUSES(td_keyring_seal(NULL, NULL, "user-1", NULL, NULL, 0));
+    REFUSES(td_keyring_open(NULL, NULL, NULL));
+    REFUSES(td_keyring_erase(NULL, (const char *const[]){"email", NULL}));
+    json_t *not_an_object = json_array();
+    REFUSES(td_keyring_erase(not_an_object, (const char *const[]){"email", NULL}));
+    json_decref(not_an_object);
+    unsigned char master[TD_MASTER_KEY_BYTES];
+    REFUSES(td_master_key_read(master, NULL));
+
+    td_relay *relay = NULL;
+    td_consumer *consumer = NULL;
+    REFUSES(td_relay_new(NULL, store, NULL));
+    REFUSES(td_relay_new(&relay, NULL, NULL));
+    assert_null(relay);
+    REFUSES(td_consumer_new(NULL, store, NULL));
+    REFUSES(td_consumer_new(&consumer, store, NULL));
+    assert_null(consumer);
+    REFUSES(td_relay_wait_until(NULL, 1, 0));
     tt_fixture_free(store);
 }
 
@@ -202,6 +241,7 @@ static void test_others(void **state)
     REFUSES(td_metrics_render(NULL, &text, &len));
     REFUSES(td_metrics_on_collect(NULL, NULL, NULL));
     REFUSES(td_metrics_watch_store(NULL, NULL));
+    REFUSES(td_metrics_read(NULL, "x", NULL, NULL));
     td_metrics_collect(NULL);
     td_metrics_remove_collector(NULL, NULL, NULL);
     td_metrics_free(NULL);
@@ -216,6 +256,10 @@ static void test_others(void **state)
     td_bus_free(NULL);
 
     REFUSES(td_tracer_new(NULL, NULL, NULL));
+    td_tracer *tracer = NULL;
+    REFUSES(td_tracer_new_file(&tracer, NULL));
+    assert_null(tracer);
+    REFUSES(td_span_otlp_json(&text, NULL));
     td_tracer_free(NULL);
 
     REFUSES(td_keyring_new(NULL, NULL, NULL));
@@ -225,6 +269,12 @@ static void test_others(void **state)
     REFUSES(td_event_dup(&out, NULL));
     REFUSES(td_event_to_text(&text, &len, NULL));
     REFUSES(td_event_from_json(&out, NULL));
+    json_t *data = NULL;
+    REFUSES(td_event_data(&data, NULL));
+    REFUSES(td_event_to_json(&data, NULL));
+    REFUSES(td_upcast(NULL, &ev, NULL));
+    REFUSES(td_uuid_v7(NULL));
+    REFUSES(td_uuid_parse(NULL, "0190c3a0-1234-7abc-8def-0123456789ab"));
     td_event_free(NULL);
     td_free(NULL);
 }
