@@ -21,7 +21,12 @@
  * hosts (a store several hosts share) only the expiry tells: the reader
  * thread renews the lease every LEASE_RENEW_US, and a holder that finds it
  * taken by another (it was stalled past LEASE_TTL_US) stops handing out
- * events and reports TD_EBUSY. Stopping releases the lease, then the lock.
+ * events and reports TD_EBUSY. A lock a server keeps (PostgreSQL's advisory
+ * locks) can also go while its holder lives on, with the server session
+ * that held it (a restart, a cut connection): each renewal checks it first
+ * and takes it again, and a holder that finds it taken by another stops as
+ * one whose lease was taken would, before the two can both hand out
+ * events. Stopping releases the lease, then the lock.
  * Transactional handlers are exactly-once even without the lease (progress
  * marks); the lease is what keeps other handlers from running twice in two
  * processes.
@@ -115,6 +120,11 @@ static int lease_unit(td_txn *txn, void *payload)
     return error;
 }
 
+static void lease_lock_name(const td_subscription *sub, char *out, size_t size)
+{
+    snprintf(out, size, "lease-%s", sub->name);
+}
+
 int td_lease__take(td_subscription *sub)
 {
     td_uuid id;
@@ -124,7 +134,7 @@ int td_lease__take(td_subscription *sub)
     if (error < 0)
         return error;
     td_uuid_format(sub->lease_owner, &id);
-    snprintf(lock_name, sizeof lock_name, "lease-%s", sub->name);
+    lease_lock_name(sub, lock_name, sizeof lock_name);
     lease_op op = {sub, false, false, false};
     int64_t until = td_sched__monotonic_us() + LOCK_WAIT_US;
     while ((error = td_store__lock(sub->store, lock_name, &lock)) == TD_EBUSY &&
@@ -144,13 +154,40 @@ int td_lease__take(td_subscription *sub)
     return error;
 }
 
+/* The lease's lock still ours, or taken again if the server let it go with
+ * the session that held it. TD_EBUSY (the lease is lost) if another process
+ * has taken it meanwhile; another error if it cannot be told now. */
+static int keep_lock(td_subscription *sub)
+{
+    char lock_name[8 + TD_SUBSCRIPTION_NAME_MAX];
+    if (sub->lease_lock && td_store__lock_check(sub->store, sub->lease_lock) == 0)
+        return 0;
+    td_store__unlock(sub->store, sub->lease_lock);
+    sub->lease_lock = NULL;
+    lease_lock_name(sub, lock_name, sizeof lock_name);
+    int error = td_store__lock(sub->store, lock_name, &sub->lease_lock);
+    if (error == TD_EBUSY)
+        return td_error__set(TD_EBUSY,
+                             "subscription '%s' lost its lock with the database session that "
+                             "held it, and another process has taken it; it stops",
+                             sub->name);
+    return error;
+}
+
 int td_lease__renew(td_subscription *sub)
 {
     int64_t now = td_sched__monotonic_us();
     if (!sub->lease_held || now - sub->lease_renewed_us < LEASE_RENEW_US)
         return 0;
+    int error = keep_lock(sub);
+    if (error == TD_EBUSY)
+        return error;
+    if (error < 0) { /* the server is away: tried again soon; the lease still runs */
+        sub->lease_renewed_us = now - LEASE_RENEW_US + LEASE_RETRY_US;
+        return TD_ERROR;
+    }
     lease_op op = {sub, false, false, false};
-    int error = td_transact(sub->store, lease_unit, &op);
+    error = td_transact(sub->store, lease_unit, &op);
     if (error == 0 && op.lost)
         return td_error__set(TD_EBUSY,
                              "subscription '%s' lost its lease to another process (this one "

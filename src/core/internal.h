@@ -67,6 +67,10 @@ bool td_upcast__needed(const td_upcasters *upcasters, const td_event *ev);
 typedef struct td_store_lock td_store_lock;
 int td_store__lock(td_store *store, const char *name, td_store_lock **out);
 void td_store__unlock(td_store *store, td_store_lock *lock); /* accepts NULL */
+/* 0 while lock is held; TD_EBUSY once it is not (the server session that
+ * held it ended: a PostgreSQL restart or a cut connection). Kernel locks,
+ * and NULL (a store without locks), are held until unlocked: always 0. */
+int td_store__lock_check(td_store *store, td_store_lock *lock);
 
 /* td_store_read_event, but as stored (td_store_read_stored, upcast.h):
  * subscriptions upcast each event on its lane instead, so that an

@@ -219,6 +219,13 @@ void td_store__unlock(td_store *store, td_store_lock *lock)
     store->backend->unlock((td_lock *)lock);
 }
 
+int td_store__lock_check(td_store *store, td_store_lock *lock)
+{
+    if (lock == NULL || store->backend->lock_check == NULL)
+        return 0;
+    return store->backend->lock_check((td_lock *)lock);
+}
+
 const char *td_store_backend(const td_store *store)
 {
     if (store == NULL)

@@ -17,9 +17,17 @@
  *     (the writer's remembered stream versions are dropped when another
  *     committed);
  *   - a transactional subscription through an outage of its server handles
- *     every event once, parks none and has not failed.
+ *     every event once, parks none and has not failed;
+ *   - a subscription whose lease lock went with its session takes it again
+ *     when no one has, and stops handing out events when another process
+ *     took it over meanwhile: one name never runs in two places for longer
+ *     than a renewal.
  */
 #include <libpq-fe.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +35,7 @@
 #include <unistd.h>
 
 #include "core/alloc.h"
+#include "child.h"
 #include "support.h"
 
 /* The store's URL, its connections named `app`. */
@@ -303,8 +312,139 @@ static void test_subscriptions_ride_out_an_outage(void **state)
     td_store_free(store);
 }
 
-int main(void)
+/* Counts the events a subscription hands out: all, and those past `after`. */
+typedef struct tally {
+    atomic_int all, late;
+    atomic_llong after;
+} tally;
+
+static int tally_event(td_delivery *d, const td_event *ev, void *payload)
 {
+    tally *t = payload;
+    (void)d;
+    atomic_fetch_add(&t->all, 1);
+    if (atomic_load(&t->after) && ev->position > atomic_load(&t->after))
+        atomic_fetch_add(&t->late, 1);
+    return 0;
+}
+
+/* Not transactional: the lease is all that keeps it in one place. */
+static int start_mailer(td_store *store, td_handler_fn fn, void *payload, td_subscription **out)
+{
+    td_subscription_options opts = TD_SUBSCRIPTION_OPTIONS_INIT;
+    opts.name = "mailer";
+    int error = td_subscription_new(out, store, &opts, fn, payload);
+    return error < 0 ? error : td_subscription_start(*out);
+}
+
+static int print_position(td_delivery *d, const td_event *ev, void *payload)
+{
+    (void)d;
+    (void)payload;
+    printf("%lld\n", (long long)ev->position);
+    fflush(stdout);
+    return 0;
+}
+
+/* The child: the mailer on the store at url, printing "started" and then
+ * the position of each event it hands out, until killed. */
+static int child_main(const char *url)
+{
+    td_store *store = NULL;
+    td_subscription *sub = NULL;
+    if (td_store_open(&store, url, NULL) < 0 ||
+        start_mailer(store, print_position, NULL, &sub) < 0) {
+        fprintf(stderr, "child: %s\n", td_error_last());
+        return 1;
+    }
+    printf("started\n");
+    fflush(stdout);
+    for (;;)
+        pause();
+}
+
+static const char *self;
+
+/* Reads the child's lines for up to timeout_ms; counts positions > after.
+ * Returns whether "started" came. */
+static bool read_child(FILE *in, int64_t after, int *late, int want, int timeout_ms)
+{
+    char line[64];
+    bool started = false;
+    for (int waited = 0; waited < timeout_ms && (*late < want || (want == 0 && !started));) {
+        struct pollfd pfd = {fileno(in), POLLIN, 0};
+        if (poll(&pfd, 1, 100) <= 0) {
+            waited += 100;
+            continue;
+        }
+        if (fgets(line, sizeof line, in) == NULL)
+            break;
+        if (strcmp(line, "started\n") == 0)
+            started = true;
+        else if (atoll(line) > after)
+            ++*late;
+    }
+    return started;
+}
+
+static void test_a_lost_lock_taken_over_stops_its_holder(void **state)
+{
+    (void)state;
+    char app[64];
+    char *url = store_url("lease_lock", app, sizeof app);
+    td_store *store = tt_open(url);
+    tally a = {0};
+    td_subscription *first = NULL;
+    assert_td_ok(start_mailer(store, tally_event, &a, &first));
+    int64_t head = tt_append(store, "order-1", "Placed", 1);
+    assert_td_ok(td_subscription_wait_until(first, head, 10000));
+
+    /* Its sessions end with the lock: taken again, it goes on. */
+    assert_true(terminate(app) > 0);
+    sleep(4); /* past a renewal (every 3 s) */
+    head = tt_append(store, "order-2", "Placed", 1);
+    assert_td_ok(td_subscription_wait_until(first, head, 10000));
+    if (td_subscription_check(first) != 0)
+        fail_msg("a lock taken again counts as lost: %s", td_error_last());
+    assert_int_equal(atomic_load(&a.all), 2);
+
+    /* They end again, and another process takes lock and lease before the
+     * next renewal: the first holder stops handing out events at it. */
+    assert_true(terminate(app) > 0);
+    int fd = -1, late = 0;
+    pid_t pid = tt_spawn(self, (const char *const[]){url, NULL}, &fd);
+    FILE *child = fdopen(fd, "r");
+    assert_non_null(child);
+    assert_true(read_child(child, head, &late, 0, 20000));
+    int rc = 0;
+    for (int i = 0; i < 100 && rc == 0; i++) {
+        usleep(100000);
+        rc = td_subscription_check(first);
+    }
+    assert_int_equal(rc, TD_EBUSY);
+    assert_non_null(strstr(td_error_last(), "another process has taken it"));
+    atomic_store(&a.after, head);
+    int64_t after = head;
+    for (int i = 0; i < 5; i++)
+        head = tt_append(store, "order-3", "Placed", i + 1);
+    read_child(child, after, &late, 5, 20000);
+    assert_int_equal(late, 5); /* the new holder has them */
+    usleep(300000);
+    assert_int_equal(atomic_load(&a.late), 0); /* the old one handed out none */
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    assert_int_equal(tt_wait(pid), 128 + SIGKILL);
+    fclose(child);
+    assert_int_equal(td_subscription_stop(first), TD_EBUSY);
+    td_subscription_free(first);
+    td_store_free(store);
+    free(url);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 3 && strcmp(argv[1], "--child") == 0)
+        return child_main(argv[2]);
+    self = argv[0];
     if (!tt_postgres()) {
         print_message("PostgreSQL only (TD_TEST_STORE=postgres)\n");
         return 0;
@@ -315,6 +455,7 @@ int main(void)
         cmocka_unit_test(test_waiters_hear_of_commits_after_the_connection_ends),
         cmocka_unit_test(test_writers_take_turns_on_a_stream),
         cmocka_unit_test(test_subscriptions_ride_out_an_outage),
+        cmocka_unit_test(test_a_lost_lock_taken_over_stops_its_holder),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
