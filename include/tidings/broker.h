@@ -89,7 +89,7 @@ void td_broker_redact(char *buf, size_t size, const char *url);
 
 /* ---- the relay ---------------------------------------------------------- */
 
-#define TD_RELAY_OPTIONS_VERSION 1
+#define TD_RELAY_OPTIONS_VERSION 2 /* 1: without standby (read as false) */
 
 typedef struct td_relay_options {
     unsigned int version;     /* TD_RELAY_OPTIONS_VERSION */
@@ -101,11 +101,15 @@ typedef struct td_relay_options {
      * NULL: every source. A service that also consumes names its own
      * contexts here, so that what it received is not sent out again. */
     const char *const *sources;
+    /* While another process runs the name: false, td_relay_start answers
+     * TD_EBUSY; true, the relay stands by (publishing nothing, its stats'
+     * last_error saying so) and takes over once the name is free. */
+    bool standby;
 } td_relay_options;
 
 #define TD_RELAY_OPTIONS_INIT                                                                      \
     {                                                                                              \
-        TD_RELAY_OPTIONS_VERSION, NULL, TD_BROKER_OPTIONS_INIT, 0, 0, NULL                         \
+        TD_RELAY_OPTIONS_VERSION, NULL, TD_BROKER_OPTIONS_INIT, 0, 0, NULL, false                  \
     }
 
 typedef struct td_relay td_relay;
@@ -119,7 +123,13 @@ typedef struct td_relay td_relay;
 int td_relay_new(td_relay **out, td_store *store, const td_relay_options *opts);
 
 /* Starts the relay's thread: it connects (retrying, with backoff, for as
- * long as it runs) and relays from its checkpoint. */
+ * long as it runs) and relays from its checkpoint. One process at a time
+ * runs a relay name on a store: while another one (or another td_relay of
+ * this process) runs it, TD_EBUSY, or with opts.standby the relay stands by.
+ * A relay that finds later that another process has taken the name over
+ * (on PostgreSQL, after its server session ended) stops publishing: it
+ * stands by again, or without standby ends, and td_relay_stop returns
+ * TD_EBUSY. */
 int td_relay_start(td_relay *relay);
 
 /* Stops the thread after what is in flight is confirmed (or the connection

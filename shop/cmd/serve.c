@@ -519,11 +519,14 @@ static int start_shop(running *r, const serve_args *a)
 
 /* The relay of the shop's integration events to the broker (broker.h),
  * when there is one: it connects in the background, and /health says how
- * it is doing. The URL is wiped once handed over. */
+ * it is doing. Another instance on the same store may run it already: this
+ * one then stands by and takes over when that one stops or dies. The URL
+ * is wiped once handed over. */
 static int start_relay(running *r, char *url, const char *exchange)
 {
     td_relay_options ro = TD_RELAY_OPTIONS_INIT;
     ro.name = "shop";
+    ro.standby = true;
     ro.broker.url = url;
     ro.broker.exchange = exchange;
     ro.broker.metrics = r->metrics;

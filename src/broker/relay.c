@@ -29,6 +29,16 @@
  * but not confirmed are published again (consumers drop the duplicates by
  * id). Order: one channel, position order, so each queue gets a stream's
  * events in order; a republished run repeats a suffix, never reorders it.
+ *
+ * One process at a time runs a relay name: td_relay_start takes a lock
+ * beside the store ("relay-NAME", td_store__lock: the kernel's flock on
+ * SQLite, a server session's advisory lock on PostgreSQL), which goes with
+ * its holder's death, and reads the checkpoint afresh under it. A lock a
+ * server keeps can also go with its session while the holder lives on (a
+ * restart, a cut connection): every LOCK_CHECK_MS the thread checks it,
+ * takes it again if it is free, and stops with TD_EBUSY if another process
+ * has it. A standby relay instead waits, trying the lock every
+ * LOCK_CHECK_MS, and relays from the checkpoint once it has it.
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -44,6 +54,8 @@
 #define SAVE_EVERY_MS  100
 #define DRAIN_MS       3000
 #define STORE_RETRY_MS 200 /* after a failed read of the store */
+#define LOCK_CHECK_MS  3000
+#define LOCK_WAIT_MS   1000 /* a killed holder's flock goes a little after its death */
 
 typedef struct pending {
     int64_t position;
@@ -62,6 +74,8 @@ struct td_relay {
     pthread_t thread;
     bool running;
     atomic_bool stop;
+    td_store_lock *name_lock; /* held while relaying */
+    bool standby;             /* wait for the name rather than fail */
 
     pthread_mutex_t lock; /* checkpoint, error; cond: checkpoint moved */
     pthread_cond_t cond;
@@ -74,9 +88,50 @@ struct td_relay {
     size_t first, count;
     uint64_t first_tag, next_tag;
     int64_t read_pos, saved;
-    td_time saved_at;
+    td_time saved_at, lock_checked_at;
     int publish_status;
 };
+
+static void lock_name(const td_relay *r, char *out, size_t size)
+{
+    snprintf(out, size, "relay-%s", r->name);
+}
+
+/* Takes the name's lock, waiting up to wait_ms for a holder that just died. */
+static int take_lock(td_relay *r, unsigned wait_ms)
+{
+    char name[8 + TD_BROKER_NAME_MAX];
+    lock_name(r, name, sizeof name);
+    td_time until = td_time_now() + (td_time)wait_ms * 1000;
+    int error;
+    while ((error = td_store__lock(r->store, name, &r->name_lock)) == TD_EBUSY &&
+           td_time_now() < until)
+        td_broker__sleep(&r->stop, 5);
+    if (error == TD_EBUSY)
+        return td_error__set(TD_EBUSY, "relay %s runs in another process (it holds %s)", r->name,
+                             name);
+    return error;
+}
+
+/* The lock still ours, or taken again; TD_EBUSY when another process has it. */
+static int keep_lock(td_relay *r)
+{
+    td_time now = td_time_now();
+    if (now - r->lock_checked_at < LOCK_CHECK_MS * 1000)
+        return 0;
+    r->lock_checked_at = now;
+    if (r->name_lock && td_store__lock_check(r->store, r->name_lock) == 0)
+        return 0;
+    td_store__unlock(r->store, r->name_lock);
+    r->name_lock = NULL;
+    int error = take_lock(r, 0);
+    if (error == TD_EBUSY)
+        return td_error__set(TD_EBUSY,
+                             "relay %s lost its lock with the database session that held it, and "
+                             "another process has taken it; it stops",
+                             r->name);
+    return 0; /* taken again, or the server is away: checked again later */
+}
 
 static int load_checkpoint(td_relay *r)
 {
@@ -348,6 +403,29 @@ static void drain(td_relay *r)
             break;
 }
 
+/* A standby relay's turn: tries the name's lock; once it has it, relays
+ * from the checkpoint as saved by the last holder. < 0 while it waits. */
+static int stand_by(td_relay *r)
+{
+    int error = take_lock(r, 0);
+    if (error == 0)
+        error = load_checkpoint(r);
+    if (error == 0) {
+        pthread_mutex_lock(&r->lock);
+        r->read_pos = r->checkpoint;
+        pthread_mutex_unlock(&r->lock);
+        r->lock_checked_at = td_time_now();
+        return 0;
+    }
+    char message[400];
+    snprintf(message, sizeof message, "standing by: %.300s", td_error_last());
+    td_broker__set_error(&r->counters, message);
+    td_store__unlock(r->store, r->name_lock);
+    r->name_lock = NULL;
+    td_broker__sleep(&r->stop, LOCK_CHECK_MS);
+    return error;
+}
+
 static void *relay_main(void *arg)
 {
     td_relay *r = arg;
@@ -355,6 +433,18 @@ static void *relay_main(void *arg)
     char err[256];
     td_thread__name("b/", r->name);
     while (!atomic_load(&r->stop)) {
+        if (r->name_lock == NULL && r->standby && stand_by(r) < 0)
+            continue;
+        if (keep_lock(r) == TD_EBUSY) {
+            td_broker__set_error(&r->counters, td_error_last());
+            disconnect(r); /* publishes nothing more, and saves no checkpoint */
+            if (r->standby)
+                continue;
+            pthread_mutex_lock(&r->lock);
+            r->error = TD_EBUSY;
+            pthread_mutex_unlock(&r->lock);
+            return NULL;
+        }
         if (!r->amqp.open) {
             if (setup(r, err, sizeof err) < 0) {
                 char message[600];
@@ -371,7 +461,8 @@ static void *relay_main(void *arg)
             disconnect(r);
     }
     drain(r);
-    save_checkpoint(r, true);
+    if (r->name_lock) /* a relay standing by has nothing of its own to save */
+        save_checkpoint(r, true);
     disconnect(r);
     return NULL;
 }
@@ -412,7 +503,8 @@ int td_relay_new(td_relay **out, td_store *store, const td_relay_options *opts)
     TD_REQUIRE(out);
     *out = NULL;
     TD_REQUIRE(store && opts);
-    if (store == NULL || opts == NULL || opts->version != TD_RELAY_OPTIONS_VERSION)
+    if (store == NULL || opts == NULL || opts->version < 1 ||
+        opts->version > TD_RELAY_OPTIONS_VERSION)
         return td_error__set(TD_EINVAL, "td_relay_new: no store, or options of another version");
     int error = td_broker__check_name("relay", opts->name, TD_BROKER_NAME_MAX);
     if (error < 0)
@@ -424,6 +516,7 @@ int td_relay_new(td_relay **out, td_store *store, const td_relay_options *opts)
     r->store = store;
     r->max_in_flight = opts->max_in_flight ? opts->max_in_flight : 1024;
     r->batch_size = opts->batch_size ? opts->batch_size : 512;
+    r->standby = opts->version >= 2 && opts->standby; /* past a version 1 struct's end */
     td_broker__counters_init(&r->counters);
     pthread_mutex_init(&r->lock, NULL);
     pthread_cond_init(&r->cond, NULL);
@@ -454,9 +547,23 @@ int td_relay_start(td_relay *r)
     if (r->running)
         return 0;
     atomic_store(&r->stop, false);
+    int error = take_lock(r, LOCK_WAIT_MS);
+    if (error == 0) /* another process may have moved it while it ran */
+        error = load_checkpoint(r);
+    if (error == TD_EBUSY && r->standby)
+        error = 0; /* the thread waits for the name */
+    if (error < 0) {
+        td_store__unlock(r->store, r->name_lock);
+        r->name_lock = NULL;
+        return error;
+    }
     r->error = 0;
-    if (pthread_create(&r->thread, NULL, relay_main, r) != 0)
+    r->lock_checked_at = td_time_now();
+    if (pthread_create(&r->thread, NULL, relay_main, r) != 0) {
+        td_store__unlock(r->store, r->name_lock);
+        r->name_lock = NULL;
         return td_error__set(TD_ERROR, "relay %s: cannot start its thread", r->name);
+    }
     r->running = true;
     return 0;
 }
@@ -468,9 +575,13 @@ int td_relay_stop(td_relay *r)
     atomic_store(&r->stop, true);
     pthread_join(r->thread, NULL);
     r->running = false;
+    td_store__unlock(r->store, r->name_lock); /* after the last checkpoint */
+    r->name_lock = NULL;
     pthread_mutex_lock(&r->lock);
     int error = r->error;
     pthread_mutex_unlock(&r->lock);
+    if (error == TD_EBUSY)
+        return td_error__set(error, "relay %s stopped: another process runs it", r->name);
     return error < 0 ? td_error__set(error, "relay %s: its checkpoint could not be saved", r->name)
                      : 0;
 }

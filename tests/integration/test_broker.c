@@ -356,6 +356,46 @@ static void test_relay_sends_only_its_sources(void **state)
     pair_close(&p);
 }
 
+/* One relay per name on a store: a second is refused while the first runs;
+ * one started to stand by publishes nothing until the first stops, then
+ * carries on from the first's checkpoint. */
+static void test_one_relay_per_name(void **state)
+{
+    (void)state;
+    pair p;
+    pair_open(&p, TD_QUEUE_QUORUM);
+    int64_t head = append_events(p.from, 0, 40);
+    assert_td_ok(td_relay_wait_until(p.relay, head, 30000));
+    td_relay_options ro = TD_RELAY_OPTIONS_INIT;
+    ro.name = "orders"; /* pair_open's relay's name */
+    ro.broker.url = tb_url();
+    ro.broker.exchange = p.exchange;
+    td_relay *second = NULL, *standby = NULL;
+    assert_td_ok(td_relay_new(&second, p.from, &ro));
+    assert_int_equal(td_relay_start(second), TD_EBUSY);
+    assert_non_null(strstr(td_error_last(), "runs in another process"));
+    td_relay_free(second);
+    ro.standby = true;
+    assert_td_ok(td_relay_new(&standby, p.from, &ro));
+    assert_td_ok(td_relay_start(standby));
+    td_broker_stats s;
+    usleep(300000);
+    td_relay_stats(standby, &s);
+    assert_int_equal(s.published, 0);
+    assert_non_null(strstr(s.last_error, "standing by"));
+    assert_td_ok(td_relay_stop(p.relay)); /* the name is free now */
+    head = append_events(p.from, 40, 10);
+    assert_td_ok(td_relay_wait_until(standby, head, 30000));
+    td_relay_stats(standby, &s);
+    assert_int_equal(s.published, 10); /* from the checkpoint the first saved at its stop */
+    td_read_query q = integration_types();
+    assert_int_equal(tb_wait_count(p.to, &q, 50, 30000), 50); /* each once */
+    assert_int_equal(tb_check_copy(p.from, p.to), 50);
+    assert_td_ok(td_relay_stop(standby));
+    td_relay_free(standby);
+    pair_close(&p);
+}
+
 /* ---- a relay killed mid-flight ------------------------------------------- */
 
 #define KILLS 3
@@ -739,6 +779,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_nothing_is_acknowledged_that_is_not_stored),
         cmocka_unit_test(test_relay_killed_mid_flight_skips_nothing),
         cmocka_unit_test(test_relay_sends_only_its_sources),
+        cmocka_unit_test(test_one_relay_per_name),
         cmocka_unit_test(test_unusable_messages_are_parked_with_why),
         cmocka_unit_test(test_unbound_types_are_kept),
         cmocka_unit_test(test_schema_limit_from_the_upcasters),
