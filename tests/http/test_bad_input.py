@@ -13,7 +13,8 @@ comment line; a key the runner does not know is itself a failure):
   header: Name: value     an extra request header (any number)
   content_type: text/plain
                           the Content-Type; application/json by default
-                          when there is a body, none without one
+                          when there is a body, none without one (or when
+                          given empty)
   body: {"email":         the body, the rest of the line as it is
   body_from: "[" * 4000   or: the body as a python expression (str or bytes,
                           for bodies too long or too odd to write out)
@@ -171,8 +172,8 @@ class Shop:
         for h in case["header"]:
             name, _, value = h.partition(": ")
             headers[name] = value
-        headers["Content-Type"] = case.get("content_type",
-                                           "application/json" if body is not None else None)
+        content_type = case.get("content_type", "application/json" if body is not None else "")
+        headers["Content-Type"] = content_type or None  # None: no Content-Type at all
         path = self.fill(case["path"])
         status, got_headers, answer = self.server.call(
             case["method"], path, body, headers=headers, token=self.tokens[case.get("as", "admin")])
