@@ -80,6 +80,10 @@ json_t *http_body(http_request *req, http_response *res);
  * a 400 problem and return -1. */
 int http_string(json_t *body, const char *key, bool required, const char **out, http_response *res);
 int http_integer(json_t *body, const char *key, bool required, int64_t *out, http_response *res);
+/* As http_string, for a field of an object inside the body: parent is that
+ * object's JSON Pointer ("/payment"), which the problem's field starts with. */
+int http_string_in(json_t *object, const char *parent, const char *key, bool required,
+                   const char **out, http_response *res);
 
 /* A query argument, or NULL. */
 const char *http_query(http_request *req, const char *key);

@@ -7,6 +7,7 @@
  * are shown with their personal fields opened: a forgotten customer's read
  * as null.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,8 +45,9 @@ static int number_arg(http_request *req, const char *key, long long min, long lo
 {
     const char *text = http_query(req, key);
     char *end = NULL;
+    errno = 0; /* a number beyond long long comes back clamped, with ERANGE */
     *out = text ? strtoll(text, &end, 10) : fallback;
-    if (text && (text[0] == '\0' || *end != '\0' || *out < min || *out > max)) {
+    if (text && (text[0] == '\0' || *end != '\0' || errno == ERANGE || *out < min || *out > max)) {
         http_problem(res, 400, "validation_failed", NULL, "%s must be a whole number in %lld..%lld",
                      key, min, max);
         return -1;

@@ -135,33 +135,42 @@ json_t *http_body(http_request *req, http_response *res)
     return body;
 }
 
-static int field_problem(http_response *res, const char *key, const char *expected)
+/* The problem of the field key of the object at pointer parent ("" for
+ * the body itself): its JSON Pointer and name are parent/key. */
+static int field_problem(http_response *res, const char *parent, const char *key,
+                         const char *expected)
 {
     char pointer[128];
-    snprintf(pointer, sizeof pointer, "/%s", key);
-    http_problem(res, 400, "validation_failed", pointer, "%s must be %s", key, expected);
+    snprintf(pointer, sizeof pointer, "%s/%s", parent, key);
+    http_problem(res, 400, "validation_failed", pointer, "%s must be %s", pointer + 1, expected);
     return -1;
+}
+
+int http_string_in(json_t *object, const char *parent, const char *key, bool required,
+                   const char **out, http_response *res)
+{
+    json_t *v = json_object_get(object, key);
+    *out = NULL;
+    if (v == NULL || json_is_null(v))
+        return required ? field_problem(res, parent, key, "given") : 0;
+    if (!json_is_string(v))
+        return field_problem(res, parent, key, "a string");
+    *out = json_string_value(v);
+    return 0;
 }
 
 int http_string(json_t *body, const char *key, bool required, const char **out, http_response *res)
 {
-    json_t *v = json_object_get(body, key);
-    *out = NULL;
-    if (v == NULL || json_is_null(v))
-        return required ? field_problem(res, key, "given") : 0;
-    if (!json_is_string(v))
-        return field_problem(res, key, "a string");
-    *out = json_string_value(v);
-    return 0;
+    return http_string_in(body, "", key, required, out, res);
 }
 
 int http_integer(json_t *body, const char *key, bool required, int64_t *out, http_response *res)
 {
     json_t *v = json_object_get(body, key);
     if (v == NULL || json_is_null(v))
-        return required ? field_problem(res, key, "given") : 0;
+        return required ? field_problem(res, "", key, "given") : 0;
     if (!json_is_integer(v))
-        return field_problem(res, key, "an integer");
+        return field_problem(res, "", key, "an integer");
     *out = json_integer_value(v);
     return 0;
 }

@@ -269,12 +269,14 @@ static int order_input(json_t *body, shop_order_input *in, shop_order_item *item
                             json_is_object(address) ? "/payment" : "/shipping_address",
                             "shipping_address and payment must be objects"),
                -1;
-    if (http_string(address, "line1", true, &in->shipping_address.line1, res) < 0 ||
-        http_string(address, "city", true, &in->shipping_address.city, res) < 0 ||
-        http_string(address, "postal_code", true, &in->shipping_address.postal_code, res) < 0 ||
-        http_string(address, "country", true, &in->shipping_address.country, res) < 0 ||
-        http_string(payment, "method", true, &in->payment_method, res) < 0 ||
-        http_string(payment, "token", true, &in->payment_token, res) < 0)
+    shop_address *to = &in->shipping_address;
+    static const char at[] = "/shipping_address", pay[] = "/payment";
+    if (http_string_in(address, at, "line1", true, &to->line1, res) < 0 ||
+        http_string_in(address, at, "city", true, &to->city, res) < 0 ||
+        http_string_in(address, at, "postal_code", true, &to->postal_code, res) < 0 ||
+        http_string_in(address, at, "country", true, &to->country, res) < 0 ||
+        http_string_in(payment, pay, "method", true, &in->payment_method, res) < 0 ||
+        http_string_in(payment, pay, "token", true, &in->payment_token, res) < 0)
         return -1;
     return 0;
 }

@@ -3,6 +3,7 @@
 # ($dir, removed at exit with any shop still running), fail, serve/stop,
 # and api: curl with the shop's admin key.
 set -u
+. "$(dirname "${BASH_SOURCE[0]}")/../support/shop.sh"
 dir=$(mktemp -d)
 pid=
 cleanup() {
@@ -28,16 +29,9 @@ serve() {
   "$shop" serve --listen 127.0.0.1:0 --data "$data" --db "$db" --payment-timeout 400 \
     --log-level error "$@" >"$dir/out" 2>>"$dir/err" &
   pid=$!
-  url=
-  for _ in $(seq 100); do
-    url=$(grep -o 'http://[0-9.:]*' "$dir/out" 2>/dev/null | head -1)
-    if [ -n "$url" ]; then
-      [ -f "$data/admin.key" ] && key=$(cat "$data/admin.key")
-      return 0
-    fi
-    sleep 0.1
-  done
-  fail "the shop did not start: $(tail -3 "$dir/err")"
+  shop_wait_url "$dir/out" "$pid" 10 0.1 || fail "the shop did not start: $(tail -3 "$dir/err")"
+  [ -f "$data/admin.key" ] && key=$(cat "$data/admin.key")
+  return 0
 }
 
 # api CURL_ARGS…: curl with the admin key.

@@ -21,16 +21,15 @@ against a real `shop serve` started with small limits:
 
 Usage: test_hygiene.py SHOP
 """
-import http.client
 import json
 import os
-import re
 import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import shop_server  # noqa: E402
 
 SHOP = sys.argv[1]
 failures = []
@@ -42,57 +41,12 @@ def check(ok, what):
         print("FAIL:", what, flush=True)
 
 
-class Server:
+class Server(shop_server.Server):
     def __init__(self, *args):
-        self.dir = tempfile.mkdtemp()
-        self.out = open(os.path.join(self.dir, "out"), "w+")
-        self.proc = subprocess.Popen(
-            [SHOP, "serve", "--listen", "127.0.0.1:0", "--data", self.dir + "/data",
-             "--log-level", "error", *args], stdout=self.out, stderr=subprocess.STDOUT)
-        for _ in range(100):
-            self.out.seek(0)
-            m = re.search(r"listening on http://127.0.0.1:(\d+)", self.out.read())
-            if m:
-                self.port = int(m.group(1))
-                break
-            time.sleep(0.05)
-        else:
-            raise SystemExit("the shop did not start")
-        self.key = open(self.dir + "/data/admin.key").read().strip()
+        super().__init__(SHOP, *args)
 
     def stop(self):
-        self.proc.terminate()
-        check(self.proc.wait(timeout=30) == 0, "the shop did not stop cleanly")
-
-    def call(self, method, path, body=None, headers=None, token=None, source=None):
-        """One request on a connection of its own (from source, an address)."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30,
-                                          source_address=(source, 0) if source else None)
-        all_headers = {"Content-Type": "application/json", **(headers or {})}
-        if token is not False:
-            all_headers["Authorization"] = "Bearer " + (token or self.key)
-        conn.request(method, path, body=json.dumps(body) if body is not None else None,
-                     headers=all_headers)
-        r = conn.getresponse()
-        answer = r.status, dict(r.getheaders()), r.read()
-        conn.close()
-        return answer
-
-    def raw(self, data, wait=2.0, source=None):
-        s = socket.create_connection(("127.0.0.1", self.port), timeout=wait,
-                                     source_address=(source, 0) if source else None)
-        out = b""
-        try:
-            s.sendall(data)
-            while True:
-                d = s.recv(65536)
-                if not d:
-                    break
-                out += d
-        except (socket.timeout, ConnectionResetError, BrokenPipeError):
-            pass  # a refused connection may be reset rather than closed
-        s.close()
-        return out.decode(errors="replace")
+        check(super().stop() == 0, "the shop did not stop cleanly")
 
 
 def metric(server, name):

@@ -1,16 +1,16 @@
 // check_responses.mjs: the responses the HTTP tests recorded (test_http.c
-// with TD_HTTP_RECORD) against docs/openapi.yaml. Each exchange is matched
+// and test_bad_input.py with TD_HTTP_RECORD) against docs/openapi.yaml. Each exchange is matched
 // to its operation by method and path template; its status must be one
 // the operation lists (or its default), its Content-Type one the response
 // has, and its JSON body must validate against the response's schema
 // (JSON Schema 2020-12, as OpenAPI 3.1 uses, with Ajv). A request to no
 // documented path or method must answer with a problem.
-// usage: node check_responses.mjs OPENAPI_YAML RECORD_FILE
+// usage: node check_responses.mjs OPENAPI_YAML RECORD_FILE...
 import { readFileSync } from "node:fs";
 import Ajv2020 from "ajv/dist/2020.js";
 import YAML from "yaml";
 
-const [file, recordFile] = process.argv.slice(2);
+const [file, ...recordFiles] = process.argv.slice(2);
 const doc = YAML.parse(readFileSync(file, "utf8"));
 const ajv = new Ajv2020({ strict: false, allErrors: true });
 // the components' schemas under $defs, so a response schema stands alone
@@ -48,7 +48,8 @@ const problem = validatorFor({ $ref: "#/components/schemas/Problem" });
 const problems = [];
 const covered = new Set();
 let checked = 0;
-for (const line of readFileSync(recordFile, "utf8").split("\n").filter(Boolean)) {
+const lines = recordFiles.flatMap((f) => readFileSync(f, "utf8").split("\n").filter(Boolean));
+for (const line of lines) {
   const r = JSON.parse(line);
   const path = r.path.split("?")[0];
   const where = `${r.method} ${r.path} → ${r.status}`;

@@ -7,6 +7,7 @@
 # Every process here is started by the script and ended by its pid; every
 # shop listens on 127.0.0.1 on a port the kernel picks.
 set -u
+. "$(dirname "${BASH_SOURCE[0]}")/../support/shop.sh" # shop_wait_url, process_state
 exec 3>&2 # fail writes here, also from inside a group whose stderr is silenced
 dir=$(mktemp -d)
 pids=()
@@ -74,14 +75,12 @@ serve() {
     >"$dir/$name.out" 2>>"$dir/$name.err" &
   pid=$!
   pids+=("$pid")
-  url=
-  for _ in $(seq 600); do
-    url=$(grep -o 'http://[0-9.:]*' "$dir/$name.out" 2>/dev/null | head -1)
-    [ -n "$url" ] && break
-    kill -0 "$pid" 2>/dev/null || return 1
-    sleep 0.01
-  done
-  [ -n "$url" ] || fail "the shop did not start"
+  shop_wait_url "$dir/$name.out" "$pid" 6 0.01
+  case $? in
+    0) ;;
+    1) return 1 ;;
+    *) fail "the shop did not start" ;;
+  esac
   started_in=$(since "$t0")
 }
 
@@ -104,20 +103,13 @@ serve_unreaped() {
   done
   pid=$(cat "$dir/$name.pid")
   pids+=("$pid")
-  url=
-  for _ in $(seq 600); do
-    url=$(grep -o 'http://[0-9.:]*' "$dir/$name.out" 2>/dev/null | head -1)
-    [ -n "$url" ] && break
-    [ "$(process_state "$pid")" = Z ] || kill -0 "$pid" 2>/dev/null || return 1
-    sleep 0.01
-  done
-  [ -n "$url" ] || fail "the shop did not start"
+  shop_wait_url "$dir/$name.out" "$pid" 6 0.01 # a zombie has ended: 1
+  case $? in
+    0) ;;
+    1) return 1 ;;
+    *) fail "the shop did not start" ;;
+  esac
   started_in=$(since "$t0")
-}
-
-# process_state PID: R, S, D, Z... (the third field of /proc/PID/stat).
-process_state() {
-  sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1
 }
 
 # stop: SIGTERM, and the shop must exit 0.
