@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/error.h"
 #include "tidings/memory.h"
 #include "projection/projection_int.h"
@@ -15,6 +16,7 @@ static int parse(const char *text, size_t len, td_projection_gen *out)
 {
     json_error_t err;
     json_int_t generation = 0, through = 0;
+    unsigned long failures = td_alloc__thread_failures();
     json_t *doc = json_loadb(text, len, 0, &err);
     int ok = doc && json_unpack(doc, "{s:I,s:I}", "generation", &generation, "built_through",
                                 &through) == 0;
@@ -23,8 +25,10 @@ static int parse(const char *text, size_t len, td_projection_gen *out)
     out->built_through = through;
     if (ok)
         return 0;
-    return doc ? td_error__set(TD_ECORRUPT, "the generation document of a read model is malformed")
-               : td_error__set(TD_ENOMEM, "cannot parse the generation document of a read model");
+    /* jansson tells a failed allocation as bad JSON, or as a failed unpack */
+    return td_alloc__thread_failures() != failures
+               ? td_error__oom()
+               : td_error__set(TD_ECORRUPT, "the generation document of a read model is malformed");
 }
 
 static int found(int error, char *text, size_t len, td_projection_gen *out)
