@@ -60,6 +60,11 @@ void td_projection__collection(char out[TD_PROJECTION_COLLECTION_MAX], const cha
 /* TD_EINVAL unless name is a projection name (projection.h). */
 int td_projection__check_name(const char *name);
 
+/* rebuild.c: positions per page of the rebuild's readers (2048). A test
+ * seam: a test sets it small, before any rebuild, to fold many pages of a
+ * small log. */
+extern int64_t td_projection__page_span;
+
 /* live.c: TD_EINVAL unless the projection is well formed. */
 int td_projection__check(const td_projection *p);
 /* Whether the fold wants an event of this type (its types list). */

@@ -41,12 +41,14 @@
 #include "store/txn_internal.h"
 #include "tidings/upcast.h"
 
-#define PAGE_SPAN     2048 /* positions per page */
 #define READERS       2
 #define PAGES_AHEAD   16
 #define WRITE_EVERY   8192  /* positions folded between hand-overs to the writer */
 #define EMPTY_BATCH   2000  /* documents listed at a time when emptying a copy */
 #define DEFAULT_CACHE 50000 /* td_projection_rebuild_options.cache's default */
+
+int64_t td_projection__page_span = 2048; /* positions per page (projection_int.h) */
+#define PAGE_SPAN td_projection__page_span
 
 /* A page's events with their data parsed, and the events it could not
  * read; owned by whoever holds it. */
@@ -254,7 +256,7 @@ static int read_page(readers *r, int me, int64_t k, page **out)
         td_read_query q = TD_READ_QUERY_INIT;
         q.after_position = p->seen;
         q.category = r->m->category;
-        q.limit = PAGE_SPAN;
+        q.limit = (size_t)PAGE_SPAN;
         p->failed = 0;
         error = r->m->fields ? td_store_read_fields(r->store, &q, r->m->fields, keep_picked, p)
                              : td_store_read(r->store, &q, keep_whole, p);
