@@ -4,6 +4,7 @@
  * work, unless a rebuild swapped in a copy built past it.
  */
 #include <stdbool.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "core/error.h"
@@ -71,7 +72,10 @@ int td_projection_subscription_new(td_subscription **out, td_store *store,
     int error = td_projection__check(projection);
     if (error < 0)
         return error;
-    td_subscription_options o = *opts;
+    /* opts may be an older, shorter struct (errors.h): read only as far as
+     * its version went; td_subscription_new checks the version itself */
+    td_subscription_options o = TD_SUBSCRIPTION_OPTIONS_INIT;
+    memcpy(&o, opts, opts->version == 1 ? offsetof(td_subscription_options, eager) : sizeof o);
     o.match.category = projection->category;
     o.match.type = projection->types && projection->types[0] && !projection->types[1]
                        ? projection->types[0]
