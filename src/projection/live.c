@@ -38,6 +38,7 @@ bool td_projection__wants(const td_projection *p, const char *type)
  * replay cannot tell what it counted; a rebuild is the way to recompute. */
 int td_projection_handle(td_delivery *delivery, const td_event *event, void *projection)
 {
+    TD_REQUIRE(delivery);
     const td_projection *p = projection;
     td_txn *txn = td_delivery_txn(delivery);
     if (p == NULL || event == NULL || txn == NULL)
