@@ -3,8 +3,10 @@
  * while the live copy keeps serving, then swapping it in atomically
  * (projection.h).
  *
- * 1. The new copy is generation N + 1 in its own collection, emptied first
- *    (a crashed rebuild may have left documents).
+ * 1. The new copy is generation N + 1 in its own collection. Every copy
+ *    but the live one is emptied first: a crashed rebuild may have left
+ *    documents in N + 1, or, killed after its swap, in the copy it
+ *    replaced.
  * 2. The log up to the head is cut into pages of PAGE_SPAN positions.
  *    READERS threads each read a page's events and parse their data (only
  *    the fields the fold reads, when it lists them), up to PAGES_AHEAD
@@ -530,6 +532,61 @@ static int empty_collection(td_store *store, const char *collection)
     return error;
 }
 
+/* Whether collection is a copy of projection `name`: <name> or <name>_g<digits>. */
+static bool is_copy(const char *collection, const char *name)
+{
+    size_t len = strlen(name);
+    if (strncmp(collection, name, len) != 0)
+        return false;
+    const char *rest = collection + len;
+    if (*rest == '\0')
+        return true;
+    if (strncmp(rest, "_g", 2) != 0 || rest[2] == '\0')
+        return false;
+    for (rest += 2; *rest; rest++)
+        if (*rest < '0' || *rest > '9')
+            return false;
+    return true;
+}
+
+typedef struct stale {
+    const char *name;
+    const char *live; /* the live copy's collection: kept */
+    char **list;
+    size_t count, cap;
+} stale;
+
+static int keep_stale(const char *collection, void *payload)
+{
+    stale *st = payload;
+    if (!is_copy(collection, st->name) || strcmp(collection, st->live) == 0)
+        return 0;
+    if (st->count == st->cap) {
+        size_t cap = st->cap ? st->cap * 2 : 4;
+        char **list = td_realloc(st->list, cap * sizeof *list);
+        if (list == NULL)
+            return td_error__oom();
+        st->list = list;
+        st->cap = cap;
+    }
+    return (st->list[st->count++] = td_strdup(collection)) ? 0 : td_error__oom();
+}
+
+/* Empties every copy of the projection but the live one: the next one to
+ * build, and any a rebuild killed after its swap left behind. */
+static int empty_stale(td_store *store, const char *name, const char *live)
+{
+    stale st = {.name = name, .live = live};
+    int error = td_store_doc_collections(store, keep_stale, &st);
+    for (size_t i = 0; i < st.count; i++) {
+        if (error == 0 && st.list[i])
+            error = empty_collection(store, st.list[i]);
+        td_free(st.list[i]);
+    }
+    td_free(st.list);
+    return error;
+}
+
 /* ---- the whole rebuild ---------------------------------------------------------- */
 
 static double now_s(void)
@@ -554,8 +611,7 @@ static int rebuild(td_store *store, const td_projection *m, size_t cache, td_pro
     if (error == 0) {
         td_projection__collection(f.collection, m->name, f.from.generation + 1);
         td_projection__collection(old, m->name, f.from.generation);
-        if ((error = empty_collection(store, f.collection)) == 0 &&
-            (error = fold_log(store, &f)) == 0)
+        if ((error = empty_stale(store, m->name, old)) == 0 && (error = fold_log(store, &f)) == 0)
             error = td_transact(store, swap_unit, &f);
     }
     out->seconds = now_s() - start; /* until the new copy is live */

@@ -7,9 +7,9 @@
  * sum v(v+1)/2). Covers: the live subscription; a rebuild equal to the live
  * copy; a rebuild while appends go on, whose swap neither loses nor doubles
  * an event; a store holding unreadable events (a schema above what the
- * upcasters read), which a rebuild skips and reports exactly; the
- * arguments refused; and an allocation-failure loop over a rebuild of many
- * small pages.
+ * upcasters read), which a rebuild skips and reports exactly; copies a
+ * killed rebuild left behind, cleared by the next; the arguments refused; and an allocation-failure
+ * loop over a rebuild of many small pages.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -348,6 +348,47 @@ static void test_rebuild_skips_unreadable(void **state)
     json_decref(after);
 }
 
+/* ---- copies left behind ------------------------------------------------------------ */
+
+static int put_strays(td_txn *txn, void *payload)
+{
+    (void)payload;
+    int error = td_txn_doc_put(txn, "counter", "stray", "{}", 0); /* generation 0's */
+    if (error == 0)
+        error = td_txn_doc_put(txn, "counter_g5", "stray", "{}", 0);
+    if (error == 0) /* not a copy of counter: left alone */
+        error = td_txn_doc_put(txn, "counter_gx", "stray", "{}", 0);
+    return error;
+}
+
+static size_t docs_in(const char *collection)
+{
+    json_t *all = json_object();
+    assert_td_ok(td_store_doc_list(store, collection, NULL, 0, keep_doc, all));
+    size_t n = json_object_size(all);
+    json_decref(all);
+    return n;
+}
+
+static void test_rebuild_clears_stale_copies(void **state)
+{
+    (void)state;
+    td_projection_report r;
+    ticks(20);
+    assert_td_ok(td_projection_rebuild(store, &counter, NULL, &r));
+    assert_td_ok(td_transact(store, put_strays, NULL));
+    assert_td_ok(td_projection_rebuild(store, &counter, NULL, &r));
+    assert_int_equal(r.generation, 2);
+    assert_int_equal(docs_in("counter"), 0);
+    assert_int_equal(docs_in("counter_g1"), 0);
+    assert_int_equal(docs_in("counter_g5"), 0);
+    assert_int_equal(docs_in("counter_gx"), 1);
+    json_t *want = truth(), *got = live_docs();
+    assert_docs_equal(want, got);
+    json_decref(want);
+    json_decref(got);
+}
+
 /* ---- bad arguments ------------------------------------------------------------- */
 
 static void test_refuses_bad_arguments(void **state)
@@ -436,6 +477,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_live_then_rebuild_equal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rebuild_under_appends, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rebuild_skips_unreadable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rebuild_clears_stale_copies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refuses_bad_arguments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rebuild_alloc_failures, setup, teardown),
     };
