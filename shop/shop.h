@@ -126,13 +126,10 @@ int shop_seal_personal(shop *s, const char *user_id, json_t *data, const char *c
 /* Rebuilds a read model ("user_orders", "product_sales", "stock_levels")
  * from the whole log into a fresh copy while the live one keeps serving,
  * then swaps the copy in atomically and deletes the old one. Safe beside a
- * running shop, in this process or another. */
-typedef struct shop_rebuild_report {
-    int64_t events;        /* folded into the new copy */
-    int64_t generation;    /* the copy now live */
-    int64_t built_through; /* the position it was built up to */
-    double seconds;        /* until the new copy went live */
-} shop_rebuild_report;
+ * running shop, in this process or another. An event the shop cannot read
+ * (a schema too new) is skipped, as the live read model parks it, and
+ * reported (td_projection_rebuild, projection.h). */
+typedef td_projection_report shop_rebuild_report;
 typedef struct shop_rebuild_options {
     size_t cache; /* documents, and orders, a rebuild keeps in memory; 0: 50,000 */
 } shop_rebuild_options;

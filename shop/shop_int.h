@@ -59,76 +59,14 @@ void shop_keeper_stop(shop *s);
 
 #define SHOP_READ_MODELS 3
 
-/* readmodels/docs.c: how a read model reaches its documents. Live, through
- * the handler's unit (txn; cache NULL). A rebuild folds outside any unit
- * (store; txn NULL) into a write-back cache it owns (cache, a JSON object),
- * noting the position it has reached; a writer thread of its own writes
- * documents once they have settled. */
-typedef struct shop_rm_writer shop_rm_writer;
-typedef struct shop_rm_docs {
-    td_txn *txn;
-    td_store *store;
-    const char *collection; /* the copy being written */
-    json_t *cache;
-    size_t cache_max; /* a rebuild's bound on clean documents and learnt orders */
-    int64_t position; /* a rebuild's: how far it has folded */
-    shop_rm_writer *writer;
-} shop_rm_docs;
-/* Any collection's document by key, not cached: a new reference, or NULL
- * when there is none. */
-int shop_rm_read(const shop_rm_docs *d, const char *collection, const char *key, json_t **out);
-/* The read model's own document (*out: a new reference or NULL, not to be
- * changed), one the caller may change and put back (a copy only if the
- * rebuild's writer may be reading it), and its replacement (doc: borrowed,
- * and from then on changed only through shop_rm_get_mutable). */
-int shop_rm_get(const shop_rm_docs *d, const char *key, json_t **out);
-int shop_rm_get_mutable(const shop_rm_docs *d, const char *key, json_t **out);
-int shop_rm_put(const shop_rm_docs *d, const char *key, json_t *doc);
-/* A rebuild's write-back: start the writer; hand it the documents that last
- * changed before position `before` (it writes them in units of its own, in
- * key order, while the fold goes on); finish: with write_rest, hand it the
- * rest and wait until all is written; without, give up what is queued.
- * Each returns the writer's failure if it had one. The _txn form writes
- * what is left in the caller's unit. A document is written once it has
- * not changed for SHOP_RM_SETTLE positions (an order's later events
- * usually come within that, and then its document is written once), or
- * at once when more have changed than cache_max. */
-#define SHOP_RM_SETTLE 32768
-int shop_rm_writer_start(shop_rm_docs *d, td_store *store);
-int shop_rm_write_back(const shop_rm_docs *d, int64_t before);
-/* More changed documents than the cache may hold: write back now. */
-bool shop_rm_over_budget(const shop_rm_docs *d);
-int shop_rm_writer_finish(shop_rm_docs *d, bool write_rest);
-int shop_rm_write_back_txn(td_txn *txn, const shop_rm_docs *d);
-
-/* readmodels/projections.c: the read models. Each applies an event (its
- * data parsed) to a copy of its documents; in a rebuild it may also keep
- * what it learns of earlier events in d->cache. */
-typedef int (*shop_rm_apply_fn)(const shop_rm_docs *d, const td_event *event, json_t *data);
+/* readmodels/: the read models, each a projection of libtidings
+ * (projection.h) kept live by a subscription of its own, "readmodel.<name>";
+ * the shop writes only their folds. */
 typedef struct shop_read_model {
-    const char *subscription; /* "readmodel.<base>" */
-    const char *base;         /* the name; the first copy's collection */
-    const char *category;     /* the events it reads */
-    shop_rm_apply_fn apply;
-    const char *const *fields; /* every data field apply reads: a rebuild reads only these */
+    const char *subscription; /* "readmodel.<name>" */
+    td_projection projection; /* the name, the events it reads, the fold */
 } shop_read_model;
 extern const shop_read_model shop_read_models[SHOP_READ_MODELS];
-
-/* readmodels/generations.c: which copy of a read model is live. A rebuild
- * makes generation N + 1 in collection <base>_gN+1 and swaps it in with
- * built_through, the last position it holds; the live handler then skips
- * events up to there. Generation 0 (no document) is collection <base>. */
-#define SHOP_RM_COLLECTION_MAX 80
-typedef struct shop_rm_generation {
-    int64_t generation;
-    int64_t built_through;
-} shop_rm_generation;
-int shop_rm_generation_txn(td_txn *txn, const char *base, shop_rm_generation *out);
-int shop_rm_generation_get(td_store *store, const char *base, shop_rm_generation *out);
-int shop_rm_generation_put(td_txn *txn, const char *base, const shop_rm_generation *g);
-void shop_rm_collection(char out[SHOP_RM_COLLECTION_MAX], const char *base, int64_t generation);
-/* The live copy's collection, for queries. */
-int shop_rm_live_collection(td_store *store, const char *base, char out[SHOP_RM_COLLECTION_MAX]);
 int read_models_new(shop *s, td_subscription *out[SHOP_READ_MODELS]);
 
 /* The services and the saga, each started by shop_open (services/, sagas/). */

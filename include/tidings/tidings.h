@@ -24,6 +24,7 @@
 #include "event.h"
 #include "memory.h"
 #include "metrics.h"
+#include "projection.h"
 #include "saga.h"
 #include "seal.h"
 #include "store.h"

@@ -75,7 +75,7 @@ static int list(td_store *store)
     }
     printf("%-24s %12s %10s  %s\n", "PROJECTION", "POSITION", "LAG", "STATE");
     for (int i = 0; i < SHOP_READ_MODELS; i++)
-        printf("%-24s %12lld %10lld  %s\n", shop_read_models[i].base,
+        printf("%-24s %12lld %10lld  %s\n", shop_read_models[i].projection.name,
                (long long)rows[i].status.position,
                (long long)(rows[i].seen ? rows[i].status.lag_events : head), state_of(&rows[i]));
     return 0;
@@ -92,6 +92,16 @@ static int rebuild(td_store *store, const char *name, const shop_rebuild_options
            "position %lld\n",
            name, (long long)r.generation, (long long)r.events, r.seconds,
            r.seconds > 0 ? (double)r.events / r.seconds : 0.0, (long long)r.built_through);
+    if (r.skipped > 0) /* unreadable: the live read model parked them in its dead letters */
+        printf("skipped %lld unreadable event%s:\n", (long long)r.skipped,
+               r.skipped == 1 ? "" : "s");
+    for (size_t i = 0; i < r.skipped_listed; i++) {
+        char id[TD_UUID_STR_LEN + 1];
+        td_uuid_format(id, &r.skipped_events[i].id);
+        printf("  position %lld  id %s\n", (long long)r.skipped_events[i].position, id);
+    }
+    if (r.skipped > (int64_t)r.skipped_listed)
+        printf("  and %lld more\n", (long long)(r.skipped - (int64_t)r.skipped_listed));
     return 0;
 }
 

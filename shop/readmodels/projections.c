@@ -1,7 +1,8 @@
 /*
- * projections.c: the shop's read models, each a transactional subscription
- * of its own (its writes and its progress commit together, so every event
- * counts exactly once, and each can be rebuilt alone):
+ * projections.c: the shop's read models: their folds on libtidings'
+ * projections (projection.h), each kept live by a transactional
+ * subscription of its own (its writes and its progress commit together, so
+ * every event counts exactly once, and each can be rebuilt alone):
  *
  *   readmodel.user_orders    user_orders/<user id>|<order id>  {order_id, status,
  *                                                        total_amount, currency, order_date}
@@ -16,14 +17,6 @@
 
 #include "shop_int.h"
 
-static json_t *event_data(td_delivery *d, const td_event *ev)
-{
-    json_t *data = NULL;
-    if (td_event_data(&data, ev) < 0)
-        td_delivery_fail(d, TD_EPERMANENT, "%s: data is not JSON", ev->type);
-    return data;
-}
-
 /* ---- what the read models need of an order ------------------------------------- */
 
 static bool created(const td_event *ev)
@@ -32,32 +25,29 @@ static bool created(const td_event *ev)
 }
 
 /* Learns what a read model needs later of an order from its OrderCreated,
- * in a rebuild's cache (live: nothing to learn): `facts`, a new reference
- * stolen. */
-static void learn_order(const shop_rm_docs *d, json_t *data, json_t *facts)
+ * in a rebuild's memo (live: nothing to learn, memo NULL): `facts`, a new
+ * reference stolen. */
+static void learn_order(json_t *memo, size_t bound, json_t *data, json_t *facts)
 {
     const char *order_id = json_string_value(json_object_get(data, "order_id"));
-    json_t *orders = json_object_get(d->cache, "orders");
-    if (orders == NULL && json_object_set_new(d->cache, "orders", json_object()) == 0)
-        orders = json_object_get(d->cache, "orders");
-    if (orders && order_id && facts) {
-        if (json_object_size(orders) >= d->cache_max) /* start over: snapshots tell the rest */
-            json_object_clear(orders);
-        json_object_set(orders, order_id, facts);
+    if (memo && order_id && facts) {
+        if (json_object_size(memo) >= bound) /* start over: snapshots tell the rest */
+            json_object_clear(memo);
+        json_object_set(memo, order_id, facts);
     }
     json_decref(facts);
 }
 
 /* What the rebuild learnt of an order, else the order's snapshot state:
  * *out is a new reference, or NULL. */
-static int order_facts(const shop_rm_docs *d, const char *order_id, json_t **out)
+static int order_facts(td_projection_docs *d, const char *order_id, json_t **out)
 {
-    json_t *orders = d->cache ? json_object_get(d->cache, "orders") : NULL;
-    json_t *hit = orders ? json_object_get(orders, order_id) : NULL, *order = NULL;
+    json_t *memo = td_projection_memo(d, NULL);
+    json_t *hit = memo ? json_object_get(memo, order_id) : NULL, *order = NULL;
     *out = hit ? json_incref(hit) : NULL;
     if (hit)
         return 0;
-    int error = shop_rm_read(d, "snap_order", order_id, &order);
+    int error = td_projection_read(d, "snap_order", order_id, &order);
     if (error == 0 && order)
         *out = json_incref(json_object_get(order, "state"));
     json_decref(order);
@@ -69,15 +59,18 @@ static int order_facts(const shop_rm_docs *d, const char *order_id, json_t **out
 /* One document per (user, order): user_orders/<user id>|<order id>, so each
  * event touches one small document, and a user's orders are a key-prefix
  * listing. */
-static int user_orders(const shop_rm_docs *d, const td_event *ev, json_t *data)
+static int user_orders(td_projection_docs *d, const td_event *ev, json_t *data, void *payload)
 {
-    json_t *doc = NULL, *order = NULL;
+    size_t bound;
+    json_t *memo = td_projection_memo(d, &bound), *doc = NULL, *order = NULL;
     char key[128];
     const char *order_id = json_string_value(json_object_get(data, "order_id"));
     const char *user = json_string_value(json_object_get(data, "user_id"));
     int error = 0;
-    if (d->cache && created(ev)) /* all it needs later is the user */
-        learn_order(d, data, json_pack("{s:O}", "user_id", json_object_get(data, "user_id")));
+    (void)payload;
+    if (memo && created(ev)) /* all it needs later is the user */
+        learn_order(memo, bound, data,
+                    json_pack("{s:O}", "user_id", json_object_get(data, "user_id")));
     if (user == NULL && order_id && (error = order_facts(d, order_id, &order)) == 0 && order)
         user = json_string_value(json_object_get(order, "user_id"));
     if (error == 0 && user && order_id) {
@@ -87,11 +80,11 @@ static int user_orders(const shop_rm_docs *d, const td_event *ev, json_t *data)
                             "total_amount", json_object_get(data, "total_amount"), "currency",
                             json_object_get(data, "currency"), "order_date",
                             json_object_get(data, "order_date"));
-        else if ((error = shop_rm_get_mutable(d, key, &doc)) == 0 && doc &&
+        else if ((error = td_projection_get_mutable(d, key, &doc)) == 0 && doc &&
                  json_object_set(doc, "status", json_object_get(data, "to_status")) < 0)
             error = TD_ENOMEM;
         if (error == 0 && doc)
-            error = shop_rm_put(d, key, doc);
+            error = td_projection_put(d, key, doc);
     }
     json_decref(doc);
     json_decref(order);
@@ -100,7 +93,7 @@ static int user_orders(const shop_rm_docs *d, const td_event *ev, json_t *data)
 
 /* ---- sales per product ------------------------------------------------------------- */
 
-static int add_sales(const shop_rm_docs *d, json_t *items, const char *currency, int sign)
+static int add_sales(td_projection_docs *d, json_t *items, const char *currency, int sign)
 {
     int error = 0;
     for (size_t i = 0; error == 0 && i < json_array_size(items); i++) {
@@ -108,22 +101,23 @@ static int add_sales(const shop_rm_docs *d, json_t *items, const char *currency,
         const char *product = json_string_value(json_object_get(item, "product_id"));
         json_int_t quantity = json_integer_value(json_object_get(item, "quantity"));
         json_int_t price = json_integer_value(json_object_get(item, "unit_price"));
-        if ((error = shop_rm_get(d, product, &doc)) < 0)
+        if ((error = td_projection_get(d, product, &doc)) < 0)
             break;
         json_int_t units = doc ? json_integer_value(json_object_get(doc, "units_sold")) : 0;
         json_int_t revenue = doc ? json_integer_value(json_object_get(doc, "revenue")) : 0;
         json_decref(doc);
         doc = json_pack("{s:I,s:I,s:s}", "units_sold", units + sign * quantity, "revenue",
                         revenue + sign * quantity * price, "currency", currency);
-        error = doc ? shop_rm_put(d, product, doc) : TD_ENOMEM;
+        error = doc ? td_projection_put(d, product, doc) : TD_ENOMEM;
         json_decref(doc);
     }
     return error;
 }
 
-static int product_sales(const shop_rm_docs *d, const td_event *ev, json_t *data)
+static int product_sales(td_projection_docs *d, const td_event *ev, json_t *data, void *payload)
 {
-    json_t *order = NULL;
+    size_t bound;
+    json_t *memo = td_projection_memo(d, &bound), *order = NULL;
     const char *to = json_string_value(json_object_get(data, "to_status"));
     const char *from = json_string_value(json_object_get(data, "from_status"));
     const char *order_id = json_string_value(json_object_get(data, "order_id"));
@@ -131,8 +125,9 @@ static int product_sales(const shop_rm_docs *d, const td_event *ev, json_t *data
                : to && from && strcmp(to, "Cancelled") == 0 && strcmp(from, "Processing") == 0 ? -1
                                                                                                : 0;
     int error = 0;
-    if (d->cache && created(ev))
-        learn_order(d, data,
+    (void)payload;
+    if (memo && created(ev))
+        learn_order(memo, bound, data,
                     json_pack("{s:O,s:O}", "items", json_object_get(data, "items"), "currency",
                               json_object_get(data, "currency")));
     if (sign && order_id && (error = order_facts(d, order_id, &order)) == 0 && order)
@@ -144,7 +139,7 @@ static int product_sales(const shop_rm_docs *d, const td_event *ev, json_t *data
 
 /* ---- stock levels ---------------------------------------------------------------------- */
 
-static int stock_levels(const shop_rm_docs *d, const td_event *ev, json_t *data)
+static int stock_levels(td_projection_docs *d, const td_event *ev, json_t *data, void *payload)
 {
     json_t *doc = NULL;
     const char *product = json_string_value(json_object_get(data, "product_id"));
@@ -156,11 +151,12 @@ static int stock_levels(const shop_rm_docs *d, const td_event *ev, json_t *data)
                             ? json_integer_value(json_object_get(data, "quantity"))
                             : 0;
     int error = 0;
-    if (product && change && (error = shop_rm_get(d, product, &doc)) == 0) {
+    (void)payload;
+    if (product && change && (error = td_projection_get(d, product, &doc)) == 0) {
         json_int_t available = doc ? json_integer_value(json_object_get(doc, "available")) : 0;
         json_decref(doc);
         doc = json_pack("{s:I}", "available", available + change);
-        error = doc ? shop_rm_put(d, product, doc) : TD_ENOMEM;
+        error = doc ? td_projection_put(d, product, doc) : TD_ENOMEM;
     }
     json_decref(doc);
     return error;
@@ -177,38 +173,17 @@ static const char *const product_sales_fields[] = {"order_id", "to_status", "fro
 static const char *const stock_levels_fields[] = {"product_id", "quantity_change", "quantity",
                                                   NULL};
 
-const shop_read_model shop_read_models[SHOP_READ_MODELS] = {
-    {"readmodel.user_orders", "user_orders", "order", user_orders, user_orders_fields},
-    {"readmodel.product_sales", "product_sales", "order", product_sales, product_sales_fields},
-    {"readmodel.stock_levels", "stock_levels", "inventory", stock_levels, stock_levels_fields},
-};
-
-/* Applies an event to the live copy of the read model, unless that copy was
- * rebuilt past it (rebuild.c): in the handler's unit, so the check and the
- * write are one with the rebuild's swap. A replayed event is left alone:
- * each event counted once already (the handler is transactional), and a
- * replay cannot tell what it counted; `shop projections rebuild` is the
- * way to recompute a read model. */
-static int live(td_delivery *d, const td_event *ev, void *payload)
-{
-    const shop_read_model *m = payload;
-    td_txn *txn = td_delivery_txn(d);
-    if (td_delivery_is_replay(d))
-        return 0;
-    json_t *data = event_data(d, ev);
-    shop_rm_generation g;
-    char coll[SHOP_RM_COLLECTION_MAX];
-    if (data == NULL)
-        return TD_EPERMANENT;
-    int error = shop_rm_generation_txn(txn, m->base, &g);
-    if (error == 0 && ev->position > g.built_through) {
-        shop_rm_collection(coll, m->base, g.generation);
-        shop_rm_docs docs = {.txn = txn, .collection = coll};
-        error = m->apply(&docs, ev, data);
+#define FOLD(name, category, fold, fields)                                                         \
+    {                                                                                              \
+        TD_PROJECTION_VERSION, name, category, NULL, fields, fold, NULL                            \
     }
-    json_decref(data);
-    return error;
-}
+const shop_read_model shop_read_models[SHOP_READ_MODELS] = {
+    {"readmodel.user_orders", FOLD("user_orders", "order", user_orders, user_orders_fields)},
+    {"readmodel.product_sales",
+     FOLD("product_sales", "order", product_sales, product_sales_fields)},
+    {"readmodel.stock_levels",
+     FOLD("stock_levels", "inventory", stock_levels, stock_levels_fields)},
+};
 
 /* ---- starting them ------------------------------------------------------------------------- */
 
@@ -218,8 +193,7 @@ int read_models_new(shop *s, td_subscription *out[SHOP_READ_MODELS])
     for (int i = 0; error == 0 && i < SHOP_READ_MODELS; i++) {
         const shop_read_model *m = &shop_read_models[i];
         td_subscription_options opts = shop_handler_options(s, m->subscription);
-        opts.match.category = m->category;
-        error = td_subscription_new(&out[i], s->store, &opts, live, (void *)m);
+        error = td_projection_subscription_new(&out[i], s->store, &opts, &m->projection);
     }
     return error;
 }
@@ -250,10 +224,10 @@ int shop_list_user_orders(shop *s, const char *user_id, json_t **out)
     json_decref(user);
     if (error < 0)
         return error;
-    char coll[SHOP_RM_COLLECTION_MAX];
+    char coll[TD_PROJECTION_COLLECTION_MAX];
     snprintf(prefix, sizeof prefix, "%s|", user_id);
     user_listing l = {prefix, strlen(prefix), json_array()};
-    error = l.orders ? shop_rm_live_collection(s->store, "user_orders", coll) : TD_ENOMEM;
+    error = l.orders ? td_projection_live_collection(s->store, "user_orders", coll) : TD_ENOMEM;
     if (error == 0)
         error = td_store_doc_list(s->store, coll, prefix, 0, add_user_order, &l);
     if (error < 0) {
@@ -269,9 +243,9 @@ int shop_product_sales(shop *s, const char *product_id, int64_t *units, int64_t 
     char *text = NULL;
     size_t len = 0;
     json_error_t err;
-    char coll[SHOP_RM_COLLECTION_MAX];
+    char coll[TD_PROJECTION_COLLECTION_MAX];
     *units = *revenue = 0;
-    int error = shop_rm_live_collection(s->store, "product_sales", coll);
+    int error = td_projection_live_collection(s->store, "product_sales", coll);
     if (error == 0)
         error = td_store_doc_get(s->store, coll, product_id, &text, &len);
     json_t *doc = error == 0 ? json_loadb(text, len, 0, &err) : NULL;

@@ -438,6 +438,20 @@ int td_txn_read(td_txn *txn, const td_read_query *query, td_event_fn fn, void *p
     return error;
 }
 
+int td_txn__read_stored(td_txn *txn, const td_read_query *query, td_event_fn fn, void *payload)
+{
+    TD_REQUIRE(txn && query && fn);
+    int error = refuse_while_reading(txn);
+    if (error == 0)
+        error = td_store__check_query(query);
+    if (error < 0)
+        return error;
+    txn->reading = true;
+    error = txn->store->backend->read(txn->conn, query, fn, payload);
+    txn->reading = false;
+    return error;
+}
+
 int64_t td_txn_head(const td_txn *txn)
 {
     return *txn->head;

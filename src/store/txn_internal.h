@@ -24,4 +24,9 @@ int td_txn__try_contained(td_txn *txn, td_unit_fn fn, void *payload, int *fn_rc)
 int td_store__doc_get_committed(td_store *store, const char *collection, const char *key,
                                 char **json, size_t *len);
 
+/* td_txn_read without the handle's upcasters: the events as stored, for a
+ * reader that upcasts each itself and goes on past one it cannot read (a
+ * projection's rebuild). */
+int td_txn__read_stored(td_txn *txn, const td_read_query *query, td_event_fn fn, void *payload);
+
 #endif

@@ -251,6 +251,23 @@ static void test_others(void **state)
     REFUSES(td_upcasters_add(NULL, "T", 1, NULL, NULL));
     td_upcasters_free(NULL);
 
+    json_t *doc = NULL;
+    int64_t n = 0;
+    char collection[TD_PROJECTION_COLLECTION_MAX];
+    td_subscription *sub = NULL;
+    td_subscription_options sopts = TD_SUBSCRIPTION_OPTIONS_INIT;
+    td_projection_report report;
+    REFUSES(td_projection_get(NULL, "k", &doc));
+    REFUSES(td_projection_get_mutable(NULL, "k", &doc));
+    REFUSES(td_projection_put(NULL, "k", NULL));
+    REFUSES(td_projection_read(NULL, "c", "k", &doc));
+    assert_null(td_projection_memo(NULL, NULL));
+    REFUSES(td_projection_subscription_new(&sub, NULL, &sopts, NULL));
+    REFUSES(td_projection_handle(NULL, &ev, NULL));
+    REFUSES(td_projection_live_collection(NULL, "p", collection));
+    REFUSES(td_projection_generation(NULL, "p", &n, &n));
+    REFUSES(td_projection_rebuild(NULL, NULL, NULL, &report));
+
     REFUSES(td_bus_new(NULL, NULL));
     REFUSES(td_bus_on(NULL, NULL, NULL, NULL));
     td_bus_free(NULL);

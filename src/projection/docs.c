@@ -1,10 +1,11 @@
 /*
- * docs.c: how a read model reaches its documents (shop_rm_docs, shop_int.h).
+ * docs.c: how a fold reaches its documents (td_projection_docs,
+ * projection.h, projection_int.h).
  *
  * Live, every read and write goes through the handler's unit of work. A
  * rebuild folds outside the writer thread and writes back: the documents
  * it touches stay in its cache, and a changed ("dirty") one is written
- * only once it has not changed for SHOP_RM_SETTLE positions, or at the
+ * only once it has not changed for PROJECTION_SETTLE positions, or at the
  * end. Until the swap nobody reads the new copy, so when it is written
  * does not matter, and an order's status changes usually land on its
  * document before it is first written.
@@ -19,7 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "shop_int.h"
+#include "core/alloc.h"
+#include "core/error.h"
+#include "projection/projection_int.h"
 
 #define WRITE_UNIT   2000 /* documents per unit of work, so live work interleaves */
 #define WRITES_AHEAD 4    /* batches queued for the writer before the fold waits */
@@ -32,59 +35,81 @@ static json_t *cache_part(json_t *cache, const char *name)
     return part;
 }
 
-int shop_rm_read(const shop_rm_docs *d, const char *collection, const char *key, json_t **out)
+/* Any collection's document, uncached. */
+static int read_doc(td_projection_docs *d, const char *collection, const char *key, json_t **out)
 {
     char *text = NULL;
     size_t len = 0;
     json_error_t err;
+    unsigned long failures = td_alloc__thread_failures();
     int error = d->txn ? td_txn_doc_get(d->txn, collection, key, &text, &len)
                        : td_store_doc_get(d->store, collection, key, &text, &len);
     *out = error == 0 ? json_loadb(text, len, 0, &err) : NULL;
     td_free(text);
     if (error == TD_ENOTFOUND)
         return 0;
-    return error == 0 && *out == NULL ? TD_ECORRUPT : error;
+    if (error == 0 && *out == NULL) /* jansson tells a failed allocation as bad JSON */
+        return td_alloc__thread_failures() != failures
+                   ? td_error__oom()
+                   : td_error__set(TD_ECORRUPT, "%s/%s is not JSON", collection, key);
+    return error;
 }
 
-int shop_rm_get(const shop_rm_docs *d, const char *key, json_t **out)
+int td_projection_read(td_projection_docs *d, const char *collection, const char *key, json_t **out)
 {
+    TD_REQUIRE(d && collection && key && out);
+    return read_doc(d, collection, key, out);
+}
+
+json_t *td_projection_memo(td_projection_docs *d, size_t *bound)
+{
+    if (bound)
+        *bound = d ? d->cache_max : 0;
+    return d ? d->memo : NULL;
+}
+
+int td_projection_get(td_projection_docs *d, const char *key, json_t **out)
+{
+    TD_REQUIRE(d && key && out);
     json_t *docs = d->cache ? cache_part(d->cache, "docs") : NULL;
     json_t *hit = docs ? json_object_get(docs, key) : NULL;
     if (hit) {
         *out = json_incref(hit);
         return 0;
     }
-    int error = shop_rm_read(d, d->collection, key, out);
+    int error = read_doc(d, d->collection, key, out);
     if (error == 0 && *out && docs && json_object_set(docs, key, *out) < 0)
-        error = TD_ENOMEM;
+        error = td_error__oom();
     return error;
 }
 
-int shop_rm_get_mutable(const shop_rm_docs *d, const char *key, json_t **out)
+int td_projection_get_mutable(td_projection_docs *d, const char *key, json_t **out)
 {
+    TD_REQUIRE(d && key && out);
     json_t *docs = d->cache ? cache_part(d->cache, "docs") : NULL;
     json_t *dirty = d->cache ? cache_part(d->cache, "dirty") : NULL;
     json_t *hit = docs ? json_object_get(docs, key) : NULL;
     if (hit == NULL || json_object_get(dirty, key)) /* fresh, or put since last written */
-        return shop_rm_get(d, key, out);
+        return td_projection_get(d, key, out);
     *out = json_copy(hit); /* the writer may be reading this one */
-    return *out ? 0 : TD_ENOMEM;
+    return *out ? 0 : td_error__oom();
 }
 
-int shop_rm_put(const shop_rm_docs *d, const char *key, json_t *doc)
+int td_projection_put(td_projection_docs *d, const char *key, json_t *doc)
 {
+    TD_REQUIRE(d && key && doc);
     if (d->cache == NULL)
         return td_txn_doc_put_json(d->txn, d->collection, key, doc);
     json_t *docs = cache_part(d->cache, "docs"), *dirty = cache_part(d->cache, "dirty");
     json_t *at = json_object_get(d->cache, "at"); /* shared by the puts at one position */
     if (at == NULL || json_integer_value(at) != d->position) {
         if (json_object_set_new(d->cache, "at", json_integer(d->position)) < 0)
-            return TD_ENOMEM;
+            return td_error__oom();
         at = json_object_get(d->cache, "at");
     }
     int ok = docs && dirty && json_object_set(docs, key, doc) == 0 &&
              json_object_set(dirty, key, at) == 0;
-    return ok ? 0 : TD_ENOMEM;
+    return ok ? 0 : td_error__oom();
 }
 
 /* ---- writing back ------------------------------------------------------------------ */
@@ -98,7 +123,7 @@ typedef struct batch {
 } batch;
 
 /* The thread that writes a rebuild's settled documents while it folds on. */
-struct shop_rm_writer {
+struct td_projection_writer {
     td_store *store;
     const char *collection;
     pthread_t thread;
@@ -114,14 +139,14 @@ struct shop_rm_writer {
 static void batch_free(batch *b)
 {
     for (size_t i = 0; b && b->keys && i < b->count; i++) {
-        free(b->keys[i]);
+        td_free(b->keys[i]);
         json_decref(b->docs ? b->docs[i] : NULL);
     }
     if (b) {
-        free(b->keys);
-        free(b->docs);
+        td_free(b->keys);
+        td_free(b->docs);
     }
-    free(b);
+    td_free(b);
 }
 
 static int compare_keys(const void *a, const void *b)
@@ -131,23 +156,23 @@ static int compare_keys(const void *a, const void *b)
 
 /* Takes the dirty documents that changed before position `before` (all:
  * INT64_MAX) out of the dirty set into a new batch (NULL: none). */
-static int gather(const shop_rm_docs *d, int64_t before, batch **out)
+static int gather(const td_projection_docs *d, int64_t before, batch **out)
 {
     json_t *docs = cache_part(d->cache, "docs"), *dirty = cache_part(d->cache, "dirty"), *at;
     const char *key;
     size_t n = json_object_size(dirty);
-    batch *b = calloc(1, sizeof *b);
+    batch *b = td_calloc(1, sizeof *b);
     *out = NULL;
-    if (b == NULL || (b->keys = calloc(n + 1, sizeof *b->keys)) == NULL ||
-        (b->docs = calloc(n + 1, sizeof *b->docs)) == NULL) {
+    if (b == NULL || (b->keys = td_calloc(n + 1, sizeof *b->keys)) == NULL ||
+        (b->docs = td_calloc(n + 1, sizeof *b->docs)) == NULL) {
         batch_free(b);
-        return TD_ENOMEM;
+        return td_error__oom();
     }
     json_object_foreach(dirty, key, at)
     {
-        if (json_integer_value(at) < before && (b->keys[b->count++] = strdup(key)) == NULL) {
+        if (json_integer_value(at) < before && (b->keys[b->count++] = td_strdup(key)) == NULL) {
             batch_free(b);
-            return TD_ENOMEM;
+            return td_error__oom();
         }
     }
     qsort(b->keys, b->count, sizeof *b->keys, compare_keys);
@@ -189,7 +214,7 @@ static int write_unit(td_txn *txn, void *payload)
 
 static void *writer_main(void *arg)
 {
-    shop_rm_writer *w = arg;
+    td_projection_writer *w = arg;
     pthread_mutex_lock(&w->lock);
     for (;;) {
         while (w->first == NULL && !w->stop)
@@ -209,10 +234,8 @@ static void *writer_main(void *arg)
         batch_free(b);
         pthread_mutex_lock(&w->lock);
         if (error < 0 && w->error == 0) {
-            shop_error_info why = shop_error();
             w->error = error;
-            snprintf(w->message, sizeof w->message, "%s",
-                     why.status ? why.message : td_error_last());
+            td_error__copy(w->message, sizeof w->message);
         }
         w->busy = false;
         pthread_cond_broadcast(&w->changed);
@@ -221,46 +244,46 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-int shop_rm_writer_start(shop_rm_docs *d, td_store *store)
+int td_projection__writer_start(td_projection_docs *d, td_store *store)
 {
-    shop_rm_writer *w = calloc(1, sizeof *w);
+    td_projection_writer *w = td_calloc(1, sizeof *w);
     if (w == NULL)
-        return TD_ENOMEM;
+        return td_error__oom();
     w->store = store;
     w->collection = d->collection;
     if (pthread_mutex_init(&w->lock, NULL) != 0) {
-        free(w);
-        return TD_ENOMEM;
+        td_free(w);
+        return td_error__oom();
     }
     if (pthread_cond_init(&w->changed, NULL) != 0 ||
         pthread_create(&w->thread, NULL, writer_main, w) != 0) {
         pthread_cond_destroy(&w->changed);
         pthread_mutex_destroy(&w->lock);
-        free(w);
-        return TD_ENOMEM;
+        td_free(w);
+        return td_error__oom();
     }
     d->writer = w;
     return 0;
 }
 
 /* The writer's failure, told on this thread. */
-static int writer_error(shop_rm_writer *w)
+static int writer_error(td_projection_writer *w)
 {
     pthread_mutex_lock(&w->lock);
     int error = w->error;
     pthread_mutex_unlock(&w->lock);
-    return error < 0 ? shop_fail(error, "internal_error", NULL, "%s", w->message) : 0;
+    return error < 0 ? td_error__set(error, "%s", w->message) : 0;
 }
 
 /* Forgets clean documents once there are too many: only with nothing in
  * flight (a document read back from the store must be there), and waits
  * for that when far over. */
-static void evict(const shop_rm_docs *d)
+static void evict(const td_projection_docs *d)
 {
     json_t *docs = cache_part(d->cache, "docs"), *dirty = cache_part(d->cache, "dirty"), *doc;
     const char *key;
     void *tmp;
-    shop_rm_writer *w = d->writer;
+    td_projection_writer *w = d->writer;
     size_t size = json_object_size(docs);
     if (size <= d->cache_max)
         return;
@@ -278,17 +301,17 @@ static void evict(const shop_rm_docs *d)
     }
 }
 
-bool shop_rm_over_budget(const shop_rm_docs *d)
+bool td_projection__over_budget(const td_projection_docs *d)
 {
     return json_object_size(json_object_get(d->cache, "dirty")) > d->cache_max;
 }
 
-int shop_rm_write_back(const shop_rm_docs *d, int64_t before)
+int td_projection__write_back(td_projection_docs *d, int64_t before)
 {
-    shop_rm_writer *w = d->writer;
+    td_projection_writer *w = d->writer;
     batch *b = NULL;
     int error = writer_error(w);
-    if (shop_rm_over_budget(d)) /* the bound wins over waiting for them to settle */
+    if (td_projection__over_budget(d)) /* the bound wins over waiting for them to settle */
         before = INT64_MAX;
     if (error == 0)
         error = gather(d, before, &b);
@@ -309,12 +332,12 @@ int shop_rm_write_back(const shop_rm_docs *d, int64_t before)
     return 0;
 }
 
-int shop_rm_writer_finish(shop_rm_docs *d, bool write_rest)
+int td_projection__writer_finish(td_projection_docs *d, bool write_rest)
 {
-    shop_rm_writer *w = d->writer;
+    td_projection_writer *w = d->writer;
     if (w == NULL)
         return 0;
-    int error = write_rest ? shop_rm_write_back(d, INT64_MAX) : 0;
+    int error = write_rest ? td_projection__write_back(d, INT64_MAX) : 0;
     pthread_mutex_lock(&w->lock);
     w->stop = true;
     if (!write_rest || error < 0) /* give up what is queued */
@@ -330,12 +353,12 @@ int shop_rm_writer_finish(shop_rm_docs *d, bool write_rest)
     }
     pthread_cond_destroy(&w->changed);
     pthread_mutex_destroy(&w->lock);
-    free(w);
+    td_free(w);
     d->writer = NULL;
     return error;
 }
 
-int shop_rm_write_back_txn(td_txn *txn, const shop_rm_docs *d)
+int td_projection__write_back_txn(td_txn *txn, td_projection_docs *d)
 {
     batch *b = NULL;
     int error = gather(d, INT64_MAX, &b);
