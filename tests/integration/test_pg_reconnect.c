@@ -436,6 +436,8 @@ static void test_a_lost_lock_taken_over_stops_its_holder(void **state)
     int fd = -1, late = 0;
     pid_t pid = tt_spawn(self, (const char *const[]){url, NULL}, &fd);
     FILE *child = fdopen(fd, "r");
+    if (child) /* no read-ahead: poll on its fd must see every line not yet read */
+        setvbuf(child, NULL, _IONBF, 0);
     bool started = child && read_child(child, head, &late, 0, 60000);
     int rc = 0;
     for (int i = 0; started && i < 300 && rc == 0; i++) {
