@@ -57,9 +57,10 @@ test: build build-asan build-fuzz
 	@cd $(FUZZ) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure -j $(JOBS)
 
-# The fast tier alone (ctest -L fast: SQLite; the PostgreSQL twins and the
-# slow tests are tiers of their own), under the same sanitizers: a quick
-# round while working. make test runs every tier.
+# The fast tier alone (ctest -L fast: SQLite, no server but the shop; the
+# PostgreSQL twins, the RabbitMQ suites and the slow tests are tiers of
+# their own), under the same sanitizers: a quick round while working. make
+# test runs every tier.
 test-fast: build-asan
 	@cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
