@@ -34,7 +34,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "core/expiry.h"
+#include "common/expiry.h"
 #include "shop_int.h"
 
 #define KEEPER_TICK_MS  500

@@ -106,7 +106,7 @@ td_backlog shop_backlog(shop *s);
 typedef void (*shop_failure_fn)(const char *subscription, const char *why, void *payload);
 int shop_check(shop *s, shop_failure_fn fn, void *payload); /* fn may be NULL */
 
-/* Has the keeper delete the expired documents of collection (core/expiry.h:
+/* Has the keeper delete the expired documents of collection (common/expiry.h:
  * written with their expiry indexed) every minute. collection: borrowed,
  * static. At most 4; sessions are one. */
 int shop_sweep_expiring(shop *s, const char *collection);

@@ -10,9 +10,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "core/aggregate.h"
-#include "core/errors.h"
-#include "core/validate.h"
+#include "common/aggregate.h"
+#include "common/errors.h"
+#include "common/validate.h"
 
 #include "services/mailer.h"
 #include "services/payments.h"

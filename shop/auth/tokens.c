@@ -4,7 +4,7 @@
  *
  * A token is a prefix and 32 random bytes; the store keeps only the hash
  * of the whole token, so a copy of the database lets nobody in. A session
- * is an expiring document (core/expiry.h), deleted by the keeper's sweep
+ * is an expiring document (common/expiry.h), deleted by the keeper's sweep
  * once expired. A session of a forgotten user is worth nothing: its user's
  * credentials are gone, and authentication checks them.
  */
@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "auth/auth.h"
-#include "core/expiry.h"
+#include "common/expiry.h"
 #include "shop_int.h"
 
 #define SESSION_PREFIX "shop_s_"

@@ -23,7 +23,7 @@
  *     Its token replaces the old one: were the first request somehow still
  *     running, its command would fail rather than take effect twice.
  *
- * Records expire (core/expiry.h; 24 h unless http_options says otherwise)
+ * Records expire (common/expiry.h; 24 h unless http_options says otherwise)
  * and the keeper deletes them. The fingerprint is the SHA-256 (libsodium) of
  * method, path and body. A record's key is a hash of who is asking (a
  * customer, a key, or an anonymous client's address) and the key: one
@@ -38,7 +38,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/expiry.h"
+#include "common/expiry.h"
 #include "http/http.h"
 
 #define KEY_MAX            200

@@ -2,11 +2,11 @@
  * validate.c (shop): input checks (see validate.h). Text must be valid
  * UTF-8 without control characters; lengths are in bytes.
  */
-#include "core/validate.h"
+#include "common/validate.h"
 
 #include <string.h>
 
-#include "core/errors.h"
+#include "common/errors.h"
 
 static int invalid(const char *field, const char *what)
 {

@@ -2,14 +2,14 @@
  * aggregate.c (shop): snapshots, appends and command plumbing (see
  * aggregate.h).
  */
-#include "core/aggregate.h"
+#include "common/aggregate.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/errors.h"
+#include "common/errors.h"
 
 #define CONFLICT_RETRIES 3
 

@@ -1,7 +1,7 @@
 /*
  * expiry.c (shop): documents that expire, and the sweep (see expiry.h).
  */
-#include "core/expiry.h"
+#include "common/expiry.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -14,8 +14,8 @@
  * thread: they record failures in a shop_cmd, and shop_run carries the
  * result back to the caller's thread as the shop error.
  */
-#ifndef SHOP_CORE_AGGREGATE_H
-#define SHOP_CORE_AGGREGATE_H
+#ifndef SHOP_COMMON_AGGREGATE_H
+#define SHOP_COMMON_AGGREGATE_H
 
 #include "shop.h"
 

@@ -3,8 +3,8 @@
  * with the shop error set: code validation_failed and the field's JSON
  * Pointer.
  */
-#ifndef SHOP_CORE_VALIDATE_H
-#define SHOP_CORE_VALIDATE_H
+#ifndef SHOP_COMMON_VALIDATE_H
+#define SHOP_COMMON_VALIDATE_H
 
 #include "shop.h"
 

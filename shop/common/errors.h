@@ -1,8 +1,8 @@
 /*
  * errors.h (shop): setting the thread's shop error (reading it: shop.h).
  */
-#ifndef SHOP_CORE_ERRORS_H
-#define SHOP_CORE_ERRORS_H
+#ifndef SHOP_COMMON_ERRORS_H
+#define SHOP_COMMON_ERRORS_H
 
 #include "shop.h"
 

@@ -8,8 +8,8 @@
  * first that is still valid. Readers check expires_at themselves (the sweep
  * runs every minute), with shop_expired.
  */
-#ifndef SHOP_CORE_EXPIRY_H
-#define SHOP_CORE_EXPIRY_H
+#ifndef SHOP_COMMON_EXPIRY_H
+#define SHOP_COMMON_EXPIRY_H
 
 #include "shop.h"
 

@@ -3,7 +3,7 @@
  * code word for clients, the JSON Pointer of the offending input and a
  * sentence. Fixed buffers: setting an error never allocates.
  */
-#include "core/errors.h"
+#include "common/errors.h"
 
 #include <stdarg.h>
 #include <stdio.h>
