@@ -74,7 +74,8 @@ struct td_relay {
     pthread_t thread;
     bool running;
     atomic_bool stop;
-    td_store_lock *name_lock; /* held while relaying */
+    td_store_lock *name_lock; /* the name's lock; NULL on a store without locks */
+    bool named;               /* this relay runs the name: lock taken (or no locks) */
     bool standby;             /* wait for the name rather than fail */
 
     pthread_mutex_t lock; /* checkpoint, error; cond: checkpoint moved */
@@ -110,7 +111,15 @@ static int take_lock(td_relay *r, unsigned wait_ms)
     if (error == TD_EBUSY)
         return td_error__set(TD_EBUSY, "relay %s runs in another process (it holds %s)", r->name,
                              name);
+    r->named = error == 0;
     return error;
+}
+
+static void let_go(td_relay *r)
+{
+    td_store__unlock(r->store, r->name_lock);
+    r->name_lock = NULL;
+    r->named = false;
 }
 
 /* The lock still ours, or taken again; TD_EBUSY when another process has it. */
@@ -120,10 +129,9 @@ static int keep_lock(td_relay *r)
     if (now - r->lock_checked_at < LOCK_CHECK_MS * 1000)
         return 0;
     r->lock_checked_at = now;
-    if (r->name_lock && td_store__lock_check(r->store, r->name_lock) == 0)
+    if (r->named && td_store__lock_check(r->store, r->name_lock) == 0)
         return 0;
-    td_store__unlock(r->store, r->name_lock);
-    r->name_lock = NULL;
+    let_go(r);
     int error = take_lock(r, 0);
     if (error == TD_EBUSY)
         return td_error__set(TD_EBUSY,
@@ -420,8 +428,7 @@ static int stand_by(td_relay *r)
     char message[400];
     snprintf(message, sizeof message, "standing by: %.300s", td_error_last());
     td_broker__set_error(&r->counters, message);
-    td_store__unlock(r->store, r->name_lock);
-    r->name_lock = NULL;
+    let_go(r);
     td_broker__sleep(&r->stop, LOCK_CHECK_MS);
     return error;
 }
@@ -433,7 +440,7 @@ static void *relay_main(void *arg)
     char err[256];
     td_thread__name("b/", r->name);
     while (!atomic_load(&r->stop)) {
-        if (r->name_lock == NULL && r->standby && stand_by(r) < 0)
+        if (!r->named && r->standby && stand_by(r) < 0)
             continue;
         if (keep_lock(r) == TD_EBUSY) {
             td_broker__set_error(&r->counters, td_error_last());
@@ -461,7 +468,7 @@ static void *relay_main(void *arg)
             disconnect(r);
     }
     drain(r);
-    if (r->name_lock) /* a relay standing by has nothing of its own to save */
+    if (r->named) /* a relay standing by has nothing of its own to save */
         save_checkpoint(r, true);
     disconnect(r);
     return NULL;
@@ -553,15 +560,13 @@ int td_relay_start(td_relay *r)
     if (error == TD_EBUSY && r->standby)
         error = 0; /* the thread waits for the name */
     if (error < 0) {
-        td_store__unlock(r->store, r->name_lock);
-        r->name_lock = NULL;
+        let_go(r);
         return error;
     }
     r->error = 0;
     r->lock_checked_at = td_time_now();
     if (pthread_create(&r->thread, NULL, relay_main, r) != 0) {
-        td_store__unlock(r->store, r->name_lock);
-        r->name_lock = NULL;
+        let_go(r);
         return td_error__set(TD_ERROR, "relay %s: cannot start its thread", r->name);
     }
     r->running = true;
@@ -575,8 +580,7 @@ int td_relay_stop(td_relay *r)
     atomic_store(&r->stop, true);
     pthread_join(r->thread, NULL);
     r->running = false;
-    td_store__unlock(r->store, r->name_lock); /* after the last checkpoint */
-    r->name_lock = NULL;
+    let_go(r); /* after the last checkpoint */
     pthread_mutex_lock(&r->lock);
     int error = r->error;
     pthread_mutex_unlock(&r->lock);
