@@ -12,7 +12,11 @@
  * it sends no credentials: for a shop serving with --open-access.) One
  * Server-Sent Events connection watches OrderStatusChanged and notes when
  * each order reaches a final status (Processing or Cancelled), so
- * order-to-final latency is measured without polling. Afterwards it checks
+ * order-to-final latency is measured without polling: from the POST to the
+ * final event's arrival on the feed (order_to_final_ms), and to the final
+ * event's occurred_at in the store (order_to_final_store_ms: the shop's
+ * own time, apart from how fast the feed carries it; same host, same
+ * clock). Afterwards it checks
  * consistency: every order final, and for every product its initial stock
  * minus the units of its Processing orders is the stock the shop reports.
  * The last three lines are orders_per_s, order_to_final_p95_ms and
@@ -42,6 +46,7 @@
 typedef struct order_slot {
     char id[40];
     double placed_at, final_at; /* seconds, monotonic */
+    double placed_wall;         /* seconds, the wall clock, as occurred_at */
     double placement_ms;
     bool refused;      /* 503 or 429 and not tried again: the shop turned it away */
     double refusal_ms; /* how long the last refusal took to come */
@@ -253,8 +258,10 @@ static void place(load *l, CURL *c, const char *token, order_slot *slot, const c
     for (;;) {
         long status;
         double start = now_s();
+        double wall = (double)td_time_now() / 1e6;
         pthread_mutex_lock(&l->lock);
         slot->placed_at = start;
+        slot->placed_wall = wall;
         pthread_mutex_unlock(&l->lock);
         json_t *order = call(c, l->url, token, "POST", "/orders", body, &status);
         const char *id = json_string_value(json_object_get(order, "id"));
@@ -316,7 +323,8 @@ static void *run_client(void *arg)
 typedef struct final_note {
     char id[40];
     char status[16];
-    double at;
+    double at;       /* arrival on the feed: seconds, monotonic */
+    double occurred; /* the event's occurred_at: seconds, wall clock; 0 if unreadable */
 } final_note;
 
 typedef struct watcher {
@@ -341,6 +349,9 @@ static void note_frame(watcher *w, char *frame)
         snprintf(n->id, sizeof n->id, "%s", id);
         snprintf(n->status, sizeof n->status, "%s", to);
         n->at = now_s();
+        td_time occurred = 0;
+        const char *text = json_string_value(json_object_get(event, "occurred_at"));
+        n->occurred = text && td_time_parse(&occurred, text) == 0 ? (double)occurred / 1e6 : 0;
         atomic_fetch_add(&w->l->finals, 1);
     }
     json_decref(event);
@@ -429,17 +440,21 @@ static void progress(load *l, bool tty, int *last_decile)
     }
 }
 
-/* Matches notes to orders; fills latencies; returns how many orders are final. */
-static int reconcile(load *l, watcher *w, double *to_final, int *processing, int *cancelled)
+/* Matches notes to orders; fills latencies (to_store: *stored of them);
+ * returns how many orders are final. */
+static int reconcile(load *l, watcher *w, double *to_final, double *to_store, int *stored,
+                     int *processing, int *cancelled)
 {
     int done = 0;
-    *processing = *cancelled = 0;
+    *processing = *cancelled = *stored = 0;
     for (int i = 0; i < l->orders; i++) {
         order_slot *s = &l->slots[i];
         for (int k = 0; s->id[0] && k < w->count; k++)
             if (strcmp(w->notes[k].id, s->id) == 0) {
                 snprintf(s->status, sizeof s->status, "%s", w->notes[k].status);
                 to_final[done++] = (w->notes[k].at - s->placed_at) * 1000;
+                if (w->notes[k].occurred > 0)
+                    to_store[(*stored)++] = (w->notes[k].occurred - s->placed_wall) * 1000;
                 *processing += strcmp(s->status, "Processing") == 0;
                 *cancelled += strcmp(s->status, "Cancelled") == 0;
                 break;
@@ -594,14 +609,23 @@ static void report(load *l, watcher *w, double elapsed, bool consistent, const c
     double *placement = calloc((size_t)l->orders + 1, sizeof(double));
     double *refusal = calloc((size_t)l->orders + 1, sizeof(double));
     double *to_final = calloc((size_t)l->orders + 1, sizeof(double));
-    int processing = 0, cancelled = 0, n = 0, r = 0;
+    double *to_store = calloc((size_t)l->orders + 1, sizeof(double));
+    int processing = 0, cancelled = 0, n = 0, r = 0, stored = 0;
+    if (!placement || !refusal || !to_final || !to_store) {
+        printf("consistency: FAILED (out of memory for the report)\n");
+        free(placement);
+        free(refusal);
+        free(to_final);
+        free(to_store);
+        return;
+    }
     for (int i = 0; i < l->orders; i++) {
         if (l->slots[i].id[0])
             placement[n++] = l->slots[i].placement_ms;
         if (l->slots[i].refusal_ms > 0) /* its last refusal, taken again or not */
             refusal[r++] = l->slots[i].refusal_ms;
     }
-    int finals = reconcile(l, w, to_final, &processing, &cancelled);
+    int finals = reconcile(l, w, to_final, to_store, &stored, &processing, &cancelled);
     printf("orders: %d placed, %d refused, %d failed, %d final\n", atomic_load(&l->placed),
            atomic_load(&l->refused), atomic_load(&l->failures), finals);
     if (l->first_failure[0])
@@ -615,6 +639,9 @@ static void report(load *l, watcher *w, double elapsed, bool consistent, const c
     double p95 = percentile(to_final, finals, 0.95);
     printf("order_to_final_ms: p50 %.1f p95 %.1f p99 %.1f\n", percentile(to_final, finals, 0.5),
            p95, percentile(to_final, finals, 0.99));
+    printf("order_to_final_store_ms: p50 %.1f p95 %.1f p99 %.1f\n",
+           percentile(to_store, stored, 0.5), percentile(to_store, stored, 0.95),
+           percentile(to_store, stored, 0.99));
     printf("status Processing: %d\nstatus Cancelled: %d\n", processing, cancelled);
     printf("orders_per_s: %.0f\n", elapsed > 0 ? finals / elapsed : 0);
     printf("order_to_final_p95_ms: %.1f\n", p95);
@@ -622,6 +649,7 @@ static void report(load *l, watcher *w, double elapsed, bool consistent, const c
     free(placement);
     free(refusal);
     free(to_final);
+    free(to_store);
 }
 
 static int run(load *l)
@@ -657,9 +685,11 @@ static int run(load *l)
         atomic_store(&l->stop_feed, true);
         pthread_join(feed, NULL);
         char why[256] = "";
-        int processing, cancelled;
-        double *scratch = calloc((size_t)l->orders + 1, sizeof(double));
-        int finals = reconcile(l, &w, scratch, &processing, &cancelled);
+        int processing, cancelled, stored;
+        double *scratch = calloc(2 * ((size_t)l->orders + 1), sizeof(double));
+        int finals = scratch ? reconcile(l, &w, scratch, scratch + l->orders + 1, &stored,
+                                         &processing, &cancelled)
+                             : 0;
         free(scratch);
         int accepted = atomic_load(&l->placed);
         bool consistent = finals == accepted && atomic_load(&l->failures) == 0;
