@@ -129,10 +129,10 @@ static int keep_lock(td_relay *r)
     if (now - r->lock_checked_at < LOCK_CHECK_MS * 1000)
         return 0;
     r->lock_checked_at = now;
-    if (r->named && td_store__lock_check(r->store, r->name_lock) == 0)
-        return 0;
-    let_go(r);
-    int error = take_lock(r, 0);
+    char name[8 + TD_BROKER_NAME_MAX];
+    lock_name(r, name, sizeof name);
+    int error = td_store__lock_keep(r->store, name, &r->name_lock);
+    r->named = error == 0;
     if (error == TD_EBUSY)
         return td_error__set(TD_EBUSY,
                              "relay %s lost its lock with the database session that held it, and "

@@ -160,12 +160,8 @@ int td_lease__take(td_subscription *sub)
 static int keep_lock(td_subscription *sub)
 {
     char lock_name[8 + TD_SUBSCRIPTION_NAME_MAX];
-    if (sub->lease_lock && td_store__lock_check(sub->store, sub->lease_lock) == 0)
-        return 0;
-    td_store__unlock(sub->store, sub->lease_lock);
-    sub->lease_lock = NULL;
     lease_lock_name(sub, lock_name, sizeof lock_name);
-    int error = td_store__lock(sub->store, lock_name, &sub->lease_lock);
+    int error = td_store__lock_keep(sub->store, lock_name, &sub->lease_lock);
     if (error == TD_EBUSY)
         return td_error__set(TD_EBUSY,
                              "subscription '%s' lost its lock with the database session that "

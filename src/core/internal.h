@@ -71,6 +71,11 @@ void td_store__unlock(td_store *store, td_store_lock *lock); /* accepts NULL */
  * held it ended: a PostgreSQL restart or a cut connection). Kernel locks,
  * and NULL (a store without locks), are held until unlocked: always 0. */
 int td_store__lock_check(td_store *store, td_store_lock *lock);
+/* Keeps the lock `name` in *lock: 0 while it is held, or once it is taken
+ * again after the session that held it ended (or it was never taken);
+ * TD_EBUSY when another holder has it now; another error when that cannot
+ * be told now (*lock is then NULL and the next call tries again). */
+int td_store__lock_keep(td_store *store, const char *name, td_store_lock **lock);
 
 /* td_store_read_event, but as stored (td_store_read_stored, upcast.h):
  * subscriptions upcast each event on its lane instead, so that an

@@ -226,6 +226,15 @@ int td_store__lock_check(td_store *store, td_store_lock *lock)
     return store->backend->lock_check((td_lock *)lock);
 }
 
+int td_store__lock_keep(td_store *store, const char *name, td_store_lock **lock)
+{
+    if (*lock && td_store__lock_check(store, *lock) == 0)
+        return 0;
+    td_store__unlock(store, *lock);
+    *lock = NULL;
+    return td_store__lock(store, name, lock);
+}
+
 const char *td_store_backend(const td_store *store)
 {
     if (store == NULL)
