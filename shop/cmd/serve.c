@@ -74,8 +74,10 @@ static const cmdline_option serve_options[] = {
     {"max-feeds", 'f', "N", "live feeds (GET /events/stream) in all\n(default 10000)"},
     {"max-feeds-per-client", 'F', "N", "live feeds per client address (default 64)"},
     {"command-workers", 'W', "N",
-     "run commands on N workers off the connection\nthreads, 1..256; more are refused with 503\n"
-     "(default: none; experimental)"},
+     "run commands (POST, PUT, DELETE) on N workers,\n0..256 (default 8; 0: on the connection "
+     "threads)"},
+    {"admit-wait", 'w', "MS",
+     "new orders get 503 while commands wait longer\nthan MS for a worker (default 50; 0: never)"},
     {"admit-backlog", 'B', "MS",
      "new orders get 503 while the saga, inventory or\npayments are more than MS behind\n"
      "(default 100; 0: never)"},
@@ -272,9 +274,13 @@ static int option(int c, const char *value, serve_args *a)
                    ? bad("--max-feeds-per-client must be a whole number from 1 to 1000000")
                    : (a->http.max_feeds_per_client = (unsigned)n, 0);
     case 'W':
-        return number(value, 1, 256, &n) < 0
-                   ? bad("--command-workers must be a whole number from 1 to 256")
-                   : (a->http.command_threads = (unsigned)n, 0);
+        return number(value, 0, 256, &n) < 0
+                   ? bad("--command-workers must be a whole number from 0 to 256")
+                   : (a->http.command_workers = n ? (int)n : -1, 0);
+    case 'w':
+        return number(value, 0, 3600000, &n) < 0
+                   ? bad("--admit-wait must be a number of milliseconds from 0 to 3600000")
+                   : (a->http.admit_wait_ms = n ? (int)n : -1, 0);
     case 'B':
         return number(value, 0, 3600000, &n) < 0
                    ? bad("--admit-backlog must be a number of milliseconds from 0 to 3600000")

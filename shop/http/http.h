@@ -235,15 +235,27 @@ void http_deadlines_set(http_deadlines *deadlines, struct MHD_Connection *c, htt
 /* Connections cut so far for missing a deadline. */
 long long http_deadlines_cut(const http_deadlines *deadlines);
 
-/* Workers (workers.c): commands run off the connection threads. */
+/* Workers (workers.c): commands run off the connection threads, first in,
+ * first out. max_waiting: commands that may wait for a worker. Bounded
+ * submissions (new work) start only while gate(gate_arg) says so (asked on
+ * a worker, without locks held; NULL: always), or once they have waited
+ * max_wait_us; and new ones are refused while the oldest waiting has waited
+ * longer (max_wait_us 0: neither). */
 typedef struct http_workers http_workers;
 typedef void (*http_work_fn)(void *arg);
-int http_workers_start(http_workers **out, unsigned threads, unsigned max_waiting);
-/* 0, or TD_EBUSY when every worker is busy and max_waiting commands wait
- * already (the caller refuses the command at once). */
-int http_workers_submit(http_workers *workers, http_work_fn fn, void *arg);
-/* Whether a command submitted now would be refused (a hint: cheap, racy). */
-bool http_workers_full(http_workers *workers);
+typedef bool (*http_gate_fn)(void *arg);
+int http_workers_start(http_workers **out, unsigned threads, unsigned max_waiting,
+                       int64_t max_wait_us, http_gate_fn gate, void *gate_arg);
+/* 0, or TD_EBUSY when the command must be refused (the caller answers 503
+ * at once): stopping, the queue is full, or (bounded: new work) it makes
+ * commands wait past max_wait_us. TD_ENOMEM. */
+int http_workers_submit(http_workers *workers, http_work_fn fn, void *arg, bool bounded);
+/* Why a command submitted now would be refused (a static string), or NULL
+ * (a hint: cheap, racy). */
+const char *http_workers_full(http_workers *workers, bool bounded);
+/* How many commands wait for a worker, and how long the oldest has waited
+ * (seconds); 0 and 0 for NULL. */
+void http_workers_queue(http_workers *workers, unsigned *waiting, double *oldest_s);
 /* Runs what is queued, then joins. Accepts NULL. */
 void http_workers_stop(http_workers *workers);
 
@@ -270,10 +282,11 @@ typedef struct http_options {
     double client_per_second;            /* requests per client address; 0: 2,000 (burst: 2 s) */
     double credential_per_second;        /* requests per credential; 0: 1,000 (burst: 2 s) */
     int64_t idempotency_ttl_s;           /* Idempotency-Key records are kept; 0: 24 h */
-    unsigned command_threads;            /* command workers (workers.c); 0: none, commands run on
-                                            the connection threads (the default: see
-                                            docs/internals/shop.md on why) */
-    unsigned commands_waiting;           /* ... and waiting for one of them; 0: none */
+    int command_workers;                 /* commands run on workers (workers.c); 0: 8;
+                                            negative: none, on the connection threads */
+    unsigned commands_waiting;           /* ... that may wait for one of them; 0: 1,024 */
+    int admit_wait_ms;                   /* HTTP_NEW_WORK is refused while commands wait for a
+                                            worker longer; 0: 50 ms; negative: never */
     unsigned max_feeds;                  /* live feeds in all; 0: 10,000 */
     unsigned max_feeds_per_client;       /* per client address; 0: 64 */
     int admit_backlog_ms;                /* HTTP_NEW_WORK is refused while shop_backlog

@@ -41,7 +41,7 @@ struct http_server {
     http_feeds *feeds;    /* live feeds parked with nothing to send */
     shop *shop;
     td_store *store;
-    td_metric *requests, *duration, *limited, *feeds_open, *cut;
+    td_metric *requests, *duration, *limited, *feeds_open, *cut, *waiting, *waited;
     long long cut_counted; /* connections cut, as far as the metric has them */
     td_metrics *metrics;
     shop_spans *spans;
@@ -194,6 +194,19 @@ static int overloaded(http_response *res, const char *why)
  * queue: one client placing orders one at a time is never refused. */
 #define HTTP_BACKLOG_MIN_EVENTS 64
 
+/* The handlers that finish orders are this close behind, or closer, before
+ * a command worker starts a new order (the gate of workers.c): new orders
+ * yield the writer to the orders in progress instead of running ahead of
+ * them. */
+#define HTTP_PACE_BACKLOG_US (20 * 1000)
+#define HTTP_PACE_MIN_EVENTS 16
+
+static bool may_start_new_work(void *arg)
+{
+    td_backlog b = shop_backlog(arg);
+    return b.age <= HTTP_PACE_BACKLOG_US || b.events < HTTP_PACE_MIN_EVENTS;
+}
+
 /* Whether new work must wait: the work begun is too far behind. Accepting
  * more would only make every order in progress later (the handlers share
  * one writer with the commands), so past the bound new orders are refused
@@ -209,7 +222,8 @@ static bool behind(const http_request *req, const http_route *r)
 
 /* Hands an admitted command to a worker, the connection suspended; or
  * answers 503 overloaded at once. Returns true when it went. */
-static bool hand_over(http_request *req, pending *p, http_response *res, const char *route)
+static bool hand_over(http_request *req, pending *p, http_response *res, const char *route,
+                      bool bounded)
 {
     char allow[64];
     const char *name = route;
@@ -225,12 +239,16 @@ static bool hand_over(http_request *req, pending *p, http_response *res, const c
     cmd->route_name = name;
     MHD_suspend_connection(req->connection);
     p->command = cmd;
-    if (http_workers_submit(req->server->workers, run_command, cmd) == 0)
+    int error = http_workers_submit(req->server->workers, run_command, cmd, bounded);
+    if (error == 0)
         return true;
     MHD_resume_connection(req->connection);
     p->command = NULL;
     free(cmd);
-    overloaded(res, "every command worker is busy");
+    const char *why = http_workers_full(req->server->workers, bounded);
+    overloaded(res, error == TD_ENOMEM ? "out of memory"
+                    : why              ? why
+                                       : "every command worker is busy");
     return false;
 }
 
@@ -247,13 +265,15 @@ static bool dispatch(http_request *req, pending *p, http_response *res, const ch
     }
     const http_route *r = find_route(req, storage, sizeof storage, allow, sizeof allow, route);
     bool on_worker = r && is_command(req->method) && req->server->workers;
-    if (on_worker && http_workers_full(req->server->workers))
-        overloaded(res, "every command worker is busy");
+    bool bounded = r && (r->flags & HTTP_NEW_WORK);
+    const char *full = on_worker ? http_workers_full(req->server->workers, bounded) : NULL;
+    if (full)
+        overloaded(res, full);
     else if (behind(req, r))
         overloaded(res, "the shop is catching up with the orders it has taken");
     else if (r && http_admit(req, res, r->roles) == 0) {
         if (on_worker)
-            return hand_over(req, p, res, *route);
+            return hand_over(req, p, res, *route, bounded);
         http_idempotent(req, res, r->handler);
     } else if (r)
         ; /* refused: the problem is set */
@@ -657,7 +677,12 @@ static void collect_gauges(td_metrics *metrics, void *payload)
     http_server *s = payload;
     (void)metrics;
     long long cut = http_deadlines_cut(s->deadlines);
+    unsigned waiting;
+    double waited;
+    http_workers_queue(s->workers, &waiting, &waited);
     td_metric_set(s->feeds_open, NULL, (double)http_feeds_open(s->feeds));
+    td_metric_set(s->waiting, NULL, (double)waiting);
+    td_metric_set(s->waited, NULL, waited);
     td_metric_add(s->cut, NULL, (double)(cut - s->cut_counted));
     s->cut_counted = cut;
 }
@@ -729,6 +754,13 @@ int http_server_start(http_server **out, shop *sh, td_store *store, const http_o
         error = td_metrics_gauge(&s->feeds_open, s->metrics, "http_live_feeds",
                                  "Live event feeds open now.", NULL);
     if (error == 0)
+        error = td_metrics_gauge(&s->waiting, s->metrics, "http_commands_waiting",
+                                 "Commands waiting for a command worker now.", NULL);
+    if (error == 0)
+        error =
+            td_metrics_gauge(&s->waited, s->metrics, "http_command_wait_seconds",
+                             "How long the oldest command waiting for a worker has waited.", NULL);
+    if (error == 0)
         error = td_metrics_counter(&s->cut, s->metrics, "http_connections_cut_total",
                                    "Connections cut for not sending a request in time.", NULL);
     if (error == 0)
@@ -738,8 +770,12 @@ int http_server_start(http_server **out, shop *sh, td_store *store, const http_o
         error =
             http_deadlines_start(&s->deadlines, opts->head_timeout_s ? opts->head_timeout_s : 10,
                                  opts->body_timeout_s ? opts->body_timeout_s : 30);
-    if (error == 0 && opts->command_threads > 0)
-        error = http_workers_start(&s->workers, opts->command_threads, opts->commands_waiting);
+    if (error == 0 && opts->command_workers >= 0)
+        error = http_workers_start(
+            &s->workers, opts->command_workers ? (unsigned)opts->command_workers : 8,
+            opts->commands_waiting ? opts->commands_waiting : 1024,
+            opts->admit_wait_ms < 0 ? 0 : (opts->admit_wait_ms ? opts->admit_wait_ms : 50) * 1000LL,
+            may_start_new_work, sh);
     if (error == 0)
         s->daemon = start_daemon(s, opts, &addr);
     if (error == 0 && s->daemon && s->metrics)

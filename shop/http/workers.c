@@ -4,28 +4,40 @@
  * A command (a POST, PUT or DELETE) waits for the store's writer until its
  * unit of work is durable: milliseconds, more when the shop is busy. Run
  * on one of libmicrohttpd's few connection threads, it would hold every
- * other connection of that thread meanwhile, and offered more than the
- * shop can do, clients would queue where no one can see them: in the
- * threads' sockets. So the connection thread suspends the connection and
- * hands the command to a worker here; the worker runs it, then resumes
- * the connection, and the connection thread sends the answer.
+ * other connection of that thread meanwhile (a live feed, a GET, a request
+ * that should be refused at once), and offered more than the shop can do,
+ * clients would queue where no one can see them: in the threads' sockets.
+ * So the connection thread suspends the connection and hands the command
+ * to a worker here; the worker runs it, then resumes the connection, and
+ * the connection thread sends the answer.
  *
- *   submit ──▶ a worker is free, or fewer than max_waiting wait ──▶ queued
- *          ──▶ otherwise TD_EBUSY: the caller answers 503 at once
+ *   submit ──▶ stopping, or max_waiting wait already      ──▶ TD_EBUSY
+ *          ──▶ bounded, and the oldest waiting command has
+ *              waited longer than max_wait_us              ──▶ TD_EBUSY
+ *          ──▶ otherwise queued (first in, first out)
  *
- * The workers bound the commands in flight, and so how long an accepted
- * one waits for the writer; what is over is refused in microseconds
- * instead of waiting without bound. Stopping runs what is queued, then
- * joins.
+ * The number of workers bounds the commands in flight, and so how many
+ * the writer batches against the handlers that finish orders (more let
+ * placements run ahead of the saga: docs/internals/shop.md). The queue in
+ * front of them is visible, so new work (`bounded`) is refused by how long
+ * the queue makes a command wait now: a standing queue, not a burst, is
+ * what turns new orders away, and what is accepted waits at most about
+ * max_wait_us for a worker. The caller answers TD_EBUSY with 503 at once,
+ * in microseconds. Stopping runs what is queued, then joins.
  */
 #include <pthread.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "http/http.h"
+
+#define GATE_POLL_NS (1000 * 1000L) /* gated work asks the gate again this often */
 
 typedef struct job {
     http_work_fn fn;
     void *arg;
+    int64_t queued_at; /* monotonic µs */
+    bool bounded;      /* new work: gated, and refused past max_wait_us */
     struct job *next;
 } job;
 
@@ -34,27 +46,81 @@ struct http_workers {
     pthread_cond_t wake;
     pthread_t *threads;
     unsigned count, started, idle, waiting, max_waiting;
+    int64_t max_wait_us; /* for bounded submissions; 0: no bound */
+    http_gate_fn gate;   /* may bounded work start now? NULL: always */
+    void *gate_arg;
     bool stopping;
     job *first, *last;
 };
+
+static int64_t monotonic_us(void);
+
+/* Takes the first job that may start: any unbounded one, and a bounded one
+ * while the gate is open or once it has waited its time; lock held. */
+static job *take(http_workers *w, bool open, int64_t now)
+{
+    job *prev = NULL;
+    for (job *j = w->first; j; prev = j, j = j->next) {
+        if (j->bounded && !open && !w->stopping && now - j->queued_at <= w->max_wait_us)
+            continue;
+        if (prev)
+            prev->next = j->next;
+        else
+            w->first = j->next;
+        if (w->last == j)
+            w->last = prev;
+        w->waiting--;
+        return j;
+    }
+    return NULL;
+}
+
+/* Whether the gate lets bounded work start; asked without the lock (the
+ * gate takes locks of its own). */
+static bool gate_open(http_workers *w)
+{
+    bool gated = false;
+    for (job *j = w->first; j && !gated; j = j->next)
+        gated = j->bounded;
+    if (!gated || w->gate == NULL)
+        return true;
+    pthread_mutex_unlock(&w->lock);
+    bool open = w->gate(w->gate_arg);
+    pthread_mutex_lock(&w->lock);
+    return open;
+}
+
+static void wait_a_little(http_workers *w)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += GATE_POLL_NS;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&w->wake, &w->lock, &ts);
+}
 
 static void *worker_main(void *arg)
 {
     http_workers *w = arg;
     pthread_mutex_lock(&w->lock);
     for (;;) {
-        while (w->first == NULL && !w->stopping) {
-            w->idle++;
-            pthread_cond_wait(&w->wake, &w->lock);
-            w->idle--;
+        job *j = NULL;
+        while (j == NULL && (w->first || !w->stopping)) {
+            if (w->first == NULL) {
+                w->idle++;
+                pthread_cond_wait(&w->wake, &w->lock);
+                w->idle--;
+                continue;
+            }
+            bool open = gate_open(w);
+            if ((j = take(w, open, monotonic_us())) == NULL)
+                wait_a_little(w); /* only gated work waits: ask the gate again soon */
         }
-        job *j = w->first;
         if (j == NULL) /* stopping, and nothing left */
             break;
-        w->first = j->next;
-        if (w->first == NULL)
-            w->last = NULL;
-        w->waiting--;
         pthread_mutex_unlock(&w->lock);
         j->fn(j->arg);
         free(j);
@@ -64,7 +130,15 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-int http_workers_start(http_workers **out, unsigned threads, unsigned max_waiting)
+static int64_t monotonic_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int http_workers_start(http_workers **out, unsigned threads, unsigned max_waiting,
+                       int64_t max_wait_us, http_gate_fn gate, void *gate_arg)
 {
     http_workers *w = calloc(1, sizeof *w);
     if (w == NULL || (w->threads = calloc(threads, sizeof *w->threads)) == NULL) {
@@ -73,6 +147,9 @@ int http_workers_start(http_workers **out, unsigned threads, unsigned max_waitin
     }
     w->count = threads;
     w->max_waiting = max_waiting;
+    w->max_wait_us = max_wait_us;
+    w->gate = gate;
+    w->gate_arg = gate_arg;
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->wake, NULL);
     for (; w->started < threads; w->started++)
@@ -84,22 +161,41 @@ int http_workers_start(http_workers **out, unsigned threads, unsigned max_waitin
     return 0;
 }
 
-bool http_workers_full(http_workers *w)
+/* Why a submission now would be refused, or NULL; lock held. */
+static const char *refusal(const http_workers *w, bool bounded, int64_t now)
 {
-    pthread_mutex_lock(&w->lock);
-    bool full = w->stopping || (w->idle <= w->waiting && w->waiting >= w->max_waiting);
-    pthread_mutex_unlock(&w->lock);
-    return full;
+    if (w->stopping)
+        return "the server is stopping";
+    if (w->waiting >= w->max_waiting)
+        return "every command worker is busy and the queue for them is full";
+    if (!bounded || w->max_wait_us == 0)
+        return NULL;
+    for (const job *j = w->first; j; j = j->next)
+        if (j->bounded) /* the oldest new work waiting */
+            return now - j->queued_at > w->max_wait_us
+                       ? "new orders wait to start longer than the shop admits them for"
+                       : NULL;
+    return NULL;
 }
 
-int http_workers_submit(http_workers *w, http_work_fn fn, void *arg)
+const char *http_workers_full(http_workers *w, bool bounded)
+{
+    int64_t now = monotonic_us();
+    pthread_mutex_lock(&w->lock);
+    const char *why = refusal(w, bounded, now);
+    pthread_mutex_unlock(&w->lock);
+    return why;
+}
+
+int http_workers_submit(http_workers *w, http_work_fn fn, void *arg, bool bounded)
 {
     job *j = malloc(sizeof *j);
     if (j == NULL)
         return TD_ENOMEM;
-    *j = (job){fn, arg, NULL};
+    int64_t now = monotonic_us();
+    *j = (job){fn, arg, now, bounded, NULL};
     pthread_mutex_lock(&w->lock);
-    bool room = !w->stopping && (w->idle > w->waiting || w->waiting < w->max_waiting);
+    bool room = refusal(w, bounded, now) == NULL;
     if (room) {
         if (w->last)
             w->last->next = j;
@@ -113,6 +209,20 @@ int http_workers_submit(http_workers *w, http_work_fn fn, void *arg)
     if (!room)
         free(j);
     return room ? 0 : TD_EBUSY;
+}
+
+void http_workers_queue(http_workers *w, unsigned *waiting, double *oldest_s)
+{
+    *waiting = 0;
+    *oldest_s = 0;
+    if (w == NULL)
+        return;
+    int64_t now = monotonic_us();
+    pthread_mutex_lock(&w->lock);
+    *waiting = w->waiting;
+    if (w->first)
+        *oldest_s = (double)(now - w->first->queued_at) / 1e6;
+    pthread_mutex_unlock(&w->lock);
 }
 
 void http_workers_stop(http_workers *w)
