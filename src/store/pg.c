@@ -233,6 +233,7 @@ static int begin_locked(td_conn *conn, int64_t *head, uint8_t last_hash[32])
     }
     conn->in_txn = true;
     conn->notify_head = 0;
+    conn->savepoints = 0;
     conn->xid[0] = '\0';
     error = td_pg__exec(conn, sql, "beginning write transaction", td_pg__deadline_ms(conn), &res);
     if (error == 0 && (res == NULL || PQntuples(res) != 1))
@@ -344,6 +345,7 @@ static int pg_commit(td_conn *conn)
         snprintf(sql, sizeof sql, "COMMIT");
     bool was_lost = conn->pg == NULL;
     drop_pending(conn); /* COMMIT releases every savepoint */
+    conn->savepoints = 0;
     int error = td_pg__exec(conn, sql, "commit failed", td_pg__deadline_ms(conn), &res);
     bool committed = error == 0 && res && strcmp(PQcmdStatus(res), "COMMIT") == 0;
     PQclear(res);
@@ -379,6 +381,7 @@ static int pg_commit(td_conn *conn)
 static void pg_rollback(td_conn *conn)
 {
     drop_pending(conn);
+    conn->savepoints = 0;
     versions_forget(conn);
     if (conn->pg && conn->in_txn)
         (void)td_pg__exec(conn, "ROLLBACK", "rolling back", td_pg__deadline_ms(conn), NULL);
@@ -422,13 +425,29 @@ static bool take_back_savepoint(td_conn *conn)
 
 static int pg_savepoint(td_conn *conn)
 {
-    if (!conn->in_txn || conn->pg == NULL)
-        return simple(conn, "SAVEPOINT unit", "savepoint");
-    return td_pg__defer(conn, SAVEPOINT_SQL);
+    if (conn->savepoints == PG_SAVEPOINTS_MAX)
+        return td_error__set(TD_ERROR, "savepoints nested deeper than %d", PG_SAVEPOINTS_MAX);
+    int error = !conn->in_txn || conn->pg == NULL ? simple(conn, "SAVEPOINT unit", "savepoint")
+                                                  : td_pg__defer(conn, SAVEPOINT_SQL);
+    if (error == 0)
+        conn->head_marks[conn->savepoints++] = conn->notify_head;
+    return error;
+}
+
+/* The savepoint is gone (released or rolled back); what it rolled back
+ * takes its inserts back from the head the commit announces. */
+static void close_savepoint(td_conn *conn, bool rolled_back)
+{
+    if (conn->savepoints == 0)
+        return;
+    conn->savepoints--;
+    if (rolled_back)
+        conn->notify_head = conn->head_marks[conn->savepoints];
 }
 
 static int pg_release(td_conn *conn)
 {
+    close_savepoint(conn, false);
     if (!conn->in_txn || conn->pg == NULL)
         return simple(conn, "RELEASE unit", "releasing savepoint");
     if (take_back_savepoint(conn))
@@ -438,6 +457,7 @@ static int pg_release(td_conn *conn)
 
 static int pg_rollback_to(td_conn *conn)
 {
+    close_savepoint(conn, true);
     if (conn->in_txn && conn->pg && take_back_savepoint(conn))
         return 0;
     versions_forget(conn); /* what it wrote since is undone */

@@ -111,8 +111,21 @@ int td_pg__error(td_conn *conn, const PGresult *res, const char *what)
     char why[400];
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    const char *constraint = res ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) : NULL;
     bool lost = conn->pg == NULL || PQstatus(conn->pg) == CONNECTION_BAD;
     int code = lost && state == NULL ? TD_EUNAVAILABLE : code_of(state);
+    /* Only the event's id may be taken already; a position or a stream
+     * version taken means the writer's idea of the log was wrong (its write
+     * lock or its cached versions): a bug, not the caller's duplicate. */
+    if (code == TD_EEXISTS && constraint && strncmp(constraint, "events_", 7) == 0 &&
+        strcmp(constraint, "events_id_key") != 0)
+        return td_error__set(
+            TD_ERROR,
+            "%s: %s is taken already (constraint %s): this writer's "
+            "idea of the log was out of date; nothing was written; please "
+            "report this",
+            what, strcmp(constraint, "events_pkey") == 0 ? "the position" : "the stream version",
+            constraint);
     if (primary)
         trimmed(why, sizeof why, primary);
     else if (res && PQresultErrorMessage(res)[0])

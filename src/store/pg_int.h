@@ -20,6 +20,10 @@
 
 #include "store/backend.h"
 
+/* Savepoints a writer's transaction may have open at once (a unit, its
+ * handlers', its appends'); one more is refused. */
+#define PG_SAVEPOINTS_MAX 32
+
 /* Prepared statements each connection keeps, by purpose. */
 enum {
     PG_INSERT,
@@ -51,10 +55,15 @@ struct td_conn {
     int busy_timeout_ms;
     /* The writer's open transaction: its id (pg_current_xact_id), for
      * asking the server after a lost COMMIT whether it committed, and the
-     * highest position it inserted, for the commit's NOTIFY. */
+     * highest position it inserted and kept, for the commit's NOTIFY and
+     * the stream versions below. A savepoint rolled back takes its inserts
+     * back, so notify_head is noted at each open savepoint (head_marks)
+     * and restored when it is rolled back. */
     bool in_txn;
     char xid[32];
     int64_t notify_head;
+    int64_t head_marks[PG_SAVEPOINTS_MAX];
+    size_t savepoints; /* open, in head_marks */
     /* The store: the events table's oid names its locks and channel. */
     unsigned int store_oid;
     char channel[40];

@@ -600,6 +600,74 @@ static void test_known_head(void **state)
     td_store_free(other);
 }
 
+/* A part of a unit rolled back after appending the highest positions of
+ * its transaction: another handle (another process) must neither be told
+ * of a head past what committed, nor be able to make this handle append a
+ * stream version twice. On PostgreSQL the writer once kept the rolled-back
+ * positions as its head: its NOTIFY announced them, so a filtered reader
+ * elsewhere could take a later real event at such a position as seen, and
+ * its cache of stream versions stayed trusted once another writer brought
+ * the head up to that number, so its next append to such a stream collided
+ * ("an event with this id is stored already"). */
+static int append_two_then_fail(td_txn *txn, void *payload)
+{
+    (void)payload;
+    td_event two[2] = {tt_event("Undone", "{}"), tt_event("Undone", "{}")};
+    int error = td_txn_append(txn, "other-1", TD_EXPECT_ANY, two, 2);
+    return error < 0 ? error : TD_EINVAL;
+}
+
+static int undone_part_then_append(td_txn *txn, void *payload)
+{
+    (void)payload;
+    assert_td_code(td_txn_try(txn, append_two_then_fail, NULL), TD_EINVAL);
+    td_event ev = tt_event("Kept", "{}");
+    return td_txn_append(txn, "shared-1", TD_EXPECT_ANY, &ev, 1);
+}
+
+static void test_rolled_back_positions_are_not_the_head(void **state)
+{
+    fixture *f = *state;
+    tt_append(f->store, "shared-1", "T", 1); /* position 1, shared-1 at 1 */
+    td_store_options opts = TD_STORE_OPTIONS_INIT;
+    opts.poll_interval_ms = 3600 * 1000; /* it learns of commits only as they are told */
+    td_store *other = NULL;
+    assert_td_ok(td_store_open(&other, f->url, &opts));
+    int64_t head = 0;
+    if (tt_postgres()) { /* until its watch hears commits: a probe's NOTIFY */
+        assert_td_ok(td_store_wait(other, 1, 1, &head)); /* starts the watch */
+        bool heard = false;
+        for (int probe = 0; !heard && probe < 50; probe++) {
+            tt_append(f->store, "probe-1", "T", 1);
+            for (int i = 0; !heard && i < 20; i++) {
+                struct timespec ts = {0, 10 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+                heard = td_store_known_head(other) == td_store_known_head(f->store);
+            }
+        }
+        assert_true(heard);
+    }
+    tt_append(f->store, "shared-1", "T", 1); /* shared-1 at 2, at the head h */
+    int64_t h = td_store_known_head(f->store);
+    assert_td_ok(td_transact(f->store, undone_part_then_append, NULL)); /* h+1; h+1..h+2 undone */
+    assert_td_ok(td_store_head(f->store, &head));
+    assert_int_equal(head, h + 1);
+    if (tt_postgres()) { /* what the commit told: h + 1, not h + 2 */
+        for (int i = 0; td_store_known_head(other) < h + 1; i++) {
+            assert_true(i < 1000);
+            struct timespec ts = {0, 10 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+        assert_int_equal(td_store_known_head(other), h + 1);
+    }
+    tt_append(other, "shared-1", "T", 1); /* h+2, where the undone part reached; shared-1 at 4 */
+    td_event next = tt_event("Next", "{}");
+    assert_td_ok(td_store_append(f->store, "shared-1", TD_EXPECT_ANY, &next, 1));
+    assert_int_equal(next.version, 5);
+    assert_int_equal(next.position, h + 3);
+    td_store_free(other);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -623,6 +691,7 @@ int main(void)
         T(test_audit_chain_survives_rollbacks),
         T(test_wait_wakes_on_commit),
         T(test_known_head),
+        T(test_rolled_back_positions_are_not_the_head),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
