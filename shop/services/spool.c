@@ -33,8 +33,19 @@
  * the send fails with TD_ENOSPC; the notification is tried again, and goes
  * out once there is space.
  *
+ * Several processes (shop instances sharing DIR) may send through it at
+ * once. Each append happens under an flock on DIR/spool.lock, and before
+ * it the sender reads what other processes appended since its last look
+ * (their names, so that a message one sent is not sent again by another;
+ * a torn entry a dead process left at the end is cut off) and notices a
+ * rotation another made (the file at DIR/spool.mbox is no longer the one
+ * it holds open: it reads the rest of that one, which now holds the
+ * previous names, and opens the new one). A name found in what another
+ * process appended is made durable before its send returns, as its own
+ * would be. The fdatasync itself is done outside the flock.
+ *
  * Threads: send is called from the notification lanes at once; `lock`
- * guards everything.
+ * guards everything; one thread at a time holds the flock (`file_held`).
  */
 #define _GNU_SOURCE /* memmem */
 #include <dirent.h>
@@ -44,6 +55,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -78,6 +90,9 @@ typedef struct spool {
     bool syncing;
     int failed; /* 0, or TD_EIO after a failed fsync or write, TD_ENOMEM without room for an id */
     name_set current, previous; /* names in the file, and in the last rotated one */
+    int lock_fd;                /* DIR/spool.lock: flock between processes */
+    bool file_held;             /* a thread of this process holds that flock */
+    pthread_cond_t file_free;
     char dir[PATH_CAP];
     off_t rotate_at;
     unsigned long rotated; /* N of the last DIR/spool.mbox.N, 0: none */
@@ -288,12 +303,21 @@ static int sync_dir(const char *dir)
     return rc;
 }
 
+static unsigned long last_rotated(const char *dir);
+static int read_range(int fd, off_t from, off_t to, char **out);
+static int sync_dir(const char *dir);
+
 /* Renames the full file, durable to its end and with no sync in flight,
  * DIR/spool.mbox.N and begins a new one; its names become the previous
  * file's. Lock held; a failure stops the spool. */
 static void rotate(spool *sp)
 {
     char from[PATH_CAP + 16], to[PATH_CAP + 32];
+    while (sp->syncing) /* no sync of the old file in flight (the flock keeps others out) */
+        pthread_cond_wait(&sp->synced, &sp->lock);
+    unsigned long last = last_rotated(sp->dir); /* another process may have rotated too */
+    if (last > sp->rotated)
+        sp->rotated = last;
     snprintf(from, sizeof from, "%s/spool.mbox", sp->dir);
     snprintf(to, sizeof to, "%s/spool.mbox.%lu", sp->dir, sp->rotated + 1);
     if (rename(from, to) != 0 || sync_dir(sp->dir) < 0) {
@@ -343,6 +367,97 @@ static int append_entry(spool *sp, const char *entry, size_t len)
     return TD_ENOSPC;
 }
 
+/* Takes the flock between processes for this thread; lock held (and let
+ * go while waiting for it). */
+static int take_file(spool *sp)
+{
+    while (sp->file_held)
+        pthread_cond_wait(&sp->file_free, &sp->lock);
+    sp->file_held = true;
+    pthread_mutex_unlock(&sp->lock);
+    int rc;
+    while ((rc = flock(sp->lock_fd, LOCK_EX)) != 0 && errno == EINTR)
+        ;
+    pthread_mutex_lock(&sp->lock);
+    if (rc == 0)
+        return 0;
+    sp->file_held = false;
+    pthread_cond_broadcast(&sp->file_free);
+    return TD_EIO;
+}
+
+static void give_file(spool *sp)
+{
+    (void)flock(sp->lock_fd, LOCK_UN);
+    sp->file_held = false;
+    pthread_cond_broadcast(&sp->file_free);
+}
+
+/* Reads the entries appended to the open file at fd after `from` up to
+ * its end into set; a torn one at the end (its writer died) is cut off.
+ * *end: where the whole entries end. Flock held. */
+static int read_tail(int fd, name_set *set, off_t from, off_t *end)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return TD_EIO;
+    *end = st.st_size < from ? st.st_size : from;
+    if (st.st_size <= from)
+        return 0;
+    char *text = NULL;
+    off_t complete = 0;
+    int error = read_range(fd, from, st.st_size, &text);
+    if (error == 0)
+        error = load(set, text, (size_t)(st.st_size - from), &complete);
+    free(text);
+    if (error == 0 && from + complete < st.st_size &&
+        (ftruncate(fd, from + complete) != 0 || fdatasync(fd) != 0))
+        error = TD_EIO;
+    if (error == 0)
+        *end = from + complete;
+    return error;
+}
+
+/* Catches up with what other processes did since this one last held the
+ * flock: their appends, and a rotation. Lock and flock held. */
+static int catch_up(spool *sp)
+{
+    char path[PATH_CAP + 16];
+    struct stat named, held;
+    snprintf(path, sizeof path, "%s/spool.mbox", sp->dir);
+    if (fstat(sp->fd, &held) != 0)
+        return TD_EIO;
+    bool rotated =
+        stat(path, &named) != 0 || named.st_ino != held.st_ino || named.st_dev != held.st_dev;
+    off_t end = sp->end;
+    int error = read_tail(sp->fd, &sp->current, sp->end, &end);
+    if (error < 0)
+        return error;
+    if (end != sp->end) { /* another's appends: durable when they return, not known here */
+        if (end < sp->durable)
+            sp->durable = end;
+        sp->end = end;
+    }
+    if (!rotated)
+        return 0;
+    while (sp->syncing) /* the old file's sync in flight ends first */
+        pthread_cond_wait(&sp->synced, &sp->lock);
+    int fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return TD_EIO;
+    close(sp->fd);
+    sp->fd = fd;
+    sp->rotated = last_rotated(sp->dir);
+    set_clear(&sp->previous);
+    sp->previous = sp->current;
+    memset(&sp->current, 0, sizeof sp->current);
+    sp->end = sp->durable = 0;
+    error = read_tail(sp->fd, &sp->current, 0, &end);
+    if (error == 0)
+        sp->end = end;
+    return error < 0 ? error : sync_dir(sp->dir);
+}
+
 static int send_spooled(void *self, const shop_mail *mail)
 {
     spool *sp = self;
@@ -355,13 +470,22 @@ static int send_spooled(void *self, const shop_mail *mail)
     if (error < 0)
         return error;
     pthread_mutex_lock(&sp->lock);
-    make_room(sp);
-    if (!sp->failed && !holds(sp, name) && (error = append_entry(sp, entry, len)) == 0) {
+    int file = sp->failed ? sp->failed : take_file(sp);
+    if (file == 0 && (file = catch_up(sp)) < 0)
+        sp->failed = file; /* the file is not what this process thinks: stop */
+    if (file == 0)
+        make_room(sp);
+    if (file == 0 && !sp->failed && !holds(sp, name) &&
+        (error = append_entry(sp, entry, len)) == 0) {
         sp->end += (off_t)len;
         if (add_name(&sp->current, name, strlen(name)) < 0)
             sp->failed = TD_ENOMEM; /* a retry would append it twice: stop */
     }
+    if (sp->file_held)
+        give_file(sp);
     sync_through(sp, sp->end); /* also when held: it may not be durable yet */
+    if (error == 0 && file < 0)
+        error = file;
     if (error == 0 && sp->failed)
         error = sp->failed;
     pthread_mutex_unlock(&sp->lock);
@@ -382,6 +506,26 @@ static int make_dirs(const char *dir)
             return 0;
         *slash = '/';
     }
+}
+
+/* Reads bytes [from, to) of the file at fd; caller frees *out. */
+static int read_range(int fd, off_t from, off_t to, char **out)
+{
+    size_t len = (size_t)(to - from), got = 0;
+    *out = malloc(len + 1);
+    if (*out == NULL)
+        return TD_ENOMEM;
+    while (got < len) {
+        ssize_t n = pread(fd, *out + got, len - got, from + (off_t)got);
+        if (n <= 0) {
+            free(*out);
+            *out = NULL;
+            return TD_EIO;
+        }
+        got += (size_t)n;
+    }
+    (*out)[len] = '\0';
+    return 0;
 }
 
 /* Reads the whole file at fd (the spool of one shop: megabytes at most). */
@@ -411,9 +555,12 @@ static void spool_free(spool *sp)
 {
     if (sp->fd >= 0)
         close(sp->fd);
+    if (sp->lock_fd >= 0)
+        close(sp->lock_fd);
     set_clear(&sp->current);
     set_clear(&sp->previous);
     pthread_cond_destroy(&sp->synced);
+    pthread_cond_destroy(&sp->file_free);
     pthread_mutex_destroy(&sp->lock);
     free(sp);
 }
@@ -467,13 +614,20 @@ int shop_spool_open(shop_mailer *out, const char *dir, size_t rotate_at)
     spool *sp = calloc(1, sizeof *sp);
     if (sp == NULL)
         return TD_ENOMEM;
-    sp->fd = -1;
+    sp->fd = sp->lock_fd = -1;
     sp->rotate_at = (off_t)(rotate_at ? rotate_at : SHOP_SPOOL_ROTATE_BYTES);
     snprintf(sp->dir, sizeof sp->dir, "%s", dir);
     pthread_mutex_init(&sp->lock, NULL);
     pthread_cond_init(&sp->synced, NULL);
-    snprintf(path, sizeof path, "%s/spool.mbox", dir);
+    pthread_cond_init(&sp->file_free, NULL);
+    snprintf(path, sizeof path, "%s/spool.lock", dir);
     int error = make_dirs(dir);
+    if (error == 0 && (sp->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+        error = TD_EIO;
+    while (error == 0 && flock(sp->lock_fd, LOCK_EX) != 0) /* others append meanwhile */
+        if (errno != EINTR)
+            error = TD_EIO;
+    snprintf(path, sizeof path, "%s/spool.mbox", dir);
     bool created = error == 0 && access(path, F_OK) != 0;
     if (error == 0 && (sp->fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600)) < 0)
         error = TD_EIO;
@@ -491,6 +645,8 @@ int shop_spool_open(shop_mailer *out, const char *dir, size_t rotate_at)
         sp->rotated = last_rotated(dir);
         error = load_previous(sp);
     }
+    if (sp->lock_fd >= 0)
+        (void)flock(sp->lock_fd, LOCK_UN);
     if (error < 0) {
         spool_free(sp);
         return error;

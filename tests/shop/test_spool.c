@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "services/mailer.h"
@@ -285,6 +286,151 @@ static void test_full_disk(void **state)
     assert_int_equal(umount(dir), 0);
 }
 
+/* ---- several processes on one spool -------------------------------------------- */
+
+static shop_mailer open_spool_rotating(size_t rotate_at)
+{
+    char at[4200];
+    shop_mailer m;
+    snprintf(at, sizeof at, "%s/mail", dir);
+    assert_int_equal(shop_spool_open(&m, at, rotate_at), 0);
+    return m;
+}
+
+/* Two spools on one folder, as two shop processes sharing it would have:
+ * what one sent, the other does not send again, also across a rotation
+ * the other made; what either sends next lands in the current file. */
+static void test_two_spools_share_what_they_sent(void **state)
+{
+    (void)state;
+    char scratch[4300];
+    shop_mailer m;
+    snprintf(scratch, sizeof scratch, "%s/scratch", dir);
+    assert_int_equal(shop_spool_new(&m, scratch), 0);
+    assert_int_equal(send_one(&m, "e0", "a body of some length for the test"), 0);
+    shop_spool_free(&m);
+    struct stat st;
+    snprintf(scratch, sizeof scratch, "%s/scratch/spool.mbox", dir);
+    assert_int_equal(stat(scratch, &st), 0);
+    /* two messages fill a file: the third send rotates it */
+    size_t rotate_at = (size_t)st.st_size * 2 - 10;
+    shop_mailer a = open_spool_rotating(rotate_at), b = open_spool_rotating(rotate_at);
+    assert_int_equal(send_one(&a, "e1", "a body of some length for the test"), 0);
+    assert_int_equal(send_one(&a, "e2", "a body of some length for the test"), 0);
+    assert_int_equal(send_one(&b, "e1", "a body of some length for the test"), 0); /* rotates */
+    assert_int_equal(count_in(1, ""), 2);
+    assert_int_equal(count_in(0, ""), 0); /* b found e1 in what a appended */
+    assert_int_equal(send_one(&a, "e2", "a body of some length for the test"), 0);
+    assert_int_equal(count_in(0, ""), 0); /* a found e2 in the file b rotated */
+    assert_int_equal(send_one(&a, "e3", "a body of some length for the test"), 0);
+    assert_int_equal(send_one(&b, "e3", "a body of some length for the test"), 0);
+    assert_int_equal(send_one(&b, "e4", "a body of some length for the test"), 0);
+    assert_int_equal(count_in(0, "e3"), 1);
+    assert_int_equal(count_in(0, "e4"), 1);
+    assert_int_equal(count_in(0, ""), 2);
+    assert_int_equal(count_in(2, ""), -1); /* one rotation only */
+    shop_spool_free(&a);
+    shop_spool_free(&b);
+}
+
+/* A process that died in the middle of an append left a torn entry: the
+ * next sender of another process cuts it off and its own entry is whole. */
+static void test_torn_entry_of_another_process(void **state)
+{
+    (void)state;
+    shop_mailer a = open_spool();
+    assert_int_equal(send_one(&a, "e1", "one"), 0);
+    off_t whole = size_of();
+    static const char torn[] = "From shop@tidings.local Thu Nov 26 10:00:00 2026\n"
+                               "X-Spool-Length: 00000600\nFrom: Shop <shop@tid";
+    int fd = open(path, O_WRONLY | O_APPEND);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, torn, sizeof torn - 1), (ssize_t)(sizeof torn - 1));
+    close(fd);
+    assert_int_equal(send_one(&a, "e2", "two"), 0);
+    assert_true(size_of() > whole);
+    assert_int_equal(all(), 2);
+    const char *needles[] = {"Subj", NULL};
+    assert_int_equal(tt_mbox_count(path, needles), 2); /* both whole */
+    shop_spool_free(&a);
+    a = open_spool(); /* and e2 is still there when the file is read again */
+    assert_int_equal(count_in(0, "e2"), 1);
+    assert_int_equal(send_one(&a, "e2", "two"), 0);
+    assert_int_equal(all(), 2);
+    shop_spool_free(&a);
+}
+
+#define PROCESSES 4
+#define SHARED    100
+
+/* One process: opens the spool and sends every shared name (in an order
+ * of its own) and fifty of its own from four threads. */
+static void *send_shared(void *arg)
+{
+    sender *s = arg;
+    for (int i = 0; i < SHARED; i++) {
+        char event[64];
+        snprintf(event, sizeof event, "s-%d", (i * 7 + s->id * 13) % SHARED);
+        if (send_one(s->m, event, "body") != 0)
+            return (void *)1;
+        if (i % 2 == 0) {
+            snprintf(event, sizeof event, "own-%d-%d", s->id, i / 2);
+            if (send_one(s->m, event, "body") != 0)
+                return (void *)1;
+        }
+    }
+    return NULL;
+}
+
+static int process_main(int p)
+{
+    shop_mailer m = open_spool();
+    pthread_t threads[4];
+    sender senders[4];
+    for (int i = 0; i < 4; i++) {
+        senders[i] = (sender){&m, p * 4 + i};
+        if (pthread_create(&threads[i], NULL, send_shared, &senders[i]) != 0)
+            return 1;
+    }
+    int failed = 0;
+    for (int i = 0; i < 4; i++) {
+        void *rc = NULL;
+        pthread_join(threads[i], &rc);
+        failed |= rc != NULL;
+    }
+    shop_spool_free(&m);
+    return failed;
+}
+
+/* Four processes of four threads on one spool at once: each shared name
+ * is in the file once, and every process's own names too. */
+static void test_processes_share_a_spool(void **state)
+{
+    (void)state;
+    pid_t pids[PROCESSES];
+    for (int p = 0; p < PROCESSES; p++) {
+        pids[p] = fork();
+        assert_true(pids[p] >= 0);
+        if (pids[p] == 0)
+            _exit(process_main(p));
+    }
+    for (int p = 0; p < PROCESSES; p++) {
+        int status = 0;
+        assert_int_equal(waitpid(pids[p], &status, 0), pids[p]);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    char name[32];
+    for (int i = 0; i < SHARED; i++) {
+        snprintf(name, sizeof name, "s-%d", i);
+        assert_int_equal(count_in(0, name), 1);
+    }
+    for (int t = 0; t < PROCESSES * 4; t++) {
+        snprintf(name, sizeof name, "own-%d-%d", t, SHARED / 2 - 1);
+        assert_int_equal(count_in(0, name), 1);
+    }
+    assert_int_equal(all(), SHARED + PROCESSES * 4 * SHARED / 2);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -296,6 +442,9 @@ int main(void)
         T(test_rotation),
         T(test_rotation_under_concurrent_senders),
         T(test_full_disk),
+        T(test_two_spools_share_what_they_sent),
+        T(test_torn_entry_of_another_process),
+        T(test_processes_share_a_spool),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
