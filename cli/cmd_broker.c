@@ -5,8 +5,10 @@
  *
  * The broker URL comes from --broker (without a password), --broker-file or
  * TIDINGS_BROKER (tools/broker_url.h); it is shown only redacted. Both print
- * one line when they start and their counters when they stop.
+ * one line when they start and their counters when they stop. `relay
+ * rewind` moves a stopped relay's checkpoint back, needing no broker.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,22 +49,57 @@ static void print_stats(const char *what, const td_broker_stats *s)
             s->last_error[0] ? "; last error: " : "", s->last_error);
 }
 
+/* `tidings relay rewind --to POS [--name NAME]`: the relay publishes
+ * every integration event after POS again (td_relay_rewind). */
+static int relay_rewind(const cli_command *cmd, const char *name, const char *to)
+{
+    int64_t position = 0, was = 0;
+    if (to == NULL)
+        return cli_usage_error(cmd, "relay rewind needs --to POS");
+    if (cli_int(to, 0, INT64_MAX, &position) < 0)
+        return cli_usage_error(cmd, "--to must be a position (a whole number >= 0)");
+    td_store *store = NULL;
+    int error = cli_open(&store, false, false);
+    if (error == 0)
+        error = td_relay_rewind(store, name, position, &was);
+    td_store_free(store);
+    if (error < 0)
+        return cli_fail(error);
+    if (was == position)
+        printf("relay '%s': its checkpoint is at %lld already\n", name, (long long)was);
+    else
+        printf("relay '%s': rewound from %lld to %lld; it publishes the integration events after "
+               "%lld again when it next runs\n",
+               name, (long long)was, (long long)position, (long long)position);
+    return EXIT_OK;
+}
+
 int cmd_relay(int argc, char **argv)
 {
     const cli_command *cmd = cli_find_command("relay");
-    const char *broker = NULL, *file = NULL, *exchange = NULL, *name = NULL;
+    const char *broker = NULL, *file = NULL, *exchange = NULL, *name = NULL, *to = NULL;
     const cli_flag flags[] = {
         {"broker", "URL", "the broker, without a password", &broker},
         {"broker-file", "FILE", "a file (mode 0600) holding the broker URL", &file},
         {"exchange", "NAME", "the topic exchange (default tidings)", &exchange},
         {"name", "NAME", "the relay's name, which keys its checkpoint\n(default relay)", &name},
+        {"to", "POS", "rewind: the position to publish again after", &to},
         {NULL, NULL, NULL, NULL}};
     int count;
     char url[1024];
     const char *pos[1];
-    int rc = cli_parse(cmd, argc, argv, flags, pos, 0, 0, &count);
+    int rc = cli_parse(cmd, argc, argv, flags, pos, 0, 1, &count);
     if (rc != 0)
         return rc == -1 ? EXIT_OK : rc;
+    if (count == 1 && strcmp(pos[0], "rewind") == 0)
+        return broker || file || exchange
+                   ? cli_usage_error(cmd, "relay rewind takes --to and --name only")
+                   : relay_rewind(cmd, name ? name : "relay", to);
+    if (count == 1)
+        return cli_usage_error(cmd, "unknown relay action '%s' (rewind is the one there is)",
+                               pos[0]);
+    if (to)
+        return cli_usage_error(cmd, "--to goes with relay rewind");
     if ((rc = broker_url(cmd, url, sizeof url, broker, file)) != 0)
         return rc;
     td_store *store = NULL;

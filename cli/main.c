@@ -45,9 +45,10 @@ static const cli_command commands[] = {
      "Check the tamper-evident hash chain, or export events with\n"
      "their hashes for an auditor.",
      cmd_audit},
-    {"relay", "[--broker URL | --broker-file FILE] [options]",
+    {"relay", "[--broker URL | --broker-file FILE] [options]\nrewind --to POS [--name NAME]",
      "Publish the store's integration events to RabbitMQ (broker\n"
-     "URL also from TIDINGS_BROKER), with confirms, until\ninterrupted.",
+     "URL also from TIDINGS_BROKER), with confirms, until\ninterrupted. "
+     "'relay rewind' makes a stopped relay publish\nthe integration events after POS again.",
      cmd_relay},
     {"consume", "--queue NAME --types LIST [options]",
      "Append a RabbitMQ queue's integration events into the store,\n"

@@ -140,6 +140,16 @@ int td_relay_stop(td_relay *relay);
 /* Stops if running, then frees. Accepts NULL. */
 void td_relay_free(td_relay *relay);
 
+/* Makes the relay `name` of store publish again every integration event
+ * after position: its checkpoint moves back to position (receivers drop
+ * what they hold already, by id). For events that went where nobody read
+ * them (a queue bound too late, a receiver restored from a backup). Only
+ * while no process runs the relay: TD_EBUSY otherwise. A position past the
+ * checkpoint is refused with TD_EINVAL (moving it forward would skip events
+ * the broker never confirmed); the same position changes nothing. *was
+ * (may be NULL): the checkpoint before. */
+int td_relay_rewind(td_store *store, const char *name, int64_t position, int64_t *was);
+
 /* Waits until the checkpoint (every integration event up to it confirmed
  * by the broker) reaches position, or timeout_ms passes (TD_EBUSY). */
 int td_relay_wait_until(td_relay *relay, int64_t position, int timeout_ms);

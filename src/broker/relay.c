@@ -49,6 +49,7 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "core/internal.h"
+#include "core/log_int.h"
 
 #define CHECKPOINTS    "broker_relays"
 #define SAVE_EVERY_MS  100
@@ -141,23 +142,14 @@ static int keep_lock(td_relay *r)
     return 0; /* taken again, or the server is away: checked again later */
 }
 
+static int read_checkpoint(td_store *store, const char *name, int64_t *position);
+
 static int load_checkpoint(td_relay *r)
 {
-    char *text = NULL;
-    size_t len = 0;
-    int error = td_store_doc_get(r->store, CHECKPOINTS, r->name, &text, &len);
-    if (error == TD_ENOTFOUND)
-        return 0;
-    if (error < 0)
-        return error;
-    json_t *doc = json_loadb(text, len, 0, NULL);
-    json_t *pos = json_object_get(doc, "position");
-    if (json_is_integer(pos) && json_integer_value(pos) >= 0)
-        r->checkpoint = r->saved = json_integer_value(pos);
-    else
-        error = td_error__set(TD_ECORRUPT, "relay '%s': its checkpoint is not readable", r->name);
-    json_decref(doc);
-    td_free(text);
+    int64_t position = 0;
+    int error = read_checkpoint(r->store, r->name, &position);
+    if (error == 0)
+        r->checkpoint = r->saved = position;
     return error;
 }
 
@@ -545,6 +537,77 @@ int td_relay_new(td_relay **out, td_store *store, const td_relay_options *opts)
     }
     *out = r;
     return 0;
+}
+
+/* The checkpoint document of relay `name`: its position, 0 without one. */
+static int read_checkpoint(td_store *store, const char *name, int64_t *position)
+{
+    char *text = NULL;
+    size_t len = 0;
+    *position = 0;
+    int error = td_store_doc_get(store, CHECKPOINTS, name, &text, &len);
+    if (error == TD_ENOTFOUND)
+        return 0;
+    if (error < 0)
+        return error;
+    json_t *doc = json_loadb(text, len, 0, NULL);
+    json_t *pos = json_object_get(doc, "position");
+    if (json_is_integer(pos) && json_integer_value(pos) >= 0)
+        *position = json_integer_value(pos);
+    else
+        error = td_error__set(TD_ECORRUPT, "relay '%s': its checkpoint is not readable", name);
+    json_decref(doc);
+    td_free(text);
+    return error;
+}
+
+typedef struct rewind_args {
+    const char *name;
+    int64_t position;
+} rewind_args;
+
+static int put_position(td_txn *txn, void *payload)
+{
+    const rewind_args *a = payload;
+    char json[64];
+    snprintf(json, sizeof json, "{\"position\":%lld}", (long long)a->position);
+    return td_txn_doc_put(txn, CHECKPOINTS, a->name, json, strlen(json));
+}
+
+int td_relay_rewind(td_store *store, const char *name, int64_t position, int64_t *was)
+{
+    TD_REQUIRE(store && name);
+    int error = td_broker__check_name("relay", name, TD_BROKER_NAME_MAX);
+    if (error < 0)
+        return error;
+    if (position < 0)
+        return td_error__set(TD_EINVAL, "relay '%s': a position is 0 or more", name);
+    char lock[8 + TD_BROKER_NAME_MAX];
+    snprintf(lock, sizeof lock, "relay-%s", name);
+    td_store_lock *held = NULL;
+    error = td_store__lock(store, lock, &held);
+    if (error == TD_EBUSY)
+        return td_error__set(TD_EBUSY, "relay '%s' is running (it holds %s): stop it first", name,
+                             lock);
+    if (error < 0)
+        return error;
+    int64_t checkpoint = 0; /* read under the lock: no relay moves it meanwhile */
+    error = read_checkpoint(store, name, &checkpoint);
+    if (error == 0 && was)
+        *was = checkpoint;
+    if (error == 0 && position > checkpoint)
+        error = td_error__set(TD_EINVAL,
+                              "relay '%s': its checkpoint is at %lld; it may only be moved back "
+                              "(forward would skip events the broker never confirmed)",
+                              name, (long long)checkpoint);
+    rewind_args a = {name, position};
+    if (error == 0 && position < checkpoint && (error = td_transact(store, put_position, &a)) == 0)
+        td_log__emit(TD_LOG_WARN, name, NULL,
+                     "relay %s rewound from %lld to %lld: it publishes events %lld..%lld again",
+                     name, (long long)checkpoint, (long long)position, (long long)position + 1,
+                     (long long)checkpoint);
+    td_store__unlock(store, held);
+    return error;
 }
 
 int td_relay_start(td_relay *r)

@@ -173,14 +173,9 @@ static void test_classic_end_to_end(void **state)
     end_to_end(TD_QUEUE_CLASSIC);
 }
 
-static int reset_checkpoint(td_txn *txn, void *payload)
-{
-    (void)payload;
-    return td_txn_doc_put(txn, "broker_relays", "orders", "{\"position\":0}", 14);
-}
-
-/* A relay that lost its checkpoint publishes everything again: the
- * receiver takes none of it twice. */
+/* A relay rewound to the start publishes everything again: the receiver
+ * takes none of it twice. Rewinding is refused while the relay runs, and
+ * forward; a rewind to the middle publishes exactly what comes after. */
 static void test_republished_events_change_nothing(void **state)
 {
     (void)state;
@@ -190,11 +185,23 @@ static void test_republished_events_change_nothing(void **state)
     assert_td_ok(td_relay_wait_until(p.relay, head, 30000));
     td_read_query q = integration_types();
     assert_int_equal(tb_wait_count(p.to, &q, EVENTS / 2, 30000), EVENTS / 2);
-    int64_t receiver_head = 0;
+    int64_t receiver_head = 0, was = -1;
     assert_td_ok(td_store_head(p.to, &receiver_head));
+    assert_int_equal(td_relay_rewind(p.from, "orders", 0, NULL), TD_EBUSY); /* it runs */
 
     assert_td_ok(td_relay_stop(p.relay));
-    assert_td_ok(td_transact(p.from, reset_checkpoint, NULL));
+    assert_int_equal(td_relay_rewind(p.from, "orders", head + 1, &was), TD_EINVAL);
+    assert_int_equal(was, head); /* the stopped relay saved everything confirmed */
+    int64_t middle = head / 2, after_middle = 0;
+    td_read_query later = TD_READ_QUERY_INIT; /* the integration events after the middle */
+    later.after_position = middle;
+    later.type = "ItemAdded";
+    after_middle = tt_count(p.from, &later);
+    later.type = "ItemRemoved";
+    after_middle += tt_count(p.from, &later);
+    assert_true(after_middle > 0 && after_middle < EVENTS / 2);
+    assert_td_ok(td_relay_rewind(p.from, "orders", middle, &was));
+    assert_int_equal(was, head);
     td_relay_free(p.relay);
     td_relay_options ro = TD_RELAY_OPTIONS_INIT;
     ro.name = "orders";
@@ -203,15 +210,25 @@ static void test_republished_events_change_nothing(void **state)
     assert_td_ok(td_relay_new(&p.relay, p.from, &ro));
     assert_td_ok(td_relay_start(p.relay));
     assert_td_ok(td_relay_wait_until(p.relay, head, 30000));
+    td_broker_stats rs;
+    td_relay_stats(p.relay, &rs);
+    assert_int_equal(rs.published, after_middle); /* what comes after the middle, no more */
+
+    assert_td_ok(td_relay_stop(p.relay));
+    assert_td_ok(td_relay_rewind(p.from, "orders", 0, &was)); /* and from the start */
+    td_relay_free(p.relay);
+    assert_td_ok(td_relay_new(&p.relay, p.from, &ro));
+    assert_td_ok(td_relay_start(p.relay));
+    assert_td_ok(td_relay_wait_until(p.relay, head, 30000));
 
     td_broker_stats cs;
     for (int i = 0; i < 600; i++) {
         td_consumer_stats(p.consumer, &cs);
-        if (cs.duplicates >= EVENTS / 2)
+        if (cs.duplicates >= EVENTS / 2 + after_middle)
             break;
         usleep(50000);
     }
-    assert_int_equal(cs.duplicates, EVENTS / 2);
+    assert_int_equal(cs.duplicates, EVENTS / 2 + after_middle);
     assert_int_equal(cs.consumed, EVENTS / 2);
     int64_t after = 0;
     assert_td_ok(td_store_head(p.to, &after));
