@@ -49,6 +49,7 @@ struct http_workers {
     int64_t max_wait_us; /* for bounded submissions; 0: no bound */
     http_gate_fn gate;   /* may bounded work start now? NULL: always */
     void *gate_arg;
+    bool polling; /* a worker watches the gate */
     bool stopping;
     job *first, *last;
 };
@@ -102,6 +103,10 @@ static void wait_a_little(http_workers *w)
     pthread_cond_timedwait(&w->wake, &w->lock, &ts);
 }
 
+/* One worker at a time (`polling`) watches the gate while new work waits,
+ * asking it every GATE_POLL_NS; the others sleep until a command comes or
+ * the watcher, having taken one, hands the watch on. So a shut gate costs
+ * one thread's polling, not every worker's. */
 static void *worker_main(void *arg)
 {
     http_workers *w = arg;
@@ -115,9 +120,20 @@ static void *worker_main(void *arg)
                 w->idle--;
                 continue;
             }
-            bool open = gate_open(w);
-            if ((j = take(w, open, monotonic_us())) == NULL)
-                wait_a_little(w); /* only gated work waits: ask the gate again soon */
+            bool watcher = !w->polling, open = false;
+            if (watcher) {
+                w->polling = true;
+                open = gate_open(w);
+            }
+            j = take(w, open, monotonic_us()); /* without the gate: other commands, overdue ones */
+            if (j && watcher && w->first)
+                pthread_cond_signal(&w->wake); /* someone else watches the gate now */
+            if (j == NULL && watcher)
+                wait_a_little(w); /* new work waits for the gate: ask it again soon */
+            else if (j == NULL)
+                pthread_cond_wait(&w->wake, &w->lock);
+            if (watcher)
+                w->polling = false;
         }
         if (j == NULL) /* stopping, and nothing left */
             break;
