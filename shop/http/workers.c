@@ -12,17 +12,20 @@
  * the connection thread sends the answer.
  *
  *   submit ──▶ stopping, or max_waiting wait already      ──▶ TD_EBUSY
- *          ──▶ bounded, and the oldest waiting command has
- *              waited longer than max_wait_us              ──▶ TD_EBUSY
+ *          ──▶ bounded, and the oldest waiting new work has
+ *              waited longer than max_wait_us, or what
+ *              waits ahead would take longer to run at the
+ *              pace commands run now (service_us)           ──▶ TD_EBUSY
  *          ──▶ otherwise queued (first in, first out)
  *
  * The number of workers bounds the commands in flight, and so how many
  * the writer batches against the handlers that finish orders (more let
  * placements run ahead of the saga: docs/internals/shop.md). The queue in
  * front of them is visible, so new work (`bounded`) is refused by how long
- * the queue makes a command wait now: a standing queue, not a burst, is
- * what turns new orders away, and what is accepted waits at most about
- * max_wait_us for a worker. The caller answers TD_EBUSY with 503 at once,
+ * the queue makes a command wait now: as the oldest new work waiting has
+ * waited, and as a newcomer would, behind what waits ahead of it at the
+ * pace commands run; what is accepted waits at most about max_wait_us for
+ * a worker. The caller answers TD_EBUSY with 503 at once,
  * in microseconds. Stopping runs what is queued, then joins.
  */
 #include <pthread.h>
@@ -49,7 +52,8 @@ struct http_workers {
     int64_t max_wait_us; /* for bounded submissions; 0: no bound */
     http_gate_fn gate;   /* may bounded work start now? NULL: always */
     void *gate_arg;
-    bool polling; /* a worker watches the gate */
+    bool polling;       /* a worker watches the gate */
+    int64_t service_us; /* how long a command runs, smoothed (EWMA, 1/8) */
     bool stopping;
     job *first, *last;
 };
@@ -138,9 +142,12 @@ static void *worker_main(void *arg)
         if (j == NULL) /* stopping, and nothing left */
             break;
         pthread_mutex_unlock(&w->lock);
+        int64_t began = monotonic_us();
         j->fn(j->arg);
+        int64_t ran = monotonic_us() - began;
         free(j);
         pthread_mutex_lock(&w->lock);
+        w->service_us = w->service_us ? w->service_us + (ran - w->service_us) / 8 : ran;
     }
     pthread_mutex_unlock(&w->lock);
     return NULL;
@@ -186,6 +193,9 @@ static const char *refusal(const http_workers *w, bool bounded, int64_t now)
         return "every command worker is busy and the queue for them is full";
     if (!bounded || w->max_wait_us == 0)
         return NULL;
+    /* what waits ahead of it, at the pace commands run now */
+    if ((int64_t)w->waiting * w->service_us / (int64_t)w->count > w->max_wait_us)
+        return "new orders would wait to start longer than the shop admits them for";
     for (const job *j = w->first; j; j = j->next)
         if (j->bounded) /* the oldest new work waiting */
             return now - j->queued_at > w->max_wait_us

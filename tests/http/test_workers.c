@@ -201,6 +201,44 @@ static void test_refusals(void **state)
     pthread_mutex_destroy(&book.lock);
 }
 
+static void run_slowly(void *arg)
+{
+    sleep_ms(50);
+    run(arg);
+}
+
+/* New work is refused when what waits ahead of it would take longer than
+ * its bound to run, at the pace commands ran so far, before the oldest has
+ * waited that long: a burst past what the workers can do in time is turned
+ * away at once. */
+static void test_refused_by_the_wait_foreseen(void **state)
+{
+    (void)state;
+    book_t book;
+    book_init(&book);
+    atomic_store(&book.gate_open, true);
+    http_workers *w = NULL;
+    assert_int_equal(http_workers_start(&w, 1, 16, 120000, gate, &book), 0);
+    job_arg first = {&book, 'F', false}, h = {&book, 'H', true}, n[4];
+    assert_int_equal(http_workers_submit(w, run_slowly, &first, false), 0); /* 50 ms a command */
+    char order[65];
+    wait_ran(&book, 1, order);
+    assert_int_equal(http_workers_submit(w, run, &h, false), 0);
+    wait_blocking(&book, 1);
+    for (int i = 0; i < 4; i++)
+        n[i] = (job_arg){&book, (char)('a' + i), false};
+    assert_int_equal(http_workers_submit(w, run_slowly, &n[0], true), 0);        /* none ahead */
+    assert_int_equal(http_workers_submit(w, run_slowly, &n[1], true), 0);        /* 50 ms ahead */
+    assert_int_equal(http_workers_submit(w, run_slowly, &n[2], true), 0);        /* 100 ms ahead */
+    assert_int_equal(http_workers_submit(w, run_slowly, &n[3], true), TD_EBUSY); /* 150 ms */
+    assert_non_null(strstr(http_workers_full(w, true), "would wait"));
+    atomic_store(&book.release, true);
+    wait_ran(&book, 5, order);
+    assert_string_equal(order, "FHabc");
+    http_workers_stop(w);
+    pthread_mutex_destroy(&book.lock);
+}
+
 /* A stop runs what is queued, the gate shut or not, then refuses. */
 static void test_stop_runs_the_queue(void **state)
 {
@@ -222,9 +260,13 @@ static void test_stop_runs_the_queue(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_first_in_first_out),  cmocka_unit_test(test_gate_holds_new_work_only),
-        cmocka_unit_test(test_gate_never_starves),  cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_first_in_first_out),
+        cmocka_unit_test(test_gate_holds_new_work_only),
+        cmocka_unit_test(test_gate_never_starves),
+        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_refused_by_the_wait_foreseen),
         cmocka_unit_test(test_stop_runs_the_queue),
+        /* one a line */
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
