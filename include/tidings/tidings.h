@@ -15,6 +15,7 @@
 #ifndef TIDINGS_TIDINGS_H
 #define TIDINGS_TIDINGS_H
 
+#include "aggregate.h"
 #include "audit.h"
 #include "broker.h"
 #include "bus.h"

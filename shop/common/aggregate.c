@@ -1,6 +1,6 @@
 /*
- * aggregate.c (shop): snapshots, appends and command plumbing (see
- * aggregate.h).
+ * aggregate.c (shop): the shop's aggregates on libtidings' (its schema
+ * versions, its data taken), and command plumbing (see aggregate.h).
  */
 #include "common/aggregate.h"
 
@@ -13,177 +13,44 @@
 
 #define CONFLICT_RETRIES 3
 
-static void snapshot_collection(char buf[80], const char *category)
-{
-    snprintf(buf, 80, "snap_%s", category);
-}
-
-static int parse_snapshot(const char *text, size_t len, json_t **state, int64_t *version)
-{
-    json_error_t err;
-    json_t *doc = json_loadb(text, len, 0, &err);
-    json_int_t v = 0;
-    json_t *s = NULL;
-    if (doc == NULL || json_unpack(doc, "{s:I,s:o}", "version", &v, "state", &s) < 0) {
-        json_decref(doc);
-        return TD_ECORRUPT;
-    }
-    *state = json_incref(s);
-    *version = v;
-    json_decref(doc);
-    return 0;
-}
-
-/* Folds the events after a snapshot onto it. */
-typedef struct catch_up {
-    shop_aggregate *a;
-    shop_fold_fn fold;
-} catch_up;
-
-static int fold_one(const td_event *ev, void *payload)
-{
-    catch_up *c = payload;
-    json_t *data;
-    int error = td_event_data(&data, ev);
-    if (error < 0)
-        return error;
-    c->a->state = c->fold(c->a->state, ev->type, data); /* the fold takes the old state */
-    json_decref(data);
-    if (c->a->state == NULL)
-        return shop_fail(TD_ECORRUPT, "internal_error", NULL,
-                         "event %lld (%s) of %s-%s cannot be applied", (long long)ev->position,
-                         ev->type, c->a->category, c->a->id);
-    c->a->version = ev->version;
-    return 0;
-}
-
-static void stream_of(char stream[TD_STREAM_MAX + 1], const shop_aggregate *a)
-{
-    snprintf(stream, TD_STREAM_MAX + 1, "%s-%s", a->category, a->id);
-}
-
-static void start(shop_aggregate *a, const char *category, const char *id)
-{
-    memset(a, 0, sizeof *a);
-    a->category = category;
-    snprintf(a->id, sizeof a->id, "%s", id);
-}
-
 int agg_load(td_txn *txn, shop_aggregate *a, const char *category, const char *id,
              shop_fold_fn fold)
 {
-    char collection[80], *text = NULL, stream[TD_STREAM_MAX + 1];
-    size_t len = 0;
-    start(a, category, id);
-    snapshot_collection(collection, category);
-    int error = td_txn_doc_get(txn, collection, id, &text, &len);
-    if (error == 0)
-        error = parse_snapshot(text, len, &a->state, &a->version);
-    td_free(text);
-    catch_up c = {a, fold};
-    stream_of(stream, a);
-    if (error == 0 || error == TD_ENOTFOUND)
-        error = td_txn_read_stream(txn, stream, a->version + 1, 0, fold_one, &c);
-    if (error < 0)
-        agg_dispose(a);
-    return error;
+    return td_aggregate_load(txn, a, category, id, fold);
+}
+
+void agg_dispose(shop_aggregate *a)
+{
+    td_aggregate_dispose(a);
 }
 
 int agg_read(td_store *store, const char *category, shop_fold_fn fold, const char *id,
              json_t **state, int64_t *version)
 {
-    char collection[80], *text = NULL, stream[TD_STREAM_MAX + 1];
-    size_t len = 0;
-    shop_aggregate a;
-    start(&a, category, id);
-    snapshot_collection(collection, category);
-    int error = td_store_doc_get(store, collection, id, &text, &len);
-    if (error == 0)
-        error = parse_snapshot(text, len, &a.state, &a.version);
-    td_free(text);
-    catch_up c = {&a, fold};
-    stream_of(stream, &a);
-    if (error == 0 || error == TD_ENOTFOUND)
-        error = td_store_read_stream(store, stream, a.version + 1, 0, fold_one, &c);
-    if (error == 0 && a.state == NULL)
-        error = TD_ENOTFOUND;
-    if (error < 0) {
-        agg_dispose(&a);
-        return error;
-    }
-    *state = a.state;
-    if (version)
-        *version = a.version;
-    return 0;
+    return td_aggregate_read(store, category, id, fold, state, version);
 }
 
 int agg_read_at(td_store *store, const char *category, shop_fold_fn fold, const char *id,
                 int64_t version, json_t **state)
 {
-    char stream[TD_STREAM_MAX + 1];
-    shop_aggregate a;
-    start(&a, category, id);
-    catch_up c = {&a, fold};
-    stream_of(stream, &a);
-    int error = td_store_read_stream(store, stream, 1, (size_t)version, fold_one, &c);
-    if (error == 0 && (a.state == NULL || a.version != version))
-        error = TD_ENOTFOUND;
-    if (error < 0) {
-        agg_dispose(&a);
-        return error;
-    }
-    *state = a.state;
-    return 0;
-}
-
-void agg_dispose(shop_aggregate *a)
-{
-    json_decref(a->state);
-    a->state = NULL;
-}
-
-static int write_snapshot(td_txn *txn, const shop_aggregate *a)
-{
-    char collection[80];
-    snapshot_collection(collection, a->category);
-    json_t *doc = json_pack("{s:I,s:O}", "version", (json_int_t)a->version, "state", a->state);
-    int error = doc ? td_txn_doc_put_json(txn, collection, a->id, doc) : TD_ENOMEM;
-    json_decref(doc);
-    return error;
+    return td_aggregate_read_at(store, category, id, version, fold, state);
 }
 
 int agg_append(td_txn *txn, shop_aggregate *a, shop_new_event *events, size_t count,
                shop_fold_fn fold)
 {
-    char stream[TD_STREAM_MAX + 1];
-    td_event evs[8];
-    char *texts[8] = {0};
-    int error = count <= 8 ? 0 : TD_EINVAL;
-    stream_of(stream, a);
+    td_aggregate_event evs[TD_AGGREGATE_APPEND_MAX];
+    int error = count <= TD_AGGREGATE_APPEND_MAX ? 0 : TD_EINVAL;
     for (size_t i = 0; error == 0 && i < count; i++) {
-        td_event_init(&evs[i]);
-        evs[i].type = events[i].type;
-        evs[i].source = events[i].source;
-        evs[i].kind = events[i].kind;
-        evs[i].schema_version = shop_schema_version(events[i].type);
-        texts[i] = events[i].data ? json_dumps(events[i].data, JSON_COMPACT) : NULL;
-        evs[i].data = texts[i];
-        if (texts[i] == NULL)
-            error = TD_ENOMEM;
+        evs[i] = (td_aggregate_event){events[i].type, events[i].source, events[i].kind,
+                                      shop_schema_version(events[i].type), events[i].data};
+        if (events[i].data == NULL)
+            error = TD_ENOMEM; /* a json_pack that failed */
     }
     if (error == 0)
-        error = td_txn_append(txn, stream, a->version, evs, count);
-    for (size_t i = 0; error == 0 && i < count; i++)
-        if ((a->state = fold(a->state, events[i].type, events[i].data)) == NULL)
-            error = TD_ENOMEM;
-    if (error == 0) {
-        a->version += (int64_t)count;
-        error = write_snapshot(txn, a);
-    }
-    for (size_t i = 0; i < count; i++) {
-        free(texts[i]);
+        error = td_aggregate_append(txn, a, evs, count, fold);
+    for (size_t i = 0; i < count; i++)
         json_decref(events[i].data);
-    }
     return error;
 }
 

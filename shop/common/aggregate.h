@@ -1,14 +1,8 @@
 /*
- * aggregate.h (shop): event-sourced aggregates with snapshots, and the
- * plumbing every command shares.
- *
- * An aggregate lives in stream <category>-<id>; its snapshot, the fold of
- * all its events plus the stream version, in document snap_<category>/<id>.
- * agg_load reads the snapshot (O(1)); agg_append appends events with the
- * loaded version as expected version, folds them into the state with the
- * aggregate's fold function and writes the snapshot, all in the caller's
- * unit of work. Replaying a stream through the same fold gives the same
- * state (tested per aggregate).
+ * aggregate.h (shop): the shop's aggregates on libtidings' (tidings/
+ * aggregate.h: stream <category>-<id>, snapshot in snap_<category>/<id>,
+ * loaded and appended inside the caller's unit of work), with the shop's
+ * schema versions, and the plumbing every command shares.
  *
  * Commands run their checks inside a unit of work, on the store's writer
  * thread: they record failures in a shop_cmd, and shop_run carries the
@@ -18,21 +12,13 @@
 #define SHOP_COMMON_AGGREGATE_H
 
 #include "shop.h"
+#include "tidings/aggregate.h"
 
-/* Applies one event to state (NULL before the first) and returns the new
- * state; takes ownership of state. NULL result: out of memory. */
-typedef json_t *(*shop_fold_fn)(json_t *state, const char *type, json_t *data);
+typedef td_aggregate_fold_fn shop_fold_fn;
+typedef td_aggregate shop_aggregate;
 
-typedef struct shop_aggregate {
-    const char *category;
-    char id[SHOP_ID_LEN + 1];
-    json_t *state; /* owned; NULL when the aggregate does not exist */
-    int64_t version;
-} shop_aggregate;
-
-/* Loads the aggregate: its snapshot, then any later events of its stream
- * folded on top (events that arrived by import, migration or the tidings
- * command carry no snapshot). Events come upcast to the current schema. */
+/* Loads the aggregate (td_aggregate_load); events come upcast to the
+ * current schema. */
 int agg_load(td_txn *txn, shop_aggregate *a, const char *category, const char *id,
              shop_fold_fn fold);
 void agg_dispose(shop_aggregate *a);
@@ -49,6 +35,8 @@ typedef struct shop_new_event {
     json_t *data;
 } shop_new_event;
 
+/* td_aggregate_append at the shop's schema versions; takes the events'
+ * data in every case. */
 int agg_append(td_txn *txn, shop_aggregate *a, shop_new_event *events, size_t count,
                shop_fold_fn fold);
 
