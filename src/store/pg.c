@@ -289,6 +289,14 @@ static int pg_begin_at_head(td_conn *conn, int64_t *head, uint8_t last_hash[32])
     return begin_again(conn, head, last_hash);
 }
 
+/* What the server said of a transaction (pg_xact_status). */
+typedef enum xact_answer {
+    XACT_NO_ANSWER, /* no connection or no readable answer: ask again */
+    XACT_COMMITTED,
+    XACT_ABORTED,
+    XACT_IN_PROGRESS, /* not over yet: ask again */
+} xact_answer;
+
 /* After a COMMIT whose answer was lost: what became of the transaction,
  * asked on a connection of its own until the server answers or the time
  * allowed runs out. 1 committed, 0 not, < 0 unknown (message set). */
@@ -308,16 +316,16 @@ static int resolve(td_conn *conn, const char *xid)
         const char *status = res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1
                                  ? PQgetvalue(res, 0, 0)
                                  : NULL;
-        int outcome = status == NULL                     ? -1
-                      : strcmp(status, "committed") == 0 ? 1
-                      : strcmp(status, "aborted") == 0   ? 0
-                                                         : -2; /* in progress */
-        if (outcome == -1)
+        xact_answer answer = status == NULL                     ? XACT_NO_ANSWER
+                             : strcmp(status, "committed") == 0 ? XACT_COMMITTED
+                             : strcmp(status, "aborted") == 0   ? XACT_ABORTED
+                                                                : XACT_IN_PROGRESS;
+        if (answer == XACT_NO_ANSWER)
             snprintf(why, sizeof why, "%s", pg ? PQerrorMessage(pg) : "out of memory");
         PQclear(res);
         PQfinish(pg);
-        if (outcome >= 0)
-            return outcome;
+        if (answer == XACT_COMMITTED || answer == XACT_ABORTED)
+            return answer == XACT_COMMITTED ? 1 : 0;
         if (monotonic_ms() + delay_ms > until)
             break;
         usleep((useconds_t)delay_ms * 1000);

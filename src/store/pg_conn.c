@@ -249,28 +249,35 @@ int td_pg__ensure(td_conn *conn, int wait_ms)
 
 /* ---- running statements ------------------------------------------------------------ */
 
+/* What wait_socket saw. */
+typedef enum socket_wait {
+    SOCKET_READY,     /* ready for the events asked */
+    SOCKET_TIMED_OUT, /* the deadline passed first */
+    SOCKET_FAILED,    /* no socket, or poll failed (errno) */
+} socket_wait;
+
 /* Waits until the socket is ready for events or the deadline (0: none)
- * passes: 1 ready, 0 timed out, < 0 failed. */
-static int wait_socket(PGconn *pg, short events, int64_t deadline)
+ * passes. */
+static socket_wait wait_socket(PGconn *pg, short events, int64_t deadline)
 {
     struct pollfd p = {.fd = PQsocket(pg), .events = events};
     if (p.fd < 0)
-        return -1;
+        return SOCKET_FAILED;
     for (;;) {
         int timeout = -1;
         if (deadline) {
             int64_t left = deadline - now_ms();
             if (left <= 0)
-                return 0;
+                return SOCKET_TIMED_OUT;
             timeout = left > 1000000 ? 1000000 : (int)left;
         }
         int n = poll(&p, 1, timeout);
         if (n > 0)
-            return 1;
+            return SOCKET_READY;
         if (n == 0)
-            return 0;
+            return SOCKET_TIMED_OUT;
         if (errno != EINTR)
-            return -1;
+            return SOCKET_FAILED;
     }
 }
 
@@ -294,23 +301,23 @@ int td_pg__finish(td_conn *conn, int timeout_ms, const char *what, PGresult **ou
     if (out)
         *out = NULL;
     while ((flushed = PQflush(pg)) == 1) {
-        int ready = wait_socket(pg, POLLOUT | POLLIN, deadline);
-        if (ready == 0)
+        socket_wait ready = wait_socket(pg, POLLOUT | POLLIN, deadline);
+        if (ready == SOCKET_TIMED_OUT)
             return hung(conn, what, timeout_ms);
-        if (ready < 0 || !PQconsumeInput(pg))
+        if (ready == SOCKET_FAILED || !PQconsumeInput(pg))
             return td_pg__error(conn, NULL, what);
     }
     if (flushed < 0)
         return td_pg__error(conn, NULL, what);
     for (;;) {
         while (PQisBusy(pg)) {
-            int ready = wait_socket(pg, POLLIN, deadline);
-            if (ready == 0) {
+            socket_wait ready = wait_socket(pg, POLLIN, deadline);
+            if (ready == SOCKET_TIMED_OUT) {
                 PQclear(failed);
                 PQclear(last);
                 return hung(conn, what, timeout_ms);
             }
-            if (ready < 0 || !PQconsumeInput(pg))
+            if (ready == SOCKET_FAILED || !PQconsumeInput(pg))
                 break; /* PQgetResult reports the broken connection */
         }
         PGresult *res = PQgetResult(pg);
@@ -456,10 +463,10 @@ static int push(td_conn *conn, int64_t deadline, int timeout_ms, const char *wha
 {
     int flushed;
     while ((flushed = PQflush(conn->pg)) == 1) {
-        int ready = wait_socket(conn->pg, POLLOUT | POLLIN, deadline);
-        if (ready == 0)
+        socket_wait ready = wait_socket(conn->pg, POLLOUT | POLLIN, deadline);
+        if (ready == SOCKET_TIMED_OUT)
             return hung(conn, what, timeout_ms);
-        if (ready < 0 || !PQconsumeInput(conn->pg))
+        if (ready == SOCKET_FAILED || !PQconsumeInput(conn->pg))
             return td_pg__error(conn, NULL, what);
     }
     return flushed < 0 ? td_pg__error(conn, NULL, what) : 0;
@@ -513,13 +520,13 @@ static int run_pipeline(td_conn *conn, const char *name, int params, size_t coun
     size_t ends = 0; /* statements' ends seen: one each, then the sync */
     while (error == 0) {
         while (PQisBusy(pg)) {
-            int ready = wait_socket(pg, POLLIN, deadline);
-            if (ready == 0) {
+            socket_wait ready = wait_socket(pg, POLLIN, deadline);
+            if (ready == SOCKET_TIMED_OUT) {
                 PQclear(failed);
                 PQclear(last);
                 return hung(conn, what, timeout_ms);
             }
-            if (ready < 0 || !PQconsumeInput(pg))
+            if (ready == SOCKET_FAILED || !PQconsumeInput(pg))
                 break;
         }
         if (PQstatus(pg) == CONNECTION_BAD) {
