@@ -22,6 +22,7 @@
  */
 #include <string.h>
 
+#include "bus/eager.h"
 #include "bus/sub_int.h"
 #include "core/error.h"
 #include "core/log_int.h"
@@ -77,25 +78,27 @@ static int observe(td_txn *txn, const td_event *events, size_t count, void *payl
 int td_eager__start(td_subscription *sub)
 {
     int error = td_store__observe(sub->store, observe, sub);
-    sub->eager_started = error == 0;
+    sub->eager.started = error == 0;
     return error;
 }
 
 int td_eager__stop(td_subscription *sub)
 {
+    if (!sub->eager.started)
+        return 0;
     int error = td_store__unobserve(sub->store, observe, sub);
     if (error == 0)
-        sub->eager_started = false;
+        sub->eager.started = false;
     return error;
 }
 
 void td_eager__note_failure(td_subscription *sub, const td_uuid *id)
 {
     pthread_mutex_lock(&sub->lock);
-    sub->eager_failed[sub->eager_failed_next] = *id;
-    sub->eager_failed_next = (sub->eager_failed_next + 1) % TD_EAGER_FAILED_MAX;
-    if (sub->eager_failed_count < TD_EAGER_FAILED_MAX)
-        sub->eager_failed_count++;
+    sub->eager.failed[sub->eager.failed_next] = *id;
+    sub->eager.failed_next = (sub->eager.failed_next + 1) % TD_EAGER_FAILED_MAX;
+    if (sub->eager.failed_count < TD_EAGER_FAILED_MAX)
+        sub->eager.failed_count++;
     pthread_mutex_unlock(&sub->lock);
 }
 
@@ -103,11 +106,11 @@ void td_eager__note_failure(td_subscription *sub, const td_uuid *id)
 bool td_eager__take_failure(td_subscription *sub, const td_uuid *id)
 {
     TD_ASSERT_HELD(&sub->lock);
-    if (sub->eager_failed_count == 0)
+    if (sub->eager.failed_count == 0)
         return false;
     for (size_t i = 0; i < TD_EAGER_FAILED_MAX; i++)
-        if (memcmp(&sub->eager_failed[i], id, sizeof *id) == 0 && !td_uuid_is_nil(id)) {
-            memset(&sub->eager_failed[i], 0, sizeof sub->eager_failed[i]);
+        if (memcmp(&sub->eager.failed[i], id, sizeof *id) == 0 && !td_uuid_is_nil(id)) {
+            memset(&sub->eager.failed[i], 0, sizeof sub->eager.failed[i]);
             return true;
         }
     return false;

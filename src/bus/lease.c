@@ -35,6 +35,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bus/lease.h"
 #include "bus/sub_int.h"
 #include "core/alloc.h"
 #include "core/error.h"
@@ -67,7 +68,7 @@ static bool held_by_other(const lease_op *op, json_t *doc, char *why, size_t why
     json_int_t pid = json_integer_value(json_object_get(doc, "pid"));
     json_int_t expires = json_integer_value(json_object_get(doc, "expires_at"));
     char here[256] = "", until[TD_TIME_STR_LEN + 1] = "?";
-    bool ours = owner && strcmp(owner, op->sub->lease_owner) == 0;
+    bool ours = owner && strcmp(owner, op->sub->lease.owner) == 0;
     bool this_host = host && gethostname(here, sizeof here - 1) == 0 && strcmp(host, here) == 0;
     if (op->lock_busy) {
         if (owner && !ours && this_host)
@@ -103,7 +104,7 @@ static int lease_unit(td_txn *txn, void *payload)
     if (op->release)
         return other || error == TD_ENOTFOUND ? 0
                                               : td_txn_doc_delete(txn, TD_COLL_LEASES, sub->name);
-    if (other && sub->lease_held) {
+    if (other && sub->lease.held) {
         op->lost = true;
         return 0;
     }
@@ -113,7 +114,7 @@ static int lease_unit(td_txn *txn, void *payload)
     if (gethostname(host, sizeof host - 1) != 0)
         snprintf(host, sizeof host, "?");
     json_t *lease =
-        json_pack("{s:s,s:I,s:s,s:I}", "owner", sub->lease_owner, "pid", (json_int_t)getpid(),
+        json_pack("{s:s,s:I,s:s,s:I}", "owner", sub->lease.owner, "pid", (json_int_t)getpid(),
                   "host", host, "expires_at", (json_int_t)(td_time_now() + LEASE_TTL_US));
     error = lease ? td_txn_doc_put_json(txn, TD_COLL_LEASES, sub->name, lease) : td_error__oom();
     json_decref(lease);
@@ -133,7 +134,7 @@ int td_lease__take(td_subscription *sub)
     int error = td_uuid_v7(&id);
     if (error < 0)
         return error;
-    td_uuid_format(sub->lease_owner, &id);
+    td_uuid_format(sub->lease.owner, &id);
     lease_lock_name(sub, lock_name, sizeof lock_name);
     lease_op op = {sub, false, false, false};
     int64_t until = td_sched__monotonic_us() + LOCK_WAIT_US;
@@ -145,9 +146,9 @@ int td_lease__take(td_subscription *sub)
     else if (error < 0)
         return error;
     if ((error = td_transact(sub->store, lease_unit, &op)) == 0) {
-        sub->lease_held = true;
-        sub->lease_lock = lock;
-        sub->lease_renewed_us = td_sched__monotonic_us();
+        sub->lease.held = true;
+        sub->lease.lock = lock;
+        sub->lease.renewed_us = td_sched__monotonic_us();
     } else {
         td_store__unlock(sub->store, lock);
     }
@@ -161,7 +162,7 @@ static int keep_lock(td_subscription *sub)
 {
     char lock_name[8 + TD_SUBSCRIPTION_NAME_MAX];
     lease_lock_name(sub, lock_name, sizeof lock_name);
-    int error = td_store__lock_keep(sub->store, lock_name, &sub->lease_lock);
+    int error = td_store__lock_keep(sub->store, lock_name, &sub->lease.lock);
     if (error == TD_EBUSY)
         return td_error__set(TD_EBUSY,
                              "subscription '%s' lost its lock with the database session that "
@@ -173,13 +174,13 @@ static int keep_lock(td_subscription *sub)
 int td_lease__renew(td_subscription *sub)
 {
     int64_t now = td_sched__monotonic_us();
-    if (!sub->lease_held || now - sub->lease_renewed_us < LEASE_RENEW_US)
+    if (!sub->lease.held || now - sub->lease.renewed_us < LEASE_RENEW_US)
         return 0;
     int error = keep_lock(sub);
     if (error == TD_EBUSY)
         return error;
     if (error < 0) { /* the server is away: tried again soon; the lease still runs */
-        sub->lease_renewed_us = now - LEASE_RENEW_US + LEASE_RETRY_US;
+        sub->lease.renewed_us = now - LEASE_RENEW_US + LEASE_RETRY_US;
         return TD_ERROR;
     }
     lease_op op = {sub, false, false, false};
@@ -192,17 +193,17 @@ int td_lease__renew(td_subscription *sub)
     /* A renewal that failed (the store is full, say) is tried again soon;
      * meanwhile the lock keeps the name on this host. TD_EBUSY from the
      * store (its lock timed out) is not the lease lost. */
-    sub->lease_renewed_us = error == 0 ? now : now - LEASE_RENEW_US + LEASE_RETRY_US;
+    sub->lease.renewed_us = error == 0 ? now : now - LEASE_RENEW_US + LEASE_RETRY_US;
     return error == TD_EBUSY ? TD_ERROR : error;
 }
 
 void td_lease__release(td_subscription *sub)
 {
-    if (!sub->lease_held)
+    if (!sub->lease.held)
         return;
     lease_op op = {sub, true, false, false};
     (void)td_transact(sub->store, lease_unit, &op); /* or it expires */
-    td_store__unlock(sub->store, sub->lease_lock);  /* after: a taker then finds no lease */
-    sub->lease_lock = NULL;
-    sub->lease_held = false;
+    td_store__unlock(sub->store, sub->lease.lock);  /* after: a taker then finds no lease */
+    sub->lease.lock = NULL;
+    sub->lease.held = false;
 }

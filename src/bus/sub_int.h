@@ -26,13 +26,14 @@
 
 #include <pthread.h>
 
+#include "bus/eager.h"
+#include "bus/lease.h"
 #include "bus/state.h"
 #include "core/internal.h"
 #include "tidings/dlq.h"
 #include "tidings/subscription.h"
 
-#define TD_EAGER_FAILED_MAX 64
-#define NO_SEQ              UINT64_MAX /* items not tracked by the ring (redeliveries) */
+#define NO_SEQ UINT64_MAX /* items not tracked by the ring (redeliveries) */
 
 typedef struct item {
     td_event *event;   /* owned */
@@ -81,15 +82,8 @@ struct td_subscription {
     pthread_t *lanes;
     unsigned lanes_started;
     bool reader_started;
-    bool eager_started; /* observing this process's appends (eager.c) */
-    /* events whose eager attempt failed, so that the catch-up counts it
-     * (under lock; a ring: an event rolled back with its unit never comes) */
-    td_uuid eager_failed[TD_EAGER_FAILED_MAX];
-    size_t eager_failed_next, eager_failed_count;
-    bool lease_held;           /* lease.c: this instance runs the name; only the reader renews */
-    td_store_lock *lease_lock; /* lease.c: held with the lease; NULL without */
-    char lease_owner[TD_UUID_STR_LEN + 1];
-    int64_t lease_renewed_us;
+    td_sub_eager eager; /* eager.h */
+    td_sub_lease lease; /* lease.h */
     bool stopping;
     int first_error;
     char first_error_message[256];
@@ -146,19 +140,6 @@ void td_sub_metrics__handled(td_subscription *sub, const td_event *ev);
 void td_sub_metrics__failed(td_subscription *sub, const td_event *ev);
 void td_sub_metrics__retry(td_subscription *sub);
 
-/* lease.c: one process at a time runs a name. take: TD_EBUSY naming the
- * holder; renew (reader thread, rate-limited): TD_EBUSY once lost. */
-int td_lease__take(td_subscription *sub);
-int td_lease__renew(td_subscription *sub);
-void td_lease__release(td_subscription *sub);
-
-/* eager.c: handing this process's appends to the handler in their unit. */
-int td_eager__start(td_subscription *sub);
-int td_eager__stop(td_subscription *sub);
-/* Whether the progress mark shows the item handled (by its eager attempt);
- * such an item needs no unit of work. Read on the lane, outside any unit. */
-bool td_eager__done(td_subscription *sub, const item *it);
-
 /* deliver.c: the eager attempt at ev, inside txn; < 0 only for what must
  * fail the unit. mark is the stream's progress mark, read by the caller. */
 int td_deliver__eager(td_txn *txn, td_subscription *sub, const td_event *ev, int64_t mark);
@@ -166,11 +147,6 @@ int td_deliver__eager(td_txn *txn, td_subscription *sub, const td_event *ev, int
 /* scheduler.c (all with the lock held) */
 int td_sched__init(td_subscription *sub);
 void td_sched__dispose(td_subscription *sub);
-/* eager.c: notes an event whose eager attempt failed; takes the note back
- * (true) when the catch-up queues that event. */
-void td_eager__note_failure(td_subscription *sub, const td_uuid *id);
-bool td_eager__take_failure(td_subscription *sub, const td_uuid *id);
-
 /* Empties the scheduler for a new run (what an earlier run left queued is
  * read again from the checkpoint). Only while no reader or lane runs. */
 int td_sched__reset(td_subscription *sub);

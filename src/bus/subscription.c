@@ -587,7 +587,7 @@ int td_subscription_start(td_subscription *sub)
 int td_subscription_stop(td_subscription *sub)
 {
     TD_REQUIRE(sub);
-    if (sub->eager_started && td_eager__stop(sub) < 0)
+    if (td_eager__stop(sub) < 0)
         td_sub__fail(sub, td_error_last_code());
     pthread_mutex_lock(&sub->lock);
     sub->stopping = true;
