@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bus/replay.h"
 #include "bus/sub_int.h"
 #include "core/internal.h"
 #include "core/lock.h"
@@ -43,8 +44,8 @@ static void settle(td_subscription *sub, stream_q *s, item *it, td_outcome outco
             sub->opts.dlq_mode == TD_DLQ_SEQUENCED)
             memcpy(s->blocked_by, dead_letter, sizeof s->blocked_by);
         td_sched__done(sub, it->seq);
-        if (it->replay && sub->replay.outstanding > 0)
-            sub->replay.outstanding--; /* the reader queues the next page at 0 */
+        if (it->replay)
+            td_replays__item_done(sub); /* the reader queues the next page at 0 */
         td_sched__item_free(it);
         s->ready_at = 0;
     } else {

@@ -15,10 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bus/replay.h"
 #include "bus/sub_int.h"
 #include "core/alloc.h"
 #include "core/error.h"
 #include "core/internal.h"
+#include "core/lock.h"
 #include "core/log_int.h"
 #include "tidings/upcast.h"
 
@@ -149,6 +151,13 @@ static void forget(td_subscription *sub)
 void td_replays__reset(td_subscription *sub)
 {
     forget(sub); /* outstanding stays: items of an earlier run may still be queued */
+}
+
+void td_replays__item_done(td_subscription *sub)
+{
+    TD_ASSERT_HELD(&sub->lock);
+    if (sub->replay.outstanding > 0)
+        sub->replay.outstanding--; /* the reader queues the next page at 0 */
 }
 
 /* Takes the first pending request of this subscription. */

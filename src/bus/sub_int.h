@@ -28,6 +28,7 @@
 
 #include "bus/eager.h"
 #include "bus/lease.h"
+#include "bus/replay.h"
 #include "bus/state.h"
 #include "core/internal.h"
 #include "tidings/dlq.h"
@@ -111,17 +112,7 @@ struct td_subscription {
     restored_retry *retries; /* sorted by position; used as events are queued */
     size_t retry_count;
 
-    /* the replay being carried out (replay.c; the reader's, but outstanding
-     * is counted down by lanes under the lock) */
-    struct {
-        bool active;
-        char key[TD_STATE_KEY_MAX + 1];
-        int64_t next, to, page_end;
-        char *stream, *type;
-        bool force_effects;
-        int64_t replayed;
-        size_t outstanding; /* queued, not finished */
-    } replay;
+    td_sub_replay replay; /* replay.h */
 
     /* metrics (all NULL without a registry) */
     td_time *ring_time; /* occurred_at of each pending event: the lag in seconds */
@@ -176,12 +167,6 @@ void td_deliver__batch(td_subscription *sub, item **items, size_t count, bool *d
 /* Whether an item may take the batch path (a plain first attempt of an event
  * this program can read); brings its event to the current schema. */
 bool td_deliver__batchable(td_subscription *sub, item *it, const char *blocked_by);
-
-/* replay.c: on the reader thread. process carries out the current replay
- * request a page at a time; reset forgets it (at start: the request is
- * taken up again from its durable `next`). */
-int td_replays__process(td_subscription *sub);
-void td_replays__reset(td_subscription *sub);
 
 /* lanes.c */
 void *td_lanes__main(void *arg);
