@@ -28,6 +28,7 @@
 
 #include "bus/eager.h"
 #include "bus/lease.h"
+#include "bus/recovery.h"
 #include "bus/replay.h"
 #include "bus/state.h"
 #include "core/internal.h"
@@ -59,13 +60,6 @@ typedef struct stream_q {
     struct stream_q *hash_next;
     struct stream_q *list_next;
 } stream_q;
-
-/* A delayed retry restored from its durable record at start. */
-typedef struct restored_retry {
-    int64_t position;
-    unsigned attempts;
-    td_time next_at; /* wall clock */
-} restored_retry;
 
 struct td_subscription {
     td_store *store;
@@ -104,13 +98,10 @@ struct td_subscription {
     uint64_t ring_start, ring_end; /* sequence numbers; ring_end - ring_start pending */
     int64_t ring_unfinished;       /* entries of the ring not done; ring_start's is one */
 
-    int64_t read_position;   /* everything up to here has been read (or skipped) */
-    int64_t checkpoint;      /* everything up to here is done (in memory) */
-    td_checkpoint durable;   /* as last persisted */
-    int64_t careful_until;   /* after crashes: hand events over one at a time up to here */
-    int64_t recovering_to;   /* the range handed over again after a crash ends here; 0: none */
-    restored_retry *retries; /* sorted by position; used as events are queued */
-    size_t retry_count;
+    int64_t read_position;    /* everything up to here has been read (or skipped) */
+    int64_t checkpoint;       /* everything up to here is done (in memory) */
+    td_checkpoint durable;    /* as last persisted */
+    td_sub_recovery recovery; /* recovery.h */
 
     td_sub_replay replay; /* replay.h */
 
@@ -174,6 +165,12 @@ void *td_lanes__main(void *arg);
 /* requests.c: restores DLQ state at start, carries out operator requests. */
 int td_requests__restore(td_subscription *sub);
 int td_requests__process(td_subscription *sub);
+
+/* subscription.c (the reader): persists {checkpoint, inflight_to, suspect
+ * note, recovering_to}; reader thread, or the control thread while no
+ * reader runs. Lock not held. */
+int td_reader__save_checkpoint(td_subscription *sub, int64_t inflight_to, int64_t suspect,
+                               unsigned suspect_attempts);
 
 /* Records the subscription's first serious error (lock not held). */
 void td_sub__fail(td_subscription *sub, int code);

@@ -18,27 +18,7 @@
  * per window, not per event or batch, and most batches reach the lanes
  * without waiting for a commit. A graceful stop resets the window.
  *
- * After a crash, the range is handed over again in two steps:
- *
- *   start: recovering_to set? ──no──▶ parallel: one durable write
- *     │ (a crash came while            {recovering_to = range end}, then the
- *     │  the range was handed          range goes as any events do: across
- *     │  over again)                   lanes, in order within a stream; the
- *     │ yes                            checkpoint passing it clears it
- *     ▼
- *   serial: one event at a time up to recovering_to, each with a durable
- *   {suspect_position, suspect_attempts} written before it is handed over;
- *   an event that has crashed the process max_attempts times in all (the
- *   crash that revealed the range, the one during the parallel step, and
- *   its own serial attempts) is parked instead. Then parallel again.
- *
- * Most crashes (a kill, a power cut, a bug elsewhere) are not caused by an
- * event, and the range, up to a window of events per subscription, goes at
- * normal speed. An event that crashes the process every time it is handled
- * also crashes the parallel step, and that second crash is what sends the
- * range one at a time: only there can a crash be pinned on one event. So
- * an innocent event is never parked, and a poison event is parked after
- * max_attempts crashes (at least three: one in each step).
+ * After a crash, the range is handed over again: see recovery.c.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -194,28 +174,6 @@ static void batch_dispose(batch *b)
     b->count = 0;
 }
 
-static int by_retry_position(const void *a, const void *b)
-{
-    int64_t x = ((const restored_retry *)a)->position, y = ((const restored_retry *)b)->position;
-    return (x > y) - (x < y);
-}
-
-/* Gives an item the attempts and delay of its restored retry record. */
-static void apply_retry(td_subscription *sub, stream_q *s, item *it)
-{
-    restored_retry key = {it->event->position, 0, 0};
-    restored_retry *r = sub->retry_count ? bsearch(&key, sub->retries, sub->retry_count, sizeof key,
-                                                   by_retry_position)
-                                         : NULL;
-    if (r == NULL)
-        return;
-    it->attempts = r->attempts;
-    it->has_retry_doc = true;
-    td_time wait = r->next_at - td_time_now();
-    if (wait > 0 && s->head == NULL) /* the delay holds the stream's head */
-        s->ready_at = td_sched__monotonic_us() + wait;
-}
-
 /* Queues an event on its stream; takes ownership of ev. Lock held. */
 static int enqueue(td_subscription *sub, td_event *ev)
 {
@@ -231,7 +189,7 @@ static int enqueue(td_subscription *sub, td_event *ev)
         return error;
     }
     it->event = ev;
-    apply_retry(sub, s, it);
+    td_recovery__apply_retry(sub, s, it);
     if (it->attempts == 0 && td_eager__take_failure(sub, &ev->id))
         it->attempts = 1; /* its eager attempt, which failed */
     td_sched__push(sub, s, it, false);
@@ -239,14 +197,12 @@ static int enqueue(td_subscription *sub, td_event *ev)
     return 0;
 }
 
-static int save_checkpoint(td_subscription *sub, int64_t inflight_to, int64_t suspect,
-                           unsigned suspect_attempts)
+int td_reader__save_checkpoint(td_subscription *sub, int64_t inflight_to, int64_t suspect,
+                               unsigned suspect_attempts)
 {
     pthread_mutex_lock(&sub->lock);
-    if (sub->recovering_to && sub->checkpoint >= sub->recovering_to)
-        sub->recovering_to = 0; /* the range after the crash is done */
     td_checkpoint cp = {sub->checkpoint, inflight_to, suspect, suspect_attempts,
-                        sub->recovering_to};
+                        td_recovery__range_end(sub, sub->checkpoint)};
     pthread_mutex_unlock(&sub->lock);
     if (cp.inflight_to < cp.position)
         cp.inflight_to = cp.position;
@@ -256,50 +212,11 @@ static int save_checkpoint(td_subscription *sub, int64_t inflight_to, int64_t su
     return error;
 }
 
-/* Crashes counted against every event of a serial range before its own
- * serial attempts: the one that revealed the range, and the one during its
- * parallel step. */
-#define CRASHES_BEFORE_SERIAL 2
-
-/* After crashes: decides about the one suspect event at hand. Returns 1 if
- * it was parked (crashed too often), 0 to hand it over. */
-static int careful_step(td_subscription *sub, td_event *ev)
-{
-    unsigned crashes =
-        sub->durable.suspect_position == ev->position ? sub->durable.suspect_attempts : 0;
-    /* max_attempts - 2 serial attempts remain (at least one, so that an
-     * innocent event in flight during two kills is never parked untried). */
-    unsigned careful_limit = sub->opts.max_attempts > CRASHES_BEFORE_SERIAL + 1
-                                 ? sub->opts.max_attempts - CRASHES_BEFORE_SERIAL
-                                 : 1;
-    if (crashes < careful_limit)
-        return save_checkpoint(sub, sub->careful_until, ev->position, crashes + 1);
-    char why[128], dead_letter[TD_DEAD_LETTER_ID_LEN + 1];
-    snprintf(why, sizeof why, "the handler crashed the process %u times on this event",
-             crashes + CRASHES_BEFORE_SERIAL);
-    item it = {.event = ev, .attempts = crashes + CRASHES_BEFORE_SERIAL};
-    int error = td_deliver__park(sub, &it, NULL, why, dead_letter);
-    if (error < 0)
-        return error;
-    td_log__emit(TD_LOG_ERROR, sub->name, ev, "event %lld (%s) parked as dead letter %s: %s",
-                 (long long)ev->position, ev->type, dead_letter, why);
-    pthread_mutex_lock(&sub->lock);
-    stream_q *s = NULL;
-    if (sub->opts.dlq_mode == TD_DLQ_SEQUENCED && td_sched__stream(sub, ev->stream, &s) == 0)
-        memcpy(s->blocked_by, dead_letter, sizeof s->blocked_by);
-    sub->read_position = ev->position;
-    if (td_sched__pending(sub) == 0)
-        sub->checkpoint = ev->position;
-    pthread_mutex_unlock(&sub->lock);
-    td_event_free(ev);
-    return 1;
-}
-
 static size_t read_limit(td_subscription *sub, bool *careful)
 {
     pthread_mutex_lock(&sub->lock);
     size_t pending = td_sched__pending(sub);
-    *careful = sub->read_position < sub->careful_until;
+    *careful = td_recovery__careful(sub, sub->read_position);
     size_t room = sub->ring_cap - pending;
     pthread_mutex_unlock(&sub->lock);
     if (*careful)
@@ -360,24 +277,25 @@ static int read_more(td_subscription *sub, batch *b, read_outcome *outcome)
     b->count = 0;
     b->cap = limit;
     int error = td_store_read_stored(sub->store, &q, collect, b);
-    if (error == 0 && careful && b->count == 1 && b->events[0]->position > sub->careful_until) {
+    int64_t careful_until = td_recovery__careful_until(sub);
+    if (error == 0 && careful && b->count == 1 && b->events[0]->position > careful_until) {
         careful = false; /* the filter skipped past the suspect range: it is over */
-        pthread_mutex_lock(&sub->lock);
-        sub->careful_until = 0;
-        pthread_mutex_unlock(&sub->lock);
+        td_recovery__careful_over(sub);
     }
-    if (error == 0 && careful && head > sub->careful_until)
-        head = sub->careful_until;
+    if (error == 0 && careful && head > careful_until)
+        head = careful_until;
     bool accepted =
         b->count == 1 && (sub->opts.accept == NULL || sub->opts.accept(b->events[0], sub->payload));
-    if (error == 0 && careful && accepted && (error = careful_step(sub, b->events[0])) == 1) {
-        b->count = 0; /* parked; careful_step took it */
+    if (error == 0 && careful && accepted &&
+        (error = td_recovery__careful_step(sub, b->events[0])) == 1) {
+        b->count = 0; /* parked; td_recovery__careful_step took it */
         *outcome = READ_SOME;
         return 0;
     }
     if (error == 0 && !careful && b->count > 0 &&
         b->events[b->count - 1]->position > sub->durable.inflight_to)
-        error = save_checkpoint(sub, b->events[b->count - 1]->position + INFLIGHT_WINDOW, 0, 0);
+        error = td_reader__save_checkpoint(sub, b->events[b->count - 1]->position + INFLIGHT_WINDOW,
+                                           0, 0);
     if (error < 0) {
         batch_dispose(b);
         return error;
@@ -395,12 +313,12 @@ static void maybe_save(td_subscription *sub, int64_t *last_save)
     int64_t now = td_sched__monotonic_us();
     pthread_mutex_lock(&sub->lock);
     bool moved = sub->checkpoint != sub->durable.position;
-    bool careful = sub->read_position < sub->careful_until;
+    bool careful = td_recovery__careful(sub, sub->read_position);
     pthread_mutex_unlock(&sub->lock);
     if (!moved || careful || now - *last_save < CHECKPOINT_EVERY_US)
         return;
     *last_save = now;
-    if (save_checkpoint(sub, sub->durable.inflight_to, 0, 0) < 0)
+    if (td_reader__save_checkpoint(sub, sub->durable.inflight_to, 0, 0) < 0)
         td_sub__fail(sub, td_error_last_code());
 }
 
@@ -464,63 +382,6 @@ static void *reader_main(void *arg)
 
 /* ---- start and stop ------------------------------------------------------------------ */
 
-static int collect_retry(const char *key, const char *json, size_t len, void *payload)
-{
-    td_subscription *sub = payload;
-    json_error_t err;
-    json_int_t attempts = 0, next_at = 0;
-    const char *bar = strrchr(key, '|');
-    bool oom;
-    json_t *doc = td_json__loadb(json, len, 0, &err, &oom);
-    if (oom)
-        return td_error__oom();
-    int ok = doc && bar &&
-             json_unpack(doc, "{s:I,s:I}", "attempts", &attempts, "next_at", &next_at) == 0;
-    json_decref(doc);
-    if (!ok)
-        return td_error__set(TD_ECORRUPT, "retry record '%s' is malformed", key);
-    restored_retry *grown = td_realloc(sub->retries, (sub->retry_count + 1) * sizeof *grown);
-    if (grown == NULL)
-        return td_error__oom();
-    sub->retries = grown;
-    grown[sub->retry_count++] =
-        (restored_retry){strtoll(bar + 1, NULL, 10), (unsigned)attempts, next_at};
-    return 0;
-}
-
-/* After a crash (see the top of this file): what goes one at a time, what
- * in parallel, and the durable note of the range before anything of it is
- * handed over. Only events that existed at the crash can have been in
- * flight: the range is capped at today's head (the reserved window may
- * reach past it). */
-static int plan_recovery(td_subscription *sub, int64_t head)
-{
-    int64_t position = sub->durable.position;
-    int64_t suspect_end = sub->durable.inflight_to < head ? sub->durable.inflight_to : head;
-    int64_t unfinished = sub->durable.recovering_to > position ? sub->durable.recovering_to : 0;
-    if (unfinished > head)
-        unfinished = head;
-    sub->careful_until = unfinished;
-    sub->recovering_to = suspect_end > unfinished ? suspect_end : unfinished;
-    if (sub->recovering_to <= position) {
-        sub->recovering_to = 0;
-        return 0;
-    }
-    if (unfinished)
-        td_log__emit(TD_LOG_WARN, sub->name, NULL,
-                     "the last run crashed again while events %lld..%lld were handed over after "
-                     "a crash; handing them over one at a time",
-                     (long long)position + 1, (long long)unfinished);
-    if (suspect_end > (unfinished > position ? unfinished : position))
-        td_log__emit(TD_LOG_WARN, sub->name, NULL,
-                     "the last run stopped with events %lld..%lld in flight; handing them over "
-                     "again",
-                     (long long)(unfinished > position ? unfinished : position) + 1,
-                     (long long)suspect_end);
-    return save_checkpoint(sub, sub->durable.inflight_to, sub->durable.suspect_position,
-                           sub->durable.suspect_attempts);
-}
-
 static int load_state(td_subscription *sub)
 {
     bool found = false;
@@ -535,14 +396,12 @@ static int load_state(td_subscription *sub)
     if (error < 0)
         return error;
     sub->checkpoint = sub->read_position = sub->durable.position;
-    if ((error = td_store_head(sub->store, &head)) < 0 || (error = plan_recovery(sub, head)) < 0)
+    if ((error = td_store_head(sub->store, &head)) < 0 ||
+        (error = td_recovery__plan(sub, head)) < 0)
         return error;
     td_log__emit(TD_LOG_INFO, sub->name, NULL, "starting at position %lld",
                  (long long)sub->durable.position);
-    sub->retry_count = 0;
-    error = td_state__list_prefix(sub->store, TD_COLL_RETRIES, sub->name, collect_retry, sub);
-    if (error == 0 && sub->retry_count > 1) /* keys sort by position already; keep it sure */
-        qsort(sub->retries, sub->retry_count, sizeof *sub->retries, by_retry_position);
+    error = td_recovery__load_retries(sub);
     td_replays__reset(sub);
     return error < 0 ? error : td_requests__restore(sub);
 }
@@ -608,11 +467,8 @@ int td_subscription_stop(td_subscription *sub)
      * again after a crash is over as far as a stop can tell (the next start
      * is not after a crash). Inside a serial range, the durable state stays
      * as it is: the next start goes on one at a time. */
-    if (was_running && sub->checkpoint >= sub->careful_until) {
-        pthread_mutex_lock(&sub->lock);
-        sub->recovering_to = 0;
-        pthread_mutex_unlock(&sub->lock);
-        if (save_checkpoint(sub, sub->checkpoint, 0, 0) < 0)
+    if (was_running && td_recovery__end_on_stop(sub, sub->checkpoint)) {
+        if (td_reader__save_checkpoint(sub, sub->checkpoint, 0, 0) < 0)
             td_sub__fail(sub, td_error_last_code());
     }
     td_lease__release(sub);
@@ -646,7 +502,7 @@ void td_subscription_free(td_subscription *sub)
     td_free(sub->name);
     td_free(sub->match_type);
     td_free(sub->match_category);
-    td_free(sub->retries);
+    td_recovery__dispose(sub);
     td_free(sub);
 }
 
