@@ -43,7 +43,7 @@ static void settle(td_subscription *sub, stream_q *s, item *it, td_outcome outco
         if (outcome == OUTCOME_PARKED && !s->blocked_by[0] &&
             sub->opts.dlq_mode == TD_DLQ_SEQUENCED)
             memcpy(s->blocked_by, dead_letter, sizeof s->blocked_by);
-        td_sched__done(sub, it->seq);
+        td_ring__done(sub, it->seq, sub->read_position);
         if (it->replay)
             td_replays__item_done(sub); /* the reader queues the next page at 0 */
         td_sched__item_free(it);

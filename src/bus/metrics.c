@@ -24,7 +24,7 @@ static const double latency_buckets[] = {0.00005, 0.0001, 0.00025, 0.0005, 0.001
  * false when it cannot be told here (behind, but nothing read yet). */
 static bool oldest_pending_age(td_subscription *sub, int64_t head, int64_t checkpoint, double *age)
 {
-    td_time oldest = td_sub__oldest_unfinished(sub, NULL);
+    td_time oldest = td_ring__oldest_unfinished(sub, NULL);
     if (oldest == 0 && head > checkpoint)
         return false;
     *age = oldest ? (double)(td_time_now() - oldest) / 1e6 : 0;
@@ -41,7 +41,7 @@ static void collect(td_metrics *m, void *payload)
     if (td_store_head(sub->store, &head) < 0)
         return;
     pthread_mutex_lock(&sub->lock);
-    int64_t checkpoint = sub->checkpoint;
+    int64_t checkpoint = td_ring__checkpoint(sub);
     pthread_mutex_unlock(&sub->lock);
     double age = 0;
     bool known = oldest_pending_age(sub, head, checkpoint, &age);

@@ -157,8 +157,7 @@ int td_recovery__careful_step(td_subscription *sub, td_event *ev)
     if (sub->opts.dlq_mode == TD_DLQ_SEQUENCED && td_sched__stream(sub, ev->stream, &s) == 0)
         memcpy(s->blocked_by, dead_letter, sizeof s->blocked_by);
     sub->read_position = ev->position;
-    if (td_sched__pending(sub) == 0)
-        sub->checkpoint = ev->position;
+    td_ring__settle_idle(sub, ev->position);
     pthread_mutex_unlock(&sub->lock);
     td_event_free(ev);
     return 1;

@@ -1,12 +1,12 @@
 /*
- * scheduler.c: per-stream queues and the pending ring of a subscription.
+ * scheduler.c: per-stream queues of a subscription.
  *
  * Streams live in a hash table by name. A stream with work is on the ready
  * list (FIFO, so streams take turns) or, while its head waits for a delayed
  * retry, on the delayed list; lanes take from the ready list, promoting
- * delayed streams whose time has come. The ring records every event read, in
- * position order, with a done flag; the checkpoint is its done prefix.
- * Every function here runs with the subscription's lock held.
+ * delayed streams whose time has come. (The pending ring, which records
+ * every event read for the checkpoint, is ring.c.) Every function here runs
+ * with the subscription's lock held.
  *
  * Memory: a stream is forgotten as soon as it has nothing left to do (no
  * events queued, no lane or request holding it, not blocked by a dead
@@ -29,6 +29,8 @@
 /* Forgotten streams kept for reuse, so that a stream seen again (most of a
  * shop order's streams come and go within a second) costs no allocation. */
 #define SPARE_MAX 64
+/* The pending ring holds this many batches (batch_size each). */
+#define RING_BATCHES 4
 
 int64_t td_sched__monotonic_us(void)
 {
@@ -41,28 +43,19 @@ int td_sched__init(td_subscription *sub)
 {
     sub->bucket_count = INITIAL_BUCKETS;
     sub->buckets = td_calloc(sub->bucket_count, sizeof *sub->buckets);
-    sub->ring_cap = sub->opts.batch_size * 4;
-    sub->ring_position = td_calloc(sub->ring_cap, sizeof *sub->ring_position);
-    sub->ring_done = td_calloc(sub->ring_cap, sizeof *sub->ring_done);
-    sub->ring_time = td_calloc(sub->ring_cap, sizeof *sub->ring_time);
-    if (!sub->buckets || !sub->ring_position || !sub->ring_done || !sub->ring_time)
+    if (!sub->buckets)
         return td_error__oom();
-    return 0;
+    return td_ring__init(sub, sub->opts.batch_size * RING_BATCHES);
 }
 
 int td_sched__reset(td_subscription *sub)
 {
     td_sched__dispose(sub);
     sub->buckets = NULL;
-    sub->ring_position = NULL;
-    sub->ring_done = NULL;
-    sub->ring_time = NULL;
     sub->stream_count = 0;
     sub->spare = NULL;
     sub->spare_count = 0;
     sub->ready_head = sub->ready_tail = sub->delayed = NULL;
-    sub->ring_start = sub->ring_end = 0;
-    sub->ring_unfinished = 0;
     return td_sched__init(sub);
 }
 
@@ -93,9 +86,7 @@ void td_sched__dispose(td_subscription *sub)
         td_free(s);
     }
     td_free(sub->buckets);
-    td_free(sub->ring_position);
-    td_free(sub->ring_done);
-    td_free(sub->ring_time);
+    td_ring__dispose(sub);
 }
 
 static void grow(td_subscription *sub)
@@ -259,38 +250,4 @@ stream_q *td_sched__take(td_subscription *sub, int64_t now, int64_t *next_ready)
         s->busy = true;
         return s;
     }
-}
-
-int td_sched__track(td_subscription *sub, int64_t position, td_time occurred_at, uint64_t *seq)
-{
-    TD_ASSERT_HELD(&sub->lock);
-    if (sub->ring_end - sub->ring_start >= sub->ring_cap)
-        return td_error__set(TD_EBUSY, "pending ring full");
-    size_t slot = sub->ring_end % sub->ring_cap;
-    sub->ring_position[slot] = position;
-    sub->ring_time[slot] = occurred_at;
-    sub->ring_done[slot] = false;
-    sub->ring_unfinished++;
-    *seq = sub->ring_end++;
-    return 0;
-}
-
-void td_sched__done(td_subscription *sub, uint64_t seq)
-{
-    TD_ASSERT_HELD(&sub->lock);
-    if (seq == NO_SEQ || seq < sub->ring_start || sub->ring_done[seq % sub->ring_cap])
-        return;
-    sub->ring_done[seq % sub->ring_cap] = true;
-    sub->ring_unfinished--;
-    while (sub->ring_start < sub->ring_end && sub->ring_done[sub->ring_start % sub->ring_cap]) {
-        sub->checkpoint = sub->ring_position[sub->ring_start % sub->ring_cap];
-        sub->ring_start++;
-    }
-    if (sub->ring_start == sub->ring_end && sub->read_position > sub->checkpoint)
-        sub->checkpoint = sub->read_position;
-}
-
-size_t td_sched__pending(const td_subscription *sub)
-{
-    return (size_t)(sub->ring_end - sub->ring_start);
 }

@@ -30,12 +30,11 @@
 #include "bus/lease.h"
 #include "bus/recovery.h"
 #include "bus/replay.h"
+#include "bus/ring.h"
 #include "bus/state.h"
 #include "core/internal.h"
 #include "tidings/dlq.h"
 #include "tidings/subscription.h"
-
-#define NO_SEQ UINT64_MAX /* items not tracked by the ring (redeliveries) */
 
 typedef struct item {
     td_event *event;   /* owned */
@@ -91,29 +90,17 @@ struct td_subscription {
     stream_q *ready_head, *ready_tail;
     stream_q *delayed;
 
-    /* the pending ring */
-    int64_t *ring_position;
-    bool *ring_done;
-    size_t ring_cap;
-    uint64_t ring_start, ring_end; /* sequence numbers; ring_end - ring_start pending */
-    int64_t ring_unfinished;       /* entries of the ring not done; ring_start's is one */
+    td_sub_ring ring; /* ring.h */
 
     int64_t read_position;    /* everything up to here has been read (or skipped) */
-    int64_t checkpoint;       /* everything up to here is done (in memory) */
     td_checkpoint durable;    /* as last persisted */
     td_sub_recovery recovery; /* recovery.h */
 
     td_sub_replay replay; /* replay.h */
 
     /* metrics (all NULL without a registry) */
-    td_time *ring_time; /* occurred_at of each pending event: the lag in seconds */
     td_metric *m_duration, *m_failures, *m_retries, *m_dead, *m_lag_events, *m_lag_seconds;
 };
-
-/* The occurred_at of the oldest event read and not yet finished, or 0;
- * *unfinished (may be NULL): how many read events are not finished
- * (subscription.c). Takes sub->lock. */
-td_time td_sub__oldest_unfinished(td_subscription *sub, int64_t *unfinished);
 
 /* metrics.c in this folder: registering and updating the subscription's series. */
 int td_sub_metrics__register(td_subscription *sub);
@@ -139,9 +126,6 @@ void td_sched__offer(td_subscription *sub, stream_q *s); /* queue it if it has w
  * blocked); true if it did. Call where a holder lets a stream go. */
 bool td_sched__forget_idle(td_subscription *sub, stream_q *s);
 stream_q *td_sched__take(td_subscription *sub, int64_t now, int64_t *next_ready);
-int td_sched__track(td_subscription *sub, int64_t position, td_time occurred_at, uint64_t *seq);
-void td_sched__done(td_subscription *sub, uint64_t seq);
-size_t td_sched__pending(const td_subscription *sub);
 int64_t td_sched__monotonic_us(void);
 void td_sched__item_free(item *it);
 

@@ -182,7 +182,7 @@ static int enqueue(td_subscription *sub, td_event *ev)
     item *it = td_calloc(1, sizeof *it);
     int error = it ? td_sched__stream(sub, ev->stream, &s) : td_error__oom();
     if (error == 0)
-        error = td_sched__track(sub, ev->position, ev->occurred_at, &it->seq);
+        error = td_ring__track(sub, ev->position, ev->occurred_at, &it->seq);
     if (error < 0) {
         td_free(it);
         td_event_free(ev);
@@ -201,8 +201,9 @@ int td_reader__save_checkpoint(td_subscription *sub, int64_t inflight_to, int64_
                                unsigned suspect_attempts)
 {
     pthread_mutex_lock(&sub->lock);
-    td_checkpoint cp = {sub->checkpoint, inflight_to, suspect, suspect_attempts,
-                        td_recovery__range_end(sub, sub->checkpoint)};
+    int64_t checkpoint = td_ring__checkpoint(sub);
+    td_checkpoint cp = {checkpoint, inflight_to, suspect, suspect_attempts,
+                        td_recovery__range_end(sub, checkpoint)};
     pthread_mutex_unlock(&sub->lock);
     if (cp.inflight_to < cp.position)
         cp.inflight_to = cp.position;
@@ -215,9 +216,9 @@ int td_reader__save_checkpoint(td_subscription *sub, int64_t inflight_to, int64_
 static size_t read_limit(td_subscription *sub, bool *careful)
 {
     pthread_mutex_lock(&sub->lock);
-    size_t pending = td_sched__pending(sub);
+    size_t pending = td_ring__pending(sub);
     *careful = td_recovery__careful(sub, sub->read_position);
-    size_t room = sub->ring_cap - pending;
+    size_t room = td_ring__room(sub);
     pthread_mutex_unlock(&sub->lock);
     if (*careful)
         return pending == 0 ? 1 : 0;
@@ -242,8 +243,7 @@ static int queue_batch(td_subscription *sub, batch *b, size_t limit, int64_t hea
     b->count = 0;
     if (error == 0 && got < limit && head_before > sub->read_position)
         sub->read_position = head_before; /* the rest did not match: seen */
-    if (td_sched__pending(sub) == 0 && sub->read_position > sub->checkpoint)
-        sub->checkpoint = sub->read_position;
+    td_ring__settle_idle(sub, sub->read_position);
     pthread_cond_broadcast(&sub->lanes_cond);
     pthread_cond_broadcast(&sub->progress_cond);
     pthread_mutex_unlock(&sub->lock);
@@ -312,7 +312,7 @@ static void maybe_save(td_subscription *sub, int64_t *last_save)
 {
     int64_t now = td_sched__monotonic_us();
     pthread_mutex_lock(&sub->lock);
-    bool moved = sub->checkpoint != sub->durable.position;
+    bool moved = td_ring__checkpoint(sub) != sub->durable.position;
     bool careful = td_recovery__careful(sub, sub->read_position);
     pthread_mutex_unlock(&sub->lock);
     if (!moved || careful || now - *last_save < CHECKPOINT_EVERY_US)
@@ -395,7 +395,8 @@ static int load_state(td_subscription *sub)
     }
     if (error < 0)
         return error;
-    sub->checkpoint = sub->read_position = sub->durable.position;
+    sub->read_position = sub->durable.position;
+    td_ring__start_at(sub, sub->durable.position);
     if ((error = td_store_head(sub->store, &head)) < 0 ||
         (error = td_recovery__plan(sub, head)) < 0)
         return error;
@@ -467,8 +468,8 @@ int td_subscription_stop(td_subscription *sub)
      * again after a crash is over as far as a stop can tell (the next start
      * is not after a crash). Inside a serial range, the durable state stays
      * as it is: the next start goes on one at a time. */
-    if (was_running && td_recovery__end_on_stop(sub, sub->checkpoint)) {
-        if (td_reader__save_checkpoint(sub, sub->checkpoint, 0, 0) < 0)
+    if (was_running && td_recovery__end_on_stop(sub, td_ring__checkpoint(sub))) {
+        if (td_reader__save_checkpoint(sub, td_ring__checkpoint(sub), 0, 0) < 0)
             td_sub__fail(sub, td_error_last_code());
     }
     td_lease__release(sub);
@@ -506,25 +507,10 @@ void td_subscription_free(td_subscription *sub)
     td_free(sub);
 }
 
-/* O(1): done entries at the ring's start are dropped as they finish
- * (td_sched__done), so the entry at ring_start, if any, is the oldest
- * unfinished one. */
-td_time td_sub__oldest_unfinished(td_subscription *sub, int64_t *unfinished)
-{
-    pthread_mutex_lock(&sub->lock);
-    td_time oldest =
-        sub->ring_start < sub->ring_end ? sub->ring_time[sub->ring_start % sub->ring_cap] : 0;
-    int64_t count = sub->ring_unfinished;
-    pthread_mutex_unlock(&sub->lock);
-    if (unfinished)
-        *unfinished = count;
-    return oldest;
-}
-
 td_backlog td_subscription_backlog(td_subscription *sub)
 {
     td_backlog b = {0, 0};
-    td_time oldest = sub ? td_sub__oldest_unfinished(sub, &b.events) : 0;
+    td_time oldest = sub ? td_ring__oldest_unfinished(sub, &b.events) : 0;
     td_time now = td_time_now();
     b.age = oldest && now > oldest ? now - oldest : 0;
     return b;
@@ -536,14 +522,14 @@ int td_subscription_wait_until(td_subscription *sub, int64_t position, int timeo
     int64_t deadline = td_sched__monotonic_us() + (int64_t)timeout_ms * 1000;
     int error = 0;
     pthread_mutex_lock(&sub->lock);
-    while (sub->checkpoint < position) {
+    while (td_ring__checkpoint(sub) < position) {
         int64_t until = td_sched__monotonic_us() + 20000;
         if (until > deadline)
             until = deadline;
         if (td_sched__monotonic_us() >= deadline) {
             error = td_error__set(TD_EBUSY, "subscription '%s' at %lld, not %lld, after %d ms",
-                                  sub->name, (long long)sub->checkpoint, (long long)position,
-                                  timeout_ms);
+                                  sub->name, (long long)td_ring__checkpoint(sub),
+                                  (long long)position, timeout_ms);
             break;
         }
         struct timespec ts = {(time_t)(until / 1000000), (long)(until % 1000000) * 1000};
