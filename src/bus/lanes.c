@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "bus/replay.h"
+#include "bus/scheduler.h"
 #include "bus/sub_int.h"
 #include "core/internal.h"
 #include "core/lock.h"
@@ -37,25 +38,22 @@ static void settle(td_subscription *sub, stream_q *s, item *it, td_outcome outco
                    int64_t delay_us, const char *dead_letter)
 {
     if (outcome == OUTCOME_DONE || outcome == OUTCOME_PARKED) {
-        s->head = it->next;
-        if (s->head == NULL)
-            s->tail = NULL;
-        if (outcome == OUTCOME_PARKED && !s->blocked_by[0] &&
+        td_sched__pop(sub, s, it);
+        if (outcome == OUTCOME_PARKED && !td_sched__blocked_by(s)[0] &&
             sub->opts.dlq_mode == TD_DLQ_SEQUENCED)
-            memcpy(s->blocked_by, dead_letter, sizeof s->blocked_by);
+            td_sched__block(sub, s, dead_letter);
         td_ring__done(sub, it->seq, sub->read_position);
         if (it->replay)
             td_replays__item_done(sub); /* the reader queues the next page at 0 */
         td_sched__item_free(it);
-        s->ready_at = 0;
+        td_sched__delay(sub, s, 0);
     } else {
-        s->ready_at = td_sched__monotonic_us() + (outcome == OUTCOME_DELAYED ? delay_us : 1000000);
+        td_sched__delay(
+            sub, s, td_sched__monotonic_us() + (outcome == OUTCOME_DELAYED ? delay_us : 1000000));
     }
-    s->busy = false;
-    if (!td_sched__forget_idle(sub, s))
-        td_sched__offer(sub, s);
+    td_sched__release(sub, s);
     pthread_cond_broadcast(&sub->progress_cond);
-    if (sub->ready_head)
+    if (td_sched__has_ready(sub))
         pthread_cond_signal(&sub->lanes_cond);
 }
 
@@ -80,8 +78,8 @@ static size_t take_streams(td_subscription *sub, held *out, int64_t *next_ready)
     for (stream_q *s; n < max && (s = td_sched__take(sub, td_sched__monotonic_us(), next_ready));
          n++) {
         out[n].stream = s;
-        out[n].it = s->head;
-        memcpy(out[n].blocked_by, s->blocked_by, sizeof out[n].blocked_by);
+        out[n].it = td_sched__head(s);
+        memcpy(out[n].blocked_by, td_sched__blocked_by(s), sizeof out[n].blocked_by);
         out[n].dead_letter[0] = '\0';
         out[n].delay_us = 0;
     }

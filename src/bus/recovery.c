@@ -36,6 +36,7 @@
 #include <string.h>
 
 #include "bus/recovery.h"
+#include "bus/scheduler.h"
 #include "bus/sub_int.h"
 #include "core/alloc.h"
 #include "core/error.h"
@@ -62,8 +63,8 @@ void td_recovery__apply_retry(td_subscription *sub, stream_q *s, item *it)
     it->attempts = r->attempts;
     it->has_retry_doc = true;
     td_time wait = r->next_at - td_time_now();
-    if (wait > 0 && s->head == NULL) /* the delay holds the stream's head */
-        s->ready_at = td_sched__monotonic_us() + wait;
+    if (wait > 0 && td_sched__head(s) == NULL) /* the delay holds the stream's head */
+        td_sched__delay(sub, s, td_sched__monotonic_us() + wait);
 }
 
 static int collect_retry(const char *key, const char *json, size_t len, void *payload)
@@ -155,7 +156,7 @@ int td_recovery__careful_step(td_subscription *sub, td_event *ev)
     pthread_mutex_lock(&sub->lock);
     stream_q *s = NULL;
     if (sub->opts.dlq_mode == TD_DLQ_SEQUENCED && td_sched__stream(sub, ev->stream, &s) == 0)
-        memcpy(s->blocked_by, dead_letter, sizeof s->blocked_by);
+        td_sched__block(sub, s, dead_letter);
     sub->read_position = ev->position;
     td_ring__settle_idle(sub, ev->position);
     pthread_mutex_unlock(&sub->lock);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bus/scheduler.h"
 #include "bus/sub_int.h"
 #include "core/alloc.h"
 #include "core/error.h"
@@ -153,7 +154,7 @@ int td_requests__restore(td_subscription *sub)
             retrying[n++] = e;
         else if (strcmp(e->status, "dead") == 0 && sub->opts.dlq_mode == TD_DLQ_SEQUENCED &&
                  (error = td_sched__stream(sub, e->stream, &s)) == 0)
-            memcpy(s->blocked_by, e->id, sizeof s->blocked_by);
+            td_sched__block(sub, s, e->id);
     }
     pthread_mutex_unlock(&sub->lock);
     if (error == 0)
@@ -234,9 +235,7 @@ static int apply_unit(td_txn *txn, void *payload)
 static bool claim_stream(td_subscription *sub, const char *name, stream_q **out)
 {
     pthread_mutex_lock(&sub->lock);
-    bool ok = td_sched__stream(sub, name, out) == 0 && !(*out)->busy;
-    if (ok)
-        (*out)->busy = true;
+    bool ok = td_sched__stream(sub, name, out) == 0 && td_sched__claim(sub, *out);
     pthread_mutex_unlock(&sub->lock);
     return ok;
 }
@@ -244,11 +243,9 @@ static bool claim_stream(td_subscription *sub, const char *name, stream_q **out)
 static void release_stream(td_subscription *sub, stream_q *s, const char *unblock)
 {
     pthread_mutex_lock(&sub->lock);
-    if (unblock && strcmp(s->blocked_by, unblock) == 0)
-        s->blocked_by[0] = '\0';
-    s->busy = false;
-    if (!td_sched__forget_idle(sub, s))
-        td_sched__offer(sub, s);
+    if (unblock)
+        td_sched__unblock(sub, s, unblock);
+    td_sched__release(sub, s);
     pthread_cond_broadcast(&sub->lanes_cond);
     pthread_mutex_unlock(&sub->lock);
 }

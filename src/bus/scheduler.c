@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bus/scheduler.h"
 #include "bus/sub_int.h"
 #include "core/alloc.h"
 #include "core/error.h"
@@ -41,9 +42,9 @@ int64_t td_sched__monotonic_us(void)
 
 int td_sched__init(td_subscription *sub)
 {
-    sub->bucket_count = INITIAL_BUCKETS;
-    sub->buckets = td_calloc(sub->bucket_count, sizeof *sub->buckets);
-    if (!sub->buckets)
+    sub->sched.bucket_count = INITIAL_BUCKETS;
+    sub->sched.buckets = td_calloc(sub->sched.bucket_count, sizeof *sub->sched.buckets);
+    if (!sub->sched.buckets)
         return td_error__oom();
     return td_ring__init(sub, sub->opts.batch_size * RING_BATCHES);
 }
@@ -51,11 +52,11 @@ int td_sched__init(td_subscription *sub)
 int td_sched__reset(td_subscription *sub)
 {
     td_sched__dispose(sub);
-    sub->buckets = NULL;
-    sub->stream_count = 0;
-    sub->spare = NULL;
-    sub->spare_count = 0;
-    sub->ready_head = sub->ready_tail = sub->delayed = NULL;
+    sub->sched.buckets = NULL;
+    sub->sched.stream_count = 0;
+    sub->sched.spare = NULL;
+    sub->sched.spare_count = 0;
+    sub->sched.ready_head = sub->sched.ready_tail = sub->sched.delayed = NULL;
     return td_sched__init(sub);
 }
 
@@ -69,8 +70,8 @@ void td_sched__item_free(item *it)
 
 void td_sched__dispose(td_subscription *sub)
 {
-    for (size_t b = 0; sub->buckets && b < sub->bucket_count; b++) {
-        for (stream_q *s = sub->buckets[b], *next; s; s = next) {
+    for (size_t b = 0; sub->sched.buckets && b < sub->sched.bucket_count; b++) {
+        for (stream_q *s = sub->sched.buckets[b], *next; s; s = next) {
             next = s->hash_next;
             for (item *it = s->head, *n; it; it = n) {
                 n = it->next;
@@ -80,41 +81,41 @@ void td_sched__dispose(td_subscription *sub)
             td_free(s);
         }
     }
-    for (stream_q *s = sub->spare, *next; s; s = next) {
+    for (stream_q *s = sub->sched.spare, *next; s; s = next) {
         next = s->hash_next;
         td_free(s->name);
         td_free(s);
     }
-    td_free(sub->buckets);
+    td_free(sub->sched.buckets);
     td_ring__dispose(sub);
 }
 
 static void grow(td_subscription *sub)
 {
-    size_t count = sub->bucket_count * 2;
+    size_t count = sub->sched.bucket_count * 2;
     stream_q **buckets = td_calloc(count, sizeof *buckets);
     if (buckets == NULL)
         return; /* keep the old table: longer chains, still correct */
-    for (size_t b = 0; b < sub->bucket_count; b++)
-        for (stream_q *s = sub->buckets[b], *next; s; s = next) {
+    for (size_t b = 0; b < sub->sched.bucket_count; b++)
+        for (stream_q *s = sub->sched.buckets[b], *next; s; s = next) {
             next = s->hash_next;
             size_t i = td_hash__fnv1a(s->name) % count;
             s->hash_next = buckets[i];
             buckets[i] = s;
         }
-    td_free(sub->buckets);
-    sub->buckets = buckets;
-    sub->bucket_count = count;
+    td_free(sub->sched.buckets);
+    sub->sched.buckets = buckets;
+    sub->sched.bucket_count = count;
 }
 
 /* A fresh stream named name: a spare one if there is, else a new one. */
 static stream_q *new_stream(td_subscription *sub, const char *name)
 {
     size_t len = strlen(name);
-    stream_q *s = sub->spare;
+    stream_q *s = sub->sched.spare;
     if (s) {
-        sub->spare = s->hash_next;
-        sub->spare_count--;
+        sub->sched.spare = s->hash_next;
+        sub->sched.spare_count--;
     } else if ((s = td_calloc(1, sizeof *s)) == NULL) {
         return NULL;
     }
@@ -136,8 +137,8 @@ static stream_q *new_stream(td_subscription *sub, const char *name)
 int td_sched__stream(td_subscription *sub, const char *name, stream_q **out)
 {
     TD_ASSERT_HELD(&sub->lock);
-    size_t i = td_hash__fnv1a(name) % sub->bucket_count;
-    for (stream_q *s = sub->buckets[i]; s; s = s->hash_next)
+    size_t i = td_hash__fnv1a(name) % sub->sched.bucket_count;
+    for (stream_q *s = sub->sched.buckets[i]; s; s = s->hash_next)
         if (strcmp(s->name, name) == 0) {
             *out = s;
             return 0;
@@ -145,9 +146,9 @@ int td_sched__stream(td_subscription *sub, const char *name, stream_q **out)
     stream_q *s = new_stream(sub, name);
     if (s == NULL)
         return td_error__oom();
-    s->hash_next = sub->buckets[i];
-    sub->buckets[i] = s;
-    if (++sub->stream_count > sub->bucket_count * 2)
+    s->hash_next = sub->sched.buckets[i];
+    sub->sched.buckets[i] = s;
+    if (++sub->sched.stream_count > sub->sched.bucket_count * 2)
         grow(sub);
     *out = s;
     return 0;
@@ -158,21 +159,21 @@ bool td_sched__forget_idle(td_subscription *sub, stream_q *s)
     TD_ASSERT_HELD(&sub->lock);
     if (s->head || s->busy || s->queued || s->blocked_by[0])
         return false;
-    stream_q **link = &sub->buckets[td_hash__fnv1a(s->name) % sub->bucket_count];
+    stream_q **link = &sub->sched.buckets[td_hash__fnv1a(s->name) % sub->sched.bucket_count];
     while (*link && *link != s)
         link = &(*link)->hash_next;
     if (*link == NULL)
         return false; /* not in the table: cannot happen, and then keep it */
     *link = s->hash_next;
-    sub->stream_count--;
-    if (sub->spare_count >= SPARE_MAX) {
+    sub->sched.stream_count--;
+    if (sub->sched.spare_count >= SPARE_MAX) {
         td_free(s->name);
         td_free(s);
         return true;
     }
-    *s = (stream_q){.name = s->name, .name_cap = s->name_cap, .hash_next = sub->spare};
-    sub->spare = s;
-    sub->spare_count++;
+    *s = (stream_q){.name = s->name, .name_cap = s->name_cap, .hash_next = sub->sched.spare};
+    sub->sched.spare = s;
+    sub->sched.spare_count++;
     return true;
 }
 
@@ -203,21 +204,21 @@ void td_sched__offer(td_subscription *sub, stream_q *s)
     s->queued = true;
     s->list_next = NULL;
     if (s->ready_at > td_sched__monotonic_us()) {
-        s->list_next = sub->delayed;
-        sub->delayed = s;
+        s->list_next = sub->sched.delayed;
+        sub->sched.delayed = s;
         return;
     }
-    if (sub->ready_tail)
-        sub->ready_tail->list_next = s;
+    if (sub->sched.ready_tail)
+        sub->sched.ready_tail->list_next = s;
     else
-        sub->ready_head = s;
-    sub->ready_tail = s;
+        sub->sched.ready_head = s;
+    sub->sched.ready_tail = s;
 }
 
 /* Moves delayed streams whose time has come to the ready list. */
 static void promote(td_subscription *sub, int64_t now, int64_t *next_ready)
 {
-    stream_q **link = &sub->delayed;
+    stream_q **link = &sub->sched.delayed;
     while (*link) {
         stream_q *s = *link;
         if (s->ready_at <= now) {
@@ -238,16 +239,70 @@ stream_q *td_sched__take(td_subscription *sub, int64_t now, int64_t *next_ready)
     *next_ready = 0;
     promote(sub, now, next_ready);
     for (;;) {
-        stream_q *s = sub->ready_head;
+        stream_q *s = sub->sched.ready_head;
         if (s == NULL)
             return NULL;
-        sub->ready_head = s->list_next;
-        if (sub->ready_head == NULL)
-            sub->ready_tail = NULL;
+        sub->sched.ready_head = s->list_next;
+        if (sub->sched.ready_head == NULL)
+            sub->sched.ready_tail = NULL;
         s->queued = false;
         if (s->busy)
             continue; /* claimed by the reader while queued; offered again on release */
         s->busy = true;
         return s;
     }
+}
+
+bool td_sched__has_ready(const td_subscription *sub)
+{
+    return sub->sched.ready_head != NULL;
+}
+
+bool td_sched__claim(td_subscription *sub, stream_q *s)
+{
+    TD_ASSERT_HELD(&sub->lock);
+    (void)sub; /* for the assertion alone */
+    if (s->busy)
+        return false;
+    s->busy = true;
+    return true;
+}
+
+void td_sched__release(td_subscription *sub, stream_q *s)
+{
+    TD_ASSERT_HELD(&sub->lock);
+    s->busy = false;
+    if (!td_sched__forget_idle(sub, s))
+        td_sched__offer(sub, s);
+}
+
+void td_sched__pop(td_subscription *sub, stream_q *s, item *it)
+{
+    TD_ASSERT_HELD(&sub->lock);
+    (void)sub; /* for the assertion alone */
+    s->head = it->next;
+    if (s->head == NULL)
+        s->tail = NULL;
+}
+
+void td_sched__delay(td_subscription *sub, stream_q *s, int64_t at)
+{
+    TD_ASSERT_HELD(&sub->lock);
+    (void)sub; /* for the assertion alone */
+    s->ready_at = at;
+}
+
+void td_sched__block(td_subscription *sub, stream_q *s, const char *id)
+{
+    TD_ASSERT_HELD(&sub->lock);
+    (void)sub; /* for the assertion alone */
+    memcpy(s->blocked_by, id, sizeof s->blocked_by);
+}
+
+void td_sched__unblock(td_subscription *sub, stream_q *s, const char *id)
+{
+    TD_ASSERT_HELD(&sub->lock);
+    (void)sub; /* for the assertion alone */
+    if (strcmp(s->blocked_by, id) == 0)
+        s->blocked_by[0] = '\0';
 }

@@ -31,34 +31,11 @@
 #include "bus/recovery.h"
 #include "bus/replay.h"
 #include "bus/ring.h"
+#include "bus/scheduler.h"
 #include "bus/state.h"
 #include "core/internal.h"
 #include "tidings/dlq.h"
 #include "tidings/subscription.h"
-
-typedef struct item {
-    td_event *event;   /* owned */
-    uint64_t seq;      /* ring sequence number, or NO_SEQ */
-    unsigned attempts; /* made so far, including restored ones */
-    td_time first_failure;
-    bool has_retry_doc;
-    bool replay;        /* handed over again by a replay request (replay.c) */
-    bool force_effects; /* ... which asks for effects again */
-    char dead_letter[TD_DEAD_LETTER_ID_LEN + 1]; /* redelivery of this entry, or "" */
-    struct item *next;
-} item;
-
-typedef struct stream_q {
-    char *name;
-    size_t name_cap; /* bytes name has room for (a spare keeps its buffer) */
-    item *head, *tail;
-    bool busy;
-    bool queued;
-    int64_t ready_at; /* monotonic µs before which the head waits (a delayed retry) */
-    char blocked_by[TD_DEAD_LETTER_ID_LEN + 1];
-    struct stream_q *hash_next;
-    struct stream_q *list_next;
-} stream_q;
 
 struct td_subscription {
     td_store *store;
@@ -82,13 +59,7 @@ struct td_subscription {
     int first_error;
     char first_error_message[256];
 
-    /* streams */
-    stream_q **buckets;
-    size_t bucket_count, stream_count;
-    stream_q *spare; /* forgotten streams kept for reuse (linked by hash_next) */
-    size_t spare_count;
-    stream_q *ready_head, *ready_tail;
-    stream_q *delayed;
+    td_sub_sched sched; /* scheduler.h */
 
     td_sub_ring ring; /* ring.h */
 
@@ -112,22 +83,6 @@ void td_sub_metrics__retry(td_subscription *sub);
 /* deliver.c: the eager attempt at ev, inside txn; < 0 only for what must
  * fail the unit. mark is the stream's progress mark, read by the caller. */
 int td_deliver__eager(td_txn *txn, td_subscription *sub, const td_event *ev, int64_t mark);
-
-/* scheduler.c (all with the lock held) */
-int td_sched__init(td_subscription *sub);
-void td_sched__dispose(td_subscription *sub);
-/* Empties the scheduler for a new run (what an earlier run left queued is
- * read again from the checkpoint). Only while no reader or lane runs. */
-int td_sched__reset(td_subscription *sub);
-int td_sched__stream(td_subscription *sub, const char *name, stream_q **out);
-void td_sched__push(td_subscription *sub, stream_q *s, item *it, bool front);
-void td_sched__offer(td_subscription *sub, stream_q *s); /* queue it if it has work */
-/* Frees s if it has nothing to do (no items, not busy, not listed, not
- * blocked); true if it did. Call where a holder lets a stream go. */
-bool td_sched__forget_idle(td_subscription *sub, stream_q *s);
-stream_q *td_sched__take(td_subscription *sub, int64_t now, int64_t *next_ready);
-int64_t td_sched__monotonic_us(void);
-void td_sched__item_free(item *it);
 
 /* deliver.c: handles one item on a lane (lock not held). */
 typedef enum { OUTCOME_DONE, OUTCOME_PARKED, OUTCOME_DELAYED, OUTCOME_FAILED } td_outcome;
