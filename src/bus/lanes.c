@@ -15,9 +15,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "bus/lanes.h"
+#include "bus/reader.h"
 #include "bus/replay.h"
 #include "bus/scheduler.h"
 #include "bus/sub_int.h"
+#include "core/alloc.h"
+#include "core/error.h"
 #include "core/internal.h"
 #include "core/lock.h"
 
@@ -42,7 +46,7 @@ static void settle(td_subscription *sub, stream_q *s, item *it, td_outcome outco
         if (outcome == OUTCOME_PARKED && !td_sched__blocked_by(s)[0] &&
             sub->opts.dlq_mode == TD_DLQ_SEQUENCED)
             td_sched__block(sub, s, dead_letter);
-        td_ring__done(sub, it->seq, sub->read_position);
+        td_ring__done(sub, it->seq, td_reader__position(sub));
         if (it->replay)
             td_replays__item_done(sub); /* the reader queues the next page at 0 */
         td_sched__item_free(it);
@@ -139,4 +143,28 @@ void *td_lanes__main(void *arg)
     }
     pthread_mutex_unlock(&sub->lock);
     return NULL;
+}
+
+int td_lanes__start(td_subscription *sub, bool *all)
+{
+    td_sub_lanes *l = &sub->lanes;
+    *all = false;
+    l->threads = td_calloc(sub->opts.lanes, sizeof *l->threads);
+    if (l->threads == NULL)
+        return td_error__oom();
+    for (; l->started < sub->opts.lanes; l->started++)
+        if (pthread_create(&l->threads[l->started], NULL, td_lanes__main, sub) != 0)
+            break;
+    *all = l->started == sub->opts.lanes;
+    return 0;
+}
+
+void td_lanes__join(td_subscription *sub)
+{
+    td_sub_lanes *l = &sub->lanes;
+    for (unsigned i = 0; i < l->started; i++)
+        pthread_join(l->threads[i], NULL);
+    l->started = 0;
+    td_free(l->threads);
+    l->threads = NULL;
 }

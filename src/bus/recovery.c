@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bus/reader.h"
 #include "bus/recovery.h"
 #include "bus/scheduler.h"
 #include "bus/sub_int.h"
@@ -99,9 +100,10 @@ static int collect_retry(const char *key, const char *json, size_t len, void *pa
  * reach past it). */
 int td_recovery__plan(td_subscription *sub, int64_t head)
 {
-    int64_t position = sub->durable.position;
-    int64_t suspect_end = sub->durable.inflight_to < head ? sub->durable.inflight_to : head;
-    int64_t unfinished = sub->durable.recovering_to > position ? sub->durable.recovering_to : 0;
+    const td_checkpoint *durable = td_reader__durable(sub);
+    int64_t position = durable->position;
+    int64_t suspect_end = durable->inflight_to < head ? durable->inflight_to : head;
+    int64_t unfinished = durable->recovering_to > position ? durable->recovering_to : 0;
     if (unfinished > head)
         unfinished = head;
     sub->recovery.careful_until = unfinished;
@@ -121,8 +123,8 @@ int td_recovery__plan(td_subscription *sub, int64_t head)
                      "again",
                      (long long)(unfinished > position ? unfinished : position) + 1,
                      (long long)suspect_end);
-    return td_reader__save_checkpoint(sub, sub->durable.inflight_to, sub->durable.suspect_position,
-                                      sub->durable.suspect_attempts);
+    return td_reader__save_checkpoint(sub, durable->inflight_to, durable->suspect_position,
+                                      durable->suspect_attempts);
 }
 
 /* Crashes counted against every event of a serial range before its own
@@ -134,8 +136,8 @@ int td_recovery__plan(td_subscription *sub, int64_t head)
  * it was parked (crashed too often), 0 to hand it over. */
 int td_recovery__careful_step(td_subscription *sub, td_event *ev)
 {
-    unsigned crashes =
-        sub->durable.suspect_position == ev->position ? sub->durable.suspect_attempts : 0;
+    const td_checkpoint *durable = td_reader__durable(sub);
+    unsigned crashes = durable->suspect_position == ev->position ? durable->suspect_attempts : 0;
     /* max_attempts - 2 serial attempts remain (at least one, so that an
      * innocent event in flight during two kills is never parked untried). */
     unsigned careful_limit = sub->opts.max_attempts > CRASHES_BEFORE_SERIAL + 1
@@ -157,7 +159,7 @@ int td_recovery__careful_step(td_subscription *sub, td_event *ev)
     stream_q *s = NULL;
     if (sub->opts.dlq_mode == TD_DLQ_SEQUENCED && td_sched__stream(sub, ev->stream, &s) == 0)
         td_sched__block(sub, s, dead_letter);
-    sub->read_position = ev->position;
+    td_reader__skip_to(sub, ev->position);
     td_ring__settle_idle(sub, ev->position);
     pthread_mutex_unlock(&sub->lock);
     td_event_free(ev);

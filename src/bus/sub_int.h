@@ -27,7 +27,9 @@
 #include <pthread.h>
 
 #include "bus/eager.h"
+#include "bus/lanes.h"
 #include "bus/lease.h"
+#include "bus/reader.h"
 #include "bus/recovery.h"
 #include "bus/replay.h"
 #include "bus/ring.h"
@@ -49,12 +51,10 @@ struct td_subscription {
     pthread_mutex_t lock;
     pthread_cond_t lanes_cond;    /* work for lanes */
     pthread_cond_t progress_cond; /* an item finished */
-    pthread_t reader;
-    pthread_t *lanes;
-    unsigned lanes_started;
-    bool reader_started;
-    td_sub_eager eager; /* eager.h */
-    td_sub_lease lease; /* lease.h */
+    td_sub_reader reader;         /* reader.h */
+    td_sub_lanes lanes;           /* lanes.h */
+    td_sub_eager eager;           /* eager.h */
+    td_sub_lease lease;           /* lease.h */
     bool stopping;
     int first_error;
     char first_error_message[256];
@@ -63,8 +63,6 @@ struct td_subscription {
 
     td_sub_ring ring; /* ring.h */
 
-    int64_t read_position;    /* everything up to here has been read (or skipped) */
-    td_checkpoint durable;    /* as last persisted */
     td_sub_recovery recovery; /* recovery.h */
 
     td_sub_replay replay; /* replay.h */
@@ -98,18 +96,9 @@ void td_deliver__batch(td_subscription *sub, item **items, size_t count, bool *d
  * this program can read); brings its event to the current schema. */
 bool td_deliver__batchable(td_subscription *sub, item *it, const char *blocked_by);
 
-/* lanes.c */
-void *td_lanes__main(void *arg);
-
 /* requests.c: restores DLQ state at start, carries out operator requests. */
 int td_requests__restore(td_subscription *sub);
 int td_requests__process(td_subscription *sub);
-
-/* subscription.c (the reader): persists {checkpoint, inflight_to, suspect
- * note, recovering_to}; reader thread, or the control thread while no
- * reader runs. Lock not held. */
-int td_reader__save_checkpoint(td_subscription *sub, int64_t inflight_to, int64_t suspect,
-                               unsigned suspect_attempts);
 
 /* Records the subscription's first serious error (lock not held). */
 void td_sub__fail(td_subscription *sub, int code);

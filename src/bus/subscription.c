@@ -1,24 +1,17 @@
 /*
- * subscription.c: a subscription's life and its reader thread.
+ * subscription.c: a subscription's life: options, start, stop, free, its
+ * first error, and waiting on its checkpoint. The work is done by its parts
+ * (sub_int.h lists them and how they lock): the reader thread (reader.c),
+ * the lanes (lanes.c), the scheduler and the pending ring (scheduler.c,
+ * ring.c), the lease (lease.c), crash recovery (recovery.c), eager
+ * delivery (eager.c) and replays (replay.c).
  *
  *   new ──start──▶ running ──stop──▶ stopped ──free
- *                    │
- *   reader loop:     ├─ carry out DLQ requests (every poll interval)
- *                    ├─ read the next batch after read_position
- *                    │    past inflight_to? persist                       ◀─ one write
- *                    │      {checkpoint, inflight_to = batch end + window}   per window
- *                    │    queue the events on their streams
- *                    ├─ persist the checkpoint when the done prefix grew
- *                    └─ nothing new: wait for a commit (td_store_wait)
  *
- * Crash safety. An event is handed to a lane only once inflight_to covering
- * it is durable, so after a crash every event that might have been in a
- * handler lies in (checkpoint, inflight_to]. inflight_to is reserved
- * INFLIGHT_WINDOW positions ahead, so the normal path pays one durable write
- * per window, not per event or batch, and most batches reach the lanes
- * without waiting for a commit. A graceful stop resets the window.
- *
- * After a crash, the range is handed over again: see recovery.c.
+ * start: lease, then the scheduler reset and the durable state loaded
+ * (td_reader__load), then the lanes, the reader and, if eager, the append
+ * observer. stop: the observer, then stopping set and the reader and lanes
+ * joined, then the checkpoint saved with the window shrunk, then the lease.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -28,6 +21,8 @@
 #include <time.h>
 
 #include "bus/bus_int.h"
+#include "bus/lanes.h"
+#include "bus/reader.h"
 #include "bus/sub_int.h"
 #include "core/alloc.h"
 #include "core/error.h"
@@ -35,10 +30,6 @@
 #include "core/log_int.h"
 #include "core/lock.h"
 #include "tidings/upcast.h"
-
-#define CHECKPOINT_EVERY_US 100000
-#define INFLIGHT_WINDOW     1024
-#define REQUESTS_EVERY_US   50000
 
 void td_sub__fail(td_subscription *sub, int code)
 {
@@ -147,294 +138,31 @@ int td_subscription_new(td_subscription **out, td_store *store, const td_subscri
     return 0;
 }
 
-/* ---- reading ---------------------------------------------------------------------- */
-
-typedef struct batch {
-    td_event **events;
-    size_t count, cap;
-} batch;
-
-static int collect(const td_event *ev, void *payload)
-{
-    batch *b = payload;
-    if (b->count == b->cap)
-        return 1;
-    int error = td_event_dup(&b->events[b->count], ev);
-    if (error == 0) /* a failed copy is not counted: nothing of it to free */
-        b->count++;
-    return error;
-}
-
-static void batch_dispose(batch *b)
-{
-    for (size_t i = 0; i < b->count; i++) {
-        td_event_free(b->events[i]);
-        b->events[i] = NULL;
-    }
-    b->count = 0;
-}
-
-/* Queues an event on its stream; takes ownership of ev. Lock held. */
-static int enqueue(td_subscription *sub, td_event *ev)
-{
-    TD_ASSERT_HELD(&sub->lock);
-    stream_q *s = NULL;
-    item *it = td_calloc(1, sizeof *it);
-    int error = it ? td_sched__stream(sub, ev->stream, &s) : td_error__oom();
-    if (error == 0)
-        error = td_ring__track(sub, ev->position, ev->occurred_at, &it->seq);
-    if (error < 0) {
-        td_free(it);
-        td_event_free(ev);
-        return error;
-    }
-    it->event = ev;
-    td_recovery__apply_retry(sub, s, it);
-    if (it->attempts == 0 && td_eager__take_failure(sub, &ev->id))
-        it->attempts = 1; /* its eager attempt, which failed */
-    td_sched__push(sub, s, it, false);
-    td_sched__offer(sub, s);
-    return 0;
-}
-
-int td_reader__save_checkpoint(td_subscription *sub, int64_t inflight_to, int64_t suspect,
-                               unsigned suspect_attempts)
-{
-    pthread_mutex_lock(&sub->lock);
-    int64_t checkpoint = td_ring__checkpoint(sub);
-    td_checkpoint cp = {checkpoint, inflight_to, suspect, suspect_attempts,
-                        td_recovery__range_end(sub, checkpoint)};
-    pthread_mutex_unlock(&sub->lock);
-    if (cp.inflight_to < cp.position)
-        cp.inflight_to = cp.position;
-    int error = td_state__save_checkpoint(sub->store, sub->name, &cp);
-    if (error == 0)
-        sub->durable = cp;
-    return error;
-}
-
-static size_t read_limit(td_subscription *sub, bool *careful)
-{
-    pthread_mutex_lock(&sub->lock);
-    size_t pending = td_ring__pending(sub);
-    *careful = td_recovery__careful(sub, sub->read_position);
-    size_t room = td_ring__room(sub);
-    pthread_mutex_unlock(&sub->lock);
-    if (*careful)
-        return pending == 0 ? 1 : 0;
-    return room < sub->opts.batch_size ? 0 : sub->opts.batch_size;
-}
-
-/* Queues what the batch read; lock not held on entry. */
-static int queue_batch(td_subscription *sub, batch *b, size_t limit, int64_t head_before)
-{
-    int error = 0;
-    size_t got = b->count;
-    pthread_mutex_lock(&sub->lock);
-    for (size_t i = 0; i < got; i++) {
-        sub->read_position = b->events[i]->position;
-        if (error == 0 &&
-            (sub->opts.accept == NULL || sub->opts.accept(b->events[i], sub->payload)))
-            error = enqueue(sub, b->events[i]);
-        else
-            td_event_free(b->events[i]);
-        b->events[i] = NULL;
-    }
-    b->count = 0;
-    if (error == 0 && got < limit && head_before > sub->read_position)
-        sub->read_position = head_before; /* the rest did not match: seen */
-    td_ring__settle_idle(sub, sub->read_position);
-    pthread_cond_broadcast(&sub->lanes_cond);
-    pthread_cond_broadcast(&sub->progress_cond);
-    pthread_mutex_unlock(&sub->lock);
-    return error;
-}
-
-/* What one read_more did, apart from failing. */
-typedef enum read_outcome {
-    READ_NOTHING_NEW, /* the log holds nothing more for it now */
-    READ_SOME,        /* it read (and queued or parked) events */
-    READ_LANES_FULL,  /* it read nothing: the lanes have no room; wait for them */
-} read_outcome;
-
-/* Reads and queues the next events: 0 with *outcome, or a TD_E code (any
- * of them, TD_ERROR included: an error never reads as backpressure). */
-static int read_more(td_subscription *sub, batch *b, read_outcome *outcome)
-{
-    bool careful;
-    size_t limit = read_limit(sub, &careful);
-    *outcome = READ_NOTHING_NEW;
-    if (limit == 0) {
-        *outcome = READ_LANES_FULL;
-        return 0;
-    }
-    int64_t head = td_store_known_head(sub->store); /* no query: waits keep it fresh */
-    td_read_query q = TD_READ_QUERY_INIT;
-    q.after_position = sub->read_position; /* only the reader writes it */
-    q.type = sub->opts.match.type;
-    q.category = sub->opts.match.category;
-    q.limit = limit;
-    b->count = 0;
-    b->cap = limit;
-    int error = td_store_read_stored(sub->store, &q, collect, b);
-    int64_t careful_until = td_recovery__careful_until(sub);
-    if (error == 0 && careful && b->count == 1 && b->events[0]->position > careful_until) {
-        careful = false; /* the filter skipped past the suspect range: it is over */
-        td_recovery__careful_over(sub);
-    }
-    if (error == 0 && careful && head > careful_until)
-        head = careful_until;
-    bool accepted =
-        b->count == 1 && (sub->opts.accept == NULL || sub->opts.accept(b->events[0], sub->payload));
-    if (error == 0 && careful && accepted &&
-        (error = td_recovery__careful_step(sub, b->events[0])) == 1) {
-        b->count = 0; /* parked; td_recovery__careful_step took it */
-        *outcome = READ_SOME;
-        return 0;
-    }
-    if (error == 0 && !careful && b->count > 0 &&
-        b->events[b->count - 1]->position > sub->durable.inflight_to)
-        error = td_reader__save_checkpoint(sub, b->events[b->count - 1]->position + INFLIGHT_WINDOW,
-                                           0, 0);
-    if (error < 0) {
-        batch_dispose(b);
-        return error;
-    }
-    size_t n = b->count;
-    if (head > sub->read_position || n > 0)
-        error = queue_batch(sub, b, limit, head);
-    if (error == 0 && n > 0)
-        *outcome = READ_SOME;
-    return error < 0 ? error : 0;
-}
-
-static void maybe_save(td_subscription *sub, int64_t *last_save)
-{
-    int64_t now = td_sched__monotonic_us();
-    pthread_mutex_lock(&sub->lock);
-    bool moved = td_ring__checkpoint(sub) != sub->durable.position;
-    bool careful = td_recovery__careful(sub, sub->read_position);
-    pthread_mutex_unlock(&sub->lock);
-    if (!moved || careful || now - *last_save < CHECKPOINT_EVERY_US)
-        return;
-    *last_save = now;
-    if (td_reader__save_checkpoint(sub, sub->durable.inflight_to, 0, 0) < 0)
-        td_sub__fail(sub, td_error_last_code());
-}
-
-static bool stopping(td_subscription *sub)
-{
-    pthread_mutex_lock(&sub->lock);
-    bool stop = sub->stopping;
-    pthread_mutex_unlock(&sub->lock);
-    return stop;
-}
-
-static void wait_for_lanes(td_subscription *sub)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_nsec += 20 * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&sub->lock);
-    if (!sub->stopping)
-        pthread_cond_timedwait(&sub->progress_cond, &sub->lock, &ts);
-    pthread_mutex_unlock(&sub->lock);
-}
-
-static void *reader_main(void *arg)
-{
-    td_subscription *sub = arg;
-    td_thread__name("r/", sub->name);
-    td_event *events[4096];
-    batch b = {events, 0, 0};
-    int64_t last_save = 0, last_requests = 0, head = 0;
-    while (!stopping(sub)) {
-        int64_t now = td_sched__monotonic_us();
-        if (now - last_requests >= REQUESTS_EVERY_US) {
-            last_requests = now;
-            if (td_requests__process(sub) < 0 || td_replays__process(sub) < 0)
-                td_sub__fail(sub, td_error_last_code());
-        }
-        read_outcome outcome;
-        int error = read_more(sub, &b, &outcome);
-        if (error < 0) {
-            td_sub__fail(sub, error);
-            wait_for_lanes(sub);
-        }
-        maybe_save(sub, &last_save);
-        int renewed = td_lease__renew(sub);
-        if (renewed < 0)
-            td_sub__fail(sub, renewed);
-        if (renewed == TD_EBUSY)
-            break; /* another process runs the name now: hand out nothing more */
-        if (error == 0 && outcome == READ_LANES_FULL)
-            wait_for_lanes(sub);
-        else if (error == 0 && outcome == READ_NOTHING_NEW &&
-                 td_store_wait(sub->store, sub->read_position, 50, &head) < 0)
-            td_sub__fail(sub, td_error_last_code());
-    }
-    return NULL;
-}
-
 /* ---- start and stop ------------------------------------------------------------------ */
-
-static int load_state(td_subscription *sub)
-{
-    bool found = false;
-    int64_t head = 0;
-    int error = td_state__load_checkpoint(sub->store, sub->name, &sub->durable, &found);
-    if (error == 0 && !found) {
-        if (sub->opts.start_at_end && (error = td_store_head(sub->store, &head)) < 0)
-            return error;
-        sub->durable = (td_checkpoint){head, head, 0, 0, 0};
-        error = td_state__save_checkpoint(sub->store, sub->name, &sub->durable);
-    }
-    if (error < 0)
-        return error;
-    sub->read_position = sub->durable.position;
-    td_ring__start_at(sub, sub->durable.position);
-    if ((error = td_store_head(sub->store, &head)) < 0 ||
-        (error = td_recovery__plan(sub, head)) < 0)
-        return error;
-    td_log__emit(TD_LOG_INFO, sub->name, NULL, "starting at position %lld",
-                 (long long)sub->durable.position);
-    error = td_recovery__load_retries(sub);
-    td_replays__reset(sub);
-    return error < 0 ? error : td_requests__restore(sub);
-}
 
 int td_subscription_start(td_subscription *sub)
 {
     TD_REQUIRE(sub);
     if (sub->opts.batch_size > 4096)
         return td_error__set(TD_EINVAL, "batch_size over 4096");
-    if (sub->reader_started)
+    if (td_reader__running(sub))
         return td_error__set(TD_EINVAL, "subscription '%s' is running already", sub->name);
     pthread_mutex_lock(&sub->lock); /* a new run: its own first error */
     sub->first_error = 0;
     sub->first_error_message[0] = '\0';
     pthread_mutex_unlock(&sub->lock);
     int error = td_lease__take(sub);
-    if (error == 0 && ((error = td_sched__reset(sub)) < 0 || (error = load_state(sub)) < 0))
+    if (error == 0 && ((error = td_sched__reset(sub)) < 0 || (error = td_reader__load(sub)) < 0))
         td_lease__release(sub);
     if (error < 0)
         return error;
     sub->stopping = false;
-    sub->lanes = td_calloc(sub->opts.lanes, sizeof *sub->lanes);
-    if (sub->lanes == NULL) {
+    bool all = false;
+    if ((error = td_lanes__start(sub, &all)) < 0) {
         td_lease__release(sub);
-        return td_error__oom();
+        return error;
     }
-    for (; sub->lanes_started < sub->opts.lanes; sub->lanes_started++)
-        if (pthread_create(&sub->lanes[sub->lanes_started], NULL, td_lanes__main, sub) != 0)
-            break;
-    if (sub->lanes_started == sub->opts.lanes &&
-        pthread_create(&sub->reader, NULL, reader_main, sub) == 0) {
-        sub->reader_started = true;
+    if (all && td_reader__start(sub)) {
         if (!sub->opts.eager || (error = td_eager__start(sub)) == 0)
             return 0;
         td_subscription_stop(sub);
@@ -454,15 +182,8 @@ int td_subscription_stop(td_subscription *sub)
     pthread_cond_broadcast(&sub->lanes_cond);
     pthread_cond_broadcast(&sub->progress_cond);
     pthread_mutex_unlock(&sub->lock);
-    if (sub->reader_started)
-        pthread_join(sub->reader, NULL);
-    for (unsigned i = 0; i < sub->lanes_started; i++)
-        pthread_join(sub->lanes[i], NULL);
-    bool was_running = sub->reader_started;
-    sub->reader_started = false;
-    sub->lanes_started = 0;
-    td_free(sub->lanes);
-    sub->lanes = NULL;
+    bool was_running = td_reader__join(sub);
+    td_lanes__join(sub);
     /* The lanes have finished what they held: nothing is in a handler, so
      * nothing past the checkpoint is in flight, and a range handed over
      * again after a crash is over as far as a stop can tell (the next start
