@@ -21,6 +21,9 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "bus/deliver.h"
+#include "bus/eager.h"
+#include "bus/metrics.h"
 #include "bus/sub_int.h"
 #include "core/alloc.h"
 #include "core/error.h"

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "bus/eager.h"
+#include "bus/deliver.h"
 #include "bus/sub_int.h"
 #include "core/error.h"
 #include "core/log_int.h"

@@ -19,6 +19,9 @@
 #include "bus/reader.h"
 #include "bus/replay.h"
 #include "bus/scheduler.h"
+#include "bus/deliver.h"
+#include "bus/eager.h"
+#include "bus/ring.h"
 #include "bus/sub_int.h"
 #include "core/alloc.h"
 #include "core/error.h"
@@ -27,13 +30,18 @@
 
 /* Most first attempts one transactional lane puts in one unit of work. */
 #define LANE_BATCH 32
+/* The longest a lane without work sleeps before it looks again. */
+#define WORK_WAIT_US 100000
+/* A failed item (its failure recorded as the subscription's) is tried
+ * again after this long. */
+#define FAILED_RETRY_US 1000000
 
 /* Waits for work until `until_us` (monotonic; 0: at most 100 ms). */
 static void wait_for_work(td_subscription *sub, int64_t until_us)
 {
     int64_t now = td_sched__monotonic_us();
-    if (until_us == 0 || until_us > now + 100000)
-        until_us = now + 100000;
+    if (until_us == 0 || until_us > now + WORK_WAIT_US)
+        until_us = now + WORK_WAIT_US;
     struct timespec ts = {(time_t)(until_us / 1000000), (long)(until_us % 1000000) * 1000};
     pthread_cond_timedwait(&sub->lanes_cond, &sub->lock, &ts);
 }
@@ -52,8 +60,9 @@ static void settle(td_subscription *sub, stream_q *s, item *it, td_outcome outco
         td_sched__item_free(it);
         td_sched__delay(sub, s, 0);
     } else {
-        td_sched__delay(
-            sub, s, td_sched__monotonic_us() + (outcome == OUTCOME_DELAYED ? delay_us : 1000000));
+        td_sched__delay(sub, s,
+                        td_sched__monotonic_us() +
+                            (outcome == OUTCOME_DELAYED ? delay_us : FAILED_RETRY_US));
     }
     td_sched__release(sub, s);
     pthread_cond_broadcast(&sub->progress_cond);

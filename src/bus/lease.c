@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "bus/lease.h"
+#include "bus/scheduler.h"
 #include "bus/sub_int.h"
 #include "core/alloc.h"
 #include "core/error.h"

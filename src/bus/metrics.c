@@ -13,6 +13,8 @@
  */
 #include <string.h>
 
+#include "bus/metrics.h"
+#include "bus/ring.h"
 #include "bus/sub_int.h"
 #include "core/error.h"
 
@@ -45,11 +47,12 @@ static void collect(td_metrics *m, void *payload)
     pthread_mutex_unlock(&sub->lock);
     double age = 0;
     bool known = oldest_pending_age(sub, head, checkpoint, &age);
-    td_metric_set(sub->m_lag_events, labels, (double)(head > checkpoint ? head - checkpoint : 0));
+    td_metric_set(sub->metrics.lag_events, labels,
+                  (double)(head > checkpoint ? head - checkpoint : 0));
     if (known)
-        td_metric_set(sub->m_lag_seconds, labels, age);
+        td_metric_set(sub->metrics.lag_seconds, labels, age);
     if (td_state__count_dead_letters(sub->store, sub->name, &dead) == 0)
-        td_metric_set(sub->m_dead, labels, (double)dead);
+        td_metric_set(sub->metrics.dead, labels, (double)dead);
 }
 
 int td_sub_metrics__register(td_subscription *sub)
@@ -58,24 +61,24 @@ int td_sub_metrics__register(td_subscription *sub)
     if (m == NULL)
         return 0;
     int error = td_metrics_histogram(
-        &sub->m_duration, m, "event_processing_duration_seconds",
+        &sub->metrics.duration, m, "event_processing_duration_seconds",
         "Time from an event's commit to its handler finishing, by subscription and type.",
         "subscription,event_type", latency_buckets,
         sizeof latency_buckets / sizeof latency_buckets[0]);
     if (error == 0)
-        error = td_metrics_counter(&sub->m_failures, m, "event_handler_failures_total",
+        error = td_metrics_counter(&sub->metrics.failures, m, "event_handler_failures_total",
                                    "Failed handler attempts.", "subscription,event_type");
     if (error == 0)
-        error = td_metrics_counter(&sub->m_retries, m, "event_retries_total",
+        error = td_metrics_counter(&sub->metrics.retries, m, "event_retries_total",
                                    "Handler attempts after a failure.", "subscription");
     if (error == 0)
-        error = td_metrics_gauge(&sub->m_dead, m, "dead_letters",
+        error = td_metrics_gauge(&sub->metrics.dead, m, "dead_letters",
                                  "Entries in the dead-letter queue.", "subscription");
     if (error == 0)
-        error = td_metrics_gauge(&sub->m_lag_events, m, "subscription_lag_events",
+        error = td_metrics_gauge(&sub->metrics.lag_events, m, "subscription_lag_events",
                                  "Events committed but not yet done.", "subscription");
     if (error == 0)
-        error = td_metrics_gauge(&sub->m_lag_seconds, m, "subscription_lag_seconds",
+        error = td_metrics_gauge(&sub->metrics.lag_seconds, m, "subscription_lag_seconds",
                                  "Age of the oldest event not yet done.", "subscription");
     if (error == 0)
         error = td_metrics_on_collect(m, collect, sub);
@@ -91,20 +94,21 @@ void td_sub_metrics__unregister(td_subscription *sub)
 void td_sub_metrics__handled(td_subscription *sub, const td_event *ev)
 {
     const char *labels[2] = {sub->name, ev->type};
-    if (sub->m_duration)
-        td_metric_observe(sub->m_duration, labels, (double)(td_time_now() - ev->occurred_at) / 1e6);
+    if (sub->metrics.duration)
+        td_metric_observe(sub->metrics.duration, labels,
+                          (double)(td_time_now() - ev->occurred_at) / 1e6);
 }
 
 void td_sub_metrics__failed(td_subscription *sub, const td_event *ev)
 {
     const char *labels[2] = {sub->name, ev->type};
-    if (sub->m_failures)
-        td_metric_add(sub->m_failures, labels, 1);
+    if (sub->metrics.failures)
+        td_metric_add(sub->metrics.failures, labels, 1);
 }
 
 void td_sub_metrics__retry(td_subscription *sub)
 {
     const char *labels[1] = {sub->name};
-    if (sub->m_retries)
-        td_metric_add(sub->m_retries, labels, 1);
+    if (sub->metrics.retries)
+        td_metric_add(sub->metrics.retries, labels, 1);
 }

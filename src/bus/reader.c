@@ -28,6 +28,13 @@
 #include <time.h>
 
 #include "bus/reader.h"
+#include "bus/eager.h"
+#include "bus/lease.h"
+#include "bus/recovery.h"
+#include "bus/replay.h"
+#include "bus/requests.h"
+#include "bus/ring.h"
+#include "bus/scheduler.h"
 #include "bus/sub_int.h"
 #include "core/alloc.h"
 #include "core/error.h"
@@ -38,6 +45,10 @@
 #define CHECKPOINT_EVERY_US 100000
 #define INFLIGHT_WINDOW     1024
 #define REQUESTS_EVERY_US   50000
+/* The longest the reader waits in one turn: for a commit (td_store_wait),
+ * or for the lanes to make room in the ring. */
+#define STORE_WAIT_MS 50
+#define LANES_WAIT_US 20000
 
 typedef struct batch {
     td_event **events;
@@ -224,7 +235,7 @@ static void wait_for_lanes(td_subscription *sub)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_nsec += 20 * 1000000L;
+    ts.tv_nsec += LANES_WAIT_US * 1000L;
     if (ts.tv_nsec >= 1000000000L) {
         ts.tv_sec++;
         ts.tv_nsec -= 1000000000L;
@@ -264,7 +275,7 @@ static void *reader_main(void *arg)
         if (error == 0 && outcome == READ_LANES_FULL)
             wait_for_lanes(sub);
         else if (error == 0 && outcome == READ_NOTHING_NEW &&
-                 td_store_wait(sub->store, sub->reader.read_position, 50, &head) < 0)
+                 td_store_wait(sub->store, sub->reader.read_position, STORE_WAIT_MS, &head) < 0)
             td_sub__fail(sub, td_error_last_code());
     }
     return NULL;

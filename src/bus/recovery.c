@@ -38,6 +38,8 @@
 #include "bus/reader.h"
 #include "bus/recovery.h"
 #include "bus/scheduler.h"
+#include "bus/deliver.h"
+#include "bus/ring.h"
 #include "bus/sub_int.h"
 #include "core/alloc.h"
 #include "core/error.h"

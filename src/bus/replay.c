@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "bus/replay.h"
+#include "bus/scheduler.h"
 #include "bus/sub_int.h"
 #include "core/alloc.h"
 #include "core/error.h"

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "bus/scheduler.h"
+#include "bus/requests.h"
 #include "bus/sub_int.h"
 #include "core/alloc.h"
 #include "core/error.h"

@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "bus/scheduler.h"
+#include "bus/ring.h"
 #include "bus/sub_int.h"
 #include "core/alloc.h"
 #include "core/error.h"

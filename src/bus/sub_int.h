@@ -1,25 +1,72 @@
 /*
- * sub_int.h: a subscription's moving parts (internal).
+ * sub_int.h: a subscription's shared core and the map of its parts
+ * (internal).
  *
- *   reader thread (subscription.c)          lane threads (lanes.c)
- *   ──────────────────────────────          ─────────────────────────────
- *   reads events after read_position   ──▶  take a ready stream, handle its
- *   records them in the pending ring        head event (deliver.c), mark it
- *   queues them on their stream             done in the ring, release the stream
- *   persists inflight_to before lanes
+ *   reader thread (reader.c)                 lane threads (lanes.c)
+ *   ──────────────────────────────           ─────────────────────────────
+ *   reads events after read_position    ──▶  take a ready stream (scheduler),
+ *   records them in the pending ring         handle its head item (deliver.c),
+ *   queues them on their stream              mark it done in the ring,
+ *   persists inflight_to before lanes        release the stream
  *   may see them; persists the checkpoint
  *   as the ring's done prefix grows;
- *   carries out DLQ requests (requests.c)
+ *   carries out DLQ and replay requests,
+ *   renews the lease
  *
- * Invariants (under `lock`):
- * - An event is in the ring from when it is read until the checkpoint passes
- *   it; the checkpoint is the position before the oldest event not done.
- * - A stream is handled by at most one lane at a time (`busy`), always its
- *   head item first, so a stream's events are handled in order.
- * - A stream is in at most one of the ready list and the delayed list
- *   (`queued`), and only when it is not busy and has items.
- * - A stream with `blocked_by` set (sequenced DLQ) parks every item it hands
- *   out behind that dead letter.
+ * The parts, each with its own type, header and file; each header says
+ * what the part owns, which thread calls which function, and its
+ * invariants. Parts reach each other's state only through those headers.
+ *
+ *   part        type              header / file        state under `lock`
+ *   reader      td_sub_reader     reader.h / reader.c  read_position (writes)
+ *   lanes       td_sub_lanes      lanes.h / lanes.c    none
+ *   scheduler   td_sub_sched      scheduler.h / .c     all (streams, lists)
+ *   ring        td_sub_ring       ring.h / ring.c      all (incl. checkpoint)
+ *   recovery    td_sub_recovery   recovery.h / .c      careful_until (writes
+ *                                                      while running),
+ *                                                      recovering_to
+ *   lease       td_sub_lease      lease.h / lease.c    none (control thread,
+ *                                                      then the reader)
+ *   eager       td_sub_eager      eager.h / eager.c    the failed-notes ring
+ *   replay      td_sub_replay     replay.h / replay.c  outstanding
+ *   metrics     td_sub_metrics    metrics.h / .c       none (set at creation)
+ *   (deliver.c and requests.c own no state: deliver.h, requests.h)
+ *
+ * Locking between the parts, written down once (docs/internals/delivery.md
+ * says the same):
+ * - One mutex, `lock`, guards the shared core's `stopping` and first error,
+ *   and the parts' fields named above. Parts that own no field under it
+ *   take it only to call into those that do.
+ * - `lock` is a leaf: while holding it no code takes another lock, calls
+ *   into the store or runs a handler. The exceptions are the
+ *   subscription's `accept` filter, which the reader calls under it (so it
+ *   must not call back into the subscription), and the log sink, which
+ *   td_sub__fail calls under it for the first error. Other locks may be held
+ *   when it is taken: the store's writer calls td_eager__note_failure
+ *   inside the appending unit, the metrics registry its collect callback.
+ * - Functions documented "lock held" never take it, and assert it
+ *   (core/lock.h) where every caller holds it; the others take it themselves for each step, never
+ * across a store call or a handler.
+ * - Two conditions, both on `lock`: lanes_cond (work for lanes: broadcast
+ *   when the reader, a DLQ request or a replay queues items and at stop;
+ *   signalled by a lane that settles while ready streams remain);
+ *   progress_cond (an item finished or the reader moved: broadcast by lanes
+ *   as they settle, by the reader after each batch and at stop; the reader
+ *   waits on it while the ring has no room (or after a failed read), td_subscription_wait_until
+ *   while the checkpoint is behind).
+ * - The control thread (start, stop, free) touches the parts' unlocked
+ *   fields only while no reader or lane runs; thread creation and join
+ *   order those accesses.
+ *
+ * Invariants across the parts (each part's own are in its header):
+ * - An event is in the ring from when it is read until the checkpoint
+ *   passes it; the checkpoint is the position before the oldest event not
+ *   done, and it never passes the read position.
+ * - An event reaches a lane only once the durable inflight_to covers it
+ *   (reader.h), so after a crash every event that might have been in a
+ *   handler lies in (checkpoint, inflight_to] (recovery.h).
+ * - A stream is handled by one holder at a time, head first (scheduler.h),
+ *   so a stream's events are handled in order.
  */
 #ifndef TD_BUS_SUB_INT_H
 #define TD_BUS_SUB_INT_H
@@ -29,17 +76,17 @@
 #include "bus/eager.h"
 #include "bus/lanes.h"
 #include "bus/lease.h"
+#include "bus/metrics.h"
 #include "bus/reader.h"
 #include "bus/recovery.h"
 #include "bus/replay.h"
 #include "bus/ring.h"
 #include "bus/scheduler.h"
-#include "bus/state.h"
 #include "core/internal.h"
-#include "tidings/dlq.h"
 #include "tidings/subscription.h"
 
 struct td_subscription {
+    /* set at creation, read-only while running */
     td_store *store;
     td_subscription_options opts; /* name and match point at the copies below */
     char *name;
@@ -51,56 +98,25 @@ struct td_subscription {
     pthread_mutex_t lock;
     pthread_cond_t lanes_cond;    /* work for lanes */
     pthread_cond_t progress_cond; /* an item finished */
-    td_sub_reader reader;         /* reader.h */
-    td_sub_lanes lanes;           /* lanes.h */
-    td_sub_eager eager;           /* eager.h */
-    td_sub_lease lease;           /* lease.h */
-    bool stopping;
-    int first_error;
+    bool stopping;                /* under lock */
+    int first_error;              /* under lock; a TD_E code, 0 while none */
     char first_error_message[256];
 
-    td_sub_sched sched; /* scheduler.h */
-
-    td_sub_ring ring; /* ring.h */
-
-    td_sub_recovery recovery; /* recovery.h */
-
-    td_sub_replay replay; /* replay.h */
-
-    /* metrics (all NULL without a registry) */
-    td_metric *m_duration, *m_failures, *m_retries, *m_dead, *m_lag_events, *m_lag_seconds;
+    /* the parts (see the table above) */
+    td_sub_reader reader;
+    td_sub_lanes lanes;
+    td_sub_sched sched;
+    td_sub_ring ring;
+    td_sub_recovery recovery;
+    td_sub_lease lease;
+    td_sub_eager eager;
+    td_sub_replay replay;
+    td_sub_metrics metrics;
 };
 
-/* metrics.c in this folder: registering and updating the subscription's series. */
-int td_sub_metrics__register(td_subscription *sub);
-void td_sub_metrics__unregister(td_subscription *sub);
-void td_sub_metrics__handled(td_subscription *sub, const td_event *ev);
-void td_sub_metrics__failed(td_subscription *sub, const td_event *ev);
-void td_sub_metrics__retry(td_subscription *sub);
-
-/* deliver.c: the eager attempt at ev, inside txn; < 0 only for what must
- * fail the unit. mark is the stream's progress mark, read by the caller. */
-int td_deliver__eager(td_txn *txn, td_subscription *sub, const td_event *ev, int64_t mark);
-
-/* deliver.c: handles one item on a lane (lock not held). */
-typedef enum { OUTCOME_DONE, OUTCOME_PARKED, OUTCOME_DELAYED, OUTCOME_FAILED } td_outcome;
-td_outcome td_deliver__item(td_subscription *sub, item *it, const char *blocked_by,
-                            int64_t *delay_us, char *dead_letter_out);
-int td_deliver__park(td_subscription *sub, item *it, const char *blocked_by, const char *reason,
-                     char *dead_letter_out);
-/* Transactional mode: first attempts of several items in one unit of work,
- * each under a savepoint of its own. done[i] says whether items[i] was
- * handled; the others go through td_deliver__item as usual. */
-void td_deliver__batch(td_subscription *sub, item **items, size_t count, bool *done);
-/* Whether an item may take the batch path (a plain first attempt of an event
- * this program can read); brings its event to the current schema. */
-bool td_deliver__batchable(td_subscription *sub, item *it, const char *blocked_by);
-
-/* requests.c: restores DLQ state at start, carries out operator requests. */
-int td_requests__restore(td_subscription *sub);
-int td_requests__process(td_subscription *sub);
-
-/* Records the subscription's first serious error (lock not held). */
+/* Records the subscription's first serious error (lock not held): any
+ * thread. TD_ENOSPC and TD_EUNAVAILABLE are not failures (they are tried
+ * again) and are only logged. */
 void td_sub__fail(td_subscription *sub, int code);
 
 #endif
