@@ -182,7 +182,7 @@ int td_lease__renew(td_subscription *sub)
         return error;
     if (error < 0) { /* the server is away: tried again soon; the lease still runs */
         sub->lease.renewed_us = now - LEASE_RENEW_US + LEASE_RETRY_US;
-        return TD_ERROR;
+        return error; /* TD_EUNAVAILABLE, say: the reader's td_sub__fail tells */
     }
     lease_op op = {sub, false, false, false};
     error = td_transact(sub->store, lease_unit, &op);

@@ -21,7 +21,9 @@
  *   - a subscription whose lease lock went with its session takes it again
  *     when no one has, and stops handing out events when another process
  *     took it over meanwhile: one name never runs in two places for longer
- *     than a renewal.
+ *     than a renewal;
+ *   - a renewal that finds the server away (its lock gone with the session
+ *     and not to be taken again yet) is tried again, not a failure.
  */
 #include <libpq-fe.h>
 #include <poll.h>
@@ -471,6 +473,49 @@ static void test_a_lost_lock_taken_over_stops_its_holder(void **state)
     free(url);
 }
 
+/* A subscription whose server is away across a renewal of its lease (its
+ * role may not log in and every session of it ended, for longer than
+ * LEASE_RENEW_US): the lease's lock went with its session and cannot be
+ * taken again until the server is back. That renewal is tried again, as
+ * the reads and checkpoints of the outage are: the subscription hands out
+ * what comes after and does not count as failed. (It did: the renewal
+ * reported TD_ERROR for an unreachable server.) */
+static void test_a_renewal_during_an_outage_is_not_a_failure(void **state)
+{
+    (void)state;
+    char role[64], sql[256];
+    snprintf(role, sizeof role, "td_rl_%ld", (long)getpid());
+    snprintf(sql, sizeof sql, "CREATE ROLE %s LOGIN; GRANT CREATE ON DATABASE tidings TO %s", role,
+             role);
+    admin(sql);
+    char *base = tt_pg_schema_url("renewal");
+    char url[2048];
+    snprintf(url, sizeof url, "postgres://%s%s&application_name=%s", role, strchr(base, '@'), role);
+    free(base);
+    td_store *store = tt_open(url);
+    tally a = {0};
+    td_subscription *sub = NULL;
+    assert_td_ok(start_mailer(store, tally_event, &a, &sub));
+    int64_t head = tt_append(store, "order-1", "Placed", 1);
+    assert_td_ok(td_subscription_wait_until(sub, head, 10000));
+
+    snprintf(sql, sizeof sql, "ALTER ROLE %s NOLOGIN", role);
+    admin(sql);
+    assert_true(terminate(role) > 0);
+    sleep(5); /* past a renewal (every 3 s after the start) */
+    snprintf(sql, sizeof sql, "ALTER ROLE %s LOGIN", role);
+    admin(sql);
+
+    head = tt_append(store, "order-2", "Placed", 1);
+    assert_td_ok(td_subscription_wait_until(sub, head, 30000));
+    if (td_subscription_check(sub) != 0)
+        fail_msg("the subscription counts as failed: %s", td_error_last());
+    assert_int_equal(atomic_load(&a.all), 2);
+    assert_td_ok(td_subscription_stop(sub));
+    td_subscription_free(sub);
+    td_store_free(store);
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 3 && strcmp(argv[1], "--child") == 0)
@@ -487,6 +532,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_writers_take_turns_on_a_stream),
         cmocka_unit_test(test_subscriptions_ride_out_an_outage),
         cmocka_unit_test(test_a_lost_lock_taken_over_stops_its_holder),
+        cmocka_unit_test(test_a_renewal_during_an_outage_is_not_a_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
