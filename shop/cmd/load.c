@@ -329,10 +329,11 @@ typedef struct final_note {
 
 typedef struct watcher {
     load *l;
-    final_note *notes;
+    final_note *notes; /* appended by the feed thread under lock */
     int count, cap;
     char buf[1 << 16];
     size_t len;
+    pthread_mutex_t lock;
 } watcher;
 
 static void note_frame(watcher *w, char *frame)
@@ -345,13 +346,16 @@ static void note_frame(watcher *w, char *frame)
     const char *id = json_string_value(json_object_get(d, "order_id"));
     if (id && to && (strcmp(to, "Processing") == 0 || strcmp(to, "Cancelled") == 0) &&
         w->count < w->cap) {
-        final_note *n = &w->notes[w->count++];
+        pthread_mutex_lock(&w->lock);
+        final_note *n = &w->notes[w->count];
         snprintf(n->id, sizeof n->id, "%s", id);
         snprintf(n->status, sizeof n->status, "%s", to);
         n->at = now_s();
         td_time occurred = 0;
         const char *text = json_string_value(json_object_get(event, "occurred_at"));
         n->occurred = text && td_time_parse(&occurred, text) == 0 ? (double)occurred / 1e6 : 0;
+        w->count++;
+        pthread_mutex_unlock(&w->lock);
         atomic_fetch_add(&w->l->finals, 1);
     }
     json_decref(event);
@@ -438,6 +442,27 @@ static void progress(load *l, bool tty, int *last_decile)
         printf("progress: %d/%d placed, %d final\n", placed, l->orders, finals);
         fflush(stdout);
     }
+}
+
+/* How many of the orders this run placed the feed has seen final. The
+ * feed carries every order's status, others' too (a test placing its own
+ * meanwhile), so counting finals alone can end the wait before all of ours
+ * are final. After the clients are joined (their ids are set); takes the
+ * watcher's lock against the feed thread. */
+static int own_finals(load *l, watcher *w)
+{
+    int done = 0;
+    pthread_mutex_lock(&w->lock);
+    for (int i = 0; i < l->orders; i++) {
+        const order_slot *s = &l->slots[i];
+        for (int k = 0; s->id[0] && k < w->count; k++)
+            if (strcmp(w->notes[k].id, s->id) == 0) {
+                done++;
+                break;
+            }
+    }
+    pthread_mutex_unlock(&w->lock);
+    return done;
 }
 
 /* Matches notes to orders; fills latencies (to_store: *stored of them);
@@ -655,8 +680,13 @@ static void report(load *l, watcher *w, double elapsed, bool consistent, const c
 static int run(load *l)
 {
     CURL *setup = curl_easy_init();
-    watcher w = {
-        l, calloc((size_t)l->orders * 2 + 16, sizeof(final_note)), 0, l->orders * 2 + 16, "", 0};
+    watcher w = {l,
+                 calloc((size_t)l->orders * 2 + 16, sizeof(final_note)),
+                 0,
+                 l->orders * 2 + 16,
+                 "",
+                 0,
+                 PTHREAD_MUTEX_INITIALIZER};
     pthread_t feed, *clients = calloc((size_t)l->concurrency, sizeof *clients);
     client *args = calloc((size_t)l->concurrency, sizeof *args);
     bool tty = isatty(1);
@@ -674,7 +704,7 @@ static int run(load *l)
         for (int i = 0; i < l->concurrency; i++)
             pthread_join(clients[i], NULL);
         double deadline = now_s() + 60;
-        while (atomic_load(&l->finals) < atomic_load(&l->placed) && now_s() < deadline) {
+        while (own_finals(l, &w) < atomic_load(&l->placed) && now_s() < deadline) {
             progress(l, tty, &decile);
             usleep(100000);
         }
@@ -702,6 +732,7 @@ static int run(load *l)
         error = consistent ? 0 : -1;
     }
     free(w.notes);
+    pthread_mutex_destroy(&w.lock);
     free(clients);
     free(args);
     return error;
