@@ -39,7 +39,7 @@ int agg_read_at(td_store *store, const char *category, shop_fold_fn fold, const 
 int agg_append(td_txn *txn, shop_aggregate *a, shop_new_event *events, size_t count,
                shop_fold_fn fold)
 {
-    td_aggregate_event evs[TD_AGGREGATE_APPEND_MAX];
+    td_aggregate_event evs[TD_AGGREGATE_APPEND_MAX] = {0}; /* -O2 cannot see count bounds the use */
     int error = count <= TD_AGGREGATE_APPEND_MAX ? 0 : TD_EINVAL;
     for (size_t i = 0; error == 0 && i < count; i++) {
         evs[i] = (td_aggregate_event){events[i].type, events[i].source, events[i].kind,
