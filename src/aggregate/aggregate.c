@@ -106,7 +106,8 @@ int td_aggregate_load(td_txn *txn, td_aggregate *agg, const char *category, cons
     if (error < 0)
         return error;
     start(agg, category, id);
-    error = take_snapshot(agg, text, len, td_txn_doc_get(txn, collection, id, &text, &len));
+    int got = td_txn_doc_get(txn, collection, id, &text, &len); /* before text is passed on */
+    error = take_snapshot(agg, text, len, got);
     td_free(text);
     folding f = {agg, fold};
     if (error == 0)
@@ -183,7 +184,8 @@ int td_aggregate_read(td_store *store, const char *category, const char *id,
     if (error < 0)
         return error;
     start(&agg, category, id);
-    error = take_snapshot(&agg, text, len, td_store_doc_get(store, collection, id, &text, &len));
+    int got = td_store_doc_get(store, collection, id, &text, &len); /* before text is passed on */
+    error = take_snapshot(&agg, text, len, got);
     td_free(text);
     folding f = {&agg, fold};
     if (error == 0)
