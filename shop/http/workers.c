@@ -15,7 +15,7 @@
  *          ──▶ bounded, and the oldest waiting new work has
  *              waited longer than max_wait_us, or what
  *              waits ahead would take longer to run at the
- *              pace commands run now (service_us)           ──▶ TD_EBUSY
+ *              pace new work runs now (service_us)          ──▶ TD_EBUSY
  *          ──▶ otherwise queued (first in, first out)
  *
  * The number of workers bounds the commands in flight, and so how many
@@ -53,7 +53,7 @@ struct http_workers {
     http_gate_fn gate;   /* may bounded work start now? NULL: always */
     void *gate_arg;
     bool polling;       /* a worker watches the gate */
-    int64_t service_us; /* how long a command runs, smoothed (EWMA, 1/8) */
+    int64_t service_us; /* how long new work runs, smoothed (EWMA, 1/8) */
     bool stopping;
     job *first, *last;
 };
@@ -145,9 +145,11 @@ static void *worker_main(void *arg)
         int64_t began = monotonic_us();
         j->fn(j->arg);
         int64_t ran = monotonic_us() - began;
+        bool bounded = j->bounded;
         free(j);
         pthread_mutex_lock(&w->lock);
-        w->service_us = w->service_us ? w->service_us + (ran - w->service_us) / 8 : ran;
+        if (bounded) /* new orders' pace: a burst of logins (Argon2) must not turn orders away */
+            w->service_us = w->service_us ? w->service_us + (ran - w->service_us) / 8 : ran;
     }
     pthread_mutex_unlock(&w->lock);
     return NULL;

@@ -208,7 +208,7 @@ static void run_slowly(void *arg)
 }
 
 /* New work is refused when what waits ahead of it would take longer than
- * its bound to run, at the pace commands ran so far, before the oldest has
+ * its bound to run, at the pace new work ran so far, before the oldest has
  * waited that long: a burst past what the workers can do in time is turned
  * away at once. */
 static void test_refused_by_the_wait_foreseen(void **state)
@@ -220,7 +220,7 @@ static void test_refused_by_the_wait_foreseen(void **state)
     http_workers *w = NULL;
     assert_int_equal(http_workers_start(&w, 1, 16, 120000, gate, &book), 0);
     job_arg first = {&book, 'F', false}, h = {&book, 'H', true}, n[4];
-    assert_int_equal(http_workers_submit(w, run_slowly, &first, false), 0); /* 50 ms a command */
+    assert_int_equal(http_workers_submit(w, run_slowly, &first, true), 0); /* 50 ms an order */
     char order[65];
     wait_ran(&book, 1, order);
     assert_int_equal(http_workers_submit(w, run, &h, false), 0);
