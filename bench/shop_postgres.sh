@@ -24,15 +24,7 @@ for v in /usr/lib/postgresql/*/bin; do psql_bin=$v/psql; done
 # run NAME DB ORDERS CONCURRENCY RATE: one shop on DB ("" = SQLite), one load.
 run() {
   local name=$1 db=$2 n=$3 c=$4 r=$5
-  "$build/shop" serve --listen 127.0.0.1:0 --data "$dir/$name" --log-level error \
-    --auth-limit 100000 ${db:+--db "$db"} >"$dir/$name.out" 2>&1 &
-  pid=$!
-  for _ in $(seq 1 400); do
-    grep -q 'listening on' "$dir/$name.out" 2>/dev/null && break
-    sleep 0.05
-  done
-  url=$(grep -o 'http://127.0.0.1:[0-9]*' "$dir/$name.out" | head -1)
-  [ -n "$url" ] || { cat "$dir/$name.out" >&2; exit 1; }
+  serve "$build" "$dir/$name" --auth-limit 100000 ${db:+--db "$db"}
   "$build/shop" load --url "$url" --key-file "$dir/$name/admin.key" --orders "$n" \
     --concurrency "$c" --decline-rate 0.1 ${r:+--rate "$r"} >"$dir/$name.load" 2>&1 || true
   kill "$pid"

@@ -535,20 +535,7 @@ static int read_all(int fd, char **out, size_t *len)
     if (fstat(fd, &st) != 0)
         return TD_EIO;
     *len = (size_t)st.st_size;
-    *out = malloc(*len + 1);
-    if (*out == NULL)
-        return TD_ENOMEM;
-    size_t got = 0;
-    while (got < *len) {
-        ssize_t n = pread(fd, *out + got, *len - got, (off_t)got);
-        if (n <= 0) {
-            free(*out);
-            return TD_EIO;
-        }
-        got += (size_t)n;
-    }
-    (*out)[*len] = '\0';
-    return 0;
+    return read_range(fd, 0, st.st_size, out);
 }
 
 static void spool_free(spool *sp)
