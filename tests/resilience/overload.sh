@@ -23,14 +23,17 @@ shop=$1
 tidings=$2
 . "$(dirname "$0")/lib.sh"
 
-# bound NAME DETAIL SERVE-ARGS...: one shop, 32 clients, one bound.
+# bound NAME DETAIL ORDERS SERVE-ARGS...: one shop, 32 clients placing
+# ORDERS, one bound. Refusals take microseconds, so a bound that refuses
+# nearly everything gets more orders (and rate limits out of its way):
+# shop load must still be running while this script places its own.
 bound() {
-  local name=$1 detail=$2 seen= placed refused failed refusals
-  shift 2
+  local name=$1 detail=$2 orders=$3 seen= placed refused failed refusals
+  shift 3
   serve "$name" "$dir/$name" "$@" || fail "$name: the shop did not start"
   make_catalog 1000000
   mapfile -t auth < <(load_auth)
-  "$shop" load --url "$url" "${auth[@]}" --orders 1000 --concurrency 32 --decline-rate 0.1 \
+  "$shop" load --url "$url" "${auth[@]}" --orders "$orders" --concurrency 32 --decline-rate 0.1 \
     --no-retry >"$dir/$name.load" 2>&1 &
   load_pid=$!
   pids+=("$load_pid")
@@ -65,6 +68,7 @@ bound() {
     fail "$name: audit verify: $(cat "$dir/audit")"
 }
 
-bound wait "wait" --command-workers 2 --admit-wait 1 --admit-backlog 0
-bound backlog "catching up" --command-workers 32 --admit-wait 0 --admit-backlog 1
+bound wait "wait" 8000 --command-workers 2 --admit-wait 1 --admit-backlog 0 \
+  --rate-limit 1000000 --credential-rate-limit 1000000
+bound backlog "catching up" 1000 --command-workers 32 --admit-wait 0 --admit-backlog 1
 echo ok
