@@ -124,6 +124,19 @@ static td_read_query integration_types(void)
     return q;
 }
 
+/* The consumer counts a batch just after its unit commits, so its stats
+ * trail the store a little: waits until they show n consumed (or 30 s),
+ * and fills s. */
+static void wait_consumed(td_consumer *consumer, int64_t n, td_broker_stats *s)
+{
+    for (int i = 0; i < 3000; i++) {
+        td_consumer_stats(consumer, s);
+        if (s->consumed >= n)
+            return;
+        usleep(10000);
+    }
+}
+
 static void end_to_end(td_queue_type queue_type)
 {
     pair p;
@@ -136,7 +149,7 @@ static void end_to_end(td_queue_type queue_type)
 
     td_broker_stats rs, cs;
     td_relay_stats(p.relay, &rs);
-    td_consumer_stats(p.consumer, &cs);
+    wait_consumed(p.consumer, EVENTS, &cs);
     assert_true(rs.connected);
     assert_int_equal(rs.published, EVENTS);
     assert_int_equal(rs.confirmed, EVENTS);
@@ -149,9 +162,15 @@ static void end_to_end(td_queue_type queue_type)
 
     char *text = NULL;
     size_t len = 0;
-    assert_td_ok(td_metrics_render(p.metrics, &text, &len));
     char line[160];
     snprintf(line, sizeof line, "broker_consumed_total{queue=\"%s\"} %d\n", p.queue, EVENTS);
+    for (int i = 0; i < 300; i++) { /* the metric follows the stats by a moment */
+        td_free(text);
+        assert_td_ok(td_metrics_render(p.metrics, &text, &len));
+        if (strstr(text, line))
+            break;
+        usleep(10000);
+    }
     if (strstr(text, line) == NULL)
         fail_msg("no '%s' in the metrics:\n%s", line, text);
     assert_non_null(strstr(text, "broker_confirmed_total{relay=\"orders\"} 400\n"));
@@ -268,7 +287,7 @@ static void test_restarted_consumer_catches_up_in_order(void **state)
     assert_int_equal(tb_wait_count(p.to, &q, EVENTS * 3 / 4, 30000), EVENTS * 3 / 4);
     assert_int_equal(tb_check_copy(p.from, p.to), EVENTS * 3 / 4);
     td_broker_stats cs;
-    td_consumer_stats(p.consumer, &cs);
+    wait_consumed(p.consumer, EVENTS / 2, &cs);
     assert_int_equal(cs.consumed, EVENTS / 2);
     assert_int_equal(cs.duplicates, 0);
     pair_close(&p);
