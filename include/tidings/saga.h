@@ -89,9 +89,9 @@ typedef struct td_saga_definition {
     const char *const *routine;
 } td_saga_definition;
 
-/* Version 2 added eager; td_saga_new reads a version 1 struct without it
- * and refuses other versions (TD_EINVAL). */
-#define TD_SAGA_OPTIONS_VERSION 2
+/* Version 2 added eager, version 3 partition; td_saga_new reads an older
+ * struct without them and refuses other versions (TD_EINVAL). */
+#define TD_SAGA_OPTIONS_VERSION 3
 
 typedef struct td_saga_options {
     unsigned int version;
@@ -101,11 +101,20 @@ typedef struct td_saga_options {
     td_metrics *metrics;   /* optional, as for subscriptions */
     td_tracer *tracer;     /* optional */
     bool eager;            /* the subscription's eager mode (subscription.h) */
+    /* One partition of the saga (partition.h): the instances whose
+     * correlation id (as def->correlate reads it) hashes to it, their
+     * events and their deadlines; its subscription is then
+     * "saga.<name>.pKofN". by is ignored: a saga goes by correlation. {0}:
+     * the whole. */
+    td_partition partition;
 } td_saga_options;
 
 #define TD_SAGA_OPTIONS_INIT                                                                       \
     {                                                                                              \
-        TD_SAGA_OPTIONS_VERSION, 0, 0, false, NULL, NULL, false                                    \
+        TD_SAGA_OPTIONS_VERSION, 0, 0, false, NULL, NULL, false,                                   \
+        {                                                                                          \
+            0, 0, TD_PARTITION_BY_STREAM                                                           \
+        }                                                                                          \
     }
 
 /* Makes a saga from def (which, with its strings and tables, must outlive
@@ -115,6 +124,10 @@ typedef struct td_saga_options {
 int td_saga_new(td_saga **out, td_store *store, const td_saga_definition *def, void *payload,
                 const td_saga_options *opts);
 int td_saga_start(td_saga *saga);
+/* td_subscription_try_start for the saga's subscription, then its timer. */
+int td_saga_try_start(td_saga *saga);
+/* td_subscription_name of the saga's subscription. Borrowed. */
+const char *td_saga_subscription_name(const td_saga *saga);
 int td_saga_stop(td_saga *saga);
 /* td_subscription_check for the saga's subscription. */
 int td_saga_check(td_saga *saga);

@@ -57,6 +57,7 @@
 
 #include "bus.h"
 #include "metrics.h"
+#include "partition.h"
 #include "trace.h"
 
 #ifdef __cplusplus
@@ -68,9 +69,9 @@ typedef enum td_dlq_mode {
     TD_DLQ_SKIP = 1,      /* later events of the stream go on */
 } td_dlq_mode;
 
-/* Version 2 added eager; td_subscription_new reads a version 1 struct
- * without it and refuses other versions (TD_EINVAL). */
-#define TD_SUBSCRIPTION_OPTIONS_VERSION 2
+/* Version 2 added eager, version 3 partition; td_subscription_new reads
+ * an older struct without them and refuses other versions (TD_EINVAL). */
+#define TD_SUBSCRIPTION_OPTIONS_VERSION 3
 #define TD_SUBSCRIPTION_NAME_MAX        64
 
 typedef struct td_subscription_options {
@@ -94,12 +95,18 @@ typedef struct td_subscription_options {
      * match. NULL: take everything match lets through. */
     bool (*accept)(const td_event *event, void *payload);
     bool eager; /* transactional only: also handle this process's appends in their unit */
+    /* One partition of the name (partition.h): only the events whose key
+     * hashes to it, with its state under "NAME.pKofN". {0}: the whole. */
+    td_partition partition;
 } td_subscription_options;
 
 #define TD_SUBSCRIPTION_OPTIONS_INIT                                                               \
     {                                                                                              \
         TD_SUBSCRIPTION_OPTIONS_VERSION, NULL, TD_MATCH_ALL, 1, false, 2, 5, 100, 30000,           \
-            TD_DLQ_SEQUENCED, false, 0, NULL, NULL, NULL, false                                    \
+            TD_DLQ_SEQUENCED, false, 0, NULL, NULL, NULL, false,                                   \
+        {                                                                                          \
+            0, 0, TD_PARTITION_BY_STREAM                                                           \
+        }                                                                                          \
     }
 
 typedef struct td_subscription td_subscription;
@@ -141,6 +148,16 @@ int td_subscription_new(td_subscription **out, td_store *store, const td_subscri
  * durable checkpoint. */
 int td_subscription_start(td_subscription *sub);
 
+/* As td_subscription_start, but a lock another process holds answers
+ * TD_EBUSY at once instead of being waited for (up to a second, for a
+ * holder that was just killed): for a balancer that tries again anyway
+ * (balance.h). */
+int td_subscription_try_start(td_subscription *sub);
+
+/* The name the subscription keeps its state and lease under: its name, or
+ * "NAME.pKofN" for a partition (partition.h). Borrowed from sub. */
+const char *td_subscription_name(const td_subscription *sub);
+
 /* Stops gracefully: no new events are handed over, handlers in flight finish,
  * the checkpoint is persisted. Returns the first error the subscription met
  * while running, if any. */
@@ -179,6 +196,9 @@ typedef struct td_subscription_status {
     int64_t lag_events;   /* head - position */
     int64_t in_retry;     /* events waiting for a delayed retry */
     int64_t dead_letters; /* parked events, including those parked behind others */
+    /* Who runs it now: "PID@HOST" from its unexpired lease; NULL: nobody
+     * (stopped, or its lease expired). Borrowed for the call. */
+    const char *holder;
 } td_subscription_status;
 
 /* The durable status of every subscription ever run on the store, by name. */

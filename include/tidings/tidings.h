@@ -17,6 +17,7 @@
 
 #include "aggregate.h"
 #include "audit.h"
+#include "balance.h"
 #include "broker.h"
 #include "bus.h"
 #include "dlq.h"
@@ -25,6 +26,7 @@
 #include "event.h"
 #include "memory.h"
 #include "metrics.h"
+#include "partition.h"
 #include "projection.h"
 #include "saga.h"
 #include "seal.h"

@@ -34,8 +34,7 @@
 
 static bool takes(td_subscription *sub, const td_event *ev)
 {
-    return td_match_event(&sub->opts.match, ev) &&
-           (sub->opts.accept == NULL || sub->opts.accept(ev, sub->payload));
+    return td_match_event(&sub->opts.match, ev) && td_sub__accepts(sub, ev);
 }
 
 typedef struct gap_scan {

@@ -127,7 +127,7 @@ static void lease_lock_name(const td_subscription *sub, char *out, size_t size)
     snprintf(out, size, "lease-%s", sub->name);
 }
 
-int td_lease__take(td_subscription *sub)
+int td_lease__take(td_subscription *sub, bool wait_for_lock)
 {
     td_uuid id;
     char lock_name[8 + TD_SUBSCRIPTION_NAME_MAX];
@@ -138,10 +138,13 @@ int td_lease__take(td_subscription *sub)
     td_uuid_format(sub->lease.owner, &id);
     lease_lock_name(sub, lock_name, sizeof lock_name);
     lease_op op = {sub, false, false, false};
-    int64_t until = td_sched__monotonic_us() + LOCK_WAIT_US;
+    int64_t until = td_sched__monotonic_us() + (wait_for_lock ? LOCK_WAIT_US : 0);
     while ((error = td_store__lock(sub->store, lock_name, &lock)) == TD_EBUSY &&
            td_sched__monotonic_us() < until)
         usleep(LOCK_POLL_US);
+    if (error == TD_EBUSY && !wait_for_lock) /* a live holder here: no need to ask who */
+        return td_error__set(TD_EBUSY, "subscription '%s' runs in another process (its lock)",
+                             sub->name);
     if (error == TD_EBUSY)
         op.lock_busy = true;
     else if (error < 0)
@@ -207,4 +210,18 @@ void td_lease__release(td_subscription *sub)
     td_store__unlock(sub->store, sub->lease.lock);  /* after: a taker then finds no lease */
     sub->lease.lock = NULL;
     sub->lease.held = false;
+}
+
+int td_lease__vacant(td_store *store, const char *name, bool *vacant)
+{
+    char *text = NULL;
+    int error = td_store_doc_get(store, TD_COLL_LEASES, name, &text, NULL);
+    *vacant = error == TD_ENOTFOUND;
+    if (error < 0)
+        return *vacant ? 0 : error;
+    json_t *doc = json_loads(text, 0, NULL);
+    td_free(text);
+    *vacant = json_integer_value(json_object_get(doc, "expires_at")) < td_time_now();
+    json_decref(doc);
+    return 0;
 }

@@ -32,12 +32,17 @@ typedef struct td_sub_lease {
 } td_sub_lease;
 
 /* One process at a time runs a name. take (control thread, reader not
- * running): 0, or TD_EBUSY naming the holder. renew (reader thread,
+ * running): 0, or TD_EBUSY naming the holder; a lock held by another
+ * process is waited for up to LOCK_WAIT_US only when wait_for_lock. renew (reader thread,
  * rate-limited to every LEASE_RENEW_US): 0, TD_EBUSY once lost, another
  * code for a renewal to try again. release (control thread, reader
  * stopped): lets go of the lease, then the lock. */
-int td_lease__take(td_subscription *sub);
+int td_lease__take(td_subscription *sub, bool wait_for_lock);
 int td_lease__renew(td_subscription *sub);
 void td_lease__release(td_subscription *sub);
+
+/* Whether nobody holds the lease of name: no lease document, or an expired
+ * one (a balancer's orphan sweep; any thread). */
+int td_lease__vacant(td_store *store, const char *name, bool *vacant);
 
 #endif

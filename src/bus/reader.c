@@ -134,8 +134,7 @@ static int queue_batch(td_subscription *sub, batch *b, size_t limit, int64_t hea
     pthread_mutex_lock(&sub->lock);
     for (size_t i = 0; i < got; i++) {
         sub->reader.read_position = b->events[i]->position;
-        if (error == 0 &&
-            (sub->opts.accept == NULL || sub->opts.accept(b->events[i], sub->payload)))
+        if (error == 0 && td_sub__accepts(sub, b->events[i]))
             error = enqueue(sub, b->events[i]);
         else
             td_event_free(b->events[i]);
@@ -185,8 +184,7 @@ static int read_more(td_subscription *sub, batch *b, read_outcome *outcome)
     }
     if (error == 0 && careful && head > careful_until)
         head = careful_until;
-    bool accepted =
-        b->count == 1 && (sub->opts.accept == NULL || sub->opts.accept(b->events[0], sub->payload));
+    bool accepted = b->count == 1 && td_sub__accepts(sub, b->events[0]);
     if (error == 0 && careful && accepted &&
         (error = td_recovery__careful_step(sub, b->events[0])) == 1) {
         b->count = 0; /* parked; td_recovery__careful_step took it */

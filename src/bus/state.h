@@ -14,6 +14,7 @@
  *   tidings_dlq_audit     UUIDv7               what was asked, by whom, when
  *   tidings_inbox         CONSUMER|EVENT_ID    {"at"}
  *   tidings_leases        NAME                 {"owner","pid","host","expires_at"}
+ *   tidings_partitions    BASE NAME            {"count","by"}  (partition.c)
  *
  * Keys with NAME| sort together, so one subscription's entries are listed
  * with a prefix scan.
@@ -33,6 +34,7 @@
 #define TD_COLL_INBOX        "tidings_inbox"
 #define TD_COLL_REPLAYS      "tidings_replays"
 #define TD_COLL_LEASES       "tidings_leases"
+#define TD_COLL_PARTITIONS   "tidings_partitions"
 
 #define TD_STATE_KEY_MAX 512
 

@@ -77,6 +77,7 @@
 #include "bus/lanes.h"
 #include "bus/lease.h"
 #include "bus/metrics.h"
+#include "bus/partition.h"
 #include "bus/reader.h"
 #include "bus/recovery.h"
 #include "bus/replay.h"
@@ -89,7 +90,9 @@ struct td_subscription {
     /* set at creation, read-only while running */
     td_store *store;
     td_subscription_options opts; /* name and match point at the copies below */
-    char *name;
+    char *name;                   /* what its state is kept under: base_name, or its partition's */
+    char *base_name;              /* the name it was given */
+    td_partition_key_fn partition_key; /* NULL: by opts.partition.by (partition.h) */
     char *match_type;
     char *match_category;
     td_handler_fn fn;
@@ -118,5 +121,9 @@ struct td_subscription {
  * thread. TD_ENOSPC and TD_EUNAVAILABLE are not failures (they are tried
  * again) and are only logged. */
 void td_sub__fail(td_subscription *sub, int code);
+
+/* Whether the subscription takes ev, which fits its match: its partition's,
+ * and accepted by opts.accept. Any thread. */
+bool td_sub__accepts(const td_subscription *sub, const td_event *ev);
 
 #endif

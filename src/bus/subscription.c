@@ -61,22 +61,29 @@ void td_sub__fail(td_subscription *sub, int code)
 
 /* ---- creation ------------------------------------------------------------------ */
 
-/* Version 1 ended before eager: a caller built against it passes a shorter
- * struct, so only that much of it is read. Unknown versions are refused. */
+/* Version 1 ended before eager, version 2 before partition: a caller built
+ * against them passes a shorter struct, so only that much of it is read.
+ * Unknown versions are refused. */
 #define OPTIONS_V1_SIZE offsetof(td_subscription_options, eager)
+#define OPTIONS_V2_SIZE offsetof(td_subscription_options, partition)
 
 static int copy_options(td_subscription *sub, const td_subscription_options *given)
 {
-    td_subscription_options v1 = {0};
+    td_subscription_options older = {0};
     const td_subscription_options *opts = given;
-    if (given->version == 1) {
-        memcpy(&v1, given, OPTIONS_V1_SIZE);
-        opts = &v1;
+    if (given->version == 1 || given->version == 2) {
+        memcpy(&older, given, given->version == 1 ? OPTIONS_V1_SIZE : OPTIONS_V2_SIZE);
+        opts = &older;
     } else if (given->version != TD_SUBSCRIPTION_OPTIONS_VERSION) {
-        return td_error__set(TD_EINVAL, "td_subscription_options version %u is not %u (or 1)",
+        return td_error__set(TD_EINVAL, "td_subscription_options version %u is not %u (or 1, 2)",
                              given->version, TD_SUBSCRIPTION_OPTIONS_VERSION);
     }
+    char name[TD_SUBSCRIPTION_NAME_MAX + 1];
     int error = td_state__check_name(opts->name);
+    if (error == 0)
+        error = td_partition__check(&opts->partition, opts->name);
+    if (error == 0)
+        error = td_partition_name(name, sizeof name, opts->name, &opts->partition);
     if (error == 0)
         error = td_match__check(&opts->match);
     if (error == 0 && opts->eager && !opts->transactional)
@@ -85,10 +92,11 @@ static int copy_options(td_subscription *sub, const td_subscription_options *giv
     if (error < 0)
         return error;
     sub->opts = *opts;
-    sub->name = td_strdup(opts->name);
+    sub->name = td_strdup(name);
+    sub->base_name = td_strdup(opts->name);
     sub->match_type = opts->match.type ? td_strdup(opts->match.type) : NULL;
     sub->match_category = opts->match.category ? td_strdup(opts->match.category) : NULL;
-    if (!sub->name || (opts->match.type && !sub->match_type) ||
+    if (!sub->name || !sub->base_name || (opts->match.type && !sub->match_type) ||
         (opts->match.category && !sub->match_category))
         return td_error__oom();
     sub->opts.name = sub->name;
@@ -147,9 +155,8 @@ int td_subscription_new(td_subscription **out, td_store *store, const td_subscri
 
 /* ---- start and stop ------------------------------------------------------------------ */
 
-int td_subscription_start(td_subscription *sub)
+static int start(td_subscription *sub, bool wait_for_lock)
 {
-    TD_REQUIRE(sub);
     if (sub->opts.batch_size > 4096)
         return td_error__set(TD_EINVAL, "batch_size over 4096");
     if (td_reader__running(sub))
@@ -158,7 +165,9 @@ int td_subscription_start(td_subscription *sub)
     sub->first_error = 0;
     sub->first_error_message[0] = '\0';
     pthread_mutex_unlock(&sub->lock);
-    int error = td_lease__take(sub);
+    int error = td_partition__claim(sub);
+    if (error == 0)
+        error = td_lease__take(sub, wait_for_lock);
     if (error == 0 && ((error = td_sched__reset(sub)) < 0 || (error = td_reader__load(sub)) < 0))
         td_lease__release(sub);
     if (error < 0)
@@ -177,6 +186,29 @@ int td_subscription_start(td_subscription *sub)
     }
     td_subscription_stop(sub);
     return td_error__set(TD_ERROR, "cannot start the threads of subscription '%s'", sub->name);
+}
+
+int td_subscription_start(td_subscription *sub)
+{
+    TD_REQUIRE(sub);
+    return start(sub, true);
+}
+
+int td_subscription_try_start(td_subscription *sub)
+{
+    TD_REQUIRE(sub);
+    return start(sub, false);
+}
+
+const char *td_subscription_name(const td_subscription *sub)
+{
+    return sub ? sub->name : NULL;
+}
+
+bool td_sub__accepts(const td_subscription *sub, const td_event *ev)
+{
+    return td_partition__owns(sub, ev) &&
+           (sub->opts.accept == NULL || sub->opts.accept(ev, sub->payload));
 }
 
 int td_subscription_stop(td_subscription *sub)
@@ -229,6 +261,7 @@ void td_subscription_free(td_subscription *sub)
     pthread_cond_destroy(&sub->progress_cond);
     pthread_mutex_destroy(&sub->lock);
     td_free(sub->name);
+    td_free(sub->base_name);
     td_free(sub->match_type);
     td_free(sub->match_category);
     td_recovery__dispose(sub);

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "bus/partition.h"
 #include "core/alloc.h"
 #include "core/error.h"
 #include "core/log_int.h"
@@ -271,24 +272,47 @@ static bool accept(const td_event *ev, void *payload)
     return false;
 }
 
+/* The partition key of a partitioned saga: the event's correlation id, as
+ * the handler will read it (the reader thread, once per event it reads). */
+static int partition_key(const td_event *ev, void *payload, char *out, size_t size)
+{
+    td_saga *saga = payload;
+    if (own_deadline(saga, ev))
+        return correlation_of(saga, ev, NULL, out, size);
+    json_t *data = ev->data ? json_loads(ev->data, 0, NULL) : NULL;
+    int error = data ? correlation_of(saga, ev, data, out, size) : TD_EINVAL;
+    json_decref(data);
+    return error;
+}
+
+bool td_saga__owns(const td_saga *saga, const char *correlation_id)
+{
+    const td_partition *p = &saga->opts.partition;
+    return p->count <= 1 || td_partition_of(correlation_id, p->count) == p->index;
+}
+
 /* ---- life ------------------------------------------------------------------------ */
 
-/* Version 1 ended before eager: a caller built against it passes a shorter
- * struct, so only that much of it is read (libgit2's rule: older option
- * structs are accepted, unknown versions refused). */
+/* Version 1 ended before eager, version 2 before partition: a caller built
+ * against them passes a shorter struct, so only that much of it is read
+ * (libgit2's rule: older option structs are accepted, unknown versions
+ * refused). */
 #define OPTIONS_V1_SIZE offsetof(td_saga_options, eager)
+#define OPTIONS_V2_SIZE offsetof(td_saga_options, partition)
 
 static int resolve_options(td_saga_options *out, const td_saga_options *in)
 {
     static const td_saga_options defaults = TD_SAGA_OPTIONS_INIT;
     *out = defaults;
-    if (in && in->version == 1)
-        memcpy(out, in, OPTIONS_V1_SIZE);
+    if (in && (in->version == 1 || in->version == 2))
+        memcpy(out, in, in->version == 1 ? OPTIONS_V1_SIZE : OPTIONS_V2_SIZE);
     else if (in && in->version == TD_SAGA_OPTIONS_VERSION)
         *out = *in;
     else if (in)
-        return td_error__set(TD_EINVAL, "td_saga_options version %u is not %u (or 1)", in->version,
-                             TD_SAGA_OPTIONS_VERSION);
+        return td_error__set(TD_EINVAL, "td_saga_options version %u is not %u (or 1, 2)",
+                             in->version, TD_SAGA_OPTIONS_VERSION);
+    out->version = TD_SAGA_OPTIONS_VERSION;
+    out->partition.by = TD_PARTITION_BY_CORRELATION;
     return 0;
 }
 
@@ -332,18 +356,21 @@ int td_saga_new(td_saga **out, td_store *store, const td_saga_definition *def, v
     sub.tracer = saga->opts.tracer;
     sub.accept = accept;
     sub.eager = saga->opts.eager;
+    sub.partition = saga->opts.partition;
     if ((error = td_subscription_new(&saga->sub, store, &sub, handle, saga)) < 0) {
         td_saga_free(saga);
         return error;
     }
+    if (sub.partition.count > 1)
+        td_partition__set_key(saga->sub, partition_key);
     *out = saga;
     return 0;
 }
 
-int td_saga_start(td_saga *saga)
+static int start(td_saga *saga, bool wait_for_lock)
 {
-    TD_REQUIRE(saga);
-    int error = td_subscription_start(saga->sub);
+    int error =
+        wait_for_lock ? td_subscription_start(saga->sub) : td_subscription_try_start(saga->sub);
     if (error < 0)
         return error;
     saga->stopping = false;
@@ -353,6 +380,23 @@ int td_saga_start(td_saga *saga)
     }
     saga->timer_started = true;
     return 0;
+}
+
+int td_saga_start(td_saga *saga)
+{
+    TD_REQUIRE(saga);
+    return start(saga, true);
+}
+
+int td_saga_try_start(td_saga *saga)
+{
+    TD_REQUIRE(saga);
+    return start(saga, false);
+}
+
+const char *td_saga_subscription_name(const td_saga *saga)
+{
+    return saga ? td_subscription_name(saga->sub) : NULL;
 }
 
 td_backlog td_saga_backlog(td_saga *saga)

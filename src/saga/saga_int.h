@@ -37,6 +37,10 @@ struct td_saga {
     td_json_cache *instances;
 };
 
+/* saga.c: whether the saga's partition (all of it when not partitioned)
+ * runs the instance of this correlation id. */
+bool td_saga__owns(const td_saga *saga, const char *correlation_id);
+
 struct td_saga_ctx {
     td_saga *saga;
     td_txn *txn;

@@ -5,7 +5,8 @@
  * by due time) and, for each deadline that has passed, appends the
  * DeadlineExpired event and removes the index entry in one unit of work, so
  * a deadline fires exactly once. An entry whose instance no longer has that
- * deadline (changed, cleared, completed) is removed without firing.
+ * deadline (changed, cleared, completed) is removed without firing. A
+ * partition's timer fires only the deadlines of its correlation ids.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 #define DUE_PER_ROUND 64
 
 typedef struct due {
+    const td_saga *saga;
     char keys[DUE_PER_ROUND][TD_SAGA_KEY_MAX + 1];
     size_t count;
     td_time now;
@@ -36,6 +38,9 @@ static int collect_due(const char *key, const char *json, size_t len, void *payl
     (void)len;
     if (bar == NULL || d->count == DUE_PER_ROUND || strtoll(bar + 1, NULL, 10) > d->now)
         return 1; /* sorted by due time: the rest is later */
+    const char *correlation = strchr(bar + 1, '|');
+    if (correlation == NULL || !td_saga__owns(d->saga, correlation + 1))
+        return 0; /* another partition's */
     snprintf(d->keys[d->count++], sizeof d->keys[0], "%s", key);
     return 0;
 }
@@ -83,6 +88,7 @@ static int fire_unit(td_txn *txn, void *payload)
 static void fire_due(td_saga *saga)
 {
     static _Thread_local due d;
+    d.saga = saga;
     d.count = 0;
     d.now = td_time_now();
     if (td_state__list_prefix(saga->store, TD_COLL_SAGA_DEADLINES, saga->def->name, collect_due,

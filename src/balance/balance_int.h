@@ -1,0 +1,54 @@
+/*
+ * balance_int.h: the balancer's state (internal; balancer.c decides,
+ * membership.c keeps the instance documents).
+ *
+ * Threads: everything but the fields marked "under lock" belongs to the
+ * controlling thread (td_balancer_tick/_stop/_free); lock guards what
+ * td_balancer_parts and td_balancer_live read from other threads.
+ */
+#ifndef TD_BALANCE_INT_H
+#define TD_BALANCE_INT_H
+
+#include <pthread.h>
+
+#include "tidings/balance.h"
+
+#define TD_COLL_INSTANCES      "tidings_instances"
+#define TD_MEMBERSHIP_TTL_US   (15 * 1000000LL)
+#define TD_MEMBERSHIP_RENEW_US (3 * 1000000LL)
+
+typedef struct td_bal_part {
+    td_subscription *sub; /* one of these two */
+    td_saga *saga;
+    char group[TD_SUBSCRIPTION_NAME_MAX + 1];
+    char name[TD_SUBSCRIPTION_NAME_MAX + 1];
+    unsigned index, count;
+    int64_t given_up_us; /* monotonic: when this instance last gave it up */
+    int64_t retry_at_us; /* after a failed start (not TD_EBUSY): not before */
+    bool vacant_seen;    /* the last orphan sweep found no live lease */
+    bool running;        /* under lock */
+    int error;           /* under lock: 0, or why it failed */
+    char why[256];       /* under lock */
+} td_bal_part;
+
+struct td_balancer {
+    td_store *store;
+    char id[TD_INSTANCE_ID_LEN + 1];
+    char label[65];
+    char host[256];
+    td_time started_at;
+    td_bal_part *parts;
+    size_t count, capacity;
+    int64_t renewed_us, swept_us, shed_us; /* monotonic; 0: never */
+    bool joined;                           /* its membership document was written */
+
+    pthread_mutex_t lock;
+    unsigned live, rank; /* under lock */
+};
+
+/* membership.c: writes this instance's document and counts the live ones
+ * (b->live, b->rank); removes it. Controlling thread. */
+int td_membership__renew(td_balancer *b);
+int td_membership__leave(td_balancer *b);
+
+#endif
