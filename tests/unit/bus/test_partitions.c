@@ -5,7 +5,8 @@
  * The partitions of a name together handle every event exactly once, each
  * stream (or correlation id) in one partition and in order; the name's
  * partitioning is recorded and a disagreeing start is refused; a saga's
- * partitions split its instances by correlation id, deadlines included;
+ * partitions split its instances by correlation id, each deadline fired
+ * once;
  * three balancers on one store (each with a store of its own, as three
  * processes would have) share the parts, every part running once, and
  * when one instance stops, its parts move to the others and nothing is
@@ -13,6 +14,7 @@
  */
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -272,6 +274,95 @@ static void test_by_correlation(void **state)
         td_subscription_free(subs[i]);
 }
 
+/* ---- a saga in partitions ---------------------------------------------------------- */
+
+static _Atomic int begun_in[16]; /* flow n began in partition begun_in[n] - 1 */
+
+static int begin(td_saga_ctx *ctx, const td_event *ev, void *payload)
+{
+    (void)ev;
+    int n = atoi(td_saga_correlation_id(ctx) + 1);
+    if (n >= 0 && n < 16)
+        atomic_store(&begun_in[n], (int)(intptr_t)payload + 1);
+    return td_saga_set_deadline(ctx, td_time_now() + 20000);
+}
+
+static int flow_of(const td_event *ev, json_t *data, char *out, size_t size)
+{
+    const char *flow = json_string_value(json_object_get(data, "flow"));
+    (void)ev;
+    if (flow == NULL)
+        return TD_EINVAL;
+    snprintf(out, size, "%s", flow);
+    return 0;
+}
+
+static const td_saga_transition flow_steps[] = {
+    {NULL, "Begun", "open", begin, NULL, false, NULL},
+    {"open", TD_SAGA_DEADLINE_EXPIRED, "expired", NULL, NULL, false, NULL},
+};
+static const char *const flow_finals[] = {"expired", NULL};
+static const td_saga_definition flow_saga = {
+    .name = "flow",
+    .transitions = flow_steps,
+    .transition_count = 2,
+    .final_states = flow_finals,
+    .correlate = flow_of,
+};
+
+/* Each partition of a saga runs the instances of its correlation ids, and
+ * fires their deadlines, once. */
+static void test_saga_partitions(void **state)
+{
+    (void)state;
+    td_saga *parts[2];
+    for (unsigned i = 0; i < 2; i++) {
+        td_saga_options o = TD_SAGA_OPTIONS_INIT;
+        o.timer_interval_ms = 20;
+        o.partition.count = 2;
+        o.partition.index = i;
+        assert_td_ok(td_saga_new(&parts[i], store, &flow_saga, (void *)(intptr_t)i, &o));
+        assert_string_equal(td_saga_subscription_name(parts[i]),
+                            i == 0 ? "saga.flow.p0of2" : "saga.flow.p1of2");
+        assert_td_ok(td_saga_start(parts[i]));
+    }
+    for (int n = 0; n < 16; n++) {
+        char stream[32], data[64];
+        atomic_store(&begun_in[n], 0);
+        snprintf(stream, sizeof stream, "flow-%d", n);
+        snprintf(data, sizeof data, "{\"flow\":\"f%d\"}", n);
+        td_event ev = tt_event("Begun", data);
+        assert_td_ok(td_store_append(store, stream, TD_EXPECT_ANY, &ev, 1));
+    }
+    for (int n = 0, waited = 0; n < 16; waited += 50) {
+        char flow[16], *json = NULL;
+        snprintf(flow, sizeof flow, "f%d", n);
+        if (td_saga_get(store, "flow", flow, &json) == 0 && strstr(json, "\"expired\"")) {
+            n++;
+            waited = 0;
+        } else if (waited > 30000) {
+            fail_msg("flow %s did not expire", flow);
+        } else {
+            sleep_ms(50);
+        }
+        td_free(json);
+    }
+    int used[2] = {0};
+    for (int n = 0; n < 16; n++) {
+        char flow[16];
+        snprintf(flow, sizeof flow, "f%d", n);
+        int part = atomic_load(&begun_in[n]) - 1;
+        assert_int_equal((unsigned)part, td_partition_of(flow, 2));
+        used[part]++;
+    }
+    assert_true(used[0] > 0 && used[1] > 0);
+    td_read_query q = TD_READ_QUERY_INIT;
+    q.type = TD_SAGA_DEADLINE_EXPIRED;
+    assert_int_equal(tt_count(store, &q), 16); /* each deadline fired once */
+    for (unsigned i = 0; i < 2; i++)
+        td_saga_free(parts[i]);
+}
+
 /* ---- the balancer ------------------------------------------------------------------- */
 
 #define INSTANCES 3
@@ -410,6 +501,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_partitions_share_the_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_the_partitioning_is_recorded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_by_correlation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_saga_partitions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_balancers_share_and_hand_over, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
