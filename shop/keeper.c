@@ -1,16 +1,17 @@
 /*
- * keeper.c (shop): looks after the running shop: it takes back the event
- * handlers whose lease another process took over, and every
+ * keeper.c (shop): looks after the running shop: it runs the balancer that
+ * decides which event handlers this instance runs, and every
  * KEEPER_SWEEP_MS deletes what has expired (customers' sessions).
  *
- * A subscription that finds its lease taken (this process stalled past it,
- * see libtidings' lease.c) stops handing out events. The keeper thread
- * looks every KEEPER_TICK_MS: it stops such a handler for good, and then
- * tries to start it again every KEEPER_RETRY_MS. A start takes the lease as
- * soon as the other holder is gone or its lease has expired, and carries on
- * from the handler's durable checkpoint. Meanwhile shop_check (and so
- * /health) names the handler as standing by. Other failures are left as
- * they are, for an operator to see: restarting would not cure them.
+ * Every KEEPER_TICK_MS the keeper thread calls td_balancer_tick
+ * (libtidings' balance.h): alone on a store, the instance runs every
+ * handler; with others on the same database, the handlers (or their
+ * partitions, --partitions) are spread over the live instances, moved
+ * from one that stops or dies, and one whose lease another process took
+ * over (this one stalled past it) is stopped and later started again from
+ * its durable checkpoint. shop_check (and so /health) reports handlers
+ * that failed to start or while running here; one another instance runs
+ * is not a failure.
  *
  * The keeper also watches the store: once it has stopped writes after a
  * failed sync or commit (td_store_health: failed, TD_EIO), it tells the
@@ -24,8 +25,8 @@
  * 33-37 MB; see docs/benchmarks.md. Each trim walks the arenas' free
  * chunks, a few milliseconds.
  *
- * Threads: the keeper alone starts and stops handlers once the shop runs;
- * `keeper_lock` guards the standing-by state that shop_check reads.
+ * Threads: once the shop runs, the keeper alone starts and stops handlers
+ * (through the balancer); `keeper_lock` guards the sweeps' list.
  */
 #define _GNU_SOURCE /* pthread_setname_np */
 #include <malloc.h>
@@ -38,7 +39,6 @@
 #include "shop_int.h"
 
 #define KEEPER_TICK_MS  500
-#define KEEPER_RETRY_MS 2000
 #define KEEPER_SWEEP_MS 60000
 #define KEEPER_TRIM_MS  10000
 
@@ -47,47 +47,6 @@ static int64_t now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int check(const shop_handler *h)
-{
-    return h->saga ? td_saga_check(h->saga) : td_subscription_check(h->sub);
-}
-
-static void stop(const shop_handler *h)
-{
-    (void)(h->saga ? td_saga_stop(h->saga) : td_subscription_stop(h->sub));
-}
-
-static int start(const shop_handler *h)
-{
-    return h->saga ? td_saga_start(h->saga) : td_subscription_start(h->sub);
-}
-
-static void keep(shop *s, shop_handler *h, int64_t now)
-{
-    char why[sizeof h->why];
-    if (!h->standing_by) {
-        if (check(h) != TD_EBUSY)
-            return;
-        snprintf(why, sizeof why, "%s; standing by to take it back", td_error_last());
-        stop(h);
-        h->next_try_ms = now + KEEPER_RETRY_MS;
-        pthread_mutex_lock(&s->keeper_lock);
-        h->standing_by = true;
-        memcpy(h->why, why, sizeof why);
-        pthread_mutex_unlock(&s->keeper_lock);
-    } else if (now >= h->next_try_ms) {
-        int rc = start(h);
-        if (rc < 0)
-            snprintf(why, sizeof why, "standing by: %s", td_error_last());
-        h->next_try_ms = now + KEEPER_RETRY_MS;
-        pthread_mutex_lock(&s->keeper_lock);
-        h->standing_by = rc < 0;
-        if (rc < 0)
-            memcpy(h->why, why, sizeof why);
-        pthread_mutex_unlock(&s->keeper_lock);
-    }
 }
 
 int shop_sweep_expiring(shop *s, const char *collection)
@@ -151,8 +110,8 @@ static void *keeper_main(void *arg)
         pthread_mutex_unlock(&s->keeper_lock);
         int64_t now = now_ms();
         watch_store(s);
-        for (size_t i = 0; i < s->handler_count; i++)
-            keep(s, &s->handlers[i], now);
+        if (td_balancer_tick(s->balancer) < 0) /* tried again at the next tick */
+            td_log(TD_LOG_DEBUG, "shop", "balancing the handlers: %s", td_error_last());
         if (now >= next_sweep) {
             sweep(s);
             next_sweep = now + KEEPER_SWEEP_MS;
@@ -200,23 +159,47 @@ void shop_keeper_stop(shop *s)
     }
 }
 
+typedef struct check_ctx {
+    shop_failure_fn fn;
+    void *payload;
+    int failed;
+} check_ctx;
+
+static int check_part(const td_balanced_part *part, void *payload)
+{
+    check_ctx *ctx = payload;
+    if (part->error < 0) {
+        if (ctx->fn)
+            ctx->fn(part->name, part->why, ctx->payload);
+        ctx->failed++;
+    }
+    return 0;
+}
+
 int shop_check(shop *s, shop_failure_fn fn, void *payload)
 {
-    int failed = 0;
-    for (size_t i = 0; i < s->handler_count; i++) {
-        shop_handler *h = &s->handlers[i];
-        char why[sizeof h->why] = "";
-        pthread_mutex_lock(&s->keeper_lock);
-        bool standing_by = h->standing_by;
-        memcpy(why, h->why, sizeof why);
-        pthread_mutex_unlock(&s->keeper_lock);
-        if (!standing_by && check(h) < 0)
-            snprintf(why, sizeof why, "%s", td_error_last());
-        else if (!standing_by)
-            continue;
-        if (fn)
-            fn(h->name, why, payload);
-        failed++;
+    check_ctx ctx = {fn, payload, 0};
+    if (s->balancer)
+        (void)td_balancer_parts(s->balancer, check_part, &ctx);
+    return ctx.failed;
+}
+
+static int add_running(const td_balanced_part *part, void *payload)
+{
+    return part->running ? json_array_append_new(payload, json_string(part->name)) : 0;
+}
+
+json_t *shop_instance_json(shop *s)
+{
+    if (s->balancer == NULL)
+        return NULL;
+    json_t *runs = json_array();
+    if (runs == NULL || td_balancer_parts(s->balancer, add_running, runs) != 0) {
+        json_decref(runs);
+        return NULL;
     }
-    return failed;
+    return json_pack("{s:s,s:s,s:I,s:I,s:o}", "id", td_balancer_id(s->balancer), "label",
+                     td_balancer_label(s->balancer), "live_instances",
+                     (json_int_t)td_balancer_live(s->balancer), "partitions",
+                     (json_int_t)s->partitions, "runs", runs);
 }

@@ -29,6 +29,19 @@ td_subscription_options shop_subscription_options(const shop *s, const char *nam
     return opts;
 }
 
+td_partition shop_partition(const shop *s, unsigned part)
+{
+    td_partition p = {s->partitions > 1 ? s->partitions : 0, s->partitions > 1 ? part : 0,
+                      TD_PARTITION_BY_STREAM};
+    return p;
+}
+
+unsigned shop_partition_lanes(const shop *s, unsigned lanes)
+{
+    unsigned share = (lanes + s->partitions - 1) / s->partitions;
+    return share > 0 ? share : 1;
+}
+
 td_subscription_options shop_handler_options(const shop *s, const char *name)
 {
     td_subscription_options opts = shop_subscription_options(s, name);
@@ -51,35 +64,27 @@ static int start_services(shop *s)
         error = shop_fail(TD_EIO, "internal_error", NULL, "cannot prepare the mail folder under %s",
                           s->data_dir);
     if (error == 0)
-        error = inventory_service_new(s, &s->inventory);
-    if (error == 0)
-        error = payment_service_new(s, &s->payments);
-    if (error == 0)
-        error = notifications_new(s, &s->notifications);
-    if (error == 0)
-        error = order_saga_new(s, &s->orders);
-    if (error == 0)
         error = read_models_new(s, s->read_models);
+    if (error == 0)
+        error = td_balancer_new(&s->balancer, s->store, s->opts.instance_label);
     for (int i = 0; error == 0 && i < SHOP_READ_MODELS; i++)
-        error = td_subscription_start(s->read_models[i]);
-    if (error == 0 && (error = td_subscription_start(s->inventory)) == 0 &&
-        (error = td_subscription_start(s->payments)) == 0 &&
-        (error = td_subscription_start(s->notifications)) == 0)
-        error = td_saga_start(s->orders);
-    if (error < 0)
+        error = td_balancer_add_subscription(s->balancer, s->read_models[i]);
+    for (unsigned p = 0; error == 0 && p < s->partitions; p++)
+        if ((error = inventory_service_new(s, p, &s->inventory[p])) < 0 ||
+            (error = td_balancer_add_subscription(s->balancer, s->inventory[p])) < 0 ||
+            (error = payment_service_new(s, p, &s->payments[p])) < 0 ||
+            (error = td_balancer_add_subscription(s->balancer, s->payments[p])) < 0 ||
+            (error = notifications_new(s, p, &s->notifications[p])) < 0 ||
+            (error = td_balancer_add_subscription(s->balancer, s->notifications[p])) < 0 ||
+            (error = order_saga_new(s, p, &s->orders[p])) < 0)
+            break;
+        else
+            error = td_balancer_add_saga(s->balancer, s->orders[p]);
+    /* The first round here, so that an instance alone runs every handler
+     * once open; a handler that fails to start fails the opening. */
+    if (error == 0 && (error = td_balancer_tick(s->balancer)) < 0)
         return error;
-    const shop_handler handlers[] = {
-        {.name = "inventory", .sub = s->inventory},
-        {.name = "payments", .sub = s->payments},
-        {.name = "notifications", .sub = s->notifications},
-        {.name = "saga.order_processing", .saga = s->orders},
-        {.name = shop_read_models[0].subscription, .sub = s->read_models[0]},
-        {.name = shop_read_models[1].subscription, .sub = s->read_models[1]},
-        {.name = shop_read_models[2].subscription, .sub = s->read_models[2]},
-    };
-    memcpy(s->handlers, handlers, sizeof handlers);
-    s->handler_count = sizeof handlers / sizeof handlers[0];
-    return shop_keeper_start(s);
+    return error < 0 ? error : shop_keeper_start(s);
 }
 
 int shop_open(shop **out, td_store *store, const shop_options *opts)
@@ -90,6 +95,12 @@ int shop_open(shop **out, td_store *store, const shop_options *opts)
     s->store = store;
     if (opts)
         s->opts = *opts;
+    s->partitions = s->opts.partitions > 1 ? s->opts.partitions : 1;
+    if (s->partitions > SHOP_PARTITIONS_MAX) {
+        free(s);
+        return shop_fail(TD_EINVAL, "validation_failed", NULL, "at most %d partitions",
+                         SHOP_PARTITIONS_MAX);
+    }
     if (s->opts.payment_timeout_ms <= 0)
         s->opts.payment_timeout_ms = 30000;
     if (s->opts.lanes == 0)
@@ -125,13 +136,16 @@ void shop_close(shop *s)
 {
     if (s == NULL)
         return;
-    shop_keeper_stop(s); /* first: it may be starting or stopping a handler */
+    shop_keeper_stop(s);           /* first: it may be starting or stopping a handler */
+    td_balancer_free(s->balancer); /* stops what runs here, then leaves */
     for (int i = 0; i < SHOP_READ_MODELS; i++)
         td_subscription_free(s->read_models[i]);
-    td_saga_free(s->orders);
-    td_subscription_free(s->notifications);
-    td_subscription_free(s->payments);
-    td_subscription_free(s->inventory);
+    for (unsigned p = 0; p < s->partitions; p++) {
+        td_saga_free(s->orders[p]);
+        td_subscription_free(s->notifications[p]);
+        td_subscription_free(s->payments[p]);
+        td_subscription_free(s->inventory[p]);
+    }
     if (s->mailer.self && s->opts.smtp_url)
         shop_smtp_free(&s->mailer);
     else if (s->mailer.self)
@@ -153,13 +167,16 @@ td_store *shop_store(shop *s)
 
 td_backlog shop_backlog(shop *s)
 {
-    td_backlog all = td_saga_backlog(s->orders);
-    td_backlog parts[2] = {td_subscription_backlog(s->inventory),
-                           td_subscription_backlog(s->payments)};
-    for (size_t i = 0; i < 2; i++) {
-        all.events += parts[i].events;
-        if (parts[i].age > all.age)
-            all.age = parts[i].age;
+    td_backlog all = {0, 0};
+    for (unsigned p = 0; p < s->partitions; p++) {
+        td_backlog parts[3] = {td_saga_backlog(s->orders[p]),
+                               td_subscription_backlog(s->inventory[p]),
+                               td_subscription_backlog(s->payments[p])};
+        for (size_t i = 0; i < 3; i++) {
+            all.events += parts[i].events;
+            if (parts[i].age > all.age)
+                all.age = parts[i].age;
+        }
     }
     return all;
 }

@@ -81,7 +81,17 @@ typedef struct shop_options {
      * then /health says so and the shop goes on serving reads. */
     void (*on_store_failed)(const char *why, void *payload);
     void *on_store_failed_payload;
+    /* Several instances on one database share the handlers' work: the
+     * inventory, payments, notifications and the order saga each run in
+     * this many partitions (1..SHOP_PARTITIONS_MAX; 0 or 1: whole), spread
+     * over the live instances (libtidings' balance.h); the read models run
+     * whole, in one instance at a time. Every instance on a store must
+     * give the same count (the store records it and refuses another). */
+    unsigned partitions;
+    const char *instance_label; /* how /health names this instance; NULL: PID@HOST */
 } shop_options;
+
+#define SHOP_PARTITIONS_MAX 64
 
 /* The shop on store: registers its event handling and starts its
  * subscriptions and saga. Caller owns *out; free with shop_close (before the
@@ -100,11 +110,17 @@ td_store *shop_store(shop *s);
 td_backlog shop_backlog(shop *s);
 
 /* Calls fn for each of the shop's event handlers (subscriptions and the
- * order saga) that has failed while running, or stands by while another
- * process holds its lease (keeper.c): its subscription name and why.
- * Returns how many. Safe from any thread. */
+ * order saga, or their partitions) that has failed to start or while
+ * running here: its subscription name and why. A handler another instance
+ * runs is not a failure. Returns how many. Safe from any thread. */
 typedef void (*shop_failure_fn)(const char *subscription, const char *why, void *payload);
 int shop_check(shop *s, shop_failure_fn fn, void *payload); /* fn may be NULL */
+
+/* This instance among those sharing the store's handlers, for /health:
+ * {"id","label","live_instances","partitions","runs":[names]}, the
+ * handlers (or partitions) it runs now. A new reference, or NULL for a
+ * passive shop or without memory. Safe from any thread. */
+json_t *shop_instance_json(shop *s);
 
 /* Has the keeper delete the expired documents of collection (common/expiry.h:
  * written with their expiry indexed) every minute. collection: borrowed,

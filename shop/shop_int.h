@@ -20,15 +20,6 @@
 #define SHOP_SWEEPS_MAX 4
 
 /* One of the shop's event handlers: a subscription, or the order saga. */
-typedef struct shop_handler {
-    const char *name; /* its subscription's name */
-    td_subscription *sub;
-    td_saga *saga;
-    bool standing_by;    /* its lease is another process's (under keeper_lock) */
-    char why[320];       /* ... and why (under keeper_lock) */
-    int64_t next_try_ms; /* the keeper's alone */
-} shop_handler;
-
 struct shop {
     td_store *store;
     shop_options opts;
@@ -36,14 +27,16 @@ struct shop {
     char *data_dir;
     shop_payment_provider provider;
     shop_mailer mailer;
-    td_subscription *inventory, *payments, *notifications;
-    td_saga *orders;
+    unsigned partitions; /* of each partitioned handler: 1.. SHOP_PARTITIONS_MAX */
+    td_subscription *inventory[SHOP_PARTITIONS_MAX], *payments[SHOP_PARTITIONS_MAX],
+        *notifications[SHOP_PARTITIONS_MAX];
+    td_saga *orders[SHOP_PARTITIONS_MAX];
     td_subscription *read_models[3];
     td_upcasters *versions; /* attached to store while the shop is open */
 
-    /* the handlers above, for the keeper and shop_check (keeper.c) */
-    shop_handler handlers[8];
-    size_t handler_count;
+    /* starts and stops the handlers above, on the keeper's thread once the
+     * shop runs (keeper.c); shop_check reads it */
+    td_balancer *balancer;
     pthread_t keeper;
     pthread_mutex_t keeper_lock;
     const char *sweeps[SHOP_SWEEPS_MAX]; /* expiring collections the keeper sweeps */
@@ -53,7 +46,8 @@ struct shop {
     bool store_failure_told; /* on_store_failed was called (the keeper's alone) */
 };
 
-/* keeper.c: takes back handlers whose lease another process took over. */
+/* keeper.c: runs the balancer (the handlers this instance runs) and the
+ * sweeps. */
 int shop_keeper_start(shop *s);
 void shop_keeper_stop(shop *s);
 
@@ -70,10 +64,15 @@ extern const shop_read_model shop_read_models[SHOP_READ_MODELS];
 int read_models_new(shop *s, td_subscription *out[SHOP_READ_MODELS]);
 
 /* The services and the saga, each started by shop_open (services/, sagas/). */
-int inventory_service_new(shop *s, td_subscription **out);
-int payment_service_new(shop *s, td_subscription **out);
-int notifications_new(shop *s, td_subscription **out);
-int order_saga_new(shop *s, td_saga **out);
+/* The handlers, partition part of s->partitions (0 when whole). */
+int inventory_service_new(shop *s, unsigned part, td_subscription **out);
+int payment_service_new(shop *s, unsigned part, td_subscription **out);
+int notifications_new(shop *s, unsigned part, td_subscription **out);
+int order_saga_new(shop *s, unsigned part, td_saga **out);
+/* The partition part of s->partitions, for a handler's options; and its
+ * share of lanes (at least 1). */
+td_partition shop_partition(const shop *s, unsigned part);
+unsigned shop_partition_lanes(const shop *s, unsigned lanes);
 
 /* A subscription's options with the shop's lanes, metrics and tracer. */
 td_subscription_options shop_subscription_options(const shop *s, const char *name);

@@ -10,8 +10,11 @@
  * in exactly one live instance, and each instance runs about its share:
  *
  *   membership: every instance renews a document in tidings_instances
- *   ({"label","host","pid","started_at","expires_at"}) every 3 s, for 15 s;
- *   the live ones are those not expired, and a stopping one deletes its own.
+ *   ({"label","host","pid","started_at","expires_at"}) every 3 s, for 15 s,
+ *   and holds a lock beside the store while it runs; at each tick the live
+ *   ones are those not expired whose lock is held (the kernel or the
+ *   database drops a dead process's at once), and a stopping one deletes
+ *   its own.
  *
  *   per group (the N parts of one name) among L live instances: each
  *   instance's share is N / L, one more for N % L of them (by rank,
@@ -20,11 +23,12 @@
  *       starting at its rank's slice (instances sorted by id), until it
  *       has its share; a part another live instance runs answers TD_EBUSY
  *       at once (its lease's lock).
- *     running more: it stops one part a second (outside its slice first),
- *       so that a newcomer can take it; it does not take a part it gave up
- *       for 10 s.
+ *     running more: it stops one part of the group a second (outside its
+ *       slice first),
+ *       so that a newcomer can take it.
  *     running its share: every 3 s it looks for parts nobody runs (no
- *       lease, or an expired one, seen twice running) and takes them.
+ *       lease, or an expired one, seen twice running; not those it gave
+ *       up in the last 10 s) and takes them.
  *   A part whose lease was taken over (this process stalled past it) is
  *   stopped and counts as not running.
  *
@@ -82,6 +86,9 @@ void td_balancer_free(td_balancer *b);
 
 /* This instance's id (a UUIDv7), for telling instances apart. Borrowed. */
 const char *td_balancer_id(const td_balancer *b);
+
+/* How people see this instance (td_balancer_new's label). Borrowed. */
+const char *td_balancer_label(const td_balancer *b);
 
 /* The live instances the last membership renewal saw (at least 1). */
 unsigned td_balancer_live(td_balancer *b);

@@ -45,6 +45,8 @@ typedef struct serve_args {
     bool smtp_starttls;
     const char *master_key_file;
     const char *trace_file, *otlp_endpoint;
+    unsigned partitions;
+    const char *instance;
     size_t otlp_queue;
     int payment_timeout_ms;
     int writer_nice;
@@ -115,6 +117,11 @@ static const cmdline_option serve_options[] = {
      "--broker-file or TIDINGS_BROKER)"},
     {"broker-file", 'U', "FILE", "a file (mode 0600) holding the broker URL"},
     {"broker-exchange", 'G', "NAME", "the broker's topic exchange (default tidings)"},
+    {"partitions", 'P', "N",
+     "share the handlers with other instances on the\nsame database: inventory, payments, "
+     "notifications\nand the saga each in N partitions, 1..64 (default\n1: each handler runs "
+     "whole, in one instance).\nEvery instance on a store gives the same N"},
+    {"instance", 'i', "NAME", "how /health and the logs name this instance\n(default PID@HOST)"},
     {"skip-check", 'c', NULL,
      "start on a store that fails the check made at\nopen (bounded; 'tidings check' checks in "
      "full)"},
@@ -273,6 +280,18 @@ static int option(int c, const char *value, serve_args *a)
         return number(value, 1, 1000000, &n) < 0
                    ? bad("--max-feeds-per-client must be a whole number from 1 to 1000000")
                    : (a->http.max_feeds_per_client = (unsigned)n, 0);
+    case 'P':
+        return number(value, 1, SHOP_PARTITIONS_MAX, &n) < 0
+                   ? bad("--partitions must be a whole number from 1 to %d", SHOP_PARTITIONS_MAX)
+                   : (a->partitions = (unsigned)n, 0);
+    case 'i':
+        if (value[0] == '\0' || strlen(value) > 64)
+            return bad("--instance takes a name of 1 to 64 characters");
+        for (const char *ch = value; *ch; ch++)
+            if ((unsigned char)*ch < 0x21 || *ch == 0x7f)
+                return bad("--instance takes printable characters without spaces");
+        a->instance = value;
+        return 0;
     case 'W':
         return number(value, 0, 256, &n) < 0
                    ? bad("--command-workers must be a whole number from 0 to 256")
@@ -508,7 +527,9 @@ static int start_shop(running *r, const serve_args *a)
                        .smtp_ca_file = a->smtp_ca,
                        .smtp_starttls = a->smtp_starttls,
                        .tracer = r->tracer,
-                       .on_store_failed = on_store_failed};
+                       .on_store_failed = on_store_failed,
+                       .partitions = a->partitions,
+                       .instance_label = a->instance};
     if (shop_cmd_master_key(master, r->store, a->master_key_file, a->data, true, "shop serve",
                             &created) < 0)
         return TD_EINVAL;

@@ -208,6 +208,9 @@ static int get_health(http_request *req, http_response *res)
                   store_ok ? state : "unreadable", "store_error", why[0] ? why : NULL,
                   "store_since", since[0] ? since : NULL, "head", (json_int_t)head, "subscriptions",
                   h.subscriptions, "failed_handlers", failures);
+    json_t *instance = shop_instance_json(req->shop);
+    if (instance)
+        json_object_set_new(body, "instance", instance);
     json_t *broker = broker_health(http_server_relay(req->server));
     if (broker)
         json_object_set_new(body, "broker", broker);

@@ -284,9 +284,10 @@ static const td_saga_definition definition = {
     .routine = routine,
 };
 
-int order_saga_new(shop *s, td_saga **out)
+int order_saga_new(shop *s, unsigned part, td_saga **out)
 {
     td_saga_options opts = TD_SAGA_OPTIONS_INIT;
+    opts.partition = shop_partition(s, part);
     opts.metrics = s->opts.metrics;
     opts.tracer = s->opts.tracer;
     opts.max_attempts = 10;

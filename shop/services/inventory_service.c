@@ -28,9 +28,11 @@ static int handle(td_delivery *d, const td_event *ev, void *payload)
     return error;
 }
 
-int inventory_service_new(shop *s, td_subscription **out)
+int inventory_service_new(shop *s, unsigned part, td_subscription **out)
 {
     td_subscription_options opts = shop_handler_options(s, "inventory");
+    opts.partition = shop_partition(s, part);
+    opts.lanes = shop_partition_lanes(s, opts.lanes);
     opts.match.category = "reservation";
     return td_subscription_new(out, s->store, &opts, handle, s);
 }

@@ -152,10 +152,11 @@ static int handle(td_delivery *d, const td_event *ev, void *payload)
     return error;
 }
 
-int notifications_new(shop *s, td_subscription **out)
+int notifications_new(shop *s, unsigned part, td_subscription **out)
 {
     td_subscription_options opts = shop_subscription_options(s, "notifications");
-    opts.lanes = s->opts.io_lanes; /* each waits for fsyncs of the mail folder */
+    opts.lanes = shop_partition_lanes(s, s->opts.io_lanes); /* each waits for fsyncs */
+    opts.partition = shop_partition(s, part);
     opts.match.category = "order";
     return td_subscription_new(out, s->store, &opts, handle, s);
 }

@@ -140,10 +140,11 @@ static int handle(td_delivery *d, const td_event *ev, void *payload)
     return error;
 }
 
-int payment_service_new(shop *s, td_subscription **out)
+int payment_service_new(shop *s, unsigned part, td_subscription **out)
 {
     td_subscription_options opts = shop_subscription_options(s, "payments");
-    opts.lanes = s->opts.io_lanes; /* each waits for the provider and a commit */
+    opts.lanes = shop_partition_lanes(s, s->opts.io_lanes); /* each waits for the provider */
+    opts.partition = shop_partition(s, part);
     opts.match.category = "payment";
     opts.immediate_retries = 2;
     opts.backoff_initial_ms = 50;

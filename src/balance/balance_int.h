@@ -11,6 +11,7 @@
 
 #include <pthread.h>
 
+#include "core/internal.h"
 #include "tidings/balance.h"
 
 #define TD_COLL_INSTANCES      "tidings_instances"
@@ -24,6 +25,7 @@ typedef struct td_bal_part {
     char name[TD_SUBSCRIPTION_NAME_MAX + 1];
     unsigned index, count;
     int64_t given_up_us; /* monotonic: when this instance last gave it up */
+    int64_t shed_us;     /* the group's first part: when it last gave one up */
     int64_t retry_at_us; /* after a failed start (not TD_EBUSY): not before */
     bool vacant_seen;    /* the last orphan sweep found no live lease */
     bool running;        /* under lock */
@@ -39,16 +41,18 @@ struct td_balancer {
     td_time started_at;
     td_bal_part *parts;
     size_t count, capacity;
-    int64_t renewed_us, swept_us, shed_us; /* monotonic; 0: never */
-    bool joined;                           /* its membership document was written */
+    int64_t renewed_us, swept_us; /* monotonic; 0: never */
+    bool joined;                  /* its membership document was written */
+    td_store_lock *instance_lock; /* held while a member (membership.c) */
 
     pthread_mutex_t lock;
     unsigned live, rank; /* under lock */
 };
 
-/* membership.c: writes this instance's document and counts the live ones
- * (b->live, b->rank); removes it. Controlling thread. */
-int td_membership__renew(td_balancer *b);
+/* membership.c: counts the live instances (b->live, b->rank), writing
+ * this instance's document when renew (or removing the dead's); leave
+ * removes it. Controlling thread. */
+int td_membership__count(td_balancer *b, bool renew);
 int td_membership__leave(td_balancer *b);
 
 #endif

@@ -23,8 +23,8 @@
 #include "core/internal.h"
 #include "core/log_int.h"
 
-#define SHED_EVERY_US   (1000000LL)      /* at most one part given up per second */
-#define GIVEN_UP_US     (10 * 1000000LL) /* a part given up is not taken back before */
+#define SHED_EVERY_US   (1000000LL)      /* a group gives up a part a second at most */
+#define GIVEN_UP_US     (10 * 1000000LL) /* nor swept up by the one that gave it up */
 #define SWEEP_EVERY_US  (3 * 1000000LL)  /* looking for parts nobody runs */
 #define RETRY_FAILED_US (10 * 1000000LL) /* a part that failed to start, tried again */
 
@@ -196,7 +196,7 @@ static int balance_group(td_balancer *b, size_t first, size_t end, unsigned live
      * with the group, so that no instance gets every group's extra part */
     size_t extra = (rank + td_partition_of(b->parts[first].group, live)) % live < n % live;
     size_t share = n / live + extra;
-    if (held > share && now - b->shed_us >= SHED_EVERY_US) {
+    if (held > share && now - b->parts[first].shed_us >= SHED_EVERY_US) {
         /* give one up, outside this instance's slice first */
         td_bal_part *victim = NULL;
         for (size_t i = first; i < end; i++) {
@@ -206,14 +206,14 @@ static int balance_group(td_balancer *b, size_t first, size_t end, unsigned live
         }
         stop(b, victim, "another instance's share");
         victim->given_up_us = now;
-        b->shed_us = now;
+        b->parts[first].shed_us = now;
         return 0;
     }
     for (size_t k = 0; k < n && held < share; k++) {
         /* from this instance's slice on, so that newcomers do not all try
          * the same parts */
         td_bal_part *p = &b->parts[first + (rank * n / live + k) % n];
-        if (p->running || (p->given_up_us && now - p->given_up_us < GIVEN_UP_US))
+        if (p->running)
             continue;
         int error = try_start(b, p, now);
         if (error == 0)
@@ -226,7 +226,7 @@ static int balance_group(td_balancer *b, size_t first, size_t end, unsigned live
     for (size_t i = first; i < end; i++) {
         td_bal_part *p = &b->parts[i];
         bool vacant = false;
-        if (p->running)
+        if (p->running || (p->given_up_us && now - p->given_up_us < GIVEN_UP_US))
             continue;
         if (td_lease__vacant(b->store, p->name, &vacant) < 0)
             return first_error ? first_error : td_error_last_code();
@@ -245,11 +245,10 @@ int td_balancer_tick(td_balancer *b)
     TD_REQUIRE(b);
     int64_t now = monotonic_us();
     int first_error = 0;
-    if (b->renewed_us == 0 || now - b->renewed_us >= TD_MEMBERSHIP_RENEW_US) {
-        if ((first_error = td_membership__renew(b)) == 0) {
-            b->renewed_us = now;
-            b->joined = true;
-        }
+    bool renew = b->renewed_us == 0 || now - b->renewed_us >= TD_MEMBERSHIP_RENEW_US;
+    if ((first_error = td_membership__count(b, renew)) == 0 && renew) {
+        b->renewed_us = now;
+        b->joined = true;
     }
     for (size_t i = 0; i < b->count; i++) {
         td_bal_part *p = &b->parts[i];
@@ -287,6 +286,8 @@ void td_balancer_stop(td_balancer *b)
     if (b->joined && td_membership__leave(b) < 0)
         td_log__emit(TD_LOG_WARN, "balancer", NULL, "cannot leave the membership: %s",
                      td_error_last());
+    td_store__unlock(b->store, b->instance_lock); /* not joined: only taken */
+    b->instance_lock = NULL;
     b->joined = false;
     b->renewed_us = 0;
 }
@@ -304,6 +305,11 @@ void td_balancer_free(td_balancer *b)
 const char *td_balancer_id(const td_balancer *b)
 {
     return b ? b->id : NULL;
+}
+
+const char *td_balancer_label(const td_balancer *b)
+{
+    return b ? b->label : NULL;
 }
 
 unsigned td_balancer_live(td_balancer *b)

@@ -63,7 +63,8 @@ fill_disk() {
 }
 free_disk() { rm -f "$1" "$1.2" "$1.3"; }
 
-# serve NAME DATA [ARGS...]: starts `shop serve` on a free loopback port,
+# serve NAME DATA [ARGS...]: starts `shop serve` on a free loopback port
+# (its log level: SHOP_LOG_LEVEL, default warn),
 # logs in $dir/NAME.out and NAME.err; sets pid, url, data, and
 # started_in (seconds until it listened). Returns 1 if it exits first.
 serve() {
@@ -71,7 +72,7 @@ serve() {
   data=$2
   shift 2
   t0=$(now)
-  "$shop" serve --listen 127.0.0.1:0 --data "$data" --log-level warn "$@" \
+  "$shop" serve --listen 127.0.0.1:0 --data "$data" --log-level "${SHOP_LOG_LEVEL:-warn}" "$@" \
     >"$dir/$name.out" 2>>"$dir/$name.err" &
   pid=$!
   pids+=("$pid")
@@ -94,7 +95,7 @@ serve_unreaped() {
   t0=$(now)
   rm -f "$dir/$name.pid"
   sh -c '"$@" >"$0.out" 2>>"$0.err" & echo $! >"$0.pid"; exec sleep 100000' \
-    "$dir/$name" "$shop" serve --listen 127.0.0.1:0 --data "$data" --log-level warn "$@" &
+    "$dir/$name" "$shop" serve --listen 127.0.0.1:0 --data "$data" --log-level "${SHOP_LOG_LEVEL:-warn}" "$@" &
   sleeper=$!
   pids+=("$sleeper")
   for _ in $(seq 600); do
