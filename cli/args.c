@@ -225,10 +225,13 @@ static int note_name(const char *name, const td_subscription_status *st, void *p
 int cli_check_subscription(const cli_command *cmd, td_store *store, const char *name)
 {
     const char *wanted = name;
+    unsigned partitions = 0;
     int error = td_subscriptions_list(store, note_name, &wanted);
+    if (error == 0 && wanted) /* a partitioned name runs under its partitions' names */
+        error = td_partition_count(store, name, &partitions);
     if (error < 0)
         return cli_fail(error);
-    if (wanted == NULL)
+    if (wanted == NULL || partitions > 0)
         return 0;
     fprintf(stderr,
             "tidings %s: no subscription '%s' has run on this store ('tidings subscriptions' "

@@ -15,10 +15,11 @@ static int print_status(const char *name, const td_subscription_status *st, void
 {
     int *rows = payload;
     if ((*rows)++ == 0)
-        printf("%-32s %12s %10s %9s %13s\n", "SUBSCRIPTION", "POSITION", "LAG", "IN_RETRY",
-               "DEAD_LETTERS");
-    printf("%-32s %12lld %10lld %9lld %13lld\n", name, (long long)st->position,
-           (long long)st->lag_events, (long long)st->in_retry, (long long)st->dead_letters);
+        printf("%-32s %12s %10s %9s %13s  %s\n", "SUBSCRIPTION", "POSITION", "LAG", "IN_RETRY",
+               "DEAD_LETTERS", "HELD_BY");
+    printf("%-32s %12lld %10lld %9lld %13lld  %s\n", name, (long long)st->position,
+           (long long)st->lag_events, (long long)st->in_retry, (long long)st->dead_letters,
+           st->holder ? st->holder : "-");
     return 0;
 }
 

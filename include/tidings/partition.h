@@ -33,6 +33,7 @@
 #ifndef TIDINGS_PARTITION_H
 #define TIDINGS_PARTITION_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #ifdef __cplusplus
@@ -62,6 +63,18 @@ unsigned td_partition_of(const char *key, unsigned count);
  * NAME itself when not partitioned) into out. TD_EINVAL when it does not
  * fit in size or the partition is out of range. */
 int td_partition_name(char *out, size_t size, const char *name, const td_partition *partition);
+
+/* The reverse: whether name is a partition's ("NAME.pKofN", K < N,
+ * 2 <= N <= TD_PARTITIONS_MAX, no leading zeros), with its whole name
+ * (into base, size bytes) and index and count (by is not in the name:
+ * TD_PARTITION_BY_STREAM). False, with base = name and partition {0},
+ * for any other name (or one that does not fit in base). */
+bool td_partition_parse(const char *name, char *base, size_t size, td_partition *partition);
+
+/* How many partitions the name runs in on store (the record of its
+ * first partitioned start): 0 when it has never run partitioned. */
+typedef struct td_store td_store;
+int td_partition_count(td_store *store, const char *name, unsigned *count);
 
 #ifdef __cplusplus
 }

@@ -235,7 +235,9 @@ typedef struct td_replay_request {
 #define TD_REPLAY_ID_LEN 36
 
 /* Writes the request; TD_ENOTFOUND if no subscription of that name has run
- * on the store, TD_EINVAL for a bad range. id_out (may be NULL) gets its id. */
+ * on the store, TD_EINVAL for a bad range. id_out (may be NULL) gets its id.
+ * For a partitioned name (partition.h), the request goes to each of its
+ * partitions, under that one id. */
 int td_replay_request_add(td_store *store, const td_replay_request *request,
                           char id_out[TD_REPLAY_ID_LEN + 1]);
 

@@ -129,10 +129,11 @@ typedef struct health {
 static int add_subscription(const char *name, const td_subscription_status *st, void *payload)
 {
     health *h = payload;
-    json_array_append_new(h->subscriptions, json_pack("{s:s,s:I,s:I,s:I}", "name", name, "position",
-                                                      (json_int_t)st->position, "lag_events",
-                                                      (json_int_t)st->lag_events, "dead_letters",
-                                                      (json_int_t)st->dead_letters));
+    json_array_append_new(h->subscriptions,
+                          json_pack("{s:s,s:I,s:I,s:I,s:s?}", "name", name, "position",
+                                    (json_int_t)st->position, "lag_events",
+                                    (json_int_t)st->lag_events, "dead_letters",
+                                    (json_int_t)st->dead_letters, "held_by", st->holder));
     if (st->lag_events > h->worst_lag)
         h->worst_lag = st->lag_events;
     return 0;

@@ -67,12 +67,16 @@ static int add_state(const char *state, int64_t instances, void *payload)
     return entry && json_array_append_new(c->states, entry) == 0 ? 0 : TD_ENOMEM;
 }
 
+/* Each saga once: "saga.NAME", or its partitions "saga.NAME.pKofN". */
 static int add_saga_name(const char *name, const td_subscription_status *st, void *payload)
 {
+    char whole[TD_SUBSCRIPTION_NAME_MAX + 1];
+    td_partition p;
     (void)st;
-    if (strncmp(name, "saga.", 5) != 0)
+    if (strncmp(name, "saga.", 5) != 0 ||
+        (td_partition_parse(name, whole, sizeof whole, &p) && p.index != 0))
         return 0;
-    return json_array_append_new(payload, json_string(name + 5)) == 0 ? 0 : TD_ENOMEM;
+    return json_array_append_new(payload, json_string(whole + 5)) == 0 ? 0 : TD_ENOMEM;
 }
 
 static int get_sagas(http_request *req, http_response *res)

@@ -51,11 +51,18 @@ static int add_status(const char *name, const td_subscription_status *st, void *
     g->subs = grown;
     memset(&g->subs[g->count], 0, sizeof *grown);
     snprintf(g->subs[g->count++].name, sizeof grown->name, "%s", name);
-    json_t *entry =
-        json_pack("{s:s,s:s?,s:I,s:I,s:I,s:I}", "name", name, "saga",
-                  strncmp(name, "saga.", 5) == 0 ? name + 5 : NULL, "position",
-                  (json_int_t)st->position, "lag_events", (json_int_t)st->lag_events, "in_retry",
-                  (json_int_t)st->in_retry, "dead_letters", (json_int_t)st->dead_letters);
+    char whole[TD_SUBSCRIPTION_NAME_MAX + 1];
+    td_partition part;
+    bool partitioned = td_partition_parse(name, whole, sizeof whole, &part);
+    json_t *entry = json_pack("{s:s,s:s?,s:I,s:I,s:I,s:I,s:s?}", "name", name, "saga",
+                              strncmp(whole, "saga.", 5) == 0 ? whole + 5 : NULL, "position",
+                              (json_int_t)st->position, "lag_events", (json_int_t)st->lag_events,
+                              "in_retry", (json_int_t)st->in_retry, "dead_letters",
+                              (json_int_t)st->dead_letters, "held_by", st->holder);
+    if (entry && partitioned)
+        json_object_set_new(entry, "partition",
+                            json_pack("{s:s,s:I,s:I}", "of", whole, "index", (json_int_t)part.index,
+                                      "count", (json_int_t)part.count));
     if (st->head > g->head)
         g->head = st->head;
     return entry && json_array_append_new(g->list, entry) == 0 ? 0 : TD_ENOMEM;

@@ -50,6 +50,63 @@ int td_partition_name(char *out, size_t size, const char *name, const td_partiti
     return 0;
 }
 
+/* A whole number of 1..3 digits without a leading zero, ending at *end. */
+static bool small_number(const char *s, const char **end, unsigned *out)
+{
+    unsigned n = 0;
+    const char *p = s;
+    while (*p >= '0' && *p <= '9' && p - s < 3)
+        n = n * 10 + (unsigned)(*p++ - '0');
+    if (p == s || (*s == '0' && p - s > 1))
+        return false;
+    *end = p;
+    *out = n;
+    return true;
+}
+
+bool td_partition_parse(const char *name, char *base, size_t size, td_partition *partition)
+{
+    td_partition none = {0, 0, TD_PARTITION_BY_STREAM};
+    *partition = none;
+    const char *dot = name ? strrchr(name, '.') : NULL, *end = NULL, *of = NULL;
+    unsigned index = 0, count = 0;
+    bool is = dot && dot > name && dot[1] == 'p' && small_number(dot + 2, &of, &index) &&
+              strncmp(of, "of", 2) == 0 && small_number(of + 2, &end, &count) && *end == '\0' &&
+              count >= 2 && count <= TD_PARTITIONS_MAX && index < count &&
+              (size_t)(dot - name) < size;
+    if (!is) {
+        if (name && size > 0)
+            snprintf(base, size, "%s", name);
+        return false;
+    }
+    memcpy(base, name, (size_t)(dot - name));
+    base[dot - name] = '\0';
+    partition->count = count;
+    partition->index = index;
+    return true;
+}
+
+int td_partition_count(td_store *store, const char *name, unsigned *count)
+{
+    TD_REQUIRE(store && name && count);
+    char *text = NULL;
+    *count = 0;
+    int error = td_store_doc_get(store, TD_COLL_PARTITIONS, name, &text, NULL);
+    if (error == TD_ENOTFOUND)
+        return 0;
+    if (error < 0)
+        return error;
+    json_t *doc = json_loads(text, 0, NULL);
+    td_free(text);
+    json_int_t n = json_integer_value(json_object_get(doc, "count"));
+    json_decref(doc);
+    if (n < 2 || n > TD_PARTITIONS_MAX)
+        return td_error__set(TD_ECORRUPT, "the partitioning of subscription '%s' is unreadable",
+                             name);
+    *count = (unsigned)n;
+    return 0;
+}
+
 static const char *by_name(td_partition_by by)
 {
     return by == TD_PARTITION_BY_CORRELATION ? "correlation" : "stream";

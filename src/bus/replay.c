@@ -9,7 +9,9 @@
  * only when the lanes have finished that page does it record the new `next`
  * and queue the following one, so pages never overtake each other. When
  * `next` passes `to` the request is deleted. Replay items are not tracked by
- * the checkpoint ring: they are below the checkpoint already.
+ * the checkpoint ring: they are below the checkpoint already. A request for
+ * a partitioned name is written once for each of its partitions, under one
+ * id: each replays the events of its own partition, wherever it runs.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,11 +64,14 @@ static int match_name(const char *name, const td_subscription_status *st, void *
     return 0;
 }
 
+static int add_one(td_store *store, const td_replay_request *r, int64_t to, const char *name,
+                   const char *id);
+
 int td_replay_request_add(td_store *store, const td_replay_request *r,
                           char id_out[TD_REPLAY_ID_LEN + 1])
 {
     TD_REQUIRE(store && r);
-    char key[TD_STATE_KEY_MAX + 1], id[TD_REPLAY_ID_LEN + 1];
+    char id[TD_REPLAY_ID_LEN + 1];
     int64_t head = 0;
     find_sub f = {r->subscription, false};
     td_uuid uuid;
@@ -85,15 +90,36 @@ int td_replay_request_add(td_store *store, const td_replay_request *r,
                              "a replay runs from position >= 1 to one at or after it "
                              "(asked %lld..%lld)",
                              (long long)r->from, (long long)to);
-    if ((error = td_subscriptions_list(store, match_name, &f)) < 0)
+    unsigned partitions = 0;
+    if ((error = td_subscriptions_list(store, match_name, &f)) < 0 ||
+        (!f.found && (error = td_partition_count(store, r->subscription, &partitions)) < 0))
         return error;
-    if (!f.found)
+    if (!f.found && partitions == 0)
         return td_error__set(TD_ENOTFOUND, "no subscription %s has run on this store",
                              r->subscription);
     if ((error = td_uuid_v7(&uuid)) < 0)
         return error;
     td_uuid_format(id, &uuid);
-    if ((error = td_state__key(key, r->subscription, id)) < 0)
+    /* a partitioned name: a request for each partition, under one id */
+    for (unsigned k = 0; k < (partitions ? partitions : 1); k++) {
+        char name[TD_SUBSCRIPTION_NAME_MAX + 1];
+        td_partition p = {partitions, k, TD_PARTITION_BY_STREAM};
+        if ((error = td_partition_name(name, sizeof name, r->subscription, &p)) < 0 ||
+            (error = add_one(store, r, to, name, id)) < 0)
+            return error;
+    }
+    if (id_out)
+        memcpy(id_out, id, sizeof id);
+    return 0;
+}
+
+/* One request, for one subscription name. */
+static int add_one(td_store *store, const td_replay_request *r, int64_t to, const char *name,
+                   const char *id)
+{
+    char key[TD_STATE_KEY_MAX + 1];
+    int error = td_state__key(key, name, id);
+    if (error < 0)
         return error;
     json_t *doc =
         json_pack("{s:I,s:I,s:I,s:s*,s:s*,s:b,s:s,s:I}", "from", (json_int_t)r->from, "to",
@@ -104,8 +130,6 @@ int td_replay_request_add(td_store *store, const td_replay_request *r,
     if ((error = td_json__dump_steal(&text, NULL, doc)) == 0)
         error = doc_write(store, key, text);
     td_free(text);
-    if (error == 0 && id_out)
-        memcpy(id_out, id, sizeof id);
     return error;
 }
 

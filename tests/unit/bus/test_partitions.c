@@ -4,7 +4,8 @@
  *
  * The partitions of a name together handle every event exactly once, each
  * stream (or correlation id) in one partition and in order; the name's
- * partitioning is recorded and a disagreeing start is refused; a saga's
+ * partitioning is recorded, a disagreeing start is refused, and a replay
+ * of the name reaches every partition; a saga's
  * partitions split its instances by correlation id, each deadline fired
  * once;
  * three balancers on one store (each with a store of its own, as three
@@ -139,6 +140,24 @@ static void test_names_and_keys(void **state)
     assert_int_equal(td_partition_of("a", 1), 0);
     assert_int_equal(td_partition_of(NULL, 8), 0);
 
+    char base[TD_SUBSCRIPTION_NAME_MAX + 1];
+    td_partition parsed;
+    assert_true(td_partition_parse("inventory.p3of8", base, sizeof base, &parsed));
+    assert_string_equal(base, "inventory");
+    assert_int_equal(parsed.index, 3);
+    assert_int_equal(parsed.count, 8);
+    assert_true(td_partition_parse("saga.order_processing.p0of4", base, sizeof base, &parsed));
+    assert_string_equal(base, "saga.order_processing");
+    static const char *const not_partitions[] = {
+        "inventory",       "inventory.p8of8",   "inventory.p01of4",
+        "inventory.p1of1", "inventory.p1of",    "inventory.p1of4x",
+        ".p1of4",          "inventory.p1of257", "saga.order_processing"};
+    for (size_t i = 0; i < sizeof not_partitions / sizeof not_partitions[0]; i++) {
+        assert_false(td_partition_parse(not_partitions[i], base, sizeof base, &parsed));
+        assert_string_equal(base, not_partitions[i]);
+        assert_int_equal(parsed.count, 0);
+    }
+
     td_subscription_options o = TD_SUBSCRIPTION_OPTIONS_INIT;
     td_subscription *sub = NULL;
     o.name = "bad";
@@ -206,6 +225,24 @@ static int by_name(const char *name, const td_subscription_status *st, void *pay
     return 0;
 }
 
+static int replays_seen;
+static const char *replay_id;
+
+static int count_replays(const char *id, const char *subscription, int64_t next, int64_t to,
+                         void *payload)
+{
+    char base[TD_SUBSCRIPTION_NAME_MAX + 1];
+    td_partition p;
+    (void)next;
+    (void)to;
+    (void)payload;
+    assert_string_equal(id, replay_id);
+    assert_true(td_partition_parse(subscription, base, sizeof base, &p));
+    assert_string_equal(base, "work");
+    assert_int_equal(p.index, (unsigned)replays_seen++);
+    return 0;
+}
+
 /* The count is the name's; other counts, keys or a whole start are refused,
  * and a name that ran whole cannot be split. */
 static void test_the_partitioning_is_recorded(void **state)
@@ -240,6 +277,20 @@ static void test_the_partitioning_is_recorded(void **state)
     int count = 0;
     assert_td_ok(td_subscriptions_list(store, by_name, &count));
     assert_int_equal(count, 1); /* work.p0of4 only: the refused ones wrote nothing */
+    unsigned partitions = 9;
+    assert_td_ok(td_partition_count(store, "work", &partitions));
+    assert_int_equal(partitions, PARTS);
+    assert_td_ok(td_partition_count(store, "once_whole", &partitions));
+    assert_int_equal(partitions, 0);
+
+    /* a replay of the name goes to each of its partitions, under one id */
+    td_replay_request r = {"work", 1, 0, NULL, NULL, false, "test"};
+    char id[TD_REPLAY_ID_LEN + 1];
+    assert_td_ok(td_replay_request_add(store, &r, id));
+    replays_seen = 0;
+    replay_id = id;
+    assert_td_ok(td_replay_list(store, count_replays, NULL));
+    assert_int_equal(replays_seen, PARTS);
 }
 
 /* By correlation: every event of one correlation id in one partition,
