@@ -42,7 +42,7 @@ typedef struct td_dead_letter {
 } td_dead_letter;
 
 typedef struct td_dlq_filter {
-    const char *subscription; /* NULL: any */
+    const char *subscription; /* NULL: any; a partitioned name: all its partitions */
     const char *type;
     const char *stream;
 } td_dlq_filter;

@@ -15,9 +15,18 @@
 #include "core/error.h"
 #include "core/internal.h"
 
+/* The subscription, or a partition of it. */
+static bool of_subscription(const char *wanted, const char *name)
+{
+    char whole[TD_SUBSCRIPTION_NAME_MAX + 1];
+    td_partition p;
+    return strcmp(wanted, name) == 0 ||
+           (td_partition_parse(name, whole, sizeof whole, &p) && strcmp(wanted, whole) == 0);
+}
+
 static bool fits(const td_dlq_filter *f, const td_dead_letter *e)
 {
-    return f == NULL || ((!f->subscription || strcmp(f->subscription, e->subscription) == 0) &&
+    return f == NULL || ((!f->subscription || of_subscription(f->subscription, e->subscription)) &&
                          (!f->type || strcmp(f->type, e->type) == 0) &&
                          (!f->stream || strcmp(f->stream, e->stream) == 0));
 }

@@ -325,6 +325,56 @@ static void test_by_correlation(void **state)
         td_subscription_free(subs[i]);
 }
 
+static int refuse(td_delivery *d, const td_event *ev, void *payload)
+{
+    (void)ev;
+    (void)payload;
+    return td_delivery_fail(d, TD_EPERMANENT, "not for us");
+}
+
+static int count_parked(const td_dead_letter *e, void *payload)
+{
+    char whole[TD_SUBSCRIPTION_NAME_MAX + 1];
+    td_partition p;
+    assert_true(td_partition_parse(e->subscription, whole, sizeof whole, &p));
+    assert_string_equal(whole, "parker");
+    ++*(int *)payload;
+    return 0;
+}
+
+/* Dead letters are each partition's, and listed under the whole name. */
+static void test_dead_letters_by_the_whole_name(void **state)
+{
+    (void)state;
+    td_subscription *subs[PARTS];
+    for (unsigned i = 0; i < PARTS; i++) {
+        td_subscription_options o = TD_SUBSCRIPTION_OPTIONS_INIT;
+        o.name = "parker";
+        o.partition.count = PARTS;
+        o.partition.index = i;
+        assert_td_ok(td_subscription_new(&subs[i], store, &o, refuse, NULL));
+        assert_td_ok(td_subscription_start(subs[i]));
+    }
+    int64_t last = 0;
+    for (int s = 0; s < 12; s++) {
+        char stream[32];
+        snprintf(stream, sizeof stream, "item-%d", s);
+        last = tt_append(store, stream, "Happened", s);
+    }
+    for (unsigned i = 0; i < PARTS; i++)
+        assert_td_ok(td_subscription_wait_until(subs[i], last, 20000));
+    int parked = 0;
+    td_dlq_filter whole = {"parker", NULL, NULL};
+    assert_td_ok(td_dlq_list(store, &whole, count_parked, &parked));
+    assert_int_equal(parked, 12);
+    parked = 0;
+    td_dlq_filter other = {"park", NULL, NULL};
+    assert_td_ok(td_dlq_list(store, &other, count_parked, &parked));
+    assert_int_equal(parked, 0);
+    for (unsigned i = 0; i < PARTS; i++)
+        td_subscription_free(subs[i]);
+}
+
 /* ---- a saga in partitions ---------------------------------------------------------- */
 
 static _Atomic int begun_in[16]; /* flow n began in partition begun_in[n] - 1 */
@@ -552,6 +602,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_partitions_share_the_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_the_partitioning_is_recorded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_by_correlation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dead_letters_by_the_whole_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_saga_partitions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_balancers_share_and_hand_over, setup, teardown),
     };
