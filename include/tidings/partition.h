@@ -25,10 +25,12 @@
  * The count is a property of the name on a store: the first start of a
  * partitioned name records it (with the key), and a start with another
  * count or key, or unpartitioned, is refused (TD_EINVAL naming both). A
- * name that ran unpartitioned cannot be split later (its checkpoint,
- * marks and retries are under the whole name): start the partitioned one
- * under a new name with start_at_end, or from the start with idempotent
- * handlers.
+ * name that ran whole is split at that first partitioned start: each
+ * partition goes on from the whole's checkpoint, with the whole's progress
+ * marks of what lies past it, once the whole runs nowhere (TD_EBUSY) and
+ * has no retries waiting, dead letters or replays of its own (TD_EINVAL:
+ * they are the whole's; finish, retry or drop them first). The count
+ * cannot change later.
  */
 #ifndef TIDINGS_PARTITION_H
 #define TIDINGS_PARTITION_H

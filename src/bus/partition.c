@@ -136,8 +136,14 @@ void td_partition__set_key(td_subscription *sub, td_partition_key_fn fn)
 bool td_partition__owns(const td_subscription *sub, const td_event *ev)
 {
     const td_partition *p = &sub->opts.partition;
+    return p->count <= 1 || td_partition__index(sub, ev) == p->index;
+}
+
+unsigned td_partition__index(const td_subscription *sub, const td_event *ev)
+{
+    const td_partition *p = &sub->opts.partition;
     if (p->count <= 1)
-        return true;
+        return 0;
     char key[TD_PARTITION_KEY_MAX + 1];
     const char *k = ev->stream;
     if (sub->partition_key) {
@@ -147,7 +153,7 @@ bool td_partition__owns(const td_subscription *sub, const td_event *ev)
                ev->correlation_id[0]) {
         k = ev->correlation_id;
     }
-    return td_partition_of(k, p->count) == p->index;
+    return td_partition_of(k, p->count);
 }
 
 typedef struct claim_ctx {
@@ -191,15 +197,12 @@ static int claim_unit(td_txn *txn, void *payload)
     json_decref(doc);
     if (same || want->count <= 1)
         return 0;
-    /* The first partitioned start: refused if the whole name has run. */
+    /* The first partitioned start: a whole that ran is split (split.c). */
     error = td_txn_doc_get(txn, TD_COLL_CHECKPOINTS, sub->base_name, &text, NULL);
-    td_free(text);
     if (error == 0)
-        return td_error__set(TD_EINVAL,
-                             "subscription '%s' has run whole on this store: its state cannot be "
-                             "split into partitions (start them under a new name)",
-                             sub->base_name);
-    if (error != TD_ENOTFOUND)
+        error = td_partition__split(txn, sub, text);
+    td_free(text);
+    if (error < 0 && error != TD_ENOTFOUND)
         return error;
     json_t *record =
         json_pack("{s:I,s:s}", "count", (json_int_t)want->count, "by", by_name(want->by));

@@ -27,8 +27,18 @@ int td_partition__check(const td_partition *p, const char *name);
 /* Whether ev is the subscription's partition's (true when not partitioned). */
 bool td_partition__owns(const td_subscription *sub, const td_event *ev);
 
+/* The partition (0..count-1) ev belongs to (0 when not partitioned). */
+unsigned td_partition__index(const td_subscription *sub, const td_event *ev);
+
 /* Records the name's partitioning on the store at the first start, or
  * checks it against the record (TD_EINVAL on a mismatch). Control thread. */
 int td_partition__claim(const td_subscription *sub);
+
+/* split.c: in the unit that records the partitioning, moves the state of
+ * the whole that ran (its checkpoint document: checkpoint) to the
+ * partitions, or refuses (TD_EBUSY: it runs; TD_EINVAL: it has retries,
+ * dead letters or replays of its own). */
+typedef struct td_txn td_txn;
+int td_partition__split(td_txn *txn, const td_subscription *sub, const char *checkpoint);
 
 #endif

@@ -243,8 +243,7 @@ static int count_replays(const char *id, const char *subscription, int64_t next,
     return 0;
 }
 
-/* The count is the name's; other counts, keys or a whole start are refused,
- * and a name that ran whole cannot be split. */
+/* The count is the name's: other counts, keys or a whole start are refused. */
 static void test_the_partitioning_is_recorded(void **state)
 {
     (void)state;
@@ -265,22 +264,13 @@ static void test_the_partitioning_is_recorded(void **state)
     assert_td_ok(td_subscription_wait_until(first, 1, 10000));
     td_subscription_free(first);
 
-    td_subscription *ran_whole = partition(store, "once_whole", 0, 0, TD_PARTITION_BY_STREAM);
-    assert_td_ok(td_subscription_start(ran_whole));
-    assert_td_ok(td_subscription_wait_until(ran_whole, 1, 10000));
-    td_subscription_free(ran_whole);
-    td_subscription *split = partition(store, "once_whole", 1, PARTS, TD_PARTITION_BY_STREAM);
-    assert_td_code(td_subscription_start(split), TD_EINVAL);
-    assert_non_null(strstr(td_error_last(), "has run whole"));
-    td_subscription_free(split);
-
     int count = 0;
     assert_td_ok(td_subscriptions_list(store, by_name, &count));
     assert_int_equal(count, 1); /* work.p0of4 only: the refused ones wrote nothing */
     unsigned partitions = 9;
     assert_td_ok(td_partition_count(store, "work", &partitions));
     assert_int_equal(partitions, PARTS);
-    assert_td_ok(td_partition_count(store, "once_whole", &partitions));
+    assert_td_ok(td_partition_count(store, "never_ran", &partitions));
     assert_int_equal(partitions, 0);
 
     /* a replay of the name goes to each of its partitions, under one id */
@@ -291,6 +281,85 @@ static void test_the_partitioning_is_recorded(void **state)
     replay_id = id;
     assert_td_ok(td_replay_list(store, count_replays, NULL));
     assert_int_equal(replays_seen, PARTS);
+}
+
+static int put_doc(td_txn *txn, void *payload)
+{
+    const char *const *doc = payload; /* collection, key, JSON */
+    return td_txn_doc_put(txn, doc[0], doc[1], doc[2], 0);
+}
+
+static int drop_retry(td_txn *txn, void *payload)
+{
+    (void)payload;
+    return td_txn_doc_delete(txn, "tidings_retries", "splitter|00000000000000000007");
+}
+
+static void put(const char *collection, const char *key, const char *json)
+{
+    const char *doc[] = {collection, key, json};
+    assert_td_ok(td_transact(store, put_doc, (void *)doc));
+}
+
+/* A name that ran whole is split at its first partitioned start: each
+ * partition goes on from the whole's checkpoint, and what the whole's
+ * progress marks show done past it is not handled again. Refused while
+ * the whole has retries waiting or runs. */
+static void test_a_whole_is_split(void **state)
+{
+    (void)state;
+    reset_handled();
+    /* streams item-0..3, three rounds: position 4r+s+1 is version r+1 of item-s */
+    for (int round = 0; round < 3; round++)
+        for (int s = 0; s < 4; s++) {
+            char stream[32];
+            snprintf(stream, sizeof stream, "item-%d", s);
+            tt_append(store, stream, "Happened", round);
+        }
+    /* the whole stopped at position 5 with item-1 handled up to version 3
+     * (positions 2, 6, 10) and a retry waiting */
+    put("tidings_checkpoints", "splitter",
+        "{\"position\":5,\"inflight_to\":5,\"suspect_position\":0,\"suspect_attempts\":0,"
+        "\"recovering_to\":0}");
+    put("tidings_progress", "splitter|item-1", "{\"version\":3}");
+    put("tidings_retries", "splitter|00000000000000000007",
+        "{\"attempts\":1,\"next_at\":0,\"last_error\":\"x\"}");
+    td_subscription *subs[2];
+    for (unsigned i = 0; i < 2; i++) {
+        td_subscription_options o = TD_SUBSCRIPTION_OPTIONS_INIT;
+        o.name = "splitter";
+        o.transactional = true;
+        o.partition.count = 2;
+        o.partition.index = i;
+        assert_td_ok(td_subscription_new(&subs[i], store, &o, on_event, (void *)(intptr_t)i));
+    }
+    assert_td_code(td_subscription_start(subs[0]), TD_EINVAL);
+    assert_non_null(strstr(td_error_last(), "1 events waiting for a retry"));
+    put("tidings_leases", "splitter",
+        "{\"owner\":\"x\",\"pid\":1,\"host\":\"elsewhere.example\","
+        "\"expires_at\":99999999999999999}");
+    assert_td_code(td_subscription_start(subs[0]), TD_EBUSY);
+    put("tidings_leases", "splitter",
+        "{\"owner\":\"x\",\"pid\":1,\"host\":\"elsewhere.example\",\"expires_at\":1}");
+    int64_t last = 12;
+    assert_td_ok(td_transact(store, drop_retry, NULL)); /* the retry done */
+    for (unsigned i = 0; i < 2; i++)
+        assert_td_ok(td_subscription_start(subs[i]));
+    for (unsigned i = 0; i < 2; i++)
+        assert_td_ok(td_subscription_wait_until(subs[i], last, 20000));
+    for (int64_t pos = 1; pos <= last; pos++) {
+        bool want = pos > 5 && pos != 6 && pos != 10;
+        assert_int_equal(atomic_load(&handled_by[pos]) > 0, want);
+    }
+    assert_int_equal(atomic_load(&duplicates), 0);
+    unsigned partitions = 0;
+    assert_td_ok(td_partition_count(store, "splitter", &partitions));
+    assert_int_equal(partitions, 2);
+    char *text = NULL; /* the whole's checkpoint is gone */
+    assert_td_code(td_store_doc_get(store, "tidings_checkpoints", "splitter", &text, NULL),
+                   TD_ENOTFOUND);
+    for (unsigned i = 0; i < 2; i++)
+        td_subscription_free(subs[i]);
 }
 
 /* By correlation: every event of one correlation id in one partition,
@@ -601,6 +670,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_names_and_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partitions_share_the_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_the_partitioning_is_recorded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_whole_is_split, setup, teardown),
         cmocka_unit_test_setup_teardown(test_by_correlation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dead_letters_by_the_whole_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_saga_partitions, setup, teardown),
