@@ -44,6 +44,7 @@ struct td_balancer {
     int64_t renewed_us, swept_us; /* monotonic; 0: never */
     bool joined;                  /* its membership document was written */
     td_store_lock *instance_lock; /* held while a member (membership.c) */
+    long long slot;               /* the lock's number; -1 while none */
 
     pthread_mutex_t lock;
     unsigned live, rank; /* under lock */

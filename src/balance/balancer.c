@@ -64,6 +64,7 @@ int td_balancer_new(td_balancer **out, td_store *store, const char *label)
     b->store = store;
     b->started_at = td_time_now();
     b->live = 1;
+    b->slot = -1;
     pthread_mutex_init(&b->lock, NULL);
     *out = b;
     return 0;
@@ -288,6 +289,7 @@ void td_balancer_stop(td_balancer *b)
                      td_error_last());
     td_store__unlock(b->store, b->instance_lock); /* not joined: only taken */
     b->instance_lock = NULL;
+    b->slot = -1;
     b->joined = false;
     b->renewed_us = 0;
 }
