@@ -135,6 +135,14 @@ static void test_subscription_and_saga(void **state)
     so.eager = true; /* past a version 1 struct's end: not read (else refused: not transactional) */
     assert_td_ok(td_subscription_new(&sub, store, &so, handler, NULL));
     td_subscription_free(sub);
+    so.version = 2;           /* before partition: read as far as it went */
+    so.partition.count = 999; /* past a version 2 struct's end: not read (else refused) */
+    so.eager = false;
+    assert_td_ok(td_subscription_new(&sub, store, &so, handler, NULL));
+    assert_string_equal(td_subscription_name(sub), "s");
+    td_subscription_free(sub);
+    REFUSES(td_subscription_try_start(NULL));
+    assert_null(td_subscription_name(NULL));
     REFUSES(td_subscription_start(NULL));
     REFUSES(td_subscription_stop(NULL));
     REFUSES(td_subscription_check(NULL));
@@ -146,10 +154,37 @@ static void test_subscription_and_saga(void **state)
     REFUSES(td_saga_new(&saga, store, NULL, NULL, NULL));
     REFUSES(td_saga_new(NULL, store, NULL, NULL, NULL));
     REFUSES(td_saga_start(NULL));
+    REFUSES(td_saga_try_start(NULL));
+    assert_null(td_saga_subscription_name(NULL));
     REFUSES(td_saga_stop(NULL));
     REFUSES(td_saga_check(NULL));
     REFUSES(td_saga_get(NULL, "s", "c", NULL));
     td_saga_free(NULL);
+
+    td_balancer *b = NULL;
+    REFUSES(td_balancer_new(NULL, store, NULL));
+    REFUSES(td_balancer_new(&b, NULL, NULL));
+    REFUSES(td_balancer_new(&b, store, ""));
+    REFUSES(td_balancer_new(&b, store, "a\nlabel"));
+    assert_null(b);
+    REFUSES(td_balancer_add_subscription(NULL, NULL));
+    REFUSES(td_balancer_add_saga(NULL, NULL));
+    REFUSES(td_balancer_tick(NULL));
+    REFUSES(td_balancer_parts(NULL, NULL, NULL));
+    REFUSES(td_instances_list(NULL, NULL, NULL));
+    assert_null(td_balancer_id(NULL));
+    assert_null(td_balancer_label(NULL));
+    assert_int_equal(td_balancer_live(NULL), 0);
+    td_balancer_stop(NULL);
+    td_balancer_free(NULL);
+    char name[8];
+    unsigned partitions = 0;
+    td_partition part;
+    REFUSES(td_partition_name(NULL, 8, "s", NULL));
+    REFUSES(td_partition_name(name, sizeof name, NULL, NULL));
+    REFUSES(td_partition_count(NULL, "s", &partitions));
+    assert_false(td_partition_parse(NULL, name, sizeof name, &part));
+    assert_int_equal(td_partition_of(NULL, 4), 0);
 
     size_t count = 0;
     REFUSES(td_dlq_list(NULL, NULL, NULL, NULL));
