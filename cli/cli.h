@@ -102,6 +102,7 @@ int cmd_tail(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_subscriptions(int argc, char **argv);
+int cmd_instances(int argc, char **argv);
 int cmd_dlq(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
 int cmd_relay(int argc, char **argv);

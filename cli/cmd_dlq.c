@@ -1,7 +1,8 @@
 /*
  * cmd_dlq.c: the delivery commands: `subscriptions` (each subscription's
- * position, lag, retries and dead letters) and `dlq` (list, show, retry,
- * drop and the audit history of the dead-letter queue).
+ * position, lag, retries, dead letters and holder), `instances` (the
+ * processes sharing them) and `dlq` (list, show, retry, drop and the audit
+ * history of the dead-letter queue).
  */
 #include <pwd.h>
 #include <stdio.h>
@@ -36,6 +37,37 @@ int cmd_subscriptions(int argc, char **argv)
         error = td_subscriptions_list(store, print_status, &rows);
     if (error == 0 && rows == 0)
         printf("no subscriptions have run on this store\n");
+    td_store_free(store);
+    return error < 0 ? cli_fail(error) : EXIT_OK;
+}
+
+static int print_instance(const td_instance *in, void *payload)
+{
+    int *rows = payload;
+    char started[TD_TIME_STR_LEN + 1] = "?", until[TD_TIME_STR_LEN + 1] = "?";
+    (void)td_time_format(started, in->started_at);
+    (void)td_time_format(until, in->expires_at);
+    if ((*rows)++ == 0)
+        printf("%-36s  %-20s %8s  %-20s %-5s  %-27s  %s\n", "ID", "LABEL", "PID", "HOST", "LIVE",
+               "STARTED", "UNTIL");
+    printf("%-36s  %-20s %8lld  %-20s %-5s  %-27s  %s\n", in->id, in->label, in->pid, in->host,
+           in->live ? "yes" : "no", started, until);
+    return 0;
+}
+
+int cmd_instances(int argc, char **argv)
+{
+    const char *pos[1];
+    int count, rows = 0;
+    td_store *store = NULL;
+    int rc = cli_parse(cli_find_command("instances"), argc, argv, NULL, pos, 0, 0, &count);
+    if (rc != 0)
+        return rc == -1 ? EXIT_OK : rc;
+    int error = cli_open(&store, false, true);
+    if (error == 0)
+        error = td_instances_list(store, print_instance, &rows);
+    if (error == 0 && rows == 0)
+        printf("no instances share this store's subscriptions\n");
     td_store_free(store);
     return error < 0 ? cli_fail(error) : EXIT_OK;
 }

@@ -29,8 +29,13 @@ static const cli_command commands[] = {
      "and a bad file writes nothing.",
      cmd_import},
     {"subscriptions", "",
-     "Each subscription's checkpoint, lag, events waiting for a\nretry, and dead letters.",
+     "Each subscription's checkpoint, lag, events waiting for a\nretry, dead letters, and "
+     "which process runs it.",
      cmd_subscriptions},
+    {"instances", "",
+     "The processes sharing the store's subscriptions (several\n'shop serve', say): live, or "
+     "gone lately.",
+     cmd_instances},
     {"dlq", "list [options]\nshow ID\nretry ID|--all [options]\ndrop ID [--by NAME]\nhistory",
      "Inspect the dead-letter queue; ask the subscription to retry\n"
      "or drop an entry (audited).",

@@ -50,6 +50,13 @@ echo "spread: one runs $a, two $b, three $c of $((parts + 3))"
 [ "$b" -ge 5 ] && [ "$c" -ge 5 ] || fail "the parts did not spread: $a, $b, $c"
 url=$url_one health
 [ "$(field .instance.live_instances)" = 3 ] || fail "live instances: $(field .instance)"
+"$tidings" --db "$db" instances >"$dir/instances" || fail "tidings instances failed"
+for label in one two three; do
+  grep -Eq " $label +[0-9]+ .* yes " "$dir/instances" || fail "tidings instances: $(cat "$dir/instances")"
+done
+"$tidings" --db "$db" subscriptions >"$dir/subscriptions" || fail "tidings subscriptions failed"
+held=$(grep -c '\.p[0-3]of4 .*[0-9]@' "$dir/subscriptions")
+[ "$held" = "$parts" ] || fail "tidings subscriptions shows $held partitions held: $(cat "$dir/subscriptions")"
 
 : >"$dir/ids"
 loads=()
