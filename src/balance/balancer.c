@@ -254,8 +254,11 @@ int td_balancer_tick(td_balancer *b)
     for (size_t i = 0; i < b->count; i++) {
         td_bal_part *p = &b->parts[i];
         int error = p->running ? check(p) : 0;
-        if (error == TD_EBUSY) /* its lease was taken over: it is not ours any more */
-            stop(b, p, td_error_last());
+        if (error == TD_EBUSY) { /* its lease was taken over: it is not ours any more */
+            char why[256];
+            snprintf(why, sizeof why, "%s", td_error_last());
+            stop(b, p, why);
+        }
         else if (error < 0)
             set_state(b, p, true, error); /* left running, for an operator to see */
     }
