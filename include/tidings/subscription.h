@@ -196,7 +196,8 @@ typedef struct td_subscription_status {
     int64_t lag_events;   /* head - position */
     int64_t in_retry;     /* events waiting for a delayed retry */
     int64_t dead_letters; /* parked events, including those parked behind others */
-    /* Who runs it now: "PID@HOST" from its unexpired lease; NULL: nobody
+    /* Who runs it now, from its unexpired lease: "PID@HOST", or "LABEL
+     * (PID@HOST)" when a balancer runs it (balance.h); NULL: nobody
      * (stopped, or its lease expired). Borrowed for the call. */
     const char *holder;
 } td_subscription_status;

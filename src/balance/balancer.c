@@ -98,6 +98,7 @@ static int add(td_balancer *b, td_subscription *sub, td_saga *saga)
     memset(p, 0, sizeof *p);
     p->sub = sub;
     p->saga = saga;
+    s->lease.instance = b->label; /* its leases name this instance */
     snprintf(p->group, sizeof p->group, "%s", s->base_name);
     snprintf(p->name, sizeof p->name, "%s", s->name);
     p->count = s->opts.partition.count > 1 ? s->opts.partition.count : 1;
@@ -258,8 +259,7 @@ int td_balancer_tick(td_balancer *b)
             char why[256];
             snprintf(why, sizeof why, "%s", td_error_last());
             stop(b, p, why);
-        }
-        else if (error < 0)
+        } else if (error < 0)
             set_state(b, p, true, error); /* left running, for an operator to see */
     }
     pthread_mutex_lock(&b->lock);

@@ -115,8 +115,9 @@ static int lease_unit(td_txn *txn, void *payload)
     if (gethostname(host, sizeof host - 1) != 0)
         snprintf(host, sizeof host, "?");
     json_t *lease =
-        json_pack("{s:s,s:I,s:s,s:I}", "owner", sub->lease.owner, "pid", (json_int_t)getpid(),
-                  "host", host, "expires_at", (json_int_t)(td_time_now() + LEASE_TTL_US));
+        json_pack("{s:s,s:I,s:s,s:I,s:s*}", "owner", sub->lease.owner, "pid", (json_int_t)getpid(),
+                  "host", host, "expires_at", (json_int_t)(td_time_now() + LEASE_TTL_US),
+                  "instance", sub->lease.instance);
     error = lease ? td_txn_doc_put_json(txn, TD_COLL_LEASES, sub->name, lease) : td_error__oom();
     json_decref(lease);
     return error;

@@ -25,8 +25,10 @@
 #include "tidings/subscription.h"
 
 typedef struct td_sub_lease {
-    bool held;           /* this instance runs the name */
-    td_store_lock *lock; /* held with the lease; NULL without */
+    const char *instance; /* the balancer's label, written in the lease; NULL: none.
+                             Set while stopped (balance.c); outlives the runs */
+    bool held;            /* this instance runs the name */
+    td_store_lock *lock;  /* held with the lease; NULL without */
     char owner[TD_UUID_STR_LEN + 1];
     int64_t renewed_us; /* monotonic */
 } td_sub_lease;

@@ -13,7 +13,8 @@
  *   tidings_dlq_requests  NAME|ID              {"action","who","at"}
  *   tidings_dlq_audit     UUIDv7               what was asked, by whom, when
  *   tidings_inbox         CONSUMER|EVENT_ID    {"at"}
- *   tidings_leases        NAME                 {"owner","pid","host","expires_at"}
+ *   tidings_leases        NAME                 {"owner","pid","host","expires_at",
+ *                                               "instance" (a balancer's label)}
  *   tidings_partitions    BASE NAME            {"count","by"}  (partition.c)
  *
  * Keys with NAME| sort together, so one subscription's entries are listed

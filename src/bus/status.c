@@ -28,7 +28,8 @@ typedef struct status_ctx {
     void *payload;
 } status_ctx;
 
-/* "PID@HOST" of name's unexpired lease into out, or "" (nobody). */
+/* "PID@HOST" of name's unexpired lease into out, "LABEL (PID@HOST)" when
+ * a balancer runs it, or "" (nobody). */
 static int lease_holder(td_store *store, const char *name, char *out, size_t size)
 {
     char *text = NULL;
@@ -41,8 +42,12 @@ static int lease_holder(td_store *store, const char *name, char *out, size_t siz
     json_t *doc = json_loads(text, 0, NULL);
     td_free(text);
     const char *host = json_string_value(json_object_get(doc, "host"));
+    const char *instance = json_string_value(json_object_get(doc, "instance"));
     json_int_t pid = json_integer_value(json_object_get(doc, "pid"));
-    if (json_integer_value(json_object_get(doc, "expires_at")) > td_time_now())
+    bool live = json_integer_value(json_object_get(doc, "expires_at")) > td_time_now();
+    if (live && instance)
+        snprintf(out, size, "%s (%lld@%s)", instance, (long long)pid, host ? host : "?");
+    else if (live)
         snprintf(out, size, "%lld@%s", (long long)pid, host ? host : "?");
     json_decref(doc);
     return 0;

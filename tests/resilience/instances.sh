@@ -55,7 +55,7 @@ for label in one two three; do
   grep -Eq " $label +[0-9]+ .* yes " "$dir/instances" || fail "tidings instances: $(cat "$dir/instances")"
 done
 "$tidings" --db "$db" subscriptions >"$dir/subscriptions" || fail "tidings subscriptions failed"
-held=$(grep -c '\.p[0-3]of4 .*[0-9]@' "$dir/subscriptions")
+held=$(grep -Ec '\.p[0-3]of4 .* (one|two|three) \([0-9]+@' "$dir/subscriptions")
 [ "$held" = "$parts" ] || fail "tidings subscriptions shows $held partitions held: $(cat "$dir/subscriptions")"
 
 : >"$dir/ids"
