@@ -85,6 +85,7 @@ bench: build
 	@bash bench/shop_memory.sh $(BUILD)
 	@bash bench/shop_overload.sh $(BUILD)
 	@bash bench/with_postgres.sh bash bench/shop_postgres.sh $(BUILD)
+	@bash bench/with_postgres.sh bash bench/shop_instances.sh $(BUILD)
 
 fmt:
 	@clang-format -i $$(git ls-files --cached --others --exclude-standard '*.c' '*.h')
