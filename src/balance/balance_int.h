@@ -42,7 +42,7 @@ struct td_balancer {
     td_bal_part *parts;
     size_t count, capacity;
     int64_t renewed_us, swept_us; /* monotonic; 0: never */
-    bool joined;                  /* its membership document was written */
+    bool joined;                  /* its first round is over, its membership written */
     td_store_lock *instance_lock; /* held while a member (membership.c) */
     long long slot;               /* the lock's number; -1 while none */
 

@@ -140,7 +140,12 @@ static int try_start(td_balancer *b, td_bal_part *p, int64_t now)
 {
     if (now < p->retry_at_us)
         return TD_EBUSY;
-    int error = p->sub ? td_subscription_try_start(p->sub) : td_saga_try_start(p->saga);
+    /* The first round of an instance alone waits for a lock a moment, as
+     * td_subscription_start does: the holder is most likely this
+     * instance's previous process, killed and not quite gone. */
+    bool wait = !b->joined && td_balancer_live(b) == 1;
+    int error = p->sub ? (wait ? td_subscription_start(p->sub) : td_subscription_try_start(p->sub))
+                       : (wait ? td_saga_start(p->saga) : td_saga_try_start(p->saga));
     if (error == TD_EBUSY)
         return error;
     if (error < 0) {
@@ -248,10 +253,9 @@ int td_balancer_tick(td_balancer *b)
     int64_t now = monotonic_us();
     int first_error = 0;
     bool renew = b->renewed_us == 0 || now - b->renewed_us >= TD_MEMBERSHIP_RENEW_US;
-    if ((first_error = td_membership__count(b, renew)) == 0 && renew) {
+    bool first_round = !b->joined;
+    if ((first_error = td_membership__count(b, renew)) == 0 && renew)
         b->renewed_us = now;
-        b->joined = true;
-    }
     for (size_t i = 0; i < b->count; i++) {
         td_bal_part *p = &b->parts[i];
         int error = p->running ? check(p) : 0;
@@ -275,6 +279,8 @@ int td_balancer_tick(td_balancer *b)
             first_error = error;
         first = end;
     }
+    if (first_round && b->renewed_us != 0)
+        b->joined = true; /* from now on, starts do not wait */
     return first_error;
 }
 
