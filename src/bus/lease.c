@@ -23,10 +23,12 @@
  * taken by another (it was stalled past LEASE_TTL_US) stops handing out
  * events and reports TD_EBUSY. A lock a server keeps (PostgreSQL's advisory
  * locks) can also go while its holder lives on, with the server session
- * that held it (a restart, a cut connection): each renewal checks it first
- * and takes it again, and a holder that finds it taken by another stops as
- * one whose lease was taken would, before the two can both hand out
- * events. Stopping releases the lease, then the lock.
+ * that held it (a restart, a cut connection): there a free lock proves a
+ * holder on this host dead only when its process is gone as well (or a
+ * zombie), so a live holder's lease is not taken before it expires; each
+ * renewal checks the lock first and takes it again, and a holder that
+ * finds it taken by another (it was stalled past its lease) stops as one
+ * whose lease was taken would. Stopping releases the lease, then the lock.
  * Transactional handlers are exactly-once even without the lease (progress
  * marks); the lease is what keeps other handlers from running twice in two
  * processes.
@@ -59,9 +61,24 @@ typedef struct lease_op {
     bool lock_busy; /* taking: a live holder on this host has the lock */
 } lease_op;
 
+/* Whether process pid on this host runs (a zombie does not). */
+static bool process_lives(pid_t pid)
+{
+    char path[64], stat[256];
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+    FILE *f = pid > 0 ? fopen(path, "re") : NULL;
+    if (f == NULL)
+        return false;
+    size_t n = fread(stat, 1, sizeof stat - 1, f);
+    fclose(f);
+    stat[n] = '\0';
+    const char *paren = strrchr(stat, ')'); /* the name may hold spaces and parentheses */
+    return !(paren && paren[1] == ' ' && paren[2] == 'Z');
+}
+
 /* Whether the holder named in doc may keep the lease against us. A holder
- * on this host is alive exactly when it has the lock; elsewhere, while its
- * lease has not expired. */
+ * on this host is alive when it has the lock (and, with a server's locks,
+ * while its process runs); elsewhere, while its lease has not expired. */
 static bool held_by_other(const lease_op *op, json_t *doc, char *why, size_t why_size)
 {
     const char *owner = json_string_value(json_object_get(doc, "owner"));
@@ -78,8 +95,13 @@ static bool held_by_other(const lease_op *op, json_t *doc, char *why, size_t why
             snprintf(why, why_size, "a live process on this host holds its lock");
         return true;
     }
-    if (owner == NULL || ours || this_host || expires < td_time_now())
-        return false; /* none, ours, its holder here is dead (we have the lock), expired */
+    /* A holder here whose lock we got is dead, where a lock goes only with
+     * its holder (the kernel's); a server's goes with a cut session too,
+     * so there the holder must also be gone from this host. */
+    bool dead_here =
+        this_host && (!td_store__locks_by_session(op->sub->store) || !process_lives((pid_t)pid));
+    if (owner == NULL || ours || dead_here || expires < td_time_now())
+        return false; /* none, ours, its holder here is dead, expired */
     (void)td_time_format(until, expires);
     snprintf(why, why_size, "process %lld on %s holds it (lease until %s)", (long long)pid,
              host ? host : "?", until);

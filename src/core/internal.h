@@ -76,6 +76,10 @@ int td_store__lock_check(td_store *store, td_store_lock *lock);
  * TD_EBUSY when another holder has it now; another error when that cannot
  * be told now (*lock is then NULL and the next call tries again). */
 int td_store__lock_keep(td_store *store, const char *name, td_store_lock **lock);
+/* Whether the store's locks are a server session's (PostgreSQL): one can
+ * then go while its holder lives on (a cut connection), so a free lock
+ * does not prove its holder dead. False for a kernel's (SQLite). */
+bool td_store__locks_by_session(const td_store *store);
 
 /* td_store_read_event, but as stored (td_store_read_stored, upcast.h):
  * subscriptions upcast each event on its lane instead, so that an

@@ -235,6 +235,11 @@ int td_store__lock_keep(td_store *store, const char *name, td_store_lock **lock)
     return td_store__lock(store, name, lock);
 }
 
+bool td_store__locks_by_session(const td_store *store)
+{
+    return store->backend->lock_check != NULL;
+}
+
 const char *td_store_backend(const td_store *store)
 {
     if (store == NULL)

@@ -19,9 +19,10 @@
  *   - a transactional subscription through an outage of its server handles
  *     every event once, parks none and has not failed;
  *   - a subscription whose lease lock went with its session takes it again
- *     when no one has, and stops handing out events when another process
- *     took it over meanwhile: one name never runs in two places for longer
- *     than a renewal;
+ *     when no one has; another process that tries meanwhile is refused, the
+ *     holder's process being alive; and when its lease had run out (it
+ *     stalled past it) and another process took it over, it stops handing
+ *     out events at its next renewal;
  *   - a renewal that finds the server away (its lock gone with the session
  *     and not to be taken again yet) is tried again, not a failure.
  */
@@ -411,6 +412,28 @@ static bool read_child(FILE *in, int64_t after, int *late, int want, int timeout
     return started;
 }
 
+static int put_lease(td_txn *txn, void *payload)
+{
+    const char *const *doc = payload; /* name, JSON */
+    return td_txn_doc_put(txn, "tidings_leases", doc[0], doc[1], 0);
+}
+
+/* The lease of name, as if it had expired. */
+static void expire_lease(td_store *store, const char *name)
+{
+    char *text = NULL;
+    assert_td_ok(td_store_doc_get(store, "tidings_leases", name, &text, NULL));
+    json_t *doc = json_loads(text, 0, NULL);
+    td_free(text);
+    assert_non_null(doc);
+    json_object_set_new(doc, "expires_at", json_integer(td_time_now() - 1));
+    char *json = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    const char *put[] = {name, json};
+    assert_td_ok(td_transact(store, put_lease, (void *)put));
+    free(json);
+}
+
 static void test_a_lost_lock_taken_over_stops_its_holder(void **state)
 {
     (void)state;
@@ -432,11 +455,35 @@ static void test_a_lost_lock_taken_over_stops_its_holder(void **state)
         fail_msg("a lock taken again counts as lost: %s", td_error_last());
     assert_int_equal(atomic_load(&a.all), 2);
 
-    /* They end again, and another process takes lock and lease before the
-     * next renewal: the first holder stops handing out events at it. */
+    /* They end again, and another process tries to take over before the
+     * next renewal: refused, the holder lives (its lock went, its process
+     * did not); the first takes its lock back and goes on. */
     assert_true(terminate(app) > 0);
     int fd = -1, late = 0;
     pid_t pid = tt_spawn(self, (const char *const[]){url, NULL}, &fd);
+    FILE *refused = fdopen(fd, "r");
+    if (refused)
+        setvbuf(refused, NULL, _IONBF, 0);
+    bool refused_started = refused && read_child(refused, head, &late, 0, 10000);
+    int refused_status = tt_wait(pid);
+    if (refused)
+        fclose(refused);
+    assert_false(refused_started);
+    assert_int_equal(refused_status, 1);
+    sleep(4); /* past a renewal: the lock taken back */
+    head = tt_append(store, "order-2", "Placed", 2);
+    assert_td_ok(td_subscription_wait_until(first, head, 10000));
+    if (td_subscription_check(first) != 0)
+        fail_msg("a lock taken back counts as lost: %s", td_error_last());
+    assert_int_equal(atomic_load(&a.all), 3);
+
+    /* They end again, and another process takes lock and lease before the
+     * next renewal, the lease having run out meanwhile (as if the first had
+     * stalled past it): the first holder stops handing out events at it. */
+    assert_true(terminate(app) > 0);
+    expire_lease(store, "mailer");
+    late = 0;
+    pid = tt_spawn(self, (const char *const[]){url, NULL}, &fd);
     FILE *child = fdopen(fd, "r");
     if (child) /* no read-ahead: poll on its fd must see every line not yet read */
         setvbuf(child, NULL, _IONBF, 0);
