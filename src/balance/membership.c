@@ -184,6 +184,12 @@ int td_membership__count(td_balancer *b, bool renew)
     static _Thread_local beat_ctx beat;
     static _Thread_local count_ctx count;
     int error = 0;
+    char name[32];
+    if (b->slot >= 0) { /* a server's lock goes with a cut session: take it back */
+        lock_name(name, sizeof name, b->slot);
+        if (td_store__lock_keep(b->store, name, &b->instance_lock) == TD_EBUSY)
+            b->slot = -1; /* a newcomer took our slot for a dead one's: another */
+    }
     if (b->slot < 0 && (error = take_slot(b)) < 0)
         return error;
     memset(&beat, 0, sizeof beat);
