@@ -97,9 +97,11 @@ static bool held_by_other(const lease_op *op, json_t *doc, char *why, size_t why
     }
     /* A holder here whose lock we got is dead, where a lock goes only with
      * its holder (the kernel's); a server's goes with a cut session too,
-     * so there the holder must also be gone from this host. */
-    bool dead_here =
-        this_host && (!td_store__locks_by_session(op->sub->store) || !process_lives((pid_t)pid));
+     * so there the holder must also be gone from this host. One in this
+     * process is not running it (a lease left by a release that failed);
+     * were it, it would find its lock taken at its next renewal. */
+    bool dead_here = this_host && (!td_store__locks_by_session(op->sub->store) || pid == getpid() ||
+                                   !process_lives((pid_t)pid));
     if (owner == NULL || ours || dead_here || expires < td_time_now())
         return false; /* none, ours, its holder here is dead, expired */
     (void)td_time_format(until, expires);
