@@ -108,6 +108,7 @@ int cmd_replay(int argc, char **argv);
 int cmd_relay(int argc, char **argv);
 int cmd_consume(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
+int cmd_documents(int argc, char **argv);
 
 const cli_command *cli_find_command(const char *name);
 

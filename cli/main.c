@@ -60,6 +60,10 @@ static const cli_command commands[] = {
      "once each, until interrupted; unusable ones are parked in\n"
      "the dead-letter queue of NAME.intake.",
      cmd_consume},
+    {"documents", "[COLLECTION]",
+     "Print a collection's documents as JSON lines, by key; without\n"
+     "a collection, list the collections that hold one.",
+     cmd_documents},
     {"stats", "", "Count events, streams, types and documents; show the size\non disk.", cmd_stats},
     {"check", "",
      "Check the store in full: every page, the schema, every\n"
