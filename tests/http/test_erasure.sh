@@ -10,13 +10,15 @@
 # A user from a store written before passwords and sealing (kept by
 # address, in the clear) gets a password with `shop users passwd` and is
 # forgotten with `shop users forget`; `shop migrate` then erases their
-# plaintext events in the copy.
+# plaintext events in the copy. Runs on each backend (TD_TEST_STORE): on
+# PostgreSQL the store's bytes searched are its schema's rows.
 # Usage: test_erasure.sh TIDINGS SHOP
 tidings=$1
 shop=$2
 . "$(dirname "$0")/shop_lib.sh"
 
-db="sqlite:$dir/data/tidings.db"
+. "$(dirname "$0")/../support/store_url.sh"
+db=$(store_url "$dir/data" tidings) || exit 1
 mkdir -p "$dir/data"
 serve "$dir/data" "$db"
 json() { api -s -H 'Content-Type: application/json' "$@"; }
@@ -118,26 +120,35 @@ sleep 0.5
 stop
 
 # The bytes: her data never stood in the clear; the chain holds.
-for f in "$dir"/data/tidings.db*; do
-  grep -aEq 'grace@example.com|Grace Forgettable|Erasure Lane' "$f" && fail "$f holds her data in the clear"
-done
+if [ "$td_test_store" = postgres ]; then
+  store_rows "$db" >"$dir/rows" || fail "the store's rows"
+  [ -s "$dir/rows" ] || fail "no rows to search"
+  grep -aEq 'grace@example.com|Grace Forgettable|Erasure Lane' "$dir/rows" &&
+    fail "the store's rows hold her data in the clear"
+else
+  for f in "$dir"/data/tidings.db*; do
+    [ -f "$f" ] || continue # the lock folder
+    grep -aEq 'grace@example.com|Grace Forgettable|Erasure Lane' "$f" && fail "$f holds her data in the clear"
+  done
+fi
 "$tidings" --db "$db" audit verify >/dev/null || fail "the audit chain does not verify after forget"
 
 # A copy made after forgetting reads her as erased too.
-"$shop" migrate --data "$dir/data" --to "sqlite:$dir/copy.db" >/dev/null || fail "migrate"
-serve "$dir/copy" "sqlite:$dir/copy.db" --master-key-file "$dir/data/master.key"
+copy=$(store_url "$dir" copy) || exit 1
+"$shop" migrate --db "$db" --data "$dir/data" --to "$copy" >/dev/null || fail "migrate"
+serve "$dir/copy" "$copy" --master-key-file "$dir/data/master.key"
 check_erased "the copy" "$(api -s "$url/events?limit=1000")"
 stop
 
 # A user from before sealing: kept in the clear, by address.
 old=018f0000-0000-7000-8000-0000000000bb
-odb="sqlite:$dir/old/tidings.db"
 mkdir -p "$dir/old"
+odb=$(store_url "$dir/old" tidings) || exit 1
 "$tidings" --db "$odb" init >/dev/null || fail "init"
 "$tidings" --db "$odb" append "user-$old" UserRegistered "{\"user_id\":\"$old\",\
 \"email\":\"old@example.com\",\"full_name\":\"Old Timer\",\"registered_at\":\"2026-01-01T00:00:00Z\"}" \
   --source users >/dev/null || fail "append"
-sqlite3 "$dir/old/tidings.db" "INSERT INTO documents VALUES ('user_emails', 'old@example.com', \
+store_sql "$odb" "INSERT INTO documents VALUES ('user_emails', 'old@example.com', \
 '{\"user_id\":\"$old\"}', 0)" || fail "the old index"
 serve "$dir/old" "$odb"
 [ "$(json -o /dev/null -w '%{http_code}' "$url/sessions" \
@@ -151,7 +162,8 @@ t=$(login OLD@example.com) && [ -n "$t" ] || fail "the old user cannot log in af
 [ "$(api -s "$url/users/$old" | jq -c '[.email, ._erased]')" = '[null,true]' ] || fail "not forgotten"
 stop
 "$tidings" --db "$odb" events | grep -q old@example.com || fail "the old event's bytes changed"
-"$shop" migrate --data "$dir/old" --to "sqlite:$dir/oldcopy.db" >/dev/null || fail "migrate the old"
-"$tidings" --db "sqlite:$dir/oldcopy.db" events | grep -q 'old@example.com\|Old Timer' &&
+oldcopy=$(store_url "$dir" oldcopy) || exit 1
+"$shop" migrate --db "$odb" --data "$dir/old" --to "$oldcopy" >/dev/null || fail "migrate the old"
+"$tidings" --db "$oldcopy" events | grep -q 'old@example.com\|Old Timer' &&
   fail "the copy holds a forgotten user's plaintext events"
 echo ok

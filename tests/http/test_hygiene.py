@@ -19,6 +19,9 @@ against a real `shop serve` started with small limits:
   winner's answer (or 409 request_in_progress), never
   request_already_applied, and one order.
 
+The shops' stores are on the backend under test (TD_TEST_STORE): the
+idempotency records live there.
+
 Usage: test_hygiene.py SHOP
 """
 import json
@@ -43,7 +46,7 @@ def check(ok, what):
 
 class Server(shop_server.Server):
     def __init__(self, *args):
-        super().__init__(SHOP, *args)
+        super().__init__(SHOP, *args, backend_store=True)
 
     def stop(self):
         check(super().stop() == 0, "the shop did not stop cleanly")

@@ -5,17 +5,18 @@
 # lose and double nothing: once all is handled, the copy that went live
 # mid-load equals a copy rebuilt from scratch afterwards. A rebuild that may
 # keep only a few documents and orders in memory builds the same copy.
-# Queries read the live copy throughout.
+# Queries read the live copy throughout. The read models are read through
+# `tidings documents`, so the test runs on each backend (TD_TEST_STORE).
 # Usage: test_rebuild.sh TIDINGS SHOP [ORDERS]
 tidings=$1
 shop=$2
 orders=${3:-10000}
 . "$(dirname "$0")/shop_lib.sh"
 
-db="sqlite:$dir/data/tidings.db"
-file="$dir/data/tidings.db"
-# docs COLLECTION: its documents, one "key|body" line each, by key.
-docs() { sqlite3 "$file" "SELECT key, body FROM documents WHERE collection = '$1' ORDER BY key"; }
+. "$(dirname "$0")/../support/store_url.sh"
+db=$(store_url "$dir/data" tidings) || exit 1
+# docs COLLECTION: its documents, one JSON line each ({"key", "document"}), by key.
+docs() { "$tidings" --db "$db" documents "$1"; }
 rebuild() { "$shop" projections rebuild "$@" --db "$db" >>"$dir/rebuilds" || fail "rebuild $1"; }
 # settled: every read model has handled everything.
 settled() {
@@ -44,8 +45,8 @@ done
 [ "$(docs user_orders_g1 | wc -l)" = "$orders" ] || fail "user_orders holds $(docs user_orders_g1 | wc -l) orders"
 
 # A user's orders come from the live copy.
-user=$(docs user_orders_g1 | head -1 | cut -d'|' -f1)
-want=$(docs user_orders_g1 | grep -c "^$user|")
+user=$(docs user_orders_g1 | head -1 | jq -r .key | cut -d'|' -f1)
+want=$(docs user_orders_g1 | jq -r .key | grep -c "^$user|")
 got=$(api -sf "$url/users/$user/orders" | jq '.orders | length')
 [ "$got" = "$want" ] || fail "GET /users/$user/orders gives $got orders, the read model $want"
 
@@ -79,7 +80,7 @@ done
 # A rebuild killed midway (a slow one, so the kill lands before its swap)
 # leaves the live copy serving; the next rebuild clears what it left and
 # builds the same copy.
-live() { sqlite3 "$file" "SELECT json_extract(body, '$.generation') FROM documents WHERE collection = 'readmodel_generations' AND key = 'user_orders'"; }
+live() { docs readmodel_generations | jq -r 'select(.key == "user_orders") | .document.generation'; }
 "$shop" projections rebuild user_orders --cache 1 --db "$db" >/dev/null 2>&1 &
 killed=$!
 sleep 0.2
@@ -94,8 +95,8 @@ rebuild user_orders
 g=$(live)
 docs "user_orders_g$g" >"$dir/user_orders.again"
 cmp -s "$dir/user_orders.small" "$dir/user_orders.again" || fail "the rebuild after a kill differs"
-[ "$(sqlite3 "$file" "SELECT count(DISTINCT collection) FROM documents WHERE collection LIKE 'user_orders%'")" = 1 ] ||
-  fail "copies left behind: $(sqlite3 "$file" "SELECT DISTINCT collection FROM documents WHERE collection LIKE 'user_orders%'")"
+copies=$("$tidings" --db "$db" documents | grep '^user_orders') || fail "no copy of user_orders"
+[ "$(wc -l <<<"$copies")" = 1 ] || fail "copies left behind: $copies"
 "$shop" projections rebuild nothing --db "$db" 2>/dev/null && fail "rebuilt an unknown read model"
 stop
 echo ok

@@ -6,15 +6,19 @@
 # customer's password, session token and e-mail address, and the API keys.
 # Tokens, passwords and keys are found nowhere; e-mail addresses and
 # shipping addresses only in the mail (where they must be) and never in
-# the store's bytes. The store's files are the owner's alone.
+# the store's bytes. The store's files are the owner's alone. Runs on each
+# backend (TD_TEST_STORE): on PostgreSQL the store's bytes searched are its
+# schema's rows (the server's own files hold every test's data, and are
+# the server's).
 # Usage: test_secrets.sh TIDINGS SHOP
 tidings=$1
 shop=$2
 . "$(dirname "$0")/shop_lib.sh"
 
-db="sqlite:$dir/data/tidings.db"
+. "$(dirname "$0")/../support/store_url.sh"
+db=$(store_url "$dir/data" tidings) || exit 1
 mkdir -p "$dir/data"
-"$shop" serve --listen 127.0.0.1:0 --data "$dir/data" --log-level debug >"$dir/log.out" \
+"$shop" serve --listen 127.0.0.1:0 --data "$dir/data" --db "$db" --log-level debug >"$dir/log.out" \
   2>"$dir/log.err" &
 pid=$!
 for _ in $(seq 100); do
@@ -67,7 +71,15 @@ search() {
   done
   return 0
 }
-store_files() { find "$dir/data" -maxdepth 2 -type f -path "$dir/data/tidings.db*"; }
+# store_files: the store's files (SQLite), or a file of its rows (PostgreSQL).
+store_files() {
+  if [ "$td_test_store" = postgres ]; then
+    store_rows "$db" >"$dir/store.rows" && [ -s "$dir/store.rows" ] && echo "$dir/store.rows"
+  else
+    find "$dir/data" -maxdepth 2 -type f -path "$dir/data/tidings.db*"
+  fi
+}
+[ -n "$(store_files)" ] || fail "no store files to search"
 # While it runs: the database and its write-ahead log as they are.
 search "the running store" $(store_files)
 for f in $(store_files); do
@@ -81,7 +93,9 @@ search "the mail" "$dir"/data/mail/*
 search "the logs" "$dir/log.out" "$dir/log.err" "$dir/load"
 grep -qF "$email" "$dir"/data/mail/spool.mbox || fail "the mail does not reach the customer"
 [ -s "$dir/log.err" ] || fail "no logs were written to search"
-for f in $(store_files) "$dir"/data/*.key "$dir"/data/mail/*; do
+owned=() # the store's files (SQLite; a PostgreSQL store's are the server's)
+[ "$td_test_store" = postgres ] || owned=($(store_files))
+for f in "${owned[@]+"${owned[@]}"}" "$dir"/data/*.key "$dir"/data/mail/*; do
   [ "$(stat -c %a "$f")" = 600 ] || fail "$f has mode $(stat -c %a "$f")"
 done
 # tidings, the generic tool, shows events as stored: sealed, no tokens.

@@ -6,12 +6,13 @@
 # spans as the trace file. Then a collector that takes 2 s per request and
 # a queue of 16 spans: requests are not slowed (each answered in well under
 # the collector's time), spans are dropped and counted in /metrics, and the
-# shop still stops promptly.
+# shop still stops promptly. Runs on each backend (TD_TEST_STORE).
 # Usage: test_traces.sh TIDINGS SHOP DIR_OF_THIS_SCRIPT
 tidings=$1
 shop=$2
 here=$3
 . "$here/shop_lib.sh"
+. "$here/../support/store_url.sh" # the stores: on each backend (TD_TEST_STORE)
 
 collector_pid=
 trap 'stop_collector; cleanup' EXIT
@@ -42,7 +43,7 @@ order_once() { # order_once EMAIL: registers, logs in, orders; prints the order 
 # 1. A collector that answers at once: whole traces.
 start_collector fast 0
 mkdir -p "$dir/a"
-serve "$dir/a" "sqlite:$dir/a/tidings.db" --otlp-endpoint "$collector" --trace-file "$dir/spans.jsonl"
+serve "$dir/a" "$(store_url "$dir/a" tidings)" --otlp-endpoint "$collector" --trace-file "$dir/spans.jsonl"
 product=$(json "$url/products" -d '{"name":"Pen","price":150,"currency":"USD","stock":10}' |
   jq -er .id) || fail "product"
 order=$(order_once ada@example.com | head -1 | jq -er .id) || fail "order"
@@ -58,7 +59,7 @@ python3 "$here/check_spans.py" "$dir/fast.jsonl" "$dir/spans.jsonl" || fail "the
 # 2. A slow collector: nothing waits for it; spans are dropped and counted.
 start_collector slow 2
 mkdir -p "$dir/b"
-serve "$dir/b" "sqlite:$dir/b/tidings.db" --otlp-endpoint "$collector" --otlp-queue 16
+serve "$dir/b" "$(store_url "$dir/b" tidings)" --otlp-endpoint "$collector" --otlp-queue 16
 product=$(json "$url/products" -d '{"name":"Pen","price":150,"currency":"USD","stock":10}' |
   jq -er .id) || fail "product"
 for i in 1 2 3 4; do

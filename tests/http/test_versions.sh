@@ -6,7 +6,8 @@
 # bytes as written, and the unreadable one is parked in each subscription's
 # dead-letter queue with its type and version named, not lost (and a
 # migration refuses the store, naming it; a rebuild of a read model goes on
-# past it and reports it).
+# past it and reports it). Runs on each backend (TD_TEST_STORE); the read
+# models are read through `tidings documents`.
 # Usage: test_versions.sh TIDINGS SHOP
 tidings=$1
 shop=$2
@@ -15,7 +16,8 @@ shop=$2
 old=018f0000-0000-7000-8000-000000000001
 future=018f0000-0000-7000-8000-000000000002
 user=018f0000-0000-7000-8000-0000000000aa
-db="sqlite:$dir/data/tidings.db"
+. "$(dirname "$0")/../support/store_url.sh"
+db=$(store_url "$dir/data" tidings) || exit 1
 mkdir -p "$dir/data"
 "$tidings" --db "$db" init >/dev/null || fail init
 "$tidings" --db "$db" append "order-$old" OrderCreated \
@@ -88,21 +90,21 @@ stop
 "$tidings" --db "$db" audit verify >/dev/null || fail "the audit chain broke"
 
 # A migration stops before it creates anything when an event cannot be read.
-"$shop" migrate --data "$dir/data" --to "sqlite:$dir/new.db" 2>"$dir/migrate.err" &&
+"$shop" migrate --db "$db" --data "$dir/data" --to "sqlite:$dir/new.db" 2>"$dir/migrate.err" &&
   fail "migrated a store with an unreadable event"
 grep -q "OrderCreated schema 9 cannot be read" "$dir/migrate.err" || fail "$(cat "$dir/migrate.err")"
 [ ! -e "$dir/new.db" ] || fail "the failed migration created its target"
 
 # A rebuild of a read model that wants it goes on past it, as the live one
 # did, and names it: the new copy is live, and holds the readable order.
-generations() { sqlite3 "$dir/data/tidings.db" "SELECT body FROM documents WHERE collection = 'readmodel_generations'"; }
+generations() { "$tidings" --db "$db" documents readmodel_generations | jq -c .document; }
 "$shop" projections rebuild user_orders --db "$db" >"$dir/rebuild.out" 2>"$dir/rebuild.err" ||
   fail "the rebuild stopped at the unreadable event: $(cat "$dir/rebuild.err")"
 grep -q '^skipped 1 unreadable event:$' "$dir/rebuild.out" || fail "no skip reported: $(cat "$dir/rebuild.out")"
 future_id=$("$tidings" --db "$db" events --stream "order-$future" | jq -r .id) || fail "the unreadable event's id"
 grep -q "^  position 2  id $future_id\$" "$dir/rebuild.out" || fail "the skip is not named: $(cat "$dir/rebuild.out")"
 grep -q '"generation":1' <<<"$(generations)" || fail "the rebuilt copy is not live: $(generations)"
-[ "$(sqlite3 "$dir/data/tidings.db" "SELECT count(*) FROM documents WHERE collection = 'user_orders_g1' AND key = '$user|$old'")" = 1 ] ||
+[ "$("$tidings" --db "$db" documents user_orders_g1 | jq -r .key | grep -cxF "$user|$old")" = 1 ] ||
   fail "the rebuilt copy lacks the readable order"
 "$shop" projections rebuild stock_levels --db "$db" >"$dir/stock.out" || fail "a read model that does not want it"
 grep -q skipped "$dir/stock.out" && fail "stock_levels skipped an event it does not read"

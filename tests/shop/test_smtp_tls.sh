@@ -5,12 +5,14 @@
 # STARTTLS and the login from the environment. The server's certificate is
 # checked, the login never travels in the clear nor sits on the command
 # line, and a URL holding a login, a login over plain smtp:// and a netrc
-# file others may read are refused at start.
+# file others may read are refused at start. Runs on each backend
+# (TD_TEST_STORE).
 # Usage: test_smtp_tls.sh SHOP SERVER_PY
 shop=$1
 server_py=$2
 tidings=unused
 . "$(dirname "$0")/../http/shop_lib.sh"
+. "$(dirname "$0")/../support/store_url.sh" # the store: on each backend (TD_TEST_STORE)
 
 servers=()
 trap 'for p in "${servers[@]}"; do kill "$p" 2>/dev/null; done; cleanup' EXIT
@@ -58,7 +60,7 @@ order_mail() {
 # smtps:// with the login in a netrc file.
 printf 'machine 127.0.0.1\nlogin mailer\npassword %s\n' "$secret" >"$dir/netrc"
 chmod 600 "$dir/netrc"
-serve "$dir/a" "sqlite:$dir/a.db" --smtp "smtps://127.0.0.1:$smtps" \
+serve "$dir/a" "$(store_url "$dir" a)" --smtp "smtps://127.0.0.1:$smtps" \
   --smtp-credentials-file "$dir/netrc" --smtp-ca-file "$dir/cert.pem"
 ps -o args= -p "$pid" | grep -q "$secret" && fail "the password is on the command line"
 order_mail "$dir/mail.smtps"
@@ -67,7 +69,7 @@ jq -e -s 'all(.tls and .user == "mailer") and (.[0].rcpt[0] | contains("tls@exam
 stop
 
 # smtp:// with STARTTLS, the login from the environment.
-SHOP_SMTP_USER=mailer SHOP_SMTP_PASSWORD=$secret serve "$dir/b" "sqlite:$dir/b.db" \
+SHOP_SMTP_USER=mailer SHOP_SMTP_PASSWORD=$secret serve "$dir/b" "$(store_url "$dir" b)" \
   --smtp "smtp://127.0.0.1:$starttls" --smtp-starttls --smtp-ca-file "$dir/cert.pem"
 order_mail "$dir/mail.starttls"
 jq -e -s 'all(.tls and .user == "mailer")' "$dir/mail.starttls" >/dev/null ||
@@ -75,7 +77,7 @@ jq -e -s 'all(.tls and .user == "mailer")' "$dir/mail.starttls" >/dev/null ||
 stop
 
 # The certificate is checked: without the CA file nothing is sent.
-serve "$dir/c" "sqlite:$dir/c.db" --smtp "smtps://127.0.0.1:$smtps" \
+serve "$dir/c" "$(store_url "$dir" c)" --smtp "smtps://127.0.0.1:$smtps" \
   --smtp-credentials-file "$dir/netrc"
 before=$(wc -l <"$dir/mail.smtps")
 json() { curl -s -H 'Content-Type: application/json' "$@"; }
