@@ -4,13 +4,17 @@
 # queue that `tidings consume` appends into a store of its own, each once
 # and with its id; /health shows the broker connection and /metrics the
 # relay's counters. A broker that is not there is reported, not fatal; a
-# password on the command line is refused without being repeated.
+# password on the command line is refused without being repeated. Both
+# stores are on the backend under test (TD_TEST_STORE).
 # Usage: test_broker.sh TIDINGS SHOP
 tidings=$1
 shop=$2
 . "$(dirname "$0")/shop_lib.sh"
 
 rabbit=${TD_TEST_RABBITMQ_DIR:?run through ctest, which starts the broker}
+. "$(dirname "$0")/../support/store_url.sh"
+receiver=$(store_url "$dir" receiver) || exit 1
+db=$(store_url "$dir/data" tidings) || exit 1
 consumer=
 cleanup_consumer() {
   [ -n "$consumer" ] && kill "$consumer" 2>/dev/null && wait "$consumer" 2>/dev/null
@@ -27,7 +31,7 @@ grep -q 'broker-file' <<<"$out" || fail "the refusal does not say what to do: $o
 # The receiver first: its queue must exist before the shop publishes.
 exchange=shop-$$
 queue=receiver-$$
-TIDINGS_BROKER=$(cat "$rabbit/url") "$tidings" --db "sqlite:$dir/receiver.db" consume \
+TIDINGS_BROKER=$(cat "$rabbit/url") "$tidings" --db "$receiver" consume \
   --exchange "$exchange" --queue "$queue" --types ReserveInventory,ProcessPayment:1 \
   2>"$dir/consume.err" &
 consumer=$!
@@ -40,7 +44,7 @@ install -m 644 "$rabbit/url" "$dir/broker.url"
 out=$("$shop" serve --data "$dir/x" --broker-file "$dir/broker.url" 2>&1)
 [ $? = 2 ] && grep -q 'readable by others' <<<"$out" || fail "a broker file open to others was taken: $out"
 chmod 600 "$dir/broker.url"
-serve "$dir/data" "sqlite:$dir/data/tidings.db" --broker-file "$dir/broker.url" --broker-exchange "$exchange"
+serve "$dir/data" "$db" --broker-file "$dir/broker.url" --broker-exchange "$exchange"
 grep -q 'publishing integration events' "$dir/out" || fail "no word of the broker: $(cat "$dir/out")"
 
 JSON='Content-Type: application/json'
@@ -59,15 +63,15 @@ O=$(curl -sf "$url/orders" -H "Authorization: Bearer $T" -H "$JSON" -d '{
 # Both commands of the saga reach the receiver, once, with their ids.
 for type in ReserveInventory ProcessPayment; do
   for _ in $(seq 100); do
-    [ "$("$tidings" --db "sqlite:$dir/receiver.db" events --type "$type" | wc -l)" -ge 1 ] && break
+    [ "$("$tidings" --db "$receiver" events --type "$type" | wc -l)" -ge 1 ] && break
     sleep 0.1
   done
-  sent=$("$tidings" --db "sqlite:$dir/data/tidings.db" events --type "$type" | jq -r .id | sort)
-  got=$("$tidings" --db "sqlite:$dir/receiver.db" events --type "$type" | jq -r .id | sort)
+  sent=$("$tidings" --db "$db" events --type "$type" | jq -r .id | sort)
+  got=$("$tidings" --db "$receiver" events --type "$type" | jq -r .id | sort)
   [ -n "$sent" ] || fail "the shop wrote no $type"
   [ "$sent" = "$got" ] || fail "$type: sent $sent, received $got"
 done
-"$tidings" --db "sqlite:$dir/receiver.db" events --type ProcessPayment | jq -e '.kind == "integration" and .source == "orders"' >/dev/null ||
+"$tidings" --db "$receiver" events --type ProcessPayment | jq -e '.kind == "integration" and .source == "orders"' >/dev/null ||
   fail "the received event lost its envelope"
 
 health=$(api -s "$url/health")
@@ -82,7 +86,7 @@ stop
 
 # A broker that is not there: the shop serves, and /health says so.
 printf 'amqp://tidings:nothere@127.0.0.1:1\n' >"$dir/broker.url"
-serve "$dir/data" "sqlite:$dir/data/tidings.db" --broker-file "$dir/broker.url"
+serve "$dir/data" "$db" --broker-file "$dir/broker.url"
 sleep 1
 health=$(api -s "$url/health")
 jq -e '.status == "ok" and .broker.connection == "disconnected" and (.broker.last_error | test("127.0.0.1:1")) and (.broker.last_error | test("nothere") | not)' <<<"$health" >/dev/null ||
