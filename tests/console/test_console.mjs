@@ -9,7 +9,9 @@
 // sagas list by state with an instance's history; an order's story shows
 // causation arrows and handler spans; the store shows its figures. Every
 // page is saved as a screenshot; no page logs an error (a CSP violation
-// would). Waits are on what the page shows, never fixed sleeps.
+// would). Waits are on what the page shows, never fixed sleeps. The store
+// is on the backend under test (TD_TEST_STORE: sqlite, or postgres, a schema
+// of its own on the server of TD_TEST_PG_URL or TD_TEST_PG_STATE's url= line).
 // Usage: node test_console.mjs SHOP TIDINGS SCREENSHOT_DIR
 import {spawn, execFileSync} from 'node:child_process';
 import {randomUUID} from 'node:crypto';
@@ -18,20 +20,40 @@ import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {chromium} from 'playwright-core';
 
-const [shopBin, tidingsBin, shots] = process.argv.slice(2);
-if (!shopBin || !tidingsBin || !shots) {
+const [shopBin, tidingsBin, shotsArg] = process.argv.slice(2);
+if (!shopBin || !tidingsBin || !shotsArg) {
   console.error('usage: test_console.mjs SHOP TIDINGS SCREENSHOT_DIR');
   process.exit(2);
 }
+// the PostgreSQL run's screenshots beside the SQLite run's, not over them
+const shots = process.env.TD_TEST_STORE === 'postgres' ? join(shotsArg, 'postgres') : shotsArg;
 const started = Date.now();
 const dir = mkdtempSync(join(tmpdir(), 'console-test-'));
 const data = join(dir, 'data');
-const db = `sqlite:${join(data, 'tidings.db')}`;
+const db = storeUrl();
 mkdirSync(shots, {recursive: true});
 let shop = null;
 let shopErr = '';
 let browser = null;
 let checks = 0;
+
+// The store's URL for the backend under test, as tests/support/store_url.sh
+// makes it.
+function storeUrl() {
+  if ((process.env.TD_TEST_STORE ?? 'sqlite') !== 'postgres') {
+    return `sqlite:${join(data, 'tidings.db')}`;
+  }
+  let server = process.env.TD_TEST_PG_URL ?? '';
+  if (!server && process.env.TD_TEST_PG_STATE) {
+    const m = /^url=(.*)$/m.exec(readFileSync(process.env.TD_TEST_PG_STATE, 'utf8'));
+    server = m ? m[1] : '';
+  }
+  if (!server) {
+    console.error('no PostgreSQL server for the tests: set TD_TEST_PG_URL or TD_TEST_PG_STATE');
+    process.exit(1);
+  }
+  return `${server}?options=-csearch_path%3Dconsole_${process.pid}`;
+}
 
 function check(ok, what) {
   if (!ok) throw new Error(what);
