@@ -6,6 +6,7 @@
  * a database error under the reader is reported; the backlog counts what is
  * read and unfinished, and ages with its oldest event.
  */
+#include <libpq-fe.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -411,6 +412,28 @@ static void test_a_lost_lease_stops_delivery_and_says_so(void **state)
     td_subscription_free(sub);
 }
 
+/* Runs sql on the fixture's store through a connection of the test's own
+ * (sqlite3 or libpq, the store's backend): another client changing the
+ * database under the store. */
+static void outside_exec(const char *sql)
+{
+    if (tt_postgres()) {
+        PGconn *pg = PQconnectdb(tt_fixture_url());
+        assert_int_equal(PQstatus(pg), CONNECTION_OK);
+        PGresult *res = PQexec(pg, sql);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK)
+            fail_msg("%s: %s", sql, PQerrorMessage(pg));
+        PQclear(res);
+        PQfinish(pg);
+        return;
+    }
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(tt_fixture_url() + strlen("sqlite:"), &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 10000);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
 /* A database error under the reader with no code of its own (TD_ERROR:
  * here the events table taken away by another connection) stops the run
  * and is reported by td_subscription_check, rather than retried in silence.
@@ -420,21 +443,13 @@ static void test_a_lost_lease_stops_delivery_and_says_so(void **state)
 static void test_read_errors_are_reported(void **state)
 {
     (void)state;
-    if (tt_postgres())
-        skip(); /* the table is taken away through SQLite; no PostgreSQL twin yet */
-    sqlite3 *db = NULL;
     td_subscription *sub = start("reader", 1, record_all, &rec);
-    assert_int_equal(sqlite3_open(tt_fixture_url() + strlen("sqlite:"), &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 10000);
-    assert_int_equal(sqlite3_exec(db, "ALTER TABLE events RENAME TO events_away", NULL, NULL, NULL),
-                     SQLITE_OK);
+    outside_exec("ALTER TABLE events RENAME TO events_away");
     int rc = 0;
     for (int i = 0; i < 1000 && (rc = td_subscription_check(sub)) == 0; i++)
         usleep(10 * 1000); /* polls what it waits for: the reported error */
     assert_td_code(rc, TD_ERROR);
-    assert_int_equal(sqlite3_exec(db, "ALTER TABLE events_away RENAME TO events", NULL, NULL, NULL),
-                     SQLITE_OK);
-    sqlite3_close(db);
+    outside_exec("ALTER TABLE events_away RENAME TO events");
     td_subscription_free(sub);
 }
 
