@@ -120,7 +120,7 @@ static int start(td_store *store)
             error = check_at_open(store, conn);
         if (error == 0)
             error = td_writer__start(&store->writer, store, conn);
-        else if (conn)
+        if (error < 0 && conn) /* the writer did not take it */
             store->backend->close(conn);
     } else if (error == 0 && !store->opts.skip_check &&
                (error = td_readers__acquire(store->readers, &conn)) == 0) {
