@@ -15,7 +15,8 @@
 # none is cancelled (so none for payment_timeout), every order has exactly
 # one order_received and one order_confirmed e-mail, and each product's
 # stock plus the units of its paid orders is what it started with. Prints
-# each restart's figures, and their medians and maxima.
+# each restart's figures, and their medians and maxima. The store is on
+# the backend under test (TD_TEST_STORE).
 shop=$1
 tidings=$2
 kills=${KILLS:-20}
@@ -24,8 +25,11 @@ timeout_ms=${PAYMENT_TIMEOUT_MS:-5000}
 # default 60 a minute from one address
 opts=(--payment-timeout "$timeout_ms" --auth-limit 100000)
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../support/store_url.sh"
 
 data=$dir/data
+db=$(store_url "$data" tidings) || fail "no store URL"
+opts+=(--db "$db")
 serve_unreaped first "$data" "${opts[@]}" || fail "the shop did not start"
 : >"$dir/ids"
 : >"$dir/figures"
@@ -91,7 +95,7 @@ while :; do
   [ -n "$after" ] || break
 done
 stop
-"$tidings" --db "sqlite:$data/tidings.db" events --category order >"$dir/orders.jsonl" ||
+"$tidings" --db "$db" events --category order >"$dir/orders.jsonl" ||
   fail "cannot read the orders"
 cat "$data"/mail/spool.mbox* >"$dir/mail"
 python3 "$(dirname "$0")/check_orders.py" "$dir/ids" "$dir/orders.jsonl" "$dir/mail" \

@@ -17,20 +17,23 @@
 #   - /metrics counts them all and shows the command queue; the log's
 #     audit chain verifies.
 # The figures at three times capacity with the default bounds are measured
-# by bench/shop_overload.sh, not here.
+# by bench/shop_overload.sh, not here. The stores are on the backend under
+# test (TD_TEST_STORE).
 # Usage: overload.sh SHOP TIDINGS
 shop=$1
 tidings=$2
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../support/store_url.sh"
 
 # bound NAME DETAIL ORDERS SERVE-ARGS...: one shop, 32 clients placing
 # ORDERS, one bound. Refusals take microseconds, so a bound that refuses
 # nearly everything gets more orders (and rate limits out of its way):
 # shop load must still be running while this script places its own.
 bound() {
-  local name=$1 detail=$2 orders=$3 seen= placed refused failed refusals
+  local name=$1 detail=$2 orders=$3 seen= placed refused failed refusals db
   shift 3
-  serve "$name" "$dir/$name" "$@" || fail "$name: the shop did not start"
+  db=$(store_url "$dir/$name" tidings) || fail "no store URL"
+  serve "$name" "$dir/$name" --db "$db" "$@" || fail "$name: the shop did not start"
   make_catalog 1000000
   mapfile -t auth < <(load_auth)
   "$shop" load --url "$url" "${auth[@]}" --orders "$orders" --concurrency 32 --decline-rate 0.1 \
@@ -64,7 +67,7 @@ bound() {
   [ "${refusals:-0}" -gt "$refused" ] ||
     fail "$name: /metrics counts ${refusals:-0} refusals, shop load alone $refused"
   stop
-  "$tidings" --db "sqlite:$dir/$name/tidings.db" audit verify >"$dir/audit" 2>&1 ||
+  "$tidings" --db "$db" audit verify >"$dir/audit" 2>&1 ||
     fail "$name: audit verify: $(cat "$dir/audit")"
 }
 
