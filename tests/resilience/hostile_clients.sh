@@ -7,18 +7,21 @@
 # Its latencies are printed as figures (p99 target: 100 ms; the figures on
 # a quiet machine are in docs/benchmarks.md), not judged: timing is for
 # benchmarks. Then 50 slowloris connections must be cut by the head
-# deadline before they finish.
+# deadline before they finish. The store is on the backend under test
+# (TD_TEST_STORE): the feeds wait on it.
 # Usage: hostile_clients.sh SHOP TIDINGS
 shop=$1
 tidings=$2
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
+. "$here/../support/store_url.sh"
 
 ulimit -n 16384 2>/dev/null || skip "cannot raise the open-file limit for the attackers"
 # One key opens every feed: the per-credential rate is lifted so that all
 # 5,000 subscribe. Orders are not refused for a backlog here (overload.sh
 # tests that): under the sanitizers the handlers are slow enough to trip it.
-serve a "$dir/a" --head-timeout 6 --credential-rate-limit 1000000 --admit-backlog 0 ||
+db=$(store_url "$dir/a" tidings) || fail "no store URL"
+serve a "$dir/a" --db "$db" --head-timeout 6 --credential-rate-limit 1000000 --admit-backlog 0 ||
   fail "the shop did not start"
 for scenario in "idle 5000" "slowloris 1000" "feeds 5000"; do
   set -- $scenario
