@@ -117,6 +117,14 @@ static void test_trace_follows_events_through_handlers(void **state)
     assert_non_null(line1);
     assert_non_null(line2);
     json_t *span_a = span_of(line1), *span_b = span_of(line2);
+    /* A span is written when it ends: billing's ends after its handler
+     * returns, by which time payments may have handled PaymentRequested
+     * and written its own. The file's order is not the handlers' order. */
+    if (strcmp(field(span_a, "name"), "handle PaymentRequested") == 0) {
+        json_t *first = span_a;
+        span_a = span_b;
+        span_b = first;
+    }
     assert_string_equal(field(span_a, "traceId"), TRACE);
     assert_string_equal(field(span_a, "parentSpanId"), PARENT);
     assert_string_equal(field(span_a, "name"), "handle OrderCreated");
