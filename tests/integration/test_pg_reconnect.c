@@ -380,6 +380,8 @@ static int child_main(const char *url)
     if (td_store_open(&store, url, NULL) < 0 ||
         start_mailer(store, print_position, NULL, &sub) < 0) {
         fprintf(stderr, "child: %s\n", td_error_last());
+        td_subscription_free(sub); /* a refused start is expected: leak nothing */
+        td_store_free(store);
         return 1;
     }
     printf("started\n");
