@@ -21,8 +21,10 @@
 
 /* 2: url_help, claim, display, begin_at_head, watch_open, watch_wait,
  * lock_check, and TD_EUNAVAILABLE as a fault (take_fault).
- * 3: insert_batch. */
-#define TD_BACKEND_VERSION 3
+ * 3: insert_batch.
+ * 4: insert_later; doc_put and release may report a failure of a write
+ *    held back, and a failed release leaves its savepoint open. */
+#define TD_BACKEND_VERSION 4
 
 typedef struct td_conn td_conn;
 typedef struct td_lock td_lock;
@@ -66,6 +68,12 @@ typedef struct td_backend {
     void (*rollback)(td_conn *conn);
     bool (*in_transaction)(td_conn *conn);
     int (*savepoint)(td_conn *conn);
+    /* A failed release leaves the savepoint open: roll back to it. A
+     * server backend may hold a unit's writes back (insert_later, doc_put)
+     * and send them with its next statement whose answer is needed or at
+     * the release of the outermost savepoint, the unit's: the failure of
+     * such a write is then that call's (the writer rolls the unit back),
+     * never a later unit's. */
     int (*release)(td_conn *conn);
     int (*rollback_to)(td_conn *conn); /* undoes and ends the innermost savepoint */
     /* Stores a complete event: every field set, source resolved. */
@@ -75,6 +83,11 @@ typedef struct td_backend {
      * code, and then none of them may be kept by the caller's savepoint.
      * NULL: insert one at a time. */
     int (*insert_batch)(td_conn *conn, const td_event *events, size_t count);
+    /* Optional: insert_batch for events whose ids the store made (no caller
+     * can hold a duplicate to be told of at once): a server backend holds
+     * them back (see release), so a unit's writes cost it one round trip
+     * in all. NULL: insert_batch (or insert). */
+    int (*insert_later)(td_conn *conn, const td_event *events, size_t count);
     int (*doc_put)(td_conn *conn, const char *collection, const char *key, const char *json,
                    size_t len, td_time now);
     int (*doc_delete)(td_conn *conn, const char *collection, const char *key);

@@ -191,11 +191,11 @@ static int64_t monotonic_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Drops the savepoint commands queued (COMMIT and ROLLBACK make them moot). */
+/* Drops the statements held back (ROLLBACK makes them moot, and COMMIT
+ * those that are only savepoint commands: it releases every savepoint). */
 static void drop_pending(td_conn *conn)
 {
-    conn->pending_len = 0;
-    conn->pending[0] = '\0';
+    td_pg__unqueue(conn, 0);
 }
 
 /* Forgets a lost connection noted as the fault of a batch that is begun
@@ -234,6 +234,7 @@ static int begin_locked(td_conn *conn, int64_t *head, uint8_t last_hash[32])
     conn->in_txn = true;
     conn->notify_head = 0;
     conn->savepoints = 0;
+    conn->savepoint_serial = 0;
     conn->xid[0] = '\0';
     error = td_pg__exec(conn, sql, "beginning write transaction", td_pg__deadline_ms(conn), &res);
     if (error == 0 && (res == NULL || PQntuples(res) != 1))
@@ -352,9 +353,18 @@ static int pg_commit(td_conn *conn)
     else
         snprintf(sql, sizeof sql, "COMMIT");
     bool was_lost = conn->pg == NULL;
+    /* Writes held back are sent by the end of their unit (pg_release), so
+     * only savepoint commands are left here; any write would go first. */
+    int error = conn->queued_writes > 0 ? td_pg__flush(conn) : 0;
     drop_pending(conn); /* COMMIT releases every savepoint */
     conn->savepoints = 0;
-    int error = td_pg__exec(conn, sql, "commit failed", td_pg__deadline_ms(conn), &res);
+    if (error < 0) {
+        was_lost = true; /* no COMMIT was sent: not committed */
+        if (conn->pg)
+            (void)td_pg__exec(conn, "ROLLBACK", "rolling back", td_pg__deadline_ms(conn), NULL);
+    } else {
+        error = td_pg__exec(conn, sql, "commit failed", td_pg__deadline_ms(conn), &res);
+    }
     bool committed = error == 0 && res && strcmp(PQcmdStatus(res), "COMMIT") == 0;
     PQclear(res);
     conn->in_txn = false;
@@ -410,35 +420,44 @@ static int simple(td_conn *conn, const char *sql, const char *what)
 }
 
 /* Savepoints cost no round trips of their own: SAVEPOINT and RELEASE are
- * queued (conn->pending) and sent in front of the transaction's next
+ * held back (conn->queue) and sent in front of the transaction's next
  * statement, in the order they were asked for, so the server runs exactly
- * the same commands (a unit that wrote nothing sends none at all: its
+ * the same commands (a region that wrote nothing sends none at all: its
  * queued SAVEPOINT is taken back). COMMIT and ROLLBACK drop what is queued:
- * COMMIT releases every savepoint, ROLLBACK undoes them all. A statement
- * that fails fails the transaction as before; only a failing RELEASE would
- * show at the next statement rather than at once, and then the whole
- * transaction fails, so nothing is reported committed that was not. */
-#define SAVEPOINT_SQL "SAVEPOINT unit;"
-
-/* Takes back a SAVEPOINT still queued last: nothing ran inside it. */
-static bool take_back_savepoint(td_conn *conn)
+ * COMMIT releases every savepoint, ROLLBACK undoes them all.
+ *
+ * Writes whose answers nobody needs at once (documents, events with ids
+ * the store made) are held back too, and the release of a unit's own
+ * savepoint (the outermost) sends what is held back and looks at the
+ * answers: a write that failed fails its unit there, not its call (a
+ * statement whose answer is needed earlier carries them and reports their
+ * failure instead). The failed RELEASE leaves the savepoint open on the
+ * server (the server skipped it), and the unit is rolled back to it
+ * (td_backend.release's contract), so a failed unit changes nothing and
+ * the others of the batch go on.
+ *
+ * Each savepoint has a name of its own in the transaction ("s<n>"): after a
+ * failure the server skips the SAVEPOINTs that followed, and a ROLLBACK TO
+ * such a never-made savepoint must fail (the transaction stays failed and
+ * the unit with it) rather than reach an older one of the same name. */
+static void savepoint_name(char *out, size_t size, const char *verb, uint32_t id)
 {
-    size_t n = strlen(SAVEPOINT_SQL);
-    if (conn->pending_len < n || strcmp(conn->pending + conn->pending_len - n, SAVEPOINT_SQL) != 0)
-        return false;
-    conn->pending_len -= n;
-    conn->pending[conn->pending_len] = '\0';
-    return true;
+    snprintf(out, size, "%s s%u", verb, id);
 }
 
 static int pg_savepoint(td_conn *conn)
 {
+    char sql[48];
     if (conn->savepoints == PG_SAVEPOINTS_MAX)
         return td_error__set(TD_ERROR, "savepoints nested deeper than %d", PG_SAVEPOINTS_MAX);
-    int error = !conn->in_txn || conn->pg == NULL ? simple(conn, "SAVEPOINT unit", "savepoint")
-                                                  : td_pg__defer(conn, SAVEPOINT_SQL);
-    if (error == 0)
+    uint32_t id = ++conn->savepoint_serial;
+    savepoint_name(sql, sizeof sql, "SAVEPOINT", id);
+    int error = !conn->in_txn || conn->pg == NULL ? simple(conn, sql, "savepoint")
+                                                  : td_pg__defer(conn, sql);
+    if (error == 0) {
+        conn->savepoint_ids[conn->savepoints] = id;
         conn->head_marks[conn->savepoints++] = conn->notify_head;
+    }
     return error;
 }
 
@@ -455,21 +474,52 @@ static void close_savepoint(td_conn *conn, bool rolled_back)
 
 static int pg_release(td_conn *conn)
 {
-    close_savepoint(conn, false);
-    if (!conn->in_txn || conn->pg == NULL)
-        return simple(conn, "RELEASE unit", "releasing savepoint");
-    if (take_back_savepoint(conn))
+    char sql[48], made[48];
+    if (conn->savepoints == 0)
+        return td_error__set(TD_ERROR, "no savepoint to release");
+    uint32_t id = conn->savepoint_ids[conn->savepoints - 1];
+    savepoint_name(sql, sizeof sql, "RELEASE", id);
+    savepoint_name(made, sizeof made, "SAVEPOINT", id);
+    if (!conn->in_txn || conn->pg == NULL) {
+        close_savepoint(conn, false);
+        return simple(conn, sql, "releasing savepoint");
+    }
+    if (conn->queued > 0 && td_pg__queued_command(conn, made) == conn->queued - 1) {
+        td_pg__unqueue(conn, conn->queued - 1); /* nothing ran inside it */
+        close_savepoint(conn, false);
         return 0;
-    return td_pg__defer(conn, "RELEASE unit;");
+    }
+    int error = td_pg__defer(conn, sql);
+    if (error == 0 && conn->savepoints == 1 && conn->queued_writes > 0)
+        error = td_pg__flush(conn); /* the unit ends: its writes' answers */
+    if (error == 0)
+        close_savepoint(conn, false);
+    return error; /* failed: the savepoint stays open, to be rolled back to */
 }
 
 static int pg_rollback_to(td_conn *conn)
 {
+    char sql[80], made[48];
+    if (conn->savepoints == 0)
+        return td_error__set(TD_ERROR, "no savepoint to roll back to");
+    uint32_t id = conn->savepoint_ids[conn->savepoints - 1];
     close_savepoint(conn, true);
-    if (conn->in_txn && conn->pg && take_back_savepoint(conn))
-        return 0;
-    versions_forget(conn); /* what it wrote since is undone */
-    return simple(conn, "ROLLBACK TO unit; RELEASE unit", "rolling back unit");
+    savepoint_name(made, sizeof made, "SAVEPOINT", id);
+    if (conn->in_txn && conn->pg) {
+        size_t at = td_pg__queued_command(conn, made), writes = conn->queued_writes;
+        if (at < conn->queued) { /* not sent yet: nothing of it ran */
+            td_pg__unqueue(conn, at);
+            if (conn->queued_writes != writes)
+                versions_forget(conn); /* the versions its appends noted */
+            return 0;
+        }
+        /* Sent before the last answer came: all that is queued came after
+         * it, and is undone with it unsent. */
+        td_pg__unqueue(conn, 0);
+    }
+    versions_forget(conn); /* what it wrote is undone */
+    snprintf(sql, sizeof sql, "ROLLBACK TO s%u; RELEASE s%u", id, id);
+    return simple(conn, sql, "rolling back unit");
 }
 
 /* ---- events --------------------------------------------------------------- */
@@ -538,6 +588,31 @@ static int pg_insert_batch(td_conn *conn, const td_event *events, size_t count)
     int error =
         td_pg__pipeline(conn, &conn->prepared[PG_INSERT], statement_name[PG_INSERT],
                         statement_sql[PG_INSERT], 15, count, batch_row, &b, "appending events");
+    for (size_t i = 0; error == 0 && i < count; i++) {
+        if (events[i].position > conn->notify_head)
+            conn->notify_head = events[i].position;
+        versions_put(conn, events[i].stream, events[i].version);
+    }
+    return error;
+}
+
+/* Events whose ids the store made: no caller holds a duplicate to be told
+ * of, so their INSERTs are held back and sent with the next statement
+ * whose answer is needed, or when the unit ends (pg_release); a failure
+ * (only a bug or the server's own trouble can fail them) fails the unit
+ * there. */
+static int pg_insert_later(td_conn *conn, const td_event *events, size_t count)
+{
+    if (!conn->in_txn || conn->pg == NULL)
+        return pg_insert_batch(conn, events, count);
+    int error = 0;
+    for (size_t i = 0; i < count && error == 0; i++) {
+        insert_params p;
+        make_params(&p, &events[i]);
+        error = td_pg__defer_prepared(conn, &conn->prepared[PG_INSERT], statement_name[PG_INSERT],
+                                      statement_sql[PG_INSERT], 15, p.values, p.lengths, p.formats,
+                                      "appending event");
+    }
     for (size_t i = 0; error == 0 && i < count; i++) {
         if (events[i].position > conn->notify_head)
             conn->notify_head = events[i].position;
@@ -801,33 +876,10 @@ static int pg_stream_version(td_conn *conn, const char *stream, int64_t *out)
         return single_int(conn, PG_STREAM_VERSION, 1, values, "reading stream version", out);
     if (conn->pg && versions_get(conn, stream, out))
         return 0;
-    if (conn->pg == NULL || conn->pending_len == 0) {
-        int error = single_int(conn, PG_STREAM_VERSION, 1, values, "reading stream version", out);
-        if (error == 0)
-            versions_put(conn, stream, *out);
-        return error;
-    }
-    /* Savepoint commands are queued (an append's first read in a unit):
-     * one simple query carries them and the read. */
-    char *literal = PQescapeLiteral(conn->pg, stream, strlen(stream));
-    if (literal == NULL)
-        return td_error__oom();
-    size_t size = strlen(literal) + 96;
-    char *sql = td_malloc(size);
-    if (sql == NULL) {
-        PQfreemem(literal);
-        return td_error__oom();
-    }
-    snprintf(sql, size, "SELECT coalesce(max(version), 0) FROM events WHERE stream = %s", literal);
-    PQfreemem(literal);
-    PGresult *res = NULL;
-    int error = td_pg__exec(conn, sql, "reading stream version", td_pg__deadline_ms(conn), &res);
-    td_free(sql);
-    if (error == 0) {
-        *out = res && PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+    /* What is held back goes in the same round trip (td_pg__prepared). */
+    int error = single_int(conn, PG_STREAM_VERSION, 1, values, "reading stream version", out);
+    if (error == 0)
         versions_put(conn, stream, *out);
-    }
-    PQclear(res);
     return error;
 }
 
@@ -840,6 +892,10 @@ static int pg_doc_put(td_conn *conn, const char *collection, const char *key, co
     int_text(at, sizeof at, now);
     const char *values[4] = {collection, key, json, at};
     int lengths[4] = {0, 0, (int)len, 0}, formats[4] = {0, 0, 1, 0};
+    if (conn->in_txn && conn->pg) /* its answer is looked at by the unit's end (pg_release) */
+        return td_pg__defer_prepared(conn, &conn->prepared[PG_DOC_PUT], statement_name[PG_DOC_PUT],
+                                     statement_sql[PG_DOC_PUT], 4, values, lengths, formats,
+                                     "writing document");
     int error = conn->in_txn ? 0 : td_pg__ensure(conn, 0);
     if (error == 0)
         error = run(conn, PG_DOC_PUT, 4, values, lengths, formats, "writing document", NULL);
@@ -993,6 +1049,7 @@ const td_backend td_pg_backend = {
     .rollback_to = pg_rollback_to,
     .insert = pg_insert,
     .insert_batch = pg_insert_batch,
+    .insert_later = pg_insert_later,
     .doc_put = pg_doc_put,
     .doc_delete = pg_doc_delete,
     .head = pg_head,

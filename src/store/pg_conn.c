@@ -176,8 +176,7 @@ void td_pg__drop(td_conn *conn)
         PQfinish(conn->pg);
     conn->pg = NULL;
     conn->versions_head = -1; /* pg.c's stream versions: not trusted past the next BEGIN */
-    conn->pending_len = 0;
-    conn->pending[0] = '\0';
+    td_pg__unqueue(conn, 0);
     memset(conn->prepared, 0, sizeof conn->prepared);
     memset(conn->read_prepared, 0, sizeof conn->read_prepared);
 }
@@ -355,6 +354,10 @@ static int sent(td_conn *conn, int ok, const char *what, int timeout_ms, PGresul
     return td_pg__finish(conn, timeout_ms, what, out);
 }
 
+static int run_pipeline(td_conn *conn, const char *name, int params, size_t count, td_pg_row_fn row,
+                        void *arg, const char *what, PGresult **out);
+static int prepare(td_conn *conn, bool *prepared, const char *name, const char *sql, int params);
+
 static int lost(td_conn *conn, const char *what)
 {
     td_error__set(TD_EUNAVAILABLE, "%s: the connection to the database server is lost", what);
@@ -362,46 +365,154 @@ static int lost(td_conn *conn, const char *what)
     return TD_EUNAVAILABLE;
 }
 
-int td_pg__flush(td_conn *conn)
+/* ---- the queue of statements held back ------------------------------------------- */
+
+void td_pg__unqueue(td_conn *conn, size_t from)
 {
-    if (conn->pending_len == 0)
-        return 0;
-    if (conn->pg == NULL)
-        return lost(conn, "savepoint");
-    char sql[sizeof conn->pending];
-    memcpy(sql, conn->pending, conn->pending_len + 1);
-    conn->pending_len = 0;
-    conn->pending[0] = '\0';
-    return sent(conn, PQsendQuery(conn->pg, sql), "savepoint", td_pg__deadline_ms(conn), NULL);
+    for (size_t i = from; i < conn->queued; i++) {
+        pg_queued *q = &conn->queue[i];
+        conn->queue_bytes -= q->size;
+        conn->queued_writes -= q->name != NULL;
+        td_free(q->data);
+        q->data = NULL;
+    }
+    if (from < conn->queued)
+        conn->queued = from;
 }
 
-int td_pg__defer(td_conn *conn, const char *sql)
+size_t td_pg__queued_command(const td_conn *conn, const char *command)
 {
-    size_t n = strlen(sql);
-    if (conn->pending_len + n + 1 > sizeof conn->pending) {
+    for (size_t i = conn->queued; i > 0; i--)
+        if (conn->queue[i - 1].name == NULL && strcmp(conn->queue[i - 1].command, command) == 0)
+            return i - 1;
+    return conn->queued;
+}
+
+/* A new entry at the queue's end, zeroed; NULL when out of memory. */
+static pg_queued *queue_slot(td_conn *conn)
+{
+    if (conn->queued == conn->queue_cap) {
+        size_t cap = conn->queue_cap ? conn->queue_cap * 2 : 16;
+        pg_queued *grown = td_realloc(conn->queue, cap * sizeof *grown);
+        if (grown == NULL)
+            return NULL;
+        conn->queue = grown;
+        conn->queue_cap = cap;
+    }
+    pg_queued *q = &conn->queue[conn->queued];
+    memset(q, 0, sizeof *q);
+    return q;
+}
+
+int td_pg__defer(td_conn *conn, const char *command)
+{
+    if (strlen(command) >= sizeof conn->queue[0].command)
+        return td_error__set(TD_ERROR, "savepoint command too long");
+    if (conn->queued == PG_QUEUE_MAX) {
         int error = td_pg__flush(conn);
         if (error < 0)
             return error;
     }
-    memcpy(conn->pending + conn->pending_len, sql, n + 1);
-    conn->pending_len += n;
+    pg_queued *q = queue_slot(conn);
+    if (q == NULL)
+        return td_error__oom();
+    snprintf(q->command, sizeof q->command, "%s", command);
+    q->what = "savepoint";
+    conn->queued++;
     return 0;
+}
+
+int td_pg__defer_prepared(td_conn *conn, bool *prepared, const char *name, const char *sql,
+                          int count, const char *const *values, const int *lengths,
+                          const int *formats, const char *what)
+{
+    if (conn->pg == NULL)
+        return lost(conn, what);
+    if (count > PG_PARAMS_MAX)
+        return td_error__set(TD_ERROR, "%s: %d parameters, over %d", what, count, PG_PARAMS_MAX);
+    size_t sizes[PG_PARAMS_MAX], size = 0;
+    for (int i = 0; i < count; i++) {
+        bool binary = formats && formats[i];
+        sizes[i] = values[i] == NULL ? 0 : binary ? (size_t)lengths[i] : strlen(values[i]) + 1;
+        size += sizes[i];
+    }
+    int error = 0;
+    if (conn->queued == PG_QUEUE_MAX || conn->queue_bytes + size > PG_QUEUE_BYTES_MAX)
+        error = td_pg__flush(conn);
+    if (error == 0)
+        error = prepare(conn, prepared, name, sql, count);
+    if (error < 0)
+        return error;
+    pg_queued *q = queue_slot(conn);
+    char *data = q ? td_malloc(size ? size : 1) : NULL;
+    if (data == NULL)
+        return td_error__oom();
+    q->name = name;
+    q->what = what;
+    q->params = count;
+    q->data = data;
+    q->size = size;
+    for (int i = 0; i < count; i++) {
+        q->formats[i] = formats ? formats[i] : 0;
+        q->lengths[i] = q->formats[i] ? lengths[i] : 0;
+        if (values[i] == NULL)
+            continue;
+        memcpy(data, values[i], sizes[i]);
+        q->values[i] = data;
+        data += sizes[i];
+    }
+    conn->queued++;
+    conn->queued_writes++;
+    conn->queue_bytes += size;
+    return 0;
+}
+
+int td_pg__flush(td_conn *conn)
+{
+    if (conn->queued == 0)
+        return 0;
+    if (conn->pg == NULL) {
+        td_pg__unqueue(conn, 0);
+        return lost(conn, "savepoint");
+    }
+    return run_pipeline(conn, NULL, 0, 0, NULL, NULL, "sending held-back statements", NULL);
+}
+
+/* What is queued as one simple-query text ("SAVEPOINT s1; RELEASE s1; "),
+ * when it is only commands: NULL otherwise, or out of memory. */
+static char *queued_commands(const td_conn *conn)
+{
+    if (conn->queued_writes > 0)
+        return NULL;
+    char *text = td_malloc(conn->queued * (sizeof conn->queue[0].command + 2) + 1);
+    if (text == NULL)
+        return NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < conn->queued; i++)
+        n += (size_t)sprintf(text + n, "%s; ", conn->queue[i].command);
+    text[n] = '\0';
+    return text;
 }
 
 int td_pg__exec(td_conn *conn, const char *sql, const char *what, int timeout_ms, PGresult **out)
 {
     if (conn->pg == NULL)
         return lost(conn, what);
-    if (conn->pending_len == 0)
+    if (conn->queued == 0)
         return sent(conn, PQsendQuery(conn->pg, sql), what, timeout_ms, out);
-    size_t n = strlen(sql);
-    char *both = td_malloc(conn->pending_len + n + 1);
-    if (both == NULL)
+    char *commands = queued_commands(conn);
+    if (commands == NULL) { /* writes held back: they go first, in a round trip of their own */
+        int error = td_pg__flush(conn);
+        return error < 0 ? error : sent(conn, PQsendQuery(conn->pg, sql), what, timeout_ms, out);
+    }
+    size_t n = strlen(commands), m = strlen(sql);
+    char *both = td_realloc(commands, n + m + 1);
+    if (both == NULL) {
+        td_free(commands);
         return td_error__oom();
-    memcpy(both, conn->pending, conn->pending_len);
-    memcpy(both + conn->pending_len, sql, n + 1);
-    conn->pending_len = 0;
-    conn->pending[0] = '\0';
+    }
+    memcpy(both + n, sql, m + 1);
+    td_pg__unqueue(conn, 0);
     int ok = PQsendQuery(conn->pg, both);
     td_free(both);
     return sent(conn, ok, what, timeout_ms, out);
@@ -419,10 +530,6 @@ int td_pg__query(td_conn *conn, const char *sql, int count, const char *const *v
                 PQsendQueryParams(conn->pg, sql, count, NULL, values, NULL, NULL, binary ? 1 : 0),
                 what, timeout_ms, out);
 }
-
-static int run_pipeline(td_conn *conn, const char *name, int params, size_t count, td_pg_row_fn row,
-                        void *arg, const char *what, PGresult **out);
-static int prepare(td_conn *conn, bool *prepared, const char *name, const char *sql, int params);
 
 typedef struct one_row {
     const char *const *values;
@@ -448,7 +555,7 @@ int td_pg__prepared(td_conn *conn, bool *prepared, const char *name, const char 
     int error = prepare(conn, prepared, name, sql, count);
     if (error < 0)
         return error;
-    if (conn->pending_len > 0) { /* the queued savepoint commands in the same round trip */
+    if (conn->queued > 0) { /* what is held back goes in the same round trip */
         one_row r = {values, lengths, formats};
         return run_pipeline(conn, name, count, 1, the_row, &r, what, out);
     }
@@ -472,34 +579,40 @@ static int push(td_conn *conn, int64_t deadline, int timeout_ms, const char *wha
     return flushed < 0 ? td_pg__error(conn, NULL, what) : 0;
 }
 
-/* Sends the savepoint commands queued (conn->pending), then count runs
- * of prepared statement name, in pipeline mode, and reads every answer up
- * to the sync: one round trip. *out (may be NULL) gets the last run's
- * result. */
+/* Sends one queued statement in pipeline mode. */
+static int send_queued(PGconn *pg, const pg_queued *q)
+{
+    if (q->name == NULL)
+        return PQsendQueryParams(pg, q->command, 0, NULL, NULL, NULL, NULL, 0);
+    return PQsendQueryPrepared(pg, q->name, q->params, q->values, q->lengths, q->formats, 1);
+}
+
+/* Sends the statements queued (conn->queue), then count runs of prepared
+ * statement name (none: name NULL), in pipeline mode, and reads every
+ * answer up to the sync: one round trip. *out (may be NULL) gets the last
+ * run's result. A failure is reported under the `what` of the statement
+ * that failed (a queued one's own). */
 static int run_pipeline(td_conn *conn, const char *name, int params, size_t count, td_pg_row_fn row,
                         void *arg, const char *what, PGresult **out)
 {
     int error = 0, timeout_ms = td_pg__deadline_ms(conn);
     int64_t deadline = now_ms() + timeout_ms;
     PGconn *pg = conn->pg;
-    size_t statements = count;
+    size_t queued = conn->queued, statements = count + queued;
     if (out)
         *out = NULL;
-    if (!PQenterPipelineMode(pg))
+    /* The queue is emptied once the answers are in: whatever they say, it
+     * was sent (or the connection is gone), and a failure is reported under
+     * the failed statement's own `what`. */
+    if (!PQenterPipelineMode(pg)) {
+        td_pg__unqueue(conn, 0);
         return td_pg__error(conn, NULL, what);
-    /* The queued commands, one statement each (extended protocol). */
-    char pending[sizeof conn->pending];
-    memcpy(pending, conn->pending, conn->pending_len + 1);
-    conn->pending_len = 0;
-    conn->pending[0] = '\0';
-    for (char *cmd = pending, *end; error == 0 && *cmd; cmd = end + 1) {
-        end = strchr(cmd, ';');
-        if (end == NULL)
-            break;
-        *end = '\0';
-        if (!PQsendQueryParams(pg, cmd, 0, NULL, NULL, NULL, NULL, 0))
-            error = td_pg__error(conn, NULL, what);
-        statements++;
+    }
+    for (size_t i = 0; i < queued && error == 0; i++) {
+        if (!send_queued(pg, &conn->queue[i]))
+            error = td_pg__error(conn, NULL, conn->queue[i].what);
+        else if (i % 64 == 63)
+            error = push(conn, deadline, timeout_ms, what);
     }
     for (size_t i = 0; i < count && error == 0; i++) {
         const char *const *values;
@@ -517,14 +630,14 @@ static int run_pipeline(td_conn *conn, const char *name, int params, size_t coun
     /* Every answer up to the sync: the first failure is the answer (the
      * server skips the rest of the pipeline after it). */
     PGresult *failed = NULL, *last = NULL;
-    size_t ends = 0; /* statements' ends seen: one each, then the sync */
+    size_t ends = 0, failed_at = 0; /* statements' ends seen: one each, then the sync */
     while (error == 0) {
         while (PQisBusy(pg)) {
             socket_wait ready = wait_socket(pg, POLLIN, deadline);
             if (ready == SOCKET_TIMED_OUT) {
                 PQclear(failed);
                 PQclear(last);
-                return hung(conn, what, timeout_ms);
+                return hung(conn, what, timeout_ms); /* drops the connection and the queue */
             }
             if (ready == SOCKET_FAILED || !PQconsumeInput(pg))
                 break;
@@ -548,6 +661,7 @@ static int run_pipeline(td_conn *conn, const char *name, int params, size_t coun
         }
         if ((st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE) && failed == NULL) {
             failed = res;
+            failed_at = ends;
         } else if (failed == NULL && st != PGRES_PIPELINE_ABORTED) {
             PQclear(last);
             last = res;
@@ -556,11 +670,14 @@ static int run_pipeline(td_conn *conn, const char *name, int params, size_t coun
         }
     }
     if (conn->pg == pg) {
+        const char *failed_what =
+            failed_at < queued && failed_at < conn->queued ? conn->queue[failed_at].what : what;
         if (error == 0 && failed)
-            error = td_pg__error(conn, failed, what);
+            error = td_pg__error(conn, failed, failed_what);
         if (conn->pg == pg && !PQexitPipelineMode(pg) && error == 0)
             error = td_pg__error(conn, NULL, what);
     }
+    td_pg__unqueue(conn, 0);
     PQclear(failed);
     if (error == 0 && out)
         *out = last;

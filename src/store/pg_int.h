@@ -17,12 +17,36 @@
 #define TD_STORE_PG_INT_H
 
 #include <libpq-fe.h>
+#include <stdint.h>
 
 #include "store/backend.h"
 
 /* Savepoints a writer's transaction may have open at once (a unit, its
  * handlers', its appends'); one more is refused. */
 #define PG_SAVEPOINTS_MAX 32
+
+/* Parameters of a statement the backend runs (the INSERT of an event has
+ * the most). */
+#define PG_PARAMS_MAX 15
+
+/* Statements a writer's transaction may hold back before it sends them
+ * (and waits for their answers) on its own, and their parameters' bytes. */
+#define PG_QUEUE_MAX       1024
+#define PG_QUEUE_BYTES_MAX (4 * 1024 * 1024)
+
+/* A statement held back (td_pg__defer, td_pg__defer_prepared): a savepoint
+ * command (text) or a run of a prepared statement with copies of its
+ * parameters. */
+typedef struct pg_queued {
+    const char *name; /* the prepared statement's name; NULL: command */
+    char command[48]; /* "SAVEPOINT s12", "RELEASE s12" */
+    const char *what; /* names the operation in the message of its failure */
+    int params;
+    char *data; /* owned: the parameters' bytes, values point into it */
+    const char *values[PG_PARAMS_MAX];
+    int lengths[PG_PARAMS_MAX], formats[PG_PARAMS_MAX];
+    size_t size; /* of data */
+} pg_queued;
 
 /* Prepared statements each connection keeps, by purpose. */
 enum {
@@ -63,16 +87,25 @@ struct td_conn {
     char xid[32];
     int64_t notify_head;
     int64_t head_marks[PG_SAVEPOINTS_MAX];
-    size_t savepoints; /* open, in head_marks */
+    /* The open savepoints' numbers (named "s<number>"), innermost last:
+     * unique within the transaction, so that a ROLLBACK TO never reaches
+     * an older savepoint of the same name when a newer one was never made
+     * (its SAVEPOINT skipped after a failure the unit had not seen yet). */
+    uint32_t savepoint_ids[PG_SAVEPOINTS_MAX];
+    uint32_t savepoint_serial;
+    size_t savepoints; /* open, in head_marks and savepoint_ids */
     /* The store: the events table's oid names its locks and channel. */
     unsigned int store_oid;
     char channel[40];
-    /* Savepoint commands of the open transaction not sent yet ("SAVEPOINT
-     * unit;", "RELEASE unit;"): they go in front of the next simple query,
-     * or on their own before any other statement, so that a unit costs no
-     * round trips of its own for them (pg.c). */
-    char pending[256];
-    size_t pending_len;
+    /* Statements of the open transaction held back, in order: savepoint
+     * commands, and writes whose answers nobody needs at once (documents,
+     * events with ids the store made). They go to the server in front of
+     * the next statement whose answer is needed, in the same round trip
+     * (pipeline mode), or when the unit ends (pg.c); the first failure
+     * among them is the failure of the call that sent them. */
+    pg_queued *queue;
+    size_t queued, queue_cap, queue_bytes;
+    size_t queued_writes; /* of them, not commands */
     /* The writer's stream versions (pg.c), valid while no other writer has
      * committed since: versions_head is the head after this connection's
      * last commit (-1: none kept), begin_head the one its transaction
@@ -110,16 +143,31 @@ int td_pg__deadline_ms(const td_conn *conn);
  * (message set, fault noted); what names the operation in messages. */
 int td_pg__finish(td_conn *conn, int timeout_ms, const char *what, PGresult **out);
 
-/* Queues sql (a savepoint command with its ';') to run before the next
- * statement on conn; sends what is queued first when it is full. */
-int td_pg__defer(td_conn *conn, const char *sql);
-/* Sends what is queued, if anything. */
+/* Queues command (a savepoint command, without ';') to run before the
+ * next statement sent on conn. */
+int td_pg__defer(td_conn *conn, const char *command);
+/* Queues a run of prepared statement name (prepared now if it is not yet
+ * on this connection), its parameters copied (as PQexecPrepared takes
+ * them; lengths and formats may be NULL for text). Its answer is looked at
+ * when it is sent (td_pg__flush, or in front of the next statement): a
+ * failure is then that call's. Sends what is queued first when the queue
+ * is full. */
+int td_pg__defer_prepared(td_conn *conn, bool *prepared, const char *name, const char *sql,
+                          int count, const char *const *values, const int *lengths,
+                          const int *formats, const char *what);
+/* Sends what is queued, if anything, and waits for its answers: one round
+ * trip. 0, or the code of the first failure (the rest is then skipped by
+ * the server: the transaction is failed until a ROLLBACK TO). */
 int td_pg__flush(td_conn *conn);
+/* Drops the queued statements from index `from` on, unsent. */
+void td_pg__unqueue(td_conn *conn, size_t from);
+/* The index of the queued command `command`, or conn->queued if none. */
+size_t td_pg__queued_command(const td_conn *conn, const char *command);
 
 /* Runs sql (one or more statements, no parameters), behind what is
- * queued (td_pg__defer) in the same round trip, and checks it ran:
- * 0, or the code of the first failure. Text results, if any, in *out (may
- * be NULL). */
+ * queued in the same round trip when that is only commands (else what is
+ * queued is sent first), and checks it ran: 0, or the code of the first
+ * failure. Text results, if any, in *out (may be NULL). */
 int td_pg__exec(td_conn *conn, const char *sql, const char *what, int timeout_ms, PGresult **out);
 
 /* Runs sql with text parameters (NULL: SQL NULL), unprepared; binary

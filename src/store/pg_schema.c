@@ -303,6 +303,7 @@ void td_pg__close(td_conn *conn)
     if (conn == NULL)
         return;
     td_pg__drop(conn);
+    td_free(conn->queue);
     td_free(conn->versions);
     td_free(conn->target);
     td_free(conn);

@@ -83,12 +83,16 @@ int td_txn__try_contained(td_txn *txn, td_unit_fn fn, void *payload, int *fn_rc)
         return error;
     size_t queued = txn->queued_count, spans = txn->span_count;
     *fn_rc = fn(txn, payload);
-    if (*fn_rc >= 0)
-        return b->release(txn->conn);
+    if (*fn_rc >= 0 && (error = b->release(txn->conn)) == 0)
+        return 0;
     td_store__observers_truncate(txn, queued); /* their appends are undone */
     txn->span_count = spans;
     *txn->head = saved_head;
     memcpy(txn->last_hash, saved_hash, sizeof saved_hash);
+    if (error < 0) { /* the release failed (a write held back): the savepoint is open */
+        (void)b->rollback_to(txn->conn);
+        return error;
+    }
     return b->rollback_to(txn->conn);
 }
 
@@ -211,9 +215,10 @@ static void note_span(td_txn *txn, const td_event *ev, const char *parent)
 }
 
 /* append_rows for a backend that inserts many rows in one call: every
- * row made and chained first, then one insert_batch. */
+ * row made and chained first, then one insert_batch, or insert_later
+ * (later) when the store makes every id. */
 static int append_batch(td_txn *txn, const char *stream, int64_t current, td_event *events,
-                        size_t count, const char *category)
+                        size_t count, const char *category, bool later)
 {
     td_event *rows = td_malloc(count * sizeof *rows);
     bool *made_here = td_malloc(count * sizeof *made_here);
@@ -225,7 +230,9 @@ static int append_batch(td_txn *txn, const char *stream, int64_t current, td_eve
         if (error == 0)
             make_row(&rows[i], ev, category, i ? rows[i - 1].hash : txn->last_hash);
     }
-    if (error == 0)
+    if (error == 0 && later)
+        error = txn->store->backend->insert_later(txn->conn, rows, count);
+    else if (error == 0)
         error = txn->store->backend->insert_batch(txn->conn, rows, count);
     if (error == TD_EEXISTS)
         error = td_error__set(TD_EEXISTS, "an event with this id is stored already");
@@ -247,8 +254,15 @@ static int append_rows(td_txn *txn, const char *stream, int64_t current, td_even
                        size_t count, const char *category)
 {
     int error = 0;
-    if (count > 1 && txn->store->backend->insert_batch)
-        return append_batch(txn, stream, current, events, count, category);
+    /* Ids the store makes cannot be taken already (a UUIDv7's time and 74
+     * random bits): their inserts may be held back (insert_later); a caller's
+     * own ids are inserted at once, so that a duplicate is the append's
+     * TD_EEXISTS (the broker's intake and idempotent callers rely on it). */
+    bool later = txn->store->backend->insert_later != NULL;
+    for (size_t i = 0; i < count && later; i++)
+        later = td_uuid_is_nil(&events[i].id);
+    if (later || (count > 1 && txn->store->backend->insert_batch))
+        return append_batch(txn, stream, current, events, count, category, later);
     for (size_t i = 0; i < count && error == 0; i++) {
         td_event *ev = &events[i];
         /* a traceparent the store makes names a span of its own: the append */
@@ -316,6 +330,9 @@ int td_txn_append(td_txn *txn, const char *stream, int64_t expected_version, td_
         td_store__observers_queue(txn, events, count); /* before what the hook appends */
         error = run_hook(txn, events, count);
     }
+    /* A failed release leaves the savepoint open: rolled back below. */
+    if (error == 0 && guarded && (error = b->release(txn->conn)) == 0)
+        guarded = false;
     if (error < 0) {
         td_store__observers_truncate(txn, saved_queue);
         txn->span_count = saved_spans;
@@ -323,7 +340,7 @@ int td_txn_append(td_txn *txn, const char *stream, int64_t expected_version, td_
         memcpy(txn->last_hash, saved_hash, sizeof saved_hash);
     }
     if (guarded)
-        error = error < 0 ? (b->rollback_to(txn->conn), error) : b->release(txn->conn);
+        (void)b->rollback_to(txn->conn);
     return error;
 }
 
