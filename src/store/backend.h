@@ -72,8 +72,10 @@ typedef struct td_backend {
      * server backend may hold a unit's writes back (insert_later, doc_put)
      * and send them with its next statement whose answer is needed or at
      * the release of the outermost savepoint, the unit's: the failure of
-     * such a write is then that call's (the writer rolls the unit back),
-     * never a later unit's. */
+     * such a write is then that call's (the writer rolls the unit back).
+     * Only insert_later's rows may be carried past their unit's end (to a
+     * later unit's statement or the COMMIT); their failure is then the
+     * batch's (take_fault). */
     int (*release)(td_conn *conn);
     int (*rollback_to)(td_conn *conn); /* undoes and ends the innermost savepoint */
     /* Stores a complete event: every field set, source resolved. */
@@ -122,7 +124,10 @@ typedef struct td_backend {
      * call, and clears it: TD_ECORRUPT (the file is damaged), TD_EIO (the
      * disk failed, or a commit's outcome is unknown), TD_ENOSPC (the disk
      * is full), TD_EUNAVAILABLE (the connection to a database server was
-     * lost and nothing of the transaction committed), or 0. A unit's own return
+     * lost and nothing of the transaction committed), another code (a write
+     * of an earlier unit of the batch that the backend held back failed:
+     * the transaction is lost, the batch fails with it and writes go on),
+     * or 0. A unit's own return
      * codes say nothing about the database (a handler may report a network
      * failure as TD_EIO); this does. why (may be NULL) gets its message. */
     int (*take_fault)(td_conn *conn, char *why, size_t why_size);

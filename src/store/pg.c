@@ -235,6 +235,7 @@ static int begin_locked(td_conn *conn, int64_t *head, uint8_t last_hash[32])
     conn->notify_head = 0;
     conn->savepoints = 0;
     conn->savepoint_serial = 0;
+    conn->batch_fault = 0;
     conn->xid[0] = '\0';
     error = td_pg__exec(conn, sql, "beginning write transaction", td_pg__deadline_ms(conn), &res);
     if (error == 0 && (res == NULL || PQntuples(res) != 1))
@@ -353,16 +354,28 @@ static int pg_commit(td_conn *conn)
     else
         snprintf(sql, sizeof sql, "COMMIT");
     bool was_lost = conn->pg == NULL;
-    /* Writes held back are sent by the end of their unit (pg_release), so
-     * only savepoint commands are left here; any write would go first. */
-    int error = conn->queued_writes > 0 ? td_pg__flush(conn) : 0;
-    drop_pending(conn); /* COMMIT releases every savepoint */
     conn->savepoints = 0;
-    if (error < 0) {
-        was_lost = true; /* no COMMIT was sent: not committed */
-        if (conn->pg)
+    int error = 0;
+    if (conn->queued_writes > 0 && conn->pg) {
+        /* Writes of released units carried to the end: they, the NOTIFY
+         * and the COMMIT go in one round trip; a failure among them fails
+         * the batch (the server skips the COMMIT). */
+        conn->carried = conn->queued;
+        char notify[96];
+        if (conn->notify_head > 0) {
+            snprintf(notify, sizeof notify, "NOTIFY %s, '%lld'", conn->channel,
+                     (long long)conn->notify_head);
+            error = td_pg__defer(conn, notify);
+        }
+        if (error == 0)
+            error = td_pg__defer(conn, "COMMIT");
+        if (error == 0)
+            error = td_pg__flush_result(conn, "commit failed", &res);
+        drop_pending(conn);
+        if (error < 0 && error != TD_EUNAVAILABLE && conn->pg) /* the COMMIT was skipped */
             (void)td_pg__exec(conn, "ROLLBACK", "rolling back", td_pg__deadline_ms(conn), NULL);
     } else {
+        drop_pending(conn); /* COMMIT releases every savepoint */
         error = td_pg__exec(conn, sql, "commit failed", td_pg__deadline_ms(conn), &res);
     }
     bool committed = error == 0 && res && strcmp(PQcmdStatus(res), "COMMIT") == 0;
@@ -472,6 +485,15 @@ static void close_savepoint(td_conn *conn, bool rolled_back)
         conn->notify_head = conn->head_marks[conn->savepoints];
 }
 
+/* Whether a queued write after index at is one the server may refuse. */
+static bool unsure_after(const td_conn *conn, size_t at)
+{
+    for (size_t i = at + 1; i < conn->queued; i++)
+        if (conn->queue[i].name && !conn->queue[i].sure)
+            return true;
+    return false;
+}
+
 static int pg_release(td_conn *conn)
 {
     char sql[48], made[48];
@@ -484,14 +506,22 @@ static int pg_release(td_conn *conn)
         close_savepoint(conn, false);
         return simple(conn, sql, "releasing savepoint");
     }
-    if (conn->queued > 0 && td_pg__queued_command(conn, made) == conn->queued - 1) {
-        td_pg__unqueue(conn, conn->queued - 1); /* nothing ran inside it */
-        close_savepoint(conn, false);
-        return 0;
+    int error = 0;
+    size_t at = td_pg__queued_command(conn, made);
+    if (at < conn->queued && !unsure_after(conn, at)) {
+        /* Not sent yet, and nothing in it that the server may refuse:
+         * the savepoint is not needed (a failure of what it holds fails
+         * the batch), and the server is spared a subtransaction. */
+        td_pg__unqueue_one(conn, at);
+    } else {
+        error = td_pg__defer(conn, sql);
     }
-    int error = td_pg__defer(conn, sql);
-    if (error == 0 && conn->savepoints == 1 && conn->queued_writes > 0)
-        error = td_pg__flush(conn); /* the unit ends: its writes' answers */
+    if (error == 0 && conn->savepoints == 1) { /* the unit ends */
+        if (conn->queued_unsure > 0)
+            error = td_pg__flush(conn); /* the answers of what may be refused */
+        else
+            conn->carried = conn->queued; /* looked at with a later unit's, or at COMMIT */
+    }
     if (error == 0)
         close_savepoint(conn, false);
     return error; /* failed: the savepoint stays open, to be rolled back to */
@@ -611,7 +641,7 @@ static int pg_insert_later(td_conn *conn, const td_event *events, size_t count)
         make_params(&p, &events[i]);
         error = td_pg__defer_prepared(conn, &conn->prepared[PG_INSERT], statement_name[PG_INSERT],
                                       statement_sql[PG_INSERT], 15, p.values, p.lengths, p.formats,
-                                      "appending event");
+                                      "appending event", true);
     }
     for (size_t i = 0; error == 0 && i < count; i++) {
         if (events[i].position > conn->notify_head)
@@ -895,7 +925,7 @@ static int pg_doc_put(td_conn *conn, const char *collection, const char *key, co
     if (conn->in_txn && conn->pg) /* its answer is looked at by the unit's end (pg_release) */
         return td_pg__defer_prepared(conn, &conn->prepared[PG_DOC_PUT], statement_name[PG_DOC_PUT],
                                      statement_sql[PG_DOC_PUT], 4, values, lengths, formats,
-                                     "writing document");
+                                     "writing document", false);
     int error = conn->in_txn ? 0 : td_pg__ensure(conn, 0);
     if (error == 0)
         error = run(conn, PG_DOC_PUT, 4, values, lengths, formats, "writing document", NULL);
@@ -1021,10 +1051,16 @@ static int pg_type_counts(td_conn *conn, td_type_count_fn fn, void *payload)
 static int pg_take_fault(td_conn *conn, char *why, size_t why_size)
 {
     int fault = conn->fault;
+    const char *message = conn->fault_message;
+    if (fault == 0) { /* a carried write failed: the batch fails, writes go on */
+        fault = conn->batch_fault;
+        message = conn->batch_message;
+    }
+    conn->batch_fault = 0;
     if (fault == 0)
         return 0;
     if (why && why_size > 0)
-        snprintf(why, why_size, "%s", conn->fault_message);
+        snprintf(why, why_size, "%s", message);
     conn->fault = 0;
     return fault;
 }

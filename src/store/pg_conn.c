@@ -367,17 +367,34 @@ static int lost(td_conn *conn, const char *what)
 
 /* ---- the queue of statements held back ------------------------------------------- */
 
+static void forget_entry(td_conn *conn, pg_queued *q)
+{
+    conn->queue_bytes -= q->size;
+    conn->queued_writes -= q->name != NULL;
+    conn->queued_unsure -= q->name != NULL && !q->sure;
+    td_free(q->data);
+    q->data = NULL;
+}
+
 void td_pg__unqueue(td_conn *conn, size_t from)
 {
-    for (size_t i = from; i < conn->queued; i++) {
-        pg_queued *q = &conn->queue[i];
-        conn->queue_bytes -= q->size;
-        conn->queued_writes -= q->name != NULL;
-        td_free(q->data);
-        q->data = NULL;
-    }
+    for (size_t i = from; i < conn->queued; i++)
+        forget_entry(conn, &conn->queue[i]);
     if (from < conn->queued)
         conn->queued = from;
+    if (conn->carried > conn->queued)
+        conn->carried = conn->queued;
+}
+
+void td_pg__unqueue_one(td_conn *conn, size_t at)
+{
+    if (at >= conn->queued)
+        return;
+    forget_entry(conn, &conn->queue[at]);
+    memmove(&conn->queue[at], &conn->queue[at + 1], (conn->queued - at - 1) * sizeof *conn->queue);
+    conn->queued--;
+    if (at < conn->carried)
+        conn->carried--;
 }
 
 size_t td_pg__queued_command(const td_conn *conn, const char *command)
@@ -424,7 +441,7 @@ int td_pg__defer(td_conn *conn, const char *command)
 
 int td_pg__defer_prepared(td_conn *conn, bool *prepared, const char *name, const char *sql,
                           int count, const char *const *values, const int *lengths,
-                          const int *formats, const char *what)
+                          const int *formats, const char *what, bool sure)
 {
     if (conn->pg == NULL)
         return lost(conn, what);
@@ -448,6 +465,7 @@ int td_pg__defer_prepared(td_conn *conn, bool *prepared, const char *name, const
     if (data == NULL)
         return td_error__oom();
     q->name = name;
+    q->sure = sure;
     q->what = what;
     q->params = count;
     q->data = data;
@@ -463,19 +481,27 @@ int td_pg__defer_prepared(td_conn *conn, bool *prepared, const char *name, const
     }
     conn->queued++;
     conn->queued_writes++;
+    conn->queued_unsure += !sure;
     conn->queue_bytes += size;
     return 0;
 }
 
-int td_pg__flush(td_conn *conn)
+int td_pg__flush_result(td_conn *conn, const char *what, PGresult **out)
 {
+    if (out)
+        *out = NULL;
     if (conn->queued == 0)
         return 0;
     if (conn->pg == NULL) {
         td_pg__unqueue(conn, 0);
-        return lost(conn, "savepoint");
+        return lost(conn, what);
     }
-    return run_pipeline(conn, NULL, 0, 0, NULL, NULL, "sending held-back statements", NULL);
+    return run_pipeline(conn, NULL, 0, 0, NULL, NULL, what, out);
+}
+
+int td_pg__flush(td_conn *conn)
+{
+    return td_pg__flush_result(conn, "sending held-back statements", NULL);
 }
 
 /* What is queued as one simple-query text ("SAVEPOINT s1; RELEASE s1; "),
@@ -579,6 +605,20 @@ static int push(td_conn *conn, int64_t deadline, int timeout_ms, const char *wha
     return flushed < 0 ? td_pg__error(conn, NULL, what) : 0;
 }
 
+/* A write of a unit released already failed: the transaction is failed,
+ * and with it the batch (take_fault). */
+static void note_batch_fault(td_conn *conn, int code)
+{
+    if (conn->batch_fault != 0)
+        return;
+    conn->batch_fault = code;
+    snprintf(conn->batch_message, sizeof conn->batch_message,
+             "%s (an insert held back past its unit's end failed: every unit of the batch is "
+             "rolled back)",
+             td_error_last());
+    td_error__set(code, "%s", conn->batch_message);
+}
+
 /* Sends one queued statement in pipeline mode. */
 static int send_queued(PGconn *pg, const pg_queued *q)
 {
@@ -672,8 +712,11 @@ static int run_pipeline(td_conn *conn, const char *name, int params, size_t coun
     if (conn->pg == pg) {
         const char *failed_what =
             failed_at < queued && failed_at < conn->queued ? conn->queue[failed_at].what : what;
-        if (error == 0 && failed)
+        if (error == 0 && failed) {
             error = td_pg__error(conn, failed, failed_what);
+            if (failed_at < conn->carried) /* an earlier unit's write: the batch is lost */
+                note_batch_fault(conn, error);
+        }
         if (conn->pg == pg && !PQexitPipelineMode(pg) && error == 0)
             error = td_pg__error(conn, NULL, what);
     }

@@ -39,7 +39,8 @@
  * parameters. */
 typedef struct pg_queued {
     const char *name; /* the prepared statement's name; NULL: command */
-    char command[48]; /* "SAVEPOINT s12", "RELEASE s12" */
+    char command[96]; /* "SAVEPOINT s12", "RELEASE s12", "NOTIFY …", "COMMIT" */
+    bool sure;        /* a write only a bug or the server's trouble can fail */
     const char *what; /* names the operation in the message of its failure */
     int params;
     char *data; /* owned: the parameters' bytes, values point into it */
@@ -106,6 +107,16 @@ struct td_conn {
     pg_queued *queue;
     size_t queued, queue_cap, queue_bytes;
     size_t queued_writes; /* of them, not commands */
+    size_t queued_unsure; /* of those, writes the server may refuse (documents) */
+    /* The first `carried` entries belong to units already released: their
+     * answers are looked at with a later unit's or at COMMIT, and a failure
+     * among them fails the whole batch (batch_fault). */
+    size_t carried;
+    /* The code of a failure of a carried write since take_fault last
+     * looked: the transaction is lost, the batch must fail (not stop
+     * writes); its message in batch_message. */
+    int batch_fault;
+    char batch_message[256];
     /* The writer's stream versions (pg.c), valid while no other writer has
      * committed since: versions_head is the head after this connection's
      * last commit (-1: none kept), begin_head the one its transaction
@@ -154,13 +165,17 @@ int td_pg__defer(td_conn *conn, const char *command);
  * is full. */
 int td_pg__defer_prepared(td_conn *conn, bool *prepared, const char *name, const char *sql,
                           int count, const char *const *values, const int *lengths,
-                          const int *formats, const char *what);
+                          const int *formats, const char *what, bool sure);
 /* Sends what is queued, if anything, and waits for its answers: one round
  * trip. 0, or the code of the first failure (the rest is then skipped by
  * the server: the transaction is failed until a ROLLBACK TO). */
 int td_pg__flush(td_conn *conn);
+/* As td_pg__flush, the last statement's result in *out (may be NULL). */
+int td_pg__flush_result(td_conn *conn, const char *what, PGresult **out);
 /* Drops the queued statements from index `from` on, unsent. */
 void td_pg__unqueue(td_conn *conn, size_t from);
+/* Drops the queued statement at index at, unsent. */
+void td_pg__unqueue_one(td_conn *conn, size_t at);
 /* The index of the queued command `command`, or conn->queued if none. */
 size_t td_pg__queued_command(const td_conn *conn, const char *command);
 

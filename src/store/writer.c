@@ -268,15 +268,16 @@ static void abort_batch(td_writer *w, unit *batch, int code)
 }
 
 /* What the database reported while a unit ran, even if the unit carried
- * on (inside td_txn_try, say): corruption, a full disk or a lost
- * connection to the server ends the batch, and then this returns that code
- * with its message set. A failed read (TD_EIO) inside a unit does not: real
- * disk trouble shows at the commit. */
+ * on (inside td_txn_try, say): corruption, a full disk, a lost
+ * connection to the server, or a failed write of an earlier unit that the
+ * backend held back (any other code) ends the batch, and then this returns
+ * that code with its message set. A failed read (TD_EIO) inside a unit
+ * does not: real disk trouble shows at the commit. */
 static int unit_fault(td_writer *w)
 {
     char why[MESSAGE_MAX];
     int fault = w->backend->take_fault(w->conn, why, sizeof why);
-    if (fault != TD_ECORRUPT && fault != TD_ENOSPC && fault != TD_EUNAVAILABLE)
+    if (fault == 0 || fault == TD_EIO)
         return 0;
     return td_error__set(fault, "%s", why);
 }

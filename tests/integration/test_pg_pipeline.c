@@ -9,6 +9,11 @@
  *     own refuses a document key) fails exactly its unit, with the
  *     server's code and message, nothing of that unit is stored, and the
  *     other units of the same batch commit;
+ *   - a unit that only appends events with ids the store made carries its
+ *     INSERTs past its end, to the next unit's statements or the COMMIT:
+ *     one the server refuses (a trigger of the test's own) fails the whole
+ *     batch with the server's code, nothing of it is stored, positions stay
+ *     contiguous, and writes go on (the store is not stopped);
  *   - a caller's own event id that is taken is still the append's
  *     TD_EEXISTS at the call, and the unit can go on past it
  *     (td_txn_try), its other writes committed;
@@ -152,9 +157,11 @@ typedef struct batch_unit {
     td_store *store;
     const char *app;
     int index;
-    bool poison; /* writes the document the trigger refuses */
-    bool cut;    /* has the server end the store's connections */
-    bool first;  /* waits for the others before it ends */
+    bool poison;       /* writes the document the trigger refuses */
+    bool events_only;  /* appends only: no documents */
+    bool poison_event; /* appends an event the trigger refuses */
+    bool cut;          /* has the server end the store's connections */
+    bool first;        /* waits for the others before it ends */
     atomic_int *submitted;
     int result;
     char message[256];
@@ -166,13 +173,13 @@ static int batch_unit_fn(td_txn *txn, void *payload)
     char key[32], stream[32];
     snprintf(key, sizeof key, "u%d", u->index);
     snprintf(stream, sizeof stream, "unit-%d", u->index);
-    int error = td_txn_doc_put(txn, "units", key, "{\"done\":true}", 0);
-    td_event e = tt_event("UnitRan", "{}");
+    int error = u->events_only ? 0 : td_txn_doc_put(txn, "units", key, "{\"done\":true}", 0);
+    td_event e = tt_event(u->poison_event ? "Poison" : "UnitRan", "{}");
     if (error == 0)
         error = td_txn_append(txn, stream, TD_EXPECT_ANY, &e, 1);
     if (error == 0 && u->poison)
         error = td_txn_doc_put(txn, "units", "poison", "{}", 0);
-    if (error == 0)
+    if (error == 0 && !u->events_only)
         error = td_txn_doc_put(txn, "units", key, "{\"done\":true,\"again\":1}", 0);
     if (error == 0 && u->cut && terminate(u->app) < 1)
         error = td_error__set(TD_ERROR, "nothing to terminate");
@@ -213,8 +220,8 @@ static int64_t run_units(batch_unit *units)
     return commits(units[0].store) - before;
 }
 
-/* A unit committed whole or not at all. */
-static bool stored_whole(td_store *store, int index, bool *none)
+/* A unit committed whole or not at all (events_only: its event). */
+static bool stored_whole(td_store *store, int index, bool *none, bool events_only)
 {
     char key[32], stream[32];
     snprintf(key, sizeof key, "u%d", index);
@@ -222,7 +229,7 @@ static bool stored_whole(td_store *store, int index, bool *none)
     bool doc = has_doc(store, "units", key);
     int64_t events = stream_events(store, stream);
     *none = !doc && events == 0;
-    return doc && events == 1;
+    return (doc || events_only) && events == 1;
 }
 
 static void test_a_refused_write_fails_its_unit_alone(void **state)
@@ -248,7 +255,7 @@ static void test_a_refused_write_fails_its_unit_alone(void **state)
         int64_t head = 0;
         for (int i = 0; i < UNITS; i++) {
             bool none = false;
-            bool whole = stored_whole(store, units[i].index, &none);
+            bool whole = stored_whole(store, units[i].index, &none, false);
             if (i == 2) {
                 if (units[i].result != TD_EINVAL || strstr(units[i].message, "poisoned") == NULL)
                     fail_msg("the refused unit returned %d: %s", units[i].result, units[i].message);
@@ -267,6 +274,64 @@ static void test_a_refused_write_fails_its_unit_alone(void **state)
         assert_int_equal(tt_count(store, &q), head);
     }
     assert_true(shared);
+    assert_td_ok(td_store_check(store));
+    td_store_free(store);
+    free(url);
+}
+
+static void test_a_refused_carried_event_fails_its_batch(void **state)
+{
+    (void)state;
+    char app[64];
+    char *url = store_url("carried", app, sizeof app);
+    td_store *store = tt_open(url);
+    in_schema(url, "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                   "BEGIN IF NEW.type = 'Poison' THEN RAISE EXCEPTION 'poisoned event' "
+                   "USING ERRCODE = 'check_violation'; END IF; RETURN NEW; END $$; "
+                   "CREATE TRIGGER refuse_poison BEFORE INSERT ON events "
+                   "FOR EACH ROW EXECUTE FUNCTION refuse_poison()");
+    bool shared = false;
+    for (int round = 0; round < ROUNDS && !shared; round++) {
+        batch_unit units[UNITS];
+        memset(units, 0, sizeof units);
+        for (int i = 0; i < UNITS; i++)
+            units[i] = (batch_unit){
+                .store = store, .app = app, .index = round * UNITS + i, .events_only = true};
+        units[2].poison_event = true;
+        int64_t before = 0, head = 0;
+        assert_td_ok(td_store_head(store, &before));
+        int64_t made = run_units(units);
+        shared = made == 1; /* the first unit's batch; the other one failed whole */
+        int committed = 0;
+        for (int i = 0; i < UNITS; i++) {
+            bool none = false;
+            bool whole = stored_whole(store, units[i].index, &none, true);
+            if (units[i].result == 0 && !whole)
+                fail_msg("unit %d committed but is not stored", i);
+            if (units[i].result != 0 && !none)
+                fail_msg("unit %d failed (%d: %s) but left something", i, units[i].result,
+                         units[i].message);
+            if (units[i].result != 0 &&
+                (units[i].result != TD_EINVAL || strstr(units[i].message, "poisoned") == NULL))
+                fail_msg("unit %d returned %d: %s", i, units[i].result, units[i].message);
+            committed += units[i].result == 0;
+        }
+        assert_int_not_equal(units[2].result, 0);
+        assert_int_equal(units[0].result, 0); /* a batch of its own */
+        if (shared)
+            assert_int_equal(committed, 1);
+        /* positions stay contiguous, and the store goes on writing */
+        assert_td_ok(td_store_head(store, &head));
+        assert_int_equal(head, before + committed);
+        td_read_query q = TD_READ_QUERY_INIT;
+        assert_int_equal(tt_count(store, &q), head);
+        td_store_health h;
+        td_store_health_get(store, &h);
+        assert_int_equal(h.state, TD_STORE_OK);
+        assert_int_equal(tt_append(store, "after-1", "Fine", 1), head + 1);
+    }
+    assert_true(shared);
+    in_schema(url, "DROP TRIGGER refuse_poison ON events");
     assert_td_ok(td_store_check(store));
     td_store_free(store);
     free(url);
@@ -340,7 +405,7 @@ static void test_a_cut_fails_the_units_in_flight_whole(void **state)
         shared = made == 1; /* the first unit's batch; the other one failed */
         for (int i = 0; i < UNITS; i++) {
             bool none = false;
-            bool whole = stored_whole(store, units[i].index, &none);
+            bool whole = stored_whole(store, units[i].index, &none, false);
             if (i == 3 && units[i].result != TD_EUNAVAILABLE)
                 fail_msg("the cut unit returned %d: %s", units[i].result, units[i].message);
             if (units[i].result == 0 && !whole)
@@ -374,6 +439,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_unit_reads_what_it_wrote),
         cmocka_unit_test(test_a_refused_write_fails_its_unit_alone),
+        cmocka_unit_test(test_a_refused_carried_event_fails_its_batch),
         cmocka_unit_test(test_a_taken_id_is_the_appends_error),
         cmocka_unit_test(test_a_cut_fails_the_units_in_flight_whole),
     };
