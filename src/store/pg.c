@@ -17,6 +17,15 @@
  * holds a statement open while a callback runs, and a lost connection
  * between pages is retried from the last position handed over.
  *
+ * Round trips: the writer's savepoint commands, document writes and
+ * INSERTs of events with ids the store made are held back on the
+ * connection (pg_conn.c's queue) and sent in pipeline mode with the next
+ * statement whose answer is needed. A unit that wrote documents waits for
+ * their answers at its RELEASE (a refusal fails that unit alone); one that
+ * only appended such events carries them to a later round trip or the
+ * COMMIT, and their failure (a bug, or the server's trouble) fails the
+ * batch through take_fault. docs/internals/store.md, "Round trips".
+ *
  * Durability: the writer's connection runs synchronous_commit = on, so
  * COMMIT returns once the commit record is flushed. A COMMIT whose answer
  * is lost is resolved by asking the server, on a new connection, what

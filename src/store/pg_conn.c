@@ -12,6 +12,14 @@
  * batch without stopping writes; the next call outside a transaction
  * connects again (td_pg__ensure, with backoff).
  *
+ * The writer's statements whose answers are not needed at once wait in a
+ * queue (td_pg__defer, td_pg__defer_prepared) and go to the server in
+ * pipeline mode in front of the next statement that needs one, in the same
+ * round trip; the first failure among them is the failure of that call,
+ * under the failed statement's own name. One of the entries the writer
+ * carried past their unit's end (conn->carried) that fails is noted as the
+ * batch's fault (take_fault): the transaction is lost.
+ *
  * Errors by SQLSTATE: 23505 unique → TD_EEXISTS; other 23 → TD_EINVAL;
  * 22 → TD_EINVAL; 55P03, 40001, 40P01, 57014 → TD_EBUSY; 53100 disk full →
  * TD_ENOSPC (noted); 53200 → TD_ENOMEM; 54 → TD_ETOOBIG; 58 → TD_EIO
