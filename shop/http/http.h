@@ -256,8 +256,12 @@ const char *http_workers_full(http_workers *workers, bool bounded);
 /* How many commands wait for a worker, and how long the oldest has waited
  * (seconds); 0 and 0 for NULL. */
 void http_workers_queue(http_workers *workers, unsigned *waiting, double *oldest_s);
-/* Runs what is queued, then joins. Accepts NULL. */
+/* Runs what is queued, then joins; later submissions are refused ("the
+ * server is stopping"), so connection threads may still call in until
+ * http_workers_free. Accepts NULL; a second call does nothing. */
 void http_workers_stop(http_workers *workers);
+/* Stops if still running, then frees, once nobody can call in. Accepts NULL. */
+void http_workers_free(http_workers *workers);
 
 /* Serving. */
 #define HTTP_MAX_HOSTS   8

@@ -692,7 +692,7 @@ static void free_server(http_server *s)
     for (int i = 0; i < HTTP_LIMITS; i++)
         http_throttle_free(s->throttles[i]);
     http_feeds_free(s->feeds);
-    http_workers_stop(s->workers);
+    http_workers_free(s->workers); /* after the daemon: no connection thread calls in */
     http_deadlines_stop(s->deadlines);
     free(s);
 }
@@ -802,8 +802,8 @@ void http_server_stop(http_server *s)
         return;
     atomic_store(&s->stopping, true); /* live event streams end, new requests get 503 */
     http_feeds_stop(s->feeds);        /* ... the parked ones too, once resumed */
-    http_workers_stop(s->workers);    /* commands queued run, their connections resumed */
-    s->workers = NULL;
+    http_workers_stop(s->workers);    /* commands queued run, their connections resumed; */
+                                      /* later ones are refused (freed with the server) */
     /* requests in progress are answered */
     for (td_time until = td_time_now() + STOP_WAIT_US;
          atomic_load(&s->answering) > 0 && td_time_now() < until;)

@@ -49,6 +49,7 @@ struct http_workers {
     pthread_cond_t wake;
     pthread_t *threads;
     unsigned count, started, idle, waiting, max_waiting;
+    unsigned joined;     /* threads joined by http_workers_stop (the stopping thread's) */
     int64_t max_wait_us; /* for bounded submissions; 0: no bound */
     http_gate_fn gate;   /* may bounded work start now? NULL: always */
     void *gate_arg;
@@ -179,7 +180,7 @@ int http_workers_start(http_workers **out, unsigned threads, unsigned max_waitin
     pthread_cond_init(&w->wake, NULL);
     for (; w->started < threads; w->started++)
         if (pthread_create(&w->threads[w->started], NULL, worker_main, w) != 0) {
-            http_workers_stop(w);
+            http_workers_free(w);
             return TD_ERROR;
         }
     *out = w;
@@ -261,8 +262,15 @@ void http_workers_stop(http_workers *w)
     w->stopping = true;
     pthread_cond_broadcast(&w->wake);
     pthread_mutex_unlock(&w->lock);
-    for (unsigned i = 0; i < w->started; i++)
-        pthread_join(w->threads[i], NULL);
+    for (; w->joined < w->started; w->joined++)
+        pthread_join(w->threads[w->joined], NULL);
+}
+
+void http_workers_free(http_workers *w)
+{
+    if (w == NULL)
+        return;
+    http_workers_stop(w);
     pthread_cond_destroy(&w->wake);
     pthread_mutex_destroy(&w->lock);
     free(w->threads);

@@ -112,7 +112,7 @@ static void test_first_in_first_out(void **state)
     char order[65];
     wait_ran(&book, 5, order);
     assert_string_equal(order, "Habcd");
-    http_workers_stop(w);
+    http_workers_free(w);
     pthread_mutex_destroy(&book.lock);
 }
 
@@ -137,7 +137,7 @@ static void test_gate_holds_new_work_only(void **state)
     atomic_store(&book.gate_open, true);
     wait_ran(&book, 3, order);
     assert_int_equal(order[2], 'N');
-    http_workers_stop(w);
+    http_workers_free(w);
     pthread_mutex_destroy(&book.lock);
 }
 
@@ -157,7 +157,7 @@ static void test_gate_never_starves(void **state)
     wait_ran(&book, 2, order);
     assert_string_equal(order, "NM");
     assert_false(atomic_load(&book.gate_open));
-    http_workers_stop(w);
+    http_workers_free(w);
     pthread_mutex_destroy(&book.lock);
 }
 
@@ -196,7 +196,7 @@ static void test_refusals(void **state)
     wait_ran(&book, 4, order);
     assert_string_equal(order, "HNcd");
     assert_null(http_workers_full(w, true));
-    http_workers_stop(w);
+    http_workers_free(w);
     assert_int_equal(ran(&book, order), 4); /* the refused ones never ran */
     pthread_mutex_destroy(&book.lock);
 }
@@ -235,11 +235,12 @@ static void test_refused_by_the_wait_foreseen(void **state)
     atomic_store(&book.release, true);
     wait_ran(&book, 5, order);
     assert_string_equal(order, "FHabc");
-    http_workers_stop(w);
+    http_workers_free(w);
     pthread_mutex_destroy(&book.lock);
 }
 
-/* A stop runs what is queued, the gate shut or not, then refuses. */
+/* A stop runs what is queued, the gate shut or not, then refuses new work
+ * until the workers are freed (a connection thread may still call in). */
 static void test_stop_runs_the_queue(void **state)
 {
     (void)state;
@@ -254,6 +255,13 @@ static void test_stop_runs_the_queue(void **state)
     char order[65];
     assert_int_equal(ran(&book, order), 2);
     assert_string_equal(order, "NM");
+    /* stopped, it refuses what comes after, until it is freed */
+    job_arg late = {&book, 'L', false};
+    assert_int_equal(http_workers_submit(w, run, &late, false), TD_EBUSY);
+    assert_string_equal(http_workers_full(w, false), "the server is stopping");
+    http_workers_stop(w); /* again: nothing */
+    http_workers_free(w);
+    assert_int_equal(ran(&book, order), 2);
     pthread_mutex_destroy(&book.lock);
 }
 
