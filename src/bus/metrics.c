@@ -9,7 +9,10 @@
  *   subscription_lag_seconds{subscription}                       oldest not done ┘ time
  *
  * "Commit" is approximated by the event's occurred_at, which the store sets
- * just before the commit that makes it durable.
+ * just before the commit that makes it durable. A subscription that does
+ * not run in this process (a partition another instance runs) reports
+ * its lag from its durable checkpoint, and 0 s: the one that runs it
+ * knows the age.
  */
 #include <string.h>
 
@@ -47,6 +50,17 @@ static void collect(td_metrics *m, void *payload)
     pthread_mutex_unlock(&sub->lock);
     double age = 0;
     bool known = oldest_pending_age(sub, head, checkpoint, &age);
+    if (!td_reader__running(sub)) {
+        /* not running here (another instance runs this partition, say): its
+         * durable checkpoint, not this process's memory of a past run */
+        td_checkpoint cp;
+        bool found = false;
+        if (td_state__load_checkpoint(sub->store, sub->name, &cp, &found) < 0)
+            return;
+        checkpoint = found ? cp.position : 0;
+        known = true;
+        age = 0; /* the process that runs it knows */
+    }
     td_metric_set(sub->metrics.lag_events, labels,
                   (double)(head > checkpoint ? head - checkpoint : 0));
     if (known)

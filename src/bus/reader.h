@@ -6,7 +6,8 @@
  * (durable), including the reserved in-flight window (inflight_to).
  *
  * Threads and locking:
- * - thread, started: the control thread's (start, stop); no lock.
+ * - thread, started: the control thread's (start, stop); no lock. started
+ *   is atomic: the metrics collector reads it from the rendering thread.
  * - read_position: written by the reader thread with the subscription's
  *   lock held (and by the control thread at start, before the reader
  *   runs); read by the reader thread without the lock, by others with it
@@ -23,6 +24,7 @@
 #define TD_BUS_READER_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -31,7 +33,7 @@
 
 typedef struct td_sub_reader {
     pthread_t thread;
-    bool started;
+    atomic_bool started;
     int64_t read_position; /* everything up to here has been read (or skipped) */
     td_checkpoint durable; /* as last persisted */
 } td_sub_reader;
