@@ -5,8 +5,9 @@
 # (scripts/start-postgres.sh, fsync on): ORDERS (2,000) orders from 16
 # clients as fast as they go (open loop), then the same paced at RATE (100)
 # orders/s. With two instances, each serves half the clients and half the
-# orders (two `shop load` at once): orders/s is their sum, p95 the worse
-# of the two. Prints medians and the two-to-one ratios.
+# orders (two `shop load` at once), once they have shared the handlers out:
+# orders/s is their sum, p95 the worse of the two. Prints medians and the
+# two-to-one ratios.
 # Usage: shop_instances.sh BUILD (run through bench/with_postgres.sh)
 set -euo pipefail
 build=$1
@@ -21,9 +22,30 @@ fi
 base=${TIDINGS_BENCH_PG_URL%/*} # postgres://tidings@127.0.0.1:PORT
 psql_bin=
 for v in /usr/lib/postgresql/*/bin; do psql_bin=$v/psql; done
+parts=$((4 * ${PARTITIONS:-4} + 3)) # inventory, payments, notifications, the saga; 3 read models
 second=
 trap 'kill "$pid" $second 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$dir"' EXIT
 psql_admin() { "$psql_bin" -q -d "$TIDINGS_BENCH_PG_URL" -c "$1" >/dev/null; }
+
+# settle URL1 URL2 KEY: waits (up to 30 s) until the two instances have
+# shared the handlers out, every part running in one of them twice in a
+# row: the figures are those of a steady state, not of the hand-over that
+# follows a second instance's start.
+settle() {
+  local steady=0 a b
+  for _ in $(seq 300); do
+    a=$(curl -s -H "Authorization: Bearer $(cat "$3")" "$1/health" | jq '.instance.runs | length')
+    b=$(curl -s -H "Authorization: Bearer $(cat "$3")" "$2/health" | jq '.instance.runs | length')
+    if [ "$((a + b))" = "$parts" ] && [ "$a" -gt 0 ] && [ "$b" -gt 0 ]; then
+      steady=$((steady + 1))
+      [ "$steady" -ge 2 ] && return 0
+    else
+      steady=0
+    fi
+    sleep 0.5
+  done
+  echo "shop_instances: the instances did not share the handlers out" >&2
+}
 
 # run NAME INSTANCES OPEN|PACED: fresh database, 1 or 2 shops, the load.
 run() {
@@ -42,6 +64,7 @@ run() {
     serve "$build" "$dir/$name.two" "${common[@]}" --instance two
     second=$pid
     pid=$first
+    settle "$url_one" "$url" "$dir/$name/admin.key"
     clients=8 each=$((orders / 2))
     [ "$mode" = paced ] && pace=(--rate "$((rate / 2))")
     "$build/shop" load --url "$url" --key-file "$dir/$name/admin.key" --orders "$each" \
