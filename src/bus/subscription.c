@@ -165,10 +165,11 @@ static int start(td_subscription *sub, bool wait_for_lock)
     sub->first_error = 0;
     sub->first_error_message[0] = '\0';
     pthread_mutex_unlock(&sub->lock);
-    int error = td_partition__claim(sub);
-    if (error == 0)
-        error = td_lease__take(sub, wait_for_lock);
-    if (error == 0 && ((error = td_sched__reset(sub)) < 0 || (error = td_reader__load(sub)) < 0))
+    /* the lease first: a name another process runs answers at its lock,
+     * before any unit of work (a balancer tries such names often) */
+    int error = td_lease__take(sub, wait_for_lock);
+    if (error == 0 && ((error = td_partition__claim(sub)) < 0 ||
+                       (error = td_sched__reset(sub)) < 0 || (error = td_reader__load(sub)) < 0))
         td_lease__release(sub);
     if (error < 0)
         return error;
