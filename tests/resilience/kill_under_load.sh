@@ -80,20 +80,7 @@ kill "$sleeper"
 { wait "$sleeper"; } 2>/dev/null
 serve last "$data" "${opts[@]}" || fail "the last start failed"
 wait_caught_up 120
-: >"$dir/stock"
-after=
-while :; do
-  api GET "/products?limit=100${after:+&after=$after}"
-  [ "$code" = 200 ] || fail "cannot list the products ($code)"
-  products=$(field '.products[].id')
-  after=$(field '.next // empty')
-  for product in $products; do
-    api GET "/products/$product"
-    [ "$code" = 200 ] || fail "cannot read product $product"
-    echo "$product $(field .stock)" >>"$dir/stock"
-  done
-  [ -n "$after" ] || break
-done
+read_stock "$dir/stock"
 stop
 "$tidings" --db "$db" events --category order >"$dir/orders.jsonl" ||
   fail "cannot read the orders"

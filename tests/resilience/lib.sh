@@ -201,6 +201,25 @@ wait_final() {
   done
 }
 
+# read_stock FILE: every product's stock, a "PRODUCT STOCK" line each (for
+# check_orders.py), read page by page from the shop.
+read_stock() {
+  local after= products product
+  : >"$1"
+  while :; do
+    api GET "/products?limit=100${after:+&after=$after}"
+    [ "$code" = 200 ] || fail "cannot list the products ($code)"
+    products=$(field '.products[].id')
+    after=$(field '.next // empty')
+    for product in $products; do
+      api GET "/products/$product"
+      [ "$code" = 200 ] || fail "cannot read product $product"
+      echo "$product $(field .stock)" >>"$1"
+    done
+    [ -n "$after" ] || break
+  done
+}
+
 # wait_caught_up [SECONDS]: until every subscription's lag is 0; sets
 # caught_up_in (seconds), or fails after SECONDS (60).
 wait_caught_up() {
