@@ -89,7 +89,18 @@ void td_broker_redact(char *buf, size_t size, const char *url);
 
 /* ---- the relay ---------------------------------------------------------- */
 
-#define TD_RELAY_OPTIONS_VERSION 2 /* 1: without standby (read as false) */
+#define TD_RELAY_OPTIONS_VERSION 3 /* 1: without standby; 2: without encode */
+
+/* What the relay sends as an event's body, for a service whose events hold
+ * what must not cross the wire as stored (data sealed under keys of the
+ * sending store, a secret kept beside the event). Called on the relay's
+ * thread for each integration event it is about to publish, in position
+ * order, again for a republished one. Returns 0: the stored data, as it is;
+ * 1: *body instead (a NUL-terminated JSON object, allocated with malloc;
+ * the relay frees it); negative: the event cannot be sent yet, and the
+ * relay reads it again after a pause, keeping its connection and its
+ * order (nothing after it is published meanwhile). */
+typedef int (*td_relay_encode_fn)(const td_event *event, char **body, void *payload);
 
 typedef struct td_relay_options {
     unsigned int version;     /* TD_RELAY_OPTIONS_VERSION */
@@ -105,11 +116,13 @@ typedef struct td_relay_options {
      * TD_EBUSY; true, the relay stands by (publishing nothing, its stats'
      * last_error saying so) and takes over once the name is free. */
     bool standby;
+    td_relay_encode_fn encode; /* NULL: every body as stored */
+    void *encode_payload;      /* passed to encode; borrowed */
 } td_relay_options;
 
 #define TD_RELAY_OPTIONS_INIT                                                                      \
     {                                                                                              \
-        TD_RELAY_OPTIONS_VERSION, NULL, TD_BROKER_OPTIONS_INIT, 0, 0, NULL, false                  \
+        TD_RELAY_OPTIONS_VERSION, NULL, TD_BROKER_OPTIONS_INIT, 0, 0, NULL, false, NULL, NULL      \
     }
 
 typedef struct td_relay td_relay;
@@ -175,7 +188,20 @@ void td_relay_stats(td_relay *relay, td_broker_stats *out);
 
 /* ---- the consumer ------------------------------------------------------- */
 
-#define TD_CONSUMER_OPTIONS_VERSION 1
+#define TD_CONSUMER_OPTIONS_VERSION 2 /* 1: without decode */
+
+/* What the receiving store keeps of a message's body: the counterpart of
+ * td_relay_encode_fn. Called in the unit that appends the message, under
+ * the message's own savepoint, with event as it will be appended (its data
+ * the body received). It may write in txn (its writes are undone with the
+ * message's, when the event is stored already or the unit fails). Returns
+ * 0: the body as received; 1: *data instead (a NUL-terminated JSON object,
+ * allocated with malloc; the consumer frees it); TD_EINVAL: the message
+ * cannot be taken (parked in the dead-letter queue, td_error_last() saying
+ * why, as for any unusable message); another negative code: the store
+ * failed, and the batch is delivered again. */
+typedef int (*td_consumer_decode_fn)(td_txn *txn, const td_event *event, char **data,
+                                     void *payload);
 
 typedef enum td_queue_type {
     TD_QUEUE_QUORUM = 0,  /* replicated (on a cluster), the default */
@@ -197,12 +223,15 @@ typedef struct td_consumer_options {
     const td_consumer_type *types; /* 1.. types; copied */
     size_t type_count;
     td_queue_type queue_type;
-    unsigned prefetch; /* unacknowledged messages at a time; 0: 256 */
+    unsigned prefetch;            /* unacknowledged messages at a time; 0: 256 */
+    td_consumer_decode_fn decode; /* NULL: every body as received */
+    void *decode_payload;         /* passed to decode; borrowed */
 } td_consumer_options;
 
 #define TD_CONSUMER_OPTIONS_INIT                                                                   \
     {                                                                                              \
-        TD_CONSUMER_OPTIONS_VERSION, NULL, TD_BROKER_OPTIONS_INIT, NULL, 0, TD_QUEUE_QUORUM, 0     \
+        TD_CONSUMER_OPTIONS_VERSION, NULL, TD_BROKER_OPTIONS_INIT, NULL, 0, TD_QUEUE_QUORUM, 0,    \
+            NULL, NULL                                                                             \
     }
 
 typedef struct td_consumer td_consumer;

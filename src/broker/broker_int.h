@@ -125,6 +125,8 @@ typedef struct td_intake_rules {
     const td_consumer_type *types;
     size_t type_count;
     const td_upcasters *upcasters; /* the store's: the schema it reads a type at, or NULL */
+    td_consumer_decode_fn decode;  /* or NULL */
+    void *decode_payload;
 } td_intake_rules;
 
 /* Appends the batch's messages to store in one unit of work, in order: each

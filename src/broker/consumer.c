@@ -287,7 +287,11 @@ static int copy_types(td_consumer *c, const td_consumer_options *opts)
     c->types = td_calloc(opts->type_count, sizeof *c->types);
     if (c->types == NULL)
         return td_error__oom();
-    c->rules = (td_intake_rules){c->queue, c->types, 0, NULL};
+    c->rules = (td_intake_rules){c->queue, c->types, 0, NULL, NULL, NULL};
+    if (opts->version >= 2) { /* past a version 1 struct's end otherwise */
+        c->rules.decode = opts->decode;
+        c->rules.decode_payload = opts->decode_payload;
+    }
     for (size_t i = 0; i < opts->type_count; i++) {
         int error = td_type_check(opts->types[i].type);
         if (error == 0 && opts->types[i].max_schema_version < 0)
@@ -345,7 +349,8 @@ int td_consumer_new(td_consumer **out, td_store *store, const td_consumer_option
     TD_REQUIRE(out);
     *out = NULL;
     TD_REQUIRE(store && opts);
-    if (store == NULL || opts == NULL || opts->version != TD_CONSUMER_OPTIONS_VERSION)
+    if (store == NULL || opts == NULL || opts->version < 1 ||
+        opts->version > TD_CONSUMER_OPTIONS_VERSION)
         return td_error__set(TD_EINVAL, "td_consumer_new: no store, or options of another version");
     int error = td_broker__check_name("queue", opts->queue, TD_QUEUE_NAME_MAX);
     if (error < 0)

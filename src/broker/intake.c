@@ -10,6 +10,8 @@
  *          metadata; data = the body
  *   its id stored already (a redelivery, a republished run)
  *       -> nothing: the unique event id refuses it, the savepoint undoes it
+ *       (the consumer's decode, when given, may change the data first, in
+ *       the message's savepoint, or refuse the message)
  *   anything else (no or bad message id, headers missing or of the wrong
  *   kind, a body that is not a JSON object, a type not bound, a schema
  *   too new: above the type's max_schema_version, or when that is 0,
@@ -209,7 +211,21 @@ static int read_event(intake_ctx *c)
 static int append_event(td_txn *txn, void *payload)
 {
     intake_ctx *c = payload;
-    return td_txn_append(txn, c->stream, TD_EXPECT_ANY, &c->ev, 1);
+    char *decoded = NULL;
+    int error =
+        c->rules->decode ? c->rules->decode(txn, &c->ev, &decoded, c->rules->decode_payload) : 0;
+    if (error == 1 && decoded == NULL)
+        error = td_error__set(TD_EINVAL, "the consumer's decode gave no data");
+    if (error == 1) { /* what the store keeps instead of the body */
+        td_event ev = c->ev;
+        ev.data = decoded;
+        ev.data_len = strlen(decoded);
+        error = td_txn_append(txn, c->stream, TD_EXPECT_ANY, &ev, 1);
+    } else if (error == 0) {
+        error = td_txn_append(txn, c->stream, TD_EXPECT_ANY, &c->ev, 1);
+    }
+    free(decoded); /* malloc'd by decode */
+    return error;
 }
 
 static json_t *rejected_data(const intake_ctx *c)

@@ -75,9 +75,12 @@ struct td_relay {
     pthread_t thread;
     bool running;
     atomic_bool stop;
-    td_store_lock *name_lock; /* the name's lock; NULL on a store without locks */
-    bool named;               /* this relay runs the name: lock taken (or no locks) */
-    bool standby;             /* wait for the name rather than fail */
+    td_store_lock *name_lock;  /* the name's lock; NULL on a store without locks */
+    bool named;                /* this relay runs the name: lock taken (or no locks) */
+    bool standby;              /* wait for the name rather than fail */
+    td_relay_encode_fn encode; /* or NULL */
+    void *encode_payload;
+    bool encode_failed; /* publish_one stopped at an event encode could not send yet */
 
     pthread_mutex_t lock; /* checkpoint, error; cond: checkpoint moved */
     pthread_cond_t cond;
@@ -226,12 +229,26 @@ static int publish_one(const td_event *ev, void *payload)
     if (ev->kind == TD_KIND_INTEGRATION && from_source(r, ev->source)) {
         amqp_basic_properties_t props;
         amqp_table_entry_t entries[TD_HDR_COUNT];
-        char id[TD_UUID_STR_LEN + 1];
+        char id[TD_UUID_STR_LEN + 1], *encoded = NULL;
         amqp_bytes_t body = {td_json__length(ev->data, ev->data_len), (void *)(uintptr_t)ev->data};
+        int chosen = r->encode ? r->encode(ev, &encoded, r->encode_payload) : 0;
+        if (chosen < 0) { /* not now: read it again after a pause, nothing after it */
+            r->encode_failed = true;
+            return 1;
+        }
+        if (chosen == 1 && encoded == NULL) {
+            td_error__set(TD_EINVAL, "the relay's encode gave no body for event %lld",
+                          (long long)ev->position);
+            r->encode_failed = true;
+            return 1;
+        }
+        if (chosen == 1)
+            body = (amqp_bytes_t){strlen(encoded), encoded};
         td_broker__message_props(&props, entries, ev, id);
         int status = amqp_basic_publish(r->amqp.conn, TD_BROKER_CHANNEL,
                                         amqp_cstring_bytes(r->conf.exchange),
                                         amqp_cstring_bytes(ev->type), 0, 0, &props, body);
+        free(encoded); /* malloc'd by encode */
         if (status != AMQP_STATUS_OK) {
             r->publish_status = status;
             return 1;
@@ -267,11 +284,17 @@ static int publish_batch(td_relay *r)
     q.after_position = r->read_pos;
     q.limit = r->batch_size;
     r->publish_status = AMQP_STATUS_OK;
+    r->encode_failed = false;
     int error = td_store_read_stored(r->store, &q, publish_one, r);
-    if (error < 0) { /* the store's trouble, not the broker's: keep the connection */
+    if (error < 0 || r->encode_failed) { /* not the broker's trouble: keep the connection */
         char message[400];
-        snprintf(message, sizeof message, "relay %s: reading the store: %.250s", r->name,
-                 td_error_last());
+        if (error < 0)
+            snprintf(message, sizeof message, "relay %s: reading the store: %.250s", r->name,
+                     td_error_last());
+        else
+            snprintf(message, sizeof message,
+                     "relay %s: cannot encode the event after %lld yet: %.250s", r->name,
+                     (long long)r->read_pos, td_error_last());
         td_broker__set_error(&r->counters, message);
         td_broker__sleep(&r->stop, STORE_RETRY_MS);
     }
@@ -516,6 +539,10 @@ int td_relay_new(td_relay **out, td_store *store, const td_relay_options *opts)
     r->max_in_flight = opts->max_in_flight ? opts->max_in_flight : 1024;
     r->batch_size = opts->batch_size ? opts->batch_size : 512;
     r->standby = opts->version >= 2 && opts->standby; /* past a version 1 struct's end */
+    if (opts->version >= 3) {
+        r->encode = opts->encode;
+        r->encode_payload = opts->encode_payload;
+    }
     td_broker__counters_init(&r->counters);
     pthread_mutex_init(&r->lock, NULL);
     pthread_cond_init(&r->cond, NULL);
