@@ -69,17 +69,24 @@ static int start_services(shop *s)
         error = td_balancer_new(&s->balancer, s->store, s->opts.instance_label);
     for (int i = 0; error == 0 && i < SHOP_READ_MODELS; i++)
         error = td_balancer_add_subscription(s->balancer, s->read_models[i]);
-    for (unsigned p = 0; error == 0 && p < s->partitions; p++)
-        if ((error = inventory_service_new(s, p, &s->inventory[p])) < 0 ||
-            (error = td_balancer_add_subscription(s->balancer, s->inventory[p])) < 0 ||
-            (error = payment_service_new(s, p, &s->payments[p])) < 0 ||
-            (error = td_balancer_add_subscription(s->balancer, s->payments[p])) < 0 ||
-            (error = notifications_new(s, p, &s->notifications[p])) < 0 ||
-            (error = td_balancer_add_subscription(s->balancer, s->notifications[p])) < 0 ||
-            (error = order_saga_new(s, p, &s->orders[p])) < 0)
+    for (unsigned p = 0; error == 0 && p < s->partitions; p++) {
+        if (shop_runs(s, SHOP_CTX_INVENTORY) &&
+            ((error = inventory_service_new(s, p, &s->inventory[p])) < 0 ||
+             (error = td_balancer_add_subscription(s->balancer, s->inventory[p])) < 0))
             break;
-        else
-            error = td_balancer_add_saga(s->balancer, s->orders[p]);
+        if (shop_runs(s, SHOP_CTX_PAYMENTS) &&
+            ((error = payment_service_new(s, p, &s->payments[p])) < 0 ||
+             (error = td_balancer_add_subscription(s->balancer, s->payments[p])) < 0))
+            break;
+        if (shop_runs(s, SHOP_CTX_NOTIFICATIONS) &&
+            ((error = notifications_new(s, p, &s->notifications[p])) < 0 ||
+             (error = td_balancer_add_subscription(s->balancer, s->notifications[p])) < 0))
+            break;
+        if (shop_runs(s, SHOP_CTX_ORDERS) &&
+            ((error = order_saga_new(s, p, &s->orders[p])) < 0 ||
+             (error = td_balancer_add_saga(s->balancer, s->orders[p])) < 0))
+            break;
+    }
     /* The first round here, so that an instance alone runs every handler
      * once open; a handler that fails to start fails the opening. */
     if (error == 0 && (error = td_balancer_tick(s->balancer)) < 0)
@@ -96,6 +103,8 @@ int shop_open(shop **out, td_store *store, const shop_options *opts)
     if (opts)
         s->opts = *opts;
     s->partitions = s->opts.partitions > 1 ? s->opts.partitions : 1;
+    if (s->opts.services == 0)
+        s->opts.services = SHOP_CTX_ALL;
     if (s->partitions > SHOP_PARTITIONS_MAX) {
         free(s);
         return shop_fail(TD_EINVAL, "validation_failed", NULL, "at most %d partitions",
@@ -165,13 +174,24 @@ td_store *shop_store(shop *s)
     return s->store;
 }
 
+bool shop_runs(const shop *s, unsigned mask)
+{
+    return (s->opts.services & mask) == mask;
+}
+
+unsigned shop_services(const shop *s)
+{
+    return s->opts.services;
+}
+
 td_backlog shop_backlog(shop *s)
 {
     td_backlog all = {0, 0};
     for (unsigned p = 0; p < s->partitions; p++) {
-        td_backlog parts[3] = {td_saga_backlog(s->orders[p]),
-                               td_subscription_backlog(s->inventory[p]),
-                               td_subscription_backlog(s->payments[p])};
+        td_backlog none = {0, 0};
+        td_backlog parts[3] = {s->orders[p] ? td_saga_backlog(s->orders[p]) : none,
+                               s->inventory[p] ? td_subscription_backlog(s->inventory[p]) : none,
+                               s->payments[p] ? td_subscription_backlog(s->payments[p]) : none};
         for (size_t i = 0; i < 3; i++) {
             all.events += parts[i].events;
             if (parts[i].age > all.age)

@@ -89,6 +89,11 @@ typedef struct shop_options {
      * give the same count (the store records it and refuses another). */
     unsigned partitions;
     const char *instance_label; /* how /health names this instance; NULL: PID@HOST */
+    /* The bounded contexts this process runs (common/contexts.h:
+     * SHOP_CTX_* bits); 0: all of them. A process running some has a store
+     * of its own and takes the others' facts from the broker: only their
+     * handlers start here, and the HTTP routes of the others answer 421. */
+    unsigned services;
 } shop_options;
 
 #define SHOP_PARTITIONS_MAX 64
@@ -100,6 +105,12 @@ typedef struct shop_options {
 int shop_open(shop **out, td_store *store, const shop_options *opts);
 void shop_close(shop *s);
 td_store *shop_store(shop *s);
+
+/* Whether this process runs the contexts of mask (SHOP_CTX_* bits; all of
+ * them when the mask names several). */
+bool shop_runs(const shop *s, unsigned mask);
+/* The contexts this process runs (SHOP_CTX_* bits). */
+unsigned shop_services(const shop *s);
 
 /* How far behind the handlers that take an order to its end (the saga,
  * inventory, payments) are just now (td_subscription_backlog): the age of

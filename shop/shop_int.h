@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "common/aggregate.h"
+#include "common/contexts.h"
 #include "common/errors.h"
 #include "common/validate.h"
 
@@ -92,9 +93,10 @@ json_t *product_fold(json_t *state, const char *type, json_t *data);
 json_t *inventory_fold(json_t *state, const char *type, json_t *data);
 json_t *order_fold(json_t *state, const char *type, json_t *data);
 
-/* inventory.c: in the caller's unit. Records an InventoryUpdate. */
-int inventory_change(td_txn *txn, shop_cmd *cmd, const char *product_id, int64_t change,
-                     const char *reason);
+/* inventory.c: in the caller's unit. Records an InventoryUpdate, written
+ * by source (the catalog's initial stock, the inventory's adjustments). */
+int inventory_change(td_txn *txn, shop_cmd *cmd, const char *source, const char *product_id,
+                     int64_t change, const char *reason);
 
 /* inventory.c: in the caller's unit. Reserves every item or none (one
  * StockNotReserved on the first product that is short); a second call for

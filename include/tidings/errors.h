@@ -61,6 +61,11 @@ const char *td_error_name(int code);
 /* Clears the thread's last error. */
 void td_error_clear(void);
 
+/* Sets the thread's last error (printf-style message) and returns code:
+ * for an application's callback that answers the library with a failure of
+ * its own (a broker consumer's decode, say) and says why. */
+int td_error_report(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 #ifdef __cplusplus
 }
 #endif

@@ -32,6 +32,8 @@
 #include <unistd.h>
 
 #include "broker_url.h"
+#include "common/contexts.h"
+#include "services/transit.h"
 #include "cmd/commands.h"
 #include "cmd/common.h"
 #include "http/http.h"
@@ -47,6 +49,8 @@ typedef struct serve_args {
     const char *trace_file, *otlp_endpoint;
     unsigned partitions;
     const char *instance;
+    unsigned services; /* SHOP_CTX_* bits (common/contexts.h) */
+    const char *queue_type;
     size_t otlp_queue;
     int payment_timeout_ms;
     int writer_nice;
@@ -122,6 +126,13 @@ static const cmdline_option serve_options[] = {
      "notifications\nand the saga each in N partitions, 1..64 (default\n1: each handler runs "
      "whole, in one instance).\nEvery instance on a store gives the same N"},
     {"instance", 'i', "NAME", "how /health and the logs name this instance\n(default PID@HOST)"},
+    {"services", 'V', "LIST",
+     "the bounded contexts this process runs, of users,\ncatalog, inventory, orders, payments, "
+     "notifications\n(orders with users), or all (default). Others\ncome from the broker "
+     "(needs --broker); each\nprocess has a store and a data folder of its own\nand the same "
+     "master key"},
+    {"queue-type", 'Y', "quorum|classic",
+     "the kind of queue --services consumes from\n(default quorum)"},
     {"skip-check", 'c', NULL,
      "start on a store that fails the check made at\nopen (bounded; 'tidings check' checks in "
      "full)"},
@@ -280,6 +291,15 @@ static int option(int c, const char *value, serve_args *a)
         return number(value, 1, 1000000, &n) < 0
                    ? bad("--max-feeds-per-client must be a whole number from 1 to 1000000")
                    : (a->http.max_feeds_per_client = (unsigned)n, 0);
+    case 'V': {
+        char why[300];
+        return shop_contexts_parse(value, &a->services, why, sizeof why) < 0 ? bad("%s", why) : 0;
+    }
+    case 'Y':
+        if (strcmp(value, "quorum") != 0 && strcmp(value, "classic") != 0)
+            return bad("--queue-type must be quorum or classic, not '%s'", value);
+        a->queue_type = value;
+        return 0;
     case 'P':
         return number(value, 1, SHOP_PARTITIONS_MAX, &n) < 0
                    ? bad("--partitions must be a whole number from 1 to %d", SHOP_PARTITIONS_MAX)
@@ -417,6 +437,8 @@ typedef struct running {
     shop_otlp *otlp;       /* --otlp-endpoint's, or NULL */
     shop_spans *spans;     /* the last spans, for the console; with tracing only */
     td_relay *relay;       /* --broker's, or NULL */
+    td_consumer *consumer; /* with --services: what the other services send, or NULL */
+    shop_transit *transit; /* sealing for the broker, with --broker (services/transit.h) */
 } running;
 
 /* The tracer's exporter: the trace file, the collector's queue, and the
@@ -436,8 +458,10 @@ static void export_span(const td_span *span, void *payload)
 static void stop_all(running *r)
 {
     http_server_stop(r->http);
+    td_consumer_free(r->consumer); /* what it appended is acknowledged */
     shop_close(r->shop);
-    td_relay_free(r->relay); /* after the shop: what it published last is confirmed */
+    td_relay_free(r->relay);       /* after the shop: what it published last is confirmed */
+    shop_transit_free(r->transit); /* after the relay and the consumer that use it */
     shop_otlp_stop(r->otlp);
     td_metrics_free(r->metrics);
     td_store_free(r->store);
@@ -510,7 +534,7 @@ static void on_store_failed(const char *why, void *payload)
     kill(getpid(), SIGTERM); /* to the process: the main thread's sigwait takes it */
 }
 
-static int start_shop(running *r, const serve_args *a)
+static int start_shop(running *r, const serve_args *a, bool with_broker)
 {
     unsigned char master[TD_MASTER_KEY_BYTES];
     bool created = false;
@@ -529,7 +553,8 @@ static int start_shop(running *r, const serve_args *a)
                        .tracer = r->tracer,
                        .on_store_failed = on_store_failed,
                        .partitions = a->partitions,
-                       .instance_label = a->instance};
+                       .instance_label = a->instance,
+                       .services = a->services};
     if (shop_cmd_master_key(master, r->store, a->master_key_file, a->data, true, "shop serve",
                             &created) < 0)
         return TD_EINVAL;
@@ -538,6 +563,8 @@ static int start_shop(running *r, const serve_args *a)
                "keep a copy apart from the store's backups\n",
                a->data);
     int error = shop_open(&r->shop, r->store, &so);
+    if (error == 0 && with_broker && (error = shop_transit_new(&r->transit, r->store, master)) < 0)
+        fprintf(stderr, "shop serve: cannot prepare the broker's sealing: %s\n", td_error_last());
     sodium_memzero(master, sizeof master);
     if (error < 0)
         fprintf(stderr, "shop serve: %s\n", shop_error().message);
@@ -549,18 +576,56 @@ static int start_shop(running *r, const serve_args *a)
  * it is doing. Another instance on the same store may run it already: this
  * one then stands by and takes over when that one stops or dies. The URL
  * is wiped once handed over. */
-static int start_relay(running *r, char *url, const char *exchange)
+static int start_relay(running *r, const char *url, const char *exchange, unsigned services)
 {
+    const char *sources[SHOP_CTX_COUNT + 1];
+    shop_contexts_sources(services, sources, SHOP_CTX_COUNT + 1);
     td_relay_options ro = TD_RELAY_OPTIONS_INIT;
     ro.name = "shop";
     ro.standby = true;
     ro.broker.url = url;
     ro.broker.exchange = exchange;
     ro.broker.metrics = r->metrics;
+    ro.sources = sources; /* what this process received is not sent out again */
+    ro.encode = shop_transit_encode;
+    ro.encode_payload = r->transit;
     int error = td_relay_new(&r->relay, r->store, &ro);
-    sodium_memzero(url, strlen(url));
     if (error == 0)
         error = td_relay_start(r->relay);
+    if (error < 0)
+        fprintf(stderr, "shop serve: %s\n", td_error_last());
+    return error;
+}
+
+/* With --services: the queue of this process's contexts ("shop.inventory",
+ * "shop.payments-notifications"), bound to what they read of the others'
+ * events (common/contexts.h), appended into the store for the handlers. */
+static int start_consumer(running *r, const serve_args *a, const char *url)
+{
+    const char *types[32];
+    td_consumer_type bound[32];
+    char names[SHOP_CTX_LIST_MAX], queue[SHOP_CTX_LIST_MAX + 8];
+    size_t n = shop_contexts_inbound(a->services, types, 32);
+    if (n == 0)
+        return 0; /* nothing it needs comes from elsewhere */
+    for (size_t i = 0; i < n && i < 32; i++)
+        bound[i] = (td_consumer_type){types[i], 0};
+    shop_contexts_format(a->services, '-', names, sizeof names);
+    snprintf(queue, sizeof queue, "shop.%s", names);
+    td_consumer_options co = TD_CONSUMER_OPTIONS_INIT;
+    co.queue = queue;
+    co.broker.url = url;
+    co.broker.exchange = a->exchange;
+    co.broker.metrics = r->metrics;
+    co.types = bound;
+    co.type_count = n < 32 ? n : 32;
+    co.queue_type =
+        a->queue_type && strcmp(a->queue_type, "classic") == 0 ? TD_QUEUE_CLASSIC : TD_QUEUE_QUORUM;
+    co.decode = shop_transit_decode;
+    co.decode_payload = r->transit;
+    int error = td_consumer_new(&r->consumer, r->store, &co);
+    if (error == 0)
+        error = td_consumer_start(r->consumer);
     if (error < 0)
         fprintf(stderr, "shop serve: %s\n", td_error_last());
     return error;
@@ -581,17 +646,19 @@ static int start_all(running *r, serve_args *a, const char *host, int port, char
     }
     if ((error = start_tracing(r, a)) < 0)
         return error;
-    if ((error = start_shop(r, a)) < 0 ||
+    if ((error = start_shop(r, a, broker[0] != '\0')) < 0 ||
         (!a->http.open_access && (error = first_admin_key(r->store, a->data)) < 0))
         return error;
     a->http.host = host;
     a->http.port = port;
     a->http.threads = a->http_threads;
-    if (broker[0] && (error = start_relay(r, broker, a->exchange)) < 0)
+    if (broker[0] && ((error = start_relay(r, broker, a->exchange, a->services)) < 0 ||
+                      (a->services != SHOP_CTX_ALL && (error = start_consumer(r, a, broker)) < 0)))
         return error;
     a->http.metrics = r->metrics;
     a->http.spans = r->spans;
     a->http.relay = r->relay;
+    a->http.consumer = r->consumer;
     if ((error = http_server_start(&r->http, r->shop, r->store, &a->http)) < 0)
         fprintf(stderr, "shop serve: cannot listen on %s:%d\n", host, port);
     return error;
@@ -639,6 +706,11 @@ int shop_serve_main(int argc, char **argv)
     char broker[1024], why[512];
     if (broker_url_resolve(broker, sizeof broker, a.broker, a.broker_file, why, sizeof why) < 0)
         return bad("%s", why);
+    if (a.services == 0)
+        a.services = SHOP_CTX_ALL;
+    if (a.services != SHOP_CTX_ALL && broker[0] == '\0')
+        return bad("--services runs part of the shop: the other services reach it through a "
+                   "broker (--broker-file FILE, or TIDINGS_BROKER)");
     if (a.http.open_access && !loopback(host))
         return bad("--open-access serves everyone as an administrator: loopback only");
     if (td_log_to_stderr(a.log_level) < 0) {
@@ -662,7 +734,9 @@ int shop_serve_main(int argc, char **argv)
     sigaddset(&stop, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop, NULL); /* every thread started from here on too */
     running r = {0};
-    if (start_all(&r, &a, host, port, broker) < 0) {
+    int started = start_all(&r, &a, host, port, broker);
+    sodium_memzero(broker, sizeof broker); /* the relay and the consumer have their copies */
+    if (started < 0) {
         stop_all(&r);
         return 1;
     }
@@ -671,6 +745,11 @@ int shop_serve_main(int argc, char **argv)
                "administrator's\n");
     printf("shop: listening on http://%s:%d\nshop: data in %s, store %s\n", host,
            http_server_port(r.http), a.data, td_store_url(r.store));
+    if (a.services != SHOP_CTX_ALL) {
+        char names[SHOP_CTX_LIST_MAX];
+        shop_contexts_format(a.services, ',', names, sizeof names);
+        printf("shop: running the services %s; the others' events come from the broker\n", names);
+    }
     if (r.relay)
         printf("shop: publishing integration events to the broker (GET /health shows "
                "the connection)\n");

@@ -112,14 +112,14 @@ static int product_unit(td_txn *txn, void *payload)
     }
     if ((error = agg_load(txn, &product, "product", c->id, product_fold)) < 0)
         return error;
-    shop_new_event ev = {"ProductCreated", "catalog", TD_KIND_DOMAIN,
+    shop_new_event ev = {"ProductCreated", "catalog", TD_KIND_INTEGRATION,
                          json_pack("{s:s,s:s,s:I,s:s,s:s?}", "product_id", c->id, "name",
                                    c->in->name, "price", (json_int_t)c->in->price, "currency",
                                    c->in->currency, "category_id", c->in->category_id)};
     error = agg_append(txn, &product, &ev, 1, product_fold);
     agg_dispose(&product);
     if (error == 0)
-        error = inventory_change(txn, &c->cmd, c->id, c->in->stock, "initial_stock");
+        error = inventory_change(txn, &c->cmd, "catalog", c->id, c->in->stock, "initial_stock");
     return error;
 }
 
@@ -153,7 +153,7 @@ static int price_unit(td_txn *txn, void *payload)
     if (error == 0) {
         shop_now(when);
         json_int_t old = json_integer_value(json_object_get(product.state, "price"));
-        shop_new_event ev = {"ProductPriceChanged", "catalog", TD_KIND_DOMAIN,
+        shop_new_event ev = {"ProductPriceChanged", "catalog", TD_KIND_INTEGRATION,
                              json_pack("{s:s,s:I,s:I,s:O,s:s}", "product_id", c->id, "old_price",
                                        old, "new_price", (json_int_t)c->price, "currency",
                                        json_object_get(product.state, "currency"), "changed_at",

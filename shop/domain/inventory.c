@@ -36,8 +36,8 @@ static int64_t available(const shop_aggregate *inv)
     return inv->state ? json_integer_value(json_object_get(inv->state, "available")) : 0;
 }
 
-int inventory_change(td_txn *txn, shop_cmd *cmd, const char *product_id, int64_t change,
-                     const char *reason)
+int inventory_change(td_txn *txn, shop_cmd *cmd, const char *source, const char *product_id,
+                     int64_t change, const char *reason)
 {
     shop_aggregate inv;
     if (change == 0)
@@ -47,7 +47,7 @@ int inventory_change(td_txn *txn, shop_cmd *cmd, const char *product_id, int64_t
         error = cmd_fail(cmd, TD_ECONFLICT, "insufficient_stock", "/quantity_change",
                          "only %lld units are available", (long long)available(&inv));
     if (error == 0) {
-        shop_new_event ev = {"InventoryUpdate", "inventory", TD_KIND_INTEGRATION,
+        shop_new_event ev = {"InventoryUpdate", source, TD_KIND_INTEGRATION,
                              json_pack("{s:s,s:I,s:s}", "product_id", product_id, "quantity_change",
                                        (json_int_t)change, "reason", reason)};
         error = agg_append(txn, &inv, &ev, 1, inventory_fold);
@@ -71,7 +71,9 @@ static int adjust_unit(td_txn *txn, void *payload)
     agg_dispose(&product);
     if (error == 0 && !exists)
         error = cmd_fail(&c->cmd, TD_ENOTFOUND, "not_found", NULL, "no product %s", c->product_id);
-    return error < 0 ? error : inventory_change(txn, &c->cmd, c->product_id, c->change, c->reason);
+    return error < 0
+               ? error
+               : inventory_change(txn, &c->cmd, "inventory", c->product_id, c->change, c->reason);
 }
 
 int shop_adjust_stock(shop *s, const char *product_id, int64_t quantity_change, const char *reason)
@@ -94,7 +96,8 @@ int shop_adjust_stock(shop *s, const char *product_id, int64_t quantity_change, 
 
 static int append_one(td_txn *txn, shop_aggregate *inv, const char *type, json_t *data)
 {
-    shop_new_event ev = {type, "inventory", TD_KIND_DOMAIN, data};
+    shop_new_event ev = {type, "inventory", TD_KIND_INTEGRATION,
+                         data}; /* the saga's, the catalog's */
     return agg_append(txn, inv, &ev, 1, inventory_fold);
 }
 

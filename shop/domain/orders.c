@@ -207,7 +207,7 @@ static int place_unit(td_txn *txn, void *payload)
     if (error == 0)
         error = agg_load(txn, &order, "order", c->id, order_fold);
     if (error == 0) {
-        shop_new_event ev = {"OrderCreated", "orders", TD_KIND_DOMAIN, data};
+        shop_new_event ev = {"OrderCreated", "orders", TD_KIND_INTEGRATION, data};
         data = NULL; /* agg_append takes it */
         error = agg_append(txn, &order, &ev, 1, order_fold);
         agg_dispose(&order);
@@ -300,7 +300,7 @@ int order_change_status(td_txn *txn, shop_cmd *cmd, const char *order_id, const 
     if (error == 0) {
         shop_now(when);
         /* user_id spares the read models a read of the order for every change */
-        shop_new_event ev = {"OrderStatusChanged", "orders", TD_KIND_DOMAIN,
+        shop_new_event ev = {"OrderStatusChanged", "orders", TD_KIND_INTEGRATION,
                              json_pack("{s:s,s:O?,s:s,s:s,s:s,s:s?}", "order_id", order_id,
                                        "user_id", json_object_get(order.state, "user_id"),
                                        "from_status", from, "to_status", to, "changed_at", when,
@@ -308,7 +308,11 @@ int order_change_status(td_txn *txn, shop_cmd *cmd, const char *order_id, const 
         error = agg_append(txn, &order, &ev, 1, order_fold);
     }
     const char *method = json_string_value(json_object_get(order.state, "payment_method_id"));
-    if (error == 0 && strcmp(to, "Cancelled") == 0 && method &&
+    /* paid or cancelled: the card token is of no more use. The payments
+     * service deletes its copy once it charged; a payments service of its
+     * own (contexts.h) leaves this store's copy to this */
+    bool done = strcmp(to, "Cancelled") == 0 || strcmp(to, "Processing") == 0;
+    if (error == 0 && done && method &&
         (error = td_txn_doc_delete(txn, SHOP_PAYMENT_METHODS, method)) == TD_ENOTFOUND)
         error = 0; /* charged already, or never kept (an order from before) */
     agg_dispose(&order);

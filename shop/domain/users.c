@@ -97,7 +97,7 @@ static int register_unit(td_txn *txn, void *payload)
     error = data ? td_keyring_seal(c->shop->keyring, txn, subject, data,
                                    shop_personal_fields("UserRegistered"), TD_SEAL_CREATE_KEY)
                  : TD_ENOMEM;
-    shop_new_event ev = {"UserRegistered", "users", TD_KIND_DOMAIN, data};
+    shop_new_event ev = {"UserRegistered", "users", TD_KIND_INTEGRATION, data};
     if (error >= 0)
         error = agg_append(txn, &user, &ev, 1, user_fold);
     else
@@ -179,15 +179,22 @@ static int forget_unit(td_txn *txn, void *payload)
 {
     forget_cmd *c = payload;
     char subject[SHOP_SUBJECT_LEN + 1], *text = NULL;
+    char when[TD_TIME_STR_LEN + 1];
     shop_aggregate user;
     int error = agg_load(txn, &user, "user", c->id, user_fold);
     bool exists = error == 0 && user.state != NULL;
-    agg_dispose(&user);
     if (error == 0 && !exists)
-        return cmd_fail(&c->cmd, TD_ENOTFOUND, "not_found", NULL, "no user %s", c->id);
+        error = cmd_fail(&c->cmd, TD_ENOTFOUND, "not_found", NULL, "no user %s", c->id);
     shop_user_subject(subject, c->id);
     if (error == 0)
         error = td_keyring_forget(c->shop->keyring, txn, subject);
+    shop_now(when);
+    if (error == 0) { /* the other services' stores forget the user too (contexts.h) */
+        shop_new_event ev = {"UserForgotten", "users", TD_KIND_INTEGRATION,
+                             json_pack("{s:s,s:s}", "user_id", c->id, "forgotten_at", when)};
+        error = agg_append(txn, &user, &ev, 1, user_fold);
+    }
+    agg_dispose(&user);
     if (error == 0)
         error = td_txn_doc_get(txn, SHOP_AUTH_USERS, c->id, &text, NULL);
     json_t *credentials = error == 0 ? json_loads(text, 0, NULL) : NULL;

@@ -42,8 +42,8 @@ static int get_file(http_request *req, http_response *res)
 }
 
 const http_route http_console_routes[] = {
-    {"GET", "/console", "/console", HTTP_ANYONE, get_page, 0},
-    {"GET", "/console/", "/console", HTTP_ANYONE, get_page, 0},
-    {"GET", "/console/{}", "/console/{file}", HTTP_ANYONE, get_file, 0},
-    {NULL, NULL, NULL, 0, NULL, 0},
+    {"GET", "/console", "/console", HTTP_ANYONE, get_page, 0, 0},
+    {"GET", "/console/", "/console", HTTP_ANYONE, get_page, 0, 0},
+    {"GET", "/console/{}", "/console/{file}", HTTP_ANYONE, get_file, 0, 0},
+    {NULL, NULL, NULL, 0, NULL, 0, 0},
 };

@@ -190,13 +190,13 @@ static int get_audit(http_request *req, http_response *res)
 }
 
 const http_route http_dead_letter_routes[] = {
-    {"GET", "/dead-letters", "/dead-letters", SHOP_ROLE_ADMIN, get_dead_letters, 0},
-    {"POST", "/dead-letters/retry", "/dead-letters/retry", SHOP_ROLE_ADMIN, retry_matching, 0},
-    {"GET", "/dead-letters/audit", "/dead-letters/audit", SHOP_ROLE_ADMIN, get_audit, 0},
-    {"GET", "/dead-letters/{}", "/dead-letters/{id}", SHOP_ROLE_ADMIN, get_dead_letter, 0},
+    {"GET", "/dead-letters", "/dead-letters", SHOP_ROLE_ADMIN, get_dead_letters, 0, 0},
+    {"POST", "/dead-letters/retry", "/dead-letters/retry", SHOP_ROLE_ADMIN, retry_matching, 0, 0},
+    {"GET", "/dead-letters/audit", "/dead-letters/audit", SHOP_ROLE_ADMIN, get_audit, 0, 0},
+    {"GET", "/dead-letters/{}", "/dead-letters/{id}", SHOP_ROLE_ADMIN, get_dead_letter, 0, 0},
     {"POST", "/dead-letters/{}/retry", "/dead-letters/{id}/retry", SHOP_ROLE_ADMIN,
-     retry_dead_letter, 0},
+     retry_dead_letter, 0, 0},
     {"POST", "/dead-letters/{}/drop", "/dead-letters/{id}/drop", SHOP_ROLE_ADMIN, drop_dead_letter,
-     0},
-    {NULL, NULL, NULL, 0, NULL, 0},
+     0, 0},
+    {NULL, NULL, NULL, 0, NULL, 0, 0},
 };

@@ -23,6 +23,7 @@
 #include <microhttpd.h>
 #include <stdatomic.h>
 
+#include "common/contexts.h"
 #include "auth/auth.h"
 #include "services/spans.h"
 #include "shop.h"
@@ -189,6 +190,9 @@ typedef struct http_route {
     unsigned roles;      /* who may: shop_role bits */
     http_handler handler;
     unsigned flags; /* HTTP_NEW_WORK */
+    /* The context that owns it (SHOP_CTX_*); 0: every process serves it.
+     * A process that does not run it answers 421, naming the owner. */
+    unsigned context;
 } http_route;
 
 /* http_route flags: the route begins new work (an order), refused with 503
@@ -296,6 +300,7 @@ typedef struct http_options {
     int admit_backlog_ms;                /* HTTP_NEW_WORK is refused while shop_backlog
                                             is past this; 0: 100 ms; negative: never */
     td_relay *relay;                     /* the broker relay, for /health; NULL: none */
+    td_consumer *consumer;               /* the broker consumer, for /health; NULL: none */
 } http_options;
 
 int http_server_start(http_server **out, shop *s, td_store *store, const http_options *opts);
@@ -307,5 +312,7 @@ td_metrics *http_server_metrics(http_server *server);
 shop_spans *http_server_spans(http_server *server);
 /* The broker relay /health reports on, or NULL. Borrowed. */
 td_relay *http_server_relay(http_server *server);
+/* The broker consumer /health reports on, or NULL. Borrowed. */
+td_consumer *http_server_consumer(http_server *server);
 
 #endif

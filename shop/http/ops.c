@@ -155,21 +155,44 @@ static const char *store_state(td_store *store, td_store_health *h)
     return h->state == TD_STORE_OK ? "ok" : h->state == TD_STORE_FULL ? "storage_full" : "failed";
 }
 
-/* The broker relay's connection and progress, or NULL without one. A
- * broker that is away does not make the shop unhealthy: its events wait in
- * the store and go out once it is back. */
-static json_t *broker_health(td_relay *relay)
+/* The broker relay's connection and progress, and the consumer's when
+ * this process takes other services' events (`--services`), or NULL
+ * without a broker. A broker that is away does not make the shop
+ * unhealthy: its events wait in the store and go out once it is back, and
+ * what the others sent waits in the queue. */
+static json_t *broker_health(td_relay *relay, td_consumer *consumer)
 {
-    td_broker_stats s;
+    td_broker_stats s, c;
     if (relay == NULL)
         return NULL;
     td_relay_stats(relay, &s);
-    return json_pack("{s:s,s:I,s:I,s:f,s:I,s:I,s:I,s:s*}", "connection",
-                     s.connected ? "connected" : "disconnected", "checkpoint",
-                     (json_int_t)s.checkpoint, "lag_events", (json_int_t)s.lag_events,
-                     "lag_seconds", s.lag_seconds, "published", (json_int_t)s.published,
-                     "confirmed", (json_int_t)s.confirmed, "nacked", (json_int_t)s.nacked,
-                     "last_error", s.last_error[0] ? s.last_error : NULL);
+    json_t *body = json_pack("{s:s,s:I,s:I,s:f,s:I,s:I,s:I,s:s*}", "connection",
+                             s.connected ? "connected" : "disconnected", "checkpoint",
+                             (json_int_t)s.checkpoint, "lag_events", (json_int_t)s.lag_events,
+                             "lag_seconds", s.lag_seconds, "published", (json_int_t)s.published,
+                             "confirmed", (json_int_t)s.confirmed, "nacked", (json_int_t)s.nacked,
+                             "last_error", s.last_error[0] ? s.last_error : NULL);
+    if (body && consumer) {
+        td_consumer_stats(consumer, &c);
+        json_object_set_new(body, "consumer",
+                            json_pack("{s:s,s:I,s:I,s:I,s:I,s:s*}", "connection",
+                                      c.connected ? "connected" : "disconnected", "consumed",
+                                      (json_int_t)c.consumed, "duplicates",
+                                      (json_int_t)c.duplicates, "redelivered",
+                                      (json_int_t)c.redelivered, "rejected", (json_int_t)c.rejected,
+                                      "last_error", c.last_error[0] ? c.last_error : NULL));
+    }
+    return body;
+}
+
+/* The contexts this process runs, as names. */
+static json_t *services_json(shop *s)
+{
+    json_t *names = json_array();
+    for (unsigned i = 0; names && i < SHOP_CTX_COUNT; i++)
+        if (shop_runs(s, 1u << i))
+            json_array_append_new(names, json_string(shop_context_name(1u << i)));
+    return names;
 }
 
 /* Healthy: the store answers and takes writes, and no handler of this
@@ -212,16 +235,18 @@ static int get_health(http_request *req, http_response *res)
     json_t *instance = shop_instance_json(req->shop);
     if (instance)
         json_object_set_new(body, "instance", instance);
-    json_t *broker = broker_health(http_server_relay(req->server));
+    json_object_set_new(body, "services", services_json(req->shop));
+    json_t *broker =
+        broker_health(http_server_relay(req->server), http_server_consumer(req->server));
     if (broker)
         json_object_set_new(body, "broker", broker);
     return http_json(res, ok ? 200 : 503, body);
 }
 
 const http_route http_ops_routes[] = {
-    {"GET", "/events", "/events", SHOP_ROLE_ADMIN, get_events, 0},
-    {"GET", "/streams/{}", "/streams/{stream}", SHOP_ROLE_ADMIN, get_stream, 0},
-    {"GET", "/metrics", "/metrics", SHOP_ROLE_METRICS | SHOP_ROLE_ADMIN, get_metrics, 0},
-    {"GET", "/health", "/health", HTTP_ANYONE, get_health, 0},
-    {NULL, NULL, NULL, 0, NULL, 0},
+    {"GET", "/events", "/events", SHOP_ROLE_ADMIN, get_events, 0, 0},
+    {"GET", "/streams/{}", "/streams/{stream}", SHOP_ROLE_ADMIN, get_stream, 0, 0},
+    {"GET", "/metrics", "/metrics", SHOP_ROLE_METRICS | SHOP_ROLE_ADMIN, get_metrics, 0, 0},
+    {"GET", "/health", "/health", HTTP_ANYONE, get_health, 0, 0},
+    {NULL, NULL, NULL, 0, NULL, 0, 0},
 };

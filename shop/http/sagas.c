@@ -181,9 +181,9 @@ static int get_instance(http_request *req, http_response *res)
 }
 
 const http_route http_saga_routes[] = {
-    {"GET", "/sagas", "/sagas", SHOP_ROLE_ADMIN, get_sagas, 0},
-    {"GET", "/sagas/{}/instances", "/sagas/{saga}/instances", SHOP_ROLE_ADMIN, get_instances, 0},
+    {"GET", "/sagas", "/sagas", SHOP_ROLE_ADMIN, get_sagas, 0, 0},
+    {"GET", "/sagas/{}/instances", "/sagas/{saga}/instances", SHOP_ROLE_ADMIN, get_instances, 0, 0},
     {"GET", "/sagas/{}/instances/{}", "/sagas/{saga}/instances/{correlation_id}", SHOP_ROLE_ADMIN,
-     get_instance, 0},
-    {NULL, NULL, NULL, 0, NULL, 0},
+     get_instance, 0, 0},
+    {NULL, NULL, NULL, 0, NULL, 0, 0},
 };

@@ -45,7 +45,8 @@ struct http_server {
     long long cut_counted; /* connections cut, as far as the metric has them */
     td_metrics *metrics;
     shop_spans *spans;
-    td_relay *relay; /* borrowed, or NULL */
+    td_relay *relay;       /* borrowed, or NULL */
+    td_consumer *consumer; /* borrowed, or NULL */
     http_throttle *throttles[HTTP_LIMITS];
     http_deadlines *deadlines;
     http_workers *workers;
@@ -116,6 +117,11 @@ shop_spans *http_server_spans(http_server *server)
 td_relay *http_server_relay(http_server *server)
 {
     return server->relay;
+}
+
+td_consumer *http_server_consumer(http_server *server)
+{
+    return server->consumer;
 }
 
 /* Matches path against pattern ("/orders/{}/cancel"), capturing {} parts. */
@@ -252,6 +258,20 @@ static bool hand_over(http_request *req, pending *p, http_response *res, const c
     return false;
 }
 
+/* A route of a context this process does not run (`shop serve
+ * --services`): 421, naming the service that serves it. */
+static void misdirected(const http_request *req, http_response *res, unsigned context)
+{
+    char runs[SHOP_CTX_LIST_MAX];
+    const char *owner = shop_context_name(context);
+    shop_contexts_format(shop_services(req->shop), ',', runs, sizeof runs);
+    http_problem(res, 421, "wrong_service", NULL,
+                 "%s %s is served by the %s service; this process runs %s", req->method, req->path,
+                 owner ? owner : "another", runs);
+    if (owner)
+        json_object_set_new(res->json, "service", json_string(owner));
+}
+
 /* Routes the request: answers into res, or hands a command to a worker
  * (returns true: the answer comes when the connection is resumed). */
 static bool dispatch(http_request *req, pending *p, http_response *res, const char **route)
@@ -267,7 +287,9 @@ static bool dispatch(http_request *req, pending *p, http_response *res, const ch
     bool on_worker = r && is_command(req->method) && req->server->workers;
     bool bounded = r && (r->flags & HTTP_NEW_WORK);
     const char *full = on_worker ? http_workers_full(req->server->workers, bounded) : NULL;
-    if (full)
+    if (r && r->context && req->shop && !shop_runs(req->shop, r->context))
+        misdirected(req, res, r->context);
+    else if (full)
         overloaded(res, full);
     else if (behind(req, r))
         overloaded(res, "the shop is catching up with the orders it has taken");
@@ -730,6 +752,7 @@ int http_server_start(http_server **out, shop *sh, td_store *store, const http_o
     s->metrics = opts->metrics;
     s->spans = opts->spans;
     s->relay = opts->relay;
+    s->consumer = opts->consumer;
     s->open_access = opts->open_access;
     s->idempotency_ttl =
         (td_time)(opts->idempotency_ttl_s > 0 ? opts->idempotency_ttl_s : 24 * 3600) * 1000000;

@@ -236,7 +236,7 @@ static int get_store(http_request *req, http_response *res)
 }
 
 const http_route http_status_routes[] = {
-    {"GET", "/subscriptions", "/subscriptions", SHOP_ROLE_ADMIN, get_subscriptions, 0},
-    {"GET", "/store", "/store", SHOP_ROLE_ADMIN, get_store, 0},
-    {NULL, NULL, NULL, 0, NULL, 0},
+    {"GET", "/subscriptions", "/subscriptions", SHOP_ROLE_ADMIN, get_subscriptions, 0, 0},
+    {"GET", "/store", "/store", SHOP_ROLE_ADMIN, get_store, 0, 0},
+    {NULL, NULL, NULL, 0, NULL, 0, 0},
 };

@@ -186,6 +186,6 @@ static int get_story(http_request *req, http_response *res)
 }
 
 const http_route http_story_routes[] = {
-    {"GET", "/orders/{}/story", "/orders/{id}/story", SHOP_ROLE_ADMIN, get_story, 0},
-    {NULL, NULL, NULL, 0, NULL, 0},
+    {"GET", "/orders/{}/story", "/orders/{id}/story", SHOP_ROLE_ADMIN, get_story, 0, 0},
+    {NULL, NULL, NULL, 0, NULL, 0, 0},
 };

@@ -16,13 +16,28 @@
 static _Thread_local int last_code;
 static _Thread_local char last_message[MESSAGE_MAX];
 
+static int set_v(int code, const char *fmt, va_list ap)
+{
+    vsnprintf(last_message, sizeof last_message, fmt, ap);
+    last_code = code;
+    return code;
+}
+
 int td_error__set(int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_message, sizeof last_message, fmt, ap);
+    set_v(code, fmt, ap);
     va_end(ap);
-    last_code = code;
+    return code;
+}
+
+int td_error_report(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    set_v(code, fmt, ap);
+    va_end(ap);
     return code;
 }
 
