@@ -246,9 +246,12 @@ int shop_get_product(shop *s, const char *product_id, json_t **out)
     if (error < 0 && error != TD_ENOTFOUND)
         return shop_fail_td(error);
     int64_t units = 0, revenue = 0;
-    if ((error = shop_product_sales(s, product_id, &units, &revenue)) < 0)
+    /* sales come from the orders' events, which reach a process that runs
+     * the catalog or the orders; elsewhere (inventory alone) they are unknown */
+    bool sales_known = shop_runs(s, SHOP_CTX_CATALOG) || shop_runs(s, SHOP_CTX_ORDERS);
+    if (sales_known && (error = shop_product_sales(s, product_id, &units, &revenue)) < 0)
         return error;
-    json_object_set_new(*out, "units_sold", json_integer(units));
-    json_object_set_new(*out, "revenue", json_integer(revenue));
+    json_object_set_new(*out, "units_sold", sales_known ? json_integer(units) : json_null());
+    json_object_set_new(*out, "revenue", sales_known ? json_integer(revenue) : json_null());
     return 0;
 }

@@ -97,7 +97,8 @@ void td_broker_redact(char *buf, size_t size, const char *url);
  * thread for each integration event it is about to publish, in position
  * order, again for a republished one. Returns 0: the stored data, as it is;
  * 1: *body instead (a NUL-terminated JSON object, allocated with malloc;
- * the relay frees it); negative: the event cannot be sent yet, and the
+ * the relay frees it); 2: not for the broker (no service reads it): passed
+ * over, as a domain event is; negative: the event cannot be sent yet, and the
  * relay reads it again after a pause, keeping its connection and its
  * order (nothing after it is published meanwhile). */
 typedef int (*td_relay_encode_fn)(const td_event *event, char **body, void *payload);

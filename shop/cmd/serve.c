@@ -406,10 +406,25 @@ static int can_listen(const char *host, int port)
 }
 
 /* The data folder, private to this user: made 0700, or narrowed to it. */
+/* mkdir -p: the folders above data too (mode 700; umask 077 is set). */
+static int make_folders(const char *data)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s", data);
+    for (char *p = path + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(path, 0700) < 0 && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    return mkdir(path, 0700) < 0 && errno != EEXIST ? -1 : 0;
+}
+
 static int private_folder(const char *data)
 {
     struct stat st;
-    if (mkdir(data, 0700) < 0 && errno != EEXIST) {
+    if (make_folders(data) < 0) {
         fprintf(stderr, "shop serve: cannot make the data folder %s: %s\n", data, strerror(errno));
         return -1;
     }
@@ -563,7 +578,7 @@ static int start_shop(running *r, const serve_args *a, bool with_broker)
                "keep a copy apart from the store's backups\n",
                a->data);
     int error = shop_open(&r->shop, r->store, &so);
-    if (error == 0 && with_broker && (error = shop_transit_new(&r->transit, r->store, master)) < 0)
+    if (error == 0 && with_broker && (error = shop_transit_new(&r->transit, r->store, a->services, master)) < 0)
         fprintf(stderr, "shop serve: cannot prepare the broker's sealing: %s\n", td_error_last());
     sodium_memzero(master, sizeof master);
     if (error < 0)

@@ -131,3 +131,11 @@ size_t shop_contexts_sources(unsigned set, const char **out, size_t max)
         out[n] = NULL;
     return n;
 }
+
+bool shop_contexts_outbound(unsigned set, const char *type)
+{
+    for (size_t i = 0; i < sizeof shared / sizeof shared[0]; i++)
+        if (strcmp(shared[i].type, type) == 0)
+            return (shared[i].readers & ~set) != 0;
+    return false;
+}

@@ -13,6 +13,7 @@
 #ifndef SHOP_COMMON_CONTEXTS_H
 #define SHOP_COMMON_CONTEXTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef enum shop_context {
@@ -44,6 +45,10 @@ void shop_contexts_format(unsigned set, char sep, char *buf, size_t size);
  * context of set reads and some context outside it writes. Fills types
  * (borrowed, static) up to max; returns how many there are. */
 size_t shop_contexts_inbound(unsigned set, const char **types, size_t max);
+
+/* Whether some context outside set reads events of type (what a process
+ * running set sends to the broker). */
+bool shop_contexts_outbound(unsigned set, const char *type);
 
 /* The sources of the events the contexts of set write (for the relay:
  * what it received is not sent out again). Fills out (static, NULL

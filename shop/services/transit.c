@@ -23,11 +23,12 @@
 
 struct shop_transit {
     td_store *store;
+    unsigned services; /* SHOP_CTX_* bits this process runs */
     td_keyring *keyring;
     unsigned char key[crypto_secretbox_KEYBYTES];
 };
 
-int shop_transit_new(shop_transit **out, td_store *store,
+int shop_transit_new(shop_transit **out, td_store *store, unsigned services,
                      const unsigned char master[TD_MASTER_KEY_BYTES])
 {
     shop_transit *t = sodium_malloc(sizeof *t); /* guarded, kept out of swap */
@@ -35,6 +36,7 @@ int shop_transit_new(shop_transit **out, td_store *store,
         return TD_ENOMEM;
     memset(t, 0, sizeof *t);
     t->store = store;
+    t->services = services;
     _Static_assert(TD_MASTER_KEY_BYTES == crypto_kdf_KEYBYTES, "the master key is a KDF key");
     int error = crypto_kdf_derive_from_key(t->key, sizeof t->key, KDF_ID, KDF_CONTEXT, master) == 0
                     ? td_keyring_new(&t->keyring, store, master)
@@ -133,6 +135,8 @@ int shop_transit_encode(const td_event *ev, char **body, void *payload)
     shop_transit *t = payload;
     const char *const *fields = shop_personal_fields(ev->type);
     bool payment = strcmp(ev->type, "ProcessPayment") == 0;
+    if (t->services != SHOP_CTX_ALL && !shop_contexts_outbound(t->services, ev->type))
+        return 2; /* no other service reads it: no queue is bound to it */
     if (fields == NULL && !payment)
         return 0; /* nothing of the sender's keys in it: as stored */
     json_t *data = NULL, *secret = json_object();

@@ -32,9 +32,13 @@
 typedef struct shop_transit shop_transit;
 
 /* Makes the transit of store's events under master (copied; the caller
- * wipes its own copy). Caller owns *out; free with shop_transit_free
- * after the relay and the consumer that use it, before the store. */
-int shop_transit_new(shop_transit **out, td_store *store,
+ * wipes its own copy), for a process running the contexts of services
+ * (SHOP_CTX_* bits; common/contexts.h): when it runs some only, encode
+ * passes over the events no other context reads (2), which no queue is
+ * bound to; the whole shop sends every integration event, for whoever
+ * listens. Caller owns *out; free with shop_transit_free after the relay
+ * and the consumer that use it, before the store. */
+int shop_transit_new(shop_transit **out, td_store *store, unsigned services,
                      const unsigned char master[TD_MASTER_KEY_BYTES]);
 void shop_transit_free(shop_transit *t);
 

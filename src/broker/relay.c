@@ -242,6 +242,11 @@ static int publish_one(const td_event *ev, void *payload)
             r->encode_failed = true;
             return 1;
         }
+        if (chosen == 2) { /* not for the broker: passed over like a domain event */
+            free(encoded);
+            r->read_pos = ev->position;
+            return 0;
+        }
         if (chosen == 1)
             body = (amqp_bytes_t){strlen(encoded), encoded};
         td_broker__message_props(&props, entries, ev, id);
