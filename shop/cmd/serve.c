@@ -405,7 +405,6 @@ static int can_listen(const char *host, int port)
     return error ? -1 : 0;
 }
 
-/* The data folder, private to this user: made 0700, or narrowed to it. */
 /* mkdir -p: the folders above data too (mode 700; umask 077 is set). */
 static int make_folders(const char *data)
 {
@@ -421,6 +420,7 @@ static int make_folders(const char *data)
     return mkdir(path, 0700) < 0 && errno != EEXIST ? -1 : 0;
 }
 
+/* The data folder, private to this user: made 0700, or narrowed to it. */
 static int private_folder(const char *data)
 {
     struct stat st;
@@ -578,19 +578,21 @@ static int start_shop(running *r, const serve_args *a, bool with_broker)
                "keep a copy apart from the store's backups\n",
                a->data);
     int error = shop_open(&r->shop, r->store, &so);
-    if (error == 0 && with_broker && (error = shop_transit_new(&r->transit, r->store, a->services, master)) < 0)
-        fprintf(stderr, "shop serve: cannot prepare the broker's sealing: %s\n", td_error_last());
-    sodium_memzero(master, sizeof master);
     if (error < 0)
         fprintf(stderr, "shop serve: %s\n", shop_error().message);
+    else if (with_broker &&
+             (error = shop_transit_new(&r->transit, r->store, a->services, master)) < 0)
+        fprintf(stderr, "shop serve: cannot prepare the broker's sealing: %s\n", td_error_last());
+    sodium_memzero(master, sizeof master);
     return error;
 }
 
 /* The relay of the shop's integration events to the broker (broker.h),
  * when there is one: it connects in the background, and /health says how
  * it is doing. Another instance on the same store may run it already: this
- * one then stands by and takes over when that one stops or dies. The URL
- * is wiped once handed over. */
+ * one then stands by and takes over when that one stops or dies. With
+ * --services it sends only what this process's contexts wrote, each body
+ * as the transit seals it (services/transit.h). */
 static int start_relay(running *r, const char *url, const char *exchange, unsigned services)
 {
     const char *sources[SHOP_CTX_COUNT + 1];
@@ -601,7 +603,8 @@ static int start_relay(running *r, const char *url, const char *exchange, unsign
     ro.broker.url = url;
     ro.broker.exchange = exchange;
     ro.broker.metrics = r->metrics;
-    ro.sources = sources; /* what this process received is not sent out again */
+    if (services != SHOP_CTX_ALL) /* what this process received is not sent out again */
+        ro.sources = sources;
     ro.encode = shop_transit_encode;
     ro.encode_payload = r->transit;
     int error = td_relay_new(&r->relay, r->store, &ro);

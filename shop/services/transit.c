@@ -59,10 +59,22 @@ void shop_transit_free(shop_transit *t)
 
 /* ---- sending ------------------------------------------------------------------------ */
 
+/* A sealed box that does not open here (damaged, or altered) would stop
+ * the relay at its event for good: it goes as stored instead, which its
+ * receivers cannot open either, and the log says which. */
+static int undecipherable(const td_event *ev, const char *what)
+{
+    char id[TD_UUID_STR_LEN + 1];
+    td_uuid_format(id, &ev->id);
+    td_log(TD_LOG_WARN, NULL, "event %s (%s): its %s does not open: sent as stored", id, ev->type,
+           what);
+    return 1;
+}
+
 /* The order's card token, opened, into secret ("token", "method",
  * "user_id"); nothing when the document is gone (charged, cancelled) or
  * its customer forgotten: the payments service then declines. */
-static int add_card_token(shop_transit *t, json_t *data, json_t *secret)
+static int add_card_token(shop_transit *t, const td_event *ev, json_t *data, json_t *secret)
 {
     const char *method_id = json_string_value(json_object_get(data, "payment_method_id"));
     char *text = NULL;
@@ -87,13 +99,19 @@ static int add_card_token(shop_transit *t, json_t *data, json_t *secret)
                     ? TD_ENOMEM
                     : 0;
     json_decref(doc);
-    return error == 1 ? 0 : error; /* forgotten: no token */
+    if (error == TD_ECORRUPT) /* no token: the charge is declined */
+        error = undecipherable(ev, "card token");
+    return error == 1 ? 0 : error; /* forgotten or unreadable: no token */
 }
 
-/* Moves the personal fields of data, opened, into secret. */
-static int take_personal(shop_transit *t, const char *const *fields, json_t *data, json_t *secret)
+/* Moves the personal fields of data, opened, into secret; 1 when they
+ * cannot be opened (left as they are). */
+static int take_personal(shop_transit *t, const td_event *ev, const char *const *fields,
+                         json_t *data, json_t *secret)
 {
     int opened = td_keyring_open(t->keyring, NULL, data);
+    if (opened == TD_ECORRUPT)
+        return undecipherable(ev, "personal data");
     if (opened < 0)
         return opened;
     for (size_t i = 0; fields[i]; i++) {
@@ -141,10 +159,13 @@ int shop_transit_encode(const td_event *ev, char **body, void *payload)
         return 0; /* nothing of the sender's keys in it: as stored */
     json_t *data = NULL, *secret = json_object();
     int error = secret ? td_event_data(&data, ev) : TD_ENOMEM;
-    if (error == 0 && fields)
-        error = take_personal(t, fields, data, secret);
+    if (error == 0 && fields && (error = take_personal(t, ev, fields, data, secret)) == 1) {
+        json_decref(secret);
+        json_decref(data);
+        return 0; /* as stored */
+    }
     if (error == 0 && payment)
-        error = add_card_token(t, data, secret);
+        error = add_card_token(t, ev, data, secret);
     if (error == 0 && json_object_size(secret) > 0)
         error = seal_for_wire(t, data, secret);
     if (error == 0 && (*body = json_dumps(data, JSON_COMPACT)) == NULL)
