@@ -77,15 +77,15 @@ void td_broker__set_error(td_broker_counters *c, const char *message);
 void td_broker__set_connected(td_broker_counters *c, bool connected);
 void td_broker__snapshot(td_broker_counters *c, td_broker_stats *out);
 
-/* Metric families of one relay or consumer (label: its name); all NULL
- * without a registry. */
+/* Metric families of one relay or consumer (label: its name; its counters
+ * start at 0); all NULL without a registry. */
 typedef struct td_broker_metrics {
     td_metric *published, *confirmed, *nacked, *lag_events, *lag_seconds;
     td_metric *consumed, *duplicates, *redelivered, *rejected, *connected;
 } td_broker_metrics;
 
-int td_broker__metrics_relay(td_broker_metrics *m, td_metrics *registry);
-int td_broker__metrics_consumer(td_broker_metrics *m, td_metrics *registry);
+int td_broker__metrics_relay(td_broker_metrics *m, td_metrics *registry, const char *name);
+int td_broker__metrics_consumer(td_broker_metrics *m, td_metrics *registry, const char *name);
 /* Adds amount to family's series for name; nothing without a family. */
 void td_broker__count(td_metric *family, const char *name, double amount);
 

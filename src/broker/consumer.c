@@ -338,7 +338,7 @@ static int init(td_consumer *c, const td_consumer_options *opts)
     if (error == 0)
         error = make_intake(c);
     if (error == 0)
-        error = td_broker__metrics_consumer(&c->m, c->conf.metrics);
+        error = td_broker__metrics_consumer(&c->m, c->conf.metrics, c->queue);
     if (error == 0 && c->conf.metrics)
         error = td_metrics_on_collect(c->conf.metrics, collect, c);
     return error;

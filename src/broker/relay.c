@@ -560,7 +560,7 @@ int td_relay_new(td_relay **out, td_store *store, const td_relay_options *opts)
     if (error == 0)
         error = load_checkpoint(r);
     if (error == 0)
-        error = td_broker__metrics_relay(&r->m, r->conf.metrics);
+        error = td_broker__metrics_relay(&r->m, r->conf.metrics, r->name);
     if (error == 0 && r->conf.metrics)
         error = td_metrics_on_collect(r->conf.metrics, collect, r);
     if (error < 0) {

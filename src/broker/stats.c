@@ -62,7 +62,18 @@ void td_broker__count(td_metric *family, const char *name, double amount)
         td_metric_add(family, labels, amount);
 }
 
-int td_broker__metrics_relay(td_broker_metrics *m, td_metrics *r)
+/* Makes each counter's series for name exist at 0, so that a scraper sees
+ * it (and a rate of 0) before the first message rather than no series. */
+static int start_at_zero(td_metric *const *families, size_t count, const char *name)
+{
+    const char *labels[1] = {name};
+    int error = 0;
+    for (size_t i = 0; i < count && error == 0; i++)
+        error = td_metric_add(families[i], labels, 0);
+    return error;
+}
+
+int td_broker__metrics_relay(td_broker_metrics *m, td_metrics *r, const char *name)
 {
     memset(m, 0, sizeof *m);
     if (r == NULL)
@@ -84,10 +95,11 @@ int td_broker__metrics_relay(td_broker_metrics *m, td_metrics *r)
     if (error == 0)
         error = td_metrics_gauge(&m->connected, r, "broker_relay_connected",
                                  "1 while the relay's connection is up.", "relay");
-    return error;
+    td_metric *counters[] = {m->published, m->confirmed, m->nacked};
+    return error < 0 ? error : start_at_zero(counters, 3, name);
 }
 
-int td_broker__metrics_consumer(td_broker_metrics *m, td_metrics *r)
+int td_broker__metrics_consumer(td_broker_metrics *m, td_metrics *r, const char *name)
 {
     memset(m, 0, sizeof *m);
     if (r == NULL)
@@ -106,5 +118,6 @@ int td_broker__metrics_consumer(td_broker_metrics *m, td_metrics *r)
     if (error == 0)
         error = td_metrics_gauge(&m->connected, r, "broker_consumer_connected",
                                  "1 while the consumer's connection is up.", "queue");
-    return error;
+    td_metric *counters[] = {m->consumed, m->duplicates, m->redelivered, m->rejected};
+    return error < 0 ? error : start_at_zero(counters, 4, name);
 }

@@ -185,6 +185,13 @@ confirmations=$("$tidings" --db "${dbs[payments]}" events --type OrderConfirmati
 [ "$sent" = 4 ] || fail "payments published $sent messages, not 4 (3 PaymentProcessed, 1 PaymentRefunded: no OrderConfirmationEmail)"
 grep -q "^To: .*$email" "$spool" || fail "the e-mails are not addressed to the customer"
 
+metrics=$(as payments "${urls[payments]}/metrics")
+for series in 'broker_consumed_total{queue="shop.payments-notifications"} [1-9]' \
+  'broker_confirmed_total{relay="shop"} [1-9]' 'broker_relay_lag_events{relay="shop"} ' \
+  'broker_redelivered_total{queue="shop.payments-notifications"} ' 'broker_nacked_total{relay="shop"} '; do
+  grep -q "^$series" <<<"$metrics" || fail "no $series in the payments' /metrics"
+done
+
 # --- personal data and card tokens, never in the clear in a store ------------------------
 for name in shop inventory payments; do
   db=${dbs[$name]}
