@@ -189,7 +189,7 @@ void td_relay_stats(td_relay *relay, td_broker_stats *out);
 
 /* ---- the consumer ------------------------------------------------------- */
 
-#define TD_CONSUMER_OPTIONS_VERSION 2 /* 1: without decode */
+#define TD_CONSUMER_OPTIONS_VERSION 2 /* 1: without decode and standby */
 
 /* What the receiving store keeps of a message's body: the counterpart of
  * td_relay_encode_fn. Called in the unit that appends the message, under
@@ -227,12 +227,18 @@ typedef struct td_consumer_options {
     unsigned prefetch;            /* unacknowledged messages at a time; 0: 256 */
     td_consumer_decode_fn decode; /* NULL: every body as received */
     void *decode_payload;         /* passed to decode; borrowed */
+    /* While another process runs the queue's "<queue>.intake" subscription
+     * on the same store (another instance of the service): false,
+     * td_consumer_start answers TD_EBUSY; true, this one consumes all the
+     * same (the queue has a single active consumer, so the broker keeps it
+     * as a hot standby) and takes the intake over once it is free. */
+    bool standby;
 } td_consumer_options;
 
 #define TD_CONSUMER_OPTIONS_INIT                                                                   \
     {                                                                                              \
         TD_CONSUMER_OPTIONS_VERSION, NULL, TD_BROKER_OPTIONS_INIT, NULL, 0, TD_QUEUE_QUORUM, 0,    \
-            NULL, NULL                                                                             \
+            NULL, NULL, false                                                                      \
     }
 
 typedef struct td_consumer td_consumer;
@@ -246,7 +252,7 @@ int td_consumer_new(td_consumer **out, td_store *store, const td_consumer_option
 
 /* Starts the consumer's thread (which declares the queue and its bindings
  * on each connection) and its "<queue>.intake" subscription. TD_EBUSY
- * when another process runs that subscription. */
+ * when another process runs that subscription, unless opts.standby. */
 int td_consumer_start(td_consumer *consumer);
 
 /* Stops: what was appended is acknowledged, the rest is left to the broker

@@ -641,6 +641,7 @@ static int start_consumer(running *r, const serve_args *a, const char *url)
         a->queue_type && strcmp(a->queue_type, "classic") == 0 ? TD_QUEUE_CLASSIC : TD_QUEUE_QUORUM;
     co.decode = shop_transit_decode;
     co.decode_payload = r->transit;
+    co.standby = true; /* another instance on this store (--partitions) may consume already */
     int error = td_consumer_new(&r->consumer, r->store, &co);
     if (error == 0)
         error = td_consumer_start(r->consumer);

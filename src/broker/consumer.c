@@ -36,7 +36,8 @@
 #include "core/error.h"
 #include "core/internal.h"
 
-#define WAIT_MS 100 /* for the first message of a batch, before a look at stop */
+#define WAIT_MS         100  /* for the first message of a batch, before a look at stop */
+#define INTAKE_RETRY_MS 3000 /* standby: how often the intake is tried again */
 
 struct td_consumer {
     td_store *store;
@@ -51,6 +52,9 @@ struct td_consumer {
     td_broker_counters counters;
     td_broker_metrics m;
     td_subscription *intake;
+    bool standby;     /* run without the intake while another process has it */
+    bool intake_here; /* this consumer runs the intake (the thread's, once started) */
+    td_time intake_tried;
     pthread_t thread;
     bool running;
     atomic_bool stop;
@@ -237,6 +241,19 @@ static int step(td_consumer *c)
     return c->batch_count ? commit_batch(c) : 0;
 }
 
+/* Standby: takes the intake over once the process that ran it is gone. */
+static void try_intake(td_consumer *c)
+{
+    td_time now = td_time_now();
+    if (c->intake_here || now - c->intake_tried < (td_time)INTAKE_RETRY_MS * 1000)
+        return;
+    c->intake_tried = now;
+    if (td_subscription_try_start(c->intake) == 0) {
+        c->intake_here = true;
+        td_log(TD_LOG_INFO, NULL, "consumer %s: took its intake over", c->queue);
+    }
+}
+
 static void *consumer_main(void *arg)
 {
     td_consumer *c = arg;
@@ -244,6 +261,7 @@ static void *consumer_main(void *arg)
     char err[256];
     td_thread__name("b/", c->queue);
     while (!atomic_load(&c->stop)) {
+        try_intake(c);
         if (!c->amqp.open) {
             if (setup(c, err, sizeof err) < 0) {
                 note(c, err);
@@ -291,6 +309,7 @@ static int copy_types(td_consumer *c, const td_consumer_options *opts)
     if (opts->version >= 2) { /* past a version 1 struct's end otherwise */
         c->rules.decode = opts->decode;
         c->rules.decode_payload = opts->decode_payload;
+        c->standby = opts->standby;
     }
     for (size_t i = 0; i < opts->type_count; i++) {
         int error = td_type_check(opts->types[i].type);
@@ -380,13 +399,19 @@ int td_consumer_start(td_consumer *c)
         return td_error__set(TD_EINVAL, "td_consumer_start: no consumer");
     if (c->running)
         return 0;
-    int error = td_subscription_start(c->intake);
+    int error =
+        c->standby ? td_subscription_try_start(c->intake) : td_subscription_start(c->intake);
+    c->intake_here = error == 0;
+    c->intake_tried = td_time_now();
+    if (error == TD_EBUSY && c->standby) /* another instance's: consume all the same */
+        error = 0;
     if (error < 0)
         return error;
     atomic_store(&c->stop, false);
     c->error = 0;
     if (pthread_create(&c->thread, NULL, consumer_main, c) != 0) {
-        td_subscription_stop(c->intake);
+        if (c->intake_here)
+            td_subscription_stop(c->intake);
         return td_error__set(TD_ERROR, "consumer %s: cannot start its thread", c->queue);
     }
     c->running = true;
@@ -400,7 +425,8 @@ int td_consumer_stop(td_consumer *c)
     atomic_store(&c->stop, true);
     pthread_join(c->thread, NULL);
     c->running = false;
-    int error = td_subscription_stop(c->intake);
+    int error = c->intake_here ? td_subscription_stop(c->intake) : 0;
+    c->intake_here = false;
     pthread_mutex_lock(&c->lock);
     if (c->error < 0)
         error = td_error__set(c->error, "consumer %s: the store refused a batch", c->queue);

@@ -207,6 +207,18 @@ done
 "$tidings" --db "${dbs[payments]}" events --type OrderCreated | jq -e -s 'all(.data._sealed != null and .data._transit == null)' >/dev/null ||
   fail "OrderCreated is not sealed in the payments store"
 
+# --- a second instance of a service on the same store takes over when the first dies ----------
+# (it stands by: the queue has one active consumer, the handlers one runner)
+dbs[inventory2]=${dbs[inventory]}
+mkdir -p "$dir/inventory2" && cp "$dir/inventory/admin.key" "$dir/inventory2/"
+start inventory2 inventory --master-key-file "$key_file"
+kill -KILL "${pids[inventory]}"
+wait "${pids[inventory]}" 2>/dev/null
+unset "pids[inventory]"
+after_kill=$(order 1 tok_visa)
+settles "$after_kill" Processing
+until_true 20 stock_is 7 || fail "stock after an order taken by the second inventory: $(stock), not 7"
+
 # --- a service started with another master key cannot open what is sent -------------------
 start stranger notifications
 until_true 20 eval "as stranger '${urls[stranger]}/health' | jq -e '.broker.consumer.connection == \"connected\"' >/dev/null" ||
@@ -231,12 +243,12 @@ until_true 10 tomb || fail "the payments store keeps a key for the forgotten cus
   fail "UserRegistered did not reach notifications sealed"
 
 # --- the processes stop cleanly ---------------------------------------------------------
-for name in shop inventory payments; do
+for name in shop inventory2 payments; do
   kill "${pids[$name]}"
   wait "${pids[$name]}" || fail "$name did not stop cleanly: $(tail -3 "$dir/$name.err")"
   unset "pids[$name]"
 done
-for name in shop inventory payments; do
+for name in shop inventory inventory2 payments; do
   grep -qiE 'AddressSanitizer|runtime error' "$dir/$name.err" && fail "$name: $(cat "$dir/$name.err")"
 done
 echo "ok"
