@@ -51,6 +51,7 @@ typedef struct serve_args {
     const char *instance;
     unsigned services; /* SHOP_CTX_* bits (common/contexts.h) */
     const char *queue_type;
+    unsigned prefetch; /* of the --services queue; 0: the library's */
     size_t otlp_queue;
     int payment_timeout_ms;
     int writer_nice;
@@ -133,6 +134,9 @@ static const cmdline_option serve_options[] = {
      "master key"},
     {"queue-type", 'Y', "quorum|classic",
      "the kind of queue --services consumes from\n(default quorum)"},
+    {"prefetch", 'Z', "N",
+     "messages of that queue unacknowledged at a time,\n1..65535 (default 256): "
+     "appended in one unit\nof work each batch"},
     {"skip-check", 'c', NULL,
      "start on a store that fails the check made at\nopen (bounded; 'tidings check' checks in "
      "full)"},
@@ -295,6 +299,10 @@ static int option(int c, const char *value, serve_args *a)
         char why[300];
         return shop_contexts_parse(value, &a->services, why, sizeof why) < 0 ? bad("%s", why) : 0;
     }
+    case 'Z':
+        return number(value, 1, 65535, &n) < 0
+                   ? bad("--prefetch must be a whole number from 1 to 65535")
+                   : (a->prefetch = (unsigned)n, 0);
     case 'Y':
         if (strcmp(value, "quorum") != 0 && strcmp(value, "classic") != 0)
             return bad("--queue-type must be quorum or classic, not '%s'", value);
@@ -641,6 +649,7 @@ static int start_consumer(running *r, const serve_args *a, const char *url)
         a->queue_type && strcmp(a->queue_type, "classic") == 0 ? TD_QUEUE_CLASSIC : TD_QUEUE_QUORUM;
     co.decode = shop_transit_decode;
     co.decode_payload = r->transit;
+    co.prefetch = a->prefetch;
     co.standby = true; /* another instance on this store (--partitions) may consume already */
     int error = td_consumer_new(&r->consumer, r->store, &co);
     if (error == 0)
