@@ -68,7 +68,8 @@ static int start_services(shop *s)
     if (error == 0)
         error = td_balancer_new(&s->balancer, s->store, s->opts.instance_label);
     for (int i = 0; error == 0 && i < SHOP_READ_MODELS; i++)
-        error = td_balancer_add_subscription(s->balancer, s->read_models[i]);
+        if (s->read_models[i])
+            error = td_balancer_add_subscription(s->balancer, s->read_models[i]);
     for (unsigned p = 0; error == 0 && p < s->partitions; p++) {
         if (shop_runs(s, SHOP_CTX_INVENTORY) &&
             ((error = inventory_service_new(s, p, &s->inventory[p])) < 0 ||

@@ -60,8 +60,10 @@ void shop_keeper_stop(shop *s);
 typedef struct shop_read_model {
     const char *subscription; /* "readmodel.<name>" */
     td_projection projection; /* the name, the events it reads, the fold */
+    unsigned context;         /* the context that answers from it (SHOP_CTX_*): it runs there */
 } shop_read_model;
 extern const shop_read_model shop_read_models[SHOP_READ_MODELS];
+/* The read models of the contexts s runs (out[i] NULL for the others). */
 int read_models_new(shop *s, td_subscription *out[SHOP_READ_MODELS]);
 
 /* The services and the saga, each started by shop_open (services/, sagas/). */

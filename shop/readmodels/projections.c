@@ -178,11 +178,12 @@ static const char *const stock_levels_fields[] = {"product_id", "quantity_change
         TD_PROJECTION_VERSION, name, category, NULL, fields, fold, NULL                            \
     }
 const shop_read_model shop_read_models[SHOP_READ_MODELS] = {
-    {"readmodel.user_orders", FOLD("user_orders", "order", user_orders, user_orders_fields)},
-    {"readmodel.product_sales",
-     FOLD("product_sales", "order", product_sales, product_sales_fields)},
-    {"readmodel.stock_levels",
-     FOLD("stock_levels", "inventory", stock_levels, stock_levels_fields)},
+    {"readmodel.user_orders", FOLD("user_orders", "order", user_orders, user_orders_fields),
+     SHOP_CTX_USERS},
+    {"readmodel.product_sales", FOLD("product_sales", "order", product_sales, product_sales_fields),
+     SHOP_CTX_CATALOG},
+    {"readmodel.stock_levels", FOLD("stock_levels", "inventory", stock_levels, stock_levels_fields),
+     SHOP_CTX_INVENTORY},
 };
 
 /* ---- starting them ------------------------------------------------------------------------- */
@@ -193,7 +194,9 @@ int read_models_new(shop *s, td_subscription *out[SHOP_READ_MODELS])
     for (int i = 0; error == 0 && i < SHOP_READ_MODELS; i++) {
         const shop_read_model *m = &shop_read_models[i];
         td_subscription_options opts = shop_handler_options(s, m->subscription);
-        error = td_projection_subscription_new(&out[i], s->store, &opts, &m->projection);
+        out[i] = NULL;
+        if (shop_runs(s, m->context))
+            error = td_projection_subscription_new(&out[i], s->store, &opts, &m->projection);
     }
     return error;
 }
