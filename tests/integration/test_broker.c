@@ -7,12 +7,18 @@
  * domain events stay home. A relay that forgets its checkpoint publishes
  * everything again and the receiver changes nothing. Messages that cannot
  * be taken are parked in the dead-letter queue with why, and the rest go
- * on; events no queue is bound for are kept in EXCHANGE.unrouted. Bad
- * options are refused with a clear error.
+ * on; events no queue is bound for are kept in EXCHANGE.unrouted. The
+ * relay's encode and the consumer's decode carry bodies that differ on the
+ * wire from what either store keeps (each event once, in order, the
+ * decode's writes kept once), an event encode cannot send yet holds back
+ * what follows, a message decode refuses is parked with why, and older
+ * option structs have no hooks. Bad options are refused with a clear error.
  */
 #include <amqp.h>
-#include <signal.h>
 #include <amqp_tcp_socket.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +41,17 @@ typedef struct pair {
 
 static const td_consumer_type handled[] = {{"ItemAdded", 2}, {"ItemRemoved", 0}};
 
-static void pair_open(pair *p, td_queue_type queue_type)
+/* The hooks a pair's relay and consumer get, and the versions of their
+ * option structs (0: the current ones). */
+typedef struct hooks {
+    unsigned relay_version, consumer_version;
+    td_relay_encode_fn encode;
+    void *encode_payload;
+    td_consumer_decode_fn decode;
+    void *decode_payload;
+} hooks;
+
+static void pair_open_with(pair *p, td_queue_type queue_type, const hooks *h)
 {
     memset(p, 0, sizeof *p);
     p->dir = tt_tmpdir();
@@ -54,6 +70,11 @@ static void pair_open(pair *p, td_queue_type queue_type)
     ro.broker.exchange = p->exchange;
     ro.broker.metrics = p->metrics;
     ro.max_in_flight = 64; /* many in flight, and the window fills up */
+    if (h) {
+        ro.version = h->relay_version ? h->relay_version : ro.version;
+        ro.encode = h->encode;
+        ro.encode_payload = h->encode_payload;
+    }
     assert_td_ok(td_relay_new(&p->relay, p->from, &ro));
 
     td_consumer_options co = TD_CONSUMER_OPTIONS_INIT;
@@ -65,6 +86,11 @@ static void pair_open(pair *p, td_queue_type queue_type)
     co.type_count = 2;
     co.queue_type = queue_type;
     co.prefetch = 50;
+    if (h) {
+        co.version = h->consumer_version ? h->consumer_version : co.version;
+        co.decode = h->decode;
+        co.decode_payload = h->decode_payload;
+    }
     assert_td_ok(td_consumer_new(&p->consumer, p->to, &co));
     /* the queue exists and is bound before anything is published */
     assert_td_ok(td_consumer_start(p->consumer));
@@ -79,6 +105,11 @@ static void pair_open(pair *p, td_queue_type queue_type)
     if (!s.connected)
         fail_msg("the consumer did not connect: %s", s.last_error);
     assert_td_ok(td_relay_start(p->relay));
+}
+
+static void pair_open(pair *p, td_queue_type queue_type)
+{
+    pair_open_with(p, queue_type, NULL);
 }
 
 static void pair_close(pair *p)
@@ -736,6 +767,258 @@ static void test_schema_limit_from_the_upcasters(void **state)
     tt_rmdir(dir);
 }
 
+/* ---- the encode and decode hooks ------------------------------------------- */
+
+#define WIRE_PREFIX "{\"wire\":1,\"sealed\":"
+#define CALLS_MAX   2048
+
+/* The sending side's encode: wraps each body as {"wire":1,"sealed":DATA},
+ * as a service re-sealing its stored data for the wire would, and keeps the
+ * n of each event it is asked about (append_events' data), in call order.
+ * The event with n == fail_n it cannot send for its first fail_left calls
+ * (the second time, it notes what the relay's stats say meanwhile); the one
+ * with n == plain_n it sends as stored. Runs on the relay's thread. */
+typedef struct wire {
+    pthread_mutex_t lock;
+    int calls, fail_n, fail_left, fail_calls, plain_n, sent;
+    int order[CALLS_MAX];
+    td_relay *relay;
+    td_broker_stats while_failing; /* the relay's stats at the second failing call */
+} wire;
+
+static void wire_init(wire *w)
+{
+    memset(w, 0, sizeof *w);
+    assert_int_equal(pthread_mutex_init(&w->lock, NULL), 0);
+    w->fail_n = w->plain_n = -1;
+}
+
+static int data_n(const td_event *ev)
+{
+    int n = -1;
+    return sscanf(ev->data, "{\"n\":%d", &n) == 1 ? n : -1;
+}
+
+static int wrap_for_wire(const td_event *ev, char **body, void *payload)
+{
+    wire *w = payload;
+    int n = data_n(ev);
+    pthread_mutex_lock(&w->lock);
+    if (w->calls < CALLS_MAX)
+        w->order[w->calls] = n;
+    w->calls++;
+    bool failing = n == w->fail_n && w->fail_left > 0, plain = n == w->plain_n;
+    if (failing) {
+        w->fail_left--;
+        if (++w->fail_calls == 2) /* the relay has paused once for it */
+            td_relay_stats(w->relay, &w->while_failing);
+    } else {
+        w->sent++;
+    }
+    pthread_mutex_unlock(&w->lock);
+    if (failing) {                             /* its key for the wire not there yet, say */
+        *body = strdup("{\"half\":\"made\"}"); /* the relay frees it, and sends nothing */
+        return TD_EIO;
+    }
+    if (plain)
+        return 0;
+    size_t len = ev->data_len ? ev->data_len : strlen(ev->data);
+    size_t size = sizeof WIRE_PREFIX + len + 1;
+    if ((*body = malloc(size)) == NULL)
+        return TD_ENOMEM;
+    snprintf(*body, size, "%s%.*s}", WIRE_PREFIX, (int)len, ev->data);
+    return 1;
+}
+
+static int wire_calls(wire *w)
+{
+    pthread_mutex_lock(&w->lock);
+    int calls = w->calls;
+    pthread_mutex_unlock(&w->lock);
+    return calls;
+}
+
+/* The receiving side's decode: takes the wrapper off (TD_EINVAL for a body
+ * without it), and in the message's unit keeps the data in document
+ * decoded/ID and counts its calls in document decoded_count/all. Those
+ * writes are undone with the message's when the event is stored already,
+ * so the count is of events stored, while calls counts every delivery. */
+typedef struct unwrap {
+    pthread_mutex_t lock;
+    int calls;
+} unwrap;
+
+static int unwrap_from_wire(td_txn *txn, const td_event *ev, char **data, void *payload)
+{
+    unwrap *u = payload;
+    pthread_mutex_lock(&u->lock);
+    u->calls++;
+    pthread_mutex_unlock(&u->lock);
+    size_t len = ev->data_len ? ev->data_len : strlen(ev->data), prefix = strlen(WIRE_PREFIX);
+    if (len < prefix + 3 || memcmp(ev->data, WIRE_PREFIX, prefix) != 0 || ev->data[len - 1] != '}')
+        return TD_EINVAL; /* not sealed for the wire (nothing to free: *data untouched) */
+    size_t inner = len - prefix - 1;
+    char id[TD_UUID_STR_LEN + 1], *count_text = NULL, count_json[32];
+    td_uuid_format(id, &ev->id);
+    int error = td_txn_doc_put(txn, "decoded", id, ev->data + prefix, inner);
+    if (error < 0)
+        return error;
+    size_t count_len = 0;
+    long long count = 0;
+    error = td_txn_doc_get(txn, "decoded_count", "all", &count_text, &count_len);
+    if (error == 0) {
+        json_t *doc = json_loadb(count_text, count_len, 0, NULL);
+        count = json_integer_value(json_object_get(doc, "n"));
+        json_decref(doc);
+        td_free(count_text);
+    } else if (error != TD_ENOTFOUND) {
+        return error;
+    }
+    snprintf(count_json, sizeof count_json, "{\"n\":%lld}", count + 1);
+    error = td_txn_doc_put(txn, "decoded_count", "all", count_json, strlen(count_json));
+    if (error < 0)
+        return error;
+    if ((*data = malloc(inner + 1)) == NULL)
+        return TD_ENOMEM;
+    memcpy(*data, ev->data + prefix, inner);
+    (*data)[inner] = '\0';
+    return 1;
+}
+
+static int unwrap_calls(unwrap *u)
+{
+    pthread_mutex_lock(&u->lock);
+    int calls = u->calls;
+    pthread_mutex_unlock(&u->lock);
+    return calls;
+}
+
+static long long decoded_count(td_store *store)
+{
+    char *text = NULL;
+    size_t len = 0;
+    assert_td_ok(td_store_doc_get(store, "decoded_count", "all", &text, &len));
+    json_t *doc = json_loadb(text, len, 0, NULL);
+    long long n = json_integer_value(json_object_get(doc, "n"));
+    json_decref(doc);
+    td_free(text);
+    return n;
+}
+
+/* Each received event's document decoded/ID holds its data (as stored: the
+ * wrapper taken off) and no stored event has the wrapper. */
+static int check_decoded(const td_event *ev, void *payload)
+{
+    td_store *store = payload;
+    char id[TD_UUID_STR_LEN + 1], *text = NULL;
+    size_t len = 0;
+    td_uuid_format(id, &ev->id);
+    assert_null(strstr(ev->data, "\"wire\""));
+    assert_td_ok(td_store_doc_get(store, "decoded", id, &text, &len));
+    json_t *doc = json_loadb(text, len, 0, NULL), *data = json_loads(ev->data, 0, NULL);
+    assert_non_null(doc);
+    assert_true(json_equal(doc, data));
+    json_decref(doc);
+    json_decref(data);
+    td_free(text);
+    return 0;
+}
+
+static void wait_duplicates(td_consumer *consumer, int64_t n, td_broker_stats *s)
+{
+    for (int i = 0; i < 3000; i++) {
+        td_consumer_stats(consumer, s);
+        if (s->duplicates >= n)
+            return;
+        usleep(10000);
+    }
+}
+
+#define HOOKED 60
+
+/* The relay's encode wraps every body, the consumer's decode takes the
+ * wrapper off and writes documents in the message's unit: the receiver
+ * holds the data as the sender stored it, each event once in stream order,
+ * with its documents. Everything published again (a rewind to 0) is
+ * decoded again, but the duplicates' document writes are undone with them. */
+static void test_encode_and_decode_carry_bodies_across(void **state)
+{
+    (void)state;
+    wire w;
+    unwrap u = {PTHREAD_MUTEX_INITIALIZER, 0};
+    wire_init(&w);
+    hooks h = {0, 0, wrap_for_wire, &w, unwrap_from_wire, &u};
+    pair p;
+    pair_open_with(&p, TD_QUEUE_QUORUM, &h);
+    int64_t head = append_events(p.from, 0, HOOKED);
+    assert_td_ok(td_relay_wait_until(p.relay, head, 30000));
+    td_read_query q = integration_types();
+    assert_int_equal(tb_wait_count(p.to, &q, HOOKED, 30000), HOOKED);
+    assert_int_equal(tb_check_copy(p.from, p.to), HOOKED); /* the data as stored, in order */
+    assert_td_ok(td_store_read_stored(p.to, &q, check_decoded, p.to));
+    td_broker_stats cs;
+    wait_consumed(p.consumer, HOOKED, &cs);
+    assert_int_equal(cs.consumed, HOOKED);
+    assert_int_equal(cs.rejected, 0);
+    assert_int_equal(decoded_count(p.to), HOOKED);
+    assert_int_equal(wire_calls(&w), HOOKED);
+    int64_t receiver_head = 0, after = 0;
+    assert_td_ok(td_store_head(p.to, &receiver_head));
+
+    /* published again, encoded again, decoded again: nothing of it stays */
+    assert_td_ok(td_relay_stop(p.relay));
+    assert_td_ok(td_relay_rewind(p.from, "orders", 0, NULL));
+    td_relay_free(p.relay);
+    td_relay_options ro = TD_RELAY_OPTIONS_INIT;
+    ro.name = "orders";
+    ro.broker.url = tb_url();
+    ro.broker.exchange = p.exchange;
+    ro.encode = wrap_for_wire;
+    ro.encode_payload = &w;
+    assert_td_ok(td_relay_new(&p.relay, p.from, &ro));
+    assert_td_ok(td_relay_start(p.relay));
+    assert_td_ok(td_relay_wait_until(p.relay, head, 30000));
+    wait_duplicates(p.consumer, HOOKED, &cs);
+    assert_int_equal(cs.duplicates, HOOKED);
+    assert_int_equal(cs.consumed, HOOKED);
+    assert_int_equal(wire_calls(&w), 2 * HOOKED);
+    assert_int_equal(unwrap_calls(&u), 2 * HOOKED); /* every delivery decoded ... */
+    assert_int_equal(decoded_count(p.to), HOOKED);  /* ... its writes kept once */
+    assert_td_ok(td_store_head(p.to, &after));
+    assert_int_equal(after, receiver_head);
+    assert_int_equal(tb_check_copy(p.from, p.to), HOOKED);
+    pair_close(&p);
+    pthread_mutex_destroy(&w.lock);
+    pthread_mutex_destroy(&u.lock);
+}
+
+/* Callers built against the older option structs (a version 2 relay's, a
+ * version 1 consumer's) have no hooks: whatever lies where the hooks are
+ * now is not called, and bodies go as stored. */
+static void test_older_options_have_no_hooks(void **state)
+{
+    (void)state;
+    wire w;
+    unwrap u = {PTHREAD_MUTEX_INITIALIZER, 0};
+    wire_init(&w);
+    hooks h = {2, 1, wrap_for_wire, &w, unwrap_from_wire, &u};
+    pair p;
+    pair_open_with(&p, TD_QUEUE_QUORUM, &h);
+    int64_t head = append_events(p.from, 0, 20);
+    assert_td_ok(td_relay_wait_until(p.relay, head, 30000));
+    td_read_query q = integration_types();
+    assert_int_equal(tb_wait_count(p.to, &q, 20, 30000), 20);
+    assert_int_equal(tb_check_copy(p.from, p.to), 20);
+    assert_int_equal(wire_calls(&w), 0);
+    assert_int_equal(unwrap_calls(&u), 0);
+    char *text = NULL;
+    size_t len = 0;
+    assert_td_code(td_store_doc_get(p.to, "decoded_count", "all", &text, &len), TD_ENOTFOUND);
+    pair_close(&p);
+    pthread_mutex_destroy(&w.lock);
+    pthread_mutex_destroy(&u.lock);
+}
+
 /* ---- bad options ------------------------------------------------------------ */
 
 static void test_bad_options_are_refused_without_the_password(void **state)
@@ -819,6 +1102,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_unusable_messages_are_parked_with_why),
         cmocka_unit_test(test_unbound_types_are_kept),
         cmocka_unit_test(test_schema_limit_from_the_upcasters),
+        cmocka_unit_test(test_encode_and_decode_carry_bodies_across),
+        cmocka_unit_test(test_older_options_have_no_hooks),
         cmocka_unit_test(test_bad_options_are_refused_without_the_password),
         cmocka_unit_test(test_unreachable_broker_is_reported),
     };
