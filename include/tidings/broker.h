@@ -97,10 +97,11 @@ void td_broker_redact(char *buf, size_t size, const char *url);
  * thread for each integration event it is about to publish, in position
  * order, again for a republished one. Returns 0: the stored data, as it is;
  * 1: *body instead (a NUL-terminated JSON object, allocated with malloc;
- * the relay frees it); 2: not for the broker (no service reads it): passed
- * over, as a domain event is; negative: the event cannot be sent yet, and the
- * relay reads it again after a pause, keeping its connection and its
- * order (nothing after it is published meanwhile). */
+ * the relay frees it, whatever encode returned); 2: not for the broker (no
+ * service reads it): passed over, as a domain event is; negative: the event
+ * cannot be sent yet, and the relay reads it again after a pause, keeping
+ * its connection and its order (nothing after it is published meanwhile;
+ * its stats' last_error says so, with td_error_last() as encode left it). */
 typedef int (*td_relay_encode_fn)(const td_event *event, char **body, void *payload);
 
 typedef struct td_relay_options {
@@ -197,10 +198,11 @@ void td_relay_stats(td_relay *relay, td_broker_stats *out);
  * the body received). It may write in txn (its writes are undone with the
  * message's, when the event is stored already or the unit fails). Returns
  * 0: the body as received; 1: *data instead (a NUL-terminated JSON object,
- * allocated with malloc; the consumer frees it); TD_EINVAL: the message
- * cannot be taken (parked in the dead-letter queue, td_error_last() saying
- * why, as for any unusable message); another negative code: the store
- * failed, and the batch is delivered again. */
+ * allocated with malloc; the consumer frees it, whatever decode returned);
+ * TD_EINVAL: the message cannot be taken (parked in the dead-letter queue,
+ * as for any unusable message, the reason naming the decode and the
+ * td_error_last() a failing call of decode's left, if any); another
+ * negative code: the store failed, and the batch is delivered again. */
 typedef int (*td_consumer_decode_fn)(td_txn *txn, const td_event *event, char **data,
                                      void *payload);
 

@@ -208,12 +208,28 @@ static int read_event(intake_ctx *c)
     return 0;
 }
 
+/* The decode's failure, said as the decode's: with the reason a call it
+ * made left (td_error_last), or that it gave none, never a stale one. */
+static int decode_failed(const intake_ctx *c, int code)
+{
+    char why[200];
+    snprintf(why, sizeof why, "%s", td_error_last());
+    return td_error__set(code, "the consumer's decode %s event %s: %s",
+                         code == TD_EINVAL ? "refused" : "failed on", c->id_text,
+                         why[0] ? why : "it gave no reason");
+}
+
 static int append_event(td_txn *txn, void *payload)
 {
     intake_ctx *c = payload;
     char *decoded = NULL;
-    int error =
-        c->rules->decode ? c->rules->decode(txn, &c->ev, &decoded, c->rules->decode_payload) : 0;
+    int error = 0;
+    if (c->rules->decode) {
+        td_error_clear(); /* what the decode leaves is its own */
+        error = c->rules->decode(txn, &c->ev, &decoded, c->rules->decode_payload);
+        if (error < 0)
+            error = decode_failed(c, error);
+    }
     if (error == 1 && decoded == NULL)
         error = td_error__set(TD_EINVAL, "the consumer's decode gave no data");
     if (error == 1) { /* what the store keeps instead of the body */

@@ -80,7 +80,8 @@ struct td_relay {
     bool standby;              /* wait for the name rather than fail */
     td_relay_encode_fn encode; /* or NULL */
     void *encode_payload;
-    bool encode_failed; /* publish_one stopped at an event encode could not send yet */
+    bool encode_failed;   /* publish_one stopped at an event encode could not send yet */
+    char encode_why[256]; /* and why, as encode left it (td_error_last) */
 
     pthread_mutex_t lock; /* checkpoint, error; cond: checkpoint moved */
     pthread_cond_t cond;
@@ -231,14 +232,18 @@ static int publish_one(const td_event *ev, void *payload)
         amqp_table_entry_t entries[TD_HDR_COUNT];
         char id[TD_UUID_STR_LEN + 1], *encoded = NULL;
         amqp_bytes_t body = {td_json__length(ev->data, ev->data_len), (void *)(uintptr_t)ev->data};
+        if (r->encode)
+            td_error_clear(); /* so that a reason left stale by an earlier call is not its */
         int chosen = r->encode ? r->encode(ev, &encoded, r->encode_payload) : 0;
-        if (chosen < 0) { /* not now: read it again after a pause, nothing after it */
-            r->encode_failed = true;
-            return 1;
-        }
-        if (chosen == 1 && encoded == NULL) {
-            td_error__set(TD_EINVAL, "the relay's encode gave no body for event %lld",
-                          (long long)ev->position);
+        if (chosen < 0 || (chosen == 1 && encoded == NULL)) {
+            /* not now: read it again after a pause, nothing after it */
+            const char *why = td_error_last();
+            if (chosen >= 0)
+                why = "it gave no body";
+            else if (why[0] == '\0')
+                why = "it gave no reason";
+            snprintf(r->encode_why, sizeof r->encode_why, "%s", why);
+            free(encoded); /* in case it made one all the same */
             r->encode_failed = true;
             return 1;
         }
@@ -298,8 +303,8 @@ static int publish_batch(td_relay *r)
                      td_error_last());
         else
             snprintf(message, sizeof message,
-                     "relay %s: cannot encode the event after %lld yet: %.250s", r->name,
-                     (long long)r->read_pos, td_error_last());
+                     "relay %s: its encode cannot send the event after %lld yet: %.250s", r->name,
+                     (long long)r->read_pos, r->encode_why);
         td_broker__set_error(&r->counters, message);
         td_broker__sleep(&r->stop, STORE_RETRY_MS);
     }

@@ -992,6 +992,141 @@ static void test_encode_and_decode_carry_bodies_across(void **state)
     pthread_mutex_destroy(&u.lock);
 }
 
+#define FAIL_N     5
+#define FAIL_TIMES 3
+
+/* An encode that cannot send one event yet: the relay asks again after a
+ * pause and publishes nothing after it meanwhile (its stats saying why);
+ * once it can, every event arrives once, in order. */
+static void test_encode_not_ready_holds_back_what_follows(void **state)
+{
+    (void)state;
+    wire w;
+    unwrap u = {PTHREAD_MUTEX_INITIALIZER, 0};
+    wire_init(&w);
+    w.fail_n = FAIL_N;
+    w.fail_left = FAIL_TIMES;
+    hooks h = {0, 0, wrap_for_wire, &w, unwrap_from_wire, &u};
+    pair p;
+    pair_open_with(&p, TD_QUEUE_QUORUM, &h);
+    pthread_mutex_lock(&w.lock);
+    w.relay = p.relay;
+    pthread_mutex_unlock(&w.lock);
+    int64_t head = append_events(p.from, 0, HOOKED);
+    assert_td_ok(td_relay_wait_until(p.relay, head, 30000));
+    td_read_query q = integration_types();
+    assert_int_equal(tb_wait_count(p.to, &q, HOOKED, 30000), HOOKED);
+    assert_int_equal(tb_check_copy(p.from, p.to), HOOKED);
+    td_broker_stats cs;
+    wait_consumed(p.consumer, HOOKED, &cs);
+    assert_int_equal(cs.consumed, HOOKED);
+    assert_int_equal(decoded_count(p.to), HOOKED);
+    assert_td_ok(td_relay_stop(p.relay)); /* its thread is done with w */
+
+    /* the event was asked about FAIL_TIMES + 1 times, and no later one
+     * before it went through (a reconnect may repeat earlier ones) */
+    assert_true(w.calls <= CALLS_MAX);
+    int seen = 0;
+    for (int i = 0; i < w.calls && seen <= FAIL_TIMES; i++) {
+        if (w.order[i] == FAIL_N)
+            seen++;
+        else if (w.order[i] > FAIL_N)
+            fail_msg("event %d was encoded before event %d could be sent", w.order[i], FAIL_N);
+    }
+    assert_int_equal(seen, FAIL_TIMES + 1);
+    assert_int_equal(w.fail_calls, FAIL_TIMES);
+    /* while it failed: published what came before it, no more, and said why */
+    assert_int_equal(w.while_failing.published, FAIL_N);
+    assert_true(w.while_failing.connected);
+    if (strstr(w.while_failing.last_error, "its encode cannot send the event after") == NULL ||
+        strstr(w.while_failing.last_error, "it gave no reason") == NULL)
+        fail_msg("the relay did not say its encode held it back: '%s'", w.while_failing.last_error);
+    pair_close(&p);
+    pthread_mutex_destroy(&w.lock);
+    pthread_mutex_destroy(&u.lock);
+}
+
+typedef struct dead_ids {
+    int count;
+    td_uuid event_id;
+    char error[256];
+} dead_ids;
+
+static int collect_dead_id(const td_dead_letter *entry, void *payload)
+{
+    dead_ids *d = payload;
+    d->count++;
+    d->event_id = entry->event_id;
+    snprintf(d->error, sizeof d->error, "%s", entry->last_error);
+    return 0;
+}
+
+static int find_n(const td_event *ev, void *payload)
+{
+    td_event *found = payload;
+    if (data_n(ev) != FAIL_N)
+        return 0;
+    found->id = ev->id;
+    return 1;
+}
+
+/* A decode that refuses one message: it is parked in the dead-letter queue
+ * (the event's id, and why: the decode's refusal, not a stale message);
+ * the rest are stored, and the consumer goes on. */
+static void test_message_the_decode_refuses_is_parked(void **state)
+{
+    (void)state;
+    wire w;
+    unwrap u = {PTHREAD_MUTEX_INITIALIZER, 0};
+    wire_init(&w);
+    w.plain_n = FAIL_N; /* sent without the wrapper: the decode refuses it */
+    hooks h = {0, 0, wrap_for_wire, &w, unwrap_from_wire, &u};
+    pair p;
+    pair_open_with(&p, TD_QUEUE_QUORUM, &h);
+    int64_t head = append_events(p.from, 0, HOOKED / 2);
+    assert_td_ok(td_relay_wait_until(p.relay, head, 30000));
+    td_read_query q = integration_types();
+    assert_int_equal(tb_wait_count(p.to, &q, HOOKED / 2 - 1, 30000), HOOKED / 2 - 1);
+
+    dead_ids d;
+    char intake[80];
+    snprintf(intake, sizeof intake, "%s.intake", p.queue);
+    td_dlq_filter f = {intake, NULL, NULL};
+    for (int i = 0; i < 400; i++) {
+        memset(&d, 0, sizeof d);
+        assert_td_ok(td_dlq_list(p.to, &f, collect_dead_id, &d));
+        if (d.count > 0)
+            break;
+        usleep(50000);
+    }
+    assert_int_equal(d.count, 1);
+    td_event refused;
+    td_event_init(&refused);
+    td_read_query all = TD_READ_QUERY_INIT;
+    assert_td_ok(td_store_read_stored(p.from, &all, find_n, &refused));
+    assert_int_equal(td_uuid_compare(&d.event_id, &refused.id), 0);
+    char id[TD_UUID_STR_LEN + 1], why[128];
+    td_uuid_format(id, &refused.id);
+    snprintf(why, sizeof why, "the consumer's decode refused event %s: it gave no reason", id);
+    if (strstr(d.error, why) == NULL)
+        fail_msg("the parked message does not say '%s': '%s'", why, d.error);
+
+    /* the consumer goes on */
+    head = append_events(p.from, HOOKED / 2, HOOKED / 2);
+    assert_td_ok(td_relay_wait_until(p.relay, head, 30000));
+    assert_int_equal(tb_wait_count(p.to, &q, HOOKED - 1, 30000), HOOKED - 1);
+    td_broker_stats cs;
+    wait_consumed(p.consumer, HOOKED - 1, &cs);
+    assert_int_equal(cs.consumed, HOOKED - 1);
+    assert_int_equal(cs.rejected, 1);
+    assert_int_equal(decoded_count(p.to), HOOKED - 1); /* the refused one wrote nothing */
+    usleep(200000);
+    assert_int_equal(tt_count(p.to, &q), HOOKED - 1);
+    pair_close(&p);
+    pthread_mutex_destroy(&w.lock);
+    pthread_mutex_destroy(&u.lock);
+}
+
 /* Callers built against the older option structs (a version 2 relay's, a
  * version 1 consumer's) have no hooks: whatever lies where the hooks are
  * now is not called, and bodies go as stored. */
@@ -1103,6 +1238,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_unbound_types_are_kept),
         cmocka_unit_test(test_schema_limit_from_the_upcasters),
         cmocka_unit_test(test_encode_and_decode_carry_bodies_across),
+        cmocka_unit_test(test_encode_not_ready_holds_back_what_follows),
+        cmocka_unit_test(test_message_the_decode_refuses_is_parked),
         cmocka_unit_test(test_older_options_have_no_hooks),
         cmocka_unit_test(test_bad_options_are_refused_without_the_password),
         cmocka_unit_test(test_unreachable_broker_is_reported),
