@@ -101,7 +101,7 @@ void td_broker_redact(char *buf, size_t size, const char *url);
  * service reads it): passed over, as a domain event is; negative: the event
  * cannot be sent yet, and the relay reads it again after a pause, keeping
  * its connection and its order (nothing after it is published meanwhile;
- * its stats' last_error says so, with td_error_last() as encode left it). */
+ * its stats' last_error says so, with why as encode left it: td_error_report). */
 typedef int (*td_relay_encode_fn)(const td_event *event, char **body, void *payload);
 
 typedef struct td_relay_options {
@@ -200,9 +200,9 @@ void td_relay_stats(td_relay *relay, td_broker_stats *out);
  * 0: the body as received; 1: *data instead (a NUL-terminated JSON object,
  * allocated with malloc; the consumer frees it, whatever decode returned);
  * TD_EINVAL: the message cannot be taken (parked in the dead-letter queue,
- * as for any unusable message, the reason naming the decode and the
- * td_error_last() a failing call of decode's left, if any); another
- * negative code: the store failed, and the batch is delivered again. */
+ * as for any unusable message, the reason naming the decode and the event,
+ * with why as decode left it: td_error_report); another negative code: the
+ * store failed, and the batch is delivered again. */
 typedef int (*td_consumer_decode_fn)(td_txn *txn, const td_event *event, char **data,
                                      void *payload);
 
