@@ -16,7 +16,7 @@
 static _Thread_local int last_code;
 static _Thread_local char last_message[MESSAGE_MAX];
 
-static int set_v(int code, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static int set_v(int code, const char *fmt, va_list ap)
 {
     vsnprintf(last_message, sizeof last_message, fmt, ap);
     last_code = code;
