@@ -3,6 +3,7 @@
  *
  *   shop load --url URL --orders N --concurrency C [--products P]
  *             [--decline-rate R] [--seed S] [--rate ORDERS_PER_S] [--key-file F]
+ *             [--settle SECONDS]
  *
  * With the admin key in F (DATA/admin.key of the shop), it creates P
  * products, registers C customers with passwords and logs each in, then C
@@ -19,6 +20,12 @@
  * clock). Afterwards it checks
  * consistency: every order final, and for every product its initial stock
  * minus the units of its Processing orders is the stock the shop reports.
+ * Where that stock is fed from another process (the shop as services: the
+ * catalog hears of reservations and releases through the broker, and a
+ * cancelled order's release is decided after the order is final),
+ * --settle S asks the same question again every 100 ms for up to S seconds
+ * and reports how long the figures took to agree (stock_settled_ms); the
+ * default, 0, asks once.
  * The last three lines are orders_per_s, order_to_final_p95_ms and
  * consistency: ok (or FAILED with why, and exit 1). With --ids, each
  * acknowledged order's id is appended to FILE as it is acknowledged, a line
@@ -61,6 +68,7 @@ typedef struct load {
     int orders, concurrency, products;
     double decline_rate;
     double rate;   /* orders per second in all; 0: as fast as possible */
+    double settle; /* seconds the stock may take to agree (--settle); 0: at once */
     bool no_retry; /* a refused order stays refused (else: tried again after Retry-After) */
     const char *key_file;
     double start;
@@ -489,9 +497,8 @@ static int reconcile(load *l, watcher *w, double *to_final, double *to_store, in
 }
 
 /* Stock conserved: initial - units of Processing orders == reported stock. */
-static int check_stock(load *l, char *why, size_t size)
+static int check_stock_once(load *l, CURL *c, char *why, size_t size)
 {
-    CURL *c = curl_easy_init();
     int error = 0;
     for (int p = 0; p < l->products && error == 0; p++) {
         long expected = STOCK_PER_PRODUCT, status;
@@ -508,6 +515,23 @@ static int check_stock(load *l, char *why, size_t size)
         }
         json_decref(product);
     }
+    return error;
+}
+
+/* check_stock_once, again every 100 ms until it holds or l->settle
+ * seconds have passed; *settled_ms: how long it took to hold. */
+static int check_stock(load *l, char *why, size_t size, double *settled_ms)
+{
+    CURL *c = curl_easy_init();
+    if (c == NULL) {
+        snprintf(why, size, "out of memory for the stock check");
+        return -1;
+    }
+    double start = now_s(), deadline = start + l->settle;
+    int error;
+    while ((error = check_stock_once(l, c, why, size)) < 0 && now_s() < deadline)
+        usleep(100000);
+    *settled_ms = (now_s() - start) * 1000;
     curl_easy_cleanup(c);
     return error;
 }
@@ -538,6 +562,9 @@ static const cmdline_option load_options[] = {
     {"decline-rate", 'd', "R", "the share of payments declined, 0..1 (default 0)"},
     {"rate", 'r', "ORDERS_PER_S", "orders per second in all (default: as fast as\npossible)"},
     {"seed", 's', "S", "the random seed (default 42)"},
+    {"settle", 'S', "SECONDS",
+     "give the stock check up to SECONDS, 0..600, to\nagree (a shop as services: stock "
+     "follows the\nbroker); default 0: checked once"},
     {"key-file", 'k', "FILE",
      "the shop's admin key (DATA/admin.key): it makes\nproducts and follows every order; "
      "customers\nlog in on their own"},
@@ -608,6 +635,9 @@ static int parse(int argc, char **argv, load *l)
             rc = number("seed", value, 0, 4294967295.0, true, &n);
             l->seed = (unsigned)n;
             break;
+        case 'S':
+            rc = number("settle", value, 0, 600, false, &l->settle);
+            break;
         case 'k':
             l->key_file = value;
             break;
@@ -629,7 +659,8 @@ static int parse(int argc, char **argv, load *l)
     return rc == 0 ? 0 : 1 + rc;
 }
 
-static void report(load *l, watcher *w, double elapsed, bool consistent, const char *why)
+static void report(load *l, watcher *w, double elapsed, double settled_ms, bool consistent,
+                   const char *why)
 {
     double *placement = calloc((size_t)l->orders + 1, sizeof(double));
     double *refusal = calloc((size_t)l->orders + 1, sizeof(double));
@@ -668,6 +699,8 @@ static void report(load *l, watcher *w, double elapsed, bool consistent, const c
            percentile(to_store, stored, 0.5), percentile(to_store, stored, 0.95),
            percentile(to_store, stored, 0.99));
     printf("status Processing: %d\nstatus Cancelled: %d\n", processing, cancelled);
+    if (l->settle > 0 && settled_ms >= 0)
+        printf("stock_settled_ms: %.0f\n", settled_ms);
     printf("orders_per_s: %.0f\n", elapsed > 0 ? finals / elapsed : 0);
     printf("order_to_final_p95_ms: %.1f\n", p95);
     printf(consistent ? "consistency: ok\n" : "consistency: FAILED (%s)\n", why);
@@ -723,12 +756,13 @@ static int run(load *l)
         free(scratch);
         int accepted = atomic_load(&l->placed);
         bool consistent = finals == accepted && atomic_load(&l->failures) == 0;
+        double settled_ms = -1;
         if (!consistent)
             snprintf(why, sizeof why, "%d of %d accepted orders final, %d placements failed",
                      finals, accepted, atomic_load(&l->failures));
-        else if (check_stock(l, why, sizeof why) < 0)
+        else if (check_stock(l, why, sizeof why, &settled_ms) < 0)
             consistent = false;
-        report(l, &w, elapsed, consistent, why);
+        report(l, &w, elapsed, settled_ms, consistent, why);
         error = consistent ? 0 : -1;
     }
     free(w.notes);
