@@ -81,6 +81,7 @@ test-tsan: build-tsan
 bench: build
 	@bash bench/with_postgres.sh $(BUILD)/bench/tidings-bench
 	@bash bench/broker.sh $(BUILD)
+	@bash bench/shop_services.sh $(BUILD)
 	@bash bench/shop_load.sh $(BUILD)
 	@bash bench/shop_memory.sh $(BUILD)
 	@bash bench/shop_overload.sh $(BUILD)
