@@ -133,14 +133,15 @@ three() {
   }
   for p in 0 1 2; do
     health "${urls[$p]}" "${keys[$p]}" |
-      jq -r '"p'$((p + 1))' consumed \(.broker.consumer.consumed) duplicates \(.broker.consumer.duplicates) redelivered \(.broker.consumer.redelivered) rejected \(.broker.consumer.rejected)"' >>"$dir/$name.consumers"
+      jq -r '"p'$((p + 1))' consumed \(.broker.consumer.consumed) duplicates \(.broker.consumer.duplicates) redelivered \(.broker.consumer.redelivered) rejected \(.broker.consumer.rejected)\(.broker.consumer.last_error // "" | if . == "" then "" else " (last error: \(.))" end)"' >>"$dir/$name.consumers"
   done
   kill "${procs[@]}"
   wait "${procs[@]}" || true
   procs=()
   steps "$name" "$dir/$name.p1"
-  printf '  %s: stock on the orders process agreed after %s ms; %s\n' "$name" \
-    "$(awk '/^stock_settled_ms:/ {print $2}' "$dir/$name.load")" "$(paste -sd';' "$dir/$name.consumers")"
+  printf '  %s: stock on the orders process agreed after %s; %s\n' "$name" \
+    "$(sed -n 's/^stock_settled_ms: \([0-9]*\) (\(.*\))/\1 ms, \2/p' "$dir/$name.load")" \
+    "$(paste -sd';' "$dir/$name.consumers")"
 }
 
 rate_of() { awk '/^orders_per_s:/ {print $2}' "$1"; }
@@ -168,7 +169,11 @@ echo "shop_1_process_orders_per_s: $rate_one_open (p95 order-to-final $p95_one_o
 echo "shop_3_services_orders_per_s: $rate_three_open (p95 order-to-final $p95_three_open ms)"
 echo "shop_1_process_paced_${rate}_p95_ms: $p95_one_paced ($rate_one_paced orders/s)"
 echo "shop_3_services_paced_${rate}_p95_ms: $p95_three_paced ($rate_three_paced orders/s)"
+# Messages the consumers took twice (stored already) or again (the broker
+# delivered them again after a batch was refused or a connection lost),
+# over all three-process runs.
 echo "shop_3_services_consumer_duplicates: $(cat "$dir"/three-*.consumers | awk '{s += $5} END {print s + 0}')"
+echo "shop_3_services_consumer_redelivered: $(cat "$dir"/three-*.consumers | awk '{s += $7} END {print s + 0}')"
 # Where the time goes: the median over the rounds of each step's median.
 for layout in one three; do
   for mode in open paced; do

@@ -24,8 +24,8 @@
  * catalog hears of reservations and releases through the broker, and a
  * cancelled order's release is decided after the order is final),
  * --settle S asks the same question again every 100 ms for up to S seconds
- * and reports how long the figures took to agree (stock_settled_ms); the
- * default, 0, asks once.
+ * and reports how long the figures took to agree and in how many checks
+ * (stock_settled_ms: MS (N checks)); the default, 0, asks once.
  * The last three lines are orders_per_s, order_to_final_p95_ms and
  * consistency: ok (or FAILED with why, and exit 1). With --ids, each
  * acknowledged order's id is appended to FILE as it is acknowledged, a line
@@ -519,8 +519,9 @@ static int check_stock_once(load *l, CURL *c, char *why, size_t size)
 }
 
 /* check_stock_once, again every 100 ms until it holds or l->settle
- * seconds have passed; *settled_ms: how long it took to hold. */
-static int check_stock(load *l, char *why, size_t size, double *settled_ms)
+ * seconds have passed; *settled_ms: how long it took to hold (the checks'
+ * own time included), *checks: how many were made. */
+static int check_stock(load *l, char *why, size_t size, double *settled_ms, int *checks)
 {
     CURL *c = curl_easy_init();
     if (c == NULL) {
@@ -529,8 +530,11 @@ static int check_stock(load *l, char *why, size_t size, double *settled_ms)
     }
     double start = now_s(), deadline = start + l->settle;
     int error;
-    while ((error = check_stock_once(l, c, why, size)) < 0 && now_s() < deadline)
+    *checks = 1;
+    while ((error = check_stock_once(l, c, why, size)) < 0 && now_s() < deadline) {
         usleep(100000);
+        ++*checks;
+    }
     *settled_ms = (now_s() - start) * 1000;
     curl_easy_cleanup(c);
     return error;
@@ -659,8 +663,8 @@ static int parse(int argc, char **argv, load *l)
     return rc == 0 ? 0 : 1 + rc;
 }
 
-static void report(load *l, watcher *w, double elapsed, double settled_ms, bool consistent,
-                   const char *why)
+static void report(load *l, watcher *w, double elapsed, double settled_ms, int checks,
+                   bool consistent, const char *why)
 {
     double *placement = calloc((size_t)l->orders + 1, sizeof(double));
     double *refusal = calloc((size_t)l->orders + 1, sizeof(double));
@@ -700,7 +704,7 @@ static void report(load *l, watcher *w, double elapsed, double settled_ms, bool 
            percentile(to_store, stored, 0.99));
     printf("status Processing: %d\nstatus Cancelled: %d\n", processing, cancelled);
     if (l->settle > 0 && settled_ms >= 0)
-        printf("stock_settled_ms: %.0f\n", settled_ms);
+        printf("stock_settled_ms: %.0f (%d checks)\n", settled_ms, checks);
     printf("orders_per_s: %.0f\n", elapsed > 0 ? finals / elapsed : 0);
     printf("order_to_final_p95_ms: %.1f\n", p95);
     printf(consistent ? "consistency: ok\n" : "consistency: FAILED (%s)\n", why);
@@ -757,12 +761,13 @@ static int run(load *l)
         int accepted = atomic_load(&l->placed);
         bool consistent = finals == accepted && atomic_load(&l->failures) == 0;
         double settled_ms = -1;
+        int checks = 0;
         if (!consistent)
             snprintf(why, sizeof why, "%d of %d accepted orders final, %d placements failed",
                      finals, accepted, atomic_load(&l->failures));
-        else if (check_stock(l, why, sizeof why, &settled_ms) < 0)
+        else if (check_stock(l, why, sizeof why, &settled_ms, &checks) < 0)
             consistent = false;
-        report(l, &w, elapsed, settled_ms, consistent, why);
+        report(l, &w, elapsed, settled_ms, checks, consistent, why);
         error = consistent ? 0 : -1;
     }
     free(w.notes);
