@@ -71,20 +71,36 @@ static int rpc(raw *r)
     return amqp_get_rpc_reply(r->conn).reply_type == AMQP_RESPONSE_NORMAL ? 0 : -1;
 }
 
-/* A fresh exchange with a quorum queue taking everything. */
-static int topology(raw *r, const char *exchange, const char *queue, bool declare)
+/* A fresh exchange with a quorum queue taking everything. The exchange is
+ * declared as the relay declares it (alternate exchange EXCHANGE.unrouted,
+ * conn.c), else the relay's own declaration fails as inequivalent (406).
+ * Taken down with the unrouted exchange and queue the relay made (relay
+ * runs). */
+static int topology(raw *r, const char *exchange, const char *queue, bool declare, bool relay)
 {
+    char unrouted[128];
+    snprintf(unrouted, sizeof unrouted, "%s" UNROUTED_SUFFIX, exchange);
     if (!declare) {
         amqp_queue_delete(r->conn, 1, amqp_cstring_bytes(queue), 0, 0);
         if (rpc(r) < 0)
             return -1;
         amqp_exchange_delete(r->conn, 1, amqp_cstring_bytes(exchange), 0);
+        int error = rpc(r);
+        if (error < 0 || !relay)
+            return error;
+        amqp_queue_delete(r->conn, 1, amqp_cstring_bytes(unrouted), 0, 0);
+        if (rpc(r) < 0)
+            return -1;
+        amqp_exchange_delete(r->conn, 1, amqp_cstring_bytes(unrouted), 0);
         return rpc(r);
     }
     amqp_table_entry_t arg = {amqp_cstring_bytes("x-queue-type"), {AMQP_FIELD_KIND_UTF8, {0}}};
     arg.value.value.bytes = amqp_cstring_bytes("quorum");
+    amqp_table_entry_t alternate = {amqp_cstring_bytes("alternate-exchange"),
+                                    {AMQP_FIELD_KIND_UTF8, {0}}};
+    alternate.value.value.bytes = amqp_cstring_bytes(unrouted);
     amqp_exchange_declare(r->conn, 1, amqp_cstring_bytes(exchange), amqp_cstring_bytes("topic"), 0,
-                          1, 0, 0, amqp_empty_table);
+                          1, 0, 0, (amqp_table_t){1, &alternate});
     if (rpc(r) < 0)
         return -1;
     amqp_queue_declare(r->conn, 1, amqp_cstring_bytes(queue), 0, 1, 0, 0, (amqp_table_t){1, &arg});
@@ -185,6 +201,16 @@ static double relay_run(td_store *store, int64_t head, const char *exchange, int
     if (error == 0)
         error = td_relay_wait_until(relay, head, 120000);
     double rate = (double)EVENTS / (bench_now() - t0);
+    if (error < 0) { /* why it fell short: the relay's own account */
+        td_broker_stats s;
+        td_relay_stats(relay, &s);
+        fprintf(stderr,
+                "bench: broker: relay %s: %s, %lld connects, %lld published, %lld confirmed, "
+                "%lld nacked; last error: %s\n",
+                name, s.connected ? "connected" : "disconnected", (long long)s.connects,
+                (long long)s.published, (long long)s.confirmed, (long long)s.nacked,
+                s.last_error[0] ? s.last_error : "none");
+    }
     if (error == 0)
         error = td_relay_stop(relay);
     td_relay_free(relay);
@@ -233,10 +259,10 @@ static int publish_rates(td_store *store, int64_t head)
                      (int)getpid(), run);
             snprintf(queue, sizeof queue, "%s-q", exchange);
             double rate = -1;
-            if (topology(&admin, exchange, queue, true) < 0)
+            if (topology(&admin, exchange, queue, true, relay) < 0)
                 return -1;
             rate = relay ? relay_run(store, head, exchange, run) : raw_run(&e, exchange);
-            if (rate < 0 || topology(&admin, exchange, queue, false) < 0)
+            if (rate < 0 || topology(&admin, exchange, queue, false, relay) < 0)
                 return -1;
             *(relay ? &relays[run] : &raws[run]) = rate;
         }
