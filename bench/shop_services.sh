@@ -21,8 +21,9 @@
 # is final), so the loads there check stock with --settle: the same check,
 # passed once the figures agree within that many seconds. Before a
 # three-process run ends, every process must have published all it wrote
-# and handled all it took (relay and subscription lags 0), and the
-# consumers must have taken nothing twice.
+# and handled all it took (relay and subscription lags 0); what each
+# consumer took, dropped as a duplicate or was given again is printed
+# per run, with its last error.
 # Usage: shop_services.sh BUILD
 set -euo pipefail
 build=$1
