@@ -81,7 +81,7 @@ start payments payments,notifications --master-key-file "$key_file"
 grep -q 'running the services users,catalog,orders' "$dir/shop/out" "$dir/shop.out" 2>/dev/null ||
   fail "no word of the services: $(cat "$dir/shop.out")"
 for name in shop inventory payments; do
-  until_true 20 eval "as $name '${urls[$name]}/health' | jq -e '.broker.connection == \"connected\"' >/dev/null" ||
+  until_true 20 eval "as $name '${urls[$name]}/health' | jq -e '.broker.connection == \"connected\" and .broker.consumer.connection == \"connected\"' >/dev/null" ||
     fail "$name is not connected to the broker: $(as "$name" "${urls[$name]}/health")"
 done
 health=$(as payments "${urls[payments]}/health")
