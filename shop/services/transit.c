@@ -263,11 +263,11 @@ int shop_transit_decode(td_txn *txn, const td_event *ev, char **out, void *paylo
     if (td_event_data(&data, ev) < 0)
         return 0; /* not JSON: the append says so */
     const char *wire = json_string_value(json_object_get(data, TRANSIT_MEMBER));
-    int error = wire ? open_from_wire(t, wire, &secret) : 0;
     if (wire == NULL) {
         json_decref(data);
         return 0; /* nothing sealed for the wire: as received */
     }
+    int error = open_from_wire(t, wire, &secret);
     json_object_del(data, TRANSIT_MEMBER);
     const char *const *fields = shop_personal_fields(ev->type);
     for (size_t i = 0; error == 0 && fields && fields[i]; i++) {
