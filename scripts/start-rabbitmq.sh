@@ -7,7 +7,7 @@
 #
 # The node is nobody else's: its own name (tidings-<random>@localhost), its
 # own epmd, AMQP and distribution ports, each picked free on 127.0.0.1 at the
-# first start, its data, logs and Erlang cookie under DIR, no plugins, and a
+# first start (below the ephemeral range), its data, logs and Erlang cookie under DIR, no plugins, and a
 # user with a random password. Nothing listens beyond loopback. DIR/url
 # (mode 0600) holds the URL with the password, for clients that read it
 # from a file; DIR/env the settings, so that starting again in the same
@@ -24,8 +24,29 @@ mkdir -p "$dir"
 dir="$(cd "$dir" && pwd)"
 umask 077
 
+# A free port below the kernel's ephemeral range: a port picked inside it
+# (bind to port 0) may be taken, while the node is down after a kill, as the
+# local port of any outgoing connection on the machine, and the node could
+# then not start again on its own ports ("dist_port_already_used").
 free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+  python3 - <<'PY'
+import random, socket
+low, _ = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+top = max(low - 1, 10001)
+for _ in range(1000):
+    port = random.randint(10000, top)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(port)
+    break
+else:
+    raise SystemExit("start-rabbitmq: no free port below the ephemeral range")
+PY
 }
 
 if [ ! -f "$dir/env" ]; then
